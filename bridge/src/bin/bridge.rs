@@ -1,0 +1,109 @@
+//! The bridge's command line: parse flags, set up logging, bind, print the URL to open, and run
+//! until Ctrl-C (or SIGTERM), then close every socket and exit.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use bridge::{Config, Scope, Token};
+use clap::Parser;
+
+/// Socket Playground bridge: real TCP and UDP sockets, watched from the browser.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Address and port the bridge listens on. Anything but loopback exposes it to the network.
+    #[arg(long, default_value = "127.0.0.1:7777")]
+    listen: SocketAddr,
+    /// Let servers bind all interfaces and clients reach private (LAN) addresses, for labs that
+    /// use two machines. Loopback only without it.
+    #[arg(long)]
+    allow_lan: bool,
+    /// Let servers bind ports below 1024 (the OS may still refuse without privileges).
+    #[arg(long)]
+    allow_privileged_ports: bool,
+    /// Another exact origin (such as http://192.168.1.5:8080) allowed to open sessions.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origins: Vec<String>,
+    /// Use this token instead of a random one (for scripts and tests; at least 16 characters).
+    #[arg(long)]
+    token: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    match serve(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("bridge: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: Args) -> Result<(), String> {
+    let token = match &args.token {
+        Some(text) => Token::fixed(text)?,
+        None => Token::generate().map_err(|e| format!("cannot make a random token: {e}"))?,
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let listen = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    if !listen.ip().is_loopback() {
+        tracing::warn!(
+            %listen,
+            "the bridge listens beyond loopback: other machines can reach it (they still need the token)"
+        );
+    }
+    let mut config = Config::new(token.clone());
+    config.extra_origins = args.allow_origins;
+    config.allow_privileged_ports = args.allow_privileged_ports;
+    if args.allow_lan {
+        config.scope = Scope::Lan;
+        tracing::warn!("--allow-lan: servers and clients may use addresses on the local network");
+    }
+    let host = if listen.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], listen.port()))
+    } else {
+        listen
+    };
+    // The one place the token is shown: in the URL's fragment, which browsers never send.
+    println!("Socket Playground bridge is running. Open this URL:");
+    println!("URL: http://{host}/#token={}", token.expose());
+    let _ = std::io::stdout().flush();
+    bridge::run(listener, config, stop_signal())
+        .await
+        .map_err(|e| format!("the server failed: {e}"))?;
+    tracing::info!("every socket closed; bye");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("stopping: closing every socket");
+}

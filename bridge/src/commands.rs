@@ -1,0 +1,132 @@
+//! Carries out one [`Command`] and produces its one [`Outcome`]. Endpoint creation lives with
+//! each endpoint kind; this file routes and handles the commands that act on running ones.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shared::{ClosedBy, Command, ErrorInfo, ErrorKind, Outcome, ReplyData, SendCommand, Target};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use crate::endpoints::{tcp_client, tcp_server, udp_client, udp_server};
+use crate::hub::{Control, Hub};
+use crate::security::{resolve, Purpose};
+
+/// How long a send may wait for the socket before the reply says so. The send itself goes on
+/// in the socket's task.
+const SEND_REPLY_WAIT: Duration = Duration::from_secs(10);
+/// How long a close or reset waits for sockets to finish closing.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// Runs a command to completion.
+pub(crate) async fn execute(hub: &Arc<Hub>, command: Command) -> Outcome {
+    let result = match command {
+        Command::TcpServerStart(spec) => tcp_server::start(hub, spec).await.map(ReplyData::Endpoint),
+        Command::UdpServerStart(spec) => udp_server::start(hub, spec).await.map(ReplyData::Endpoint),
+        Command::TcpClientConnect(spec) => {
+            tcp_client::connect(hub, spec).await.map(ReplyData::Endpoint)
+        }
+        Command::UdpClientOpen(spec) => udp_client::open(hub, spec).await.map(ReplyData::Endpoint),
+        Command::Send(send) => send_data(hub, send).await,
+        Command::ShutdownWrite(target) => shutdown_write(hub, target).await,
+        Command::Close(target) => close(hub, target).await,
+        Command::Reset => Ok(reset(hub).await),
+    };
+    match result {
+        Ok(data) => Outcome::Ok(data),
+        Err(error) => Outcome::Error(error),
+    }
+}
+
+async fn send_data(hub: &Hub, send: SendCommand) -> Result<ReplyData, ErrorInfo> {
+    let data = send
+        .data
+        .to_bytes()
+        .map_err(|why| ErrorInfo::new(ErrorKind::InvalidRequest, format!("Cannot send: {why}.")))?;
+    let to = match &send.to {
+        Some(text) => Some(parse_destination(hub, text).await?),
+        None => None,
+    };
+    let control = hub.control(Target {
+        endpoint: send.endpoint,
+        conn: send.conn,
+    })?;
+    let (done, answer) = oneshot::channel();
+    let bytes = ask(control, Control::Send { data, to, done }, answer).await?;
+    Ok(ReplyData::Sent { bytes })
+}
+
+async fn shutdown_write(hub: &Hub, target: Target) -> Result<ReplyData, ErrorInfo> {
+    let control = hub.control(target)?;
+    let (done, answer) = oneshot::channel();
+    ask(control, Control::ShutdownWrite { done }, answer).await?;
+    Ok(ReplyData::Done)
+}
+
+/// Hands a request to a socket's task and waits for its answer.
+async fn ask<T>(
+    control: tokio::sync::mpsc::Sender<Control>,
+    request: Control,
+    answer: oneshot::Receiver<Result<T, ErrorInfo>>,
+) -> Result<T, ErrorInfo> {
+    let gone = || {
+        ErrorInfo::new(
+            ErrorKind::UnknownEndpoint,
+            "The socket closed before it could do this.",
+        )
+    };
+    let busy = || {
+        ErrorInfo::new(
+            ErrorKind::TimedOut,
+            "The socket is still busy: the peer is not reading, so earlier data still fills \
+             the buffers.",
+        )
+        .with_hint("Wait for the peer to read, or close the connection.")
+    };
+    tokio::time::timeout(SEND_REPLY_WAIT, control.send(request))
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| gone())?;
+    tokio::time::timeout(SEND_REPLY_WAIT, answer)
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| gone())?
+}
+
+/// A UDP destination such as `127.0.0.1:12001` or `localhost:12001`, held to the address policy.
+async fn parse_destination(hub: &Hub, text: &str) -> Result<std::net::SocketAddr, ErrorInfo> {
+    let bad = || {
+        ErrorInfo::new(
+            ErrorKind::InvalidRequest,
+            format!("'{text}' is not an address with a port, such as 127.0.0.1:12001."),
+        )
+    };
+    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    resolve(host, port, hub.config.scope, Purpose::Connect).await
+}
+
+async fn close(hub: &Hub, target: Target) -> Result<ReplyData, ErrorInfo> {
+    let reason = match target.conn {
+        Some(_) => "closed by you",
+        None => "closed (stopped) by you",
+    };
+    let finished = hub.stop(target, ClosedBy::Local, reason)?;
+    wait_all(&[finished]).await;
+    Ok(ReplyData::Done)
+}
+
+async fn reset(hub: &Hub) -> ReplyData {
+    let finished = hub.stop_all(ClosedBy::Bridge, "reset: everything was closed");
+    wait_all(&finished).await;
+    hub.emit_bridge(shared::EventKind::Reset);
+    ReplyData::Reset {
+        closed: finished.len(),
+    }
+}
+
+async fn wait_all(finished: &[CancellationToken]) {
+    let all = futures_util::future::join_all(finished.iter().map(|f| f.cancelled()));
+    // A socket task that does not finish in time still closes; the reply need not wait.
+    let _ = tokio::time::timeout(CLOSE_WAIT, all).await;
+}

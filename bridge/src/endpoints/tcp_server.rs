@@ -1,0 +1,239 @@
+//! A TCP server: socket(), bind(), listen(backlog), then accept() in a loop, serving each
+//! connection with the spec's behaviour and policy, one at a time or concurrently.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shared::{
+    Behaviour, ClosedBy, Concurrency, ConnectionPolicy, EndpointInfo, EndpointSpec, ErrorInfo,
+    ErrorKind, EventKind, Payload, TcpServerSpec, MAX_BACKLOG,
+};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio_util::task::TaskTracker;
+
+use super::tcp_stream::{closed_by, recv_failed, send_all, shutdown_write};
+use crate::explain::{explain, Op, Proto};
+use crate::hub::{ConnHandle, Control, EndpointHandle, Hub};
+use crate::security::{resolve, Purpose};
+
+/// How often a one-at-a-time server looks at its listen backlog while it serves a client.
+const BACKLOG_POLL: Duration = Duration::from_millis(100);
+
+/// Starts a TCP server; replies once it listens (or failed to).
+pub(crate) async fn start(hub: &Arc<Hub>, spec: TcpServerSpec) -> Result<EndpointInfo, ErrorInfo> {
+    super::check_recv_buffer(spec.recv_buffer)?;
+    super::check_server_port(hub, spec.port)?;
+    if !(1..=MAX_BACKLOG).contains(&spec.backlog) {
+        return Err(ErrorInfo::new(
+            ErrorKind::InvalidRequest,
+            format!(
+                "A listen() backlog of {} is not possible here: pick 1 to {MAX_BACKLOG}.",
+                spec.backlog
+            ),
+        ));
+    }
+    let addr = resolve(&spec.bind, spec.port, hub.config.scope, Purpose::Bind).await?;
+    let mut endpoint = hub.create_endpoint(EndpointSpec::TcpServer(spec.clone()))?;
+    let listener = match bind_and_listen(addr, spec.backlog) {
+        Ok(listener) => listener,
+        Err((op, err)) => {
+            let info = explain(&err, op, Proto::Tcp, &addr.to_string());
+            endpoint.emit(EventKind::Error {
+                op: op.name().into(),
+                error: info.clone(),
+            });
+            endpoint.close(ClosedBy::Local, format!("{}() failed", op.name()));
+            return Err(info);
+        }
+    };
+    let local = listener.local_addr().unwrap_or(addr);
+    endpoint.set_addresses(local.to_string(), None, EventKind::Bind);
+    endpoint.emit(EventKind::Listen {
+        backlog: spec.backlog,
+    });
+    let info = endpoint.info();
+    hub.tasks.spawn(accept_loop(endpoint, listener, local, spec));
+    info.ok_or_else(|| ErrorInfo::new(ErrorKind::UnknownEndpoint, "The server closed at once."))
+}
+
+fn bind_and_listen(addr: SocketAddr, backlog: u32) -> Result<TcpListener, (Op, std::io::Error)> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(|e| (Op::Bind, e))?;
+    // Lets a restarted server take its port back while old connections sit in TIME_WAIT, as
+    // students restart servers all the time. Two listeners on one port still fail on Linux.
+    socket.set_reuseaddr(true).map_err(|e| (Op::Bind, e))?;
+    socket.bind(addr).map_err(|e| (Op::Bind, e))?;
+    socket.listen(backlog).map_err(|e| (Op::Listen, e))
+}
+
+async fn accept_loop(
+    endpoint: EndpointHandle,
+    listener: TcpListener,
+    local: SocketAddr,
+    spec: TcpServerSpec,
+) {
+    let hub = endpoint.hub.clone();
+    let limit = Arc::new(Semaphore::new(hub.config.max_connections_per_server));
+    let connections = TaskTracker::new();
+    loop {
+        let permit = tokio::select! {
+            _ = endpoint.life.stopped() => break,
+            permit = limit.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+        };
+        let accepted = tokio::select! {
+            _ = endpoint.life.stopped() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                endpoint.emit(EventKind::Error {
+                    op: Op::Accept.name().into(),
+                    error: explain(&err, Op::Accept, Proto::Tcp, &local.to_string()),
+                });
+                // Out of file descriptors and the like: wait a little rather than spin.
+                tokio::select! {
+                    _ = endpoint.life.stopped() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                }
+            }
+        };
+        let (control, requests) = mpsc::channel(16);
+        let conn = endpoint.accept(stream.local_addr().unwrap_or(local), peer, control);
+        let served = serve(conn, stream, requests, spec.clone(), permit);
+        match spec.concurrency {
+            Concurrency::Concurrent => {
+                connections.spawn(served);
+            }
+            Concurrency::OneAtATime => serve_watching_backlog(&endpoint, &listener, served).await,
+        }
+    }
+    // Close the listening socket first, so that new clients are refused while the open
+    // connections (stopped with the server's lifeline) finish.
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+    endpoint.close_stopped();
+}
+
+/// Serves one client while reporting how many others wait in the listen backlog.
+async fn serve_watching_backlog(
+    endpoint: &EndpointHandle,
+    listener: &TcpListener,
+    served: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(served);
+    let mut poll = tokio::time::interval(BACKLOG_POLL);
+    let mut waiting = 0;
+    loop {
+        tokio::select! {
+            _ = &mut served => return,
+            _ = poll.tick() => {
+                if let Some(now) = backlog_len(listener) {
+                    if now != waiting {
+                        waiting = now;
+                        endpoint.emit(EventKind::Backlog { waiting });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Connections the kernel has completed but the server has not accepted yet: for a listening
+/// socket, Linux reports the accept queue length in `tcpi_unacked` (what `ss` shows as Recv-Q).
+#[cfg(target_os = "linux")]
+fn backlog_len(listener: &TcpListener) -> Option<u32> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: tcp_info is plain old data, and getsockopt writes at most `len` bytes into it.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    let rc = unsafe {
+        libc::getsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(info.tcpi_unacked)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn backlog_len(_listener: &TcpListener) -> Option<u32> {
+    None
+}
+
+/// One accepted connection, from the first recv() to close().
+async fn serve(
+    conn: ConnHandle,
+    stream: TcpStream,
+    mut requests: mpsc::Receiver<Control>,
+    spec: TcpServerSpec,
+    _permit: OwnedSemaphorePermit,
+) {
+    let hub = conn.hub.clone();
+    let (mut reader, mut writer) = stream.into_split();
+    let mut buf = vec![0u8; spec.recv_buffer];
+    let one_shot = spec.policy == ConnectionPolicy::OneShot;
+    let manual = spec.behaviour == Behaviour::Manual;
+    // A one-shot server with a person typing the reply stops reading after its one recv().
+    let mut reading = true;
+    loop {
+        tokio::select! {
+            _ = conn.life.stopped() => return conn.close_stopped(),
+            Some(request) = requests.recv() => match request {
+                Control::Send { data, done, .. } => {
+                    let result = send_all(&hub, &conn.origin, &conn.life, &mut writer, &data).await;
+                    let failed = result.as_ref().err().map(closed_by);
+                    let _ = done.send(result);
+                    if let Some(by) = failed {
+                        return conn.close(by, "sending failed");
+                    }
+                    if one_shot {
+                        return conn.close(ClosedBy::Local, "one-shot server: closed after its reply");
+                    }
+                }
+                Control::ShutdownWrite { done } => {
+                    let _ = done.send(shutdown_write(&hub, &conn.origin, &mut writer).await);
+                }
+            },
+            received = reader.read(&mut buf), if reading => match received {
+                Ok(0) => {
+                    conn.emit(EventKind::Eof);
+                    return conn.close(ClosedBy::Peer, "the client closed the connection");
+                }
+                Ok(n) => {
+                    let chunk = &buf[..n];
+                    conn.emit(EventKind::Recv { data: Payload::from_bytes(chunk) });
+                    if spec.policy.is_quit(chunk) {
+                        return conn.close(ClosedBy::Local, "the quit word arrived");
+                    }
+                    if let Some(reply) = spec.behaviour.reply(chunk) {
+                        if let Err(err) = send_all(&hub, &conn.origin, &conn.life, &mut writer, &reply).await {
+                            return conn.close(closed_by(&err), "sending the reply failed");
+                        }
+                    }
+                    if one_shot {
+                        if !manual {
+                            return conn.close(ClosedBy::Local, "one-shot server: one recv(), one reply, close()");
+                        }
+                        reading = false;
+                    }
+                }
+                Err(err) => {
+                    let by = recv_failed(&hub, &conn.origin, &err);
+                    return conn.close(by, "receiving failed");
+                }
+            },
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! A UDP client: socket(), an ephemeral bind, optionally connect(), then sendto() on request
+//! and recvfrom() all along. After each send it waits the spec's time for a reply and records a
+//! timeout if none came: UDP itself never says whether a datagram arrived.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use shared::{
+    ClosedBy, EndpointInfo, EndpointSpec, ErrorInfo, ErrorKind, EventKind, Payload, UdpClientSpec,
+};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::events::Origin;
+use crate::explain::{explain, Op, Proto};
+use crate::hub::{Control, EndpointHandle, Hub};
+use crate::security::{resolve, Purpose};
+
+/// Opens a UDP client; replies once its socket is ready.
+pub(crate) async fn open(hub: &Arc<Hub>, spec: UdpClientSpec) -> Result<EndpointInfo, ErrorInfo> {
+    super::check_recv_buffer(spec.recv_buffer)?;
+    super::check_client_port(spec.port)?;
+    super::check_wait("recv_timeout_ms", spec.recv_timeout_ms)?;
+    let mut endpoint = hub.create_endpoint(EndpointSpec::UdpClient(spec.clone()))?;
+    let fail = |endpoint: EndpointHandle, op: Op, info: ErrorInfo| {
+        endpoint.emit(EventKind::Error {
+            op: op.name().into(),
+            error: info.clone(),
+        });
+        endpoint.close(ClosedBy::Local, format!("{}() failed", op.name()));
+        Err(info)
+    };
+    let server = match resolve(&spec.host, spec.port, hub.config.scope, Purpose::Connect).await {
+        Ok(addr) => addr,
+        Err(info) => return fail(endpoint, Op::SendTo, info),
+    };
+    let socket = match UdpSocket::bind(ephemeral_for(server.ip())).await {
+        Ok(socket) => socket,
+        Err(err) => return fail(endpoint, Op::Bind, explain(&err, Op::Bind, Proto::Udp, "an ephemeral port")),
+    };
+    let local = match socket.local_addr() {
+        Ok(local) => local.to_string(),
+        Err(err) => return fail(endpoint, Op::Bind, explain(&err, Op::Bind, Proto::Udp, "an ephemeral port")),
+    };
+    endpoint.set_addresses(local.clone(), Some(server.to_string()), EventKind::Bind);
+    if spec.connect {
+        if let Err(err) = socket.connect(server).await {
+            return fail(endpoint, Op::Connect, explain(&err, Op::Connect, Proto::Udp, &server.to_string()));
+        }
+        endpoint.emit(EventKind::Connect);
+    }
+    let (control, requests) = mpsc::channel(16);
+    endpoint.set_control(control);
+    let info = endpoint.info();
+    hub.tasks.spawn(run(endpoint, socket, requests, server, spec));
+    info.ok_or_else(|| ErrorInfo::new(ErrorKind::UnknownEndpoint, "The client closed at once."))
+}
+
+/// The client's own address: loopback for a loopback server (nothing else can reach it then),
+/// all interfaces otherwise, with any free port.
+fn ephemeral_for(server: IpAddr) -> SocketAddr {
+    let ip = match (server.is_loopback(), server) {
+        (true, IpAddr::V4(_)) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        (true, IpAddr::V6(_)) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        (false, IpAddr::V4(_)) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        (false, IpAddr::V6(_)) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    SocketAddr::new(ip, 0)
+}
+
+async fn run(
+    endpoint: EndpointHandle,
+    socket: UdpSocket,
+    mut requests: mpsc::Receiver<Control>,
+    server: SocketAddr,
+    spec: UdpClientSpec,
+) {
+    let hub = endpoint.hub.clone();
+    let mut buf = vec![0u8; spec.recv_buffer];
+    let wait = Duration::from_millis(spec.recv_timeout_ms);
+    // When the reply to the last send is due, while one is awaited.
+    let mut reply_due: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            _ = endpoint.life.stopped() => return endpoint.close_stopped(),
+            Some(request) = requests.recv() => match request {
+                Control::Send { data, to, done } => {
+                    let to = to.unwrap_or(server);
+                    let result = if spec.connect && to != server {
+                        Err(ErrorInfo::new(
+                            ErrorKind::Unsupported,
+                            format!("This UDP client is connected to {server}, so it can only send there."),
+                        ))
+                    } else {
+                        let origin = Origin { peer: Some(to.to_string()), ..endpoint.origin.clone() };
+                        send_datagram(&hub, &origin, &socket, &data, to, spec.connect).await
+                    };
+                    if result.is_ok() {
+                        reply_due = Some(Instant::now() + wait);
+                    }
+                    let _ = done.send(result);
+                }
+                Control::ShutdownWrite { done } => {
+                    let _ = done.send(Err(ErrorInfo::new(
+                        ErrorKind::Unsupported,
+                        "UDP has no connection, so there is no write side to shut down.",
+                    )));
+                }
+            },
+            received = socket.recv_from(&mut buf) => {
+                reply_due = None;
+                match received {
+                    Ok((n, from)) => {
+                        let origin = Origin { peer: Some(from.to_string()), ..endpoint.origin.clone() };
+                        hub.log.emit(&origin, EventKind::RecvFrom { data: Payload::from_bytes(&buf[..n]) });
+                    }
+                    Err(err) => endpoint.emit(EventKind::Error {
+                        op: Op::RecvFrom.name().into(),
+                        error: explain(&err, Op::RecvFrom, Proto::Udp, &server.to_string()),
+                    }),
+                }
+            }
+            _ = sleep_until(reply_due), if reply_due.is_some() => {
+                reply_due = None;
+                endpoint.emit(EventKind::Timeout { op: Op::RecvFrom.name().into(), after_ms: spec.recv_timeout_ms });
+            }
+        }
+    }
+}
+
+async fn sleep_until(due: Option<Instant>) {
+    if let Some(due) = due {
+        tokio::time::sleep_until(due).await;
+    }
+}
+
+/// sendto() (or send() on a connected socket), recorded before the call like TCP sends.
+pub(crate) async fn send_datagram(
+    hub: &Hub,
+    origin: &Origin,
+    socket: &UdpSocket,
+    data: &[u8],
+    to: SocketAddr,
+    connected: bool,
+) -> Result<usize, ErrorInfo> {
+    hub.log.emit(
+        origin,
+        EventKind::SendTo {
+            data: Payload::from_bytes(data),
+        },
+    );
+    let sent = if connected {
+        socket.send(data).await
+    } else {
+        socket.send_to(data, to).await
+    };
+    sent.map_err(|err| {
+        let info = explain(&err, Op::SendTo, Proto::Udp, &to.to_string());
+        hub.log.emit(
+            origin,
+            EventKind::Error {
+                op: Op::SendTo.name().into(),
+                error: info.clone(),
+            },
+        );
+        info
+    })
+}

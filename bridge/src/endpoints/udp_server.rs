@@ -1,0 +1,102 @@
+//! A UDP server: socket(), bind(), then recvfrom() in a loop, replying to each sender with the
+//! spec's behaviour. There are no connections: every datagram names its sender.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use shared::{
+    ClosedBy, EndpointInfo, EndpointSpec, ErrorInfo, ErrorKind, EventKind, Payload, UdpServerSpec,
+};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::udp_client::send_datagram;
+use crate::events::Origin;
+use crate::explain::{explain, Op, Proto};
+use crate::hub::{Control, EndpointHandle, Hub};
+use crate::security::{resolve, Purpose};
+
+/// Starts a UDP server; replies once it is bound.
+pub(crate) async fn start(hub: &Arc<Hub>, spec: UdpServerSpec) -> Result<EndpointInfo, ErrorInfo> {
+    super::check_recv_buffer(spec.recv_buffer)?;
+    super::check_server_port(hub, spec.port)?;
+    let addr = resolve(&spec.bind, spec.port, hub.config.scope, Purpose::Bind).await?;
+    let mut endpoint = hub.create_endpoint(EndpointSpec::UdpServer(spec.clone()))?;
+    let socket = match UdpSocket::bind(addr).await {
+        Ok(socket) => socket,
+        Err(err) => {
+            let info = explain(&err, Op::Bind, Proto::Udp, &addr.to_string());
+            endpoint.emit(EventKind::Error {
+                op: Op::Bind.name().into(),
+                error: info.clone(),
+            });
+            endpoint.close(ClosedBy::Local, "bind() failed");
+            return Err(info);
+        }
+    };
+    let local = socket.local_addr().unwrap_or(addr);
+    endpoint.set_addresses(local.to_string(), None, EventKind::Bind);
+    let (control, requests) = mpsc::channel(16);
+    endpoint.set_control(control);
+    let info = endpoint.info();
+    hub.tasks.spawn(run(endpoint, socket, requests, spec));
+    info.ok_or_else(|| ErrorInfo::new(ErrorKind::UnknownEndpoint, "The server closed at once."))
+}
+
+async fn run(
+    endpoint: EndpointHandle,
+    socket: UdpSocket,
+    mut requests: mpsc::Receiver<Control>,
+    spec: UdpServerSpec,
+) {
+    let hub = endpoint.hub.clone();
+    let mut buf = vec![0u8; spec.recv_buffer];
+    loop {
+        tokio::select! {
+            _ = endpoint.life.stopped() => return endpoint.close_stopped(),
+            Some(request) = requests.recv() => match request {
+                Control::Send { data, to, done } => {
+                    let result = match to {
+                        Some(to) => send_datagram(&hub, &with_peer(&endpoint, to), &socket, &data, to, false).await,
+                        None => Err(ErrorInfo::new(
+                            ErrorKind::InvalidRequest,
+                            "A UDP server has no fixed peer: say which address to send to.",
+                        ).with_hint("Give 'to', such as the sender address of a datagram it received.")),
+                    };
+                    let _ = done.send(result);
+                }
+                Control::ShutdownWrite { done } => {
+                    let _ = done.send(Err(ErrorInfo::new(
+                        ErrorKind::Unsupported,
+                        "UDP has no connection, so there is no write side to shut down.",
+                    )));
+                }
+            },
+            received = socket.recv_from(&mut buf) => match received {
+                Ok((n, from)) => {
+                    let origin = with_peer(&endpoint, from);
+                    let chunk = &buf[..n];
+                    hub.log.emit(&origin, EventKind::RecvFrom { data: Payload::from_bytes(chunk) });
+                    if let Some(reply) = spec.behaviour.reply(chunk) {
+                        // A failed reply is recorded; the server goes on serving others.
+                        let _ = send_datagram(&hub, &origin, &socket, &reply, from, false).await;
+                    }
+                }
+                Err(err) => {
+                    // Errors on an unconnected UDP socket concern one datagram, not the socket.
+                    endpoint.emit(EventKind::Error {
+                        op: Op::RecvFrom.name().into(),
+                        error: explain(&err, Op::RecvFrom, Proto::Udp, endpoint.origin.local.as_deref().unwrap_or("")),
+                    });
+                }
+            },
+        }
+    }
+}
+
+fn with_peer(endpoint: &EndpointHandle, peer: SocketAddr) -> Origin {
+    Origin {
+        peer: Some(peer.to_string()),
+        ..endpoint.origin.clone()
+    }
+}

@@ -1,0 +1,121 @@
+//! Socket Playground bridge: runs real TCP and UDP servers and clients on this machine and
+//! streams every socket call to browsers over a WebSocket.
+//!
+//! The binary (`src/bin/bridge.rs`) parses the command line and calls [`run`]; tests call
+//! [`run`] too, with a listener on `127.0.0.1:0` and a fixed token.
+//!
+//! - `server`: HTTP routes and the Host/Origin guards; `session`: one WebSocket session.
+//! - `commands`: carries out one command; `endpoints`: the four kinds of socket.
+//! - `hub`: the registry of live endpoints; `events`: the event log and its broadcast.
+//! - `security`: token and address policy; `explain`: OS errors in plain words.
+
+mod commands;
+mod endpoints;
+mod events;
+mod explain;
+mod hub;
+mod security;
+mod server;
+mod session;
+
+use std::future::Future;
+use std::time::Duration;
+
+pub use security::{Token, MIN_TOKEN_LEN};
+pub use shared::Scope;
+use shared::{ClosedBy, Limits};
+
+/// How long shutdown waits for sockets and sessions to close.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+
+/// What the bridge allows and how much it keeps. [`Config::new`] gives the safe defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Which addresses endpoints may use.
+    pub scope: Scope,
+    /// The secret every session must present.
+    pub token: Token,
+    /// Origins allowed besides the bridge's own and `trunk serve`'s.
+    pub extra_origins: Vec<String>,
+    /// Whether servers may bind ports below 1024.
+    pub allow_privileged_ports: bool,
+    /// Most endpoints alive at once.
+    pub max_endpoints: usize,
+    /// Most accepted connections per server at once.
+    pub max_connections_per_server: usize,
+    /// Most WebSocket sessions at once.
+    pub max_sessions: usize,
+    /// Events kept for viewers that connect later.
+    pub history_events: usize,
+    /// Payload bytes kept in that history.
+    pub history_bytes: usize,
+    /// How far a viewer may fall behind the live stream before it misses events.
+    pub live_capacity: usize,
+    /// Largest WebSocket message accepted.
+    pub max_message_bytes: usize,
+    /// Largest WebSocket frame accepted.
+    pub max_frame_bytes: usize,
+}
+
+impl Config {
+    /// Loopback only, no privileged ports, and limits that keep memory bounded.
+    pub fn new(token: Token) -> Self {
+        Config {
+            scope: Scope::Loopback,
+            token,
+            extra_origins: Vec::new(),
+            allow_privileged_ports: false,
+            max_endpoints: 64,
+            max_connections_per_server: 64,
+            max_sessions: 32,
+            history_events: 10_000,
+            history_bytes: 32 << 20,
+            live_capacity: 4096,
+            max_message_bytes: 1 << 20,
+            max_frame_bytes: 256 << 10,
+        }
+    }
+
+    /// The limits as clients see them.
+    pub(crate) fn limits(&self) -> Limits {
+        Limits {
+            max_message_bytes: self.max_message_bytes,
+            max_frame_bytes: self.max_frame_bytes,
+            max_endpoints: self.max_endpoints,
+            max_connections_per_server: self.max_connections_per_server,
+            history_events: self.history_events,
+        }
+    }
+}
+
+/// Serves the bridge on `listener` until `shutdown` resolves, then closes every socket and
+/// session and returns.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listen = listener.local_addr()?;
+    let mut origins = security::default_origins(listen);
+    origins.extend(config.extra_origins.iter().cloned());
+    let hub = hub::Hub::new(config);
+    let app = server::router(hub.clone(), listen, origins);
+    let root = hub.root.clone();
+    let stopping = async move {
+        shutdown.await;
+        root.stop(ClosedBy::Bridge, "the bridge is shutting down");
+    };
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(stopping)
+        .await;
+    hub.root
+        .stop(ClosedBy::Bridge, "the bridge is shutting down");
+    hub.tasks.close();
+    if tokio::time::timeout(SHUTDOWN_WAIT, hub.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some sockets did not close in time");
+    }
+    served
+}

@@ -1,0 +1,311 @@
+//! The bridge's safe defaults in one place: the session token, the Host and Origin checks that
+//! stop DNS rebinding and cross-site pages, and the address policy that keeps servers and
+//! clients on loopback unless the LAN was allowed.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use shared::{ErrorInfo, ErrorKind, Scope};
+
+/// The per-run secret every WebSocket session must present in its hello.
+#[derive(Clone)]
+pub struct Token(String);
+
+/// Shortest token `--token` accepts: a guessable token would make the check pointless.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+impl Token {
+    /// 256 random bits from the OS, as hex.
+    pub fn generate() -> std::io::Result<Token> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
+        Ok(Token(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+    }
+
+    /// A token given on the command line, refused if too short to be a secret.
+    pub fn fixed(text: &str) -> Result<Token, String> {
+        if text.len() < MIN_TOKEN_LEN {
+            return Err(format!(
+                "--token must be at least {MIN_TOKEN_LEN} characters long"
+            ));
+        }
+        Ok(Token(text.to_string()))
+    }
+
+    /// The secret itself: for the printed URL only, never for a log line.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Compares in time that does not depend on where the first difference is.
+    pub fn matches(&self, presented: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), presented.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+/// Never shows the secret.
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// Whether a request's Host header names this bridge. Host names other than `localhost` are
+/// refused: a DNS-rebinding page reaches the bridge under its own domain name, so only IP
+/// literals (which no attacker's DNS controls) and `localhost` are accepted, always with the
+/// bridge's own port. IP literals must be loopback unless the bridge listens beyond loopback.
+pub(crate) fn host_allowed(host: &str, listen: SocketAddr) -> bool {
+    let Some((name, port)) = split_host_port(host) else {
+        return false;
+    };
+    if port != listen.port() {
+        return false;
+    }
+    if name.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    match name.parse::<IpAddr>() {
+        Ok(ip) if ip.is_loopback() => true,
+        Ok(ip) => !listen.ip().is_loopback() && (listen.ip().is_unspecified() || ip == listen.ip()),
+        Err(_) => false,
+    }
+}
+
+fn split_host_port(host: &str) -> Option<(&str, u16)> {
+    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
+        let (name, after) = rest.split_once(']')?;
+        (name, after.strip_prefix(':')?)
+    } else {
+        host.rsplit_once(':')?
+    };
+    Some((name, port.parse().ok()?))
+}
+
+/// The origins allowed by default: the bridge's own (it serves the page) and `trunk serve`'s
+/// default, for the development loop.
+pub(crate) fn default_origins(listen: SocketAddr) -> Vec<String> {
+    let port = listen.port();
+    let mut origins = vec![
+        format!("http://127.0.0.1:{port}"),
+        format!("http://localhost:{port}"),
+        format!("http://[::1]:{port}"),
+        "http://127.0.0.1:8080".to_string(),
+        "http://localhost:8080".to_string(),
+    ];
+    if !listen.ip().is_loopback() && !listen.ip().is_unspecified() {
+        origins.push(format!("http://{listen}"));
+    }
+    origins
+}
+
+/// Whether a WebSocket upgrade's Origin is on the exact allowlist. A request without an Origin
+/// does not come from a web page (browsers always send one on WebSocket upgrades), so it cannot
+/// be a cross-site attack; it still needs the token.
+pub(crate) fn origin_allowed(origin: Option<&str>, allowed: &[String]) -> bool {
+    match origin {
+        None => true,
+        Some(origin) => allowed.iter().any(|a| a == origin),
+    }
+}
+
+/// Why an address is wanted: servers may bind the unspecified address (all interfaces) when
+/// the LAN is allowed; nobody connects to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    Bind,
+    Connect,
+}
+
+/// Whether the policy lets an endpoint use this address.
+pub(crate) fn check_ip(ip: IpAddr, scope: Scope, purpose: Purpose) -> Result<(), ErrorInfo> {
+    let ip = ip.to_canonical();
+    if ip.is_multicast() || ip == IpAddr::from([255, 255, 255, 255]) {
+        return Err(ErrorInfo::new(
+            ErrorKind::NotAllowed,
+            format!("{ip} is a broadcast or multicast address, which the playground does not use."),
+        )
+        .with_hint("Use the address of one machine, such as 127.0.0.1."));
+    }
+    if ip.is_unspecified() {
+        return match (purpose, scope) {
+            (Purpose::Bind, Scope::Lan) => Ok(()),
+            (Purpose::Bind, Scope::Loopback) => Err(ErrorInfo::new(
+                ErrorKind::NotAllowed,
+                format!(
+                    "Binding to {ip} (all interfaces) would let other machines reach this server, \
+                     and the bridge only allows loopback addresses."
+                ),
+            )
+            .with_hint(
+                "Bind to 127.0.0.1, or restart the bridge with --allow-lan to serve other machines.",
+            )),
+            (Purpose::Connect, _) => Err(ErrorInfo::new(
+                ErrorKind::NotAllowed,
+                format!("{ip} is not the address of a machine, so there is nothing to connect to."),
+            )
+            .with_hint("Connect to 127.0.0.1 for a server on this machine.")),
+        };
+    }
+    if ip.is_loopback() {
+        return Ok(());
+    }
+    if scope == Scope::Lan && is_lan(ip) {
+        return Ok(());
+    }
+    let (explanation, hint) = match scope {
+        Scope::Loopback => (
+            format!(
+                "The bridge only opens sockets on this machine's loopback addresses \
+                 (127.0.0.1, ::1), and {ip} is not one."
+            ),
+            "Restart the bridge with --allow-lan to reach other machines on your network.",
+        ),
+        Scope::Lan => (
+            format!(
+                "{ip} is not on a local network (private or link-local range), and the bridge \
+                 only reaches machines on this network."
+            ),
+            "Use the address of a machine on your own network.",
+        ),
+    };
+    Err(ErrorInfo::new(ErrorKind::NotAllowed, explanation).with_hint(hint))
+}
+
+fn is_lan(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_private() || v4.is_link_local(),
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// How long a name lookup may take before it counts as failed.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Resolves `host` and returns the first address the policy allows. The check applies to the
+/// resolved IP, so a name that points somewhere else is refused like the address itself.
+pub(crate) async fn resolve(
+    host: &str,
+    port: u16,
+    scope: Scope,
+    purpose: Purpose,
+) -> Result<SocketAddr, ErrorInfo> {
+    let trimmed = host.trim();
+    let literal = trimmed.trim_start_matches('[').trim_end_matches(']');
+    if trimmed.is_empty() && purpose == Purpose::Bind {
+        // Python's `bind(('', port))`: all interfaces.
+        let addr = SocketAddr::from(([0, 0, 0, 0], port));
+        check_ip(addr.ip(), scope, purpose)?;
+        return Ok(addr);
+    }
+    if let Ok(ip) = literal.parse::<IpAddr>() {
+        check_ip(ip, scope, purpose)?;
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let failed = |detail: String| {
+        ErrorInfo::new(
+            ErrorKind::NameResolutionFailed,
+            format!("Could not find the address of '{trimmed}': {detail}."),
+        )
+        .with_hint("Check the spelling; use 127.0.0.1 (or localhost) for this machine.")
+    };
+    if trimmed.is_empty() {
+        return Err(failed("no host name was given".into()));
+    }
+    let found: Vec<SocketAddr> =
+        match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((trimmed, port))).await
+        {
+            Ok(Ok(addrs)) => addrs.collect(),
+            Ok(Err(e)) => return Err(failed(e.to_string())),
+            Err(_) => return Err(failed("the lookup took too long".into())),
+        };
+    let mut refusal = None;
+    for addr in &found {
+        match check_ip(addr.ip(), scope, purpose) {
+            Ok(()) => return Ok(*addr),
+            Err(e) => refusal = refusal.or(Some(e)),
+        }
+    }
+    Err(refusal.unwrap_or_else(|| failed("the name has no addresses".into())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loopback() -> SocketAddr {
+        "127.0.0.1:7777".parse().unwrap()
+    }
+
+    #[test]
+    fn host_must_be_the_bridge_itself() {
+        assert!(host_allowed("127.0.0.1:7777", loopback()));
+        assert!(host_allowed("localhost:7777", loopback()));
+        assert!(host_allowed("[::1]:7777", loopback()));
+        assert!(!host_allowed("127.0.0.1:8080", loopback()));
+        assert!(!host_allowed("evil.example:7777", loopback()));
+        assert!(!host_allowed("192.168.1.5:7777", loopback()));
+        assert!(!host_allowed("127.0.0.1", loopback()));
+        let lan: SocketAddr = "192.168.1.5:7777".parse().unwrap();
+        assert!(host_allowed("192.168.1.5:7777", lan));
+        assert!(!host_allowed("rebind.example:7777", lan));
+    }
+
+    #[test]
+    fn origin_allowlist_is_exact() {
+        let allowed = default_origins(loopback());
+        assert!(origin_allowed(Some("http://127.0.0.1:7777"), &allowed));
+        assert!(origin_allowed(Some("http://localhost:8080"), &allowed));
+        assert!(!origin_allowed(Some("http://127.0.0.1:77770"), &allowed));
+        assert!(!origin_allowed(Some("https://evil.example"), &allowed));
+        assert!(!origin_allowed(Some("null"), &allowed));
+        assert!(origin_allowed(None, &allowed));
+    }
+
+    #[test]
+    fn token_compare_and_debug() {
+        let token = Token::generate().unwrap();
+        assert_eq!(token.expose().len(), 64);
+        assert!(token.matches(&token.expose().to_string()));
+        assert!(!token.matches("nope"));
+        assert!(!format!("{token:?}").contains(token.expose()));
+        assert!(Token::fixed("short").is_err());
+    }
+
+    #[test]
+    fn address_policy() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        use Purpose::*;
+        assert!(check_ip(ip("127.0.0.1"), Scope::Loopback, Connect).is_ok());
+        assert!(check_ip(ip("127.3.4.5"), Scope::Loopback, Connect).is_ok());
+        assert!(check_ip(ip("::ffff:127.0.0.1"), Scope::Loopback, Connect).is_ok());
+        assert!(check_ip(ip("::1"), Scope::Loopback, Bind).is_ok());
+        assert!(check_ip(ip("192.168.1.5"), Scope::Loopback, Connect).is_err());
+        assert!(check_ip(ip("192.168.1.5"), Scope::Lan, Connect).is_ok());
+        assert!(check_ip(ip("8.8.8.8"), Scope::Lan, Connect).is_err());
+        assert!(check_ip(ip("0.0.0.0"), Scope::Loopback, Bind).is_err());
+        assert!(check_ip(ip("0.0.0.0"), Scope::Lan, Bind).is_ok());
+        assert!(check_ip(ip("0.0.0.0"), Scope::Lan, Connect).is_err());
+        assert!(check_ip(ip("224.0.0.1"), Scope::Lan, Connect).is_err());
+        let err = check_ip(ip("10.0.0.1"), Scope::Loopback, Connect).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::NotAllowed);
+        assert!(err.hint.unwrap().contains("--allow-lan"));
+    }
+
+    #[tokio::test]
+    async fn resolve_checks_the_resolved_address() {
+        let addr = resolve("localhost", 80, Scope::Loopback, Purpose::Connect)
+            .await
+            .unwrap();
+        assert!(addr.ip().is_loopback());
+        let err = resolve("no-such-host.invalid", 80, Scope::Loopback, Purpose::Connect)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::NameResolutionFailed);
+        let err = resolve("", 80, Scope::Loopback, Purpose::Bind).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::NotAllowed);
+    }
+}

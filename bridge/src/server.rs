@@ -1,0 +1,99 @@
+//! The HTTP side of the bridge: the WebSocket endpoint, guarded by the Host check (against DNS
+//! rebinding), the Origin allowlist (against other web pages) and the session limit. The token
+//! is checked inside the session, in its hello.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Request, State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::sync::Semaphore;
+
+use crate::hub::Hub;
+use crate::security::{host_allowed, origin_allowed};
+
+#[derive(Clone)]
+struct AppState {
+    hub: Arc<Hub>,
+    listen: SocketAddr,
+    origins: Arc<Vec<String>>,
+    sessions: Arc<Semaphore>,
+}
+
+/// The bridge's routes, for a server listening on `listen`.
+pub(crate) fn router(hub: Arc<Hub>, listen: SocketAddr, origins: Vec<String>) -> Router {
+    let state = AppState {
+        sessions: Arc::new(Semaphore::new(hub.config.max_sessions)),
+        hub,
+        listen,
+        origins: Arc::new(origins),
+    };
+    Router::new()
+        .route(shared::WS_PATH, get(websocket))
+        .fallback(index)
+        .layer(middleware::from_fn_with_state(state.clone(), check_host))
+        .with_state(state)
+}
+
+/// Refuses any request whose Host is not this bridge: a page on another domain that rebinds its
+/// name to 127.0.0.1 still sends its own name as Host.
+async fn check_host(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    match host {
+        Some(host) if host_allowed(host, state.listen) => next.run(request).await,
+        _ => {
+            tracing::warn!(?host, "refused a request with a foreign Host header");
+            (StatusCode::FORBIDDEN, "Forbidden: unexpected Host header\n").into_response()
+        }
+    }
+}
+
+async fn websocket(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
+    if headers.contains_key(header::ORIGIN) && origin.is_none()
+        || !origin_allowed(origin, &state.origins)
+    {
+        tracing::warn!(?origin, "refused a WebSocket from a foreign origin");
+        return (StatusCode::FORBIDDEN, "Forbidden: origin not allowed\n").into_response();
+    }
+    let Ok(permit) = state.sessions.clone().try_acquire_owned() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many sessions are open; close a tab and retry.\n",
+        )
+            .into_response();
+    };
+    let hub = state.hub.clone();
+    upgrade
+        .max_message_size(hub.config.max_message_bytes)
+        .max_frame_size(hub.config.max_frame_bytes)
+        .on_upgrade(move |socket| {
+            let tasks = hub.tasks.clone();
+            tasks.track_future(crate::session::run(socket, hub, permit))
+        })
+}
+
+/// Until the frontend is built and served here, say what this is.
+async fn index() -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        concat!(
+            "Socket Playground bridge ",
+            env!("CARGO_PKG_VERSION"),
+            ". WebSocket clients connect to /ws (see docs/protocol.md).\n"
+        ),
+    )
+        .into_response()
+}

@@ -1,0 +1,315 @@
+//! One WebSocket session: the hello (version and token), the welcome with the snapshot, then
+//! requests in and replies and event batches out.
+//!
+//! A writer task owns the socket's sending half. Events reach it through the log's bounded
+//! broadcast channel: if this viewer reads too slowly the channel overtakes it and the writer
+//! sends a "missed N events" marker; nothing else waits for it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use shared::{
+    close_code, ClientMessage, ErrorInfo, ErrorKind, Event, Hello, Outcome, Reply, ServerMessage,
+    Snapshot, Welcome, PROTOCOL_VERSION,
+};
+use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::Hub;
+
+/// How long a new session may take to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the writer gathers events into one batch: about one animation frame.
+const BATCH_WINDOW: Duration = Duration::from_millis(16);
+/// Most events in one batch message.
+const MAX_BATCH: usize = 1024;
+/// Most commands one session may have running at once.
+const MAX_IN_FLIGHT: usize = 32;
+/// Standard close code for a message over the size limit.
+const CLOSE_TOO_BIG: u16 = 1009;
+/// Standard close code for a bridge that is going away.
+const CLOSE_GOING_AWAY: u16 = 1001;
+
+type Sink = SplitSink<WebSocket, Message>;
+type Stream = SplitStream<WebSocket>;
+
+/// What the reader asks the writer to send.
+enum Outgoing {
+    Message(ServerMessage),
+    Close(u16, &'static str),
+}
+
+/// Runs a session until the client leaves, the socket fails or the bridge shuts down.
+pub(crate) async fn run(socket: WebSocket, hub: Arc<Hub>, _permit: OwnedSemaphorePermit) {
+    let (mut sink, mut stream) = socket.split();
+    if let Err((code, error)) = hello(&mut stream, &hub).await {
+        tracing::info!(code, "refused a session: {}", error.explanation);
+        let _ = send_json(&mut sink, &ServerMessage::Fatal { error }).await;
+        let _ = sink.send(close_message(code, "hello refused")).await;
+        return;
+    }
+    let (endpoints, subscription) = hub.subscribe();
+    let welcome = ServerMessage::Welcome(Box::new(Welcome {
+        protocol: PROTOCOL_VERSION,
+        bridge_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_unix_ms: hub.log.started_unix_ms(),
+        now_us: hub.log.now_us(),
+        scope: hub.config.scope,
+        limits: hub.config.limits(),
+        snapshot: Snapshot {
+            endpoints,
+            events: subscription.history,
+            history_dropped: subscription.history_dropped,
+        },
+    }));
+    if send_json(&mut sink, &welcome).await.is_err() {
+        return;
+    }
+    let (outgoing, outbox) = mpsc::channel(64);
+    let writer_done = CancellationToken::new();
+    let writer = tokio::spawn(write_loop(
+        sink,
+        subscription.live,
+        outbox,
+        hub.clone(),
+        writer_done.clone(),
+    ));
+    read_loop(stream, &hub, outgoing, writer_done).await;
+    let _ = writer.await;
+}
+
+/// Waits for the hello and checks it; on refusal returns the close code and the reason.
+async fn hello(stream: &mut Stream, hub: &Hub) -> Result<Hello, (u16, ErrorInfo)> {
+    let unauthorized = |why: &str| {
+        (
+            close_code::UNAUTHORIZED,
+            ErrorInfo::new(ErrorKind::Unauthorized, why)
+                .with_hint("Open the URL the bridge printed: it carries the token."),
+        )
+    };
+    let first = tokio::time::timeout(HELLO_TIMEOUT, async {
+        loop {
+            match stream.next().await {
+                Some(Ok(Message::Text(text))) => return Some(text),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .map_err(|_| {
+        (
+            close_code::HELLO_TIMEOUT,
+            ErrorInfo::new(
+                ErrorKind::TimedOut,
+                format!("No hello arrived within {} seconds.", HELLO_TIMEOUT.as_secs()),
+            ),
+        )
+    })?
+    .ok_or_else(|| unauthorized("The session ended before its hello."))?;
+    let hello = match serde_json::from_str::<ClientMessage>(&first) {
+        Ok(ClientMessage::Hello(hello)) => hello,
+        _ => return Err(unauthorized("The first message must be a hello with the token.")),
+    };
+    if hello.protocol != PROTOCOL_VERSION {
+        return Err((
+            close_code::VERSION_MISMATCH,
+            ErrorInfo::new(
+                ErrorKind::VersionMismatch,
+                format!(
+                    "This bridge speaks protocol version {PROTOCOL_VERSION}, the page version {}.",
+                    hello.protocol
+                ),
+            )
+            .with_hint("Reload the page, or run the bridge and the page from the same build."),
+        ));
+    }
+    if !hub.config.token.matches(&hello.token) {
+        return Err(unauthorized("The token is missing or wrong."));
+    }
+    tracing::info!(client = ?hello.client, "session opened");
+    Ok(hello)
+}
+
+async fn read_loop(
+    mut stream: Stream,
+    hub: &Arc<Hub>,
+    outgoing: mpsc::Sender<Outgoing>,
+    writer_done: CancellationToken,
+) {
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    loop {
+        let message = tokio::select! {
+            _ = writer_done.cancelled() => return,
+            message = stream.next() => message,
+        };
+        let text = match message {
+            None | Some(Ok(Message::Close(_))) => return,
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Binary(_))) => {
+                let error = invalid("The bridge reads JSON text messages, not binary ones.");
+                let _ = outgoing.send(reply(None, Outcome::Error(error))).await;
+                continue;
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Err(err)) => {
+                if is_too_big(err) {
+                    tracing::warn!("closing a session that sent an oversized message");
+                    let _ = outgoing
+                        .send(Outgoing::Close(CLOSE_TOO_BIG, "message too big"))
+                        .await;
+                }
+                return;
+            }
+        };
+        let request = match serde_json::from_str::<ClientMessage>(&text) {
+            Ok(ClientMessage::Request(request)) => request,
+            Ok(ClientMessage::Hello(_)) => {
+                let error = invalid("This session has already said hello.");
+                let _ = outgoing.send(reply(None, Outcome::Error(error))).await;
+                continue;
+            }
+            Err(err) => {
+                let error = invalid(&format!("The message could not be read: {err}."));
+                let _ = outgoing.send(reply(request_id(&text), Outcome::Error(error))).await;
+                continue;
+            }
+        };
+        let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+            let error = ErrorInfo::new(
+                ErrorKind::LimitReached,
+                format!("This session already has {MAX_IN_FLIGHT} commands running."),
+            )
+            .with_hint("Wait for their replies before sending more.");
+            let _ = outgoing
+                .send(reply(Some(request.id), Outcome::Error(error)))
+                .await;
+            continue;
+        };
+        // Commands run on their own (a connect may take seconds) and reply when done.
+        let hub = hub.clone();
+        let outgoing = outgoing.clone();
+        tokio::spawn(async move {
+            tracing::debug!(id = request.id, op = request.command.name(), "command");
+            let outcome = crate::commands::execute(&hub, request.command).await;
+            let _ = outgoing.send(reply(Some(request.id), outcome)).await;
+            drop(permit);
+        });
+    }
+}
+
+fn invalid(why: &str) -> ErrorInfo {
+    ErrorInfo::new(ErrorKind::InvalidRequest, why)
+}
+
+fn reply(id: Option<u64>, outcome: Outcome) -> Outgoing {
+    Outgoing::Message(ServerMessage::Reply(Reply { id, outcome }))
+}
+
+/// The id of a request that failed to parse as a whole, so its reply can still name it.
+fn request_id(text: &str) -> Option<u64> {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()?
+        .get("id")?
+        .as_u64()
+}
+
+/// Whether a read failed because a message or frame was over the size limit.
+fn is_too_big(err: axum::Error) -> bool {
+    let inner = err.into_inner();
+    matches!(
+        inner.downcast_ref::<tokio_tungstenite::tungstenite::Error>(),
+        Some(tokio_tungstenite::tungstenite::Error::Capacity(_))
+    )
+}
+
+/// Sends replies and event batches until told to stop; cancels `done` when it ends.
+async fn write_loop(
+    mut sink: Sink,
+    mut live: broadcast::Receiver<Arc<Event>>,
+    mut outbox: mpsc::Receiver<Outgoing>,
+    hub: Arc<Hub>,
+    done: CancellationToken,
+) {
+    let _done = done.drop_guard();
+    loop {
+        let sent = tokio::select! {
+            biased;
+            _ = hub.root.stopped() => {
+                let error = ErrorInfo::new(ErrorKind::Other, "The bridge is shutting down.");
+                let _ = send_json(&mut sink, &ServerMessage::Fatal { error }).await;
+                let _ = sink.send(close_message(CLOSE_GOING_AWAY, "bridge shutting down")).await;
+                return;
+            }
+            out = outbox.recv() => match out {
+                None => return,
+                Some(Outgoing::Message(message)) => send_json(&mut sink, &message).await,
+                Some(Outgoing::Close(code, reason)) => {
+                    let _ = sink.send(close_message(code, reason)).await;
+                    return;
+                }
+            },
+            first = live.recv() => match first {
+                Ok(first) => send_batch(&mut sink, &mut live, first).await,
+                Err(broadcast::error::RecvError::Lagged(count)) => {
+                    send_json(&mut sink, &ServerMessage::Missed { count }).await
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
+/// The wire form of an events message, borrowing the shared events instead of copying them.
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "events")]
+struct EventsOut<'a> {
+    events: &'a [Arc<Event>],
+}
+
+/// Gathers the events that arrive within one batch window after `first` and sends them as one
+/// message; a lag found meanwhile is reported right after the batch.
+async fn send_batch(
+    sink: &mut Sink,
+    live: &mut broadcast::Receiver<Arc<Event>>,
+    first: Arc<Event>,
+) -> Result<(), axum::Error> {
+    let mut batch = vec![first];
+    let mut missed = 0;
+    let window_end = Instant::now() + BATCH_WINDOW;
+    while batch.len() < MAX_BATCH {
+        match tokio::time::timeout_at(window_end, live.recv()).await {
+            Ok(Ok(event)) => batch.push(event),
+            Ok(Err(broadcast::error::RecvError::Lagged(count))) => {
+                missed = count;
+                break;
+            }
+            Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => break,
+        }
+    }
+    send_json(sink, &EventsOut { events: &batch }).await?;
+    if missed > 0 {
+        send_json(sink, &ServerMessage::Missed { count: missed }).await?;
+    }
+    Ok(())
+}
+
+async fn send_json(sink: &mut Sink, message: &impl Serialize) -> Result<(), axum::Error> {
+    let text = serde_json::to_string(message).map_err(axum::Error::new)?;
+    sink.send(Message::Text(text.into())).await
+}
+
+fn close_message(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}

@@ -1,0 +1,326 @@
+//! Commands a client asks the bridge to carry out, and the specs of the endpoints they create.
+//!
+//! Every field that has a sensible default has one, chosen to match the labs
+//! (`127.0.0.1`, `recv(1024)`, `listen(1)`), so `{"op":"tcp_server_start","port":12000}` is a
+//! complete command.
+
+use serde::{Deserialize, Serialize};
+
+use crate::DataInput;
+
+/// Identifies an endpoint (a server or a client) for as long as the bridge runs. Id 0 stands
+/// for the bridge itself in events such as a reset.
+pub type EndpointId = u32;
+
+/// Identifies one accepted TCP connection of a server, unique across the bridge.
+pub type ConnId = u32;
+
+/// Largest recv() buffer a spec may ask for.
+pub const MAX_RECV_BUFFER: usize = 64 * 1024;
+/// Largest listen() backlog a spec may ask for.
+pub const MAX_BACKLOG: u32 = 128;
+
+/// What a client asks the bridge to do. Each one gets exactly one reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Command {
+    /// socket(), bind(), listen(), then accept() in a loop.
+    TcpServerStart(TcpServerSpec),
+    /// socket(), bind(), then recvfrom() in a loop.
+    UdpServerStart(UdpServerSpec),
+    /// socket(), connect(); replies once the connection is up (or failed).
+    TcpClientConnect(TcpClientSpec),
+    /// socket(), optionally connect(); sendto() with [`Command::Send`].
+    UdpClientOpen(UdpClientSpec),
+    /// send() on a client or an accepted connection, sendto() on a UDP endpoint.
+    Send(SendCommand),
+    /// shutdown(SHUT_WR): tell the peer "no more data from me" but keep receiving.
+    ShutdownWrite(Target),
+    /// close() a client or one accepted connection; on a server without `conn`, stop it and
+    /// close all its connections.
+    Close(Target),
+    /// Close every endpoint the bridge runs.
+    Reset,
+}
+
+impl Command {
+    /// Short name of the command, for logs and error messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::TcpServerStart(_) => "tcp_server_start",
+            Command::UdpServerStart(_) => "udp_server_start",
+            Command::TcpClientConnect(_) => "tcp_client_connect",
+            Command::UdpClientOpen(_) => "udp_client_open",
+            Command::Send(_) => "send",
+            Command::ShutdownWrite(_) => "shutdown_write",
+            Command::Close(_) => "close",
+            Command::Reset => "reset",
+        }
+    }
+}
+
+/// What a server does with each chunk it receives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Behaviour {
+    /// Only print (log) what arrives; never reply.
+    PrintOnly,
+    /// Send every chunk back unchanged.
+    Echo,
+    /// Send every chunk back in upper case (the Kurose & Ross lab).
+    Uppercase,
+    /// Send every chunk back after a prefix such as `"ACK: "`.
+    Prefix {
+        /// Bytes put before the echoed chunk.
+        prefix: String,
+    },
+    /// Always send the same reply, such as `"Thanks for connecting"`.
+    Fixed {
+        /// The reply.
+        reply: String,
+    },
+    /// A person types the replies (a [`Command::Send`] naming the connection).
+    Manual,
+}
+
+impl Behaviour {
+    /// The automatic reply to one received chunk, if this behaviour makes one.
+    pub fn reply(&self, chunk: &[u8]) -> Option<Vec<u8>> {
+        match self {
+            Behaviour::PrintOnly | Behaviour::Manual => None,
+            Behaviour::Echo => Some(chunk.to_vec()),
+            Behaviour::Uppercase => Some(chunk.to_ascii_uppercase()),
+            Behaviour::Prefix { prefix } => {
+                let mut out = prefix.as_bytes().to_vec();
+                out.extend_from_slice(chunk);
+                Some(out)
+            }
+            Behaviour::Fixed { reply } => Some(reply.as_bytes().to_vec()),
+        }
+    }
+}
+
+/// How long a TCP server keeps an accepted connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ConnectionPolicy {
+    /// One recv() of the buffer size, the reply, close(): the labs' exact shape. With the
+    /// manual behaviour the connection closes after the person's first reply.
+    OneShot,
+    /// Keep receiving until the peer closes, or until a chunk equal to the quit word (ignoring
+    /// surrounding white space) arrives.
+    Persistent {
+        /// Such as `"exit"`; `None` keeps the connection until the peer closes.
+        #[serde(default)]
+        quit_word: Option<String>,
+    },
+}
+
+impl ConnectionPolicy {
+    /// Whether `chunk` is the quit word of this policy.
+    pub fn is_quit(&self, chunk: &[u8]) -> bool {
+        match self {
+            ConnectionPolicy::Persistent {
+                quit_word: Some(word),
+            } => std::str::from_utf8(chunk).is_ok_and(|text| text.trim() == word.trim()),
+            _ => false,
+        }
+    }
+}
+
+/// How a TCP server deals with a second client while it serves one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Concurrency {
+    /// accept() the next client only after the current one is closed; the others wait in the
+    /// listen backlog (the timeline shows how many).
+    OneAtATime,
+    /// One task per client, as with a thread per client in the labs.
+    Concurrent,
+}
+
+/// A TCP server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TcpServerSpec {
+    /// Address to bind: `127.0.0.1` by default.
+    #[serde(default = "default_bind")]
+    pub bind: String,
+    /// Port to bind; 0 asks the OS for any free port (the event says which).
+    #[serde(default)]
+    pub port: u16,
+    /// listen() backlog.
+    #[serde(default = "default_backlog")]
+    pub backlog: u32,
+    /// What to do with each received chunk.
+    #[serde(default = "default_behaviour")]
+    pub behaviour: Behaviour,
+    /// How long to keep each connection.
+    #[serde(default = "default_policy")]
+    pub policy: ConnectionPolicy,
+    /// One client at a time, or many.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: Concurrency,
+    /// Size of each recv() call, in bytes.
+    #[serde(default = "default_recv_buffer")]
+    pub recv_buffer: usize,
+}
+
+/// A UDP server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UdpServerSpec {
+    /// Address to bind: `127.0.0.1` by default.
+    #[serde(default = "default_bind")]
+    pub bind: String,
+    /// Port to bind; 0 asks the OS for any free port.
+    #[serde(default)]
+    pub port: u16,
+    /// What to do with each datagram.
+    #[serde(default = "default_behaviour")]
+    pub behaviour: Behaviour,
+    /// Size of each recvfrom() buffer; a longer datagram is cut to it (as in the labs).
+    #[serde(default = "default_recv_buffer")]
+    pub recv_buffer: usize,
+}
+
+/// A TCP client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TcpClientSpec {
+    /// Server host name or address: `127.0.0.1` by default.
+    #[serde(default = "default_bind")]
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// How long connect() may take.
+    #[serde(default = "default_connect_timeout")]
+    pub timeout_ms: u64,
+    /// Size of each recv() call, in bytes.
+    #[serde(default = "default_recv_buffer")]
+    pub recv_buffer: usize,
+}
+
+/// A UDP client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UdpClientSpec {
+    /// Server host name or address: `127.0.0.1` by default.
+    #[serde(default = "default_bind")]
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// Whether to connect() the socket to the server. A connected UDP socket hears the OS's
+    /// "port unreachable" answer, so a datagram to a closed port shows up as an error.
+    #[serde(default)]
+    pub connect: bool,
+    /// How long to wait for a reply after each send before saying none came.
+    #[serde(default = "default_recv_timeout")]
+    pub recv_timeout_ms: u64,
+    /// Size of each recvfrom() buffer.
+    #[serde(default = "default_recv_buffer")]
+    pub recv_buffer: usize,
+}
+
+/// The spec an endpoint was created with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EndpointSpec {
+    /// See [`TcpServerSpec`].
+    TcpServer(TcpServerSpec),
+    /// See [`UdpServerSpec`].
+    UdpServer(UdpServerSpec),
+    /// See [`TcpClientSpec`].
+    TcpClient(TcpClientSpec),
+    /// See [`UdpClientSpec`].
+    UdpClient(UdpClientSpec),
+}
+
+/// Names an endpoint, and optionally one accepted connection of a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    /// The endpoint.
+    pub endpoint: EndpointId,
+    /// An accepted connection of that (server) endpoint.
+    #[serde(default)]
+    pub conn: Option<ConnId>,
+}
+
+/// Send data from an endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SendCommand {
+    /// The endpoint, and for a TCP server the accepted connection.
+    pub endpoint: EndpointId,
+    /// The accepted connection of a TCP server to send on.
+    #[serde(default)]
+    pub conn: Option<ConnId>,
+    /// For UDP: the `host:port` to send to. A UDP client sends to its server by default; a UDP
+    /// server needs it (to reply to a peer by hand).
+    #[serde(default)]
+    pub to: Option<String>,
+    /// What to send.
+    pub data: DataInput,
+}
+
+fn default_bind() -> String {
+    "127.0.0.1".to_string()
+}
+fn default_backlog() -> u32 {
+    1
+}
+fn default_behaviour() -> Behaviour {
+    Behaviour::Echo
+}
+fn default_policy() -> ConnectionPolicy {
+    ConnectionPolicy::OneShot
+}
+fn default_concurrency() -> Concurrency {
+    Concurrency::OneAtATime
+}
+fn default_recv_buffer() -> usize {
+    1024
+}
+fn default_connect_timeout() -> u64 {
+    5_000
+}
+fn default_recv_timeout() -> u64 {
+    2_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_server_command_takes_lab_defaults() {
+        let command: Command =
+            serde_json::from_str(r#"{"op":"tcp_server_start","port":12000}"#).unwrap();
+        let Command::TcpServerStart(spec) = command else {
+            panic!("wrong command: {command:?}")
+        };
+        assert_eq!(spec.bind, "127.0.0.1");
+        assert_eq!(spec.backlog, 1);
+        assert_eq!(spec.recv_buffer, 1024);
+        assert_eq!(spec.policy, ConnectionPolicy::OneShot);
+    }
+
+    #[test]
+    fn behaviours_reply_like_the_labs() {
+        assert_eq!(
+            Behaviour::Uppercase.reply(b"hello world").unwrap(),
+            b"HELLO WORLD"
+        );
+        let ack = Behaviour::Prefix {
+            prefix: "ACK: ".into(),
+        };
+        assert_eq!(ack.reply(b"hi").unwrap(), b"ACK: hi");
+        assert_eq!(Behaviour::PrintOnly.reply(b"hi"), None);
+    }
+
+    #[test]
+    fn quit_word_ignores_line_endings_only() {
+        let policy = ConnectionPolicy::Persistent {
+            quit_word: Some("exit".into()),
+        };
+        assert!(policy.is_quit(b"exit\r\n"));
+        assert!(!policy.is_quit(b"exits"));
+        assert!(!policy.is_quit(b"EXIT"));
+        assert!(!ConnectionPolicy::OneShot.is_quit(b"exit"));
+    }
+}

@@ -1,0 +1,155 @@
+//! Events: one per socket call on every endpoint, in the order they happened.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ConnId, EndpointId, EndpointSpec, ErrorInfo, Payload};
+
+/// One thing that happened on a socket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the bridge's event log, from 1, without gaps: a viewer can tell exactly what
+    /// it missed.
+    pub seq: u64,
+    /// Microseconds since the bridge started, from a monotonic clock.
+    pub t_us: u64,
+    /// The endpoint (0: the bridge itself).
+    pub endpoint: EndpointId,
+    /// The accepted connection, for events on one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conn: Option<ConnId>,
+    /// The socket's own address, where it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<String>,
+    /// The address of the other side, where there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// Who ended a connection or endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClosedBy {
+    /// This endpoint chose to: a person's close, the quit word, the one-shot policy.
+    Local,
+    /// The peer closed (or reset) first, and this side closed in turn.
+    Peer,
+    /// The bridge closed it: a stopped server, a reset, the bridge shutting down.
+    Bridge,
+}
+
+/// The kinds of event, named after the socket calls where there is one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    /// socket(): an endpoint was created with this spec.
+    Socket {
+        /// The spec it was created with.
+        spec: EndpointSpec,
+    },
+    /// bind(): the socket got its address (`local`, with the real port when 0 was asked for).
+    Bind,
+    /// listen(backlog).
+    Listen {
+        /// The backlog given to listen().
+        backlog: u32,
+    },
+    /// How many connections wait in the listen backlog of a one-at-a-time server, when that
+    /// number changes.
+    Backlog {
+        /// Connections the kernel completed that the server has not accept()ed yet.
+        waiting: u32,
+    },
+    /// accept() returned a new connection (`conn`, `peer` with its ephemeral port).
+    Accept,
+    /// connect() started.
+    Connecting,
+    /// connect() succeeded (`local` shows the ephemeral port).
+    Connect,
+    /// send() / sendall() on TCP.
+    Send {
+        /// The bytes sent.
+        data: Payload,
+    },
+    /// One recv() chunk on TCP: message boundaries are not kept, so one send may arrive as
+    /// several chunks, or several sends as one.
+    Recv {
+        /// The bytes received.
+        data: Payload,
+    },
+    /// sendto() on UDP (`peer` is the destination).
+    SendTo {
+        /// The datagram sent.
+        data: Payload,
+    },
+    /// recvfrom() on UDP (`peer` is the sender).
+    RecvFrom {
+        /// The datagram received (cut to the buffer size, like recvfrom()).
+        data: Payload,
+    },
+    /// recv() returned 0 bytes: the peer will send no more.
+    Eof,
+    /// shutdown(SHUT_WR): this side will send no more.
+    Shutdown,
+    /// close().
+    Close {
+        /// Who ended it.
+        by: ClosedBy,
+        /// Why, in words.
+        reason: String,
+    },
+    /// No reply within the time given (a UDP client after a send).
+    Timeout {
+        /// The call that waited.
+        op: String,
+        /// How long it waited.
+        after_ms: u64,
+    },
+    /// A socket call failed.
+    Error {
+        /// The call that failed (`connect`, `bind`, `recv`, ...).
+        op: String,
+        /// The error, explained.
+        error: ErrorInfo,
+    },
+    /// Every endpoint was closed by a reset command.
+    Reset,
+}
+
+impl EventKind {
+    /// The snake_case name used on the wire, for logs and filters.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Socket { .. } => "socket",
+            EventKind::Bind => "bind",
+            EventKind::Listen { .. } => "listen",
+            EventKind::Backlog { .. } => "backlog",
+            EventKind::Accept => "accept",
+            EventKind::Connecting => "connecting",
+            EventKind::Connect => "connect",
+            EventKind::Send { .. } => "send",
+            EventKind::Recv { .. } => "recv",
+            EventKind::SendTo { .. } => "send_to",
+            EventKind::RecvFrom { .. } => "recv_from",
+            EventKind::Eof => "eof",
+            EventKind::Shutdown => "shutdown",
+            EventKind::Close { .. } => "close",
+            EventKind::Timeout { .. } => "timeout",
+            EventKind::Error { .. } => "error",
+            EventKind::Reset => "reset",
+        }
+    }
+
+    /// The bytes of a data event.
+    pub fn data(&self) -> Option<&Payload> {
+        match self {
+            EventKind::Send { data }
+            | EventKind::Recv { data }
+            | EventKind::SendTo { data }
+            | EventKind::RecvFrom { data } => Some(data),
+            _ => None,
+        }
+    }
+}

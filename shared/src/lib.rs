@@ -1,0 +1,42 @@
+//! The Socket Playground wire protocol, shared by the native bridge and the WASM frontend.
+//!
+//! Everything here is plain serde data so that both sides agree on the JSON by construction.
+//! Messages are grouped by flow and named by direction:
+//! - [`ClientMessage`]: browser (or any WebSocket client) to bridge: a [`Hello`] first, then
+//!   [`Request`]s that each carry an id and get exactly one [`Reply`].
+//! - [`ServerMessage`]: bridge to browser: the [`Welcome`] with a snapshot, replies, batches of
+//!   [`Event`]s and "missed N events" markers.
+//!
+//! `docs/protocol.md` shows a real example of every message.
+
+mod commands;
+mod errors;
+mod events;
+mod messages;
+mod payload;
+
+pub use commands::*;
+pub use errors::*;
+pub use events::*;
+pub use messages::*;
+pub use payload::*;
+
+/// Version of this protocol. The bridge refuses a [`Hello`] that names another one, so an old
+/// page never misreads a newer bridge.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Path of the WebSocket endpoint on the bridge.
+pub const WS_PATH: &str = "/ws";
+
+/// Close codes the bridge uses when it ends a WebSocket session, beside the standard ones
+/// (1001 going away on shutdown, 1009 message too big).
+pub mod close_code {
+    /// The first message was not a hello with the right token.
+    pub const UNAUTHORIZED: u16 = 4401;
+    /// No hello arrived in time.
+    pub const HELLO_TIMEOUT: u16 = 4408;
+    /// The hello named a protocol version this bridge does not speak.
+    pub const VERSION_MISMATCH: u16 = 4426;
+    /// The bridge has too many sessions open already.
+    pub const TOO_MANY_SESSIONS: u16 = 4429;
+}
