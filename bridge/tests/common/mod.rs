@@ -1,0 +1,338 @@
+//! Test harness: a real bridge on 127.0.0.1:0 in this process, a real WebSocket client that
+//! speaks the protocol, and helpers to run real python3 peers. Every wait is bounded.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use shared::{
+    ClientMessage, Command, EndpointInfo, ErrorInfo, Event, EventKind, Hello, Outcome,
+    ReplyData, Request, ServerMessage, Welcome, PROTOCOL_VERSION,
+};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long any single wait in a test may take.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub const TOKEN: &str = "test-token-0123456789abcdef";
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A bridge running in this test, stopped when dropped.
+pub struct Bridge {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Bridge {
+    pub async fn start() -> Bridge {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a bridge with the default config changed by `tweak`.
+    pub async fn start_with(tweak: impl FnOnce(&mut bridge::Config)) -> Bridge {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut config = bridge::Config::new(bridge::Token::fixed(TOKEN).unwrap());
+        tweak(&mut config);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(bridge::run(listener, config, async {
+            let _ = stopped.await;
+        }));
+        Bridge {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the bridge and waits until it has closed everything.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        let task = self.task.take().unwrap();
+        tokio::time::timeout(WAIT, task)
+            .await
+            .expect("bridge shut down in time")
+            .unwrap()
+            .unwrap();
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// A WebSocket to the bridge with the given Host and Origin (None: leave out).
+    pub async fn raw(
+        &self,
+        host: Option<&str>,
+        origin: Option<&str>,
+    ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+        let mut request = self.ws_url().into_client_request().unwrap();
+        let headers = request.headers_mut();
+        match host {
+            Some(host) => {
+                headers.insert("host", HeaderValue::from_str(host).unwrap());
+            }
+            None => {
+                headers.remove("host");
+            }
+        }
+        if let Some(origin) = origin {
+            headers.insert("origin", HeaderValue::from_str(origin).unwrap());
+        }
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+            .await
+            .expect("handshake in time")?;
+        Ok(ws)
+    }
+
+    /// A client that said hello with the right token and got its welcome.
+    pub async fn client(&self) -> Client {
+        let origin = format!("http://{}", self.addr);
+        let ws = self.raw(Some(&self.addr.to_string()), Some(&origin)).await.unwrap();
+        Client::hello(ws, TOKEN).await.expect("welcome")
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A protocol client that keeps every event it has seen.
+pub struct Client {
+    pub ws: Ws,
+    pub welcome: Welcome,
+    pub events: Vec<Event>,
+    pub missed: u64,
+    next_id: u64,
+}
+
+impl Client {
+    /// Says hello; returns the welcome or the bridge's refusal (fatal error and close code).
+    pub async fn hello(mut ws: Ws, token: &str) -> Result<Client, (Option<ErrorInfo>, Option<u16>)> {
+        let hello = ClientMessage::Hello(Hello {
+            protocol: PROTOCOL_VERSION,
+            token: token.to_string(),
+            client: Some("bridge tests".into()),
+        });
+        ws.send(Message::text(serde_json::to_string(&hello).unwrap()))
+            .await
+            .unwrap();
+        let mut fatal = None;
+        loop {
+            let message = tokio::time::timeout(WAIT, ws.next()).await.expect("answer in time");
+            match message {
+                Some(Ok(Message::Text(text))) => match serde_json::from_str(&text).unwrap() {
+                    ServerMessage::Welcome(welcome) => {
+                        return Ok(Client {
+                            ws,
+                            welcome: *welcome,
+                            events: Vec::new(),
+                            missed: 0,
+                            next_id: 1,
+                        })
+                    }
+                    ServerMessage::Fatal { error } => fatal = Some(error),
+                    other => panic!("unexpected before welcome: {other:?}"),
+                },
+                Some(Ok(Message::Close(frame))) => {
+                    return Err((fatal, frame.map(|f| u16::from(f.code))))
+                }
+                Some(Ok(_)) => continue,
+                None | Some(Err(_)) => return Err((fatal, None)),
+            }
+        }
+    }
+
+    /// Sends raw text (for malformed-message tests).
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::text(text.to_string())).await.unwrap();
+    }
+
+    /// Reads the next server message, keeping events; panics on timeout.
+    pub async fn next_message(&mut self) -> Option<ServerMessage> {
+        loop {
+            let message = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("a message in time")?;
+            match message.ok()? {
+                Message::Text(text) => {
+                    let message: ServerMessage = serde_json::from_str(&text).unwrap();
+                    match &message {
+                        ServerMessage::Events { events } => self.events.extend(events.iter().cloned()),
+                        ServerMessage::Missed { count } => self.missed += count,
+                        _ => {}
+                    }
+                    return Some(message);
+                }
+                Message::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    /// Sends a command and waits for its reply.
+    pub async fn request(&mut self, command: Command) -> Outcome {
+        let id = self.next_id;
+        self.next_id += 1;
+        let request = ClientMessage::Request(Request { id, command });
+        self.send_text(&serde_json::to_string(&request).unwrap()).await;
+        self.reply_to(Some(id)).await
+    }
+
+    /// Waits for the reply with this id.
+    pub async fn reply_to(&mut self, id: Option<u64>) -> Outcome {
+        loop {
+            match self.next_message().await {
+                Some(ServerMessage::Reply(reply)) if reply.id == id => return reply.outcome,
+                Some(_) => continue,
+                None => panic!("session closed while waiting for reply {id:?}"),
+            }
+        }
+    }
+
+    pub async fn ok(&mut self, command: Command) -> ReplyData {
+        match self.request(command.clone()).await {
+            Outcome::Ok(data) => data,
+            Outcome::Error(e) => panic!("{command:?} failed: {e:?}"),
+        }
+    }
+
+    pub async fn err(&mut self, command: Command) -> ErrorInfo {
+        match self.request(command.clone()).await {
+            Outcome::Error(e) => e,
+            Outcome::Ok(data) => panic!("{command:?} should have failed, got {data:?}"),
+        }
+    }
+
+    /// Creates an endpoint and returns its info.
+    pub async fn endpoint(&mut self, command: Command) -> EndpointInfo {
+        match self.ok(command).await {
+            ReplyData::Endpoint(info) => info,
+            other => panic!("expected an endpoint, got {other:?}"),
+        }
+    }
+
+    /// The first event (seen so far or arriving within the wait) that matches.
+    pub async fn wait_for(&mut self, what: &str, matches: impl Fn(&Event) -> bool) -> Event {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(found) = self.events.iter().find(|e| matches(e)) {
+                return found.clone();
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.next_message()).await {
+                Ok(Some(_)) => continue,
+                _ => panic!(
+                    "no event '{what}' in time; got:\n{}",
+                    self.events.iter().map(|e| format!("  {e:?}")).collect::<Vec<_>>().join("\n")
+                ),
+            }
+        }
+    }
+
+    /// The events of one endpoint (and connection, if given) seen so far, as kind names.
+    pub fn kinds(&self, endpoint: u32, conn: Option<u32>) -> Vec<&'static str> {
+        self.events
+            .iter()
+            .filter(|e| e.endpoint == endpoint && (conn.is_none() || e.conn == conn))
+            .map(|e| e.kind.name())
+            .collect()
+    }
+}
+
+/// The text of a data event.
+pub fn text(event: &Event) -> String {
+    let data = event.kind.data().expect("a data event");
+    String::from_utf8(data.bytes().unwrap()).unwrap()
+}
+
+pub fn is_close(event: &Event) -> bool {
+    matches!(event.kind, EventKind::Close { .. })
+}
+
+/// Runs `python3 -c script args...` and returns its stdout once it exits (bounded).
+pub async fn python(script: &str, args: &[&str]) -> String {
+    let child = tokio::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs");
+    let output = tokio::time::timeout(WAIT, child.wait_with_output())
+        .await
+        .expect("python finished in time")
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The port of an endpoint's local address.
+pub fn port_of(info: &EndpointInfo) -> u16 {
+    info.local.as_deref().unwrap().parse::<SocketAddr>().unwrap().port()
+}
+
+impl Client {
+    /// Waits until the events seen so far satisfy `done`.
+    pub async fn wait_until(&mut self, what: &str, done: impl Fn(&[Event]) -> bool) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !done(&self.events) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.next_message()).await {
+                Ok(Some(_)) => continue,
+                _ => panic!(
+                    "'{what}' did not happen in time; got:\n{}",
+                    self.events.iter().map(|e| format!("  {e:?}")).collect::<Vec<_>>().join("\n")
+                ),
+            }
+        }
+    }
+}
+
+/// A command from its JSON form, as a client in any language would write it.
+pub fn cmd(value: serde_json::Value) -> Command {
+    serde_json::from_value(value).expect("a valid command")
+}
+
+/// Sends text from an endpoint (and connection).
+pub fn send_text(endpoint: u32, conn: Option<u32>, text: &str) -> Command {
+    cmd(serde_json::json!({"op": "send", "endpoint": endpoint, "conn": conn, "data": {"text": text}}))
+}
+
+/// Bytes received by an endpoint (and connection) so far, joined.
+pub fn received(events: &[Event], endpoint: u32, conn: Option<u32>) -> Vec<u8> {
+    events
+        .iter()
+        .filter(|e| e.endpoint == endpoint && (conn.is_none() || e.conn == conn))
+        .filter(|e| matches!(e.kind, EventKind::Recv { .. } | EventKind::RecvFrom { .. }))
+        .flat_map(|e| e.kind.data().unwrap().bytes().unwrap())
+        .collect()
+}
+
+/// A loopback port nothing listens on (bound once by the OS, then released).
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
