@@ -21,11 +21,15 @@ const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// Runs a command to completion.
 pub(crate) async fn execute(hub: &Arc<Hub>, command: Command) -> Outcome {
     let result = match command {
-        Command::TcpServerStart(spec) => tcp_server::start(hub, spec).await.map(ReplyData::Endpoint),
-        Command::UdpServerStart(spec) => udp_server::start(hub, spec).await.map(ReplyData::Endpoint),
-        Command::TcpClientConnect(spec) => {
-            tcp_client::connect(hub, spec).await.map(ReplyData::Endpoint)
+        Command::TcpServerStart(spec) => {
+            tcp_server::start(hub, spec).await.map(ReplyData::Endpoint)
         }
+        Command::UdpServerStart(spec) => {
+            udp_server::start(hub, spec).await.map(ReplyData::Endpoint)
+        }
+        Command::TcpClientConnect(spec) => tcp_client::connect(hub, spec)
+            .await
+            .map(ReplyData::Endpoint),
         Command::UdpClientOpen(spec) => udp_client::open(hub, spec).await.map(ReplyData::Endpoint),
         Command::Send(send) => send_data(hub, send).await,
         Command::ShutdownWrite(target) => shutdown_write(hub, target).await,

@@ -153,7 +153,11 @@ mod tests {
         log.emit(&origin, recv(600));
         log.emit(&origin, recv(600));
         let sub = log.subscribe();
-        assert_eq!(sub.history.len(), 1, "two 600-byte chunks exceed 1000 bytes");
+        assert_eq!(
+            sub.history.len(),
+            1,
+            "two 600-byte chunks exceed 1000 bytes"
+        );
     }
 
     #[tokio::test]

@@ -63,7 +63,9 @@ pub(crate) fn connect_timed_out(addr: &str, after_ms: u64) -> ErrorInfo {
         ErrorKind::TimedOut,
         format!("No answer from {addr} within {after_ms} ms: the connection was never set up."),
     )
-    .with_hint("Check the address and port, that the server runs, and that no firewall drops the packets.")
+    .with_hint(
+        "Check the address and port, that the server runs, and that no firewall drops the packets.",
+    )
 }
 
 fn classify(err: &io::Error) -> ErrorKind {
@@ -133,11 +135,17 @@ fn words(kind: ErrorKind, op: Op, proto: Proto, addr: &str) -> (String, Option<S
             some("Pick a port above 1024, such as 12000."),
         ),
         (ErrorKind::PermissionDenied, _) => (
-            format!("The operating system did not allow {} on {addr}.", op.name()),
+            format!(
+                "The operating system did not allow {} on {addr}.",
+                op.name()
+            ),
             None,
         ),
         (ErrorKind::TimedOut, _) => (
-            format!("{} with {addr} timed out: the other side stopped answering.", op.name()),
+            format!(
+                "{} with {addr} timed out: the other side stopped answering.",
+                op.name()
+            ),
             some("Check that the other machine is up and reachable."),
         ),
         (ErrorKind::HostUnreachable, _) => (

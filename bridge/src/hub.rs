@@ -439,6 +439,9 @@ impl ConnHandle {
 
 impl Drop for ConnHandle {
     fn drop(&mut self) {
-        self.finish(ClosedBy::Bridge, "the connection stopped unexpectedly".into());
+        self.finish(
+            ClosedBy::Bridge,
+            "the connection stopped unexpectedly".into(),
+        );
     }
 }

@@ -28,6 +28,9 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const BATCH_WINDOW: Duration = Duration::from_millis(16);
 /// Most events in one batch message.
 const MAX_BATCH: usize = 1024;
+/// Most payload bytes in one batch message (a larger single event still goes, alone): keeps
+/// each message well within what browsers and client libraries accept.
+const MAX_BATCH_BYTES: usize = 512 * 1024;
 /// Most commands one session may have running at once.
 const MAX_IN_FLIGHT: usize = 32;
 /// Standard close code for a message over the size limit.
@@ -107,14 +110,21 @@ async fn hello(stream: &mut Stream, hub: &Hub) -> Result<Hello, (u16, ErrorInfo)
             close_code::HELLO_TIMEOUT,
             ErrorInfo::new(
                 ErrorKind::TimedOut,
-                format!("No hello arrived within {} seconds.", HELLO_TIMEOUT.as_secs()),
+                format!(
+                    "No hello arrived within {} seconds.",
+                    HELLO_TIMEOUT.as_secs()
+                ),
             ),
         )
     })?
     .ok_or_else(|| unauthorized("The session ended before its hello."))?;
     let hello = match serde_json::from_str::<ClientMessage>(&first) {
         Ok(ClientMessage::Hello(hello)) => hello,
-        _ => return Err(unauthorized("The first message must be a hello with the token.")),
+        _ => {
+            return Err(unauthorized(
+                "The first message must be a hello with the token.",
+            ))
+        }
     };
     if hello.protocol != PROTOCOL_VERSION {
         return Err((
@@ -176,7 +186,9 @@ async fn read_loop(
             }
             Err(err) => {
                 let error = invalid(&format!("The message could not be read: {err}."));
-                let _ = outgoing.send(reply(request_id(&text), Outcome::Error(error))).await;
+                let _ = outgoing
+                    .send(reply(request_id(&text), Outcome::Error(error)))
+                    .await;
                 continue;
             }
         };
@@ -282,12 +294,17 @@ async fn send_batch(
     live: &mut broadcast::Receiver<Arc<Event>>,
     first: Arc<Event>,
 ) -> Result<(), axum::Error> {
+    let size = |event: &Event| event.kind.data().map_or(0, |d| d.len);
+    let mut bytes = size(&first);
     let mut batch = vec![first];
     let mut missed = 0;
     let window_end = Instant::now() + BATCH_WINDOW;
-    while batch.len() < MAX_BATCH {
+    while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
         match tokio::time::timeout_at(window_end, live.recv()).await {
-            Ok(Ok(event)) => batch.push(event),
+            Ok(Ok(event)) => {
+                bytes += size(&event);
+                batch.push(event);
+            }
             Ok(Err(broadcast::error::RecvError::Lagged(count))) => {
                 missed = count;
                 break;

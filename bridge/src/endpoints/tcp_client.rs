@@ -45,7 +45,12 @@ pub(crate) async fn connect(
         TcpSocket::new_v6()
     } {
         Ok(socket) => socket,
-        Err(err) => return fail(endpoint, explain(&err, Op::Connect, Proto::Tcp, &addr.to_string())),
+        Err(err) => {
+            return fail(
+                endpoint,
+                explain(&err, Op::Connect, Proto::Tcp, &addr.to_string()),
+            )
+        }
     };
     let wait = Duration::from_millis(spec.timeout_ms);
     let stream = tokio::select! {
@@ -61,7 +66,12 @@ pub(crate) async fn connect(
     };
     let local = match stream.local_addr() {
         Ok(local) => local.to_string(),
-        Err(err) => return fail(endpoint, explain(&err, Op::Connect, Proto::Tcp, &addr.to_string())),
+        Err(err) => {
+            return fail(
+                endpoint,
+                explain(&err, Op::Connect, Proto::Tcp, &addr.to_string()),
+            )
+        }
     };
     endpoint.set_addresses(local, Some(addr.to_string()), EventKind::Connect);
     let (control, requests) = mpsc::channel(16);

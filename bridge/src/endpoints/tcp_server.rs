@@ -55,7 +55,8 @@ pub(crate) async fn start(hub: &Arc<Hub>, spec: TcpServerSpec) -> Result<Endpoin
         backlog: spec.backlog,
     });
     let info = endpoint.info();
-    hub.tasks.spawn(accept_loop(endpoint, listener, local, spec));
+    hub.tasks
+        .spawn(accept_loop(endpoint, listener, local, spec));
     info.ok_or_else(|| ErrorInfo::new(ErrorKind::UnknownEndpoint, "The server closed at once."))
 }
 

@@ -38,23 +38,40 @@ pub(crate) async fn open(hub: &Arc<Hub>, spec: UdpClientSpec) -> Result<Endpoint
     };
     let socket = match UdpSocket::bind(ephemeral_for(server.ip())).await {
         Ok(socket) => socket,
-        Err(err) => return fail(endpoint, Op::Bind, explain(&err, Op::Bind, Proto::Udp, "an ephemeral port")),
+        Err(err) => {
+            return fail(
+                endpoint,
+                Op::Bind,
+                explain(&err, Op::Bind, Proto::Udp, "an ephemeral port"),
+            )
+        }
     };
     let local = match socket.local_addr() {
         Ok(local) => local.to_string(),
-        Err(err) => return fail(endpoint, Op::Bind, explain(&err, Op::Bind, Proto::Udp, "an ephemeral port")),
+        Err(err) => {
+            return fail(
+                endpoint,
+                Op::Bind,
+                explain(&err, Op::Bind, Proto::Udp, "an ephemeral port"),
+            )
+        }
     };
     endpoint.set_addresses(local.clone(), Some(server.to_string()), EventKind::Bind);
     if spec.connect {
         if let Err(err) = socket.connect(server).await {
-            return fail(endpoint, Op::Connect, explain(&err, Op::Connect, Proto::Udp, &server.to_string()));
+            return fail(
+                endpoint,
+                Op::Connect,
+                explain(&err, Op::Connect, Proto::Udp, &server.to_string()),
+            );
         }
         endpoint.emit(EventKind::Connect);
     }
     let (control, requests) = mpsc::channel(16);
     endpoint.set_control(control);
     let info = endpoint.info();
-    hub.tasks.spawn(run(endpoint, socket, requests, server, spec));
+    hub.tasks
+        .spawn(run(endpoint, socket, requests, server, spec));
     info.ok_or_else(|| ErrorInfo::new(ErrorKind::UnknownEndpoint, "The client closed at once."))
 }
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use shared::{
-    ClientMessage, Command, EndpointInfo, ErrorInfo, Event, EventKind, Hello, Outcome,
-    ReplyData, Request, ServerMessage, Welcome, PROTOCOL_VERSION,
+    ClientMessage, Command, EndpointInfo, ErrorInfo, Event, EventKind, Hello, Outcome, ReplyData,
+    Request, ServerMessage, Welcome, PROTOCOL_VERSION,
 };
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -97,7 +97,10 @@ impl Bridge {
     /// A client that said hello with the right token and got its welcome.
     pub async fn client(&self) -> Client {
         let origin = format!("http://{}", self.addr);
-        let ws = self.raw(Some(&self.addr.to_string()), Some(&origin)).await.unwrap();
+        let ws = self
+            .raw(Some(&self.addr.to_string()), Some(&origin))
+            .await
+            .unwrap();
         Client::hello(ws, TOKEN).await.expect("welcome")
     }
 }
@@ -121,7 +124,10 @@ pub struct Client {
 
 impl Client {
     /// Says hello; returns the welcome or the bridge's refusal (fatal error and close code).
-    pub async fn hello(mut ws: Ws, token: &str) -> Result<Client, (Option<ErrorInfo>, Option<u16>)> {
+    pub async fn hello(
+        mut ws: Ws,
+        token: &str,
+    ) -> Result<Client, (Option<ErrorInfo>, Option<u16>)> {
         let hello = ClientMessage::Hello(Hello {
             protocol: PROTOCOL_VERSION,
             token: token.to_string(),
@@ -132,7 +138,9 @@ impl Client {
             .unwrap();
         let mut fatal = None;
         loop {
-            let message = tokio::time::timeout(WAIT, ws.next()).await.expect("answer in time");
+            let message = tokio::time::timeout(WAIT, ws.next())
+                .await
+                .expect("answer in time");
             match message {
                 Some(Ok(Message::Text(text))) => match serde_json::from_str(&text).unwrap() {
                     ServerMessage::Welcome(welcome) => {
@@ -171,7 +179,9 @@ impl Client {
                 Message::Text(text) => {
                     let message: ServerMessage = serde_json::from_str(&text).unwrap();
                     match &message {
-                        ServerMessage::Events { events } => self.events.extend(events.iter().cloned()),
+                        ServerMessage::Events { events } => {
+                            self.events.extend(events.iter().cloned())
+                        }
                         ServerMessage::Missed { count } => self.missed += count,
                         _ => {}
                     }
@@ -188,7 +198,8 @@ impl Client {
         let id = self.next_id;
         self.next_id += 1;
         let request = ClientMessage::Request(Request { id, command });
-        self.send_text(&serde_json::to_string(&request).unwrap()).await;
+        self.send_text(&serde_json::to_string(&request).unwrap())
+            .await;
         self.reply_to(Some(id)).await
     }
 
@@ -237,7 +248,11 @@ impl Client {
                 Ok(Some(_)) => continue,
                 _ => panic!(
                     "no event '{what}' in time; got:\n{}",
-                    self.events.iter().map(|e| format!("  {e:?}")).collect::<Vec<_>>().join("\n")
+                    self.events
+                        .iter()
+                        .map(|e| format!("  {e:?}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
                 ),
             }
         }
@@ -288,7 +303,12 @@ pub async fn python(script: &str, args: &[&str]) -> String {
 
 /// The port of an endpoint's local address.
 pub fn port_of(info: &EndpointInfo) -> u16 {
-    info.local.as_deref().unwrap().parse::<SocketAddr>().unwrap().port()
+    info.local
+        .as_deref()
+        .unwrap()
+        .parse::<SocketAddr>()
+        .unwrap()
+        .port()
 }
 
 impl Client {
@@ -301,7 +321,11 @@ impl Client {
                 Ok(Some(_)) => continue,
                 _ => panic!(
                     "'{what}' did not happen in time; got:\n{}",
-                    self.events.iter().map(|e| format!("  {e:?}")).collect::<Vec<_>>().join("\n")
+                    self.events
+                        .iter()
+                        .map(|e| format!("  {e:?}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
                 ),
             }
         }
@@ -315,7 +339,9 @@ pub fn cmd(value: serde_json::Value) -> Command {
 
 /// Sends text from an endpoint (and connection).
 pub fn send_text(endpoint: u32, conn: Option<u32>, text: &str) -> Command {
-    cmd(serde_json::json!({"op": "send", "endpoint": endpoint, "conn": conn, "data": {"text": text}}))
+    cmd(
+        serde_json::json!({"op": "send", "endpoint": endpoint, "conn": conn, "data": {"text": text}}),
+    )
 }
 
 /// Bytes received by an endpoint (and connection) so far, joined.
@@ -330,9 +356,17 @@ pub fn received(events: &[Event], endpoint: u32, conn: Option<u32>) -> Vec<u8> {
 
 /// A loopback port nothing listens on (bound once by the OS, then released).
 pub fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
