@@ -1,1 +1,41 @@
-fn main() {}
+//! Developer commands for Socket Playground, run as `cargo xtask <task>` (an alias in
+//! `.cargo/config.toml`). Each task installs what it needs and is missing, so the same two
+//! commands work on a fresh machine and in CI.
+//!
+//! - `cargo xtask run [bridge flags]`: build and start the playground.
+//! - `cargo xtask test`: formatting, lints, and every test.
+
+mod run;
+mod test;
+mod tools;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let task = args.next();
+    let rest: Vec<String> = args.collect();
+    let result = match task.as_deref() {
+        Some("run") => run::run(&rest),
+        Some("test") => test::test(&rest),
+        Some("help" | "--help" | "-h") | None => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => Err(format!("unknown task '{other}'\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  run [flags]   build and start the playground; flags go to the bridge (see --help there)
+  test          check formatting and lints, then run every test";

@@ -1,0 +1,111 @@
+//! Running commands and installing what a task needs, as `../shared/TOOLCHAIN.md` says works on
+//! these machines; anything already present is left alone.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The workspace root (the parent of this crate's folder).
+pub(crate) fn root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}
+
+/// Runs a command in the workspace root, echoing it first; fails if it fails.
+pub(crate) fn run(program: &str, args: &[&str]) -> Result<(), String> {
+    eprintln!("$ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("cannot start {program}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{program} {}` failed ({status})", args.join(" ")))
+    }
+}
+
+/// Runs `cargo test`-like command, passing its output through, and adds up the
+/// `test result: ... N passed; M failed` lines of every test binary.
+pub(crate) fn run_counting_tests(program: &str, args: &[&str]) -> Result<(u64, u64), String> {
+    use std::io::{BufRead, BufReader};
+    eprintln!("$ {program} {}", args.join(" "));
+    let mut child = Command::new(program)
+        .args(args)
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {program}: {e}"))?;
+    let (mut passed, mut failed) = (0, 0);
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!("{line}");
+            if let Some(summary) = line.strip_prefix("test result: ") {
+                passed += count_before(summary, " passed");
+                failed += count_before(summary, " failed");
+            }
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("{program} did not finish: {e}"))?;
+    if !status.success() && failed == 0 {
+        return Err(format!("`{program} {}` failed ({status})", args.join(" ")));
+    }
+    Ok((passed, failed))
+}
+
+/// The number just before `word` in a summary such as `ok. 10 passed; 0 failed; ...`.
+fn count_before(summary: &str, word: &str) -> u64 {
+    summary
+        .split(';')
+        .find_map(|part| part.trim().strip_suffix(word.trim_start()))
+        .and_then(|n| n.trim().rsplit(' ').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_before;
+
+    #[test]
+    fn reads_cargo_test_summaries() {
+        let line = "ok. 10 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1s";
+        assert_eq!(count_before(line, " passed"), 10);
+        assert_eq!(count_before(line, " failed"), 2);
+        assert_eq!(count_before("FAILED. 3 passed; 1 failed;", " failed"), 1);
+    }
+}
+
+/// Runs a command quietly and returns its stdout, or `None` if it cannot run or fails.
+pub(crate) fn output(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The cargo that runs this task (the toolchain the project builds with).
+pub(crate) fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// `rustup target add wasm32-unknown-unknown`, unless it is installed.
+pub(crate) fn ensure_wasm_target() -> Result<(), String> {
+    let installed = output("rustup", &["target", "list", "--installed"]).unwrap_or_default();
+    if installed
+        .lines()
+        .any(|l| l.trim() == "wasm32-unknown-unknown")
+    {
+        return Ok(());
+    }
+    run("rustup", &["target", "add", "wasm32-unknown-unknown"])
+}
+
+/// python3 is the outside peer the tests talk to; it is on every machine of this kind.
+pub(crate) fn ensure_python() -> Result<(), String> {
+    output("python3", &["--version"])
+        .map(|_| ())
+        .ok_or_else(|| "python3 is needed as a real socket peer in the tests".to_string())
+}
