@@ -38,7 +38,10 @@ fn every_message_to_the_bridge_parses_and_each_command_is_shown() {
         "close",
     ];
     for name in all {
-        assert!(seen.contains(name), "docs/protocol.md has no example of {name}");
+        assert!(
+            seen.contains(name),
+            "docs/protocol.md has no example of {name}"
+        );
     }
 }
 
@@ -80,14 +83,42 @@ fn every_message_from_the_bridge_parses_and_each_kind_is_shown() {
         types.insert(name);
         // What the bridge writes must read back the same.
         let again = serde_json::to_string(&message).unwrap();
-        assert_eq!(serde_json::from_str::<ServerMessage>(&again).unwrap(), message);
+        assert_eq!(
+            serde_json::from_str::<ServerMessage>(&again).unwrap(),
+            message
+        );
     }
-    for name in ["welcome", "reply ok", "reply error", "events", "missed", "fatal"] {
-        assert!(types.contains(name), "docs/protocol.md has no example of {name}");
+    for name in [
+        "welcome",
+        "reply ok",
+        "reply error",
+        "events",
+        "missed",
+        "fatal",
+    ] {
+        assert!(
+            types.contains(name),
+            "docs/protocol.md has no example of {name}"
+        );
     }
     for kind in [
-        "socket", "bind", "listen", "backlog", "accept", "connecting", "connect", "send", "recv",
-        "send_to", "recv_from", "eof", "shutdown", "close", "timeout", "error", "reset",
+        "socket",
+        "bind",
+        "listen",
+        "backlog",
+        "accept",
+        "connecting",
+        "connect",
+        "send",
+        "recv",
+        "send_to",
+        "recv_from",
+        "eof",
+        "shutdown",
+        "close",
+        "timeout",
+        "error",
+        "reset",
     ] {
         assert!(kinds.contains(kind), "docs/protocol.md has no {kind} event");
     }

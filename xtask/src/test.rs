@@ -28,7 +28,13 @@ pub(crate) fn test(args: &[String]) -> Result<(), String> {
     )?;
     let (passed, failed) = tools::run_counting_tests(
         &cargo,
-        &["test", "--workspace", "--exclude", "frontend", "--all-targets"],
+        &[
+            "test",
+            "--workspace",
+            "--exclude",
+            "frontend",
+            "--all-targets",
+        ],
     )?;
     // One plain closing line for the whole run, whatever the last test binary printed.
     println!("xtask test: {passed} passed, {failed} failed");
