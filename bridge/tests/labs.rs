@@ -11,15 +11,8 @@ use shared::{ClosedBy, ErrorKind, EventKind};
 async fn uppercase_one_shot_server_and_bridge_client() {
     let bridge = Bridge::start().await;
     let mut c = bridge.client().await;
-    let server = c
-        .endpoint(cmd(
-            json!({"op": "tcp_server_start", "port": 0, "behaviour": {"kind": "uppercase"}}),
-        ))
-        .await;
-    let client = c
-        .endpoint(cmd(
-            json!({"op": "tcp_client_connect", "port": port_of(&server)}),
-        ))
+    let (server, client) = c
+        .tcp_pair(json!({"behaviour": {"kind": "uppercase"}}))
         .await;
     assert_eq!(client.peer, server.local);
     c.ok(send_text(client.id, None, "hello world")).await;
@@ -494,15 +487,8 @@ print(addr[1], data.decode(), flush=True)
 async fn reconnecting_viewer_gets_the_snapshot() {
     let bridge = Bridge::start().await;
     let mut first = bridge.client().await;
-    let server = first
-        .endpoint(cmd(
-            json!({"op": "tcp_server_start", "port": 0, "policy": {"kind": "persistent"}}),
-        ))
-        .await;
-    let client = first
-        .endpoint(cmd(
-            json!({"op": "tcp_client_connect", "port": port_of(&server)}),
-        ))
+    let (server, client) = first
+        .tcp_pair(json!({"policy": {"kind": "persistent"}}))
         .await;
     first.ok(send_text(client.id, None, "before reload")).await;
     first
@@ -583,16 +569,8 @@ async fn stop_a_server_closes_its_connections() {
 async fn half_close_and_manual_replies() {
     let bridge = Bridge::start().await;
     let mut c = bridge.client().await;
-    let server = c
-        .endpoint(cmd(
-            json!({"op": "tcp_server_start", "port": 0, "behaviour": {"kind": "manual"},
-            "policy": {"kind": "persistent"}}),
-        ))
-        .await;
-    let client = c
-        .endpoint(cmd(
-            json!({"op": "tcp_client_connect", "port": port_of(&server)}),
-        ))
+    let (server, client) = c
+        .tcp_pair(json!({"behaviour": {"kind": "manual"}, "policy": {"kind": "persistent"}}))
         .await;
     c.ok(send_text(client.id, None, "question")).await;
     let recv = c

@@ -65,19 +65,6 @@ fn count_before(summary: &str, word: &str) -> u64 {
         .unwrap_or(0)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::count_before;
-
-    #[test]
-    fn reads_cargo_test_summaries() {
-        let line = "ok. 10 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1s";
-        assert_eq!(count_before(line, " passed"), 10);
-        assert_eq!(count_before(line, " failed"), 2);
-        assert_eq!(count_before("FAILED. 3 passed; 1 failed;", " failed"), 1);
-    }
-}
-
 /// Runs a command quietly and returns its stdout, or `None` if it cannot run or fails.
 pub(crate) fn output(program: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(program).args(args).output().ok()?;
@@ -108,4 +95,17 @@ pub(crate) fn ensure_python() -> Result<(), String> {
     output("python3", &["--version"])
         .map(|_| ())
         .ok_or_else(|| "python3 is needed as a real socket peer in the tests".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_before;
+
+    #[test]
+    fn reads_cargo_test_summaries() {
+        let line = "ok. 10 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1s";
+        assert_eq!(count_before(line, " passed"), 10);
+        assert_eq!(count_before(line, " failed"), 2);
+        assert_eq!(count_before("FAILED. 3 passed; 1 failed;", " failed"), 1);
+    }
 }

@@ -332,6 +332,27 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Starts a TCP server on a free port with these extra spec fields, and connects a bridge
+    /// client to it: the start of most lab scenarios.
+    pub async fn tcp_pair(
+        &mut self,
+        server_fields: serde_json::Value,
+    ) -> (EndpointInfo, EndpointInfo) {
+        let mut spec = serde_json::json!({"op": "tcp_server_start", "port": 0});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(server_fields.as_object().cloned().unwrap_or_default());
+        let server = self.endpoint(cmd(spec)).await;
+        let client = self
+            .endpoint(cmd(
+                serde_json::json!({"op": "tcp_client_connect", "port": port_of(&server)}),
+            ))
+            .await;
+        (server, client)
+    }
+}
+
 /// A command from its JSON form, as a client in any language would write it.
 pub fn cmd(value: serde_json::Value) -> Command {
     serde_json::from_value(value).expect("a valid command")
