@@ -18,6 +18,7 @@ fn main() -> ExitCode {
     let result = match task.as_deref() {
         Some("run") => run::run(&rest),
         Some("test") => test::test(&rest),
+        Some("setup") => tools::ensure_all().map(|_| ()),
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -38,4 +39,5 @@ usage: cargo xtask <task>
 
 tasks:
   run [flags]   build and start the playground; flags go to the bridge (see --help there)
-  test          check formatting and lints, then run every test";
+  test          check formatting and lints, then run every test
+  setup         only install what run and test need (they do it themselves too)";

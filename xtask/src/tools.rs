@@ -97,6 +97,104 @@ pub(crate) fn ensure_python() -> Result<(), String> {
         .ok_or_else(|| "python3 is needed as a real socket peer in the tests".to_string())
 }
 
+/// Folder for tools the project installs itself (ignored by git).
+pub(crate) fn tools_dir() -> PathBuf {
+    root().join(".tools")
+}
+
+/// trunk 0.21 (0.22 needs a newer rustc than these machines have).
+pub(crate) fn ensure_trunk() -> Result<(), String> {
+    if output("trunk", &["--version"]).is_some_and(|v| v.trim().starts_with("trunk 0.21")) {
+        return Ok(());
+    }
+    eprintln!("xtask: installing trunk 0.21 (about 8 minutes on 2 cores, once per machine)");
+    run(&cargo(), &["install", "trunk", "--version", "^0.21", "--locked"])
+}
+
+/// The wasm-bindgen version in Cargo.lock: the CLI must match it exactly.
+pub(crate) fn wasm_bindgen_version() -> Result<String, String> {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock"))
+        .map_err(|e| format!("cannot read Cargo.lock: {e}"))?;
+    lock.split("[[package]]")
+        .find(|block| block.contains("name = \"wasm-bindgen\"\n"))
+        .and_then(|block| {
+            block
+                .lines()
+                .find_map(|l| l.strip_prefix("version = \""))
+                .map(|v| v.trim_end_matches('"').to_string())
+        })
+        .ok_or_else(|| "Cargo.lock has no wasm-bindgen package".to_string())
+}
+
+/// wasm-bindgen-cli at exactly the crate's version. Not `--locked`: one of its locked
+/// dependencies is missing from the registry (see ../shared/TOOLCHAIN.md).
+pub(crate) fn ensure_wasm_bindgen() -> Result<(), String> {
+    let version = wasm_bindgen_version()?;
+    let installed = output("wasm-bindgen", &["--version"]).unwrap_or_default();
+    if installed.split_whitespace().nth(1) == Some(version.as_str()) {
+        return Ok(());
+    }
+    eprintln!("xtask: installing wasm-bindgen-cli {version} (about 3 minutes, once per machine)");
+    run(
+        &cargo(),
+        &["install", "wasm-bindgen-cli", "--version", &format!("={version}")],
+    )
+}
+
+/// binaryen 132 from npm (Debian's is too old for this rustc's wasm); returns the folder to put
+/// on PATH so trunk finds its wasm-opt.
+pub(crate) fn ensure_wasm_opt() -> Result<PathBuf, String> {
+    let bin = tools_dir().join("node_modules").join(".bin");
+    let wasm_opt = bin.join("wasm-opt");
+    let version = output(&wasm_opt.to_string_lossy(), &["--version"]).unwrap_or_default();
+    if version.contains("version 132") {
+        return Ok(bin);
+    }
+    std::fs::create_dir_all(tools_dir()).map_err(|e| format!("cannot create .tools: {e}"))?;
+    let prefix = tools_dir().to_string_lossy().into_owned();
+    run(
+        "npm",
+        &["install", "--prefix", &prefix, "--no-audit", "--no-fund", "binaryen@132"],
+    )?;
+    Ok(bin)
+}
+
+/// Debian's Chromium and ChromeDriver, for the browser tests.
+pub(crate) fn ensure_chromium() -> Result<(), String> {
+    let present = |p: &str| std::path::Path::new(p).exists();
+    if present(CHROMIUM) && present(CHROMEDRIVER) {
+        return Ok(());
+    }
+    eprintln!("xtask: installing Debian's chromium and chromium-driver");
+    run("apt-get", &["update", "-q"])?;
+    run(
+        "apt-get",
+        &["install", "-y", "-q", "--no-install-recommends", "chromium", "chromium-driver"],
+    )
+}
+
+/// Everything the frontend build and the browser tests need; returns the extra PATH folder
+/// (wasm-opt) that trunk must see.
+pub(crate) fn ensure_all() -> Result<PathBuf, String> {
+    ensure_wasm_target()?;
+    ensure_python()?;
+    ensure_chromium()?;
+    let wasm_opt = ensure_wasm_opt()?;
+    ensure_wasm_bindgen()?;
+    ensure_trunk()?;
+    Ok(wasm_opt)
+}
+
+/// Where Debian puts the browser and its driver.
+pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
+pub(crate) const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// PATH with `dir` in front.
+pub(crate) fn path_with(dir: &std::path::Path) -> String {
+    let old = std::env::var("PATH").unwrap_or_default();
+    format!("{}:{old}", dir.display())
+}
+
 #[cfg(test)]
 mod tests {
     use super::count_before;

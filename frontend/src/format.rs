@@ -1,0 +1,258 @@
+//! How things are written on screen: times, sizes, endpoint names and one-line descriptions of
+//! events. Pure functions, shared by the views and tested natively.
+
+use shared::{Behaviour, ClosedBy, ConnectionPolicy, EndpointSpec, Event, EventKind, Payload};
+
+/// Seconds since the bridge started, with milliseconds: `3.512`.
+pub fn relative(t_us: u64) -> String {
+    format!("{}.{:03}", t_us / 1_000_000, (t_us / 1000) % 1000)
+}
+
+/// Wall-clock time of day with milliseconds, `14:03:22.512`, for a Unix time in ms and the
+/// browser's offset from UTC in minutes (as `Date.getTimezoneOffset` gives it).
+pub fn clock(unix_ms: u64, offset_min: i64) -> String {
+    let local_ms = unix_ms as i64 - offset_min * 60_000;
+    let day_ms = local_ms.rem_euclid(86_400_000);
+    let (h, m) = (day_ms / 3_600_000, (day_ms / 60_000) % 60);
+    let (s, ms) = ((day_ms / 1000) % 60, day_ms % 1000);
+    format!("{h:02}:{m:02}:{s:02}.{ms:03}")
+}
+
+/// `11 B`, `4.9 KiB`, `1.2 MiB`.
+pub fn bytes(n: usize) -> String {
+    match n {
+        0..=1023 => format!("{n} B"),
+        1024..=1_048_575 => format!("{:.1} KiB", n as f64 / 1024.0),
+        _ => format!("{:.1} MiB", n as f64 / 1_048_576.0),
+    }
+}
+
+/// The port of an address such as `127.0.0.1:12000`.
+pub fn port(addr: &str) -> &str {
+    addr.rsplit_once(':').map_or(addr, |(_, p)| p)
+}
+
+/// A short name for an endpoint: `TCP server :12000`, `TCP client #2 → :12000`.
+pub fn endpoint_name(id: u32, spec: &EndpointSpec, local: Option<&str>) -> String {
+    let own_port = local.map(port);
+    match spec {
+        EndpointSpec::TcpServer(s) => {
+            format!("TCP server :{}", own_port.map_or(s.port.to_string(), str::to_string))
+        }
+        EndpointSpec::UdpServer(s) => {
+            format!("UDP server :{}", own_port.map_or(s.port.to_string(), str::to_string))
+        }
+        EndpointSpec::TcpClient(c) => format!("TCP client #{id} → :{}", c.port),
+        EndpointSpec::UdpClient(c) => format!("UDP client #{id} → :{}", c.port),
+    }
+}
+
+/// One line saying how a server behaves: `uppercase, one-shot, one at a time`.
+pub fn server_summary(spec: &EndpointSpec) -> String {
+    let behaviour = |b: &Behaviour| match b {
+        Behaviour::PrintOnly => "print only".to_string(),
+        Behaviour::Echo => "echo".to_string(),
+        Behaviour::Uppercase => "uppercase".to_string(),
+        Behaviour::Prefix { prefix } => format!("prefix \"{prefix}\""),
+        Behaviour::Fixed { reply } => format!("reply \"{reply}\""),
+        Behaviour::Manual => "you reply".to_string(),
+    };
+    match spec {
+        EndpointSpec::TcpServer(s) => {
+            let policy = match &s.policy {
+                ConnectionPolicy::OneShot => "one-shot".to_string(),
+                ConnectionPolicy::Persistent { quit_word: Some(w) } => format!("until \"{w}\""),
+                ConnectionPolicy::Persistent { quit_word: None } => "until closed".to_string(),
+            };
+            let concurrency = match s.concurrency {
+                shared::Concurrency::OneAtATime => "one at a time",
+                shared::Concurrency::Concurrent => "concurrent",
+            };
+            format!("{}, {policy}, {concurrency}", behaviour(&s.behaviour))
+        }
+        EndpointSpec::UdpServer(s) => behaviour(&s.behaviour),
+        EndpointSpec::TcpClient(c) => format!("to {}:{}", c.host, c.port),
+        EndpointSpec::UdpClient(c) => format!(
+            "to {}:{}{}",
+            c.host,
+            c.port,
+            if c.connect { ", connected" } else { "" }
+        ),
+    }
+}
+
+/// The socket call an event stands for, as a student knows it from Python.
+pub fn call(kind: &EventKind) -> String {
+    match kind {
+        EventKind::Socket { spec } => match spec {
+            EndpointSpec::TcpServer(_) | EndpointSpec::TcpClient(_) => "socket(TCP)".into(),
+            EndpointSpec::UdpServer(_) | EndpointSpec::UdpClient(_) => "socket(UDP)".into(),
+        },
+        EventKind::Bind => "bind()".into(),
+        EventKind::Listen { backlog } => format!("listen({backlog})"),
+        EventKind::Backlog { .. } => "backlog".into(),
+        EventKind::Accept => "accept()".into(),
+        EventKind::Connecting => "connect()…".into(),
+        EventKind::Connect => "connected".into(),
+        EventKind::Send { .. } => "send()".into(),
+        EventKind::Recv { .. } => "recv()".into(),
+        EventKind::SendTo { .. } => "sendto()".into(),
+        EventKind::RecvFrom { .. } => "recvfrom()".into(),
+        EventKind::Eof => "recv() → EOF".into(),
+        EventKind::Shutdown => "shutdown(WR)".into(),
+        EventKind::Close { .. } => "close()".into(),
+        EventKind::Timeout { op, .. } => format!("{op}() timeout"),
+        EventKind::Error { op, .. } => format!("{op}() error"),
+        EventKind::Reset => "reset".into(),
+    }
+}
+
+/// What else to say about an event in one line.
+pub fn detail(event: &Event) -> String {
+    let peer = event.peer.as_deref().unwrap_or("");
+    let local = event.local.as_deref().unwrap_or("");
+    match &event.kind {
+        EventKind::Socket { spec } => server_summary(spec),
+        EventKind::Bind => format!("on {local}"),
+        EventKind::Listen { backlog } => format!("up to {backlog} waiting"),
+        EventKind::Backlog { waiting } => match waiting {
+            0 => "no client waiting".into(),
+            1 => "1 client waits to be accepted".into(),
+            n => format!("{n} clients wait to be accepted"),
+        },
+        EventKind::Accept => format!("from {peer}"),
+        EventKind::Connecting => format!("to {peer}"),
+        EventKind::Connect => format!("{local} → {peer}"),
+        EventKind::Send { data } | EventKind::SendTo { data } => {
+            format!("{} → {peer}: {}", bytes(data.len), preview(data))
+        }
+        EventKind::Recv { data } | EventKind::RecvFrom { data } => {
+            format!("{} ← {peer}: {}", bytes(data.len), preview(data))
+        }
+        EventKind::Eof => "the other side will send no more".into(),
+        EventKind::Shutdown => "this side will send no more".into(),
+        EventKind::Close { by, reason } => format!("{}: {reason}", closed_by(*by)),
+        EventKind::Timeout { after_ms, .. } => {
+            format!("no reply within {after_ms} ms (UDP never says whether a datagram arrived)")
+        }
+        EventKind::Error { error, .. } => error.explanation.clone(),
+        EventKind::Reset => "everything was closed".into(),
+    }
+}
+
+/// Who closed, in words.
+pub fn closed_by(by: ClosedBy) -> &'static str {
+    match by {
+        ClosedBy::Local => "closed here",
+        ClosedBy::Peer => "the other side closed",
+        ClosedBy::Bridge => "closed by the bridge",
+    }
+}
+
+/// A payload as text when it is text (control characters made visible), else as hex.
+pub fn preview(data: &Payload) -> String {
+    if data.utf8 {
+        let mut text: String = data
+            .preview
+            .chars()
+            .map(|c| match c {
+                '\n' => '↵',
+                '\r' => '␍',
+                '\t' => '⇥',
+                c if c.is_control() => '·',
+                c => c,
+            })
+            .collect();
+        if data.truncated {
+            text.push('…');
+        }
+        format!("\"{text}\"")
+    } else {
+        let bytes = data.bytes().unwrap_or_default();
+        let shown: Vec<String> = bytes.iter().take(32).map(|b| format!("{b:02x}")).collect();
+        let more = if bytes.len() > 32 { " …" } else { "" };
+        format!("hex {}{more}", shown.join(" "))
+    }
+}
+
+/// Which group of the timeline filter an event belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Group {
+    /// socket, bind, listen, accept, connect, backlog.
+    Setup,
+    /// send, recv, sendto, recvfrom.
+    Data,
+    /// EOF, shutdown, close, reset.
+    Ending,
+    /// Errors and timeouts.
+    Problems,
+}
+
+impl Group {
+    pub const ALL: [Group; 4] = [Group::Setup, Group::Data, Group::Ending, Group::Problems];
+
+    pub fn of(kind: &EventKind) -> Group {
+        match kind {
+            EventKind::Socket { .. }
+            | EventKind::Bind
+            | EventKind::Listen { .. }
+            | EventKind::Backlog { .. }
+            | EventKind::Accept
+            | EventKind::Connecting
+            | EventKind::Connect => Group::Setup,
+            EventKind::Send { .. }
+            | EventKind::Recv { .. }
+            | EventKind::SendTo { .. }
+            | EventKind::RecvFrom { .. } => Group::Data,
+            EventKind::Eof | EventKind::Shutdown | EventKind::Close { .. } | EventKind::Reset => {
+                Group::Ending
+            }
+            EventKind::Timeout { .. } | EventKind::Error { .. } => Group::Problems,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Group::Setup => "setup",
+            Group::Data => "data",
+            Group::Ending => "closing",
+            Group::Problems => "errors",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_sizes() {
+        assert_eq!(relative(3_512_345), "3.512");
+        assert_eq!(relative(42), "0.000");
+        // 1970-01-01 13:00:01.250 UTC, shown two hours ahead (offset -120).
+        assert_eq!(clock(13 * 3_600_000 + 1_250, -120), "15:00:01.250");
+        assert_eq!(bytes(11), "11 B");
+        assert_eq!(bytes(5000), "4.9 KiB");
+    }
+
+    #[test]
+    fn previews_show_text_or_hex() {
+        assert_eq!(preview(&Payload::from_bytes(b"hi\r\n")), "\"hi␍↵\"");
+        assert_eq!(preview(&Payload::from_bytes(&[0xff, 0x00])), "hex ff 00");
+    }
+
+    #[test]
+    fn endpoint_names() {
+        let spec: EndpointSpec =
+            serde_json::from_str(r#"{"type":"tcp_client","port":12000}"#).unwrap();
+        assert_eq!(endpoint_name(2, &spec, None), "TCP client #2 → :12000");
+        let spec: EndpointSpec =
+            serde_json::from_str(r#"{"type":"tcp_server","port":0,"behaviour":{"kind":"uppercase"}}"#)
+                .unwrap();
+        assert_eq!(
+            endpoint_name(1, &spec, Some("127.0.0.1:40000")),
+            "TCP server :40000"
+        );
+        assert_eq!(server_summary(&spec), "uppercase, one-shot, one at a time");
+    }
+}

@@ -1,0 +1,559 @@
+//! The page's state, the actions that change it and the reducer. Everything the views show is
+//! derived from the bridge's welcome snapshot and the events that follow, so a reload or a
+//! second tab shows the same thing.
+//!
+//! The event log can hold 100,000 events, so it sits behind an `Rc<RefCell<_>>` that the
+//! reducer appends to, and `version` counts changes: cloning the state for each action stays
+//! cheap, and views re-render when `version` moves.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::rc::Rc;
+
+use shared::{
+    ConnId, ConnInfo, EndpointId, EndpointInfo, EndpointSpec, ErrorInfo, Event, EventKind, Limits,
+    Scope, Welcome,
+};
+
+use crate::format::Group;
+
+/// One conversation: a client, a UDP endpoint, or one accepted connection of a TCP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConvKey {
+    pub endpoint: EndpointId,
+    pub conn: Option<ConnId>,
+}
+
+impl ConvKey {
+    pub fn of(event: &Event) -> ConvKey {
+        ConvKey {
+            endpoint: event.endpoint,
+            conn: event.conn,
+        }
+    }
+}
+
+/// The WebSocket to the bridge, as the status bar tells it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Link {
+    /// The page was opened without the token (and the tab has none stored).
+    NoToken,
+    /// Opening the WebSocket.
+    Connecting,
+    /// Welcome received; live.
+    Open,
+    /// Closed or never reached; trying again after `in_ms`.
+    Retrying {
+        attempt: u32,
+        in_ms: u32,
+        /// Whether this tab was ever connected (then "reconnecting", else "not running").
+        was_open: bool,
+    },
+    /// The bridge refused the session (wrong token, other protocol version): no retry.
+    Refused(ErrorInfo),
+}
+
+/// What the welcome said about the bridge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BridgeInfo {
+    pub version: String,
+    pub started_unix_ms: u64,
+    pub scope: Scope,
+    pub limits: Limits,
+}
+
+/// What a view shows of a command that failed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    /// What was being done, such as "Start TCP server".
+    pub title: String,
+    pub error: ErrorInfo,
+}
+
+/// Every event since the welcome, indexed for the views.
+#[derive(Debug, Default)]
+pub struct Log {
+    pub events: Vec<Rc<Event>>,
+    /// Positions in `events` of each conversation's events.
+    pub conversations: HashMap<ConvKey, Vec<usize>>,
+    /// Spec and address of every endpoint seen, including closed ones, for naming.
+    pub specs: BTreeMap<EndpointId, (EndpointSpec, Option<String>)>,
+    /// Events the bridge skipped for this tab because it read too slowly.
+    pub missed: u64,
+    /// Events older than the bridge's history when this tab connected.
+    pub dropped: u64,
+}
+
+impl Log {
+    fn push(&mut self, event: Event) {
+        if let EventKind::Socket { spec } = &event.kind {
+            self.specs.insert(event.endpoint, (spec.clone(), None));
+        }
+        if matches!(event.kind, EventKind::Bind) && event.conn.is_none() {
+            if let Some(entry) = self.specs.get_mut(&event.endpoint) {
+                entry.1.clone_from(&event.local);
+            }
+        }
+        let index = self.events.len();
+        if event.endpoint != 0 {
+            self.conversations
+                .entry(ConvKey::of(&event))
+                .or_default()
+                .push(index);
+        }
+        self.events.push(Rc::new(event));
+    }
+
+    /// A name for an endpoint, also after it closed.
+    pub fn name(&self, id: EndpointId) -> String {
+        match self.specs.get(&id) {
+            Some((spec, local)) => crate::format::endpoint_name(id, spec, local.as_deref()),
+            None if id == 0 => "bridge".to_string(),
+            None => format!("#{id}"),
+        }
+    }
+
+    /// A conversation's events, at most the last `limit`, and how many earlier were left out.
+    pub fn conversation(&self, key: ConvKey, limit: usize) -> (Vec<Rc<Event>>, usize) {
+        let Some(indexes) = self.conversations.get(&key) else {
+            return (Vec::new(), 0);
+        };
+        let skip = indexes.len().saturating_sub(limit);
+        let events = indexes[skip..]
+            .iter()
+            .map(|i| self.events[*i].clone())
+            .collect();
+        (events, skip)
+    }
+
+    /// Positions of the events the timeline filter lets through.
+    pub fn filtered(&self, filter: &Filter) -> Vec<usize> {
+        self.events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| filter.accepts(e))
+            .map(|(i, _)| i)
+            .collect()
+    }
+}
+
+/// The timeline's filter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    /// Only this endpoint's events.
+    pub endpoint: Option<EndpointId>,
+    /// Only these groups of events.
+    pub groups: BTreeSet<Group>,
+}
+
+impl Default for Filter {
+    fn default() -> Self {
+        Filter {
+            endpoint: None,
+            groups: Group::ALL.into_iter().collect(),
+        }
+    }
+}
+
+impl Filter {
+    pub fn accepts(&self, event: &Event) -> bool {
+        self.endpoint.is_none_or(|id| event.endpoint == id)
+            && self.groups.contains(&Group::of(&event.kind))
+    }
+}
+
+/// Everything the page shows.
+#[derive(Debug, Clone)]
+pub struct State {
+    pub link: Link,
+    pub bridge: Option<BridgeInfo>,
+    /// Endpoints alive now, with their open connections.
+    pub endpoints: BTreeMap<EndpointId, EndpointInfo>,
+    pub log: Rc<RefCell<Log>>,
+    /// Counts changes to `log`.
+    pub version: u64,
+    /// The conversation shown in the middle.
+    pub selected: Option<ConvKey>,
+    pub notice: Option<Notice>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            link: Link::Connecting,
+            bridge: None,
+            endpoints: BTreeMap::new(),
+            log: Rc::new(RefCell::new(Log::default())),
+            version: 0,
+            selected: None,
+            notice: None,
+        }
+    }
+}
+
+impl PartialEq for State {
+    fn eq(&self, other: &Self) -> bool {
+        self.version == other.version
+            && Rc::ptr_eq(&self.log, &other.log)
+            && self.link == other.link
+            && self.endpoints == other.endpoints
+            && self.selected == other.selected
+            && self.notice == other.notice
+            && self.bridge == other.bridge
+    }
+}
+
+/// What can happen.
+#[derive(Debug, Clone)]
+pub enum Action {
+    NoToken,
+    Connecting,
+    Welcome(Box<Welcome>),
+    Retrying { attempt: u32, in_ms: u32 },
+    Refused(ErrorInfo),
+    Events(Vec<Event>),
+    Missed(u64),
+    /// A command failed; show why.
+    Failed { title: String, error: ErrorInfo },
+    /// A command created an endpoint; a new client's conversation gets selected.
+    Created(EndpointInfo),
+    Select(Option<ConvKey>),
+    DismissNotice,
+}
+
+impl State {
+    /// Applies one action. Pure but for appending to the shared log.
+    pub fn apply(mut self, action: Action) -> State {
+        match action {
+            Action::NoToken => self.link = Link::NoToken,
+            Action::Connecting => {
+                if !matches!(self.link, Link::Retrying { .. }) {
+                    self.link = Link::Connecting;
+                }
+            }
+            Action::Retrying { attempt, in_ms } => {
+                let was_open = match &self.link {
+                    Link::Open => true,
+                    Link::Retrying { was_open, .. } => *was_open,
+                    _ => false,
+                };
+                self.link = Link::Retrying {
+                    attempt,
+                    in_ms,
+                    was_open,
+                };
+            }
+            Action::Refused(error) => self.link = Link::Refused(error),
+            Action::Welcome(welcome) => {
+                let Welcome {
+                    bridge_version,
+                    started_unix_ms,
+                    scope,
+                    limits,
+                    snapshot,
+                    ..
+                } = *welcome;
+                let mut log = Log {
+                    dropped: snapshot.history_dropped,
+                    ..Log::default()
+                };
+                for endpoint in &snapshot.endpoints {
+                    log.specs
+                        .insert(endpoint.id, (endpoint.spec.clone(), endpoint.local.clone()));
+                }
+                for event in snapshot.events {
+                    log.push(event);
+                }
+                self.log = Rc::new(RefCell::new(log));
+                self.version += 1;
+                self.endpoints = snapshot.endpoints.into_iter().map(|e| (e.id, e)).collect();
+                self.bridge = Some(BridgeInfo {
+                    version: bridge_version,
+                    started_unix_ms,
+                    scope,
+                    limits,
+                });
+                self.link = Link::Open;
+            }
+            Action::Events(events) => {
+                {
+                    let mut log = self.log.borrow_mut();
+                    for event in events {
+                        track_endpoint(&mut self.endpoints, &event);
+                        log.push(event);
+                    }
+                }
+                self.version += 1;
+            }
+            Action::Missed(count) => {
+                self.log.borrow_mut().missed += count;
+                self.version += 1;
+            }
+            Action::Failed { title, error } => self.notice = Some(Notice { title, error }),
+            Action::Created(info) => {
+                if matches!(
+                    info.spec,
+                    EndpointSpec::TcpClient(_) | EndpointSpec::UdpClient(_)
+                ) {
+                    self.selected = Some(ConvKey {
+                        endpoint: info.id,
+                        conn: None,
+                    });
+                }
+            }
+            Action::Select(key) => self.selected = key,
+            Action::DismissNotice => self.notice = None,
+        }
+        self
+    }
+}
+
+/// Keeps the live endpoint list in step with the events, as the bridge's registry changes.
+fn track_endpoint(endpoints: &mut BTreeMap<EndpointId, EndpointInfo>, event: &Event) {
+    if let EventKind::Socket { spec } = &event.kind {
+        endpoints.insert(
+            event.endpoint,
+            EndpointInfo {
+                id: event.endpoint,
+                spec: spec.clone(),
+                local: None,
+                peer: None,
+                connections: Vec::new(),
+            },
+        );
+        return;
+    }
+    let Some(endpoint) = endpoints.get_mut(&event.endpoint) else {
+        return;
+    };
+    match (&event.kind, event.conn) {
+        (EventKind::Bind | EventKind::Connect, None) => {
+            endpoint.local.clone_from(&event.local);
+            if event.peer.is_some() {
+                endpoint.peer.clone_from(&event.peer);
+            }
+        }
+        (EventKind::Connecting, None) => endpoint.peer.clone_from(&event.peer),
+        (EventKind::Accept, Some(conn)) => endpoint.connections.push(ConnInfo {
+            id: conn,
+            peer: event.peer.clone().unwrap_or_default(),
+            local: event.local.clone().unwrap_or_default(),
+        }),
+        (EventKind::Close { .. }, Some(conn)) => endpoint.connections.retain(|c| c.id != conn),
+        (EventKind::Close { .. }, None) => {
+            endpoints.remove(&event.endpoint);
+        }
+        _ => {}
+    }
+}
+
+impl yew::Reducible for State {
+    type Action = Action;
+
+    fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
+        Rc::new(Rc::unwrap_or_clone(self).apply(action))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::{ClosedBy, Payload, Snapshot};
+
+    fn event(seq: u64, endpoint: u32, conn: Option<u32>, kind: EventKind) -> Event {
+        Event {
+            seq,
+            t_us: seq * 1000,
+            endpoint,
+            conn,
+            local: Some("127.0.0.1:12000".into()),
+            peer: conn.map(|c| format!("127.0.0.1:{}", 50000 + c)),
+            kind,
+        }
+    }
+
+    fn server_spec() -> EndpointSpec {
+        serde_json::from_str(r#"{"type":"tcp_server","port":12000}"#).unwrap()
+    }
+
+    fn welcome(endpoints: Vec<EndpointInfo>, events: Vec<Event>) -> Action {
+        Action::Welcome(Box::new(Welcome {
+            protocol: shared::PROTOCOL_VERSION,
+            bridge_version: "test".into(),
+            started_unix_ms: 0,
+            now_us: 0,
+            scope: Scope::Loopback,
+            limits: Limits {
+                max_message_bytes: 1 << 20,
+                max_frame_bytes: 1 << 18,
+                max_endpoints: 64,
+                max_connections_per_server: 64,
+                history_events: 10_000,
+            },
+            snapshot: Snapshot {
+                endpoints,
+                events,
+                history_dropped: 0,
+            },
+        }))
+    }
+
+    #[test]
+    fn events_keep_the_endpoint_list_in_step() {
+        let mut state = State::default().apply(welcome(vec![], vec![]));
+        assert_eq!(state.link, Link::Open);
+        state = state.apply(Action::Events(vec![
+            event(1, 1, None, EventKind::Socket { spec: server_spec() }),
+            event(2, 1, None, EventKind::Bind),
+            event(3, 1, Some(7), EventKind::Accept),
+        ]));
+        let server = &state.endpoints[&1];
+        assert_eq!(server.local.as_deref(), Some("127.0.0.1:12000"));
+        assert_eq!(server.connections.len(), 1);
+        assert_eq!(server.connections[0].peer, "127.0.0.1:50007");
+
+        state = state.apply(Action::Events(vec![event(
+            4,
+            1,
+            Some(7),
+            EventKind::Close {
+                by: ClosedBy::Peer,
+                reason: "bye".into(),
+            },
+        )]));
+        assert!(state.endpoints[&1].connections.is_empty());
+        state = state.apply(Action::Events(vec![event(
+            5,
+            1,
+            None,
+            EventKind::Close {
+                by: ClosedBy::Local,
+                reason: "stopped".into(),
+            },
+        )]));
+        assert!(state.endpoints.is_empty());
+        // Still named in the timeline after it closed.
+        assert_eq!(state.log.borrow().name(1), "TCP server :12000");
+    }
+
+    #[test]
+    fn conversations_are_indexed_and_cut_to_the_latest() {
+        let mut state = State::default().apply(welcome(vec![], vec![]));
+        let recv = |seq| {
+            event(
+                seq,
+                1,
+                Some(3),
+                EventKind::Recv {
+                    data: Payload::from_bytes(format!("m{seq}").as_bytes()),
+                },
+            )
+        };
+        state = state.apply(Action::Events((1..=10).map(recv).collect()));
+        let key = ConvKey {
+            endpoint: 1,
+            conn: Some(3),
+        };
+        let (events, skipped) = state.log.borrow().conversation(key, 4);
+        assert_eq!(skipped, 6);
+        assert_eq!(events.first().unwrap().seq, 7);
+        let other = ConvKey {
+            endpoint: 2,
+            conn: None,
+        };
+        assert!(state.log.borrow().conversation(other, 4).0.is_empty());
+    }
+
+    #[test]
+    fn welcome_replaces_everything_and_reconnect_is_reported() {
+        let info = EndpointInfo {
+            id: 4,
+            spec: server_spec(),
+            local: Some("127.0.0.1:12000".into()),
+            peer: None,
+            connections: vec![],
+        };
+        let mut state = State::default().apply(Action::Events(vec![event(
+            1,
+            9,
+            None,
+            EventKind::Bind,
+        )]));
+        state = state.apply(welcome(vec![info], vec![]));
+        assert!(state.log.borrow().events.is_empty());
+        assert_eq!(state.endpoints.keys().copied().collect::<Vec<_>>(), [4]);
+        assert_eq!(state.log.borrow().name(4), "TCP server :12000");
+
+        state = state.apply(Action::Retrying {
+            attempt: 1,
+            in_ms: 500,
+        });
+        assert_eq!(
+            state.link,
+            Link::Retrying {
+                attempt: 1,
+                in_ms: 500,
+                was_open: true
+            }
+        );
+        state = state.apply(Action::Connecting);
+        assert!(matches!(state.link, Link::Retrying { .. }), "keeps saying it retries");
+    }
+
+    #[test]
+    fn filter_by_endpoint_and_group() {
+        let mut state = State::default().apply(welcome(vec![], vec![]));
+        state = state.apply(Action::Events(vec![
+            event(1, 1, None, EventKind::Bind),
+            event(2, 2, None, EventKind::Eof),
+            event(
+                3,
+                1,
+                Some(1),
+                EventKind::Send {
+                    data: Payload::from_bytes(b"x"),
+                },
+            ),
+        ]));
+        let log = state.log.borrow();
+        assert_eq!(log.filtered(&Filter::default()), [0, 1, 2]);
+        let only_one = Filter {
+            endpoint: Some(1),
+            ..Filter::default()
+        };
+        assert_eq!(log.filtered(&only_one), [0, 2]);
+        let data_only = Filter {
+            groups: [Group::Data].into_iter().collect(),
+            ..Filter::default()
+        };
+        assert_eq!(log.filtered(&data_only), [2]);
+    }
+
+    #[test]
+    fn new_client_is_selected_and_errors_are_kept_until_dismissed() {
+        let spec: EndpointSpec =
+            serde_json::from_str(r#"{"type":"tcp_client","port":12000}"#).unwrap();
+        let mut state = State::default().apply(Action::Created(EndpointInfo {
+            id: 5,
+            spec,
+            local: None,
+            peer: None,
+            connections: vec![],
+        }));
+        assert_eq!(
+            state.selected,
+            Some(ConvKey {
+                endpoint: 5,
+                conn: None
+            })
+        );
+        let error = ErrorInfo::new(shared::ErrorKind::ConnectionRefused, "nothing listens");
+        state = state.apply(Action::Failed {
+            title: "Connect".into(),
+            error,
+        });
+        assert!(state.notice.is_some());
+        state = state.apply(Action::DismissNotice);
+        assert!(state.notice.is_none());
+    }
+}
