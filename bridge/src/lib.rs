@@ -55,6 +55,8 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// Largest WebSocket frame accepted.
     pub max_frame_bytes: usize,
+    /// The built frontend (trunk's `dist/`) to serve; `None` serves a note instead.
+    pub static_dir: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -73,6 +75,7 @@ impl Config {
             live_capacity: 4096,
             max_message_bytes: 1 << 20,
             max_frame_bytes: 256 << 10,
+            static_dir: None,
         }
     }
 

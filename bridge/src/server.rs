@@ -1,17 +1,21 @@
-//! The HTTP side of the bridge: the WebSocket endpoint, guarded by the Host check (against DNS
-//! rebinding), the Origin allowlist (against other web pages) and the session limit. The token
-//! is checked inside the session, in its hello.
+//! The HTTP side of the bridge: the built frontend (static files from `dist/`) and the WebSocket
+//! endpoint, all behind the Host check (against DNS rebinding); the WebSocket also behind the
+//! Origin allowlist (against other web pages) and the session limit. The token is checked
+//! inside the session, in its hello.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use axum::extract::{Request, State, WebSocketUpgrade};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tokio::sync::Semaphore;
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::hub::Hub;
 use crate::security::{host_allowed, origin_allowed};
@@ -26,17 +30,37 @@ struct AppState {
 
 /// The bridge's routes, for a server listening on `listen`.
 pub(crate) fn router(hub: Arc<Hub>, listen: SocketAddr, origins: Vec<String>) -> Router {
+    let static_dir = hub.config.static_dir.clone();
     let state = AppState {
         sessions: Arc::new(Semaphore::new(hub.config.max_sessions)),
         hub,
         listen,
         origins: Arc::new(origins),
     };
-    Router::new()
-        .route(shared::WS_PATH, get(websocket))
-        .fallback(index)
+    let routes = Router::new().route(shared::WS_PATH, get(websocket));
+    let routes = match static_dir {
+        Some(dir) => routes.fallback_service(frontend(&dir)),
+        None => routes.fallback(no_frontend),
+    };
+    routes
+        // The page must not be framed by another site (clickjacking its buttons).
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), check_host))
         .with_state(state)
+}
+
+/// The built frontend; unknown paths get the page itself (it is a single-page app).
+fn frontend(dir: &Path) -> ServeDir<ServeFile> {
+    ServeDir::new(dir)
+        .precompressed_gzip()
+        .fallback(ServeFile::new(dir.join("index.html")))
 }
 
 /// Refuses any request whose Host is not this bridge: a page on another domain that rebinds its
@@ -84,15 +108,17 @@ async fn websocket(
         })
 }
 
-/// Until the frontend is built and served here, say what this is.
-async fn index() -> Response {
+/// Without a built frontend, say what this is and how to get the page.
+async fn no_frontend() -> Response {
     (
-        StatusCode::OK,
+        StatusCode::NOT_FOUND,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         concat!(
             "Socket Playground bridge ",
             env!("CARGO_PKG_VERSION"),
-            ". WebSocket clients connect to /ws (see docs/protocol.md).\n"
+            " is running, but it was started without the built page.\n",
+            "Run `cargo xtask run` to build and serve it, or `trunk serve` for development.\n",
+            "WebSocket clients connect to /ws (see docs/protocol.md).\n"
         ),
     )
         .into_response()

@@ -37,10 +37,16 @@ pub fn endpoint_name(id: u32, spec: &EndpointSpec, local: Option<&str>) -> Strin
     let own_port = local.map(port);
     match spec {
         EndpointSpec::TcpServer(s) => {
-            format!("TCP server :{}", own_port.map_or(s.port.to_string(), str::to_string))
+            format!(
+                "TCP server :{}",
+                own_port.map_or(s.port.to_string(), str::to_string)
+            )
         }
         EndpointSpec::UdpServer(s) => {
-            format!("UDP server :{}", own_port.map_or(s.port.to_string(), str::to_string))
+            format!(
+                "UDP server :{}",
+                own_port.map_or(s.port.to_string(), str::to_string)
+            )
         }
         EndpointSpec::TcpClient(c) => format!("TCP client #{id} → :{}", c.port),
         EndpointSpec::UdpClient(c) => format!("UDP client #{id} → :{}", c.port),
@@ -246,9 +252,10 @@ mod tests {
         let spec: EndpointSpec =
             serde_json::from_str(r#"{"type":"tcp_client","port":12000}"#).unwrap();
         assert_eq!(endpoint_name(2, &spec, None), "TCP client #2 → :12000");
-        let spec: EndpointSpec =
-            serde_json::from_str(r#"{"type":"tcp_server","port":0,"behaviour":{"kind":"uppercase"}}"#)
-                .unwrap();
+        let spec: EndpointSpec = serde_json::from_str(
+            r#"{"type":"tcp_server","port":0,"behaviour":{"kind":"uppercase"}}"#,
+        )
+        .unwrap();
         assert_eq!(
             endpoint_name(1, &spec, Some("127.0.0.1:40000")),
             "TCP server :40000"

@@ -209,12 +209,18 @@ pub enum Action {
     NoToken,
     Connecting,
     Welcome(Box<Welcome>),
-    Retrying { attempt: u32, in_ms: u32 },
+    Retrying {
+        attempt: u32,
+        in_ms: u32,
+    },
     Refused(ErrorInfo),
     Events(Vec<Event>),
     Missed(u64),
     /// A command failed; show why.
-    Failed { title: String, error: ErrorInfo },
+    Failed {
+        title: String,
+        error: ErrorInfo,
+    },
     /// A command created an endpoint; a new client's conversation gets selected.
     Created(EndpointInfo),
     Select(Option<ConvKey>),
@@ -403,7 +409,14 @@ mod tests {
         let mut state = State::default().apply(welcome(vec![], vec![]));
         assert_eq!(state.link, Link::Open);
         state = state.apply(Action::Events(vec![
-            event(1, 1, None, EventKind::Socket { spec: server_spec() }),
+            event(
+                1,
+                1,
+                None,
+                EventKind::Socket {
+                    spec: server_spec(),
+                },
+            ),
             event(2, 1, None, EventKind::Bind),
             event(3, 1, Some(7), EventKind::Accept),
         ]));
@@ -473,12 +486,8 @@ mod tests {
             peer: None,
             connections: vec![],
         };
-        let mut state = State::default().apply(Action::Events(vec![event(
-            1,
-            9,
-            None,
-            EventKind::Bind,
-        )]));
+        let mut state =
+            State::default().apply(Action::Events(vec![event(1, 9, None, EventKind::Bind)]));
         state = state.apply(welcome(vec![info], vec![]));
         assert!(state.log.borrow().events.is_empty());
         assert_eq!(state.endpoints.keys().copied().collect::<Vec<_>>(), [4]);
@@ -497,7 +506,10 @@ mod tests {
             }
         );
         state = state.apply(Action::Connecting);
-        assert!(matches!(state.link, Link::Retrying { .. }), "keeps saying it retries");
+        assert!(
+            matches!(state.link, Link::Retrying { .. }),
+            "keeps saying it retries"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! - `cargo xtask run [bridge flags]`: build and start the playground.
 //! - `cargo xtask test`: formatting, lints, and every test.
 
+mod frontend;
 mod run;
 mod test;
 mod tools;

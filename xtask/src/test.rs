@@ -1,41 +1,52 @@
 //! `cargo xtask test`: what CI runs. Formatting and lints first (cheap, and they catch the
-//! most), then the frontend compiled for WebAssembly (the shared crate must stay WASM-safe),
-//! then every native test.
+//! most), then the release build of the page (with its size budget), then every test: the
+//! native ones, the frontend's state tests, and the browser tests that drive Debian's Chromium
+//! against a real bridge serving that build.
 
+use crate::frontend;
 use crate::tools::{self, cargo, run};
+
+/// Environment variable that points the browser tests at the built page; when it is set they
+/// fail rather than skip if anything they need is missing.
+pub(crate) const BROWSER_TESTS: &str = "SOCKET_PLAYGROUND_DIST";
 
 pub(crate) fn test(args: &[String]) -> Result<(), String> {
     if let Some(extra) = args.first() {
         return Err(format!("`test` takes no arguments, got '{extra}'"));
     }
-    tools::ensure_wasm_target()?;
-    tools::ensure_python()?;
     let cargo = cargo();
     run(&cargo, &["fmt", "--all", "--", "--check"])?;
     run(&cargo, &["clippy", "--all-targets", "--", "-D", "warnings"])?;
-    run(
-        &cargo,
-        &[
-            "clippy",
-            "-p",
-            "frontend",
-            "--target",
-            "wasm32-unknown-unknown",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    )?;
-    let (passed, failed) = tools::run_counting_tests(
-        &cargo,
+    let wasm_lint = [
+        "clippy",
+        "-p",
+        "frontend",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--",
+        "-D",
+        "warnings",
+    ];
+    frontend::build()?;
+    run(&cargo, &wasm_lint)?;
+    let dist = frontend::dist().to_string_lossy().into_owned();
+    let env = [(BROWSER_TESTS, dist.as_str())];
+    let mut passed = 0;
+    let mut failed = 0;
+    for command in [
         &[
             "test",
             "--workspace",
             "--exclude",
             "frontend",
             "--all-targets",
-        ],
-    )?;
+        ][..],
+        &["test", "-p", "frontend", "--lib"][..],
+    ] {
+        let (p, f) = tools::run_counting_tests(&cargo, command, &env)?;
+        passed += p;
+        failed += f;
+    }
     // One plain closing line for the whole run, whatever the last test binary printed.
     println!("xtask test: {passed} passed, {failed} failed");
     if failed > 0 || passed == 0 {

@@ -27,12 +27,17 @@ pub(crate) fn run(program: &str, args: &[&str]) -> Result<(), String> {
 
 /// Runs `cargo test`-like command, passing its output through, and adds up the
 /// `test result: ... N passed; M failed` lines of every test binary.
-pub(crate) fn run_counting_tests(program: &str, args: &[&str]) -> Result<(u64, u64), String> {
+pub(crate) fn run_counting_tests(
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<(u64, u64), String> {
     use std::io::{BufRead, BufReader};
     eprintln!("$ {program} {}", args.join(" "));
     let mut child = Command::new(program)
         .args(args)
         .current_dir(root())
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start {program}: {e}"))?;
@@ -108,7 +113,10 @@ pub(crate) fn ensure_trunk() -> Result<(), String> {
         return Ok(());
     }
     eprintln!("xtask: installing trunk 0.21 (about 8 minutes on 2 cores, once per machine)");
-    run(&cargo(), &["install", "trunk", "--version", "^0.21", "--locked"])
+    run(
+        &cargo(),
+        &["install", "trunk", "--version", "^0.21", "--locked"],
+    )
 }
 
 /// The wasm-bindgen version in Cargo.lock: the CLI must match it exactly.
@@ -137,7 +145,12 @@ pub(crate) fn ensure_wasm_bindgen() -> Result<(), String> {
     eprintln!("xtask: installing wasm-bindgen-cli {version} (about 3 minutes, once per machine)");
     run(
         &cargo(),
-        &["install", "wasm-bindgen-cli", "--version", &format!("={version}")],
+        &[
+            "install",
+            "wasm-bindgen-cli",
+            "--version",
+            &format!("={version}"),
+        ],
     )
 }
 
@@ -154,7 +167,14 @@ pub(crate) fn ensure_wasm_opt() -> Result<PathBuf, String> {
     let prefix = tools_dir().to_string_lossy().into_owned();
     run(
         "npm",
-        &["install", "--prefix", &prefix, "--no-audit", "--no-fund", "binaryen@132"],
+        &[
+            "install",
+            "--prefix",
+            &prefix,
+            "--no-audit",
+            "--no-fund",
+            "binaryen@132",
+        ],
     )?;
     Ok(bin)
 }
@@ -169,7 +189,14 @@ pub(crate) fn ensure_chromium() -> Result<(), String> {
     run("apt-get", &["update", "-q"])?;
     run(
         "apt-get",
-        &["install", "-y", "-q", "--no-install-recommends", "chromium", "chromium-driver"],
+        &[
+            "install",
+            "-y",
+            "-q",
+            "--no-install-recommends",
+            "chromium",
+            "chromium-driver",
+        ],
     )
 }
 

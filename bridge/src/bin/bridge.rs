@@ -3,6 +3,7 @@
 
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use bridge::{Config, Scope, Token};
@@ -28,6 +29,9 @@ struct Args {
     /// Use this token instead of a random one (for scripts and tests; at least 16 characters).
     #[arg(long)]
     token: Option<String>,
+    /// The built frontend to serve (trunk's dist folder). Default: ./dist if it holds a page.
+    #[arg(long, value_name = "DIR")]
+    dist: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -68,6 +72,19 @@ async fn serve(args: Args) -> Result<(), String> {
     let mut config = Config::new(token.clone());
     config.extra_origins = args.allow_origins;
     config.allow_privileged_ports = args.allow_privileged_ports;
+    config.static_dir = match args.dist {
+        Some(dir) if dir.join("index.html").is_file() => Some(dir),
+        Some(dir) => {
+            return Err(format!(
+                "{} holds no index.html: build the page first",
+                dir.display()
+            ))
+        }
+        None => Some(PathBuf::from("dist")).filter(|d| d.join("index.html").is_file()),
+    };
+    if config.static_dir.is_none() {
+        tracing::warn!("no built page to serve (see --dist): only the WebSocket is available");
+    }
     if args.allow_lan {
         config.scope = Scope::Lan;
         tracing::warn!("--allow-lan: servers and clients may use addresses on the local network");

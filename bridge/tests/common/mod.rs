@@ -39,7 +39,12 @@ impl Bridge {
 
     /// Starts a bridge with the default config changed by `tweak`.
     pub async fn start_with(tweak: impl FnOnce(&mut bridge::Config)) -> Bridge {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_at("127.0.0.1:0".parse().unwrap(), tweak).await
+    }
+
+    /// Starts a bridge on a given address (to restart one where it was).
+    pub async fn start_at(addr: SocketAddr, tweak: impl FnOnce(&mut bridge::Config)) -> Bridge {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut config = bridge::Config::new(bridge::Token::fixed(TOKEN).unwrap());
         tweak(&mut config);

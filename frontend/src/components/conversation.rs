@@ -1,0 +1,92 @@
+//! One conversation: what was sent and received on a client, a UDP endpoint, or one accepted
+//! connection, each recv() chunk with its size, EOF and close as lines, errors explained.
+
+use std::rc::Rc;
+
+use shared::{Event, EventKind};
+use yew::prelude::*;
+
+use crate::format;
+use crate::state::ConvKey;
+
+#[derive(Properties, PartialEq)]
+pub struct Props {
+    pub title: String,
+    /// The selected conversation: its key, its latest events, and how many earlier were left out.
+    pub conversation: Option<(ConvKey, Vec<Rc<Event>>, usize)>,
+    pub started_unix_ms: u64,
+}
+
+#[function_component]
+pub fn Conversation(props: &Props) -> Html {
+    let Some((key, events, skipped)) = &props.conversation else {
+        return html! {
+            <div class="conversation-view empty">
+                <h2>{ "Conversation" }</h2>
+                <p class="muted">{ "Select a client or a connection on the left to see what it sent and received." }</p>
+            </div>
+        };
+    };
+    // Who "this side" is: the server for an accepted connection, else the endpoint itself.
+    let (mine, theirs) = if key.conn.is_some() {
+        ("server", "client")
+    } else {
+        ("this socket", "peer")
+    };
+    html! {
+        <div class="conversation-view">
+            <h2>{ format!("Conversation: {}", props.title) }</h2>
+            <ol class="messages" aria-live="polite">
+                if *skipped > 0 {
+                    <li class="line muted">{ format!("… {skipped} earlier events not shown (see the timeline)") }</li>
+                }
+                if events.is_empty() {
+                    <li class="line muted">{ "Nothing yet." }</li>
+                }
+                { for events.iter().map(|e| message(e, mine, theirs)) }
+            </ol>
+        </div>
+    }
+}
+
+fn message(event: &Event, mine: &str, theirs: &str) -> Html {
+    let t = format::relative(event.t_us);
+    let peer = event.peer.clone().unwrap_or_default();
+    match &event.kind {
+        EventKind::Send { data } | EventKind::SendTo { data } => html! {
+            <li class="msg sent" data-kind={event.kind.name()}>
+                <span class="who">{ format!("{mine} →") }</span>
+                <span class="text">{ format::preview(data) }</span>
+                <span class="meta">{ format!("{} · {}() · {t}", format::bytes(data.len), if matches!(event.kind, EventKind::Send{..}) { "send" } else { "sendto" }) }</span>
+            </li>
+        },
+        EventKind::Recv { data } | EventKind::RecvFrom { data } => html! {
+            <li class="msg received" data-kind={event.kind.name()}>
+                <span class="who">{ format!("← {theirs}") }</span>
+                <span class="text">{ format::preview(data) }</span>
+                <span class="meta">{ format!("{} in one {}() · {t}", format::bytes(data.len), if matches!(event.kind, EventKind::Recv{..}) { "recv" } else { "recvfrom" }) }</span>
+            </li>
+        },
+        EventKind::Error { op, error } => html! {
+            <li class="msg error" role="alert" data-kind="error">
+                <strong>{ format!("{op}() failed: ") }</strong>{ &error.explanation }
+                if let Some(hint) = &error.hint { <div class="hint">{ hint }</div> }
+            </li>
+        },
+        EventKind::Timeout { .. } => html! {
+            <li class="line warn" data-kind="timeout">{ format!("— {} · {t} —", format::detail(event)) }</li>
+        },
+        EventKind::Eof => html! {
+            <li class="line" data-kind="eof">{ format!("— {theirs} closed its side (recv() returned 0 bytes) · {t} —") }</li>
+        },
+        EventKind::Close { by, reason } => html! {
+            <li class="line" data-kind="close">{ format!("— connection closed: {}, {reason} · {t} —", format::closed_by(*by)) }</li>
+        },
+        EventKind::Accept => html! {
+            <li class="line" data-kind="accept">{ format!("— accepted a connection from {peer} · {t} —") }</li>
+        },
+        _ => html! {
+            <li class="line muted" data-kind={event.kind.name()}>{ format!("{} {} · {t}", format::call(&event.kind), format::detail(event)) }</li>
+        },
+    }
+}

@@ -1,0 +1,78 @@
+//! The endpoints alive now: servers with their accepted connections beneath them, and clients.
+//! Clicking one shows its conversation; buttons stop or close it.
+
+use serde_json::json;
+use shared::{Command, EndpointInfo, EndpointSpec};
+use yew::prelude::*;
+
+use crate::format;
+use crate::state::ConvKey;
+
+#[derive(Properties, PartialEq)]
+pub struct Props {
+    pub endpoints: Vec<EndpointInfo>,
+    pub selected: Option<ConvKey>,
+    pub on_select: Callback<ConvKey>,
+    pub on_command: Callback<(String, Command)>,
+}
+
+fn close(endpoint: u32, conn: Option<u32>) -> Command {
+    serde_json::from_value(json!({"op": "close", "endpoint": endpoint, "conn": conn}))
+        .expect("a valid command")
+}
+
+#[function_component]
+pub fn EndpointList(props: &Props) -> Html {
+    let item = |key: ConvKey,
+                label: String,
+                detail: String,
+                button: &'static str,
+                title: String| {
+        let selected = props.selected == Some(key);
+        let on_select = props.on_select.reform(move |_: MouseEvent| key);
+        let on_close = props
+            .on_command
+            .reform(move |_: MouseEvent| (title.clone(), close(key.endpoint, key.conn)));
+        html! {
+            <div class={classes!("item", key.conn.map(|_| "conn"), selected.then_some("selected"))}>
+                <button type="button" class="select" onclick={on_select}
+                        aria-current={selected.then_some("true")}>
+                    <span class="label">{ label }</span>
+                    <span class="muted">{ detail }</span>
+                </button>
+                <button type="button" class="small" onclick={on_close}>{ button }</button>
+            </div>
+        }
+    };
+    html! {
+        <div class="endpoint-list">
+            <h2>{ "Endpoints" }</h2>
+            if props.endpoints.is_empty() {
+                <p class="muted">{ "Nothing runs yet. Pick a lab above, or create a server below." }</p>
+            }
+            { for props.endpoints.iter().map(|e| {
+                let name = format::endpoint_name(e.id, &e.spec, e.local.as_deref());
+                let key = ConvKey { endpoint: e.id, conn: None };
+                let is_server = matches!(e.spec, EndpointSpec::TcpServer(_) | EndpointSpec::UdpServer(_));
+                let detail = match (&e.spec, &e.local, &e.peer) {
+                    (EndpointSpec::TcpServer(_) | EndpointSpec::UdpServer(_), _, _) => format::server_summary(&e.spec),
+                    (_, Some(local), Some(peer)) => format!("{local} → {peer}"),
+                    _ => format::server_summary(&e.spec),
+                };
+                let (button, title) = if is_server { ("Stop", format!("Stop {name}")) } else { ("Close", format!("Close {name}")) };
+                html! {
+                    <div class="group">
+                        { item(key, name.clone(), detail, button, title) }
+                        { for e.connections.iter().map(|c| item(
+                            ConvKey { endpoint: e.id, conn: Some(c.id) },
+                            format!("#{} {}", c.id, c.peer),
+                            "accepted connection".into(),
+                            "Close",
+                            format!("Close connection #{}", c.id),
+                        )) }
+                    </div>
+                }
+            }) }
+        </div>
+    }
+}

@@ -1,0 +1,108 @@
+//! The top bar: the bridge's status (with the exact command to start it when it is not
+//! running), the lab presets, reset, lecture mode and the theme switch.
+
+use yew::prelude::*;
+
+use crate::labs::PRESETS;
+use crate::state::{BridgeInfo, Link};
+
+#[derive(Properties, PartialEq)]
+pub struct Props {
+    pub link: Link,
+    pub bridge: Option<BridgeInfo>,
+    pub on_preset: Callback<usize>,
+    pub on_reset: Callback<()>,
+    pub lecture: bool,
+    pub on_lecture: Callback<()>,
+    pub dark: bool,
+    pub on_theme: Callback<()>,
+}
+
+#[function_component]
+pub fn Header(props: &Props) -> Html {
+    let (class, text, help): (&str, String, Option<Html>) = match &props.link {
+        Link::Open => (
+            "ok",
+            "bridge: connected".into(),
+            props.bridge.as_ref().map(|b| {
+                let scope = match b.scope {
+                    shared::Scope::Loopback => "loopback only",
+                    shared::Scope::Lan => "LAN allowed",
+                };
+                html! { <span class="muted">{ format!("v{} · {scope}", b.version) }</span> }
+            }),
+        ),
+        Link::Connecting => ("wait", "bridge: connecting…".into(), None),
+        Link::Retrying {
+            in_ms, was_open, ..
+        } => {
+            let seconds = (*in_ms as f64 / 1000.0).ceil();
+            if *was_open {
+                (
+                    "wait",
+                    format!("bridge: reconnecting (next try in {seconds} s)"),
+                    None,
+                )
+            } else {
+                (
+                    "bad",
+                    format!("bridge: not running (next try in {seconds} s)"),
+                    Some(html! {
+                        <span>{ "Start it with " }<code>{ "cargo xtask run" }</code></span>
+                    }),
+                )
+            }
+        }
+        Link::NoToken => (
+            "bad",
+            "bridge: no access token".into(),
+            Some(html! {
+                <span>{ "Open the URL that " }<code>{ "cargo xtask run" }</code>{ " printed (it ends in #token=…)." }</span>
+            }),
+        ),
+        Link::Refused(error) => (
+            "bad",
+            "bridge: refused".into(),
+            Some(html! {
+                <span>{ format!("{} ", error.explanation) }{ error.hint.clone().unwrap_or_default() }</span>
+            }),
+        ),
+    };
+    let on_reset = props.on_reset.reform(|_: MouseEvent| ());
+    let on_lecture = props.on_lecture.reform(|_: MouseEvent| ());
+    let on_theme = props.on_theme.reform(|_: MouseEvent| ());
+    let connected = props.link == Link::Open;
+    html! {
+        <header class="topbar">
+            <h1>{ "Socket Playground" }</h1>
+            <div class={classes!("status", class)} role="status" aria-live="polite" id="bridge-status">
+                <span class="dot" aria-hidden="true"></span>
+                <strong>{ text }</strong>
+                if let Some(help) = help { { help } }
+            </div>
+            <details class="labs">
+                <summary>{ "Labs ▾" }</summary>
+                <div class="labs-menu" role="menu">
+                    { for PRESETS.iter().enumerate().map(|(i, preset)| {
+                        let on_click = props.on_preset.reform(move |_: MouseEvent| i);
+                        html! {
+                            <button type="button" role="menuitem" disabled={!connected}
+                                    data-preset={i.to_string()} onclick={on_click}>
+                                <strong>{ preset.name }</strong>
+                                <span>{ preset.description }</span>
+                            </button>
+                        }
+                    }) }
+                </div>
+            </details>
+            <button type="button" onclick={on_reset} disabled={!connected}
+                    title="Close every server and client">{ "Reset" }</button>
+            <button type="button" onclick={on_lecture} aria-pressed={props.lecture.to_string()}>
+                { if props.lecture { "Normal size" } else { "Lecture mode" } }
+            </button>
+            <button type="button" onclick={on_theme} aria-label="Switch between light and dark">
+                { if props.dark { "Light" } else { "Dark" } }
+            </button>
+        </header>
+    }
+}

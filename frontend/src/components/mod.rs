@@ -1,0 +1,9 @@
+//! Leaf views: each gets data and callbacks as props and never changes state itself.
+
+pub mod composer;
+pub mod conversation;
+pub mod endpoint_list;
+pub mod header;
+pub mod new_endpoint;
+pub mod notice;
+pub mod timeline;

@@ -1,0 +1,249 @@
+//! Forms to create a TCP or UDP server or client with every option the bridge has, filled in
+//! with the labs' values.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+use shared::Command;
+use web_sys::HtmlInputElement;
+use yew::prelude::*;
+
+#[derive(Properties, PartialEq)]
+pub struct Props {
+    pub on_command: Callback<(String, Command)>,
+    /// Whether the bridge is connected (else the form cannot submit).
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    TcpServer,
+    UdpServer,
+    TcpClient,
+    UdpClient,
+}
+
+impl Kind {
+    const ALL: [Kind; 4] = [
+        Kind::TcpServer,
+        Kind::UdpServer,
+        Kind::TcpClient,
+        Kind::UdpClient,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Kind::TcpServer => "TCP server",
+            Kind::UdpServer => "UDP server",
+            Kind::TcpClient => "TCP client",
+            Kind::UdpClient => "UDP client",
+        }
+    }
+}
+
+type Fields = BTreeMap<&'static str, String>;
+
+fn defaults() -> Fields {
+    [
+        ("bind", "127.0.0.1"),
+        ("host", "127.0.0.1"),
+        ("port", "12000"),
+        ("backlog", "1"),
+        ("behaviour", "echo"),
+        ("behaviour_text", ""),
+        ("policy", "one_shot"),
+        ("quit_word", "exit"),
+        ("concurrency", "one_at_a_time"),
+        ("recv_buffer", "1024"),
+        ("timeout_ms", "5000"),
+        ("recv_timeout_ms", "2000"),
+        ("connect", ""),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k, v.to_string()))
+    .collect()
+}
+
+fn number(fields: &Fields, name: &str, label: &str) -> Result<u64, String> {
+    fields[name]
+        .trim()
+        .parse()
+        .map_err(|_| format!("{label} must be a whole number"))
+}
+
+/// The command the form describes, or what is wrong with it.
+fn build(kind: Kind, f: &Fields) -> Result<Command, String> {
+    let behaviour = || match f["behaviour"].as_str() {
+        "prefix" => json!({"kind": "prefix", "prefix": f["behaviour_text"]}),
+        "fixed" => json!({"kind": "fixed", "reply": f["behaviour_text"]}),
+        other => json!({"kind": other}),
+    };
+    let port = number(f, "port", "Port")?;
+    let recv_buffer = number(f, "recv_buffer", "recv() buffer")?;
+    let value: Value = match kind {
+        Kind::TcpServer => {
+            let policy = if f["policy"] == "persistent" {
+                let word = f["quit_word"].trim();
+                json!({"kind": "persistent", "quit_word": (!word.is_empty()).then_some(word)})
+            } else {
+                json!({"kind": "one_shot"})
+            };
+            json!({"op": "tcp_server_start", "bind": f["bind"], "port": port,
+                "backlog": number(f, "backlog", "Backlog")?, "behaviour": behaviour(),
+                "policy": policy, "concurrency": f["concurrency"], "recv_buffer": recv_buffer})
+        }
+        Kind::UdpServer => json!({"op": "udp_server_start", "bind": f["bind"], "port": port,
+            "behaviour": behaviour(), "recv_buffer": recv_buffer}),
+        Kind::TcpClient => json!({"op": "tcp_client_connect", "host": f["host"], "port": port,
+            "timeout_ms": number(f, "timeout_ms", "Timeout")?, "recv_buffer": recv_buffer}),
+        Kind::UdpClient => json!({"op": "udp_client_open", "host": f["host"], "port": port,
+            "connect": f["connect"] == "on", "recv_timeout_ms": number(f, "recv_timeout_ms", "Reply timeout")?,
+            "recv_buffer": recv_buffer}),
+    };
+    serde_json::from_value(value).map_err(|e| format!("{e}"))
+}
+
+#[function_component]
+pub fn NewEndpoint(props: &Props) -> Html {
+    let kind = use_state(|| Kind::TcpServer);
+    let fields = use_state(defaults);
+    let problem = use_state(|| None::<String>);
+
+    let set = |name: &'static str| {
+        let fields = fields.clone();
+        Callback::from(move |value: String| {
+            let mut next = (*fields).clone();
+            next.insert(name, value);
+            fields.set(next);
+        })
+    };
+    let text = |name: &'static str, label: &str, hint: &str| {
+        let on_input =
+            set(name).reform(|e: InputEvent| e.target_unchecked_into::<HtmlInputElement>().value());
+        let id = format!("new-{name}");
+        html! {
+            <label for={id.clone()}>
+                <span>{ label }</span>
+                <input id={id} type="text" value={fields[name].clone()} oninput={on_input} title={hint.to_string()} />
+            </label>
+        }
+    };
+    let choice = |name: &'static str, label: &str, options: &[(&str, &str)]| {
+        let on_change = set(name).reform(|e: Event| {
+            e.target_unchecked_into::<web_sys::HtmlSelectElement>()
+                .value()
+        });
+        let id = format!("new-{name}");
+        html! {
+            <label for={id.clone()}>
+                <span>{ label }</span>
+                <select id={id} onchange={on_change}>
+                    { for options.iter().map(|(value, text)| html! {
+                        <option value={value.to_string()} selected={fields[name] == *value}>{ *text }</option>
+                    }) }
+                </select>
+            </label>
+        }
+    };
+    let behaviour = html! {
+        <>
+            { choice("behaviour", "Behaviour", &[("echo", "echo"), ("uppercase", "uppercase"),
+                ("prefix", "prefix (\"ACK: \")"), ("fixed", "fixed reply"), ("print_only", "print only"),
+                ("manual", "I reply by hand")]) }
+            if fields["behaviour"] == "prefix" || fields["behaviour"] == "fixed" {
+                { text("behaviour_text", if fields["behaviour"] == "prefix" { "Prefix" } else { "Reply" }, "") }
+            }
+        </>
+    };
+    let on_connect = {
+        let set = set("connect");
+        Callback::from(move |e: Event| {
+            let on = e.target_unchecked_into::<HtmlInputElement>().checked();
+            set.emit(if on { "on".into() } else { String::new() });
+        })
+    };
+    let form_fields = match *kind {
+        Kind::TcpServer => html! {
+            <>
+                { text("bind", "Address", "127.0.0.1 keeps it on this machine") }
+                { text("port", "Port", "0 picks any free port") }
+                { text("backlog", "listen() backlog", "how many clients may wait to be accepted") }
+                { behaviour }
+                { choice("policy", "Connection", &[("one_shot", "one recv(), reply, close"), ("persistent", "keep open until closed")]) }
+                if fields["policy"] == "persistent" {
+                    { text("quit_word", "Quit word", "the server closes when this arrives; empty: never") }
+                }
+                { choice("concurrency", "Clients", &[("one_at_a_time", "one at a time"), ("concurrent", "many at once")]) }
+                { text("recv_buffer", "recv() buffer (bytes)", "bytes read per recv() call") }
+            </>
+        },
+        Kind::UdpServer => html! {
+            <>
+                { text("bind", "Address", "127.0.0.1 keeps it on this machine") }
+                { text("port", "Port", "0 picks any free port") }
+                { behaviour }
+                { text("recv_buffer", "recvfrom() buffer (bytes)", "a longer datagram is cut") }
+            </>
+        },
+        Kind::TcpClient => html! {
+            <>
+                { text("host", "Server address", "") }
+                { text("port", "Server port", "") }
+                { text("timeout_ms", "connect() timeout (ms)", "") }
+                { text("recv_buffer", "recv() buffer (bytes)", "") }
+            </>
+        },
+        Kind::UdpClient => html! {
+            <>
+                { text("host", "Server address", "") }
+                { text("port", "Server port", "") }
+                <label class="check"><input type="checkbox" checked={fields["connect"] == "on"} onchange={on_connect} />
+                    <span>{ "connect() the socket (then a closed port shows as an error)" }</span></label>
+                { text("recv_timeout_ms", "Wait for a reply (ms)", "") }
+                { text("recv_buffer", "recvfrom() buffer (bytes)", "") }
+            </>
+        },
+    };
+    let on_submit = {
+        let (kind, fields, problem, on_command) = (
+            *kind,
+            fields.clone(),
+            problem.clone(),
+            props.on_command.clone(),
+        );
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            match build(kind, &fields) {
+                Ok(command) => {
+                    problem.set(None);
+                    let verb = if matches!(kind, Kind::TcpServer | Kind::UdpServer) {
+                        "Start"
+                    } else {
+                        "Open"
+                    };
+                    on_command.emit((format!("{verb} {}", kind.label()), command));
+                }
+                Err(why) => problem.set(Some(why)),
+            }
+        })
+    };
+    html! {
+        <form class="new-endpoint" onsubmit={on_submit} aria-label="Create a server or client">
+            <h2>{ "New" }</h2>
+            <div class="tabs" role="tablist">
+                { for Kind::ALL.iter().map(|k| {
+                    let on_click = { let kind = kind.clone(); let k = *k; Callback::from(move |_: MouseEvent| kind.set(k)) };
+                    html! {
+                        <button type="button" role="tab" aria-selected={(*kind == *k).to_string()}
+                                class={classes!((*kind == *k).then_some("active"))} onclick={on_click}>{ k.label() }</button>
+                    }
+                }) }
+            </div>
+            <div class="fields">{ form_fields }</div>
+            if let Some(why) = &*problem { <p class="problem" role="alert">{ why }</p> }
+            <button type="submit" class="primary" disabled={!props.enabled}>
+                { if matches!(*kind, Kind::TcpServer | Kind::UdpServer) { format!("Start {}", kind.label()) } else { format!("Open {}", kind.label()) } }
+            </button>
+        </form>
+    }
+}

@@ -1,0 +1,30 @@
+//! The session token: taken from the URL fragment the bridge printed (`#token=…`), kept in this
+//! tab's sessionStorage so a reload still works, and removed from the address bar so it is not
+//! shown on a projector or copied along with the URL.
+
+use wasm_bindgen::JsValue;
+
+const KEY: &str = "socket-playground-token";
+
+/// The token for this tab, if it has one.
+pub(crate) fn load() -> Option<String> {
+    let window = web_sys::window()?;
+    let location = window.location();
+    let storage = window.session_storage().ok().flatten();
+    let hash = location.hash().unwrap_or_default();
+    if let Some(token) = hash.strip_prefix("#token=").filter(|t| !t.is_empty()) {
+        if let Some(storage) = &storage {
+            let _ = storage.set_item(KEY, token);
+        }
+        let clean = format!(
+            "{}{}",
+            location.pathname().unwrap_or_default(),
+            location.search().unwrap_or_default()
+        );
+        if let Ok(history) = window.history() {
+            let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&clean));
+        }
+        return Some(token.to_string());
+    }
+    storage?.get_item(KEY).ok().flatten()
+}

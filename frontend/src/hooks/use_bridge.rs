@@ -1,0 +1,267 @@
+//! `use_bridge`: opens the WebSocket to the bridge (the page's own host, path `/ws`), says hello
+//! with the token, turns every message into an [`Action`], and reconnects with exponential
+//! backoff when the bridge goes away. Commands get their reply back as a future.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use futures_channel::oneshot;
+use shared::{
+    ClientMessage, Command, ErrorInfo, ErrorKind, Hello, Outcome, ReplyData, Request,
+    ServerMessage, PROTOCOL_VERSION,
+};
+use wasm_bindgen::prelude::*;
+use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
+use yew::prelude::*;
+
+use crate::state::{Action, State};
+
+/// First and longest wait between reconnection attempts.
+const FIRST_RETRY_MS: u32 = 500;
+const LONGEST_RETRY_MS: u32 = 8_000;
+
+/// A handle on the connection to the bridge; cheap to clone.
+#[derive(Clone)]
+pub struct Bridge(Rc<Inner>);
+
+impl PartialEq for Bridge {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+struct Inner {
+    dispatch: UseReducerDispatcher<State>,
+    token: Option<String>,
+    socket: RefCell<Option<WebSocket>>,
+    /// The callbacks of the current socket: kept alive while it is.
+    handlers: RefCell<Vec<Box<dyn std::any::Any>>>,
+    pending: RefCell<HashMap<u64, oneshot::Sender<Outcome>>>,
+    next_id: Cell<u64>,
+    attempt: Cell<u32>,
+    /// Set when the bridge refused this tab (no point in retrying) or the app unmounted.
+    given_up: Cell<bool>,
+}
+
+impl Bridge {
+    /// Sends a command and waits for its reply.
+    pub async fn request(&self, command: Command) -> Outcome {
+        let id = self.0.next_id.get();
+        self.0.next_id.set(id + 1);
+        let text = serde_json::to_string(&ClientMessage::Request(Request { id, command }))
+            .expect("commands serialize");
+        let (done, answer) = oneshot::channel();
+        let sent = match &*self.0.socket.borrow() {
+            Some(socket) if socket.ready_state() == WebSocket::OPEN => {
+                socket.send_with_str(&text).is_ok()
+            }
+            _ => false,
+        };
+        if !sent {
+            return Outcome::Error(not_connected());
+        }
+        self.0.pending.borrow_mut().insert(id, done);
+        answer
+            .await
+            .unwrap_or_else(|_| Outcome::Error(not_connected()))
+    }
+
+    /// Runs a command in the background: a failure becomes a notice titled `title`, a new client
+    /// gets selected. Returns whether it worked, for steps that depend on it.
+    pub async fn run(&self, title: &str, command: Command) -> bool {
+        match self.request(command).await {
+            Outcome::Ok(ReplyData::Endpoint(info)) => {
+                self.0.dispatch.dispatch(Action::Created(info));
+                true
+            }
+            Outcome::Ok(_) => true,
+            Outcome::Error(error) => {
+                self.0.dispatch.dispatch(Action::Failed {
+                    title: title.to_string(),
+                    error,
+                });
+                false
+            }
+        }
+    }
+
+    /// A callback that runs `(title, command)` pairs.
+    pub fn runner(&self) -> Callback<(String, Command)> {
+        let bridge = self.clone();
+        Callback::from(move |(title, command): (String, Command)| {
+            let bridge = bridge.clone();
+            yew::platform::spawn_local(async move {
+                bridge.run(&title, command).await;
+            });
+        })
+    }
+}
+
+fn not_connected() -> ErrorInfo {
+    ErrorInfo::new(
+        ErrorKind::Other,
+        "The page is not connected to the bridge right now.",
+    )
+    .with_hint("Wait for the status to say connected, or start the bridge: cargo xtask run")
+}
+
+/// The connection to the bridge for the whole app: connects on mount, closes on unmount.
+#[hook]
+pub fn use_bridge(dispatch: UseReducerDispatcher<State>) -> Bridge {
+    let bridge = use_memo((), move |_| {
+        Bridge(Rc::new(Inner {
+            dispatch,
+            token: super::token::load(),
+            socket: RefCell::new(None),
+            handlers: RefCell::new(Vec::new()),
+            pending: RefCell::new(HashMap::new()),
+            next_id: Cell::new(1),
+            attempt: Cell::new(0),
+            given_up: Cell::new(false),
+        }))
+    });
+    {
+        let bridge = (*bridge).clone();
+        use_effect_with((), move |_| {
+            connect(&bridge.0);
+            move || {
+                bridge.0.given_up.set(true);
+                if let Some(socket) = bridge.0.socket.borrow_mut().take() {
+                    let _ = socket.close();
+                }
+            }
+        });
+    }
+    (*bridge).clone()
+}
+
+/// `ws://host/ws` on the page's own host: the bridge, or `trunk serve`'s proxy to it.
+fn ws_url() -> Option<String> {
+    let location = web_sys::window()?.location();
+    let scheme = if location.protocol().ok()? == "https:" {
+        "wss"
+    } else {
+        "ws"
+    };
+    Some(format!(
+        "{scheme}://{}{}",
+        location.host().ok()?,
+        shared::WS_PATH
+    ))
+}
+
+fn connect(inner: &Rc<Inner>) {
+    if inner.given_up.get() {
+        return;
+    }
+    let Some(token) = inner.token.clone() else {
+        inner.dispatch.dispatch(Action::NoToken);
+        return;
+    };
+    inner.dispatch.dispatch(Action::Connecting);
+    let Some(socket) = ws_url().and_then(|url| WebSocket::new(&url).ok()) else {
+        retry_later(inner);
+        return;
+    };
+
+    let on_open = {
+        let socket = socket.clone();
+        Closure::<dyn FnMut(Event)>::new(move |_| {
+            let hello = ClientMessage::Hello(Hello {
+                protocol: PROTOCOL_VERSION,
+                token: token.clone(),
+                client: Some("socket playground page".into()),
+            });
+            let _ = socket.send_with_str(&serde_json::to_string(&hello).expect("hello serializes"));
+        })
+    };
+    let weak = Rc::downgrade(inner);
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+        if let (Some(inner), Some(text)) = (weak.upgrade(), event.data().as_string()) {
+            receive(&inner, &text);
+        }
+    });
+    let weak = Rc::downgrade(inner);
+    let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |_event: CloseEvent| {
+        if let Some(inner) = weak.upgrade() {
+            closed(&inner);
+        }
+    });
+    socket.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    *inner.handlers.borrow_mut() =
+        vec![Box::new(on_open), Box::new(on_message), Box::new(on_close)];
+    *inner.socket.borrow_mut() = Some(socket);
+}
+
+fn receive(inner: &Rc<Inner>, text: &str) {
+    let Ok(message) = serde_json::from_str::<ServerMessage>(text) else {
+        return;
+    };
+    match message {
+        ServerMessage::Welcome(welcome) => {
+            inner.attempt.set(0);
+            inner.dispatch.dispatch(Action::Welcome(welcome));
+        }
+        ServerMessage::Events { events } => inner.dispatch.dispatch(Action::Events(events)),
+        ServerMessage::Missed { count } => inner.dispatch.dispatch(Action::Missed(count)),
+        ServerMessage::Reply(reply) => {
+            let waiting = reply
+                .id
+                .and_then(|id| inner.pending.borrow_mut().remove(&id));
+            match waiting {
+                Some(done) => {
+                    let _ = done.send(reply.outcome);
+                }
+                None => {
+                    if let Outcome::Error(error) = reply.outcome {
+                        inner.dispatch.dispatch(Action::Failed {
+                            title: "The bridge could not read a message".into(),
+                            error,
+                        });
+                    }
+                }
+            }
+        }
+        ServerMessage::Fatal { error } => {
+            if matches!(
+                error.kind,
+                ErrorKind::Unauthorized | ErrorKind::VersionMismatch
+            ) {
+                inner.given_up.set(true);
+                inner.dispatch.dispatch(Action::Refused(error));
+            }
+        }
+    }
+}
+
+fn closed(inner: &Rc<Inner>) {
+    // Replies that will never come: their futures end with "not connected".
+    inner.pending.borrow_mut().clear();
+    inner.socket.borrow_mut().take();
+    if !inner.given_up.get() {
+        retry_later(inner);
+    }
+}
+
+fn retry_later(inner: &Rc<Inner>) {
+    let attempt = inner.attempt.get() + 1;
+    inner.attempt.set(attempt);
+    let wait = FIRST_RETRY_MS
+        .saturating_mul(1 << (attempt - 1).min(10))
+        .min(LONGEST_RETRY_MS);
+    inner.dispatch.dispatch(Action::Retrying {
+        attempt,
+        in_ms: wait,
+    });
+    let weak: Weak<Inner> = Rc::downgrade(inner);
+    yew::platform::spawn_local(async move {
+        yew::platform::time::sleep(Duration::from_millis(u64::from(wait))).await;
+        if let Some(inner) = weak.upgrade() {
+            connect(&inner);
+        }
+    });
+}

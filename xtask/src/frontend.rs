@@ -1,0 +1,73 @@
+//! Builds the frontend for release with trunk, offline (every tool it needs is installed by
+//! `tools`), gzips the files next to the originals (the bridge serves those to browsers that
+//! accept gzip), and checks the size budget.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::tools::{self, root};
+
+/// Most bytes the page's wasm and JavaScript may take, gzipped (issue 3's budget).
+pub(crate) const BUDGET_GZIP_BYTES: u64 = 250 * 1024;
+
+/// Where trunk puts the built page.
+pub(crate) fn dist() -> PathBuf {
+    root().join("dist")
+}
+
+/// `trunk build --release --offline`, then gzip and the size check. Returns the gzipped size
+/// of wasm + JS.
+pub(crate) fn build() -> Result<u64, String> {
+    let wasm_opt_dir = tools::ensure_all()?;
+    eprintln!("$ trunk build --release --offline");
+    let status = Command::new("trunk")
+        .args(["build", "--release", "--offline"])
+        .current_dir(root())
+        .env("PATH", tools::path_with(&wasm_opt_dir))
+        .env_remove("NO_COLOR")
+        .status()
+        .map_err(|e| format!("cannot start trunk: {e}"))?;
+    if !status.success() {
+        return Err(format!("trunk build failed ({status})"));
+    }
+    let mut shipped = 0;
+    for entry in std::fs::read_dir(dist()).map_err(|e| format!("cannot read dist/: {e}"))? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if !matches!(ext, "wasm" | "js" | "css" | "html") {
+            continue;
+        }
+        let size = gzip(&path)?;
+        if matches!(ext, "wasm" | "js") {
+            shipped += size;
+        }
+    }
+    eprintln!(
+        "xtask: frontend built: wasm + JS are {:.1} KB gzipped (budget {} KB)",
+        shipped as f64 / 1024.0,
+        BUDGET_GZIP_BYTES / 1024
+    );
+    if shipped > BUDGET_GZIP_BYTES {
+        return Err(format!(
+            "the page's wasm + JS are {shipped} bytes gzipped, over the {BUDGET_GZIP_BYTES}-byte budget"
+        ));
+    }
+    Ok(shipped)
+}
+
+/// Writes `file.gz` beside `file` and returns its size.
+fn gzip(path: &Path) -> Result<u64, String> {
+    let status = Command::new("gzip")
+        .args(["-9", "-k", "-f", "-n"])
+        .arg(path)
+        .status()
+        .map_err(|e| format!("cannot run gzip: {e}"))?;
+    if !status.success() {
+        return Err(format!("gzip {} failed", path.display()));
+    }
+    let mut gz = path.as_os_str().to_owned();
+    gz.push(".gz");
+    std::fs::metadata(&gz)
+        .map(|m| m.len())
+        .map_err(|e| format!("no {}: {e}", PathBuf::from(gz).display()))
+}
