@@ -182,9 +182,7 @@ async fn uppercase_preset_hello_in_the_page() {
     browser
         .wait_text(".endpoint-list .label", "TCP server :12000")
         .await;
-    browser
-        .wait_text(".conversation-view h2", "TCP client")
-        .await;
+    browser.wait_text(".conv-title", "TCP client").await;
     browser.type_into("#composer-input", "hello\u{E007}").await;
     let reply = browser.wait_text(".msg.received .text", "HELLO").await;
     assert_eq!(reply, "\"HELLO\"");

@@ -25,6 +25,12 @@ pub fn App() -> Html {
     let lecture = use_state(|| false);
     let dark = use_state(prefers_dark);
     let run = bridge.runner();
+    // Marks the first render, so benchmarks can read when the page became usable.
+    use_effect_with((), |_| {
+        if let Some(performance) = web_sys::window().and_then(|w| w.performance()) {
+            let _ = performance.mark("sp-first-render");
+        }
+    });
 
     let on_preset = {
         let bridge = bridge.clone();
@@ -62,15 +68,15 @@ pub fn App() -> Html {
     };
 
     let log = state.log.borrow();
+    let roles = state
+        .selected
+        .map(|key| roles(&state, key))
+        .unwrap_or_default();
     let (conversation, title, target) = match state.selected {
         Some(key) => {
             let (events, skipped) = log.conversation(key, CONVERSATION_LIMIT);
             let title = conversation_title(&state, key);
-            (
-                Some((key, events, skipped)),
-                title,
-                send_target(&state, key),
-            )
+            (Some((events, skipped)), title, send_target(&state, key))
         }
         None => (None, String::new(), None),
     };
@@ -110,6 +116,7 @@ pub fn App() -> Html {
                     }
                     <Conversation
                         {title}
+                        roles={roles}
                         conversation={conversation}
                         started_unix_ms={started_unix_ms}
                     />
@@ -172,6 +179,18 @@ fn send_target(state: &State, key: ConvKey) -> Option<SendTarget> {
         }
         _ => None,
     }
+}
+
+/// The names of the two sides of a conversation: this socket's role first.
+fn roles(state: &State, key: ConvKey) -> (String, String) {
+    let log = state.log.borrow();
+    let spec = log.specs.get(&key.endpoint).map(|(spec, _)| spec);
+    let (mine, theirs) = match (spec, key.conn) {
+        (Some(EndpointSpec::TcpClient(_) | EndpointSpec::UdpClient(_)), _) => ("client", "server"),
+        (Some(_), _) => ("server", "client"),
+        (None, _) => ("this socket", "peer"),
+    };
+    (mine.to_string(), theirs.to_string())
 }
 
 fn prefers_dark() -> bool {

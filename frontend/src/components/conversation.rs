@@ -7,19 +7,20 @@ use shared::{Event, EventKind};
 use yew::prelude::*;
 
 use crate::format;
-use crate::state::ConvKey;
 
 #[derive(Properties, PartialEq)]
 pub struct Props {
     pub title: String,
-    /// The selected conversation: its key, its latest events, and how many earlier were left out.
-    pub conversation: Option<(ConvKey, Vec<Rc<Event>>, usize)>,
+    /// The selected conversation: its latest events, and how many earlier were left out.
+    pub conversation: Option<(Vec<Rc<Event>>, usize)>,
     pub started_unix_ms: u64,
+    /// Who the two sides are, as a student would name them: ("client", "server").
+    pub roles: (String, String),
 }
 
 #[function_component]
 pub fn Conversation(props: &Props) -> Html {
-    let Some((key, events, skipped)) = &props.conversation else {
+    let Some((events, skipped)) = &props.conversation else {
         return html! {
             <div class="conversation-view empty">
                 <h2>{ "Conversation" }</h2>
@@ -27,15 +28,11 @@ pub fn Conversation(props: &Props) -> Html {
             </div>
         };
     };
-    // Who "this side" is: the server for an accepted connection, else the endpoint itself.
-    let (mine, theirs) = if key.conn.is_some() {
-        ("server", "client")
-    } else {
-        ("this socket", "peer")
-    };
+    let (mine, theirs) = (props.roles.0.as_str(), props.roles.1.as_str());
     html! {
         <div class="conversation-view">
-            <h2>{ format!("Conversation: {}", props.title) }</h2>
+            <h2>{ "Conversation" }</h2>
+            <p class="conv-title">{ &props.title }</p>
             <ol class="messages" aria-live="polite">
                 if *skipped > 0 {
                     <li class="line muted">{ format!("… {skipped} earlier events not shown (see the timeline)") }</li>
@@ -79,8 +76,8 @@ fn message(event: &Event, mine: &str, theirs: &str) -> Html {
         EventKind::Eof => html! {
             <li class="line" data-kind="eof">{ format!("— {theirs} closed its side (recv() returned 0 bytes) · {t} —") }</li>
         },
-        EventKind::Close { by, reason } => html! {
-            <li class="line" data-kind="close">{ format!("— connection closed: {}, {reason} · {t} —", format::closed_by(*by)) }</li>
+        EventKind::Close { reason, .. } => html! {
+            <li class="line" data-kind="close">{ format!("— close(): {reason} · {t} —") }</li>
         },
         EventKind::Accept => html! {
             <li class="line" data-kind="accept">{ format!("— accepted a connection from {peer} · {t} —") }</li>

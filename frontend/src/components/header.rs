@@ -72,6 +72,7 @@ pub fn Header(props: &Props) -> Html {
     let on_lecture = props.on_lecture.reform(|_: MouseEvent| ());
     let on_theme = props.on_theme.reform(|_: MouseEvent| ());
     let connected = props.link == Link::Open;
+    let menu = use_node_ref();
     html! {
         <header class="topbar">
             <h1>{ "Socket Playground" }</h1>
@@ -80,11 +81,18 @@ pub fn Header(props: &Props) -> Html {
                 <strong>{ text }</strong>
                 if let Some(help) = help { { help } }
             </div>
-            <details class="labs">
+            <details class="labs" ref={menu.clone()}>
                 <summary>{ "Labs ▾" }</summary>
                 <div class="labs-menu" role="menu">
                     { for PRESETS.iter().enumerate().map(|(i, preset)| {
-                        let on_click = props.on_preset.reform(move |_: MouseEvent| i);
+                        let (on_preset, menu) = (props.on_preset.clone(), menu.clone());
+                        // Run the preset and fold the menu away.
+                        let on_click = Callback::from(move |_: MouseEvent| {
+                            if let Some(details) = menu.cast::<web_sys::Element>() {
+                                let _ = details.remove_attribute("open");
+                            }
+                            on_preset.emit(i);
+                        });
                         html! {
                             <button type="button" role="menuitem" disabled={!connected}
                                     data-preset={i.to_string()} onclick={on_click}>
