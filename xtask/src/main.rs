@@ -4,7 +4,9 @@
 //!
 //! - `cargo xtask run [bridge flags]`: build and start the playground.
 //! - `cargo xtask test`: formatting, lints, and every test.
+//! - `cargo xtask bench`: benchmarks, never part of the tests.
 
+mod bench;
 mod frontend;
 mod run;
 mod test;
@@ -19,6 +21,7 @@ fn main() -> ExitCode {
     let result = match task.as_deref() {
         Some("run") => run::run(&rest),
         Some("test") => test::test(&rest),
+        Some("bench") => bench::bench(&rest),
         Some("setup") => tools::ensure_all().map(|_| ()),
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");
@@ -41,4 +44,5 @@ usage: cargo xtask <task>
 tasks:
   run [flags]   build and start the playground; flags go to the bridge (see --help there)
   test          check formatting and lints, then run every test
+  bench         measure the page (first render, 100,000 events) and more
   setup         only install what run and test need (they do it themselves too)";

@@ -1,0 +1,158 @@
+//! Chromium under chromedriver (WebDriver), for the browser tests and the page benchmarks.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use tokio::io::AsyncBufReadExt;
+
+use super::{free_tcp_port, Bridge, TOKEN, WAIT};
+
+pub const DIST: &str = "SOCKET_PLAYGROUND_DIST";
+
+pub fn dist() -> Option<PathBuf> {
+    match std::env::var(DIST) {
+        Ok(dir) => {
+            let dir = PathBuf::from(dir);
+            assert!(
+                dir.join("index.html").is_file(),
+                "{DIST} has no index.html: {}",
+                dir.display()
+            );
+            Some(dir)
+        }
+        Err(_) => {
+            eprintln!("browser tests skipped: run `cargo xtask test` (it builds the page and sets {DIST})");
+            None
+        }
+    }
+}
+
+/// Chromium under chromedriver, closed when dropped.
+pub struct Browser {
+    pub client: Client,
+    _driver: tokio::process::Child,
+    profile: PathBuf,
+}
+
+impl Browser {
+    pub async fn start() -> Browser {
+        let port = free_tcp_port();
+        let mut driver = tokio::process::Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver runs (cargo xtask test installs it)");
+        let mut out = tokio::io::BufReader::new(driver.stdout.take().unwrap()).lines();
+        tokio::time::timeout(WAIT, async {
+            while let Some(line) = out.next_line().await.unwrap() {
+                if line.contains("started successfully") {
+                    return;
+                }
+            }
+            panic!("chromedriver ended before it was ready");
+        })
+        .await
+        .expect("chromedriver ready in time");
+        let profile =
+            std::env::temp_dir().join(format!("sp-chromium-{}-{port}", std::process::id()));
+        let caps = json!({
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1500,950",
+                    format!("--user-data-dir={}", profile.display()),
+                ]
+            }
+        });
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
+            .capabilities(caps.as_object().unwrap().clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a WebDriver session");
+        Browser {
+            client,
+            _driver: driver,
+            profile,
+        }
+    }
+
+    /// Opens the URL the bridge prints, token in the fragment.
+    pub async fn open(&self, bridge: &Bridge) {
+        let url = format!("http://{}/#token={TOKEN}", bridge.addr);
+        self.client.goto(&url).await.unwrap();
+    }
+
+    /// Waits until some element matching `css` has text containing `needle`; returns that text.
+    pub async fn wait_text(&self, css: &str, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut seen = Vec::new();
+        loop {
+            seen.clear();
+            for element in self
+                .client
+                .find_all(Locator::Css(css))
+                .await
+                .unwrap_or_default()
+            {
+                if let Ok(text) = element.text().await {
+                    if text.contains(needle) {
+                        return text;
+                    }
+                    seen.push(text);
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                self.screenshot("failure").await;
+                panic!("no '{css}' containing {needle:?}; saw {seen:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn click(&self, css: &str) {
+        self.client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css}: {e}"))
+            .click()
+            .await
+            .unwrap();
+    }
+
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let input = self
+            .client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(text).await.unwrap();
+    }
+
+    /// Saves a screenshot under artifacts/ (for people to look at) and returns its path.
+    pub async fn screenshot(&self, name: &str) -> PathBuf {
+        let png = self.client.screenshot().await.unwrap();
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../artifacts");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+
+    pub async fn close(self) {
+        let _ = self.client.close().await;
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
