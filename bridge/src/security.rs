@@ -53,13 +53,12 @@ impl std::fmt::Debug for Token {
 
 /// Whether a request's Host header names this bridge. Host names other than `localhost` are
 /// refused: a DNS-rebinding page reaches the bridge under its own domain name, so only IP
-/// literals (which no attacker's DNS controls) and `localhost` are accepted, always with the
-/// bridge's own port. IP literals must be loopback unless the bridge listens beyond loopback.
+/// literals (which no attacker's DNS controls) and `localhost` are accepted. A port, when
+/// given, must be the bridge's own; `trunk serve`'s proxy sends the bare host (`127.0.0.1`).
+/// IP literals must be loopback unless the bridge listens beyond loopback.
 pub(crate) fn host_allowed(host: &str, listen: SocketAddr) -> bool {
-    let Some((name, port)) = split_host_port(host) else {
-        return false;
-    };
-    if port != listen.port() {
+    let (name, port) = split_host_port(host);
+    if port.is_some_and(|p| p != listen.port()) {
         return false;
     }
     if name.eq_ignore_ascii_case("localhost") {
@@ -72,14 +71,20 @@ pub(crate) fn host_allowed(host: &str, listen: SocketAddr) -> bool {
     }
 }
 
-fn split_host_port(host: &str) -> Option<(&str, u16)> {
-    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
-        let (name, after) = rest.split_once(']')?;
-        (name, after.strip_prefix(':')?)
-    } else {
-        host.rsplit_once(':')?
-    };
-    Some((name, port.parse().ok()?))
+/// Splits `name:port`, `[v6]:port`, `name` or `[v6]`; a port that is not a number is kept as
+/// port 0, which matches no bridge.
+fn split_host_port(host: &str) -> (&str, Option<u16>) {
+    let port_of = |p: &str| Some(p.parse().unwrap_or(0));
+    if let Some(rest) = host.strip_prefix('[') {
+        return match rest.split_once(']') {
+            Some((name, after)) => (name, after.strip_prefix(':').and_then(port_of)),
+            None => (host, None),
+        };
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') => (name, port_of(port)),
+        _ => (host, None),
+    }
 }
 
 /// The origins allowed by default: the bridge's own (it serves the page) and `trunk serve`'s
@@ -248,7 +253,12 @@ mod tests {
         assert!(!host_allowed("127.0.0.1:8080", loopback()));
         assert!(!host_allowed("evil.example:7777", loopback()));
         assert!(!host_allowed("192.168.1.5:7777", loopback()));
-        assert!(!host_allowed("127.0.0.1", loopback()));
+        assert!(!host_allowed("127.0.0.1:x", loopback()));
+        // trunk serve's proxy sends the bare host; names still need to be the bridge's own.
+        assert!(host_allowed("127.0.0.1", loopback()));
+        assert!(host_allowed("localhost", loopback()));
+        assert!(!host_allowed("evil.example", loopback()));
+        assert!(!host_allowed("[::2]:7777", loopback()));
         let lan: SocketAddr = "192.168.1.5:7777".parse().unwrap();
         assert!(host_allowed("192.168.1.5:7777", lan));
         assert!(!host_allowed("rebind.example:7777", lan));

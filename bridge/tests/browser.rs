@@ -152,3 +152,48 @@ async fn page_says_when_the_bridge_is_gone_and_recovers() {
     drop(again);
     browser.close().await;
 }
+
+#[tokio::test]
+async fn lecture_mode_and_dark_theme_for_a_projector() {
+    let Some(dist) = dist() else { return };
+    let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
+    let browser = Browser::start().await;
+    browser.open(&bridge).await;
+    browser.wait_text("#bridge-status", "connected").await;
+    browser.click(".labs summary").await;
+    browser.click("button[data-preset='3']").await;
+    browser
+        .wait_text(".endpoint-list .label", "UDP server :12002")
+        .await;
+    browser.type_into("#composer-input", "ping\u{E007}").await;
+    browser.wait_text(".msg.received .text", "ping").await;
+    let style = |css: &'static str| {
+        let client = browser.client.clone();
+        async move {
+            let script = format!("return getComputedStyle(document.querySelector('.app')).{css}");
+            client.execute(&script, vec![]).await.unwrap()
+        }
+    };
+    let normal = style("fontSize").await;
+    browser.click(".topbar button[aria-pressed]").await;
+    browser
+        .wait_text(".topbar button[aria-pressed]", "Normal size")
+        .await;
+    let large = style("fontSize").await;
+    let px = |v: &serde_json::Value| {
+        v.as_str()
+            .unwrap()
+            .trim_end_matches("px")
+            .parse::<f64>()
+            .unwrap()
+    };
+    assert!(
+        px(&large) >= 20.0 && px(&large) > px(&normal),
+        "{normal} -> {large}"
+    );
+    browser.click(".topbar button[aria-label^='Switch']").await;
+    let background = style("backgroundColor").await;
+    assert_eq!(background, json!("rgb(13, 17, 23)"), "dark theme");
+    browser.screenshot("lecture-dark").await;
+    browser.close().await;
+}

@@ -54,6 +54,47 @@ async fn foreign_host_is_refused() {
 }
 
 #[tokio::test]
+async fn bare_loopback_host_from_a_dev_proxy_is_accepted() {
+    // `trunk serve` forwards the WebSocket with `Host: 127.0.0.1` (no port).
+    let bridge = Bridge::start().await;
+    for host in ["127.0.0.1", "localhost"] {
+        let ws = bridge
+            .raw(Some(host), Some("http://127.0.0.1:8080"))
+            .await
+            .unwrap();
+        Client::hello(ws, TOKEN).await.expect("welcome");
+    }
+    assert_eq!(status_of(bridge.raw(Some("evil.example"), None).await), 403);
+}
+
+#[tokio::test]
+async fn the_page_is_served_and_not_frameable() {
+    let dist = std::env::temp_dir().join(format!("sp-dist-{}", std::process::id()));
+    std::fs::create_dir_all(&dist).unwrap();
+    std::fs::write(dist.join("index.html"), "<p>page</p>").unwrap();
+    let bridge = Bridge::start_with(|c| c.static_dir = Some(dist.clone())).await;
+    for path in ["/", "/some/deep/link"] {
+        let mut tcp = tokio::net::TcpStream::connect(bridge.addr).await.unwrap();
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            bridge.addr
+        );
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(WAIT, tcp.read_to_string(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{path}: {answer}");
+        assert!(answer
+            .to_ascii_lowercase()
+            .contains("x-frame-options: deny"));
+        assert!(answer.ends_with("<p>page</p>"), "{answer}");
+    }
+    let _ = std::fs::remove_dir_all(&dist);
+}
+
+#[tokio::test]
 async fn foreign_origin_is_refused() {
     let bridge = Bridge::start().await;
     let host = bridge.addr.to_string();
