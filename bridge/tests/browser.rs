@@ -28,6 +28,9 @@ async fn uppercase_preset_hello_in_the_page() {
         .await
         .unwrap();
     assert_eq!(hash, json!(""));
+    // A reload keeps working: the tab kept the token.
+    browser.client.refresh().await.unwrap();
+    browser.wait_text("#bridge-status", "connected").await;
 
     browser.click(".labs summary").await;
     browser.click("button[data-preset='0']").await;
