@@ -4,7 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::{ClosedBy, Command, ErrorInfo, ErrorKind, Outcome, ReplyData, SendCommand, Target};
+use shared::{
+    ClosedBy, Command, ErrorInfo, ErrorKind, Outcome, ReplyData, SendCommand, SendFileCommand,
+    Target,
+};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
@@ -35,6 +38,8 @@ pub(crate) async fn execute(hub: &Arc<Hub>, command: Command) -> Outcome {
         Command::ShutdownWrite(target) => shutdown_write(hub, target).await,
         Command::Close(target) => close(hub, target).await,
         Command::Reset => Ok(reset(hub).await),
+        Command::SendFile(send) => send_file(hub, send).await,
+        Command::ListFiles => hub.data.list().map(|files| ReplyData::Files { files }),
     };
     match result {
         Ok(data) => Outcome::Ok(data),
@@ -67,18 +72,38 @@ async fn shutdown_write(hub: &Hub, target: Target) -> Result<ReplyData, ErrorInf
     Ok(ReplyData::Done)
 }
 
+/// Replies when the whole file went out (or the transfer broke off), however long that takes.
+async fn send_file(hub: &Hub, send: SendFileCommand) -> Result<ReplyData, ErrorInfo> {
+    crate::datadir::check_name(&send.file)?;
+    let control = hub.control(Target {
+        endpoint: send.endpoint,
+        conn: None,
+    })?;
+    let (done, answer) = oneshot::channel();
+    let request = Control::SendFile {
+        file: send.file,
+        datagram_size: send.datagram_size,
+        done,
+    };
+    control.send(request).await.map_err(|_| socket_gone())?;
+    let report = answer.await.map_err(|_| socket_gone())??;
+    Ok(ReplyData::Transfer(report))
+}
+
+fn socket_gone() -> ErrorInfo {
+    ErrorInfo::new(
+        ErrorKind::UnknownEndpoint,
+        "The socket closed before it could do this.",
+    )
+}
+
 /// Hands a request to a socket's task and waits for its answer.
 async fn ask<T>(
     control: tokio::sync::mpsc::Sender<Control>,
     request: Control,
     answer: oneshot::Receiver<Result<T, ErrorInfo>>,
 ) -> Result<T, ErrorInfo> {
-    let gone = || {
-        ErrorInfo::new(
-            ErrorKind::UnknownEndpoint,
-            "The socket closed before it could do this.",
-        )
-    };
+    let gone = socket_gone;
     let busy = || {
         ErrorInfo::new(
             ErrorKind::TimedOut,

@@ -13,12 +13,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use shared::{
     ClosedBy, ConnId, ConnInfo, EndpointId, EndpointInfo, EndpointSpec, ErrorInfo, ErrorKind,
-    EventKind, Target,
+    EventKind, Target, TransferReport,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::datadir::DataDir;
 use crate::events::{EventLog, Origin, Subscription};
 use crate::Config;
 
@@ -34,6 +35,30 @@ pub(crate) enum Control {
     ShutdownWrite {
         done: oneshot::Sender<Result<(), ErrorInfo>>,
     },
+    /// Send a file of the data directory (UDP: in datagrams of `datagram_size` bytes).
+    SendFile {
+        file: String,
+        datagram_size: usize,
+        done: oneshot::Sender<Result<TransferReport, ErrorInfo>>,
+    },
+}
+
+impl Control {
+    /// Answers a request this kind of socket cannot carry out.
+    pub(crate) fn refuse(self, why: &str) {
+        let error = || ErrorInfo::new(ErrorKind::Unsupported, why);
+        match self {
+            Control::Send { done, .. } => {
+                let _ = done.send(Err(error()));
+            }
+            Control::ShutdownWrite { done } => {
+                let _ = done.send(Err(error()));
+            }
+            Control::SendFile { done, .. } => {
+                let _ = done.send(Err(error()));
+            }
+        }
+    }
 }
 
 /// How a socket task learns that it must close, and why. Stopping a server stops its
@@ -73,6 +98,10 @@ impl Lifeline {
         self.token.cancelled().await
     }
 
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
     /// Why it was stopped (its own reason, else its parent's).
     pub(crate) fn reason(&self) -> (ClosedBy, String) {
         if let Some(why) = self.why.get() {
@@ -103,6 +132,8 @@ struct EndpointEntry {
 pub(crate) struct Hub {
     pub(crate) config: Config,
     pub(crate) log: EventLog,
+    /// Where logs and transferred files live.
+    pub(crate) data: DataDir,
     registry: Mutex<BTreeMap<EndpointId, EndpointEntry>>,
     next_endpoint: AtomicU32,
     next_conn: AtomicU32,
@@ -120,6 +151,7 @@ impl Hub {
             config.live_capacity,
         );
         Arc::new(Hub {
+            data: DataDir::new(config.data_dir.clone()),
             config,
             log,
             registry: Mutex::new(BTreeMap::new()),

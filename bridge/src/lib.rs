@@ -10,6 +10,7 @@
 //! - `security`: token and address policy; `explain`: OS errors in plain words.
 
 mod commands;
+mod datadir;
 mod endpoints;
 mod events;
 mod explain;
@@ -17,6 +18,7 @@ mod hub;
 mod security;
 mod server;
 mod session;
+mod transfer;
 
 use std::future::Future;
 use std::time::Duration;
@@ -57,6 +59,8 @@ pub struct Config {
     pub max_frame_bytes: usize,
     /// The built frontend (trunk's `dist/`) to serve; `None` serves a note instead.
     pub static_dir: Option<std::path::PathBuf>,
+    /// Where server logs and transferred files are kept.
+    pub data_dir: std::path::PathBuf,
 }
 
 impl Config {
@@ -76,6 +80,7 @@ impl Config {
             max_message_bytes: 1 << 20,
             max_frame_bytes: 256 << 10,
             static_dir: None,
+            data_dir: std::path::PathBuf::from("playground-data"),
         }
     }
 

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::extract::{Request, State, WebSocketUpgrade};
+use axum::extract::{Path as UrlPath, Request, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -37,7 +37,9 @@ pub(crate) fn router(hub: Arc<Hub>, listen: SocketAddr, origins: Vec<String>) ->
         listen,
         origins: Arc::new(origins),
     };
-    let routes = Router::new().route(shared::WS_PATH, get(websocket));
+    let routes = Router::new()
+        .route(shared::WS_PATH, get(websocket))
+        .route("/files/{name}", get(download));
     let routes = match static_dir {
         Some(dir) => routes.fallback_service(frontend(&dir)),
         None => routes.fallback(no_frontend),
@@ -106,6 +108,52 @@ async fn websocket(
             let tasks = hub.tasks.clone();
             tasks.track_future(crate::session::run(socket, hub, permit))
         })
+}
+
+/// Downloads a file of the data directory. The page sends the session token as a bearer token
+/// (never in the URL); the name is confined to the data directory like every other.
+async fn download(
+    State(state): State<AppState>,
+    UrlPath(name): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "));
+    if !presented.is_some_and(|t| state.hub.config.token.matches(t)) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            "The session token is missing or wrong.\n",
+        )
+            .into_response();
+    }
+    let (file, size) = match state.hub.data.open(&name) {
+        Ok(opened) => opened,
+        Err(error) => {
+            let status = match error.kind {
+                shared::ErrorKind::NotAllowed => StatusCode::BAD_REQUEST,
+                _ => StatusCode::NOT_FOUND,
+            };
+            return (status, format!("{}\n", error.explanation)).into_response();
+        }
+    };
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(
+        tokio::fs::File::from_std(file),
+    ));
+    (
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, size.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// Without a built frontend, say what this is and how to get the page.

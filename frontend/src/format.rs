@@ -62,6 +62,7 @@ pub fn server_summary(spec: &EndpointSpec) -> String {
         Behaviour::Prefix { prefix } => format!("prefix \"{prefix}\""),
         Behaviour::Fixed { reply } => format!("reply \"{reply}\""),
         Behaviour::Manual => "you reply".to_string(),
+        Behaviour::SaveToFile { file } => format!("save to {file}"),
     };
     match spec {
         EndpointSpec::TcpServer(s) => {
@@ -110,6 +111,8 @@ pub fn call(kind: &EventKind) -> String {
         EventKind::Timeout { op, .. } => format!("{op}() timeout"),
         EventKind::Error { op, .. } => format!("{op}() error"),
         EventKind::Reset => "reset".into(),
+        EventKind::Progress { .. } => "transfer…".into(),
+        EventKind::Transfer(_) => "transfer done".into(),
     }
 }
 
@@ -143,6 +146,43 @@ pub fn detail(event: &Event) -> String {
         }
         EventKind::Error { error, .. } => error.explanation.clone(),
         EventKind::Reset => "everything was closed".into(),
+        EventKind::Progress {
+            file,
+            bytes: done,
+            total,
+        } => match total {
+            Some(total) if *total > 0 => format!(
+                "{file}: {} of {} ({}%)",
+                bytes(*done as usize),
+                bytes(*total as usize),
+                done * 100 / total
+            ),
+            _ => format!("{file}: {}", bytes(*done as usize)),
+        },
+        EventKind::Transfer(report) => {
+            let verb = match report.direction {
+                shared::Direction::Sent => "sent",
+                shared::Direction::Received => "received",
+            };
+            let state = if report.complete {
+                "complete"
+            } else {
+                "INCOMPLETE"
+            };
+            let udp = report.datagrams.as_ref().map_or(String::new(), |d| {
+                format!(
+                    ", {}/{} datagrams, {} missing, {} out of order",
+                    d.received, d.expected, d.missing, d.out_of_order
+                )
+            });
+            format!(
+                "{} {verb} {}, {state}{udp}, {:.1} MB/s, SHA-256 {}…",
+                report.file,
+                bytes(report.bytes as usize),
+                report.bytes_per_second() / 1e6,
+                &report.sha256[..report.sha256.len().min(12)]
+            )
+        }
     }
 }
 
@@ -210,6 +250,7 @@ impl Group {
             | EventKind::Recv { .. }
             | EventKind::SendTo { .. }
             | EventKind::RecvFrom { .. } => Group::Data,
+            EventKind::Progress { .. } | EventKind::Transfer(_) => Group::Data,
             EventKind::Eof | EventKind::Shutdown | EventKind::Close { .. } | EventKind::Reset => {
                 Group::Ending
             }

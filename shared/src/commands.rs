@@ -41,6 +41,11 @@ pub enum Command {
     Close(Target),
     /// Close every endpoint the bridge runs.
     Reset,
+    /// Send a file from the data directory over a client: all of it then shutdown(SHUT_WR) on
+    /// TCP; numbered datagrams on UDP.
+    SendFile(SendFileCommand),
+    /// List the files in the bridge's data directory.
+    ListFiles,
 }
 
 impl Command {
@@ -55,6 +60,8 @@ impl Command {
             Command::ShutdownWrite(_) => "shutdown_write",
             Command::Close(_) => "close",
             Command::Reset => "reset",
+            Command::SendFile(_) => "send_file",
+            Command::ListFiles => "list_files",
         }
     }
 }
@@ -81,13 +88,19 @@ pub enum Behaviour {
     },
     /// A person types the replies (a [`Command::Send`] naming the connection).
     Manual,
+    /// Write everything received into a file of the data directory, until EOF (TCP) or until
+    /// the last datagram of a numbered transfer (UDP); then report size and SHA-256.
+    SaveToFile {
+        /// File name in the data directory.
+        file: String,
+    },
 }
 
 impl Behaviour {
     /// The automatic reply to one received chunk, if this behaviour makes one.
     pub fn reply(&self, chunk: &[u8]) -> Option<Vec<u8>> {
         match self {
-            Behaviour::PrintOnly | Behaviour::Manual => None,
+            Behaviour::PrintOnly | Behaviour::Manual | Behaviour::SaveToFile { .. } => None,
             Behaviour::Echo => Some(chunk.to_vec()),
             Behaviour::Uppercase => Some(chunk.to_ascii_uppercase()),
             Behaviour::Prefix { prefix } => {
@@ -163,6 +176,9 @@ pub struct TcpServerSpec {
     /// Size of each recv() call, in bytes.
     #[serde(default = "default_recv_buffer")]
     pub recv_buffer: usize,
+    /// Append every received message, one line each, to this file of the data directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_file: Option<String>,
 }
 
 /// A UDP server.
@@ -180,6 +196,9 @@ pub struct UdpServerSpec {
     /// Size of each recvfrom() buffer; a longer datagram is cut to it (as in the labs).
     #[serde(default = "default_recv_buffer")]
     pub recv_buffer: usize,
+    /// Append every received datagram, one line each, to this file of the data directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_file: Option<String>,
 }
 
 /// A TCP client.
@@ -256,6 +275,28 @@ pub struct SendCommand {
     pub to: Option<String>,
     /// What to send.
     pub data: DataInput,
+}
+
+/// Send a file of the data directory from a client endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SendFileCommand {
+    /// A TCP or UDP client.
+    pub endpoint: EndpointId,
+    /// File name in the data directory.
+    pub file: String,
+    /// UDP: payload bytes per datagram, after a 12-byte header (sequence number, count, datagram size).
+    #[serde(default = "default_datagram_size")]
+    pub datagram_size: usize,
+}
+
+/// Largest UDP payload over IPv4.
+pub const MAX_DATAGRAM: usize = 65_507;
+/// Bytes in front of each datagram of a UDP file transfer: sequence number, datagram count and
+/// payload size of each full datagram, big-endian u32 each.
+pub const DATAGRAM_HEADER: usize = 12;
+
+fn default_datagram_size() -> usize {
+    1024
 }
 
 fn default_bind() -> String {

@@ -116,6 +116,75 @@ pub enum EventKind {
     },
     /// Every endpoint was closed by a reset command.
     Reset,
+    /// How far a file transfer has come (sent about ten times a second instead of one event
+    /// per chunk, which would flood every viewer).
+    Progress {
+        /// The file.
+        file: String,
+        /// Bytes so far.
+        bytes: u64,
+        /// The file's size, when the sender knows it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        total: Option<u64>,
+    },
+    /// A file transfer ended (completely or not).
+    Transfer(TransferReport),
+}
+
+/// What a finished (or broken) file transfer reports on each side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferReport {
+    /// `sent` or `received`.
+    pub direction: Direction,
+    /// The file in the data directory.
+    pub file: String,
+    /// Bytes sent or written.
+    pub bytes: u64,
+    /// SHA-256 of those bytes, lowercase hex.
+    pub sha256: String,
+    /// From the first to the last byte, in microseconds.
+    pub duration_us: u64,
+    /// Whether the whole file made it: a receiver saw EOF (TCP) or every datagram (UDP). An
+    /// incomplete file keeps the `.part` suffix.
+    pub complete: bool,
+    /// UDP only: how the datagrams fared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datagrams: Option<DatagramReport>,
+}
+
+/// Which side of a transfer a report is from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// The sender's report.
+    Sent,
+    /// The receiver's report.
+    Received,
+}
+
+/// What a UDP file transfer's receiver saw, or its sender sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatagramReport {
+    /// Datagrams the file needs.
+    pub expected: u32,
+    /// Distinct datagrams that arrived (or were sent).
+    pub received: u32,
+    /// Datagrams that never arrived.
+    pub missing: u32,
+    /// Datagrams that arrived after a later one.
+    pub out_of_order: u32,
+    /// Datagrams that arrived more than once.
+    pub duplicates: u32,
+}
+
+impl TransferReport {
+    /// Throughput in bytes per second.
+    pub fn bytes_per_second(&self) -> f64 {
+        if self.duration_us == 0 {
+            return 0.0;
+        }
+        self.bytes as f64 * 1e6 / self.duration_us as f64
+    }
 }
 
 impl EventKind {
@@ -139,6 +208,8 @@ impl EventKind {
             EventKind::Timeout { .. } => "timeout",
             EventKind::Error { .. } => "error",
             EventKind::Reset => "reset",
+            EventKind::Progress { .. } => "progress",
+            EventKind::Transfer(_) => "transfer",
         }
     }
 

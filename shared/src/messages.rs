@@ -195,4 +195,22 @@ pub enum ReplyData {
         /// How many endpoints were closed.
         closed: usize,
     },
+    /// How a file transfer went, from the sender's side.
+    Transfer(crate::TransferReport),
+    /// The files in the data directory.
+    Files {
+        /// Sorted by name.
+        files: Vec<FileInfo>,
+    },
+}
+
+/// A file in the bridge's data directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileInfo {
+    /// Its name (files live directly in the data directory).
+    pub name: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// When it last changed, in milliseconds since the Unix epoch.
+    pub modified_unix_ms: u64,
 }

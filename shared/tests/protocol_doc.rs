@@ -36,6 +36,8 @@ fn every_message_to_the_bridge_parses_and_each_command_is_shown() {
         "send",
         "shutdown_write",
         "close",
+        "send_file",
+        "list_files",
     ];
     for name in all {
         assert!(

@@ -32,6 +32,9 @@ struct Args {
     /// The built frontend to serve (trunk's dist folder). Default: ./dist if it holds a page.
     #[arg(long, value_name = "DIR")]
     dist: Option<PathBuf>,
+    /// Where servers keep their logs and received files, and clients find files to send.
+    #[arg(long, value_name = "DIR", default_value = "playground-data")]
+    data_dir: PathBuf,
 }
 
 #[tokio::main]
@@ -72,6 +75,7 @@ async fn serve(args: Args) -> Result<(), String> {
     let mut config = Config::new(token.clone());
     config.extra_origins = args.allow_origins;
     config.allow_privileged_ports = args.allow_privileged_ports;
+    config.data_dir = args.data_dir;
     config.static_dir = match args.dist {
         Some(dir) if dir.join("index.html").is_file() => Some(dir),
         Some(dir) => {

@@ -56,6 +56,17 @@ pub(crate) fn check_server_port(hub: &Hub, port: u16) -> Result<(), ErrorInfo> {
     .with_hint("Pick a port above 1024, such as 12000."))
 }
 
+/// File names in a spec must be acceptable before any socket is made.
+pub(crate) fn check_files(
+    behaviour: &shared::Behaviour,
+    log_file: Option<&str>,
+) -> Result<(), ErrorInfo> {
+    if let shared::Behaviour::SaveToFile { file } = behaviour {
+        crate::datadir::check_name(file)?;
+    }
+    log_file.map_or(Ok(()), crate::datadir::check_name)
+}
+
 /// A client needs to know where its server is.
 pub(crate) fn check_client_port(port: u16) -> Result<(), ErrorInfo> {
     if port == 0 {

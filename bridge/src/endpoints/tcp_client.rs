@@ -15,6 +15,7 @@ use super::tcp_stream::{closed_by, recv_failed, send_all, shutdown_write};
 use crate::explain::{connect_timed_out, explain, Op, Proto};
 use crate::hub::{Control, EndpointHandle, Hub};
 use crate::security::{resolve, Purpose};
+use crate::transfer;
 
 /// Connects; replies once the connection is up, or with the explained failure.
 pub(crate) async fn connect(
@@ -105,6 +106,9 @@ async fn run(
                 }
                 Control::ShutdownWrite { done } => {
                     let _ = done.send(shutdown_write(&hub, &endpoint.origin, &mut writer).await);
+                }
+                Control::SendFile { file, done, .. } => {
+                    let _ = done.send(transfer::send_tcp(&hub, &endpoint.origin, &endpoint.life, &mut writer, &file).await);
                 }
             },
             received = reader.read(&mut buf) => match received {

@@ -18,6 +18,7 @@ use super::tcp_stream::{closed_by, recv_failed, send_all, shutdown_write};
 use crate::explain::{explain, Op, Proto};
 use crate::hub::{ConnHandle, Control, EndpointHandle, Hub};
 use crate::security::{resolve, Purpose};
+use crate::transfer::{self, MessageLog};
 
 /// How often a one-at-a-time server looks at its listen backlog while it serves a client.
 const BACKLOG_POLL: Duration = Duration::from_millis(100);
@@ -26,6 +27,7 @@ const BACKLOG_POLL: Duration = Duration::from_millis(100);
 pub(crate) async fn start(hub: &Arc<Hub>, spec: TcpServerSpec) -> Result<EndpointInfo, ErrorInfo> {
     super::check_recv_buffer(spec.recv_buffer)?;
     super::check_server_port(hub, spec.port)?;
+    super::check_files(&spec.behaviour, spec.log_file.as_deref())?;
     if !(1..=MAX_BACKLOG).contains(&spec.backlog) {
         return Err(ErrorInfo::new(
             ErrorKind::InvalidRequest,
@@ -183,6 +185,34 @@ async fn serve(
 ) {
     let hub = conn.hub.clone();
     let (mut reader, mut writer) = stream.into_split();
+    if let Behaviour::SaveToFile { file } = &spec.behaviour {
+        let complete =
+            transfer::receive_tcp(&hub, &conn.origin, &conn.life, &mut reader, file).await;
+        return if conn.life.is_stopped() {
+            conn.close_stopped()
+        } else if complete {
+            conn.close(ClosedBy::Peer, "the client finished sending the file (EOF)")
+        } else {
+            conn.close(
+                ClosedBy::Local,
+                "the file transfer broke off; the file keeps its .part name",
+            )
+        };
+    }
+    let mut log = spec
+        .log_file
+        .as_deref()
+        .and_then(|name| match MessageLog::open(&hub, name) {
+            Ok(log) => Some(log),
+            Err(error) => {
+                conn.emit(EventKind::Error {
+                    op: "log".into(),
+                    error,
+                });
+                None
+            }
+        });
+    let peer = conn.origin.peer.clone().unwrap_or_default();
     let mut buf = vec![0u8; spec.recv_buffer];
     let one_shot = spec.policy == ConnectionPolicy::OneShot;
     let manual = spec.behaviour == Behaviour::Manual;
@@ -206,6 +236,9 @@ async fn serve(
                 Control::ShutdownWrite { done } => {
                     let _ = done.send(shutdown_write(&hub, &conn.origin, &mut writer).await);
                 }
+                Control::SendFile { file, done, .. } => {
+                    let _ = done.send(transfer::send_tcp(&hub, &conn.origin, &conn.life, &mut writer, &file).await);
+                }
             },
             received = reader.read(&mut buf), if reading => match received {
                 Ok(0) => {
@@ -215,6 +248,9 @@ async fn serve(
                 Ok(n) => {
                     let chunk = &buf[..n];
                     conn.emit(EventKind::Recv { data: Payload::from_bytes(chunk) });
+                    if let Some(log) = &mut log {
+                        log.write(&hub, &conn.origin, &peer, chunk);
+                    }
                     if spec.policy.is_quit(chunk) {
                         return conn.close(ClosedBy::Local, "the quit word arrived");
                     }

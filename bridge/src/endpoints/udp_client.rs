@@ -17,6 +17,7 @@ use crate::events::Origin;
 use crate::explain::{explain, Op, Proto};
 use crate::hub::{Control, EndpointHandle, Hub};
 use crate::security::{resolve, Purpose};
+use crate::transfer;
 
 /// Opens a UDP client; replies once its socket is ready.
 pub(crate) async fn open(hub: &Arc<Hub>, spec: UdpClientSpec) -> Result<EndpointInfo, ErrorInfo> {
@@ -119,11 +120,14 @@ async fn run(
                     }
                     let _ = done.send(result);
                 }
-                Control::ShutdownWrite { done } => {
-                    let _ = done.send(Err(ErrorInfo::new(
-                        ErrorKind::Unsupported,
-                        "UDP has no connection, so there is no write side to shut down.",
-                    )));
+                request @ Control::ShutdownWrite { .. } => {
+                    request.refuse("UDP has no connection, so there is no write side to shut down.");
+                }
+                Control::SendFile { file, datagram_size, done } => {
+                    let origin = Origin { peer: Some(server.to_string()), ..endpoint.origin.clone() };
+                    let _ = done.send(
+                        transfer::send_udp(&hub, &origin, &endpoint.life, &socket, server, &file, datagram_size).await,
+                    );
                 }
             },
             received = socket.recv_from(&mut buf) => {

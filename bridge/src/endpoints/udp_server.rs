@@ -5,21 +5,25 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use shared::{
-    ClosedBy, EndpointInfo, EndpointSpec, ErrorInfo, ErrorKind, EventKind, Payload, UdpServerSpec,
+    Behaviour, ClosedBy, EndpointInfo, EndpointSpec, ErrorInfo, ErrorKind, EventKind, Payload,
+    UdpServerSpec, MAX_DATAGRAM,
 };
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::udp_client::send_datagram;
 use crate::events::Origin;
 use crate::explain::{explain, Op, Proto};
 use crate::hub::{Control, EndpointHandle, Hub};
 use crate::security::{resolve, Purpose};
+use crate::transfer::{self, MessageLog, UdpTransfer};
 
 /// Starts a UDP server; replies once it is bound.
 pub(crate) async fn start(hub: &Arc<Hub>, spec: UdpServerSpec) -> Result<EndpointInfo, ErrorInfo> {
     super::check_recv_buffer(spec.recv_buffer)?;
     super::check_server_port(hub, spec.port)?;
+    super::check_files(&spec.behaviour, spec.log_file.as_deref())?;
     let addr = resolve(&spec.bind, spec.port, hub.config.scope, Purpose::Bind).await?;
     let mut endpoint = hub.create_endpoint(EndpointSpec::UdpServer(spec.clone()))?;
     let socket = match UdpSocket::bind(addr).await {
@@ -50,7 +54,32 @@ async fn run(
     spec: UdpServerSpec,
 ) {
     let hub = endpoint.hub.clone();
-    let mut buf = vec![0u8; spec.recv_buffer];
+    let save_to = match &spec.behaviour {
+        Behaviour::SaveToFile { file } => Some(file.clone()),
+        _ => None,
+    };
+    // Saving a file takes whole datagrams, whatever the buffer size asked for.
+    let size = if save_to.is_some() {
+        MAX_DATAGRAM
+    } else {
+        spec.recv_buffer
+    };
+    let mut buf = vec![0u8; size];
+    let mut log = spec
+        .log_file
+        .as_deref()
+        .and_then(|name| match MessageLog::open(&hub, name) {
+            Ok(log) => Some(log),
+            Err(error) => {
+                endpoint.emit(EventKind::Error {
+                    op: "log".into(),
+                    error,
+                });
+                None
+            }
+        });
+    let mut receiving: Option<(UdpTransfer, Origin)> = None;
+    let mut idle_until = Instant::now();
     loop {
         tokio::select! {
             _ = endpoint.life.stopped() => return endpoint.close_stopped(),
@@ -65,18 +94,46 @@ async fn run(
                     };
                     let _ = done.send(result);
                 }
-                Control::ShutdownWrite { done } => {
-                    let _ = done.send(Err(ErrorInfo::new(
-                        ErrorKind::Unsupported,
-                        "UDP has no connection, so there is no write side to shut down.",
-                    )));
+                request @ Control::ShutdownWrite { .. } => {
+                    request.refuse("UDP has no connection, so there is no write side to shut down.");
+                }
+                request @ Control::SendFile { .. } => {
+                    request.refuse("A UDP server has no fixed peer to send a file to; send files from a UDP client.");
                 }
             },
+            _ = tokio::time::sleep_until(idle_until), if receiving.is_some() => {
+                // The sender went quiet before every datagram arrived.
+                if let Some((transfer, origin)) = receiving.take() {
+                    transfer.finish(&hub, &origin);
+                }
+            }
             received = socket.recv_from(&mut buf) => match received {
                 Ok((n, from)) => {
                     let origin = with_peer(&endpoint, from);
                     let chunk = &buf[..n];
+                    if let (Some(file), Some((seq, count, size, payload))) = (&save_to, UdpTransfer::parse(chunk)) {
+                        idle_until = Instant::now() + transfer::UDP_IDLE;
+                        if receiving.is_none() {
+                            match UdpTransfer::start(&hub, file, count) {
+                                Ok(transfer) => receiving = Some((transfer, origin.clone())),
+                                Err(error) => {
+                                    hub.log.emit(&origin, EventKind::Error { op: "open".into(), error });
+                                    continue;
+                                }
+                            }
+                        }
+                        if let Some((transfer, at)) = &mut receiving {
+                            if transfer.take(&hub, at, seq, size, payload) {
+                                let (transfer, at) = receiving.take().expect("just used");
+                                transfer.finish(&hub, &at);
+                            }
+                        }
+                        continue;
+                    }
                     hub.log.emit(&origin, EventKind::RecvFrom { data: Payload::from_bytes(chunk) });
+                    if let Some(log) = &mut log {
+                        log.write(&hub, &origin, &from.to_string(), chunk);
+                    }
                     if let Some(reply) = spec.behaviour.reply(chunk) {
                         // A failed reply is recorded; the server goes on serving others.
                         let _ = send_datagram(&hub, &origin, &socket, &reply, from, false).await;

@@ -1,0 +1,308 @@
+//! The data directory: servers that log what they receive and save files, clients that send
+//! files over TCP and UDP, with real Python peers (sendfile) and SHA-256 checked on both sides.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use shared::{ErrorKind, EventKind, ReplyData, TransferReport};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn transfer(events: &[shared::Event], endpoint: u32) -> Option<TransferReport> {
+    events.iter().find_map(|e| match &e.kind {
+        EventKind::Transfer(report) if e.endpoint == endpoint => Some(report.clone()),
+        _ => None,
+    })
+}
+
+#[tokio::test]
+async fn python_sendfile_of_100_mb_is_saved_with_the_same_sha256() {
+    let data = TempDir::new("sendfile");
+    let source = TempDir::new("source");
+    let bridge = Bridge::start_with(|c| c.data_dir = data.0.clone()).await;
+    let mut c = bridge.client().await;
+    let server = c
+        .endpoint(cmd(
+            json!({"op": "tcp_server_start", "port": 0, "concurrency": "concurrent",
+            "behaviour": {"kind": "save_to_file", "file": "upload.bin"}}),
+        ))
+        .await;
+    let path = source.0.join("big.bin");
+    write_pattern(&path, 100 << 20);
+    let script = r#"
+import hashlib, socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+with open(sys.argv[2], "rb") as f:
+    sent = s.sendfile(f)
+s.shutdown(socket.SHUT_WR)
+s.recv(1)
+s.close()
+print(sent)
+"#;
+    let out = python(
+        script,
+        &[&port_of(&server).to_string(), path.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(out.trim(), (100u64 << 20).to_string());
+    c.wait_until("the receiver's report", |ev| {
+        transfer(ev, server.id).is_some()
+    })
+    .await;
+    let report = transfer(&c.events, server.id).unwrap();
+    let expected = python_sha256(&path).await;
+    assert!(report.complete);
+    assert_eq!(report.bytes, 100 << 20);
+    assert_eq!(report.sha256, expected);
+    assert_eq!(python_sha256(&data.0.join("upload.bin")).await, expected);
+    assert!(!data.0.join("upload.bin.part").exists());
+    let progress = c
+        .events
+        .iter()
+        .filter(|e| e.kind.name() == "progress")
+        .count();
+    let chunks = c.events.iter().filter(|e| e.kind.name() == "recv").count();
+    assert_eq!(
+        chunks, 0,
+        "a file transfer reports progress, not every chunk"
+    );
+    assert!(progress < 1000, "progress is rate-limited: {progress}");
+}
+
+#[tokio::test]
+async fn bridge_client_sends_a_file_to_a_bridge_server() {
+    let data = TempDir::new("tcp-file");
+    write_pattern(&data.0.join("lab.bin"), 3_000_000);
+    let bridge = Bridge::start_with(|c| c.data_dir = data.0.clone()).await;
+    let mut c = bridge.client().await;
+    let server = c
+        .endpoint(cmd(json!({"op": "tcp_server_start", "port": 0,
+            "behaviour": {"kind": "save_to_file", "file": "copy.bin"}})))
+        .await;
+    let client = c
+        .endpoint(cmd(
+            json!({"op": "tcp_client_connect", "port": port_of(&server)}),
+        ))
+        .await;
+    let ReplyData::Transfer(sent) = c
+        .ok(cmd(
+            json!({"op": "send_file", "endpoint": client.id, "file": "lab.bin"}),
+        ))
+        .await
+    else {
+        panic!("a transfer report")
+    };
+    assert!(sent.complete);
+    assert_eq!(sent.bytes, 3_000_000);
+    c.wait_until("received", |ev| transfer(ev, server.id).is_some())
+        .await;
+    let received = transfer(&c.events, server.id).unwrap();
+    assert_eq!(received.sha256, sent.sha256);
+    assert!(received.complete);
+    assert_eq!(sent.sha256, python_sha256(&data.0.join("lab.bin")).await);
+    // The client saw the server close after the file: EOF, then its own close.
+    c.wait_for("client closed", |e| e.endpoint == client.id && is_close(e))
+        .await;
+    let ReplyData::Files { files } = c.ok(cmd(json!({"op": "list_files"}))).await else {
+        panic!("a file list")
+    };
+    let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["copy.bin", "lab.bin"]);
+}
+
+#[tokio::test]
+async fn udp_transfer_reports_missing_and_out_of_order_datagrams() {
+    let data = TempDir::new("udp-file");
+    let bridge = Bridge::start_with(|c| c.data_dir = data.0.clone()).await;
+    let mut c = bridge.client().await;
+    let server = c
+        .endpoint(cmd(json!({"op": "udp_server_start", "port": 0,
+            "behaviour": {"kind": "save_to_file", "file": "datagrams.bin"}})))
+        .await;
+    // A Python sender that loses datagram 1 and sends the rest backwards: 4, 3, 2, 0 of 5.
+    let script = r#"
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for seq in [4, 3, 2, 0]:
+    s.sendto(struct.pack(">III", seq, 5, 4) + bytes([65 + seq]) * 4, ("127.0.0.1", int(sys.argv[1])))
+print("sent")
+"#;
+    python(script, &[&port_of(&server).to_string()]).await;
+    c.wait_until("the report after the sender went quiet", |ev| {
+        transfer(ev, server.id).is_some()
+    })
+    .await;
+    let report = transfer(&c.events, server.id).unwrap();
+    let datagrams = report.datagrams.unwrap();
+    assert!(!report.complete);
+    assert_eq!(
+        (datagrams.expected, datagrams.received, datagrams.missing),
+        (5, 4, 1)
+    );
+    assert_eq!(
+        datagrams.out_of_order, 3,
+        "3, 2 and 0 came after a higher number"
+    );
+    assert!(
+        data.0.join("datagrams.bin.part").exists(),
+        "an incomplete file stays .part"
+    );
+
+    // A bridge client sending a whole file: counts add up, and the hash matches when nothing
+    // was lost (on loopback nothing usually is, but UDP promises nothing).
+    write_pattern(&data.0.join("small.bin"), 200_000);
+    let client = c
+        .endpoint(cmd(
+            json!({"op": "udp_client_open", "port": port_of(&server)}),
+        ))
+        .await;
+    let ReplyData::Transfer(sent) = c
+        .ok(cmd(json!({"op": "send_file", "endpoint": client.id, "file": "small.bin", "datagram_size": 1400})))
+        .await
+    else {
+        panic!("a transfer report")
+    };
+    assert_eq!(sent.datagrams.as_ref().unwrap().expected, 143);
+    c.wait_until("second report", |ev| {
+        ev.iter()
+            .filter(|e| e.endpoint == server.id && e.kind.name() == "transfer")
+            .count()
+            == 2
+    })
+    .await;
+    let second = c
+        .events
+        .iter()
+        .rev()
+        .find_map(|e| match &e.kind {
+            EventKind::Transfer(r) if e.endpoint == server.id => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let d = second.datagrams.unwrap();
+    assert_eq!(d.received + d.missing, 143);
+    assert_eq!(second.complete, d.missing == 0);
+    if second.complete {
+        assert_eq!(second.sha256, sent.sha256);
+    }
+}
+
+#[tokio::test]
+async fn servers_log_what_they_receive_and_the_page_can_download_it() {
+    let data = TempDir::new("log");
+    let bridge = Bridge::start_with(|c| c.data_dir = data.0.clone()).await;
+    let mut c = bridge.client().await;
+    let (server, client) = c
+        .tcp_pair(json!({"policy": {"kind": "persistent"}, "log_file": "received.txt"}))
+        .await;
+    for word in ["hello", "world\n"] {
+        c.ok(send_text(client.id, None, word)).await;
+        let want = word.trim();
+        c.wait_until("echo", |ev| {
+            String::from_utf8_lossy(&received(ev, client.id, None)).contains(want)
+        })
+        .await;
+    }
+    let log = std::fs::read_to_string(data.0.join("received.txt")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    let peer = client.local.unwrap();
+    assert!(
+        lines[0].ends_with(&format!(" {peer} hello")),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].ends_with(&format!(" {peer} world")),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[0].starts_with("20") && lines[0].contains('T'),
+        "a timestamp: {}",
+        lines[0]
+    );
+    let _ = server;
+
+    let get = |path: &str, auth: Option<&str>| {
+        let addr = bridge.addr;
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{}\r\n",
+            auth.map(|t| format!("Authorization: Bearer {t}\r\n"))
+                .unwrap_or_default()
+        );
+        async move {
+            let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            tcp.write_all(request.as_bytes()).await.unwrap();
+            let mut answer = String::new();
+            tokio::time::timeout(WAIT, tcp.read_to_string(&mut answer))
+                .await
+                .unwrap()
+                .unwrap();
+            answer
+        }
+    };
+    let ok = get("/files/received.txt", Some(TOKEN)).await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    assert!(ok.ends_with(&log));
+    assert!(get("/files/received.txt", None)
+        .await
+        .starts_with("HTTP/1.1 401"));
+    assert!(get("/files/received.txt", Some("wrong-token-0123456789"))
+        .await
+        .starts_with("HTTP/1.1 401"));
+    for bad in [
+        "/files/..%2Fsecret",
+        "/files/%2Fetc%2Fpasswd",
+        "/files/.hidden",
+    ] {
+        let answer = get(bad, Some(TOKEN)).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{bad}: {answer}");
+    }
+    assert!(get("/files/missing.txt", Some(TOKEN))
+        .await
+        .starts_with("HTTP/1.1 404"));
+}
+
+#[tokio::test]
+async fn file_names_cannot_leave_the_data_directory() {
+    let data = TempDir::new("confine");
+    let bridge = Bridge::start_with(|c| c.data_dir = data.0.clone()).await;
+    let mut c = bridge.client().await;
+    for name in ["../escape.txt", "/tmp/x", "a/b", ".hidden", ""] {
+        let error = c
+            .err(cmd(
+                json!({"op": "tcp_server_start", "port": 0, "log_file": name}),
+            ))
+            .await;
+        assert_eq!(error.kind, ErrorKind::NotAllowed, "{name:?}");
+        let error = c
+            .err(cmd(json!({"op": "udp_server_start", "port": 0,
+                "behaviour": {"kind": "save_to_file", "file": name}})))
+            .await;
+        assert_eq!(error.kind, ErrorKind::NotAllowed, "{name:?}");
+    }
+    let (_, client) = c.tcp_pair(json!({"policy": {"kind": "persistent"}})).await;
+    let error = c
+        .err(cmd(
+            json!({"op": "send_file", "endpoint": client.id, "file": "../../etc/passwd"}),
+        ))
+        .await;
+    assert_eq!(error.kind, ErrorKind::NotAllowed);
+    let error = c
+        .err(cmd(
+            json!({"op": "send_file", "endpoint": client.id, "file": "absent.bin"}),
+        ))
+        .await;
+    assert_eq!(error.kind, ErrorKind::UnknownEndpoint, "{error:?}");
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink("/etc/hostname", data.0.join("link.txt")).unwrap();
+        let error = c
+            .err(cmd(
+                json!({"op": "send_file", "endpoint": client.id, "file": "link.txt"}),
+            ))
+            .await;
+        assert_eq!(error.kind, ErrorKind::NotAllowed, "{error:?}");
+    }
+}
