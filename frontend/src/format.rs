@@ -63,6 +63,7 @@ pub fn server_summary(spec: &EndpointSpec) -> String {
         Behaviour::Fixed { reply } => format!("reply \"{reply}\""),
         Behaviour::Manual => "you reply".to_string(),
         Behaviour::SaveToFile { file } => format!("save to {file}"),
+        Behaviour::Chat => "chat room".to_string(),
     };
     match spec {
         EndpointSpec::TcpServer(s) => {

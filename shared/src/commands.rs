@@ -94,13 +94,21 @@ pub enum Behaviour {
         /// File name in the data directory.
         file: String,
     },
+    /// A chat room (TCP, line by line): each client's first line is its nickname (or
+    /// `/nick NAME`), every other line goes to all other clients as `NAME: line`; `/who`
+    /// lists who is there, `/quit` leaves; joins and leaves are announced. Serves every
+    /// client at once, whatever the concurrency says.
+    Chat,
 }
 
 impl Behaviour {
     /// The automatic reply to one received chunk, if this behaviour makes one.
     pub fn reply(&self, chunk: &[u8]) -> Option<Vec<u8>> {
         match self {
-            Behaviour::PrintOnly | Behaviour::Manual | Behaviour::SaveToFile { .. } => None,
+            Behaviour::PrintOnly
+            | Behaviour::Manual
+            | Behaviour::SaveToFile { .. }
+            | Behaviour::Chat => None,
             Behaviour::Echo => Some(chunk.to_vec()),
             Behaviour::Uppercase => Some(chunk.to_ascii_uppercase()),
             Behaviour::Prefix { prefix } => {

@@ -1,6 +1,7 @@
 //! The four kinds of endpoint the bridge runs on real OS sockets, one file each, and the checks
 //! every spec passes before a socket is made.
 
+mod chat;
 pub(crate) mod tcp_client;
 pub(crate) mod tcp_server;
 mod tcp_stream;

@@ -14,6 +14,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
+use super::chat;
 use super::tcp_stream::{closed_by, recv_failed, send_all, shutdown_write};
 use crate::explain::{explain, Op, Proto};
 use crate::hub::{ConnHandle, Control, EndpointHandle, Hub};
@@ -85,6 +86,7 @@ async fn accept_loop(
     let hub = endpoint.hub.clone();
     let limit = Arc::new(Semaphore::new(hub.config.max_connections_per_server));
     let connections = TaskTracker::new();
+    let room = (spec.behaviour == Behaviour::Chat).then(|| Arc::new(chat::Room::default()));
     loop {
         let permit = tokio::select! {
             _ = endpoint.life.stopped() => break,
@@ -110,6 +112,15 @@ async fn accept_loop(
         };
         let (control, requests) = mpsc::channel(16);
         let conn = endpoint.accept(stream.local_addr().unwrap_or(local), peer, control);
+        if let Some(room) = &room {
+            // A chat room serves everyone at once.
+            let chatting = chat::serve(conn, stream, requests, spec.clone(), room.clone());
+            connections.spawn(async move {
+                chatting.await;
+                drop(permit);
+            });
+            continue;
+        }
         let served = serve(conn, stream, requests, spec.clone(), permit);
         match spec.concurrency {
             Concurrency::Concurrent => {

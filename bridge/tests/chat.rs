@@ -1,0 +1,227 @@
+//! The chat server: real Python clients (and bridge clients) in one room. Every message
+//! reaches every other member exactly once, joins and leaves are announced, an abrupt
+//! disconnect counts as leaving, and a stuck client cannot stall the others.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use shared::{ClosedBy, EventKind};
+
+async fn chat_server(c: &mut Client) -> u16 {
+    let server = c
+        .endpoint(cmd(
+            json!({"op": "tcp_server_start", "port": 0, "backlog": 64,
+            "behaviour": {"kind": "chat"}}),
+        ))
+        .await;
+    port_of(&server)
+}
+
+#[tokio::test]
+async fn fifty_python_clients_each_get_every_other_message_once() {
+    let bridge = Bridge::start().await;
+    let mut c = bridge.client().await;
+    let port = chat_server(&mut c).await;
+    let script = r#"
+import socket, sys, threading
+port, n = int(sys.argv[1]), int(sys.argv[2])
+socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(n)]
+for s in socks:
+    s.settimeout(20)
+files = [s.makefile("r", encoding="utf-8", newline="\n") for s in socks]
+for i, s in enumerate(socks):
+    s.sendall(b"u%d\n" % i)
+# Wait until the room knows everyone before anyone talks.
+while True:
+    socks[0].sendall(b"/who\n")
+    line = files[0].readline()
+    while not line.startswith("* %d online" % n) and not line.startswith("* ") or "online" not in line:
+        line = files[0].readline()
+    if line.startswith("* %d online" % n):
+        break
+got = [dict() for _ in range(n)]
+def read(i):
+    while sum(got[i].values()) < n - 1:
+        line = files[i].readline()
+        if not line:
+            break
+        if line.startswith("u") and ": hello from " in line:
+            sender = line.split(":")[0]
+            got[i][sender] = got[i].get(sender, 0) + 1
+threads = [threading.Thread(target=read, args=(i,)) for i in range(n)]
+for t in threads: t.start()
+for i, s in enumerate(socks):
+    s.sendall(b"hello from u%d\n" % i)
+for t in threads: t.join()
+bad = 0
+for i in range(n):
+    expected = {"u%d" % j: 1 for j in range(n) if j != i}
+    if got[i] != expected:
+        bad += 1
+        print("client", i, "got", got[i], file=sys.stderr)
+for s in socks: s.close()
+print("ok" if bad == 0 else "bad %d" % bad)
+"#;
+    let out = python(script, &[&port.to_string(), "50"]).await;
+    assert_eq!(out.trim(), "ok");
+    // Every one of them left, and the timeline shows 50 accepted connections.
+    c.wait_until("50 leaves", |ev| {
+        ev.iter()
+            .filter(|e| matches!(e.kind, EventKind::Close { .. }) && e.conn.is_some())
+            .count()
+            == 50
+    })
+    .await;
+    assert_eq!(
+        c.events
+            .iter()
+            .filter(|e| e.kind == EventKind::Accept)
+            .count(),
+        50
+    );
+}
+
+#[tokio::test]
+async fn nicknames_who_and_leaving_abruptly() {
+    let bridge = Bridge::start().await;
+    let mut c = bridge.client().await;
+    let port = chat_server(&mut c).await;
+    // Two members from the page, one from Python.
+    let alice = c
+        .endpoint(cmd(json!({"op": "tcp_client_connect", "port": port})))
+        .await;
+    let bob = c
+        .endpoint(cmd(json!({"op": "tcp_client_connect", "port": port})))
+        .await;
+    c.ok(send_text(alice.id, None, "alice\n")).await;
+    c.wait_until("alice named", |ev| {
+        text_of(ev, alice.id).contains("* you are alice")
+    })
+    .await;
+    c.ok(send_text(bob.id, None, "/nick alice\n")).await;
+    c.wait_until("bob gets a unique name", |ev| {
+        text_of(ev, bob.id).contains("* you are alice2")
+    })
+    .await;
+    c.wait_until("alice sees bob join", |ev| {
+        text_of(ev, alice.id).contains("* alice2 joined")
+    })
+    .await;
+    c.ok(send_text(bob.id, None, "/nick bob\n")).await;
+    c.wait_until("rename announced", |ev| {
+        text_of(ev, alice.id).contains("* alice2 is now bob")
+    })
+    .await;
+
+    let script = r#"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+f = s.makefile("r")
+s.sendall(b"carol\n/who\nhi all\n")
+while True:
+    line = f.readline()
+    if line.startswith("* 3 online"):
+        print(line.strip())
+        break
+# Leave abruptly: reset instead of a clean close.
+import struct
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()
+"#;
+    let out = python(script, &[&port.to_string()]).await;
+    assert_eq!(out.trim(), "* 3 online: alice, bob, carol");
+    c.wait_until("carol's message", |ev| {
+        text_of(ev, alice.id).contains("carol: hi all")
+    })
+    .await;
+    c.wait_until("carol left", |ev| {
+        text_of(ev, bob.id).contains("* carol left")
+    })
+    .await;
+    c.ok(send_text(alice.id, None, "bye bob\n")).await;
+    c.wait_until("bob reads alice", |ev| {
+        text_of(ev, bob.id).contains("alice: bye bob")
+    })
+    .await;
+    assert!(
+        !text_of(&c.events, alice.id).contains("alice: bye bob"),
+        "no echo to the sender"
+    );
+}
+
+fn text_of(events: &[shared::Event], endpoint: u32) -> String {
+    String::from_utf8_lossy(&received(events, endpoint, None)).into_owned()
+}
+
+#[tokio::test]
+async fn a_stuck_client_does_not_stall_the_room() {
+    let bridge = Bridge::start_with(|c| c.live_capacity = 1 << 16).await;
+    let mut c = bridge.client().await;
+    let port = chat_server(&mut c).await;
+    // The stuck member: joins with a tiny receive buffer, then never reads.
+    let stuck = r#"
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"stuck\n")
+print("joined", flush=True)
+sys.stdin.readline()
+"#;
+    let mut stuck = tokio::process::Command::new("python3")
+        .args(["-c", stuck, &port.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(stuck.stdout.take().unwrap()).lines();
+    tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    // A talker and a listener that reads everything.
+    let script = r#"
+import socket, sys, threading
+port, n = int(sys.argv[1]), int(sys.argv[2])
+talk = socket.create_connection(("127.0.0.1", port))
+listen = socket.create_connection(("127.0.0.1", port))
+listen.settimeout(20)
+talk.sendall(b"talker\n")
+listen.sendall(b"listener\n")
+f = listen.makefile("r")
+line = f.readline()
+while "talker" not in line or "online" not in line:
+    listen.sendall(b"/who\n")
+    line = f.readline()
+count = 0
+def read():
+    global count
+    while count < n:
+        l = f.readline()
+        if not l: break
+        if l.startswith("talker: "): count += 1
+t = threading.Thread(target=read); t.start()
+payload = b"x" * 1000
+for i in range(n):
+    talk.sendall(b"%d %s\n" % (i, payload))
+t.join()
+print(count)
+"#;
+    let out = python(script, &[&port.to_string(), "6000"]).await;
+    assert_eq!(
+        out.trim(),
+        "6000",
+        "the listener got every message despite the stuck member"
+    );
+    let closed = c
+        .wait_for("the stuck member is dropped", |e| {
+            matches!(&e.kind, EventKind::Close { by: ClosedBy::Local, reason } if reason.contains("too slow"))
+        })
+        .await;
+    assert!(closed.conn.is_some());
+    let _ = stuck.kill().await;
+}
