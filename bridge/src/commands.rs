@@ -40,6 +40,9 @@ pub(crate) async fn execute(hub: &Arc<Hub>, command: Command) -> Outcome {
         Command::Reset => Ok(reset(hub).await),
         Command::SendFile(send) => send_file(hub, send).await,
         Command::ListFiles => hub.data.list().map(|files| ReplyData::Files { files }),
+        Command::FernetKey => Ok(ReplyData::Key {
+            key: crate::crypto::new_key(),
+        }),
     };
     match result {
         Ok(data) => Outcome::Ok(data),
@@ -61,7 +64,13 @@ async fn send_data(hub: &Hub, send: SendCommand) -> Result<ReplyData, ErrorInfo>
         conn: send.conn,
     })?;
     let (done, answer) = oneshot::channel();
-    let bytes = ask(control, Control::Send { data, to, done }, answer).await?;
+    let request = Control::Send {
+        data,
+        to,
+        tamper: send.tamper,
+        done,
+    };
+    let bytes = ask(control, request, answer).await?;
     Ok(ReplyData::Sent { bytes })
 }
 

@@ -29,6 +29,8 @@ pub(crate) enum Control {
     Send {
         data: Vec<u8>,
         to: Option<SocketAddr>,
+        /// Fernet clients: spoil the token on purpose.
+        tamper: bool,
         done: oneshot::Sender<Result<usize, ErrorInfo>>,
     },
     /// shutdown(SHUT_WR).

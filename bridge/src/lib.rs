@@ -10,6 +10,7 @@
 //! - `security`: token and address policy; `explain`: OS errors in plain words.
 
 mod commands;
+mod crypto;
 mod datadir;
 mod endpoints;
 mod events;

@@ -43,7 +43,7 @@ type Stream = SplitStream<WebSocket>;
 
 /// What the reader asks the writer to send.
 enum Outgoing {
-    Message(ServerMessage),
+    Message(Box<ServerMessage>),
     Close(u16, &'static str),
 }
 
@@ -220,7 +220,7 @@ fn invalid(why: &str) -> ErrorInfo {
 }
 
 fn reply(id: Option<u64>, outcome: Outcome) -> Outgoing {
-    Outgoing::Message(ServerMessage::Reply(Reply { id, outcome }))
+    Outgoing::Message(Box::new(ServerMessage::Reply(Reply { id, outcome })))
 }
 
 /// The id of a request that failed to parse as a whole, so its reply can still name it.

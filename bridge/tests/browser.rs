@@ -123,16 +123,6 @@ s.close()
     browser.close().await;
 }
 
-async fn next_line(
-    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
-) -> String {
-    tokio::time::timeout(WAIT, lines.next_line())
-        .await
-        .expect("a line in time")
-        .unwrap()
-        .expect("a line before the end")
-}
-
 #[tokio::test]
 async fn page_says_when_the_bridge_is_gone_and_recovers() {
     let Some(dist) = dist() else { return };

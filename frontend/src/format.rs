@@ -64,6 +64,7 @@ pub fn server_summary(spec: &EndpointSpec) -> String {
         Behaviour::Manual => "you reply".to_string(),
         Behaviour::SaveToFile { file } => format!("save to {file}"),
         Behaviour::Chat => "chat room".to_string(),
+        Behaviour::FernetEcho { .. } => "encrypted echo (Fernet)".to_string(),
     };
     match spec {
         EndpointSpec::TcpServer(s) => {
@@ -114,6 +115,10 @@ pub fn call(kind: &EventKind) -> String {
         EventKind::Reset => "reset".into(),
         EventKind::Progress { .. } => "transfer…".into(),
         EventKind::Transfer(_) => "transfer done".into(),
+        EventKind::Encrypted { .. } => "encrypt".into(),
+        EventKind::Decrypted { .. } => "decrypt".into(),
+        EventKind::Auth { ok: true, .. } => "auth ok".into(),
+        EventKind::Auth { ok: false, .. } => "auth FAILED".into(),
     }
 }
 
@@ -160,6 +165,9 @@ pub fn detail(event: &Event) -> String {
             ),
             _ => format!("{file}: {}", bytes(*done as usize)),
         },
+        EventKind::Encrypted { plaintext } => format!("plaintext {}", preview(plaintext)),
+        EventKind::Decrypted { plaintext } => format!("plaintext {}", preview(plaintext)),
+        EventKind::Auth { detail, .. } => detail.clone(),
         EventKind::Transfer(report) => {
             let verb = match report.direction {
                 shared::Direction::Sent => "sent",
@@ -251,7 +259,12 @@ impl Group {
             | EventKind::Recv { .. }
             | EventKind::SendTo { .. }
             | EventKind::RecvFrom { .. } => Group::Data,
-            EventKind::Progress { .. } | EventKind::Transfer(_) => Group::Data,
+            EventKind::Progress { .. }
+            | EventKind::Transfer(_)
+            | EventKind::Encrypted { .. }
+            | EventKind::Decrypted { .. } => Group::Data,
+            EventKind::Auth { ok: true, .. } => Group::Setup,
+            EventKind::Auth { ok: false, .. } => Group::Problems,
             EventKind::Eof | EventKind::Shutdown | EventKind::Close { .. } | EventKind::Reset => {
                 Group::Ending
             }

@@ -46,6 +46,8 @@ pub enum Command {
     SendFile(SendFileCommand),
     /// List the files in the bridge's data directory.
     ListFiles,
+    /// Make a new random Fernet key (the format of Python's `cryptography` library).
+    FernetKey,
 }
 
 impl Command {
@@ -62,6 +64,7 @@ impl Command {
             Command::Reset => "reset",
             Command::SendFile(_) => "send_file",
             Command::ListFiles => "list_files",
+            Command::FernetKey => "fernet_key",
         }
     }
 }
@@ -99,6 +102,12 @@ pub enum Behaviour {
     /// lists who is there, `/quit` leaves; joins and leaves are announced. Serves every
     /// client at once, whatever the concurrency says.
     Chat,
+    /// Each line is a Fernet token (Python `cryptography`'s format): decrypt it, and reply with
+    /// the plaintext encrypted again under the same key, one token per line.
+    FernetEcho {
+        /// The shared key: 32 bytes, URL-safe base64.
+        key: String,
+    },
 }
 
 impl Behaviour {
@@ -108,7 +117,8 @@ impl Behaviour {
             Behaviour::PrintOnly
             | Behaviour::Manual
             | Behaviour::SaveToFile { .. }
-            | Behaviour::Chat => None,
+            | Behaviour::Chat
+            | Behaviour::FernetEcho { .. } => None,
             Behaviour::Echo => Some(chunk.to_vec()),
             Behaviour::Uppercase => Some(chunk.to_ascii_uppercase()),
             Behaviour::Prefix { prefix } => {
@@ -187,6 +197,11 @@ pub struct TcpServerSpec {
     /// Append every received message, one line each, to this file of the data directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_file: Option<String>,
+    /// Serve only clients that prove they know this secret: the server sends
+    /// `AUTH <nonce>`, the client answers with the hex HMAC-SHA256 of the nonce under the
+    /// secret, and gets `OK` or `DENIED`. The secret itself never crosses the network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
 /// A UDP server.
@@ -223,6 +238,13 @@ pub struct TcpClientSpec {
     /// Size of each recv() call, in bytes.
     #[serde(default = "default_recv_buffer")]
     pub recv_buffer: usize,
+    /// Answer a server's `AUTH <nonce>` challenge with this secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// Encrypt what is sent as Fernet tokens (one per line) and decrypt tokens received (also
+    /// as the last word of a chat line). Lines starting with `/` (chat commands) go in clear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fernet_key: Option<String>,
 }
 
 /// A UDP client.
@@ -283,6 +305,9 @@ pub struct SendCommand {
     pub to: Option<String>,
     /// What to send.
     pub data: DataInput,
+    /// With a Fernet client: flip one byte of the token before sending, to see it rejected.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tamper: bool,
 }
 
 /// Send a file of the data directory from a client endpoint.

@@ -129,6 +129,23 @@ pub enum EventKind {
     },
     /// A file transfer ended (completely or not).
     Transfer(TransferReport),
+    /// A Fernet token was made from this plaintext (the `send` that follows carries it).
+    Encrypted {
+        /// What was encrypted.
+        plaintext: Payload,
+    },
+    /// A received Fernet token decrypted to this plaintext.
+    Decrypted {
+        /// What it said.
+        plaintext: Payload,
+    },
+    /// The challenge-response before a server serves a client.
+    Auth {
+        /// Whether the client proved it knows the secret.
+        ok: bool,
+        /// What happened, in words.
+        detail: String,
+    },
 }
 
 /// What a finished (or broken) file transfer reports on each side.
@@ -210,6 +227,9 @@ impl EventKind {
             EventKind::Reset => "reset",
             EventKind::Progress { .. } => "progress",
             EventKind::Transfer(_) => "transfer",
+            EventKind::Encrypted { .. } => "encrypted",
+            EventKind::Decrypted { .. } => "decrypted",
+            EventKind::Auth { .. } => "auth",
         }
     }
 

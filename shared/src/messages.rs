@@ -197,6 +197,11 @@ pub enum ReplyData {
     },
     /// How a file transfer went, from the sender's side.
     Transfer(crate::TransferReport),
+    /// A new Fernet key.
+    Key {
+        /// 32 random bytes, URL-safe base64, as `Fernet.generate_key()` makes them.
+        key: String,
+    },
     /// The files in the data directory.
     Files {
         /// Sorted by name.

@@ -38,6 +38,7 @@ fn every_message_to_the_bridge_parses_and_each_command_is_shown() {
         "close",
         "send_file",
         "list_files",
+        "fernet_key",
     ];
     for name in all {
         assert!(

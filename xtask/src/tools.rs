@@ -200,11 +200,30 @@ pub(crate) fn ensure_chromium() -> Result<(), String> {
     )
 }
 
+/// Python's `cryptography` package: the labs' Fernet, used by the tests' Python peers.
+pub(crate) fn ensure_python_cryptography() -> Result<(), String> {
+    if output("python3", &["-c", "import cryptography.fernet"]).is_some() {
+        return Ok(());
+    }
+    run(
+        "python3",
+        &[
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "cryptography",
+        ],
+    )
+}
+
 /// Everything the frontend build and the browser tests need; returns the extra PATH folder
 /// (wasm-opt) that trunk must see.
 pub(crate) fn ensure_all() -> Result<PathBuf, String> {
     ensure_wasm_target()?;
     ensure_python()?;
+    ensure_python_cryptography()?;
     ensure_chromium()?;
     let wasm_opt = ensure_wasm_opt()?;
     ensure_wasm_bindgen()?;

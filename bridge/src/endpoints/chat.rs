@@ -13,7 +13,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::tcp_stream::{recv_failed, send_all};
+use super::tcp_stream::{authenticate, recv_failed, send_all};
 use crate::hub::{ConnHandle, Control};
 
 /// Messages that may wait for one member.
@@ -146,12 +146,17 @@ impl Room {
 /// Serves one member of the room until it leaves, the server stops, or it falls behind.
 pub(crate) async fn serve(
     conn: ConnHandle,
-    stream: TcpStream,
+    mut stream: TcpStream,
     mut requests: mpsc::Receiver<Control>,
     spec: TcpServerSpec,
     room: Arc<Room>,
 ) {
     let hub = conn.hub.clone();
+    if let Some(secret) = &spec.secret {
+        if let Err(why) = authenticate(&hub, &conn.origin, &conn.life, &mut stream, secret).await {
+            return conn.close(ClosedBy::Local, why);
+        }
+    }
     let id = conn.origin.conn.unwrap_or_default();
     let (mut reader, mut writer) = stream.into_split();
     let (outbox, mut queued) = mpsc::channel::<Arc<[u8]>>(OUTBOX);

@@ -12,6 +12,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 
 use super::tcp_stream::{closed_by, recv_failed, send_all, shutdown_write};
+use crate::crypto;
 use crate::explain::{connect_timed_out, explain, Op, Proto};
 use crate::hub::{Control, EndpointHandle, Hub};
 use crate::security::{resolve, Purpose};
@@ -25,6 +26,9 @@ pub(crate) async fn connect(
     super::check_recv_buffer(spec.recv_buffer)?;
     super::check_client_port(spec.port)?;
     super::check_wait("timeout_ms", spec.timeout_ms)?;
+    if let Some(key) = &spec.fernet_key {
+        crypto::cipher(key)?;
+    }
     let mut endpoint = hub.create_endpoint(EndpointSpec::TcpClient(spec.clone()))?;
     let fail = |endpoint: EndpointHandle, info: ErrorInfo| {
         endpoint.emit(EventKind::Error {
@@ -78,8 +82,7 @@ pub(crate) async fn connect(
     let (control, requests) = mpsc::channel(16);
     endpoint.set_control(control);
     let info = endpoint.info();
-    hub.tasks
-        .spawn(run(endpoint, stream, requests, spec.recv_buffer));
+    hub.tasks.spawn(run(endpoint, stream, requests, spec));
     info.ok_or_else(|| ErrorInfo::new(ErrorKind::UnknownEndpoint, "The client closed at once."))
 }
 
@@ -87,17 +90,33 @@ async fn run(
     endpoint: EndpointHandle,
     stream: TcpStream,
     mut requests: mpsc::Receiver<Control>,
-    recv_buffer: usize,
+    spec: TcpClientSpec,
 ) {
     let hub = endpoint.hub.clone();
     let (mut reader, mut writer) = stream.into_split();
-    let mut buf = vec![0u8; recv_buffer];
+    let mut buf = vec![0u8; spec.recv_buffer];
+    // Checked at connect, so a key here is always usable.
+    let fernet = spec
+        .fernet_key
+        .as_deref()
+        .and_then(|key| crypto::cipher(key).ok());
+    let mut lines = Vec::new();
     loop {
         tokio::select! {
             _ = endpoint.life.stopped() => return endpoint.close_stopped(),
             Some(request) = requests.recv() => match request {
-                Control::Send { data, done, .. } => {
-                    let result = send_all(&hub, &endpoint.origin, &endpoint.life, &mut writer, &data).await;
+                Control::Send { data, tamper, done, .. } => {
+                    // Chat commands (`/nick alice`) go in clear; everything else is encrypted.
+                    let wire = match &fernet {
+                        Some(cipher) if !data.starts_with(b"/") => {
+                            endpoint.emit(EventKind::Encrypted { plaintext: Payload::from_bytes(&data) });
+                            let token = cipher.encrypt(&data);
+                            let token = if tamper { crypto::tamper(&token) } else { token };
+                            format!("{token}\n").into_bytes()
+                        }
+                        _ => data,
+                    };
+                    let result = send_all(&hub, &endpoint.origin, &endpoint.life, &mut writer, &wire).await;
                     let failed = result.as_ref().err().map(closed_by);
                     let _ = done.send(result);
                     if let Some(by) = failed {
@@ -116,7 +135,21 @@ async fn run(
                     endpoint.emit(EventKind::Eof);
                     return endpoint.close(ClosedBy::Peer, "the server closed the connection");
                 }
-                Ok(n) => endpoint.emit(EventKind::Recv { data: Payload::from_bytes(&buf[..n]) }),
+                Ok(n) => {
+                    endpoint.emit(EventKind::Recv { data: Payload::from_bytes(&buf[..n]) });
+                    if fernet.is_none() && spec.secret.is_none() {
+                        continue;
+                    }
+                    lines.extend_from_slice(&buf[..n]);
+                    for line in crypto::take_lines(&mut lines) {
+                        let answer = understand(&endpoint, &spec, fernet.as_ref(), &line);
+                        if let Some(answer) = answer {
+                            if let Err(err) = send_all(&hub, &endpoint.origin, &endpoint.life, &mut writer, &answer).await {
+                                return endpoint.close(closed_by(&err), "answering the challenge failed");
+                            }
+                        }
+                    }
+                }
                 Err(err) => {
                     let by = recv_failed(&hub, &endpoint.origin, &err);
                     return endpoint.close(by, "receiving failed");
@@ -124,4 +157,43 @@ async fn run(
             },
         }
     }
+}
+
+/// What a client with a secret or a key makes of one received line; returns an answer to send
+/// (the response to a challenge).
+fn understand(
+    endpoint: &EndpointHandle,
+    spec: &TcpClientSpec,
+    fernet: Option<&fernet::Fernet>,
+    line: &str,
+) -> Option<Vec<u8>> {
+    if let Some(secret) = &spec.secret {
+        if let Some(nonce) = line.strip_prefix("AUTH ") {
+            return Some(format!("{}\n", crypto::proof(secret, nonce.trim())).into_bytes());
+        }
+        if matches!(line.trim(), "OK" | "DENIED") {
+            let ok = line.trim() == "OK";
+            let detail = if ok {
+                "the server accepted the answer to its challenge"
+            } else {
+                "the server refused the answer: the secrets differ"
+            };
+            endpoint.emit(EventKind::Auth {
+                ok,
+                detail: detail.into(),
+            });
+            return None;
+        }
+    }
+    let (cipher, token) = (fernet?, crypto::token_in(line)?);
+    match crypto::decrypt(cipher, token) {
+        Ok(plain) => endpoint.emit(EventKind::Decrypted {
+            plaintext: Payload::from_bytes(&plain),
+        }),
+        Err(error) => endpoint.emit(EventKind::Error {
+            op: "decrypt".into(),
+            error,
+        }),
+    }
+    None
 }

@@ -15,7 +15,8 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use super::chat;
-use super::tcp_stream::{closed_by, recv_failed, send_all, shutdown_write};
+use super::tcp_stream::{authenticate, closed_by, recv_failed, send_all, shutdown_write};
+use crate::crypto;
 use crate::explain::{explain, Op, Proto};
 use crate::hub::{ConnHandle, Control, EndpointHandle, Hub};
 use crate::security::{resolve, Purpose};
@@ -29,6 +30,9 @@ pub(crate) async fn start(hub: &Arc<Hub>, spec: TcpServerSpec) -> Result<Endpoin
     super::check_recv_buffer(spec.recv_buffer)?;
     super::check_server_port(hub, spec.port)?;
     super::check_files(&spec.behaviour, spec.log_file.as_deref())?;
+    if let Behaviour::FernetEcho { key } = &spec.behaviour {
+        crypto::cipher(key)?;
+    }
     if !(1..=MAX_BACKLOG).contains(&spec.backlog) {
         return Err(ErrorInfo::new(
             ErrorKind::InvalidRequest,
@@ -186,15 +190,46 @@ fn backlog_len(_listener: &TcpListener) -> Option<u32> {
     None
 }
 
+/// The encrypted echo: each complete line is a token; its plaintext goes back encrypted again,
+/// and a rejected token gets a plain `ERROR` line.
+fn fernet_replies(conn: &ConnHandle, cipher: &fernet::Fernet, lines: &mut Vec<u8>) -> Vec<Vec<u8>> {
+    crypto::take_lines(lines)
+        .into_iter()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| match crypto::decrypt(cipher, &line) {
+            Ok(plain) => {
+                let plaintext = Payload::from_bytes(&plain);
+                conn.emit(EventKind::Decrypted {
+                    plaintext: plaintext.clone(),
+                });
+                conn.emit(EventKind::Encrypted { plaintext });
+                format!("{}\n", cipher.encrypt(&plain)).into_bytes()
+            }
+            Err(error) => {
+                conn.emit(EventKind::Error {
+                    op: "decrypt".into(),
+                    error,
+                });
+                b"ERROR invalid token\n".to_vec()
+            }
+        })
+        .collect()
+}
+
 /// One accepted connection, from the first recv() to close().
 async fn serve(
     conn: ConnHandle,
-    stream: TcpStream,
+    mut stream: TcpStream,
     mut requests: mpsc::Receiver<Control>,
     spec: TcpServerSpec,
     _permit: OwnedSemaphorePermit,
 ) {
     let hub = conn.hub.clone();
+    if let Some(secret) = &spec.secret {
+        if let Err(why) = authenticate(&hub, &conn.origin, &conn.life, &mut stream, secret).await {
+            return conn.close(ClosedBy::Local, why);
+        }
+    }
     let (mut reader, mut writer) = stream.into_split();
     if let Behaviour::SaveToFile { file } = &spec.behaviour {
         let complete =
@@ -224,6 +259,12 @@ async fn serve(
             }
         });
     let peer = conn.origin.peer.clone().unwrap_or_default();
+    // Checked when the server started, so a key here is always usable.
+    let fernet = match &spec.behaviour {
+        Behaviour::FernetEcho { key } => crypto::cipher(key).ok(),
+        _ => None,
+    };
+    let mut lines = Vec::new();
     let mut buf = vec![0u8; spec.recv_buffer];
     let one_shot = spec.policy == ConnectionPolicy::OneShot;
     let manual = spec.behaviour == Behaviour::Manual;
@@ -265,7 +306,14 @@ async fn serve(
                     if spec.policy.is_quit(chunk) {
                         return conn.close(ClosedBy::Local, "the quit word arrived");
                     }
-                    if let Some(reply) = spec.behaviour.reply(chunk) {
+                    let replies = match &fernet {
+                        Some(cipher) => {
+                            lines.extend_from_slice(chunk);
+                            fernet_replies(&conn, cipher, &mut lines)
+                        }
+                        None => spec.behaviour.reply(chunk).into_iter().collect(),
+                    };
+                    for reply in replies {
                         if let Err(err) = send_all(&hub, &conn.origin, &conn.life, &mut writer, &reply).await {
                             return conn.close(closed_by(&err), "sending the reply failed");
                         }

@@ -2,9 +2,13 @@
 //! the write side, each recorded as an event before the call so that the timeline never shows
 //! the peer's recv() ahead of the send() that caused it.
 
+use std::time::Duration;
+
 use shared::{ClosedBy, ErrorInfo, ErrorKind, EventKind, Payload};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::crypto;
 
 use crate::events::Origin;
 use crate::explain::{explain, Op, Proto};
@@ -16,7 +20,7 @@ pub(crate) async fn send_all(
     hub: &Hub,
     origin: &Origin,
     life: &Lifeline,
-    writer: &mut OwnedWriteHalf,
+    writer: &mut (impl AsyncWrite + Unpin),
     data: &[u8],
 ) -> Result<usize, ErrorInfo> {
     hub.log.emit(
@@ -51,7 +55,7 @@ pub(crate) async fn send_all(
 pub(crate) async fn shutdown_write(
     hub: &Hub,
     origin: &Origin,
-    writer: &mut OwnedWriteHalf,
+    writer: &mut (impl AsyncWrite + Unpin),
 ) -> Result<(), ErrorInfo> {
     hub.log.emit(origin, EventKind::Shutdown);
     writer.shutdown().await.map_err(|e| {
@@ -65,6 +69,84 @@ pub(crate) async fn shutdown_write(
         );
         info
     })
+}
+
+/// How long a client may take to answer the server's challenge.
+const AUTH_WAIT: Duration = Duration::from_secs(30);
+/// Longest answer read.
+const AUTH_LINE: usize = 512;
+
+/// The server side of the challenge-response: sends `AUTH <nonce>`, reads one line, and
+/// answers `OK` or `DENIED`. Returns why the client is not served, if it is not.
+pub(crate) async fn authenticate(
+    hub: &Hub,
+    origin: &Origin,
+    life: &Lifeline,
+    stream: &mut TcpStream,
+    secret: &str,
+) -> Result<(), &'static str> {
+    let nonce = crypto::nonce();
+    send_all(
+        hub,
+        origin,
+        life,
+        stream,
+        format!("AUTH {nonce}\n").as_bytes(),
+    )
+    .await
+    .map_err(|_| "sending the challenge failed")?;
+    let mut line = Vec::new();
+    let mut buf = [0u8; AUTH_LINE];
+    while !line.contains(&b'\n') {
+        let read = tokio::select! {
+            _ = life.stopped() => return Err("stopped while waiting for the answer"),
+            read = tokio::time::timeout(AUTH_WAIT, stream.read(&mut buf)) => read,
+        };
+        match read {
+            Err(_) => return Err("no answer to the challenge in time"),
+            Ok(Ok(0)) => return Err("the client left before answering the challenge"),
+            Ok(Ok(n)) => {
+                hub.log.emit(
+                    origin,
+                    EventKind::Recv {
+                        data: Payload::from_bytes(&buf[..n]),
+                    },
+                );
+                line.extend_from_slice(&buf[..n]);
+                if line.len() > AUTH_LINE {
+                    break;
+                }
+            }
+            Ok(Err(err)) => {
+                recv_failed(hub, origin, &err);
+                return Err("the connection broke during the challenge");
+            }
+        }
+    }
+    let answer = crypto::take_lines(&mut line)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    let ok = crypto::verify(secret, &nonce, &answer);
+    let detail = if ok {
+        "the client proved it knows the secret (HMAC-SHA256 of the challenge)"
+    } else {
+        "wrong answer to the challenge: the client does not know the secret"
+    };
+    hub.log.emit(
+        origin,
+        EventKind::Auth {
+            ok,
+            detail: detail.into(),
+        },
+    );
+    let verdict: &[u8] = if ok { b"OK\n" } else { b"DENIED\n" };
+    let sent = send_all(hub, origin, life, stream, verdict).await;
+    match (ok, sent) {
+        (true, Ok(_)) => Ok(()),
+        (true, Err(_)) => Err("the connection broke after the challenge"),
+        (false, _) => Err("authentication failed: wrong secret"),
+    }
 }
 
 /// Records a failed recv() and says who ended the connection: a reset comes from the peer.

@@ -104,7 +104,7 @@ async fn run(
         tokio::select! {
             _ = endpoint.life.stopped() => return endpoint.close_stopped(),
             Some(request) = requests.recv() => match request {
-                Control::Send { data, to, done } => {
+                Control::Send { data, to, done, .. } => {
                     let to = to.unwrap_or(server);
                     let result = if spec.connect && to != server {
                         Err(ErrorInfo::new(

@@ -84,7 +84,7 @@ async fn run(
         tokio::select! {
             _ = endpoint.life.stopped() => return endpoint.close_stopped(),
             Some(request) = requests.recv() => match request {
-                Control::Send { data, to, done } => {
+                Control::Send { data, to, done, .. } => {
                     let result = match to {
                         Some(to) => send_datagram(&hub, &with_peer(&endpoint, to), &socket, &data, to, false).await,
                         None => Err(ErrorInfo::new(

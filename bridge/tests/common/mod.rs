@@ -449,3 +449,14 @@ pub fn write_pattern(path: &std::path::Path, len: usize) {
     }
     file.flush().unwrap();
 }
+
+/// The next line a child process prints (bounded wait).
+pub async fn next_line(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) -> String {
+    tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .expect("a line in time")
+        .unwrap()
+        .expect("a line before the end")
+}
