@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shared::{
-    ClosedBy, Command, ErrorInfo, ErrorKind, Outcome, ReplyData, SendCommand, SendFileCommand,
-    Target,
+    ClosedBy, Command, ErrorInfo, ErrorKind, FetchSendCommand, Outcome, ReplyData, SendCommand,
+    SendFileCommand, Target,
 };
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -40,6 +40,10 @@ pub(crate) async fn execute(hub: &Arc<Hub>, command: Command) -> Outcome {
         Command::Reset => Ok(reset(hub).await),
         Command::SendFile(send) => send_file(hub, send).await,
         Command::ListFiles => hub.data.list().map(|files| ReplyData::Files { files }),
+        Command::FetchSend(fetch) => fetch_send(hub, fetch).await,
+        Command::Compare(spec) => crate::compare::run(spec)
+            .await
+            .map(|report| ReplyData::Compare(Box::new(report))),
         Command::FernetKey => Ok(ReplyData::Key {
             key: crate::crypto::new_key(),
         }),
@@ -55,23 +59,35 @@ async fn send_data(hub: &Hub, send: SendCommand) -> Result<ReplyData, ErrorInfo>
         .data
         .to_bytes()
         .map_err(|why| ErrorInfo::new(ErrorKind::InvalidRequest, format!("Cannot send: {why}.")))?;
-    let to = match &send.to {
+    let target = Target {
+        endpoint: send.endpoint,
+        conn: send.conn,
+    };
+    let bytes = send_bytes(hub, target, send.to.as_deref(), data, send.tamper).await?;
+    Ok(ReplyData::Sent { bytes })
+}
+
+/// Hands bytes to a socket's task to send (to `to`, for UDP) and waits for the result.
+async fn send_bytes(
+    hub: &Hub,
+    target: Target,
+    to: Option<&str>,
+    data: Vec<u8>,
+    tamper: bool,
+) -> Result<usize, ErrorInfo> {
+    let to = match to {
         Some(text) => Some(parse_destination(hub, text).await?),
         None => None,
     };
-    let control = hub.control(Target {
-        endpoint: send.endpoint,
-        conn: send.conn,
-    })?;
+    let control = hub.control(target)?;
     let (done, answer) = oneshot::channel();
     let request = Control::Send {
         data,
         to,
-        tamper: send.tamper,
+        tamper,
         done,
     };
-    let bytes = ask(control, request, answer).await?;
-    Ok(ReplyData::Sent { bytes })
+    ask(control, request, answer).await
 }
 
 async fn shutdown_write(hub: &Hub, target: Target) -> Result<ReplyData, ErrorInfo> {
@@ -97,6 +113,30 @@ async fn send_file(hub: &Hub, send: SendFileCommand) -> Result<ReplyData, ErrorI
     control.send(request).await.map_err(|_| socket_gone())?;
     let report = answer.await.map_err(|_| socket_gone())??;
     Ok(ReplyData::Transfer(report))
+}
+
+/// Fetches the URL, records it on the sending endpoint, and sends the body like a `send`.
+async fn fetch_send(hub: &Hub, fetch: FetchSendCommand) -> Result<ReplyData, ErrorInfo> {
+    let target = Target {
+        endpoint: fetch.endpoint,
+        conn: fetch.conn,
+    };
+    hub.control(target)?;
+    let (status, body) = crate::fetch::get(&fetch.url, hub.config.scope).await?;
+    hub.log.emit(
+        &crate::events::Origin {
+            endpoint: fetch.endpoint,
+            conn: fetch.conn,
+            ..Default::default()
+        },
+        shared::EventKind::Fetch {
+            url: fetch.url.clone(),
+            status,
+            bytes: body.len(),
+        },
+    );
+    let bytes = send_bytes(hub, target, fetch.to.as_deref(), body.to_vec(), false).await?;
+    Ok(ReplyData::Sent { bytes })
 }
 
 fn socket_gone() -> ErrorInfo {

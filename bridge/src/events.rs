@@ -135,6 +135,7 @@ mod tests {
     fn recv(n: usize) -> EventKind {
         EventKind::Recv {
             data: Payload::from_bytes(&vec![b'x'; n]),
+            rtt_us: None,
         }
     }
 

@@ -10,11 +10,13 @@
 //! - `security`: token and address policy; `explain`: OS errors in plain words.
 
 mod commands;
+mod compare;
 mod crypto;
 mod datadir;
 mod endpoints;
 mod events;
 mod explain;
+mod fetch;
 mod hub;
 mod security;
 mod server;

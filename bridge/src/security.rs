@@ -220,6 +220,17 @@ pub(crate) async fn resolve(
     if trimmed.is_empty() {
         return Err(failed("no host name was given".into()));
     }
+    if !is_host_name(trimmed) {
+        return Err(failed("that is not a valid host name".into()));
+    }
+    // RFC 6761: names under .invalid never exist; no need to ask a DNS server.
+    if trimmed
+        .to_ascii_lowercase()
+        .trim_end_matches('.')
+        .ends_with(".invalid")
+    {
+        return Err(failed("names ending in .invalid never exist".into()));
+    }
     let found: Vec<SocketAddr> =
         match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((trimmed, port))).await
         {
@@ -235,6 +246,19 @@ pub(crate) async fn resolve(
         }
     }
     Err(refusal.unwrap_or_else(|| failed("the name has no addresses".into())))
+}
+
+/// Letters, digits and hyphens in dot-separated labels of 1 to 63 characters: anything else
+/// is refused before a resolver (or a DNS server) ever sees it.
+fn is_host_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
 }
 
 #[cfg(test)]

@@ -119,6 +119,7 @@ pub fn call(kind: &EventKind) -> String {
         EventKind::Decrypted { .. } => "decrypt".into(),
         EventKind::Auth { ok: true, .. } => "auth ok".into(),
         EventKind::Auth { ok: false, .. } => "auth FAILED".into(),
+        EventKind::Fetch { .. } => "HTTP GET".into(),
     }
 }
 
@@ -141,7 +142,7 @@ pub fn detail(event: &Event) -> String {
         EventKind::Send { data } | EventKind::SendTo { data } => {
             format!("{} → {peer}: {}", bytes(data.len), preview(data))
         }
-        EventKind::Recv { data } | EventKind::RecvFrom { data } => {
+        EventKind::Recv { data, .. } | EventKind::RecvFrom { data, .. } => {
             format!("{} ← {peer}: {}", bytes(data.len), preview(data))
         }
         EventKind::Eof => "the other side will send no more".into(),
@@ -168,6 +169,13 @@ pub fn detail(event: &Event) -> String {
         EventKind::Encrypted { plaintext } => format!("plaintext {}", preview(plaintext)),
         EventKind::Decrypted { plaintext } => format!("plaintext {}", preview(plaintext)),
         EventKind::Auth { detail, .. } => detail.clone(),
+        EventKind::Fetch {
+            url,
+            status,
+            bytes: n,
+        } => {
+            format!("{url} → {status}, {} to send", bytes(*n))
+        }
         EventKind::Transfer(report) => {
             let verb = match report.direction {
                 shared::Direction::Sent => "sent",
@@ -263,7 +271,7 @@ impl Group {
             | EventKind::Transfer(_)
             | EventKind::Encrypted { .. }
             | EventKind::Decrypted { .. } => Group::Data,
-            EventKind::Auth { ok: true, .. } => Group::Setup,
+            EventKind::Auth { ok: true, .. } | EventKind::Fetch { .. } => Group::Setup,
             EventKind::Auth { ok: false, .. } => Group::Problems,
             EventKind::Eof | EventKind::Shutdown | EventKind::Close { .. } | EventKind::Reset => {
                 Group::Ending

@@ -459,6 +459,7 @@ mod tests {
                 Some(3),
                 EventKind::Recv {
                     data: Payload::from_bytes(format!("m{seq}").as_bytes()),
+                    rtt_us: None,
                 },
             )
         };

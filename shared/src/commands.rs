@@ -48,6 +48,11 @@ pub enum Command {
     ListFiles,
     /// Make a new random Fernet key (the format of Python's `cryptography` library).
     FernetKey,
+    /// Measure TCP against UDP on this machine: request/reply round trips and, optionally, a
+    /// file-sized transfer over each.
+    Compare(CompareSpec),
+    /// Fetch a URL with HTTP GET and send the body from an endpoint (the lab's weather API).
+    FetchSend(FetchSendCommand),
 }
 
 impl Command {
@@ -65,6 +70,8 @@ impl Command {
             Command::SendFile(_) => "send_file",
             Command::ListFiles => "list_files",
             Command::FernetKey => "fernet_key",
+            Command::Compare(_) => "compare",
+            Command::FetchSend(_) => "fetch_send",
         }
     }
 }
@@ -327,6 +334,52 @@ pub const MAX_DATAGRAM: usize = 65_507;
 /// Bytes in front of each datagram of a UDP file transfer: sequence number, datagram count and
 /// payload size of each full datagram, big-endian u32 each.
 pub const DATAGRAM_HEADER: usize = 12;
+
+/// Fetch a URL and send its body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FetchSendCommand {
+    /// Where the body goes, as for [`Command::Send`].
+    pub endpoint: EndpointId,
+    #[serde(default)]
+    pub conn: Option<ConnId>,
+    #[serde(default)]
+    pub to: Option<String>,
+    /// An `http://` URL; its host is held to the same address policy as every socket.
+    pub url: String,
+}
+
+/// Largest body a fetch sends on.
+pub const MAX_FETCH_BODY: usize = 256 * 1024;
+
+/// What a TCP-versus-UDP comparison measures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompareSpec {
+    /// Request/reply round trips over each protocol.
+    #[serde(default = "default_compare_count")]
+    pub count: u32,
+    /// Bytes per message (at most one UDP datagram).
+    #[serde(default = "default_compare_size")]
+    pub size: usize,
+    /// Also send this many bytes one way over each (0: skip).
+    #[serde(default)]
+    pub file_bytes: u64,
+    /// Payload bytes per datagram for the UDP part of the file.
+    #[serde(default = "default_datagram_size")]
+    pub datagram_size: usize,
+}
+
+/// Most round trips one comparison may make.
+pub const MAX_COMPARE_COUNT: u32 = 100_000;
+/// Largest file-sized transfer one comparison may make.
+pub const MAX_COMPARE_FILE: u64 = 1 << 30;
+
+fn default_compare_count() -> u32 {
+    1000
+}
+
+fn default_compare_size() -> usize {
+    64
+}
 
 fn default_datagram_size() -> usize {
     1024

@@ -78,6 +78,10 @@ pub enum EventKind {
     Recv {
         /// The bytes received.
         data: Payload,
+        /// For a client: microseconds from its last send() to this first recv() after it,
+        /// both measured at the socket (the round-trip time of a request and its reply).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rtt_us: Option<u64>,
     },
     /// sendto() on UDP (`peer` is the destination).
     SendTo {
@@ -88,6 +92,9 @@ pub enum EventKind {
     RecvFrom {
         /// The datagram received (cut to the buffer size, like recvfrom()).
         data: Payload,
+        /// For a client: microseconds since its last sendto(), as for `recv`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rtt_us: Option<u64>,
     },
     /// recv() returned 0 bytes: the peer will send no more.
     Eof,
@@ -138,6 +145,15 @@ pub enum EventKind {
     Decrypted {
         /// What it said.
         plaintext: Payload,
+    },
+    /// An HTTP GET made for a `fetch_send`; the body follows as a `send`.
+    Fetch {
+        /// The URL.
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+        /// Body bytes.
+        bytes: usize,
     },
     /// The challenge-response before a server serves a client.
     Auth {
@@ -230,6 +246,7 @@ impl EventKind {
             EventKind::Encrypted { .. } => "encrypted",
             EventKind::Decrypted { .. } => "decrypted",
             EventKind::Auth { .. } => "auth",
+            EventKind::Fetch { .. } => "fetch",
         }
     }
 
@@ -237,9 +254,9 @@ impl EventKind {
     pub fn data(&self) -> Option<&Payload> {
         match self {
             EventKind::Send { data }
-            | EventKind::Recv { data }
+            | EventKind::Recv { data, .. }
             | EventKind::SendTo { data }
-            | EventKind::RecvFrom { data } => Some(data),
+            | EventKind::RecvFrom { data, .. } => Some(data),
             _ => None,
         }
     }

@@ -10,12 +10,14 @@
 //! `docs/protocol.md` shows a real example of every message.
 
 mod commands;
+mod compare;
 mod errors;
 mod events;
 mod messages;
 mod payload;
 
 pub use commands::*;
+pub use compare::*;
 pub use errors::*;
 pub use events::*;
 pub use messages::*;

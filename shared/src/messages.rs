@@ -197,6 +197,8 @@ pub enum ReplyData {
     },
     /// How a file transfer went, from the sender's side.
     Transfer(crate::TransferReport),
+    /// What a comparison measured.
+    Compare(Box<crate::CompareReport>),
     /// A new Fernet key.
     Key {
         /// 32 random bytes, URL-safe base64, as `Fernet.generate_key()` makes them.

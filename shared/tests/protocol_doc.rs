@@ -39,6 +39,8 @@ fn every_message_to_the_bridge_parses_and_each_command_is_shown() {
         "send_file",
         "list_files",
         "fernet_key",
+        "compare",
+        "fetch_send",
     ];
     for name in all {
         assert!(

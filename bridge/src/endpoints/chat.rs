@@ -219,6 +219,7 @@ pub(crate) async fn serve(
             Ok(n) => {
                 conn.emit(EventKind::Recv {
                     data: Payload::from_bytes(&buf[..n]),
+                    rtt_us: None,
                 });
                 line.extend_from_slice(&buf[..n]);
                 let mut quit = false;

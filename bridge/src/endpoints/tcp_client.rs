@@ -101,6 +101,8 @@ async fn run(
         .as_deref()
         .and_then(|key| crypto::cipher(key).ok());
     let mut lines = Vec::new();
+    // When the last send() started, until the next recv() measures the round trip.
+    let mut sent_at: Option<std::time::Instant> = None;
     loop {
         tokio::select! {
             _ = endpoint.life.stopped() => return endpoint.close_stopped(),
@@ -116,7 +118,9 @@ async fn run(
                         }
                         _ => data,
                     };
+                    let started = std::time::Instant::now();
                     let result = send_all(&hub, &endpoint.origin, &endpoint.life, &mut writer, &wire).await;
+                    sent_at = result.is_ok().then_some(started);
                     let failed = result.as_ref().err().map(closed_by);
                     let _ = done.send(result);
                     if let Some(by) = failed {
@@ -136,7 +140,8 @@ async fn run(
                     return endpoint.close(ClosedBy::Peer, "the server closed the connection");
                 }
                 Ok(n) => {
-                    endpoint.emit(EventKind::Recv { data: Payload::from_bytes(&buf[..n]) });
+                    let rtt_us = sent_at.take().map(|t| t.elapsed().as_micros() as u64);
+                    endpoint.emit(EventKind::Recv { data: Payload::from_bytes(&buf[..n]), rtt_us });
                     if fernet.is_none() && spec.secret.is_none() {
                         continue;
                     }

@@ -299,7 +299,7 @@ async fn serve(
                 }
                 Ok(n) => {
                     let chunk = &buf[..n];
-                    conn.emit(EventKind::Recv { data: Payload::from_bytes(chunk) });
+                    conn.emit(EventKind::Recv { data: Payload::from_bytes(chunk), rtt_us: None });
                     if let Some(log) = &mut log {
                         log.write(&hub, &conn.origin, &peer, chunk);
                     }

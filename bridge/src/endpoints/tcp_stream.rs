@@ -110,6 +110,7 @@ pub(crate) async fn authenticate(
                     origin,
                     EventKind::Recv {
                         data: Payload::from_bytes(&buf[..n]),
+                        rtt_us: None,
                     },
                 );
                 line.extend_from_slice(&buf[..n]);

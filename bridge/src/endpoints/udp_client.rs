@@ -100,12 +100,15 @@ async fn run(
     let wait = Duration::from_millis(spec.recv_timeout_ms);
     // When the reply to the last send is due, while one is awaited.
     let mut reply_due: Option<Instant> = None;
+    // When the last sendto() started, until the next recvfrom() measures the round trip.
+    let mut sent_at: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = endpoint.life.stopped() => return endpoint.close_stopped(),
             Some(request) = requests.recv() => match request {
                 Control::Send { data, to, done, .. } => {
                     let to = to.unwrap_or(server);
+                    let started = Instant::now();
                     let result = if spec.connect && to != server {
                         Err(ErrorInfo::new(
                             ErrorKind::Unsupported,
@@ -117,6 +120,7 @@ async fn run(
                     };
                     if result.is_ok() {
                         reply_due = Some(Instant::now() + wait);
+                        sent_at = Some(started);
                     }
                     let _ = done.send(result);
                 }
@@ -135,7 +139,8 @@ async fn run(
                 match received {
                     Ok((n, from)) => {
                         let origin = Origin { peer: Some(from.to_string()), ..endpoint.origin.clone() };
-                        hub.log.emit(&origin, EventKind::RecvFrom { data: Payload::from_bytes(&buf[..n]) });
+                        let rtt_us = sent_at.take().map(|t| t.elapsed().as_micros() as u64);
+                        hub.log.emit(&origin, EventKind::RecvFrom { data: Payload::from_bytes(&buf[..n]), rtt_us });
                     }
                     Err(err) => endpoint.emit(EventKind::Error {
                         op: Op::RecvFrom.name().into(),

@@ -130,7 +130,7 @@ async fn run(
                         }
                         continue;
                     }
-                    hub.log.emit(&origin, EventKind::RecvFrom { data: Payload::from_bytes(chunk) });
+                    hub.log.emit(&origin, EventKind::RecvFrom { data: Payload::from_bytes(chunk), rtt_us: None });
                     if let Some(log) = &mut log {
                         log.write(&hub, &origin, &from.to_string(), chunk);
                     }

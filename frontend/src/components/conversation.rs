@@ -57,7 +57,7 @@ fn message(event: &Event, mine: &str, theirs: &str) -> Html {
                 <span class="meta">{ format!("{} · {}() · {t}", format::bytes(data.len), if matches!(event.kind, EventKind::Send{..}) { "send" } else { "sendto" }) }</span>
             </li>
         },
-        EventKind::Recv { data } | EventKind::RecvFrom { data } => html! {
+        EventKind::Recv { data, .. } | EventKind::RecvFrom { data, .. } => html! {
             <li class="msg received" data-kind={event.kind.name()}>
                 <span class="who">{ format!("← {theirs}") }</span>
                 <span class="text">{ format::preview(data) }</span>
