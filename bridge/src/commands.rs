@@ -41,6 +41,26 @@ pub(crate) async fn execute(hub: &Arc<Hub>, command: Command) -> Outcome {
         Command::SendFile(send) => send_file(hub, send).await,
         Command::ListFiles => hub.data.list().map(|files| ReplyData::Files { files }),
         Command::FetchSend(fetch) => fetch_send(hub, fetch).await,
+        Command::UploadStart { file, size } => hub
+            .uploads
+            .start(&hub.data, &file, size)
+            .map(|upload| ReplyData::Upload { upload }),
+        Command::UploadChunk { upload, base64 } => {
+            hub.uploads
+                .chunk(upload, &base64)
+                .map(|bytes| ReplyData::Uploaded {
+                    bytes,
+                    sha256: None,
+                })
+        }
+        Command::UploadFinish { upload } => {
+            hub.uploads
+                .finish(upload)
+                .map(|(bytes, sha256)| ReplyData::Uploaded {
+                    bytes,
+                    sha256: Some(sha256),
+                })
+        }
         Command::Compare(spec) => crate::compare::run(spec)
             .await
             .map(|report| ReplyData::Compare(Box::new(report))),

@@ -136,6 +136,8 @@ pub(crate) struct Hub {
     pub(crate) log: EventLog,
     /// Where logs and transferred files live.
     pub(crate) data: DataDir,
+    /// Files on their way in from browsers.
+    pub(crate) uploads: crate::upload::Uploads,
     registry: Mutex<BTreeMap<EndpointId, EndpointEntry>>,
     next_endpoint: AtomicU32,
     next_conn: AtomicU32,
@@ -154,6 +156,7 @@ impl Hub {
         );
         Arc::new(Hub {
             data: DataDir::new(config.data_dir.clone()),
+            uploads: Default::default(),
             config,
             log,
             registry: Mutex::new(BTreeMap::new()),

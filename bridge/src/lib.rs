@@ -22,6 +22,7 @@ mod security;
 mod server;
 mod session;
 mod transfer;
+mod upload;
 
 use std::future::Future;
 use std::time::Duration;

@@ -306,3 +306,68 @@ async fn file_names_cannot_leave_the_data_directory() {
         assert_eq!(error.kind, ErrorKind::NotAllowed, "{error:?}");
     }
 }
+
+#[tokio::test]
+async fn browser_uploads_arrive_chunk_by_chunk() {
+    use base64::Engine as _;
+    let data = TempDir::new("upload");
+    let source = TempDir::new("upload-src");
+    let bridge = Bridge::start_with(|c| c.data_dir = data.0.clone()).await;
+    let mut c = bridge.client().await;
+    let path = source.0.join("photo.bin");
+    write_pattern(&path, 1_000_000);
+    let bytes = std::fs::read(&path).unwrap();
+    let ReplyData::Upload { upload } = c
+        .ok(cmd(
+            json!({"op": "upload_start", "file": "photo.bin", "size": bytes.len()}),
+        ))
+        .await
+    else {
+        panic!("an upload id")
+    };
+    for chunk in bytes.chunks(128 * 1024) {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(chunk);
+        c.ok(cmd(
+            json!({"op": "upload_chunk", "upload": upload, "base64": b64}),
+        ))
+        .await;
+    }
+    let ReplyData::Uploaded { bytes: n, sha256 } = c
+        .ok(cmd(json!({"op": "upload_finish", "upload": upload})))
+        .await
+    else {
+        panic!("the upload's size and hash")
+    };
+    assert_eq!(n, 1_000_000);
+    assert_eq!(sha256.unwrap(), python_sha256(&path).await);
+    assert_eq!(std::fs::read(data.0.join("photo.bin")).unwrap(), bytes);
+
+    // An upload that stops short keeps its .part name, and the error says why.
+    let ReplyData::Upload { upload } = c
+        .ok(cmd(
+            json!({"op": "upload_start", "file": "short.bin", "size": 10}),
+        ))
+        .await
+    else {
+        panic!("an upload id")
+    };
+    c.ok(cmd(
+        json!({"op": "upload_chunk", "upload": upload, "base64": "AAAA"}),
+    ))
+    .await;
+    let error = c
+        .err(cmd(json!({"op": "upload_finish", "upload": upload})))
+        .await;
+    assert!(
+        error.explanation.contains("Only 3 of 10 bytes"),
+        "{}",
+        error.explanation
+    );
+    assert!(data.0.join("short.bin.part").exists() && !data.0.join("short.bin").exists());
+    let error = c
+        .err(cmd(
+            json!({"op": "upload_start", "file": "../x", "size": 1}),
+        ))
+        .await;
+    assert_eq!(error.kind, ErrorKind::NotAllowed);
+}

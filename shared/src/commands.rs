@@ -53,6 +53,22 @@ pub enum Command {
     Compare(CompareSpec),
     /// Fetch a URL with HTTP GET and send the body from an endpoint (the lab's weather API).
     FetchSend(FetchSendCommand),
+    /// Start putting a file from the browser into the data directory, chunk by chunk.
+    UploadStart {
+        /// File name in the data directory.
+        file: String,
+        /// Its size in bytes, as the browser knows it.
+        size: u64,
+    },
+    /// The next bytes of an upload, in order.
+    UploadChunk {
+        /// From the reply to `upload_start`.
+        upload: u64,
+        /// The bytes, standard base64 (at most 128 KiB of bytes per chunk).
+        base64: String,
+    },
+    /// The last chunk was sent: check the size and keep the file.
+    UploadFinish { upload: u64 },
 }
 
 impl Command {
@@ -72,6 +88,9 @@ impl Command {
             Command::FernetKey => "fernet_key",
             Command::Compare(_) => "compare",
             Command::FetchSend(_) => "fetch_send",
+            Command::UploadStart { .. } => "upload_start",
+            Command::UploadChunk { .. } => "upload_chunk",
+            Command::UploadFinish { .. } => "upload_finish",
         }
     }
 }
@@ -347,6 +366,9 @@ pub struct FetchSendCommand {
     /// An `http://` URL; its host is held to the same address policy as every socket.
     pub url: String,
 }
+
+/// Most bytes in one upload chunk (its base64 stays within one WebSocket frame).
+pub const MAX_UPLOAD_CHUNK: usize = 128 * 1024;
 
 /// Largest body a fetch sends on.
 pub const MAX_FETCH_BODY: usize = 256 * 1024;

@@ -199,6 +199,18 @@ pub enum ReplyData {
     Transfer(crate::TransferReport),
     /// What a comparison measured.
     Compare(Box<crate::CompareReport>),
+    /// An upload was opened.
+    Upload {
+        /// Names it in `upload_chunk` and `upload_finish`.
+        upload: u64,
+    },
+    /// How many bytes an upload has so far (after a chunk), or holds (after finishing, with
+    /// its SHA-256).
+    Uploaded {
+        bytes: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sha256: Option<String>,
+    },
     /// A new Fernet key.
     Key {
         /// 32 random bytes, URL-safe base64, as `Fernet.generate_key()` makes them.

@@ -41,6 +41,9 @@ fn every_message_to_the_bridge_parses_and_each_command_is_shown() {
         "fernet_key",
         "compare",
         "fetch_send",
+        "upload_start",
+        "upload_chunk",
+        "upload_finish",
     ];
     for name in all {
         assert!(
