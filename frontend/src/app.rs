@@ -4,9 +4,11 @@
 use shared::{Command, EndpointSpec};
 use yew::prelude::*;
 
+use crate::components::compare::Compare;
 use crate::components::composer::{Composer, SendTarget};
 use crate::components::conversation::Conversation;
 use crate::components::endpoint_list::EndpointList;
+use crate::components::files::{FileSender, Files};
 use crate::components::header::Header;
 use crate::components::new_endpoint::NewEndpoint;
 use crate::components::notice::NoticeBar;
@@ -18,11 +20,20 @@ use crate::state::{Action, ConvKey, Link, State};
 /// How many events of one conversation are drawn at most.
 const CONVERSATION_LIMIT: usize = 400;
 
+/// What the middle panel shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tab {
+    Conversation,
+    Files,
+    Compare,
+}
+
 #[function_component]
 pub fn App() -> Html {
     let state = use_reducer(State::default);
     let bridge = use_bridge(state.dispatcher());
     let lecture = use_state(|| false);
+    let tab = use_state(|| Tab::Conversation);
     let dark = use_state(prefers_dark);
     let run = bridge.runner();
     // Marks the first render, so benchmarks can read when the page became usable.
@@ -32,18 +43,69 @@ pub fn App() -> Html {
         }
     });
 
+    // The file list follows the data directory: on connect and after every transfer.
+    {
+        let bridge = bridge.clone();
+        let connected = state.link == Link::Open;
+        use_effect_with((connected, state.transfers), move |(connected, _)| {
+            if *connected {
+                yew::platform::spawn_local(async move { bridge.refresh_files().await });
+            }
+        });
+    }
     let on_preset = {
         let bridge = bridge.clone();
         Callback::from(move |index: usize| {
             let bridge = bridge.clone();
             let preset = &PRESETS[index];
+            let key = crate::hooks::token::random_fernet_key().unwrap_or_default();
             yew::platform::spawn_local(async move {
-                for command in preset.commands() {
+                for command in preset.commands(&key) {
                     if !bridge.run(preset.name, command).await {
-                        break;
+                        return;
                     }
                 }
+                if let Some((port, n)) = preset.chat_clients {
+                    join_chat(&bridge, port, n).await;
+                }
             });
+        })
+    };
+    let on_chat_clients = {
+        let bridge = bridge.clone();
+        Callback::from(move |(port, n): (u16, usize)| {
+            let bridge = bridge.clone();
+            yew::platform::spawn_local(async move {
+                join_chat(&bridge, port, n).await;
+            });
+        })
+    };
+    let on_upload = {
+        let bridge = bridge.clone();
+        Callback::from(move |file: web_sys::File| {
+            let bridge = bridge.clone();
+            yew::platform::spawn_local(async move { bridge.upload(file).await });
+        })
+    };
+    let on_download = {
+        let bridge = bridge.clone();
+        Callback::from(move |name: String| {
+            let bridge = bridge.clone();
+            yew::platform::spawn_local(async move { bridge.download(&name).await });
+        })
+    };
+    let on_refresh = {
+        let bridge = bridge.clone();
+        Callback::from(move |()| {
+            let bridge = bridge.clone();
+            yew::platform::spawn_local(async move { bridge.refresh_files().await });
+        })
+    };
+    let on_compare = {
+        let bridge = bridge.clone();
+        Callback::from(move |command: shared::Command| {
+            let bridge = bridge.clone();
+            yew::platform::spawn_local(async move { bridge.compare(command).await });
         })
     };
     let on_reset = {
@@ -87,6 +149,38 @@ pub fn App() -> Html {
         .map(|id| (*id, log.name(*id)))
         .collect::<Vec<_>>();
     let connected = state.link == Link::Open;
+    let sender = state.selected.and_then(|key| file_sender(&state, key));
+    let on_send_file = {
+        let (run, sender) = (run.clone(), sender.clone());
+        Callback::from(move |(file, datagram_size): (String, usize)| {
+            if let Some(sender) = &sender {
+                let command = shared::Command::SendFile(shared::SendFileCommand {
+                    endpoint: sender.endpoint,
+                    file: file.clone(),
+                    datagram_size,
+                });
+                run.emit((format!("Send {file}"), command));
+            }
+        })
+    };
+    let sent_hashes: Vec<String> = log
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            shared::EventKind::Transfer(r) if r.direction == shared::Direction::Sent => {
+                Some(r.sha256.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    let tab_button = |which: Tab, label: &'static str| {
+        let tab_set = tab.clone();
+        html! {
+            <button type="button" role="tab" aria-selected={(*tab == which).to_string()}
+                    class={classes!((*tab == which).then_some("active"))}
+                    onclick={Callback::from(move |_: MouseEvent| tab_set.set(which))}>{ label }</button>
+        }
+    };
 
     html! {
         <div class={classes!("app", dark.then_some("dark"), lecture.then_some("lecture"))}>
@@ -107,6 +201,7 @@ pub fn App() -> Html {
                         selected={state.selected}
                         on_select={on_select.clone()}
                         on_command={run.clone()}
+                        on_chat_clients={on_chat_clients}
                     />
                     <NewEndpoint on_command={run.clone()} enabled={connected} />
                 </section>
@@ -114,13 +209,26 @@ pub fn App() -> Html {
                     if let Some(notice) = state.notice.clone() {
                         <NoticeBar {notice} on_dismiss={on_dismiss} />
                     }
-                    <Conversation
-                        {title}
-                        roles={roles}
-                        conversation={conversation}
-                        started_unix_ms={started_unix_ms}
-                    />
-                    <Composer target={target} on_command={run.clone()} />
+                    <div class="tabs middle-tabs" role="tablist">
+                        { tab_button(Tab::Conversation, "Conversation") }
+                        { tab_button(Tab::Files, "Files") }
+                        { tab_button(Tab::Compare, "TCP vs UDP") }
+                    </div>
+                    if *tab == Tab::Conversation {
+                        <Conversation
+                            {title}
+                            roles={roles}
+                            conversation={conversation}
+                            started_unix_ms={started_unix_ms}
+                            sent_hashes={sent_hashes}
+                        />
+                        <Composer target={target} on_command={run.clone()} />
+                    } else if *tab == Tab::Files {
+                        <Files files={state.files.clone()} uploads={state.uploads.clone()} sender={sender}
+                               {on_upload} {on_download} {on_refresh} on_send={on_send_file} />
+                    } else {
+                        <Compare report={state.comparison.clone()} on_run={on_compare} enabled={connected} />
+                    }
                 </section>
                 <section class="panel timeline-panel" aria-label="Timeline">
                     <Timeline
@@ -164,7 +272,10 @@ fn send_target(state: &State, key: ConvKey) -> Option<SendTarget> {
             .iter()
             .any(|c| c.id == conn)
             .then(|| SendTarget::tcp(key.endpoint, Some(conn), label)),
-        (EndpointSpec::TcpClient(_), None) => Some(SendTarget::tcp(key.endpoint, None, label)),
+        (EndpointSpec::TcpClient(spec), None) => Some(SendTarget {
+            fernet: spec.fernet_key.is_some(),
+            ..SendTarget::tcp(key.endpoint, None, label)
+        }),
         (EndpointSpec::UdpClient(_), None) => Some(SendTarget::udp(key.endpoint, None, label)),
         (EndpointSpec::UdpServer(_), None) => {
             // A UDP server answers whoever wrote to it last.
@@ -179,6 +290,43 @@ fn send_target(state: &State, key: ConvKey) -> Option<SendTarget> {
         }
         _ => None,
     }
+}
+
+/// Connects `n` clients to the chat server on `port`, named by what the room already has.
+async fn join_chat(bridge: &crate::hooks::Bridge, port: u16, n: usize) {
+    use shared::{Command, DataInput, Outcome, ReplyData, TcpClientSpec};
+    let names = ["ada", "bob", "cleo", "dev", "eve", "finn", "gus", "hana"];
+    for i in 0..n {
+        let connect = Command::TcpClientConnect(TcpClientSpec::to("127.0.0.1", port));
+        let Outcome::Ok(ReplyData::Endpoint(info)) = bridge.request(connect).await else {
+            return;
+        };
+        let round = i / names.len();
+        let suffix = if round > 0 {
+            round.to_string()
+        } else {
+            String::new()
+        };
+        let nick = DataInput::Text(format!("/nick {}{suffix}\n", names[i % names.len()]));
+        bridge
+            .run("Join the chat", Command::send(info.id, None, None, nick))
+            .await;
+    }
+}
+
+/// The client files can be sent from, for the selected conversation.
+fn file_sender(state: &State, key: ConvKey) -> Option<FileSender> {
+    let endpoint = state.endpoints.get(&key.endpoint)?;
+    let udp = match endpoint.spec {
+        EndpointSpec::TcpClient(_) => false,
+        EndpointSpec::UdpClient(_) => true,
+        _ => return None,
+    };
+    Some(FileSender {
+        endpoint: key.endpoint,
+        label: conversation_title(state, key),
+        udp,
+    })
 }
 
 /// The names of the two sides of a conversation: this socket's role first.

@@ -22,9 +22,16 @@ pub fn clock(unix_ms: u64, offset_min: i64) -> String {
 pub fn bytes(n: usize) -> String {
     match n {
         0..=1023 => format!("{n} B"),
-        1024..=1_048_575 => format!("{:.1} KiB", n as f64 / 1024.0),
-        _ => format!("{:.1} MiB", n as f64 / 1_048_576.0),
+        1024..=1_048_575 => format!("{} KiB", tenths(n as f64 / 1024.0)),
+        _ => format!("{} MiB", tenths(n as f64 / 1_048_576.0)),
     }
+}
+
+/// A number with one decimal, `4.9`. Written with integers: the page then needs none of the
+/// (large) float-formatting code.
+pub fn tenths(x: f64) -> String {
+    let t = (x * 10.0).round() as i64;
+    format!("{}.{}", t / 10, (t % 10).abs())
 }
 
 /// The port of an address such as `127.0.0.1:12000`.
@@ -193,10 +200,10 @@ pub fn detail(event: &Event) -> String {
                 )
             });
             format!(
-                "{} {verb} {}, {state}{udp}, {:.1} MB/s, SHA-256 {}…",
+                "{} {verb} {}, {state}{udp}, {} MB/s, SHA-256 {}…",
                 report.file,
                 bytes(report.bytes as usize),
-                report.bytes_per_second() / 1e6,
+                tenths(report.bytes_per_second() / 1e6),
                 &report.sha256[..report.sha256.len().min(12)]
             )
         }
@@ -302,6 +309,8 @@ mod tests {
         assert_eq!(clock(13 * 3_600_000 + 1_250, -120), "15:00:01.250");
         assert_eq!(bytes(11), "11 B");
         assert_eq!(bytes(5000), "4.9 KiB");
+        assert_eq!(tenths(2.25), "2.3");
+        assert_eq!(tenths(0.04), "0.0");
     }
 
     #[test]

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 
 use shared::{
-    ConnId, ConnInfo, EndpointId, EndpointInfo, EndpointSpec, ErrorInfo, Event, EventKind, Limits,
-    Scope, Welcome,
+    CompareReport, ConnId, ConnInfo, EndpointId, EndpointInfo, EndpointSpec, ErrorInfo, Event,
+    EventKind, FileInfo, Limits, Scope, Welcome,
 };
 
 use crate::format::Group;
@@ -175,6 +175,23 @@ pub struct State {
     /// The conversation shown in the middle.
     pub selected: Option<ConvKey>,
     pub notice: Option<Notice>,
+    /// The data directory, as last listed.
+    pub files: Vec<FileInfo>,
+    /// Uploads from this tab: file name, bytes so far, size, and the SHA-256 once done.
+    pub uploads: BTreeMap<String, Upload>,
+    /// The last TCP-versus-UDP comparison.
+    pub comparison: Option<Rc<CompareReport>>,
+    /// Transfer reports seen: when it moves, the file list is worth listing again.
+    pub transfers: u64,
+}
+
+/// An upload from this tab, as its progress bar shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upload {
+    pub bytes: u64,
+    pub size: u64,
+    pub sha256: Option<String>,
+    pub failed: bool,
 }
 
 impl Default for State {
@@ -187,6 +204,10 @@ impl Default for State {
             version: 0,
             selected: None,
             notice: None,
+            files: Vec::new(),
+            uploads: BTreeMap::new(),
+            comparison: None,
+            transfers: 0,
         }
     }
 }
@@ -200,6 +221,10 @@ impl PartialEq for State {
             && self.selected == other.selected
             && self.notice == other.notice
             && self.bridge == other.bridge
+            && self.files == other.files
+            && self.uploads == other.uploads
+            && self.comparison == other.comparison
+            && self.transfers == other.transfers
     }
 }
 
@@ -225,6 +250,15 @@ pub enum Action {
     Created(EndpointInfo),
     Select(Option<ConvKey>),
     DismissNotice,
+    /// The data directory was listed.
+    Files(Vec<FileInfo>),
+    /// An upload moved on (or ended: `sha256` set, or `failed`).
+    Upload {
+        file: String,
+        upload: Upload,
+    },
+    /// A comparison finished.
+    Compared(Box<CompareReport>),
 }
 
 impl State {
@@ -285,6 +319,9 @@ impl State {
                 {
                     let mut log = self.log.borrow_mut();
                     for event in events {
+                        if matches!(event.kind, EventKind::Transfer(_)) {
+                            self.transfers += 1;
+                        }
                         track_endpoint(&mut self.endpoints, &event);
                         log.push(event);
                     }
@@ -309,6 +346,11 @@ impl State {
             }
             Action::Select(key) => self.selected = key,
             Action::DismissNotice => self.notice = None,
+            Action::Files(files) => self.files = files,
+            Action::Upload { file, upload } => {
+                self.uploads.insert(file, upload);
+            }
+            Action::Compared(report) => self.comparison = Some(Rc::new(*report)),
         }
         self
     }

@@ -336,6 +336,86 @@ pub struct SendCommand {
     pub tamper: bool,
 }
 
+impl Default for TcpServerSpec {
+    /// The labs' server: 127.0.0.1, any free port, listen(1), echo, one-shot, one at a time.
+    fn default() -> Self {
+        TcpServerSpec {
+            bind: default_bind(),
+            port: 0,
+            backlog: default_backlog(),
+            behaviour: default_behaviour(),
+            policy: default_policy(),
+            concurrency: default_concurrency(),
+            recv_buffer: default_recv_buffer(),
+            log_file: None,
+            secret: None,
+        }
+    }
+}
+
+impl Default for UdpServerSpec {
+    /// 127.0.0.1, any free port, echo, recvfrom(1024).
+    fn default() -> Self {
+        UdpServerSpec {
+            bind: default_bind(),
+            port: 0,
+            behaviour: default_behaviour(),
+            recv_buffer: default_recv_buffer(),
+            log_file: None,
+        }
+    }
+}
+
+impl TcpClientSpec {
+    /// A client of `host:port` with the labs' defaults.
+    pub fn to(host: &str, port: u16) -> Self {
+        TcpClientSpec {
+            host: host.to_string(),
+            port,
+            timeout_ms: default_connect_timeout(),
+            recv_buffer: default_recv_buffer(),
+            secret: None,
+            fernet_key: None,
+        }
+    }
+}
+
+impl UdpClientSpec {
+    /// An unconnected client of `host:port` with the labs' defaults.
+    pub fn to(host: &str, port: u16) -> Self {
+        UdpClientSpec {
+            host: host.to_string(),
+            port,
+            connect: false,
+            recv_timeout_ms: default_recv_timeout(),
+            recv_buffer: default_recv_buffer(),
+        }
+    }
+}
+
+impl Command {
+    /// close() a client or connection, or stop a server.
+    pub fn close(endpoint: EndpointId, conn: Option<ConnId>) -> Command {
+        Command::Close(Target { endpoint, conn })
+    }
+
+    /// Send data from an endpoint (to `to`, for UDP).
+    pub fn send(
+        endpoint: EndpointId,
+        conn: Option<ConnId>,
+        to: Option<String>,
+        data: DataInput,
+    ) -> Command {
+        Command::Send(SendCommand {
+            endpoint,
+            conn,
+            to,
+            data,
+            tamper: false,
+        })
+    }
+}
+
 /// Send a file of the data directory from a client endpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SendFileCommand {

@@ -1,8 +1,7 @@
 //! The composer: type a message for the selected client or accepted connection and send it, as
 //! text (with a chosen line ending) or hex. Enter sends; "Send again" repeats the last message.
 
-use serde_json::json;
-use shared::{Command, DataInput};
+use shared::{Command, DataInput, FetchSendCommand, SendCommand, Target};
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
@@ -16,6 +15,8 @@ pub struct SendTarget {
     pub label: String,
     /// TCP has a write side to shut down; UDP does not.
     pub tcp: bool,
+    /// A Fernet client encrypts what it sends, and can spoil a token on purpose.
+    pub fernet: bool,
 }
 
 impl SendTarget {
@@ -26,6 +27,7 @@ impl SendTarget {
             to: None,
             label,
             tcp: true,
+            fernet: false,
         }
     }
 
@@ -36,6 +38,7 @@ impl SendTarget {
             to,
             label,
             tcp: false,
+            fernet: false,
         }
     }
 }
@@ -48,16 +51,13 @@ pub struct Props {
 
 const ENDINGS: [(&str, &str); 3] = [("none", ""), ("\\n", "\n"), ("\\r\\n", "\r\n")];
 
-fn command(value: serde_json::Value) -> Command {
-    serde_json::from_value(value).expect("a valid command")
-}
-
 #[function_component]
 pub fn Composer(props: &Props) -> Html {
     let text = use_state(String::new);
     let hex = use_state(|| false);
     let ending = use_state(|| 0usize);
     let last = use_state(|| None::<DataInput>);
+    let url = use_state(|| "http://127.0.0.1:8000/".to_string());
 
     let Some(target) = props.target.clone() else {
         return html! {
@@ -71,16 +71,19 @@ pub fn Composer(props: &Props) -> Html {
         let on_command = props.on_command.clone();
         let target = target.clone();
         let last = last.clone();
-        move |data: DataInput| {
-            let cmd = command(json!({
-                "op": "send", "endpoint": target.endpoint, "conn": target.conn, "to": target.to,
-                "data": data,
-            }));
+        move |data: DataInput, tamper: bool| {
+            let cmd = Command::Send(SendCommand {
+                endpoint: target.endpoint,
+                conn: target.conn,
+                to: target.to.clone(),
+                data: data.clone(),
+                tamper,
+            });
             on_command.emit((format!("Send on {}", target.label), cmd));
             last.set(Some(data));
         }
     };
-    let send = {
+    let send_with = |tamper: bool| {
         let text = text.clone();
         let (hex, ending) = (*hex, *ending);
         let send_data = send_data.clone();
@@ -93,10 +96,12 @@ pub fn Composer(props: &Props) -> Html {
             } else {
                 DataInput::Text(format!("{}{}", *text, ENDINGS[ending].1))
             };
-            send_data(data);
+            send_data(data, tamper);
             text.set(String::new());
         })
     };
+    let send = send_with(false);
+    let on_tamper = send_with(true).reform(|_: MouseEvent| ());
     let on_input = {
         let text = text.clone();
         Callback::from(move |e: InputEvent| {
@@ -117,7 +122,7 @@ pub fn Composer(props: &Props) -> Html {
         let last = (*last).clone();
         Callback::from(move |_: MouseEvent| {
             if let Some(data) = last.clone() {
-                send_data(data);
+                send_data(data, false);
             }
         })
     };
@@ -136,21 +141,35 @@ pub fn Composer(props: &Props) -> Html {
             ending.set(value.parse().unwrap_or(0));
         })
     };
-    let endpoint_target = json!({"endpoint": target.endpoint, "conn": target.conn});
-    let on_shutdown = {
-        let on_command = props.on_command.clone();
-        let mut spec = endpoint_target.clone();
-        spec["op"] = json!("shutdown_write");
-        Callback::from(move |_: MouseEvent| {
-            on_command.emit(("Shut down sending".into(), command(spec.clone())))
+    let endpoint_target = Target {
+        endpoint: target.endpoint,
+        conn: target.conn,
+    };
+    let on_shutdown = props.on_command.reform(move |_: MouseEvent| {
+        (
+            "Shut down sending".to_string(),
+            Command::ShutdownWrite(endpoint_target),
+        )
+    });
+    let on_close = props
+        .on_command
+        .reform(move |_: MouseEvent| ("Close".to_string(), Command::Close(endpoint_target)));
+    let on_url = {
+        let url = url.clone();
+        Callback::from(move |e: InputEvent| {
+            url.set(e.target_unchecked_into::<HtmlInputElement>().value())
         })
     };
-    let on_close = {
-        let on_command = props.on_command.clone();
-        let mut spec = endpoint_target;
-        spec["op"] = json!("close");
+    let on_fetch = {
+        let (on_command, url, target) = (props.on_command.clone(), url.clone(), target.clone());
         Callback::from(move |_: MouseEvent| {
-            on_command.emit(("Close".into(), command(spec.clone())))
+            let cmd = Command::FetchSend(FetchSendCommand {
+                endpoint: target.endpoint,
+                conn: target.conn,
+                to: target.to.clone(),
+                url: url.trim().to_string(),
+            });
+            on_command.emit((format!("Fetch {}", url.trim()), cmd));
         })
     };
     let placeholder = if *hex {
@@ -180,6 +199,18 @@ pub fn Composer(props: &Props) -> Html {
                        oninput={on_input} onkeydown={on_key} />
                 <button type="button" id="send-button" class="primary" onclick={on_send}>{ "Send" }</button>
                 <button type="button" onclick={on_again} disabled={last.is_none()}>{ "Send again" }</button>
+                if target.fernet {
+                    <button type="button" class="small" onclick={on_tamper}
+                            title="Encrypt, flip one byte of the token, send: the other side must reject it">
+                        { "Send tampered" }
+                    </button>
+                }
+            </div>
+            <div class="composer-row">
+                <input class="url" type="text" value={(*url).clone()} oninput={on_url}
+                       aria-label="URL to fetch and send" />
+                <button type="button" class="small" onclick={on_fetch}
+                        title="HTTP GET the URL, then send the body over this socket">{ "Fetch & send" }</button>
             </div>
             <div class="composer-row">
                 if target.tcp {

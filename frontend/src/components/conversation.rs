@@ -16,6 +16,8 @@ pub struct Props {
     pub started_unix_ms: u64,
     /// Who the two sides are, as a student would name them: ("client", "server").
     pub roles: (String, String),
+    /// SHA-256 of every file sent in this session, to tell a receiver whether its copy matches.
+    pub sent_hashes: Vec<String>,
 }
 
 #[function_component]
@@ -40,13 +42,24 @@ pub fn Conversation(props: &Props) -> Html {
                 if events.is_empty() {
                     <li class="line muted">{ "Nothing yet." }</li>
                 }
-                { for events.iter().map(|e| message(e, mine, theirs)) }
+                { for events.iter().enumerate().filter(|(i, e)| !superseded(events, *i, e)).map(|(_, e)| message(e, mine, theirs, &props.sent_hashes)) }
             </ol>
         </div>
     }
 }
 
-fn message(event: &Event, mine: &str, theirs: &str) -> Html {
+/// A progress event followed by a later one (or by the report) is not worth a line of its own.
+fn superseded(events: &[Rc<Event>], i: usize, event: &Event) -> bool {
+    matches!(event.kind, EventKind::Progress { .. })
+        && events[i + 1..].iter().any(|later| {
+            matches!(
+                later.kind,
+                EventKind::Progress { .. } | EventKind::Transfer(_)
+            )
+        })
+}
+
+fn message(event: &Event, mine: &str, theirs: &str, sent_hashes: &[String]) -> Html {
     let t = format::relative(event.t_us);
     let peer = event.peer.clone().unwrap_or_default();
     match &event.kind {
@@ -57,13 +70,57 @@ fn message(event: &Event, mine: &str, theirs: &str) -> Html {
                 <span class="meta">{ format!("{} · {}() · {t}", format::bytes(data.len), if matches!(event.kind, EventKind::Send{..}) { "send" } else { "sendto" }) }</span>
             </li>
         },
-        EventKind::Recv { data, .. } | EventKind::RecvFrom { data, .. } => html! {
-            <li class="msg received" data-kind={event.kind.name()}>
-                <span class="who">{ format!("← {theirs}") }</span>
-                <span class="text">{ format::preview(data) }</span>
-                <span class="meta">{ format!("{} in one {}() · {t}", format::bytes(data.len), if matches!(event.kind, EventKind::Recv{..}) { "recv" } else { "recvfrom" }) }</span>
+        EventKind::Recv { data, rtt_us } | EventKind::RecvFrom { data, rtt_us } => {
+            let call = if matches!(event.kind, EventKind::Recv { .. }) {
+                "recv"
+            } else {
+                "recvfrom"
+            };
+            let rtt = rtt_us.map_or(String::new(), |us| format!(" · round trip {us} µs"));
+            html! {
+                <li class="msg received" data-kind={event.kind.name()}>
+                    <span class="who">{ format!("← {theirs}") }</span>
+                    <span class="text">{ format::preview(data) }</span>
+                    <span class="meta">{ format!("{} in one {call}() · {t}{rtt}", format::bytes(data.len)) }</span>
+                </li>
+            }
+        }
+        EventKind::Encrypted { plaintext } => html! {
+            <li class="msg sent crypto" data-kind="encrypted">
+                <span class="who">{ "🔒 plaintext, encrypted before sending" }</span>
+                <span class="text">{ format::preview(plaintext) }</span>
             </li>
         },
+        EventKind::Decrypted { plaintext } => html! {
+            <li class="msg received crypto" data-kind="decrypted">
+                <span class="who">{ "🔓 decrypted" }</span>
+                <span class="text">{ format::preview(plaintext) }</span>
+            </li>
+        },
+        EventKind::Progress { file, bytes, total } => html! {
+            <li class="line progress-line" data-kind="progress">
+                { format!("{file}: {} ", format::bytes(*bytes as usize)) }
+                if let Some(total) = total {
+                    <progress max={total.max(&1).to_string()} value={bytes.to_string()}></progress>
+                }
+            </li>
+        },
+        EventKind::Transfer(report) => {
+            let matches = report.direction == shared::Direction::Received
+                && sent_hashes.contains(&report.sha256);
+            let verdict = match (report.direction, report.complete, matches) {
+                (shared::Direction::Sent, _, _) => String::new(),
+                (_, true, true) => " ✓ the SHA-256 matches the sender's".into(),
+                (_, true, false) => " (no matching sender in this session to compare with)".into(),
+                (_, false, _) => " ✗ incomplete".into(),
+            };
+            html! {
+                <li class={classes!("msg", "transfer", (!report.complete).then_some("error"))} data-kind="transfer">
+                    <strong>{ format!("{}{verdict}", format::detail(event)) }</strong>
+                    <span class="meta">{ format!("SHA-256 {}", report.sha256) }</span>
+                </li>
+            }
+        }
         EventKind::Error { op, error } => html! {
             <li class="msg error" role="alert" data-kind="error">
                 <strong>{ format!("{op}() failed: ") }</strong>{ &error.explanation }

@@ -1,7 +1,6 @@
 //! The endpoints alive now: servers with their accepted connections beneath them, and clients.
 //! Clicking one shows its conversation; buttons stop or close it.
 
-use serde_json::json;
 use shared::{Command, EndpointInfo, EndpointSpec};
 use yew::prelude::*;
 
@@ -14,11 +13,8 @@ pub struct Props {
     pub selected: Option<ConvKey>,
     pub on_select: Callback<ConvKey>,
     pub on_command: Callback<(String, Command)>,
-}
-
-fn close(endpoint: u32, conn: Option<u32>) -> Command {
-    serde_json::from_value(json!({"op": "close", "endpoint": endpoint, "conn": conn}))
-        .expect("a valid command")
+    /// (chat server port, how many) chat clients to connect.
+    pub on_chat_clients: Callback<(u16, usize)>,
 }
 
 #[function_component]
@@ -32,7 +28,7 @@ pub fn EndpointList(props: &Props) -> Html {
         let on_select = props.on_select.reform(move |_: MouseEvent| key);
         let on_close = props
             .on_command
-            .reform(move |_: MouseEvent| (title.clone(), close(key.endpoint, key.conn)));
+            .reform(move |_: MouseEvent| (title.clone(), Command::close(key.endpoint, key.conn)));
         html! {
             <div class={classes!("item", key.conn.map(|_| "conn"), selected.then_some("selected"))}>
                 <button type="button" class="select" onclick={on_select}
@@ -60,9 +56,23 @@ pub fn EndpointList(props: &Props) -> Html {
                     _ => format::server_summary(&e.spec),
                 };
                 let (button, title) = if is_server { ("Stop", format!("Stop {name}")) } else { ("Close", format!("Close {name}")) };
+                let chat_port = match &e.spec {
+                    EndpointSpec::TcpServer(s) if s.behaviour == shared::Behaviour::Chat => {
+                        e.local.as_deref().and_then(|l| format::port(l).parse::<u16>().ok())
+                    }
+                    _ => None,
+                };
                 html! {
                     <div class="group">
                         { item(key, name.clone(), detail, button, title) }
+                        if let Some(port) = chat_port {
+                            <div class="item conn">
+                                <button type="button" class="small add-chat"
+                                        onclick={props.on_chat_clients.reform(move |_: MouseEvent| (port, 3))}>
+                                    { "+ 3 chat clients" }
+                                </button>
+                            </div>
+                        }
                         { for e.connections.iter().map(|c| item(
                             ConvKey { endpoint: e.id, conn: Some(c.id) },
                             format!("#{} {}", c.id, c.peer),

@@ -36,7 +36,7 @@ pub fn Header(props: &Props) -> Html {
         Link::Retrying {
             in_ms, was_open, ..
         } => {
-            let seconds = (*in_ms as f64 / 1000.0).ceil();
+            let seconds = in_ms.div_ceil(1000);
             if *was_open {
                 (
                     "wait",

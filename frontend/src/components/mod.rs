@@ -1,8 +1,10 @@
 //! Leaf views: each gets data and callbacks as props and never changes state itself.
 
+pub mod compare;
 pub mod composer;
 pub mod conversation;
 pub mod endpoint_list;
+pub mod files;
 pub mod header;
 pub mod new_endpoint;
 pub mod notice;

@@ -3,8 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Value};
-use shared::Command;
+use shared::{
+    Behaviour, Command, Concurrency, ConnectionPolicy, TcpClientSpec, TcpServerSpec, UdpClientSpec,
+    UdpServerSpec,
+};
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
@@ -58,49 +60,91 @@ fn defaults() -> Fields {
         ("timeout_ms", "5000"),
         ("recv_timeout_ms", "2000"),
         ("connect", ""),
+        ("log_file", ""),
+        ("secret", ""),
+        ("key", ""),
     ]
     .into_iter()
     .map(|(k, v)| (k, v.to_string()))
     .collect()
 }
 
-fn number(fields: &Fields, name: &str, label: &str) -> Result<u64, String> {
+fn number<T: std::str::FromStr>(fields: &Fields, name: &str, label: &str) -> Result<T, String> {
     fields[name]
         .trim()
         .parse()
-        .map_err(|_| format!("{label} must be a whole number"))
+        .map_err(|_| format!("{label} must be a whole number in range"))
 }
 
 /// The command the form describes, or what is wrong with it.
 fn build(kind: Kind, f: &Fields) -> Result<Command, String> {
+    let text = |name: &str| f[name].trim().to_string();
+    let optional = |name: &str| {
+        let value = f[name].trim();
+        (!value.is_empty()).then(|| value.to_string())
+    };
     let behaviour = || match f["behaviour"].as_str() {
-        "prefix" => json!({"kind": "prefix", "prefix": f["behaviour_text"]}),
-        "fixed" => json!({"kind": "fixed", "reply": f["behaviour_text"]}),
-        other => json!({"kind": other}),
+        "uppercase" => Behaviour::Uppercase,
+        "print_only" => Behaviour::PrintOnly,
+        "manual" => Behaviour::Manual,
+        "chat" => Behaviour::Chat,
+        "prefix" => Behaviour::Prefix {
+            prefix: f["behaviour_text"].clone(),
+        },
+        "fixed" => Behaviour::Fixed {
+            reply: f["behaviour_text"].clone(),
+        },
+        "save_to_file" => Behaviour::SaveToFile {
+            file: text("behaviour_text"),
+        },
+        "fernet_echo" => Behaviour::FernetEcho { key: text("key") },
+        _ => Behaviour::Echo,
     };
-    let port = number(f, "port", "Port")?;
-    let recv_buffer = number(f, "recv_buffer", "recv() buffer")?;
-    let value: Value = match kind {
-        Kind::TcpServer => {
-            let policy = if f["policy"] == "persistent" {
-                let word = f["quit_word"].trim();
-                json!({"kind": "persistent", "quit_word": (!word.is_empty()).then_some(word)})
+    let port: u16 = number(f, "port", "Port")?;
+    let recv_buffer: usize = number(f, "recv_buffer", "recv() buffer")?;
+    Ok(match kind {
+        Kind::TcpServer => Command::TcpServerStart(TcpServerSpec {
+            bind: text("bind"),
+            port,
+            backlog: number(f, "backlog", "Backlog")?,
+            behaviour: behaviour(),
+            policy: if f["policy"] == "persistent" {
+                ConnectionPolicy::Persistent {
+                    quit_word: optional("quit_word"),
+                }
             } else {
-                json!({"kind": "one_shot"})
-            };
-            json!({"op": "tcp_server_start", "bind": f["bind"], "port": port,
-                "backlog": number(f, "backlog", "Backlog")?, "behaviour": behaviour(),
-                "policy": policy, "concurrency": f["concurrency"], "recv_buffer": recv_buffer})
-        }
-        Kind::UdpServer => json!({"op": "udp_server_start", "bind": f["bind"], "port": port,
-            "behaviour": behaviour(), "recv_buffer": recv_buffer}),
-        Kind::TcpClient => json!({"op": "tcp_client_connect", "host": f["host"], "port": port,
-            "timeout_ms": number(f, "timeout_ms", "Timeout")?, "recv_buffer": recv_buffer}),
-        Kind::UdpClient => json!({"op": "udp_client_open", "host": f["host"], "port": port,
-            "connect": f["connect"] == "on", "recv_timeout_ms": number(f, "recv_timeout_ms", "Reply timeout")?,
-            "recv_buffer": recv_buffer}),
-    };
-    serde_json::from_value(value).map_err(|e| format!("{e}"))
+                ConnectionPolicy::OneShot
+            },
+            concurrency: if f["concurrency"] == "concurrent" {
+                Concurrency::Concurrent
+            } else {
+                Concurrency::OneAtATime
+            },
+            recv_buffer,
+            log_file: optional("log_file"),
+            secret: optional("secret"),
+        }),
+        Kind::UdpServer => Command::UdpServerStart(UdpServerSpec {
+            bind: text("bind"),
+            port,
+            behaviour: behaviour(),
+            recv_buffer,
+            log_file: optional("log_file"),
+        }),
+        Kind::TcpClient => Command::TcpClientConnect(TcpClientSpec {
+            timeout_ms: number(f, "timeout_ms", "Timeout")?,
+            recv_buffer,
+            secret: optional("secret"),
+            fernet_key: optional("key"),
+            ..TcpClientSpec::to(&text("host"), port)
+        }),
+        Kind::UdpClient => Command::UdpClientOpen(UdpClientSpec {
+            connect: f["connect"] == "on",
+            recv_timeout_ms: number(f, "recv_timeout_ms", "Reply timeout")?,
+            recv_buffer,
+            ..UdpClientSpec::to(&text("host"), port)
+        }),
+    })
 }
 
 #[function_component]
@@ -145,14 +189,33 @@ pub fn NewEndpoint(props: &Props) -> Html {
             </label>
         }
     };
+    let on_generate = {
+        let set = set("key");
+        Callback::from(move |_: MouseEvent| {
+            if let Some(key) = crate::hooks::token::random_fernet_key() {
+                set.emit(key);
+            }
+        })
+    };
+    let key_field = html! {
+        <div class="key-row">
+            { text("key", "Fernet key", "32 bytes, URL-safe base64: the same on both sides") }
+            <button type="button" class="small" onclick={on_generate}>{ "Generate key" }</button>
+        </div>
+    };
+    let tcp = *kind == Kind::TcpServer;
     let behaviour = html! {
         <>
             { choice("behaviour", "Behaviour", &[("echo", "echo"), ("uppercase", "uppercase"),
                 ("prefix", "prefix (\"ACK: \")"), ("fixed", "fixed reply"), ("print_only", "print only"),
-                ("manual", "I reply by hand")]) }
-            if fields["behaviour"] == "prefix" || fields["behaviour"] == "fixed" {
-                { text("behaviour_text", if fields["behaviour"] == "prefix" { "Prefix" } else { "Reply" }, "") }
+                ("manual", "I reply by hand"), ("save_to_file", "save to a file"), ("chat", "chat room (TCP)"),
+                ("fernet_echo", "encrypted echo (TCP)")][..if tcp { 9 } else { 7 }]) }
+            if matches!(fields["behaviour"].as_str(), "prefix" | "fixed" | "save_to_file") {
+                { text("behaviour_text", match fields["behaviour"].as_str() {
+                    "prefix" => "Prefix", "fixed" => "Reply", _ => "File name" }, "") }
             }
+            if tcp && fields["behaviour"] == "fernet_echo" { { key_field.clone() } }
+            { text("log_file", "Log to file (optional)", "append each message to this file of the data directory") }
         </>
     };
     let on_connect = {
@@ -175,6 +238,7 @@ pub fn NewEndpoint(props: &Props) -> Html {
                 }
                 { choice("concurrency", "Clients", &[("one_at_a_time", "one at a time"), ("concurrent", "many at once")]) }
                 { text("recv_buffer", "recv() buffer (bytes)", "bytes read per recv() call") }
+                { text("secret", "Shared secret (optional)", "clients must prove they know it before being served") }
             </>
         },
         Kind::UdpServer => html! {
@@ -191,6 +255,8 @@ pub fn NewEndpoint(props: &Props) -> Html {
                 { text("port", "Server port", "") }
                 { text("timeout_ms", "connect() timeout (ms)", "") }
                 { text("recv_buffer", "recv() buffer (bytes)", "") }
+                { text("secret", "Shared secret (optional)", "answers the server's challenge") }
+                { key_field }
             </>
         },
         Kind::UdpClient => html! {

@@ -120,7 +120,7 @@ pub fn Timeline(props: &Props) -> Html {
         let group = Group::of(&event.kind);
         html! {
             <button type="button" key={event.seq} class={classes!("row", group.label())}
-                    style={format!("top:{top}px;height:{row_height}px")}
+                    style={format!("top:{}px;height:{}px", top as i64, row_height as i64)}
                     data-kind={event.kind.name()} onclick={on_click}
                     title={format::detail(event)}>
                 <span class="t">{ time }</span>
@@ -192,7 +192,7 @@ pub fn Timeline(props: &Props) -> Html {
                 <p class="muted">{ format!("{} older events are no longer kept by the bridge.", log.dropped) }</p>
             }
             <div class="timeline-body" ref={body} onscroll={on_scroll} role="log" aria-label="Events">
-                <div class="spacer" style={format!("height:{}px", total as f64 * row_height)}>
+                <div class="spacer" style={format!("height:{}px", (total as f64 * row_height) as i64)}>
                     { for row_views }
                 </div>
             </div>

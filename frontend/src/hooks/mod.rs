@@ -1,6 +1,6 @@
 //! Custom hooks: `use_bridge` owns the WebSocket to the bridge.
 
-mod token;
+pub(crate) mod token;
 mod use_bridge;
 
-pub use use_bridge::use_bridge;
+pub use use_bridge::{use_bridge, Bridge};

@@ -28,3 +28,16 @@ pub(crate) fn load() -> Option<String> {
     }
     storage?.get_item(KEY).ok().flatten()
 }
+
+/// A new Fernet key from the browser's random source: 32 bytes, URL-safe base64, as Python's
+/// `Fernet.generate_key()` makes them.
+pub(crate) fn random_fernet_key() -> Option<String> {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 32];
+    web_sys::window()?
+        .crypto()
+        .ok()?
+        .get_random_values_with_u8_array(&mut bytes)
+        .ok()?;
+    Some(base64::engine::general_purpose::URL_SAFE.encode(bytes))
+}
