@@ -190,3 +190,129 @@ async fn lecture_mode_and_dark_theme_for_a_projector() {
     browser.screenshot("lecture-dark").await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn file_upload_and_transfer_with_matching_hashes() {
+    let Some(dist) = dist() else { return };
+    let data = TempDir::new("page-files");
+    let source = TempDir::new("page-src");
+    let bridge = Bridge::start_with(|c| {
+        c.static_dir = Some(dist);
+        c.data_dir = data.0.clone();
+    })
+    .await;
+    let browser = Browser::start().await;
+    browser.open(&bridge).await;
+    browser.wait_text("#bridge-status", "connected").await;
+    browser.click(".labs summary").await;
+    browser.click("button[data-preset='6']").await;
+    browser
+        .wait_text(".endpoint-list .label", "TCP server :12005")
+        .await;
+    browser.wait_text(".conv-title", "TCP client").await;
+
+    // Upload a file from the browser, in chunks, with a progress bar.
+    let path = source.0.join("lab.bin");
+    write_pattern(&path, 3_000_000);
+    browser.click(".middle-tabs button:nth-child(2)").await;
+    let input = browser
+        .client
+        .find(Locator::Css("#upload-input"))
+        .await
+        .unwrap();
+    input.send_keys(path.to_str().unwrap()).await.unwrap();
+    let done = browser.wait_text(".upload-progress", "done, SHA-256").await;
+    let expected = python_sha256(&path).await;
+    assert!(done.contains(&expected[..12]), "{done} vs {expected}");
+    let bar = browser
+        .client
+        .find(Locator::Css(".upload-progress progress"))
+        .await
+        .unwrap();
+    assert_eq!(bar.attr("value").await.unwrap().as_deref(), Some("3000000"));
+
+    // Send it from the selected client to the saving server.
+    browser.click("tr[data-file='lab.bin'] .send-file").await;
+    browser.click(".middle-tabs button:nth-child(1)").await;
+    browser
+        .wait_text(".msg.transfer", "lab.bin sent 2.9 MiB, complete")
+        .await;
+    // The receiving side's report, opened from the timeline, says the hashes match.
+    browser
+        .click(".row[data-kind='transfer'][title*='received']")
+        .await;
+    let verdict = browser.wait_text(".msg.transfer", "received").await;
+    assert!(
+        verdict.contains("the SHA-256 matches the sender's"),
+        "{verdict}"
+    );
+    assert_eq!(python_sha256(&data.0.join("received.bin")).await, expected);
+    browser.screenshot("file-transfer").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn chat_room_in_the_page_with_a_python_member() {
+    let Some(dist) = dist() else { return };
+    let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
+    let browser = Browser::start().await;
+    browser.open(&bridge).await;
+    browser.wait_text("#bridge-status", "connected").await;
+    browser.click(".labs summary").await;
+    browser.click("button[data-preset='8']").await;
+    browser
+        .wait_text(".endpoint-list .label", "TCP server :12007")
+        .await;
+    // Three page clients join as ada, bob and cleo.
+    let script = r#"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", 12007))
+f = s.makefile("r")
+s.sendall(b"py\n")
+while True:
+    s.sendall(b"/who\n")
+    line = f.readline()
+    while not line.startswith("* ") or "online" not in line:
+        line = f.readline()
+    if line.startswith("* 4 online"):
+        break
+print(line.strip(), flush=True)
+s.sendall(b"hi from python\n")
+line = f.readline()
+while not line.startswith("ada: "):
+    line = f.readline()
+print(line.strip(), flush=True)
+"#;
+    let mut python = tokio::process::Command::new("python3")
+        .args(["-c", script])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(python.stdout.take().unwrap()).lines();
+    let who = next_line(&mut lines).await;
+    let mut names: Vec<&str> = who.split(": ").nth(1).unwrap().split(", ").collect();
+    names.sort_unstable();
+    assert_eq!(names, ["ada", "bob", "cleo", "py"], "{who}");
+    // Talk as ada: select her and type.
+    browser
+        .click(".endpoint-list .group:nth-child(3) .select")
+        .await;
+    browser.wait_text(".conv-title", "TCP client").await;
+    browser
+        .wait_text(".msg.received .text", "py: hi from python")
+        .await;
+    browser
+        .type_into("#composer-input", "hello room\u{E007}")
+        .await;
+    assert_eq!(next_line(&mut lines).await, "ada: hello room");
+    // Bob got it too.
+    browser
+        .click(".endpoint-list .group:nth-child(4) .select")
+        .await;
+    browser
+        .wait_text(".msg.received .text", "ada: hello room")
+        .await;
+    browser.screenshot("chat").await;
+    browser.close().await;
+}

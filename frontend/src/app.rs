@@ -274,6 +274,7 @@ fn send_target(state: &State, key: ConvKey) -> Option<SendTarget> {
             .then(|| SendTarget::tcp(key.endpoint, Some(conn), label)),
         (EndpointSpec::TcpClient(spec), None) => Some(SendTarget {
             fernet: spec.fernet_key.is_some(),
+            lines: talks_to_chat(state, endpoint.peer.as_deref()),
             ..SendTarget::tcp(key.endpoint, None, label)
         }),
         (EndpointSpec::UdpClient(_), None) => Some(SendTarget::udp(key.endpoint, None, label)),
@@ -312,6 +313,17 @@ async fn join_chat(bridge: &crate::hooks::Bridge, port: u16, n: usize) {
             .run("Join the chat", Command::send(info.id, None, None, nick))
             .await;
     }
+}
+
+/// Whether `peer` is one of this bridge's chat servers (which read lines).
+fn talks_to_chat(state: &State, peer: Option<&str>) -> bool {
+    let Some(port) = peer.map(crate::format::port) else {
+        return false;
+    };
+    state.endpoints.values().any(|e| {
+        matches!(&e.spec, EndpointSpec::TcpServer(s) if s.behaviour == shared::Behaviour::Chat)
+            && e.local.as_deref().map(crate::format::port) == Some(port)
+    })
 }
 
 /// The client files can be sent from, for the selected conversation.

@@ -74,6 +74,12 @@ pub fn server_summary(spec: &EndpointSpec) -> String {
         Behaviour::FernetEcho { .. } => "encrypted echo (Fernet)".to_string(),
     };
     match spec {
+        // A chat room and a file receiver serve everyone at once, their own way.
+        EndpointSpec::TcpServer(s)
+            if matches!(s.behaviour, Behaviour::Chat | Behaviour::SaveToFile { .. }) =>
+        {
+            format!("{}, everyone at once", behaviour(&s.behaviour))
+        }
         EndpointSpec::TcpServer(s) => {
             let policy = match &s.policy {
                 ConnectionPolicy::OneShot => "one-shot".to_string(),

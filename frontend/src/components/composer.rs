@@ -17,6 +17,8 @@ pub struct SendTarget {
     pub tcp: bool,
     /// A Fernet client encrypts what it sends, and can spoil a token on purpose.
     pub fernet: bool,
+    /// Whether the peer reads lines (a chat server): then Enter adds a newline by default.
+    pub lines: bool,
 }
 
 impl SendTarget {
@@ -28,6 +30,7 @@ impl SendTarget {
             label,
             tcp: true,
             fernet: false,
+            lines: false,
         }
     }
 
@@ -39,6 +42,7 @@ impl SendTarget {
             label,
             tcp: false,
             fernet: false,
+            lines: false,
         }
     }
 }
@@ -59,6 +63,12 @@ pub fn Composer(props: &Props) -> Html {
     let last = use_state(|| None::<DataInput>);
     let url = use_state(|| "http://127.0.0.1:8000/".to_string());
 
+    // A line-based peer gets "\n" after each message unless the person chooses otherwise.
+    {
+        let ending = ending.clone();
+        let lines = props.target.as_ref().is_some_and(|t| t.lines);
+        use_effect_with(lines, move |lines| ending.set(usize::from(*lines)));
+    }
     let Some(target) = props.target.clone() else {
         return html! {
             <div class="composer disabled">

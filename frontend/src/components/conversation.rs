@@ -22,6 +22,20 @@ pub struct Props {
 
 #[function_component]
 pub fn Conversation(props: &Props) -> Html {
+    // Keep the newest message in view as the conversation grows.
+    let view = use_node_ref();
+    {
+        let view = view.clone();
+        let newest = props
+            .conversation
+            .as_ref()
+            .and_then(|(events, _)| events.last().map(|e| e.seq));
+        use_effect_with(newest, move |_| {
+            if let Some(el) = view.cast::<web_sys::HtmlElement>() {
+                el.set_scroll_top(el.scroll_height());
+            }
+        });
+    }
     let Some((events, skipped)) = &props.conversation else {
         return html! {
             <div class="conversation-view empty">
@@ -32,7 +46,7 @@ pub fn Conversation(props: &Props) -> Html {
     };
     let (mine, theirs) = (props.roles.0.as_str(), props.roles.1.as_str());
     html! {
-        <div class="conversation-view">
+        <div class="conversation-view" ref={view}>
             <h2>{ "Conversation" }</h2>
             <p class="conv-title">{ &props.title }</p>
             <ol class="messages" aria-live="polite">
