@@ -39,6 +39,7 @@ s.recv(1)
 s.close()
 print(sent)
 "#;
+    let before = resident_kib();
     let out = python(
         script,
         &[&port_of(&server).to_string(), path.to_str().unwrap()],
@@ -67,6 +68,22 @@ print(sent)
         "a file transfer reports progress, not every chunk"
     );
     assert!(progress < 1000, "progress is rate-limited: {progress}");
+    // The file streamed through: the bridge (in this process) did not grow with its size.
+    let grown = resident_kib().saturating_sub(before);
+    assert!(
+        grown < 32 * 1024,
+        "memory grew by {grown} KiB for a 100 MiB file"
+    );
+}
+
+/// This process's resident memory, from /proc (the bridge runs in it).
+fn resident_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
 }
 
 #[tokio::test]

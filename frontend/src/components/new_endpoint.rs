@@ -197,10 +197,20 @@ pub fn NewEndpoint(props: &Props) -> Html {
             }
         })
     };
+    let on_copy = {
+        let key = fields["key"].clone();
+        Callback::from(move |_: MouseEvent| {
+            if let Some(window) = web_sys::window() {
+                // For a student's Python script: Fernet(b"<this key>").
+                let _ = window.navigator().clipboard().write_text(&key);
+            }
+        })
+    };
     let key_field = html! {
         <div class="key-row">
             { text("key", "Fernet key", "32 bytes, URL-safe base64: the same on both sides") }
-            <button type="button" class="small" onclick={on_generate}>{ "Generate key" }</button>
+            <button type="button" class="small" onclick={on_generate}>{ "Generate" }</button>
+            <button type="button" class="small" onclick={on_copy} disabled={fields["key"].is_empty()}>{ "Copy" }</button>
         </div>
     };
     let tcp = *kind == Kind::TcpServer;
