@@ -316,3 +316,53 @@ print(line.strip(), flush=True)
     browser.screenshot("chat").await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn encrypted_echo_tampering_and_the_tcp_udp_comparison() {
+    let Some(dist) = dist() else { return };
+    let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
+    let browser = Browser::start().await;
+    browser.open(&bridge).await;
+    browser.wait_text("#bridge-status", "connected").await;
+    browser.click(".labs summary").await;
+    browser.click("button[data-preset='9']").await;
+    browser
+        .wait_text(".endpoint-list .label", "TCP server :12008")
+        .await;
+    browser.wait_text(".conv-title", "TCP client").await;
+    browser
+        .type_into("#composer-input", "meet at noon\u{E007}")
+        .await;
+    // The plaintext goes out encrypted, the echo comes back encrypted and is decrypted.
+    browser
+        .wait_text(".msg.sent.crypto .text", "meet at noon")
+        .await;
+    let token = browser
+        .wait_text(".msg.sent:not(.crypto) .text", "gAAAAA")
+        .await;
+    assert!(!token.contains("meet"), "the wire shows only the token");
+    browser
+        .wait_text(".msg.received.crypto .text", "meet at noon")
+        .await;
+    browser.type_into("#composer-input", "pay 100").await;
+    browser.click("button[title^='Encrypt, flip']").await;
+    browser
+        .wait_text(".msg.received .text", "ERROR invalid token")
+        .await;
+    browser.screenshot("encrypted").await;
+
+    browser.click(".middle-tabs button:nth-child(3)").await;
+    browser.type_into("#cmp-count", "200").await;
+    browser.type_into("#cmp-file", "2").await;
+    browser.click("#compare-run").await;
+    let table = browser.wait_text("#compare-table", "UDP").await;
+    assert!(table.contains("TCP") && table.contains("0/200"), "{table}");
+    let bars = browser
+        .client
+        .find_all(Locator::Css(".chart rect"))
+        .await
+        .unwrap();
+    assert_eq!(bars.len(), 48, "24 buckets for each protocol");
+    browser.screenshot("compare").await;
+    browser.close().await;
+}

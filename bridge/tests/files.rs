@@ -388,3 +388,46 @@ async fn browser_uploads_arrive_chunk_by_chunk() {
         .await;
     assert_eq!(error.kind, ErrorKind::NotAllowed);
 }
+
+/// The full-size check of the issue: a 1 GiB file through a "save to file" server, with the
+/// bridge's memory flat. Too slow and disk-hungry for every test run (it writes 2 GiB): run it
+/// with `cargo test --release -p bridge --test files -- --ignored one_gib`.
+#[tokio::test]
+#[ignore = "writes 2 GiB; run on demand"]
+async fn one_gib_file_with_flat_memory() {
+    let data = TempDir::new("gib");
+    let source = TempDir::new("gib-src");
+    let bridge = Bridge::start_with(|c| c.data_dir = data.0.clone()).await;
+    let mut c = bridge.client().await;
+    let server = c
+        .endpoint(cmd(json!({"op": "tcp_server_start", "port": 0,
+            "behaviour": {"kind": "save_to_file", "file": "gib.bin"}})))
+        .await;
+    write_pattern(&source.0.join("gib.bin"), 1 << 30);
+    std::fs::rename(source.0.join("gib.bin"), data.0.join("source.bin")).unwrap();
+    let client = c
+        .endpoint(cmd(
+            json!({"op": "tcp_client_connect", "port": port_of(&server)}),
+        ))
+        .await;
+    let before = resident_kib();
+    let ReplyData::Transfer(sent) = c
+        .ok(cmd(
+            json!({"op": "send_file", "endpoint": client.id, "file": "source.bin"}),
+        ))
+        .await
+    else {
+        panic!("a transfer report")
+    };
+    c.wait_until("received", |ev| transfer(ev, server.id).is_some())
+        .await;
+    let received = transfer(&c.events, server.id).unwrap();
+    let grown = resident_kib().saturating_sub(before);
+    println!(
+        "1 GiB: {:.0} MB/s, memory grew {grown} KiB",
+        sent.bytes_per_second() / 1e6
+    );
+    assert_eq!(received.sha256, sent.sha256);
+    assert_eq!(received.bytes, 1 << 30);
+    assert!(grown < 32 * 1024, "memory grew by {grown} KiB");
+}

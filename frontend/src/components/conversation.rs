@@ -101,13 +101,13 @@ fn message(event: &Event, mine: &str, theirs: &str, sent_hashes: &[String]) -> H
         }
         EventKind::Encrypted { plaintext } => html! {
             <li class="msg sent crypto" data-kind="encrypted">
-                <span class="who">{ "🔒 plaintext, encrypted before sending" }</span>
+                <span class="who">{ "plaintext, encrypted before sending" }</span>
                 <span class="text">{ format::preview(plaintext) }</span>
             </li>
         },
         EventKind::Decrypted { plaintext } => html! {
             <li class="msg received crypto" data-kind="decrypted">
-                <span class="who">{ "🔓 decrypted" }</span>
+                <span class="who">{ "decrypted from the token above" }</span>
                 <span class="text">{ format::preview(plaintext) }</span>
             </li>
         },
