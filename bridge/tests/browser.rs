@@ -366,3 +366,39 @@ async fn encrypted_echo_tampering_and_the_tcp_udp_comparison() {
     browser.screenshot("compare").await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn encrypted_chat_preset_members_read_each_other() {
+    let Some(dist) = dist() else { return };
+    let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
+    let browser = Browser::start().await;
+    browser.open(&bridge).await;
+    browser.wait_text("#bridge-status", "connected").await;
+    browser.click(".labs summary").await;
+    browser.click("button[data-preset='11']").await;
+    browser
+        .wait_text(".endpoint-list .label", "TCP server :12010")
+        .await;
+    // The last member to join is selected; it talks, the other member decrypts.
+    browser
+        .wait_text(".msg.received .text", "* you are bob")
+        .await;
+    browser
+        .type_into("#composer-input", "eyes only\u{E007}")
+        .await;
+    browser
+        .click(".endpoint-list .group:nth-child(3) .select")
+        .await;
+    browser
+        .wait_text(".msg.received.crypto .text", "eyes only")
+        .await;
+    let relayed = browser
+        .wait_text(".msg.received .text", "bob: gAAAAA")
+        .await;
+    assert!(
+        !relayed.contains("eyes only"),
+        "the chat server relays only the token"
+    );
+    browser.screenshot("encrypted-chat").await;
+    browser.close().await;
+}

@@ -65,8 +65,8 @@ pub fn App() -> Html {
                         return;
                     }
                 }
-                if let Some((port, n)) = preset.chat_clients {
-                    join_chat(&bridge, port, n).await;
+                if let Some((port, n, encrypted)) = preset.chat_clients {
+                    join_chat(&bridge, port, n, encrypted.then_some(key)).await;
                 }
             });
         })
@@ -76,7 +76,7 @@ pub fn App() -> Html {
         Callback::from(move |(port, n): (u16, usize)| {
             let bridge = bridge.clone();
             yew::platform::spawn_local(async move {
-                join_chat(&bridge, port, n).await;
+                join_chat(&bridge, port, n, None).await;
             });
         })
     };
@@ -294,14 +294,18 @@ fn send_target(state: &State, key: ConvKey) -> Option<SendTarget> {
 }
 
 /// Connects `n` clients to the chat server on `port`, named by what the room already has.
-async fn join_chat(bridge: &crate::hooks::Bridge, port: u16, n: usize) {
+async fn join_chat(bridge: &crate::hooks::Bridge, port: u16, n: usize, key: Option<String>) {
     use shared::{Command, DataInput, Outcome, ReplyData, TcpClientSpec};
     let names = ["ada", "bob", "cleo", "dev", "eve", "finn", "gus", "hana"];
     for i in 0..n {
-        let connect = Command::TcpClientConnect(TcpClientSpec::to("127.0.0.1", port));
+        let connect = Command::TcpClientConnect(TcpClientSpec {
+            fernet_key: key.clone(),
+            ..TcpClientSpec::to("127.0.0.1", port)
+        });
         let Outcome::Ok(ReplyData::Endpoint(info)) = bridge.request(connect).await else {
             return;
         };
+        bridge.created(info.clone());
         let round = i / names.len();
         let suffix = if round > 0 {
             round.to_string()

@@ -14,8 +14,9 @@ pub struct Preset {
     pub description: &'static str,
     /// The commands, given a fresh Fernet key for the presets that need one.
     steps: fn(&str) -> Vec<Command>,
-    /// Chat clients to connect to the chat server on this port afterwards.
-    pub chat_clients: Option<(u16, usize)>,
+    /// Chat clients to connect afterwards: the chat server's port, how many, and whether they
+    /// encrypt with the preset's key.
+    pub chat_clients: Option<(u16, usize, bool)>,
 }
 
 impl Preset {
@@ -191,7 +192,7 @@ pub const PRESETS: &[Preset] = &[
                 ..tcp_server(12007, Behaviour::Chat)
             })]
         },
-        chat_clients: Some((12007, 3)),
+        chat_clients: Some((12007, 3, false)),
     },
     Preset {
         name: "Encrypted echo :12008",
@@ -232,6 +233,19 @@ pub const PRESETS: &[Preset] = &[
             ]
         },
         chat_clients: None,
+    },
+    Preset {
+        name: "Encrypted chat :12010",
+        description: "A chat room whose members share a Fernet key: the server relays only \
+                      tokens, each member decrypts. Two members join.",
+        steps: |_| {
+            vec![Command::TcpServerStart(TcpServerSpec {
+                backlog: 16,
+                concurrency: Concurrency::Concurrent,
+                ..tcp_server(12010, Behaviour::Chat)
+            })]
+        },
+        chat_clients: Some((12010, 2, true)),
     },
 ];
 

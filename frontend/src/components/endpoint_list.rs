@@ -19,6 +19,7 @@ pub struct Props {
 
 #[function_component]
 pub fn EndpointList(props: &Props) -> Html {
+    let joiners = use_state(|| 3usize);
     let item = |key: ConvKey,
                 label: String,
                 detail: String,
@@ -66,10 +67,16 @@ pub fn EndpointList(props: &Props) -> Html {
                     <div class="group">
                         { item(key, name.clone(), detail, button, title) }
                         if let Some(port) = chat_port {
-                            <div class="item conn">
+                            <div class="item conn chat-join">
+                                <input type="number" min="1" max="50" class="short" value={joiners.to_string()}
+                                       aria-label="How many chat clients to add"
+                                       oninput={let joiners = joiners.clone(); Callback::from(move |e: InputEvent| {
+                                           let value = e.target_unchecked_into::<web_sys::HtmlInputElement>().value();
+                                           joiners.set(value.parse::<usize>().unwrap_or(3).clamp(1, 50));
+                                       })} />
                                 <button type="button" class="small add-chat"
-                                        onclick={props.on_chat_clients.reform(move |_: MouseEvent| (port, 3))}>
-                                    { "+ 3 chat clients" }
+                                        onclick={let n = *joiners; props.on_chat_clients.reform(move |_: MouseEvent| (port, n))}>
+                                    { "add chat clients" }
                                 </button>
                             </div>
                         }

@@ -90,6 +90,11 @@ impl Bridge {
         }
     }
 
+    /// Shows a new endpoint as if a form had created it (a new client gets selected).
+    pub fn created(&self, info: shared::EndpointInfo) {
+        self.0.dispatch.dispatch(Action::Created(info));
+    }
+
     /// Lists the data directory into the state.
     pub async fn refresh_files(&self) {
         if let Outcome::Ok(ReplyData::Files { files }) = self.request(Command::ListFiles).await {
