@@ -15,6 +15,7 @@ mod errors;
 mod events;
 mod messages;
 mod payload;
+pub mod python;
 
 pub use commands::*;
 pub use compare::*;
