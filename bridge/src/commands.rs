@@ -64,6 +64,10 @@ pub(crate) async fn execute(hub: &Arc<Hub>, command: Command) -> Outcome {
         Command::Compare(spec) => crate::compare::run(spec)
             .await
             .map(|report| ReplyData::Compare(Box::new(report))),
+        Command::PythonProgram { spec } => Ok(ReplyData::Program {
+            file: shared::python::file_name(&spec).to_string(),
+            code: shared::python::program(&spec),
+        }),
         Command::FernetKey => Ok(ReplyData::Key {
             key: crate::crypto::new_key(),
         }),

@@ -12,6 +12,7 @@ use crate::components::files::{FileSender, Files};
 use crate::components::header::Header;
 use crate::components::new_endpoint::NewEndpoint;
 use crate::components::notice::NoticeBar;
+use crate::components::python::Python;
 use crate::components::timeline::Timeline;
 use crate::hooks::use_bridge;
 use crate::labs::PRESETS;
@@ -26,6 +27,7 @@ enum Tab {
     Conversation,
     Files,
     Compare,
+    Python,
 }
 
 #[function_component]
@@ -50,6 +52,27 @@ pub fn App() -> Html {
         use_effect_with((connected, state.transfers), move |(connected, _)| {
             if *connected {
                 yew::platform::spawn_local(async move { bridge.refresh_files().await });
+            }
+        });
+    }
+    // The Python tab asks the bridge for the selected endpoint's program.
+    {
+        let bridge = bridge.clone();
+        let wanted = (*tab == Tab::Python)
+            .then_some(state.selected)
+            .flatten()
+            .and_then(|key| {
+                let spec = state
+                    .log
+                    .borrow()
+                    .specs
+                    .get(&key.endpoint)
+                    .map(|(s, _)| s.clone());
+                spec.map(|spec| (key.endpoint, spec))
+            });
+        use_effect_with(wanted, move |wanted| {
+            if let Some((endpoint, spec)) = wanted.clone() {
+                yew::platform::spawn_local(async move { bridge.python(endpoint, spec).await });
             }
         });
     }
@@ -150,6 +173,13 @@ pub fn App() -> Html {
         .collect::<Vec<_>>();
     let connected = state.link == Link::Open;
     let sender = state.selected.and_then(|key| file_sender(&state, key));
+    let python_name = state.selected.map(|key| log.name(key.endpoint));
+    let python_program = match (&state.program, state.selected) {
+        (Some(program), Some(key)) if program.0 == key.endpoint => {
+            Some((program.1.clone(), program.2.clone()))
+        }
+        _ => None,
+    };
     let on_send_file = {
         let (run, sender) = (run.clone(), sender.clone());
         Callback::from(move |(file, datagram_size): (String, usize)| {
@@ -213,6 +243,7 @@ pub fn App() -> Html {
                         { tab_button(Tab::Conversation, "Conversation") }
                         { tab_button(Tab::Files, "Files") }
                         { tab_button(Tab::Compare, "TCP vs UDP") }
+                        { tab_button(Tab::Python, "Python") }
                     </div>
                     if *tab == Tab::Conversation {
                         <Conversation
@@ -226,8 +257,10 @@ pub fn App() -> Html {
                     } else if *tab == Tab::Files {
                         <Files files={state.files.clone()} uploads={state.uploads.clone()} sender={sender}
                                {on_upload} {on_download} {on_refresh} on_send={on_send_file} />
-                    } else {
+                    } else if *tab == Tab::Compare {
                         <Compare report={state.comparison.clone()} on_run={on_compare} enabled={connected} />
+                    } else {
+                        <Python name={python_name} program={python_program} />
                     }
                 </section>
                 <section class="panel timeline-panel" aria-label="Timeline">

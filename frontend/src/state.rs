@@ -183,6 +183,8 @@ pub struct State {
     pub comparison: Option<Rc<CompareReport>>,
     /// Transfer reports seen: when it moves, the file list is worth listing again.
     pub transfers: u64,
+    /// The Python mirror of an endpoint, as the bridge wrote it: endpoint, file name, code.
+    pub program: Option<Rc<(EndpointId, String, String)>>,
 }
 
 /// An upload from this tab, as its progress bar shows it.
@@ -208,6 +210,7 @@ impl Default for State {
             uploads: BTreeMap::new(),
             comparison: None,
             transfers: 0,
+            program: None,
         }
     }
 }
@@ -225,6 +228,7 @@ impl PartialEq for State {
             && self.uploads == other.uploads
             && self.comparison == other.comparison
             && self.transfers == other.transfers
+            && self.program == other.program
     }
 }
 
@@ -259,6 +263,12 @@ pub enum Action {
     },
     /// A comparison finished.
     Compared(Box<CompareReport>),
+    /// The Python mirror of an endpoint arrived.
+    Program {
+        endpoint: EndpointId,
+        file: String,
+        code: String,
+    },
 }
 
 impl State {
@@ -351,6 +361,11 @@ impl State {
                 self.uploads.insert(file, upload);
             }
             Action::Compared(report) => self.comparison = Some(Rc::new(*report)),
+            Action::Program {
+                endpoint,
+                file,
+                code,
+            } => self.program = Some(Rc::new((endpoint, file, code))),
         }
         self
     }

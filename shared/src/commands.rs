@@ -69,6 +69,11 @@ pub enum Command {
     },
     /// The last chunk was sent: check the size and keep the file.
     UploadFinish { upload: u64 },
+    /// The Python 3 program that does what an endpoint with this spec does.
+    PythonProgram {
+        /// The endpoint's spec.
+        spec: EndpointSpec,
+    },
 }
 
 impl Command {
@@ -91,6 +96,7 @@ impl Command {
             Command::UploadStart { .. } => "upload_start",
             Command::UploadChunk { .. } => "upload_chunk",
             Command::UploadFinish { .. } => "upload_finish",
+            Command::PythonProgram { .. } => "python_program",
         }
     }
 }

@@ -211,6 +211,13 @@ pub enum ReplyData {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sha256: Option<String>,
     },
+    /// A Python program mirroring an endpoint.
+    Program {
+        /// A file name to save it under.
+        file: String,
+        /// The program.
+        code: String,
+    },
     /// A new Fernet key.
     Key {
         /// 32 random bytes, URL-safe base64, as `Fernet.generate_key()` makes them.

@@ -8,4 +8,5 @@ pub mod files;
 pub mod header;
 pub mod new_endpoint;
 pub mod notice;
+pub mod python;
 pub mod timeline;

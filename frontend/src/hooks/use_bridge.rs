@@ -230,6 +230,19 @@ impl Bridge {
         Ok(())
     }
 
+    /// Asks the bridge for the Python mirror of an endpoint.
+    pub async fn python(&self, endpoint: shared::EndpointId, spec: shared::EndpointSpec) {
+        if let Outcome::Ok(ReplyData::Program { file, code }) =
+            self.request(Command::PythonProgram { spec }).await
+        {
+            self.0.dispatch.dispatch(Action::Program {
+                endpoint,
+                file,
+                code,
+            });
+        }
+    }
+
     /// Runs a comparison and puts the report in the state.
     pub async fn compare(&self, command: Command) {
         match self.request(command).await {
