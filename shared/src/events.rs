@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ConnId, EndpointId, EndpointSpec, ErrorInfo, Payload};
 
-/// One thing that happened on a socket.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One thing that happened on a socket. Read from JSON by `event_wire`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
     /// Position in the bridge's event log, from 1, without gaps: a viewer can tell exactly what
     /// it missed.

@@ -12,6 +12,7 @@
 mod commands;
 mod compare;
 mod errors;
+mod event_wire;
 mod events;
 mod messages;
 mod payload;
