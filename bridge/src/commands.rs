@@ -64,6 +64,12 @@ pub(crate) async fn execute(hub: &Arc<Hub>, command: Command) -> Outcome {
         Command::Compare(spec) => crate::compare::run(spec)
             .await
             .map(|report| ReplyData::Compare(Box::new(report))),
+        Command::Impair {
+            endpoint,
+            impairment,
+        } => hub
+            .set_impairment(endpoint, impairment)
+            .map(|()| ReplyData::Done),
         Command::PythonProgram { spec } => Ok(ReplyData::Program {
             file: shared::python::file_name(&spec).to_string(),
             code: shared::python::program(&spec),

@@ -124,6 +124,7 @@ struct ConnEntry {
 
 struct EndpointEntry {
     info: EndpointInfo,
+    impair: crate::impair::Knob,
     life: Lifeline,
     finished: CancellationToken,
     control: Option<mpsc::Sender<Control>>,
@@ -202,6 +203,7 @@ impl Hub {
         }
         let id = self.next_endpoint.fetch_add(1, Ordering::Relaxed);
         let life = self.root.child();
+        let impair = crate::impair::Knob::new(spec.impairment().cloned());
         let finished = CancellationToken::new();
         registry.insert(
             id,
@@ -217,6 +219,7 @@ impl Hub {
                 finished: finished.clone(),
                 control: None,
                 conns: BTreeMap::new(),
+                impair: impair.clone(),
             },
         );
         let origin = Origin::endpoint(id);
@@ -227,6 +230,7 @@ impl Hub {
             life,
             finished,
             closed: false,
+            impair,
         })
     }
 
@@ -282,6 +286,20 @@ impl Hub {
         Ok(finished.clone())
     }
 
+    /// Changes an endpoint's simulated network trouble.
+    pub(crate) fn set_impairment(
+        &self,
+        endpoint: EndpointId,
+        impairment: shared::Impairment,
+    ) -> Result<(), ErrorInfo> {
+        let registry = self.registry();
+        let entry = registry
+            .get(&endpoint)
+            .ok_or_else(|| unknown_endpoint(endpoint))?;
+        entry.impair.set(impairment);
+        Ok(())
+    }
+
     /// Stops every endpoint; returns their finished tokens.
     pub(crate) fn stop_all(&self, by: ClosedBy, reason: &str) -> Vec<CancellationToken> {
         self.registry()
@@ -321,6 +339,8 @@ pub(crate) struct EndpointHandle {
     pub(crate) life: Lifeline,
     finished: CancellationToken,
     closed: bool,
+    /// Simulated network trouble, shared with its accepted connections.
+    pub(crate) impair: crate::impair::Knob,
 }
 
 impl EndpointHandle {
@@ -397,6 +417,7 @@ impl EndpointHandle {
             life,
             finished,
             closed: false,
+            impair: self.impair.clone(),
         }
     }
 
@@ -439,6 +460,8 @@ pub(crate) struct ConnHandle {
     pub(crate) life: Lifeline,
     finished: CancellationToken,
     closed: bool,
+    /// The server's simulated trouble.
+    pub(crate) impair: crate::impair::Knob,
 }
 
 impl ConnHandle {

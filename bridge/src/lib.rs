@@ -18,6 +18,7 @@ mod events;
 mod explain;
 mod fetch;
 mod hub;
+mod impair;
 mod security;
 mod server;
 mod session;

@@ -240,6 +240,7 @@ pub(crate) async fn send_udp(
     origin: &Origin,
     life: &Lifeline,
     socket: &UdpSocket,
+    trouble: &mut crate::impair::UdpTrouble,
     to: std::net::SocketAddr,
     file: &str,
     chunk: usize,
@@ -277,15 +278,29 @@ pub(crate) async fn send_udp(
             .await
             .map_err(|e| disk_error(file, &e))?;
         datagram[..DATAGRAM_HEADER].copy_from_slice(&datagram_header(seq, count, chunk as u32));
-        if let Err(err) = socket.send_to(&datagram[..DATAGRAM_HEADER + n], to).await {
-            let error = explain(&err, Op::SendTo, Proto::Udp, &to.to_string());
-            hub.log.emit(
-                origin,
-                EventKind::Error {
-                    op: "sendto".into(),
-                    error,
-                },
-            );
+        // The simulated trouble applies to files too: that is the point of sending one by UDP.
+        let plan = trouble.plan(hub, origin, &datagram[..DATAGRAM_HEADER + n], to);
+        if plan.delay_ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(u64::from(plan.delay_ms))).await;
+        }
+        let mut failed = false;
+        for _ in 0..plan.copies {
+            if let Err(err) = socket.send_to(&datagram[..DATAGRAM_HEADER + n], to).await {
+                let error = explain(&err, Op::SendTo, Proto::Udp, &to.to_string());
+                hub.log.emit(
+                    origin,
+                    EventKind::Error {
+                        op: "sendto".into(),
+                        error,
+                    },
+                );
+                failed = true;
+            }
+        }
+        if let Some((held, to)) = plan.release {
+            let _ = socket.send_to(&held, to).await;
+        }
+        if failed {
             continue;
         }
         hasher.update(&datagram[DATAGRAM_HEADER..DATAGRAM_HEADER + n]);
@@ -294,6 +309,9 @@ pub(crate) async fn send_udp(
         if ticker.due() {
             progress(hub, origin, file, bytes, Some(total));
         }
+    }
+    if let Some((held, to)) = trouble.take_held() {
+        let _ = socket.send_to(&held, to).await;
     }
     let report = TransferReport {
         direction: Direction::Sent,

@@ -133,6 +133,8 @@ pub fn call(kind: &EventKind) -> String {
         EventKind::Auth { ok: true, .. } => "auth ok".into(),
         EventKind::Auth { ok: false, .. } => "auth FAILED".into(),
         EventKind::Fetch { .. } => "HTTP GET".into(),
+        EventKind::Impaired { .. } => "simulated".into(),
+        EventKind::TcpState { state } => state.clone(),
     }
 }
 
@@ -182,6 +184,8 @@ pub fn detail(event: &Event) -> String {
         EventKind::Encrypted { plaintext } => format!("plaintext {}", preview(plaintext)),
         EventKind::Decrypted { plaintext } => format!("plaintext {}", preview(plaintext)),
         EventKind::Auth { detail, .. } => detail.clone(),
+        EventKind::Impaired { action, bytes: n } => format!("{} ({})", action, bytes(*n)),
+        EventKind::TcpState { state } => format!("the kernel says this socket is {state}"),
         EventKind::Fetch {
             url,
             status,
@@ -284,7 +288,10 @@ impl Group {
             | EventKind::Transfer(_)
             | EventKind::Encrypted { .. }
             | EventKind::Decrypted { .. } => Group::Data,
-            EventKind::Auth { ok: true, .. } | EventKind::Fetch { .. } => Group::Setup,
+            EventKind::Auth { ok: true, .. }
+            | EventKind::Fetch { .. }
+            | EventKind::TcpState { .. } => Group::Setup,
+            EventKind::Impaired { .. } => Group::Problems,
             EventKind::Auth { ok: false, .. } => Group::Problems,
             EventKind::Eof | EventKind::Shutdown | EventKind::Close { .. } | EventKind::Reset => {
                 Group::Ending

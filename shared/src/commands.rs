@@ -69,6 +69,11 @@ pub enum Command {
     },
     /// The last chunk was sent: check the size and keep the file.
     UploadFinish { upload: u64 },
+    /// Change an endpoint's simulated network trouble while it runs.
+    Impair {
+        endpoint: EndpointId,
+        impairment: Impairment,
+    },
     /// The Python 3 program that does what an endpoint with this spec does.
     PythonProgram {
         /// The endpoint's spec.
@@ -97,6 +102,7 @@ impl Command {
             Command::UploadChunk { .. } => "upload_chunk",
             Command::UploadFinish { .. } => "upload_finish",
             Command::PythonProgram { .. } => "python_program",
+            Command::Impair { .. } => "impair",
         }
     }
 }
@@ -234,6 +240,9 @@ pub struct TcpServerSpec {
     /// secret, and gets `OK` or `DENIED`. The secret itself never crosses the network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// Simulated network trouble on what this endpoint sends (and, for TCP, how fast it reads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impair: Option<Impairment>,
 }
 
 /// A UDP server.
@@ -254,6 +263,9 @@ pub struct UdpServerSpec {
     /// Append every received datagram, one line each, to this file of the data directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_file: Option<String>,
+    /// Simulated network trouble on what this endpoint sends (and, for TCP, how fast it reads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impair: Option<Impairment>,
 }
 
 /// A TCP client.
@@ -277,6 +289,9 @@ pub struct TcpClientSpec {
     /// as the last word of a chat line). Lines starting with `/` (chat commands) go in clear.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fernet_key: Option<String>,
+    /// Simulated network trouble on what this endpoint sends (and, for TCP, how fast it reads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impair: Option<Impairment>,
 }
 
 /// A UDP client.
@@ -297,6 +312,9 @@ pub struct UdpClientSpec {
     /// Size of each recvfrom() buffer.
     #[serde(default = "default_recv_buffer")]
     pub recv_buffer: usize,
+    /// Simulated network trouble on what this endpoint sends (and, for TCP, how fast it reads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impair: Option<Impairment>,
 }
 
 /// The spec an endpoint was created with.
@@ -311,6 +329,18 @@ pub enum EndpointSpec {
     TcpClient(TcpClientSpec),
     /// See [`UdpClientSpec`].
     UdpClient(UdpClientSpec),
+}
+
+impl EndpointSpec {
+    /// The simulated network trouble it starts with.
+    pub fn impairment(&self) -> Option<&Impairment> {
+        match self {
+            EndpointSpec::TcpServer(s) => s.impair.as_ref(),
+            EndpointSpec::UdpServer(s) => s.impair.as_ref(),
+            EndpointSpec::TcpClient(c) => c.impair.as_ref(),
+            EndpointSpec::UdpClient(c) => c.impair.as_ref(),
+        }
+    }
 }
 
 /// Names an endpoint, and optionally one accepted connection of a server.
@@ -355,6 +385,7 @@ impl Default for TcpServerSpec {
             recv_buffer: default_recv_buffer(),
             log_file: None,
             secret: None,
+            impair: None,
         }
     }
 }
@@ -368,6 +399,7 @@ impl Default for UdpServerSpec {
             behaviour: default_behaviour(),
             recv_buffer: default_recv_buffer(),
             log_file: None,
+            impair: None,
         }
     }
 }
@@ -382,6 +414,7 @@ impl TcpClientSpec {
             recv_buffer: default_recv_buffer(),
             secret: None,
             fernet_key: None,
+            impair: None,
         }
     }
 }
@@ -395,6 +428,7 @@ impl UdpClientSpec {
             connect: false,
             recv_timeout_ms: default_recv_timeout(),
             recv_buffer: default_recv_buffer(),
+            impair: None,
         }
     }
 }
@@ -420,6 +454,29 @@ impl Command {
             tamper: false,
         })
     }
+}
+
+/// Simulated network trouble, applied by the bridge at the socket boundary: the real network
+/// (loopback) loses nothing, so this is how a class sees what UDP does with a bad one, and how
+/// TCP's flow control holds a sender back. Everything it does is marked as simulated.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Impairment {
+    /// UDP: datagrams sent that silently never leave, in percent.
+    #[serde(default)]
+    pub loss_percent: u8,
+    /// UDP: datagrams sent twice, in percent.
+    #[serde(default)]
+    pub duplicate_percent: u8,
+    /// UDP: datagrams held back and sent after the next one, in percent.
+    #[serde(default)]
+    pub reorder_percent: u8,
+    /// Milliseconds added before each send (UDP and TCP).
+    #[serde(default)]
+    pub delay_ms: u32,
+    /// TCP: read at most this many bytes a second (0: as fast as they come), so the peer's
+    /// sends fill the buffers and stall.
+    #[serde(default)]
+    pub read_bytes_per_second: u32,
 }
 
 /// Send a file of the data directory from a client endpoint.

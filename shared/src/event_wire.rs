@@ -70,6 +70,10 @@ struct Wire {
     url: Option<String>,
     #[serde(default)]
     status: Option<u16>,
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
 }
 
 fn need<T>(value: Option<T>, kind: &str, field: &str) -> Result<T, String> {
@@ -150,6 +154,13 @@ impl Wire {
                 url: need(self.url, k, "url")?,
                 status: need(self.status, k, "status")?,
                 bytes: need(self.bytes, k, "bytes")? as usize,
+            },
+            "impaired" => EventKind::Impaired {
+                action: need(self.action, k, "action")?,
+                bytes: need(self.bytes, k, "bytes")? as usize,
+            },
+            "tcp_state" => EventKind::TcpState {
+                state: need(self.state, k, "state")?,
             },
             other => return Err(format!("unknown event kind `{other}`")),
         };

@@ -146,6 +146,20 @@ pub enum EventKind {
         /// What it said.
         plaintext: Payload,
     },
+    /// The simulated network trouble did something (`dropped`, `duplicated`, `delayed`,
+    /// `held back`, `reading slowly`).
+    Impaired {
+        /// What it did.
+        action: String,
+        /// To how many bytes.
+        bytes: usize,
+    },
+    /// The kernel's TCP state of this socket changed (read from the OS: TCP_INFO, and the
+    /// system's connection table after close).
+    TcpState {
+        /// Such as `ESTABLISHED`, `CLOSE_WAIT`, `TIME_WAIT`.
+        state: String,
+    },
     /// An HTTP GET made for a `fetch_send`; the body follows as a `send`.
     Fetch {
         /// The URL.
@@ -247,6 +261,8 @@ impl EventKind {
             EventKind::Decrypted { .. } => "decrypted",
             EventKind::Auth { .. } => "auth",
             EventKind::Fetch { .. } => "fetch",
+            EventKind::Impaired { .. } => "impaired",
+            EventKind::TcpState { .. } => "tcp_state",
         }
     }
 

@@ -104,6 +104,7 @@ async fn run(
     // When the last send() started, until the next recv() measures the round trip.
     let mut sent_at: Option<std::time::Instant> = None;
     loop {
+        let limit = endpoint.impair.read_limit(buf.len());
         tokio::select! {
             _ = endpoint.life.stopped() => return endpoint.close_stopped(),
             Some(request) = requests.recv() => match request {
@@ -118,6 +119,7 @@ async fn run(
                         }
                         _ => data,
                     };
+                    endpoint.impair.before_send(&hub, &endpoint.origin, wire.len()).await;
                     let started = std::time::Instant::now();
                     let result = send_all(&hub, &endpoint.origin, &endpoint.life, &mut writer, &wire).await;
                     sent_at = result.is_ok().then_some(started);
@@ -134,7 +136,7 @@ async fn run(
                     let _ = done.send(transfer::send_tcp(&hub, &endpoint.origin, &endpoint.life, &mut writer, &file).await);
                 }
             },
-            received = reader.read(&mut buf) => match received {
+            received = reader.read(&mut buf[..limit]) => match received {
                 Ok(0) => {
                     endpoint.emit(EventKind::Eof);
                     return endpoint.close(ClosedBy::Peer, "the server closed the connection");
@@ -142,6 +144,7 @@ async fn run(
                 Ok(n) => {
                     let rtt_us = sent_at.take().map(|t| t.elapsed().as_micros() as u64);
                     endpoint.emit(EventKind::Recv { data: Payload::from_bytes(&buf[..n]), rtt_us });
+                    endpoint.impair.after_read(&hub, &endpoint.origin, n).await;
                     if fernet.is_none() && spec.secret.is_none() {
                         continue;
                     }

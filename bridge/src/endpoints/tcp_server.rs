@@ -271,10 +271,12 @@ async fn serve(
     // A one-shot server with a person typing the reply stops reading after its one recv().
     let mut reading = true;
     loop {
+        let limit = conn.impair.read_limit(buf.len());
         tokio::select! {
             _ = conn.life.stopped() => return conn.close_stopped(),
             Some(request) = requests.recv() => match request {
                 Control::Send { data, done, .. } => {
+                    conn.impair.before_send(&hub, &conn.origin, data.len()).await;
                     let result = send_all(&hub, &conn.origin, &conn.life, &mut writer, &data).await;
                     let failed = result.as_ref().err().map(closed_by);
                     let _ = done.send(result);
@@ -292,7 +294,7 @@ async fn serve(
                     let _ = done.send(transfer::send_tcp(&hub, &conn.origin, &conn.life, &mut writer, &file).await);
                 }
             },
-            received = reader.read(&mut buf), if reading => match received {
+            received = reader.read(&mut buf[..limit]), if reading => match received {
                 Ok(0) => {
                     conn.emit(EventKind::Eof);
                     return conn.close(ClosedBy::Peer, "the client closed the connection");
@@ -300,6 +302,7 @@ async fn serve(
                 Ok(n) => {
                     let chunk = &buf[..n];
                     conn.emit(EventKind::Recv { data: Payload::from_bytes(chunk), rtt_us: None });
+                    conn.impair.after_read(&hub, &conn.origin, n).await;
                     if let Some(log) = &mut log {
                         log.write(&hub, &conn.origin, &peer, chunk);
                     }
@@ -314,6 +317,7 @@ async fn serve(
                         None => spec.behaviour.reply(chunk).into_iter().collect(),
                     };
                     for reply in replies {
+                        conn.impair.before_send(&hub, &conn.origin, reply.len()).await;
                         if let Err(err) = send_all(&hub, &conn.origin, &conn.life, &mut writer, &reply).await {
                             return conn.close(closed_by(&err), "sending the reply failed");
                         }

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use crate::events::Origin;
 use crate::explain::{explain, Op, Proto};
 use crate::hub::{Control, EndpointHandle, Hub};
+use crate::impair::UdpTrouble;
 use crate::security::{resolve, Purpose};
 use crate::transfer;
 
@@ -96,6 +97,8 @@ async fn run(
     spec: UdpClientSpec,
 ) {
     let hub = endpoint.hub.clone();
+    let socket = Arc::new(socket);
+    let mut trouble = UdpTrouble::new(endpoint.impair.clone());
     let mut buf = vec![0u8; spec.recv_buffer];
     let wait = Duration::from_millis(spec.recv_timeout_ms);
     // When the reply to the last send is due, while one is awaited.
@@ -116,7 +119,7 @@ async fn run(
                         ))
                     } else {
                         let origin = Origin { peer: Some(to.to_string()), ..endpoint.origin.clone() };
-                        send_datagram(&hub, &origin, &socket, &data, to, spec.connect).await
+                        send_datagram(&hub, &origin, &socket, &mut trouble, &data, to, spec.connect).await
                     };
                     if result.is_ok() {
                         reply_due = Some(Instant::now() + wait);
@@ -130,7 +133,7 @@ async fn run(
                 Control::SendFile { file, datagram_size, done } => {
                     let origin = Origin { peer: Some(server.to_string()), ..endpoint.origin.clone() };
                     let _ = done.send(
-                        transfer::send_udp(&hub, &origin, &endpoint.life, &socket, server, &file, datagram_size).await,
+                        transfer::send_udp(&hub, &origin, &endpoint.life, &socket, &mut trouble, server, &file, datagram_size).await,
                     );
                 }
             },
@@ -162,11 +165,14 @@ async fn sleep_until(due: Option<Instant>) {
     }
 }
 
-/// sendto() (or send() on a connected socket), recorded before the call like TCP sends.
+/// sendto() (or send() on a connected socket), recorded before the call like TCP sends, then
+/// put through the endpoint's simulated trouble (which may drop, hold back, duplicate or delay
+/// the datagram; the sender is never told, as with a real network).
 pub(crate) async fn send_datagram(
-    hub: &Hub,
+    hub: &Arc<Hub>,
     origin: &Origin,
-    socket: &UdpSocket,
+    socket: &Arc<UdpSocket>,
+    trouble: &mut UdpTrouble,
     data: &[u8],
     to: SocketAddr,
     connected: bool,
@@ -177,6 +183,34 @@ pub(crate) async fn send_datagram(
             data: Payload::from_bytes(data),
         },
     );
+    let plan = trouble.plan(hub, origin, data, to);
+    let mut outgoing: Vec<(Vec<u8>, SocketAddr)> = vec![(data.to_vec(), to); plan.copies];
+    outgoing.extend(plan.release);
+    if plan.delay_ms == 0 {
+        for (datagram, to) in outgoing {
+            put(hub, origin, socket, &datagram, to, connected).await?;
+        }
+    } else {
+        let (hub, origin, socket) = (hub.clone(), origin.clone(), socket.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(u64::from(plan.delay_ms))).await;
+            for (datagram, to) in outgoing {
+                let _ = put(&hub, &origin, &socket, &datagram, to, connected).await;
+            }
+        });
+    }
+    Ok(data.len())
+}
+
+/// The real sendto(); a failure is recorded.
+pub(crate) async fn put(
+    hub: &Hub,
+    origin: &Origin,
+    socket: &UdpSocket,
+    data: &[u8],
+    to: SocketAddr,
+    connected: bool,
+) -> Result<usize, ErrorInfo> {
     let sent = if connected {
         socket.send(data).await
     } else {

@@ -16,6 +16,7 @@ use super::udp_client::send_datagram;
 use crate::events::Origin;
 use crate::explain::{explain, Op, Proto};
 use crate::hub::{Control, EndpointHandle, Hub};
+use crate::impair::UdpTrouble;
 use crate::security::{resolve, Purpose};
 use crate::transfer::{self, MessageLog, UdpTransfer};
 
@@ -54,6 +55,8 @@ async fn run(
     spec: UdpServerSpec,
 ) {
     let hub = endpoint.hub.clone();
+    let socket = Arc::new(socket);
+    let mut trouble = UdpTrouble::new(endpoint.impair.clone());
     let save_to = match &spec.behaviour {
         Behaviour::SaveToFile { file } => Some(file.clone()),
         _ => None,
@@ -86,7 +89,7 @@ async fn run(
             Some(request) = requests.recv() => match request {
                 Control::Send { data, to, done, .. } => {
                     let result = match to {
-                        Some(to) => send_datagram(&hub, &with_peer(&endpoint, to), &socket, &data, to, false).await,
+                        Some(to) => send_datagram(&hub, &with_peer(&endpoint, to), &socket, &mut trouble, &data, to, false).await,
                         None => Err(ErrorInfo::new(
                             ErrorKind::InvalidRequest,
                             "A UDP server has no fixed peer: say which address to send to.",
@@ -136,7 +139,7 @@ async fn run(
                     }
                     if let Some(reply) = spec.behaviour.reply(chunk) {
                         // A failed reply is recorded; the server goes on serving others.
-                        let _ = send_datagram(&hub, &origin, &socket, &reply, from, false).await;
+                        let _ = send_datagram(&hub, &origin, &socket, &mut trouble, &reply, from, false).await;
                     }
                 }
                 Err(err) => {
