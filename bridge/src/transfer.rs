@@ -234,17 +234,27 @@ pub(crate) fn datagram_header(seq: u32, count: u32, chunk: u32) -> [u8; DATAGRAM
     header
 }
 
+/// Where a UDP file goes: the socket, its simulated trouble, and the destination.
+pub(crate) struct UdpLink<'a> {
+    pub(crate) socket: &'a UdpSocket,
+    pub(crate) trouble: &'a mut crate::impair::UdpTrouble,
+    pub(crate) to: std::net::SocketAddr,
+}
+
 /// Sends `file` as numbered datagrams of `chunk` payload bytes each.
 pub(crate) async fn send_udp(
     hub: &Hub,
     origin: &Origin,
     life: &Lifeline,
-    socket: &UdpSocket,
-    trouble: &mut crate::impair::UdpTrouble,
-    to: std::net::SocketAddr,
+    link: UdpLink<'_>,
     file: &str,
     chunk: usize,
 ) -> Result<TransferReport, ErrorInfo> {
+    let UdpLink {
+        socket,
+        trouble,
+        to,
+    } = link;
     if !(1..=MAX_DATAGRAM - DATAGRAM_HEADER).contains(&chunk) {
         return Err(ErrorInfo::new(
             ErrorKind::MessageTooLong,

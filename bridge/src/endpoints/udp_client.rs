@@ -133,7 +133,15 @@ async fn run(
                 Control::SendFile { file, datagram_size, done } => {
                     let origin = Origin { peer: Some(server.to_string()), ..endpoint.origin.clone() };
                     let _ = done.send(
-                        transfer::send_udp(&hub, &origin, &endpoint.life, &socket, &mut trouble, server, &file, datagram_size).await,
+                        transfer::send_udp(
+                            &hub,
+                            &origin,
+                            &endpoint.life,
+                            transfer::UdpLink { socket: &socket, trouble: &mut trouble, to: server },
+                            &file,
+                            datagram_size,
+                        )
+                        .await
                     );
                 }
             },

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use shared::{
-    Behaviour, Command, Concurrency, ConnectionPolicy, TcpClientSpec, TcpServerSpec, UdpClientSpec,
-    UdpServerSpec,
+    Behaviour, Command, Concurrency, ConnectionPolicy, Impairment, TcpClientSpec, TcpServerSpec,
+    UdpClientSpec, UdpServerSpec,
 };
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
@@ -63,6 +63,11 @@ fn defaults() -> Fields {
         ("log_file", ""),
         ("secret", ""),
         ("key", ""),
+        ("loss", "0"),
+        ("duplicate", "0"),
+        ("reorder", "0"),
+        ("delay", "0"),
+        ("slow_read", "0"),
     ]
     .into_iter()
     .map(|(k, v)| (k, v.to_string()))
@@ -100,6 +105,21 @@ fn build(kind: Kind, f: &Fields) -> Result<Command, String> {
         "fernet_echo" => Behaviour::FernetEcho { key: text("key") },
         _ => Behaviour::Echo,
     };
+    let percent = |name: &str, label: &str| -> Result<u8, String> {
+        let n: u8 = number(f, name, label)?;
+        if n > 100 {
+            return Err(format!("{label} is a percentage, 0 to 100"));
+        }
+        Ok(n)
+    };
+    let impairment = Impairment {
+        loss_percent: percent("loss", "Loss")?,
+        duplicate_percent: percent("duplicate", "Duplication")?,
+        reorder_percent: percent("reorder", "Reordering")?,
+        delay_ms: number(f, "delay", "Delay")?,
+        read_bytes_per_second: number(f, "slow_read", "Reading speed")?,
+    };
+    let impair = (impairment != Impairment::default()).then_some(impairment);
     let port: u16 = number(f, "port", "Port")?;
     let recv_buffer: usize = number(f, "recv_buffer", "recv() buffer")?;
     Ok(match kind {
@@ -123,6 +143,7 @@ fn build(kind: Kind, f: &Fields) -> Result<Command, String> {
             recv_buffer,
             log_file: optional("log_file"),
             secret: optional("secret"),
+            impair: impair.clone(),
         }),
         Kind::UdpServer => Command::UdpServerStart(UdpServerSpec {
             bind: text("bind"),
@@ -130,18 +151,21 @@ fn build(kind: Kind, f: &Fields) -> Result<Command, String> {
             behaviour: behaviour(),
             recv_buffer,
             log_file: optional("log_file"),
+            impair: impair.clone(),
         }),
         Kind::TcpClient => Command::TcpClientConnect(TcpClientSpec {
             timeout_ms: number(f, "timeout_ms", "Timeout")?,
             recv_buffer,
             secret: optional("secret"),
             fernet_key: optional("key"),
+            impair: impair.clone(),
             ..TcpClientSpec::to(&text("host"), port)
         }),
         Kind::UdpClient => Command::UdpClientOpen(UdpClientSpec {
             connect: f["connect"] == "on",
             recv_timeout_ms: number(f, "recv_timeout_ms", "Reply timeout")?,
             recv_buffer,
+            impair,
             ..UdpClientSpec::to(&text("host"), port)
         }),
     })
@@ -316,6 +340,19 @@ pub fn NewEndpoint(props: &Props) -> Html {
                 }) }
             </div>
             <div class="fields">{ form_fields }</div>
+            <details class="trouble">
+                <summary>{ "Simulated network trouble" }</summary>
+                <div class="fields">
+                    if matches!(*kind, Kind::UdpServer | Kind::UdpClient) {
+                        { text("loss", "Loss %", "datagrams it sends that silently vanish") }
+                        { text("duplicate", "Duplicates %", "datagrams it sends twice") }
+                        { text("reorder", "Reordering %", "datagrams held back behind the next one") }
+                    } else {
+                        { text("slow_read", "Read at most (B/s)", "0: as fast as data comes; slower fills the sender's buffers") }
+                    }
+                    { text("delay", "Delay before each send (ms)", "") }
+                </div>
+            </details>
             if let Some(why) = &*problem { <p class="problem" role="alert">{ why }</p> }
             <button type="submit" class="primary" disabled={!props.enabled}>
                 { if matches!(*kind, Kind::TcpServer | Kind::UdpServer) { format!("Start {}", kind.label()) } else { format!("Open {}", kind.label()) } }
