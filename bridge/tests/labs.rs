@@ -645,3 +645,42 @@ async fn reset_closes_everything() {
     // The port is free again.
     std::net::TcpListener::bind(("127.0.0.1", port_of(&tcp))).unwrap();
 }
+
+fn states(events: &[shared::Event], endpoint: u32) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e.endpoint == endpoint)
+        .filter_map(|e| match &e.kind {
+            EventKind::TcpState { state } => Some(state.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn tcp_states_as_the_kernel_reports_them() {
+    let bridge = Bridge::start().await;
+    let mut c = bridge.client().await;
+    let (server, client) = c.tcp_pair(json!({"policy": {"kind": "persistent"}})).await;
+    c.wait_until("both established", |ev| {
+        states(ev, client.id).contains(&"ESTABLISHED".to_string())
+            && states(ev, server.id).contains(&"ESTABLISHED".to_string())
+    })
+    .await;
+    // The client closes first: the server sees EOF while it still holds its socket (CLOSE_WAIT);
+    // the client, having closed first, waits out TIME_WAIT.
+    c.ok(cmd(json!({"op": "close", "endpoint": client.id})))
+        .await;
+    c.wait_until("close_wait on the server", |ev| {
+        states(ev, server.id).contains(&"CLOSE_WAIT".to_string())
+    })
+    .await;
+    c.wait_until("time_wait on the client", |ev| {
+        states(ev, client.id).contains(&"TIME_WAIT".to_string())
+    })
+    .await;
+    assert_eq!(
+        states(&c.events, client.id).first().map(String::as_str),
+        Some("ESTABLISHED")
+    );
+}

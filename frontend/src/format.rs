@@ -134,7 +134,7 @@ pub fn call(kind: &EventKind) -> String {
         EventKind::Auth { ok: false, .. } => "auth FAILED".into(),
         EventKind::Fetch { .. } => "HTTP GET".into(),
         EventKind::Impaired { .. } => "simulated".into(),
-        EventKind::TcpState { state } => state.clone(),
+        EventKind::TcpState { .. } => "TCP state".into(),
     }
 }
 
@@ -185,7 +185,7 @@ pub fn detail(event: &Event) -> String {
         EventKind::Decrypted { plaintext } => format!("plaintext {}", preview(plaintext)),
         EventKind::Auth { detail, .. } => detail.clone(),
         EventKind::Impaired { action, bytes: n } => format!("{} ({})", action, bytes(*n)),
-        EventKind::TcpState { state } => format!("the kernel says this socket is {state}"),
+        EventKind::TcpState { state } => format!("{state} (as the kernel reports it)"),
         EventKind::Fetch {
             url,
             status,

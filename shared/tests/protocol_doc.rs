@@ -44,6 +44,8 @@ fn every_message_to_the_bridge_parses_and_each_command_is_shown() {
         "upload_start",
         "upload_chunk",
         "upload_finish",
+        "impair",
+        "python_program",
     ];
     for name in all {
         assert!(

@@ -11,6 +11,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 
+use super::tcp_state;
 use super::tcp_stream::{closed_by, recv_failed, send_all, shutdown_write};
 use crate::crypto;
 use crate::explain::{connect_timed_out, explain, Op, Proto};
@@ -94,6 +95,10 @@ async fn run(
 ) {
     let hub = endpoint.hub.clone();
     let (mut reader, mut writer) = stream.into_split();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(reader.as_ref());
+    let mut watch = tcp_state::Watch::default();
+    watch.check(&hub, &endpoint.origin, tcp_state::of_socket(fd));
+    let mut poll = tokio::time::interval(tcp_state::POLL);
     let mut buf = vec![0u8; spec.recv_buffer];
     // Checked at connect, so a key here is always usable.
     let fernet = spec
@@ -106,7 +111,8 @@ async fn run(
     loop {
         let limit = endpoint.impair.read_limit(buf.len());
         tokio::select! {
-            _ = endpoint.life.stopped() => return endpoint.close_stopped(),
+            _ = endpoint.life.stopped() => return closed(endpoint, None),
+            _ = poll.tick() => watch.check(&hub, &endpoint.origin, tcp_state::of_socket(fd)),
             Some(request) = requests.recv() => match request {
                 Control::Send { data, tamper, done, .. } => {
                     // Chat commands (`/nick alice`) go in clear; everything else is encrypted.
@@ -126,7 +132,7 @@ async fn run(
                     let failed = result.as_ref().err().map(closed_by);
                     let _ = done.send(result);
                     if let Some(by) = failed {
-                        return endpoint.close(by, "sending failed");
+                        return closed(endpoint, Some((by, "sending failed")));
                     }
                 }
                 Control::ShutdownWrite { done } => {
@@ -139,7 +145,9 @@ async fn run(
             received = reader.read(&mut buf[..limit]) => match received {
                 Ok(0) => {
                     endpoint.emit(EventKind::Eof);
-                    return endpoint.close(ClosedBy::Peer, "the server closed the connection");
+                    // The peer's FIN arrived and this side has not closed yet: CLOSE_WAIT.
+                    watch.check(&hub, &endpoint.origin, tcp_state::of_socket(fd));
+                    return closed(endpoint, Some((ClosedBy::Peer, "the server closed the connection")));
                 }
                 Ok(n) => {
                     let rtt_us = sent_at.take().map(|t| t.elapsed().as_micros() as u64);
@@ -153,18 +161,29 @@ async fn run(
                         let answer = understand(&endpoint, &spec, fernet.as_ref(), &line);
                         if let Some(answer) = answer {
                             if let Err(err) = send_all(&hub, &endpoint.origin, &endpoint.life, &mut writer, &answer).await {
-                                return endpoint.close(closed_by(&err), "answering the challenge failed");
+                                return closed(endpoint, Some((closed_by(&err), "answering the challenge failed")));
                             }
                         }
                     }
                 }
                 Err(err) => {
                     let by = recv_failed(&hub, &endpoint.origin, &err);
-                    return endpoint.close(by, "receiving failed");
+                    return closed(endpoint, Some((by, "receiving failed")));
                 }
             },
         }
     }
+}
+
+/// Closes the client (with a reason, or the lifeline's) and looks up what the kernel keeps of
+/// the connection afterwards.
+fn closed(endpoint: EndpointHandle, why: Option<(ClosedBy, &str)>) {
+    let (hub, origin) = (endpoint.hub.clone(), endpoint.origin.clone());
+    match why {
+        Some((by, reason)) => endpoint.close(by, reason),
+        None => endpoint.close_stopped(),
+    }
+    tcp_state::after_close(hub, origin);
 }
 
 /// What a client with a secret or a key makes of one received line; returns an answer to send

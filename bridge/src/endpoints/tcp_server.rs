@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use super::chat;
+use super::tcp_state;
 use super::tcp_stream::{authenticate, closed_by, recv_failed, send_all, shutdown_write};
 use crate::crypto;
 use crate::explain::{explain, Op, Proto};
@@ -216,6 +217,19 @@ fn fernet_replies(conn: &ConnHandle, cipher: &fernet::Fernet, lines: &mut Vec<u8
         .collect()
 }
 
+/// Closes an accepted connection and looks up what the kernel keeps of it afterwards.
+fn finish(conn: ConnHandle, by: ClosedBy, reason: impl Into<String>) {
+    let (hub, origin) = (conn.hub.clone(), conn.origin.clone());
+    conn.close(by, reason);
+    tcp_state::after_close(hub, origin);
+}
+
+fn finish_stopped(conn: ConnHandle) {
+    let (hub, origin) = (conn.hub.clone(), conn.origin.clone());
+    conn.close_stopped();
+    tcp_state::after_close(hub, origin);
+}
+
 /// One accepted connection, from the first recv() to close().
 async fn serve(
     conn: ConnHandle,
@@ -227,19 +241,28 @@ async fn serve(
     let hub = conn.hub.clone();
     if let Some(secret) = &spec.secret {
         if let Err(why) = authenticate(&hub, &conn.origin, &conn.life, &mut stream, secret).await {
-            return conn.close(ClosedBy::Local, why);
+            return finish(conn, ClosedBy::Local, why);
         }
     }
     let (mut reader, mut writer) = stream.into_split();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(reader.as_ref());
+    let mut watch = tcp_state::Watch::default();
+    watch.check(&hub, &conn.origin, tcp_state::of_socket(fd));
+    let mut poll = tokio::time::interval(tcp_state::POLL);
     if let Behaviour::SaveToFile { file } = &spec.behaviour {
         let complete =
             transfer::receive_tcp(&hub, &conn.origin, &conn.life, &mut reader, file).await;
         return if conn.life.is_stopped() {
-            conn.close_stopped()
+            finish_stopped(conn)
         } else if complete {
-            conn.close(ClosedBy::Peer, "the client finished sending the file (EOF)")
+            finish(
+                conn,
+                ClosedBy::Peer,
+                "the client finished sending the file (EOF)",
+            )
         } else {
-            conn.close(
+            finish(
+                conn,
                 ClosedBy::Local,
                 "the file transfer broke off; the file keeps its .part name",
             )
@@ -273,7 +296,8 @@ async fn serve(
     loop {
         let limit = conn.impair.read_limit(buf.len());
         tokio::select! {
-            _ = conn.life.stopped() => return conn.close_stopped(),
+            _ = conn.life.stopped() => return finish_stopped(conn),
+            _ = poll.tick() => watch.check(&hub, &conn.origin, tcp_state::of_socket(fd)),
             Some(request) = requests.recv() => match request {
                 Control::Send { data, done, .. } => {
                     conn.impair.before_send(&hub, &conn.origin, data.len()).await;
@@ -281,10 +305,10 @@ async fn serve(
                     let failed = result.as_ref().err().map(closed_by);
                     let _ = done.send(result);
                     if let Some(by) = failed {
-                        return conn.close(by, "sending failed");
+                        return finish(conn, by, "sending failed");
                     }
                     if one_shot {
-                        return conn.close(ClosedBy::Local, "one-shot server: closed after its reply");
+                        return finish(conn, ClosedBy::Local, "one-shot server: closed after its reply");
                     }
                 }
                 Control::ShutdownWrite { done } => {
@@ -297,7 +321,9 @@ async fn serve(
             received = reader.read(&mut buf[..limit]), if reading => match received {
                 Ok(0) => {
                     conn.emit(EventKind::Eof);
-                    return conn.close(ClosedBy::Peer, "the client closed the connection");
+                    // The client's FIN arrived and the server has not closed yet: CLOSE_WAIT.
+                    watch.check(&hub, &conn.origin, tcp_state::of_socket(fd));
+                    return finish(conn, ClosedBy::Peer, "the client closed the connection");
                 }
                 Ok(n) => {
                     let chunk = &buf[..n];
@@ -307,7 +333,7 @@ async fn serve(
                         log.write(&hub, &conn.origin, &peer, chunk);
                     }
                     if spec.policy.is_quit(chunk) {
-                        return conn.close(ClosedBy::Local, "the quit word arrived");
+                        return finish(conn, ClosedBy::Local, "the quit word arrived");
                     }
                     let replies = match &fernet {
                         Some(cipher) => {
@@ -319,19 +345,19 @@ async fn serve(
                     for reply in replies {
                         conn.impair.before_send(&hub, &conn.origin, reply.len()).await;
                         if let Err(err) = send_all(&hub, &conn.origin, &conn.life, &mut writer, &reply).await {
-                            return conn.close(closed_by(&err), "sending the reply failed");
+                            return finish(conn, closed_by(&err), "sending the reply failed");
                         }
                     }
                     if one_shot {
                         if !manual {
-                            return conn.close(ClosedBy::Local, "one-shot server: one recv(), one reply, close()");
+                            return finish(conn, ClosedBy::Local, "one-shot server: one recv(), one reply, close()");
                         }
                         reading = false;
                     }
                 }
                 Err(err) => {
                     let by = recv_failed(&hub, &conn.origin, &err);
-                    return conn.close(by, "receiving failed");
+                    return finish(conn, by, "receiving failed");
                 }
             },
         }

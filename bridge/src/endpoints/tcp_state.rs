@@ -1,0 +1,148 @@
+//! The kernel's own TCP state of a socket (ESTABLISHED, CLOSE_WAIT, TIME_WAIT, ...), read from
+//! the OS as the connection lives (Linux `TCP_INFO`) and, once the socket is closed, from the
+//! system's connection table (`/proc/net/tcp`), where TIME_WAIT lingers.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use shared::EventKind;
+
+use crate::events::Origin;
+use crate::hub::Hub;
+
+/// How often a connected socket's state is looked at.
+pub(crate) const POLL: Duration = Duration::from_millis(50);
+
+/// The names Linux uses, by `tcpi_state` number.
+fn name(state: u8) -> Option<&'static str> {
+    Some(match state {
+        1 => "ESTABLISHED",
+        2 => "SYN_SENT",
+        3 => "SYN_RECV",
+        4 => "FIN_WAIT1",
+        5 => "FIN_WAIT2",
+        6 => "TIME_WAIT",
+        7 => "CLOSE",
+        8 => "CLOSE_WAIT",
+        9 => "LAST_ACK",
+        10 => "LISTEN",
+        11 => "CLOSING",
+        _ => return None,
+    })
+}
+
+/// The state of an open socket, from TCP_INFO.
+#[cfg(target_os = "linux")]
+pub(crate) fn of_socket(fd: std::os::fd::RawFd) -> Option<&'static str> {
+    // SAFETY: tcp_info is plain old data, and getsockopt writes at most `len` bytes into it.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then(|| name(info.tcpi_state)).flatten()
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn of_socket(_fd: i32) -> Option<&'static str> {
+    None
+}
+
+/// Records a socket's state each time it changes.
+#[derive(Default)]
+pub(crate) struct Watch {
+    last: Option<&'static str>,
+}
+
+impl Watch {
+    pub(crate) fn check(&mut self, hub: &Hub, origin: &Origin, state: Option<&'static str>) {
+        if state.is_some() && state != self.last {
+            self.last = state;
+            hub.log.emit(
+                origin,
+                EventKind::TcpState {
+                    state: state.unwrap_or_default().to_string(),
+                },
+            );
+        }
+    }
+}
+
+/// After close: what the system's connection table still says about this connection (for the
+/// side that closed first, TIME_WAIT). Looked up once, shortly after the close.
+pub(crate) fn after_close(hub: std::sync::Arc<Hub>, origin: Origin) {
+    let (Some(local), Some(peer)) = (
+        origin
+            .local
+            .as_deref()
+            .and_then(|l| l.parse::<SocketAddr>().ok()),
+        origin
+            .peer
+            .as_deref()
+            .and_then(|p| p.parse::<SocketAddr>().ok()),
+    ) else {
+        return;
+    };
+    tokio::spawn(async move {
+        // Give the FIN/ACK exchange a moment to finish.
+        tokio::time::sleep(POLL).await;
+        if let Some(state) = in_table(local, peer) {
+            hub.log.emit(
+                &origin,
+                EventKind::TcpState {
+                    state: state.to_string(),
+                },
+            );
+        }
+    });
+}
+
+/// Looks the connection up in /proc/net/tcp (IPv4) or /proc/net/tcp6.
+fn in_table(local: SocketAddr, peer: SocketAddr) -> Option<&'static str> {
+    let path = if local.is_ipv4() {
+        "/proc/net/tcp"
+    } else {
+        "/proc/net/tcp6"
+    };
+    let table = std::fs::read_to_string(path).ok()?;
+    let (want_local, want_peer) = (hex_addr(local), hex_addr(peer));
+    table.lines().skip(1).find_map(|line| {
+        let mut fields = line.split_whitespace().skip(1);
+        let (l, p, state) = (fields.next()?, fields.next()?, fields.next()?);
+        (l.eq_ignore_ascii_case(&want_local) && p.eq_ignore_ascii_case(&want_peer))
+            .then(|| name(u8::from_str_radix(state, 16).ok()?))
+            .flatten()
+    })
+}
+
+/// An address as /proc/net/tcp writes it: the IP in the kernel's byte order, then the port.
+fn hex_addr(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(v4) => format!("{:08X}", u32::from_le_bytes(v4.octets())),
+        std::net::IpAddr::V6(v6) => v6
+            .octets()
+            .chunks(4)
+            .map(|w| format!("{:08X}", u32::from_le_bytes([w[0], w[1], w[2], w[3]])))
+            .collect(),
+    };
+    format!("{ip}:{:04X}", addr.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_net_tcp_addresses() {
+        let addr: SocketAddr = "127.0.0.1:12000".parse().unwrap();
+        assert_eq!(hex_addr(addr), "0100007F:2EE0");
+        assert_eq!(name(6), Some("TIME_WAIT"));
+        assert_eq!(name(99), None);
+    }
+}
