@@ -14,6 +14,7 @@ mod compare;
 mod errors;
 mod event_wire;
 mod events;
+mod message_wire;
 mod messages;
 mod payload;
 pub mod python;

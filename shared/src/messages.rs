@@ -47,8 +47,8 @@ pub struct Request {
     pub command: Command,
 }
 
-/// A message from the bridge to a client.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A message from the bridge to a client (read from JSON by `message_wire`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// The answer to a good hello: who the bridge is and what it runs now.
@@ -157,8 +157,8 @@ pub struct ConnInfo {
     pub local: String,
 }
 
-/// The one reply to a [`Request`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The one reply to a [`Request`] (read from JSON by `message_wire`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Reply {
     /// The request's id; `None` when the request was too malformed to have one.
     pub id: Option<u64>,
@@ -177,8 +177,8 @@ pub enum Outcome {
     Error(ErrorInfo),
 }
 
-/// What a successful command returns.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What a successful command returns (read from JSON by `message_wire`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ReplyData {
     /// The endpoint a start/connect/open command created.
