@@ -107,8 +107,8 @@ impl Command {
     }
 }
 
-/// What a server does with each chunk it receives.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What a server does with each chunk it receives (read from JSON by `spec_wire`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Behaviour {
     /// Only print (log) what arrives; never reply.
@@ -169,8 +169,8 @@ impl Behaviour {
     }
 }
 
-/// How long a TCP server keeps an accepted connection.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// How long a TCP server keeps an accepted connection (read from JSON by `spec_wire`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ConnectionPolicy {
     /// One recv() of the buffer size, the reply, close(): the labs' exact shape. With the
@@ -317,8 +317,8 @@ pub struct UdpClientSpec {
     pub impair: Option<Impairment>,
 }
 
-/// The spec an endpoint was created with.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The spec an endpoint was created with (read from JSON by `spec_wire`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EndpointSpec {
     /// See [`TcpServerSpec`].
@@ -550,28 +550,28 @@ fn default_datagram_size() -> usize {
     1024
 }
 
-fn default_bind() -> String {
+pub(crate) fn default_bind() -> String {
     "127.0.0.1".to_string()
 }
-fn default_backlog() -> u32 {
+pub(crate) fn default_backlog() -> u32 {
     1
 }
-fn default_behaviour() -> Behaviour {
+pub(crate) fn default_behaviour() -> Behaviour {
     Behaviour::Echo
 }
-fn default_policy() -> ConnectionPolicy {
+pub(crate) fn default_policy() -> ConnectionPolicy {
     ConnectionPolicy::OneShot
 }
-fn default_concurrency() -> Concurrency {
+pub(crate) fn default_concurrency() -> Concurrency {
     Concurrency::OneAtATime
 }
-fn default_recv_buffer() -> usize {
+pub(crate) fn default_recv_buffer() -> usize {
     1024
 }
-fn default_connect_timeout() -> u64 {
+pub(crate) fn default_connect_timeout() -> u64 {
     5_000
 }
-fn default_recv_timeout() -> u64 {
+pub(crate) fn default_recv_timeout() -> u64 {
     2_000
 }
 

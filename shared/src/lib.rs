@@ -9,7 +9,7 @@
 //!
 //! `docs/protocol.md` shows a real example of every message.
 
-mod commands;
+pub(crate) mod commands;
 mod compare;
 mod errors;
 mod event_wire;
@@ -18,6 +18,7 @@ mod message_wire;
 mod messages;
 mod payload;
 pub mod python;
+mod spec_wire;
 
 pub use commands::*;
 pub use compare::*;
