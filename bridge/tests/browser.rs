@@ -402,3 +402,49 @@ async fn encrypted_chat_preset_members_read_each_other() {
     browser.screenshot("encrypted-chat").await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn sequence_diagram_draws_the_calls_and_picks_events() {
+    let Some(dist) = dist() else { return };
+    let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
+    let browser = Browser::start().await;
+    browser.open(&bridge).await;
+    browser.wait_text("#bridge-status", "connected").await;
+    browser.click(".labs summary").await;
+    browser.click("button[data-preset='0']").await;
+    browser.wait_text(".conv-title", "TCP client").await;
+    browser.type_into("#composer-input", "hello\u{E007}").await;
+    browser.wait_text(".msg.received .text", "HELLO").await;
+    browser.click(".middle-tabs button:nth-child(4)").await;
+    // Lanes: the listening socket, the accepted socket and the client.
+    let lanes = browser
+        .wait_text(".sequence-svg", "TCP server :12000 #")
+        .await;
+    assert!(lanes.contains("TCP client #2"), "{lanes}");
+    for kind in ["connect", "accept", "send", "recv", "close"] {
+        browser
+            .wait_text(&format!(".sequence-svg .item[data-kind='{kind}']"), "")
+            .await;
+    }
+    let arrows = browser
+        .client
+        .find_all(Locator::Css(".sequence-svg .arrow"))
+        .await
+        .unwrap();
+    assert!(
+        arrows.len() >= 5,
+        "connect, accept, two sends and closes: {}",
+        arrows.len()
+    );
+    // Picking the server's reply highlights it in the timeline.
+    let sends = browser
+        .client
+        .find_all(Locator::Css(".sequence-svg .item[data-kind='send']"))
+        .await
+        .unwrap();
+    sends.last().unwrap().click().await.unwrap();
+    let picked = browser.wait_text(".row.highlight", "").await;
+    assert!(picked.contains("send()"), "{picked}");
+    browser.screenshot("sequence").await;
+    browser.close().await;
+}

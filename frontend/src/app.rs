@@ -13,6 +13,7 @@ use crate::components::header::Header;
 use crate::components::new_endpoint::NewEndpoint;
 use crate::components::notice::NoticeBar;
 use crate::components::python::Python;
+use crate::components::sequence::Sequence;
 use crate::components::timeline::Timeline;
 use crate::hooks::use_bridge;
 use crate::labs::PRESETS;
@@ -28,6 +29,7 @@ enum Tab {
     Files,
     Compare,
     Python,
+    Sequence,
 }
 
 #[function_component]
@@ -36,6 +38,7 @@ pub fn App() -> Html {
     let bridge = use_bridge(state.dispatcher());
     let lecture = use_state(|| false);
     let tab = use_state(|| Tab::Conversation);
+    let only_selected = use_state(|| false);
     let dark = use_state(prefers_dark);
     let run = bridge.runner();
     // Marks the first render, so benchmarks can read when the page became usable.
@@ -138,6 +141,15 @@ pub fn App() -> Html {
     let on_select = {
         let dispatch = state.dispatcher();
         Callback::from(move |key: ConvKey| dispatch.dispatch(Action::Select(Some(key))))
+    };
+    let on_pick = {
+        let dispatch = state.dispatcher();
+        Callback::from(move |event: std::rc::Rc<shared::Event>| {
+            dispatch.dispatch(Action::Highlight {
+                seq: event.seq,
+                key: ConvKey::of(&event),
+            })
+        })
     };
     let on_dismiss = {
         let dispatch = state.dispatcher();
@@ -243,6 +255,7 @@ pub fn App() -> Html {
                         { tab_button(Tab::Conversation, "Conversation") }
                         { tab_button(Tab::Files, "Files") }
                         { tab_button(Tab::Compare, "TCP vs UDP") }
+                        { tab_button(Tab::Sequence, "Sequence") }
                         { tab_button(Tab::Python, "Python") }
                     </div>
                     if *tab == Tab::Conversation {
@@ -257,6 +270,17 @@ pub fn App() -> Html {
                     } else if *tab == Tab::Files {
                         <Files files={state.files.clone()} uploads={state.uploads.clone()} sender={sender}
                                {on_upload} {on_download} {on_refresh} on_send={on_send_file} />
+                    } else if *tab == Tab::Sequence {
+                        <label class="check only">
+                            <input type="checkbox" checked={*only_selected} onchange={{
+                                let only_selected = only_selected.clone();
+                                Callback::from(move |_: Event| only_selected.set(!*only_selected))
+                            }} />
+                            { "only the selected conversation" }
+                        </label>
+                        <Sequence log={state.log.clone()} version={state.version}
+                                  only={only_selected.then_some(state.selected).flatten()}
+                                  on_select={on_pick} />
                     } else if *tab == Tab::Compare {
                         <Compare report={state.comparison.clone()} on_run={on_compare} enabled={connected} />
                     } else {
@@ -271,6 +295,7 @@ pub fn App() -> Html {
                         started_unix_ms={started_unix_ms}
                         lecture={*lecture}
                         on_select={on_select}
+                        highlight={state.highlight}
                     />
                 </section>
             </main>

@@ -185,6 +185,8 @@ pub struct State {
     pub transfers: u64,
     /// The Python mirror of an endpoint, as the bridge wrote it: endpoint, file name, code.
     pub program: Option<Rc<(EndpointId, String, String)>>,
+    /// The event picked elsewhere (the sequence diagram), shown in the timeline.
+    pub highlight: Option<u64>,
 }
 
 /// An upload from this tab, as its progress bar shows it.
@@ -211,6 +213,7 @@ impl Default for State {
             comparison: None,
             transfers: 0,
             program: None,
+            highlight: None,
         }
     }
 }
@@ -229,6 +232,7 @@ impl PartialEq for State {
             && self.comparison == other.comparison
             && self.transfers == other.transfers
             && self.program == other.program
+            && self.highlight == other.highlight
     }
 }
 
@@ -263,6 +267,11 @@ pub enum Action {
     },
     /// A comparison finished.
     Compared(Box<CompareReport>),
+    /// An event was picked: highlight it in the timeline and show its conversation.
+    Highlight {
+        seq: u64,
+        key: ConvKey,
+    },
     /// The Python mirror of an endpoint arrived.
     Program {
         endpoint: EndpointId,
@@ -361,6 +370,10 @@ impl State {
                 self.uploads.insert(file, upload);
             }
             Action::Compared(report) => self.comparison = Some(Rc::new(*report)),
+            Action::Highlight { seq, key } => {
+                self.highlight = Some(seq);
+                self.selected = Some(key);
+            }
             Action::Program {
                 endpoint,
                 file,

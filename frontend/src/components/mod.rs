@@ -9,4 +9,5 @@ pub mod header;
 pub mod new_endpoint;
 pub mod notice;
 pub mod python;
+pub mod sequence;
 pub mod timeline;

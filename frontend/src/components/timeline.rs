@@ -24,6 +24,8 @@ pub struct Props {
     pub started_unix_ms: u64,
     pub lecture: bool,
     pub on_select: Callback<ConvKey>,
+    /// An event picked elsewhere: scrolled to and marked.
+    pub highlight: Option<u64>,
 }
 
 impl PartialEq for Props {
@@ -33,6 +35,7 @@ impl PartialEq for Props {
             && self.names == other.names
             && self.started_unix_ms == other.started_unix_ms
             && self.lecture == other.lecture
+            && self.highlight == other.highlight
             && self.on_select == other.on_select
     }
 }
@@ -74,6 +77,25 @@ pub fn Timeline(props: &Props) -> Html {
         });
     }
 
+    // Bring a picked event into view (and stop following, so it stays there).
+    {
+        let (body, follow, rows, log) = (
+            body.clone(),
+            follow.clone(),
+            rows.clone(),
+            props.log.clone(),
+        );
+        use_effect_with(props.highlight, move |highlight| {
+            let log = log.borrow();
+            let index =
+                highlight.and_then(|seq| rows.iter().position(|i| log.events[*i].seq == seq));
+            if let (Some(index), Some(el)) = (index, body.cast::<HtmlElement>()) {
+                follow.set(false);
+                let target = index as f64 * row_height - f64::from(el.client_height()) / 2.0;
+                el.set_scroll_top(target.max(0.0) as i32);
+            }
+        });
+    }
     let on_scroll = {
         let (body, scroll_top, viewport, follow) = (
             body.clone(),
@@ -119,7 +141,8 @@ pub fn Timeline(props: &Props) -> Html {
         let on_click = props.on_select.reform(move |_: MouseEvent| key);
         let group = Group::of(&event.kind);
         html! {
-            <button type="button" key={event.seq} class={classes!("row", group.label())}
+            <button type="button" key={event.seq}
+                    class={classes!("row", group.label(), (props.highlight == Some(event.seq)).then_some("highlight"))}
                     style={format!("top:{}px;height:{}px", top as i64, row_height as i64)}
                     data-kind={event.kind.name()} onclick={on_click}
                     title={format::detail(event)}>

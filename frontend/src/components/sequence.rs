@@ -1,0 +1,216 @@
+//! The sequence diagram: one lane per socket (the listening socket, each accepted socket, each
+//! client, and outside peers), and in time order an arrow for each connect, accept, send and
+//! close between lanes, and a mark for each recv() chunk with its byte count. Clicking an item
+//! selects its event in the timeline.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use shared::{Event, EventKind};
+use yew::prelude::*;
+
+use crate::format;
+use crate::state::{ConvKey, Log};
+
+/// Events drawn at most (the latest ones).
+const MAX_ROWS: usize = 300;
+const LANE_W: i64 = 150;
+const ROW_H: i64 = 26;
+const TOP: i64 = 44;
+
+#[derive(Properties)]
+pub struct Props {
+    pub log: Rc<RefCell<Log>>,
+    pub version: u64,
+    /// Only this conversation's lanes (its socket and its peer's), if set.
+    pub only: Option<ConvKey>,
+    pub on_select: Callback<Rc<Event>>,
+}
+
+impl PartialEq for Props {
+    fn eq(&self, other: &Self) -> bool {
+        self.version == other.version
+            && Rc::ptr_eq(&self.log, &other.log)
+            && self.only == other.only
+    }
+}
+
+/// A lane: a socket of the bridge, or a peer outside it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Lane {
+    Socket(ConvKey),
+    Outside(String),
+}
+
+#[function_component]
+pub fn Sequence(props: &Props) -> Html {
+    let log = props.log.borrow();
+    let events: Vec<&Rc<Event>> = log
+        .events
+        .iter()
+        .filter(|e| {
+            e.endpoint != 0
+                && !matches!(
+                    e.kind,
+                    EventKind::TcpState { .. } | EventKind::Progress { .. }
+                )
+        })
+        .collect();
+    // Which socket has which address: a connected socket by (local, peer), a listener by local.
+    let mut connected: HashMap<(String, String), ConvKey> = HashMap::new();
+    let mut listening: HashMap<String, ConvKey> = HashMap::new();
+    for e in &events {
+        let key = ConvKey::of(e);
+        match (&e.local, &e.peer, &e.kind) {
+            (Some(local), None, EventKind::Bind | EventKind::Listen { .. }) => {
+                listening.insert(local.clone(), key);
+            }
+            (Some(local), Some(peer), _) => {
+                connected
+                    .entry((local.clone(), peer.clone()))
+                    .or_insert(key);
+            }
+            _ => {}
+        }
+    }
+    let other_side = |e: &Event| -> Option<Lane> {
+        let peer = e.peer.clone()?;
+        let local = e.local.clone().unwrap_or_default();
+        if let Some(key) = connected.get(&(peer.clone(), local)) {
+            return Some(Lane::Socket(*key));
+        }
+        if let Some(key) = listening.get(&peer) {
+            return Some(Lane::Socket(*key));
+        }
+        // A UDP socket talks to a bound (unconnected) socket: match its address alone.
+        if let Some(key) = connected
+            .iter()
+            .find(|((l, _), _)| *l == peer)
+            .map(|(_, k)| *k)
+        {
+            return Some(Lane::Socket(key));
+        }
+        Some(Lane::Outside(peer))
+    };
+    let wanted = |e: &Event| match props.only {
+        None => true,
+        Some(only) => ConvKey::of(e) == only || other_side(e) == Some(Lane::Socket(only)),
+    };
+    let shown: Vec<&Rc<Event>> = events.into_iter().filter(|e| wanted(e)).collect();
+    let shown = &shown[shown.len().saturating_sub(MAX_ROWS)..];
+
+    let mut lanes: Vec<Lane> = Vec::new();
+    let lane_of = |lane: Lane, lanes: &mut Vec<Lane>| -> i64 {
+        match lanes.iter().position(|l| *l == lane) {
+            Some(i) => i as i64,
+            None => {
+                lanes.push(lane);
+                lanes.len() as i64 - 1
+            }
+        }
+    };
+    let mut items = Vec::new();
+    for (row, e) in shown.iter().enumerate() {
+        let from = lane_of(Lane::Socket(ConvKey::of(e)), &mut lanes);
+        let arrow_to = match &e.kind {
+            EventKind::Connect
+            | EventKind::Send { .. }
+            | EventKind::SendTo { .. }
+            | EventKind::Shutdown => other_side(e),
+            EventKind::Accept => Some(Lane::Socket(ConvKey {
+                endpoint: e.endpoint,
+                conn: None,
+            })),
+            EventKind::Close { .. } if e.peer.is_some() => other_side(e),
+            _ => None,
+        };
+        let to = arrow_to.map(|lane| lane_of(lane, &mut lanes));
+        let label = match &e.kind {
+            EventKind::Send { data } | EventKind::SendTo { data } => {
+                format!("{} {}", format::call(&e.kind), format::bytes(data.len))
+            }
+            EventKind::Recv { data, .. } | EventKind::RecvFrom { data, .. } => {
+                format!("{} {}", format::call(&e.kind), format::bytes(data.len))
+            }
+            EventKind::Close { .. } => "close() → FIN".into(),
+            EventKind::Shutdown => "shutdown → FIN".into(),
+            other => format::call(other),
+        };
+        let y = TOP + row as i64 * ROW_H + ROW_H / 2;
+        let x = |lane: i64| lane * LANE_W + LANE_W / 2;
+        let event = (*e).clone();
+        let on_click = props.on_select.reform(move |_: MouseEvent| event.clone());
+        let group = format::Group::of(&e.kind).label();
+        let item = match to {
+            // Accept points from the listener to the new socket.
+            Some(to) if matches!(e.kind, EventKind::Accept) => {
+                arrow(x(to), x(from), y, &label, group)
+            }
+            Some(to) if to != from => arrow(x(from), x(to), y, &label, group),
+            _ => html! {
+                <g class={classes!("mark", group)}>
+                    <circle cx={x(from).to_string()} cy={y.to_string()} r="4" />
+                    <text x={(x(from) + 8).to_string()} y={(y + 4).to_string()}>{ label }</text>
+                </g>
+            },
+        };
+        items.push(html! { <g class="item" data-kind={e.kind.name()} data-seq={e.seq.to_string()} onclick={on_click}>{ item }</g> });
+    }
+    let width = (lanes.len() as i64).max(1) * LANE_W;
+    let height = TOP + shown.len() as i64 * ROW_H + 10;
+    let lane_names: Vec<String> = lanes
+        .iter()
+        .map(|lane| match lane {
+            Lane::Socket(key) => {
+                let name = log.name(key.endpoint);
+                match key.conn {
+                    Some(conn) => format!("{} #{conn}", short(&name)),
+                    None => short(&name),
+                }
+            }
+            Lane::Outside(addr) => format!("outside {addr}"),
+        })
+        .collect();
+    html! {
+        <div class="sequence">
+            if shown.is_empty() {
+                <p class="muted">{ "Nothing to draw yet: start a lab, and each socket call appears here as it happens." }</p>
+            } else {
+                <svg class="sequence-svg" width={width.to_string()} height={height.to_string()}
+                     viewBox={format!("0 0 {width} {height}")} role="img" aria-label="Sequence diagram of the socket calls">
+                    <defs>
+                        <marker id="head" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
+                            <path d="M 0 0 L 10 5 L 0 10 z" />
+                        </marker>
+                    </defs>
+                    { for lane_names.iter().enumerate().map(|(i, name)| {
+                        let x = i as i64 * LANE_W + LANE_W / 2;
+                        html! {
+                            <g class="lane">
+                                <text x={x.to_string()} y="16" text-anchor="middle" class="lane-name">{ name.clone() }</text>
+                                <line x1={x.to_string()} y1="24" x2={x.to_string()} y2={height.to_string()} />
+                            </g>
+                        }
+                    }) }
+                    { for items }
+                </svg>
+            }
+        </div>
+    }
+}
+
+fn arrow(x1: i64, x2: i64, y: i64, label: &str, group: &'static str) -> Html {
+    let middle = (x1 + x2) / 2;
+    html! {
+        <g class={classes!("arrow", group)}>
+            <line x1={x1.to_string()} y1={y.to_string()} x2={x2.to_string()} y2={y.to_string()} marker-end="url(#head)" />
+            <text x={middle.to_string()} y={(y - 4).to_string()} text-anchor="middle">{ label.to_string() }</text>
+        </g>
+    }
+}
+
+/// Lane titles stay short: `TCP client #2 → :12000` becomes `TCP client #2`.
+fn short(name: &str) -> String {
+    name.split(" → ").next().unwrap_or(name).to_string()
+}
