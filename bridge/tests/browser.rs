@@ -448,3 +448,87 @@ async fn sequence_diagram_draws_the_calls_and_picks_events() {
     browser.screenshot("sequence").await;
     browser.close().await;
 }
+
+/// The text of every timeline row, top to bottom.
+async fn timeline_rows(browser: &Browser) -> Vec<String> {
+    let mut rows = Vec::new();
+    for row in browser
+        .client
+        .find_all(Locator::Css(".timeline-body .row"))
+        .await
+        .unwrap()
+    {
+        rows.push(row.text().await.unwrap());
+    }
+    rows
+}
+
+#[tokio::test]
+async fn exported_session_replays_to_the_same_timeline_without_a_bridge() {
+    let Some(dist) = dist() else { return };
+    let downloads = TempDir::new("downloads");
+    let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
+    let browser = Browser::start_in(Some(&downloads.0)).await;
+    browser.open(&bridge).await;
+    browser.wait_text("#bridge-status", "connected").await;
+    browser.click(".labs summary").await;
+    browser.click("button[data-preset='0']").await;
+    browser.wait_text(".conv-title", "TCP client").await;
+    browser.type_into("#composer-input", "hello\u{E007}").await;
+    browser.wait_text(".msg.received .text", "HELLO").await;
+    // Wait until the kernel has nothing more to say (the last TIME_WAIT), then record.
+    browser
+        .wait_text(".row[data-kind='tcp_state']", "TIME_WAIT")
+        .await;
+    let live = timeline_rows(&browser).await;
+    browser.click("#export").await;
+    let file = downloads.0.join("socket-playground-session.json");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while shared::Recording::parse(&std::fs::read_to_string(&file).unwrap_or_default()).is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the export was not saved"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let recording = shared::Recording::parse(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(recording.events.len(), live.len());
+
+    // The bridge goes away; the recording still plays.
+    bridge.shutdown().await;
+    browser.wait_text("#bridge-status", "reconnecting").await;
+    let input = browser
+        .client
+        .find(Locator::Css("#open-recording"))
+        .await
+        .unwrap();
+    input.send_keys(file.to_str().unwrap()).await.unwrap();
+    browser
+        .wait_text("#replay-position", &format!("0 / {} events", live.len()))
+        .await;
+    browser.click("#replay-end").await;
+    browser
+        .wait_text("#replay-position", &format!("{0} / {0} events", live.len()))
+        .await;
+    assert_eq!(
+        timeline_rows(&browser).await,
+        live,
+        "the replay ends on the same timeline"
+    );
+    browser.click("#replay-back").await;
+    browser
+        .wait_text(
+            "#replay-position",
+            &format!("{} / {} events", live.len() - 1, live.len()),
+        )
+        .await;
+    assert_eq!(timeline_rows(&browser).await.len(), live.len() - 1);
+    // Playing from the start reaches the end by itself.
+    browser.click("button[title='To the start']").await;
+    browser.click("#replay-play").await;
+    browser
+        .wait_text("#replay-position", &format!("{0} / {0} events", live.len()))
+        .await;
+    browser.screenshot("replay").await;
+    browser.close().await;
+}

@@ -12,7 +12,8 @@ use crate::components::files::{FileSender, Files};
 use crate::components::header::Header;
 use crate::components::new_endpoint::NewEndpoint;
 use crate::components::notice::NoticeBar;
-use crate::components::python::Python;
+use crate::components::python::{save_text, Python};
+use crate::components::replay::ReplayBar;
 use crate::components::sequence::Sequence;
 use crate::components::timeline::Timeline;
 use crate::hooks::use_bridge;
@@ -39,6 +40,44 @@ pub fn App() -> Html {
     let lecture = use_state(|| false);
     let tab = use_state(|| Tab::Conversation);
     let only_selected = use_state(|| false);
+    let playing = use_state(|| false);
+    let speed = use_state(|| 100u32);
+    let generation = use_mut_ref(|| 0u64);
+    // Playing a recording: each step waits as long as the recorded gap (scaled by the speed).
+    {
+        let (dispatch, playing_set, generation) =
+            (state.dispatcher(), playing.clone(), generation.clone());
+        let replay = state.replay.clone();
+        let (is_playing, speed) = (*playing, *speed);
+        use_effect_with(
+            (is_playing, replay.as_ref().map(|r| r.position), speed),
+            move |_| {
+                *generation.borrow_mut() += 1;
+                let mine = *generation.borrow();
+                if let (true, Some(replay)) = (is_playing, replay) {
+                    let position = replay.position;
+                    if position >= replay.events.len() {
+                        playing_set.set(false);
+                    } else {
+                        let gap_us = match position {
+                            0 => 0,
+                            p => replay.events[p]
+                                .t_us
+                                .saturating_sub(replay.events[p - 1].t_us),
+                        };
+                        let wait_ms = (gap_us / 10 / u64::from(speed.max(1))).clamp(30, 1500);
+                        yew::platform::spawn_local(async move {
+                            yew::platform::time::sleep(std::time::Duration::from_millis(wait_ms))
+                                .await;
+                            if *generation.borrow() == mine {
+                                dispatch.dispatch(Action::ReplayTo(position + 1));
+                            }
+                        });
+                    }
+                }
+            },
+        );
+    }
     let dark = use_state(prefers_dark);
     let run = bridge.runner();
     // Marks the first render, so benchmarks can read when the page became usable.
@@ -151,6 +190,61 @@ pub fn App() -> Html {
             })
         })
     };
+    let on_export = {
+        let state = state.clone();
+        Callback::from(move |()| {
+            let started = state.bridge.as_ref().map_or(0, |b| b.started_unix_ms);
+            let events = state
+                .log
+                .borrow()
+                .events
+                .iter()
+                .map(|e| shared::Event::clone(e))
+                .collect();
+            let recording = shared::Recording::new(started, events);
+            if let Ok(text) = serde_json::to_string(&recording) {
+                save_text("socket-playground-session.json", &text);
+            }
+        })
+    };
+    let on_open = {
+        let dispatch = state.dispatcher();
+        Callback::from(move |file: web_sys::File| {
+            let dispatch = dispatch.clone();
+            yew::platform::spawn_local(async move {
+                let text = wasm_bindgen_futures::JsFuture::from(file.text()).await;
+                let text = text.ok().and_then(|t| t.as_string()).unwrap_or_default();
+                match shared::Recording::parse(&text) {
+                    Ok(recording) => dispatch.dispatch(Action::ReplayLoad(Box::new(recording))),
+                    Err(why) => dispatch.dispatch(Action::Failed {
+                        title: format!("Opening {}", file.name()),
+                        error: shared::ErrorInfo::new(shared::ErrorKind::InvalidRequest, why),
+                    }),
+                }
+            });
+        })
+    };
+    let on_step = {
+        let (dispatch, playing) = (state.dispatcher(), playing.clone());
+        Callback::from(move |to: usize| {
+            playing.set(false);
+            dispatch.dispatch(Action::ReplayTo(to))
+        })
+    };
+    let on_play = {
+        let playing = playing.clone();
+        Callback::from(move |on: bool| playing.set(on))
+    };
+    let on_speed = {
+        let speed = speed.clone();
+        Callback::from(move |s: u32| speed.set(s))
+    };
+    // Back to live: the page reloads and the bridge sends a fresh snapshot.
+    let on_leave = Callback::from(|()| {
+        if let Some(window) = web_sys::window() {
+            let _ = window.location().reload();
+        }
+    });
     let on_dismiss = {
         let dispatch = state.dispatcher();
         Callback::from(move |()| dispatch.dispatch(Action::DismissNotice))
@@ -235,7 +329,13 @@ pub fn App() -> Html {
                 on_lecture={toggle_lecture}
                 dark={*dark}
                 on_theme={toggle_theme}
+                {on_export}
+                {on_open}
             />
+            if let Some(replay) = state.replay.clone() {
+                <ReplayBar {replay} playing={*playing} speed={*speed}
+                           {on_step} {on_play} {on_speed} {on_leave} />
+            }
             <main class="columns">
                 <section class="panel endpoints" aria-label="Endpoints">
                     <EndpointList

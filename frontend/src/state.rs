@@ -187,6 +187,15 @@ pub struct State {
     pub program: Option<Rc<(EndpointId, String, String)>>,
     /// The event picked elsewhere (the sequence diagram), shown in the timeline.
     pub highlight: Option<u64>,
+    /// A recording being replayed instead of the live bridge.
+    pub replay: Option<Rc<Replay>>,
+}
+
+/// A recording on screen: its events, and how many of them are shown.
+#[derive(Debug, PartialEq)]
+pub struct Replay {
+    pub events: Vec<Event>,
+    pub position: usize,
 }
 
 /// An upload from this tab, as its progress bar shows it.
@@ -214,6 +223,7 @@ impl Default for State {
             transfers: 0,
             program: None,
             highlight: None,
+            replay: None,
         }
     }
 }
@@ -233,6 +243,7 @@ impl PartialEq for State {
             && self.transfers == other.transfers
             && self.program == other.program
             && self.highlight == other.highlight
+            && self.replay == other.replay
     }
 }
 
@@ -272,6 +283,10 @@ pub enum Action {
         seq: u64,
         key: ConvKey,
     },
+    /// Show a recording instead of the bridge, from its start.
+    ReplayLoad(Box<shared::Recording>),
+    /// Show the first `n` events of the recording.
+    ReplayTo(usize),
     /// The Python mirror of an endpoint arrived.
     Program {
         endpoint: EndpointId,
@@ -303,6 +318,37 @@ impl State {
                 };
             }
             Action::Refused(error) => self.link = Link::Refused(error),
+            // While a recording is on screen, the live bridge does not draw over it.
+            Action::Welcome(_) | Action::Events(_) | Action::Missed(_) if self.replay.is_some() => {
+            }
+            Action::ReplayLoad(recording) => {
+                let started_unix_ms = recording.started_unix_ms;
+                self.replay = Some(Rc::new(Replay {
+                    events: recording.events,
+                    position: 0,
+                }));
+                if let Some(bridge) = &mut self.bridge {
+                    bridge.started_unix_ms = started_unix_ms;
+                }
+                self = self.apply(Action::ReplayTo(0));
+            }
+            Action::ReplayTo(position) => {
+                if let Some(replay) = self.replay.clone() {
+                    let position = position.min(replay.events.len());
+                    let mut log = Log::default();
+                    self.endpoints.clear();
+                    for event in &replay.events[..position] {
+                        track_endpoint(&mut self.endpoints, event);
+                        log.push(event.clone());
+                    }
+                    self.log = Rc::new(RefCell::new(log));
+                    self.version += 1;
+                    self.replay = Some(Rc::new(Replay {
+                        events: replay.events.clone(),
+                        position,
+                    }));
+                }
+            }
             Action::Welcome(welcome) => {
                 let Welcome {
                     bridge_version,
@@ -580,6 +626,38 @@ mod tests {
         assert!(
             matches!(state.link, Link::Retrying { .. }),
             "keeps saying it retries"
+        );
+    }
+
+    #[test]
+    fn replay_steps_rebuild_the_view_and_ignore_the_live_bridge() {
+        let events = vec![
+            event(
+                1,
+                1,
+                None,
+                EventKind::Socket {
+                    spec: server_spec(),
+                },
+            ),
+            event(2, 1, None, EventKind::Bind),
+            event(3, 1, Some(7), EventKind::Accept),
+        ];
+        let recording = shared::Recording::new(0, events);
+        let mut state = State::default().apply(Action::ReplayLoad(Box::new(recording)));
+        assert!(state.log.borrow().events.is_empty());
+        state = state.apply(Action::ReplayTo(3));
+        assert_eq!(state.endpoints[&1].connections.len(), 1);
+        state = state.apply(Action::ReplayTo(2));
+        assert!(
+            state.endpoints[&1].connections.is_empty(),
+            "stepping back undoes the accept"
+        );
+        state = state.apply(Action::Events(vec![event(9, 5, None, EventKind::Bind)]));
+        assert_eq!(
+            state.log.borrow().events.len(),
+            2,
+            "live events wait while replaying"
         );
     }
 

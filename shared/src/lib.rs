@@ -18,6 +18,7 @@ mod message_wire;
 mod messages;
 mod payload;
 pub mod python;
+mod recording;
 mod spec_wire;
 
 pub use commands::*;
@@ -26,6 +27,7 @@ pub use errors::*;
 pub use events::*;
 pub use messages::*;
 pub use payload::*;
+pub use recording::*;
 
 /// Version of this protocol. The bridge refuses a [`Hello`] that names another one, so an old
 /// page never misreads a newer bridge.

@@ -39,6 +39,11 @@ pub struct Browser {
 
 impl Browser {
     pub async fn start() -> Browser {
+        Self::start_in(None).await
+    }
+
+    /// A browser that saves downloads into `downloads`.
+    pub async fn start_in(downloads: Option<&std::path::Path>) -> Browser {
         let port = free_tcp_port();
         let mut driver = tokio::process::Command::new("/usr/bin/chromedriver")
             .arg(format!("--port={port}"))
@@ -60,8 +65,13 @@ impl Browser {
         .expect("chromedriver ready in time");
         let profile =
             std::env::temp_dir().join(format!("sp-chromium-{}-{port}", std::process::id()));
+        let prefs = json!({
+            "download.default_directory": downloads.map(|d| d.display().to_string()),
+            "download.prompt_for_download": false,
+        });
         let caps = json!({
             "goog:chromeOptions": {
+                "prefs": prefs,
                 "binary": "/usr/bin/chromium",
                 "args": [
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",

@@ -16,6 +16,10 @@ pub struct Props {
     pub on_lecture: Callback<()>,
     pub dark: bool,
     pub on_theme: Callback<()>,
+    /// Save what the page shows as a recording.
+    pub on_export: Callback<()>,
+    /// Open a recording to replay.
+    pub on_open: Callback<web_sys::File>,
 }
 
 #[function_component]
@@ -73,6 +77,16 @@ pub fn Header(props: &Props) -> Html {
     let on_theme = props.on_theme.reform(|_: MouseEvent| ());
     let connected = props.link == Link::Open;
     let menu = use_node_ref();
+    let on_open = {
+        let on_open = props.on_open.clone();
+        Callback::from(move |e: Event| {
+            let input = e.target_unchecked_into::<web_sys::HtmlInputElement>();
+            if let Some(file) = input.files().and_then(|f| f.get(0)) {
+                on_open.emit(file);
+            }
+            input.set_value("");
+        })
+    };
     html! {
         <header class="topbar">
             <h1>{ "Socket Playground" }</h1>
@@ -103,6 +117,12 @@ pub fn Header(props: &Props) -> Html {
                     }) }
                 </div>
             </details>
+            <button type="button" id="export" onclick={props.on_export.reform(|_: MouseEvent| ())}
+                    title="Save the endpoints and events as a recording to replay later">{ "Export" }</button>
+            <label class="open-recording" title="Replay a recording, no bridge needed">{ "Replay…" }
+                <input id="open-recording" type="file" accept=".json,application/json"
+                       onchange={on_open} />
+            </label>
             <button type="button" onclick={on_reset} disabled={!connected}
                     title="Close every server and client">{ "Reset" }</button>
             <button type="button" onclick={on_lecture} aria-pressed={props.lecture.to_string()}>

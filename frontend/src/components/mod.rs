@@ -9,5 +9,6 @@ pub mod header;
 pub mod new_endpoint;
 pub mod notice;
 pub mod python;
+pub mod replay;
 pub mod sequence;
 pub mod timeline;

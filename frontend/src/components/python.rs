@@ -49,7 +49,7 @@ pub fn Python(props: &Props) -> Html {
 }
 
 /// Offers `text` as a file download.
-fn save_text(name: &str, text: &str) {
+pub(crate) fn save_text(name: &str, text: &str) {
     let parts = js_sys::Array::of1(&text.into());
     let Ok(blob) = web_sys::Blob::new_with_str_sequence(&parts) else {
         return;

@@ -1,0 +1,58 @@
+//! The replay bar: step through a recorded session forward and back, or play it at a chosen
+//! speed, without a bridge.
+
+use std::rc::Rc;
+
+use yew::prelude::*;
+
+use crate::state::Replay;
+
+#[derive(Properties, PartialEq)]
+pub struct Props {
+    pub replay: Rc<Replay>,
+    pub playing: bool,
+    /// Playback speed in percent of real time.
+    pub speed: u32,
+    pub on_step: Callback<usize>,
+    pub on_play: Callback<bool>,
+    pub on_speed: Callback<u32>,
+    pub on_leave: Callback<()>,
+}
+
+#[function_component]
+pub fn ReplayBar(props: &Props) -> Html {
+    let (position, total) = (props.replay.position, props.replay.events.len());
+    let go = |to: usize| props.on_step.reform(move |_: MouseEvent| to);
+    let on_play = {
+        let (on_play, playing) = (props.on_play.clone(), props.playing);
+        Callback::from(move |_: MouseEvent| on_play.emit(!playing))
+    };
+    let on_speed = props.on_speed.reform(|e: Event| {
+        e.target_unchecked_into::<web_sys::HtmlSelectElement>()
+            .value()
+            .parse()
+            .unwrap_or(100)
+    });
+    let on_leave = props.on_leave.reform(|_: MouseEvent| ());
+    html! {
+        <div class="replay-bar" role="toolbar" aria-label="Replay">
+            <strong>{ "Replay" }</strong>
+            <span id="replay-position">{ format!("{position} / {total} events") }</span>
+            <button type="button" class="small" onclick={go(0)} title="To the start">{ "⏮" }</button>
+            <button type="button" class="small" id="replay-back" onclick={go(position.saturating_sub(1))}
+                    disabled={position == 0} title="One event back">{ "◀" }</button>
+            <button type="button" class="small" id="replay-step" onclick={go((position + 1).min(total))}
+                    disabled={position == total} title="One event forward">{ "▶" }</button>
+            <button type="button" class="small" id="replay-end" onclick={go(total)} title="To the end">{ "⏭" }</button>
+            <button type="button" class="small" id="replay-play" onclick={on_play}>
+                { if props.playing { "Pause" } else { "Play" } }
+            </button>
+            <select aria-label="Speed" onchange={on_speed}>
+                { for [25u32, 50, 100, 200, 500].iter().map(|s| html! {
+                    <option value={s.to_string()} selected={props.speed == *s}>{ format!("{}×", *s as f64 / 100.0) }</option>
+                }) }
+            </select>
+            <button type="button" class="small" onclick={on_leave}>{ "Back to live" }</button>
+        </div>
+    }
+}
