@@ -38,12 +38,12 @@ pub fn ReplayBar(props: &Props) -> Html {
         <div class="replay-bar" role="toolbar" aria-label="Replay">
             <strong>{ "Replay" }</strong>
             <span id="replay-position">{ format!("{position} / {total} events") }</span>
-            <button type="button" class="small" onclick={go(0)} title="To the start">{ "⏮" }</button>
+            <button type="button" class="small" onclick={go(0)} title="To the start">{ "Start" }</button>
             <button type="button" class="small" id="replay-back" onclick={go(position.saturating_sub(1))}
                     disabled={position == 0} title="One event back">{ "◀" }</button>
             <button type="button" class="small" id="replay-step" onclick={go((position + 1).min(total))}
                     disabled={position == total} title="One event forward">{ "▶" }</button>
-            <button type="button" class="small" id="replay-end" onclick={go(total)} title="To the end">{ "⏭" }</button>
+            <button type="button" class="small" id="replay-end" onclick={go(total)} title="To the end">{ "End" }</button>
             <button type="button" class="small" id="replay-play" onclick={on_play}>
                 { if props.playing { "Pause" } else { "Play" } }
             </button>
