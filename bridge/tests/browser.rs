@@ -41,6 +41,16 @@ async fn uppercase_preset_hello_in_the_page() {
     browser.type_into("#composer-input", "hello\u{E007}").await;
     let reply = browser.wait_text(".msg.received .text", "HELLO").await;
     assert_eq!(reply, "\"HELLO\"");
+    // The kernel's TCP state, in the state machine picture.
+    browser
+        .wait_text(".tcp-machine figcaption", "TCP state now:")
+        .await;
+    let now = browser
+        .client
+        .find(Locator::Css(".tcp-machine .now"))
+        .await
+        .unwrap();
+    assert!(now.attr("data-state").await.unwrap().is_some());
     browser.wait_text(".msg.sent .text", "hello").await;
     browser
         .wait_text(".conversation-view .line", "closed")
@@ -160,6 +170,22 @@ async fn lecture_mode_and_dark_theme_for_a_projector() {
         .await;
     browser.type_into("#composer-input", "ping\u{E007}").await;
     browser.wait_text(".msg.received .text", "ping").await;
+    // Simulated loss, changed live: the next datagram never arrives, and the page says why.
+    browser.click("details.trouble.live summary").await;
+    browser.type_into("details.trouble.live input", "100").await;
+    browser.click("#apply-trouble").await;
+    browser.type_into("#composer-input", "lost\u{E007}").await;
+    browser
+        .wait_text(".row[data-kind='impaired']", "dropped")
+        .await;
+    // Slow motion still shows every event, one at a time.
+    browser.click("#slow-motion").await;
+    browser.wait_text("#slow-motion", "Normal speed").await;
+    browser.type_into("#composer-input", "again\u{E007}").await;
+    browser
+        .wait_text(".row[data-kind='impaired']:last-child", "dropped")
+        .await;
+    browser.click("#slow-motion").await;
     let style = |css: &'static str| {
         let client = browser.client.clone();
         async move {

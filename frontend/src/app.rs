@@ -16,6 +16,7 @@ use crate::components::python::{save_text, Python};
 use crate::components::replay::ReplayBar;
 use crate::components::sequence::Sequence;
 use crate::components::timeline::Timeline;
+use crate::components::trouble::Trouble;
 use crate::hooks::use_bridge;
 use crate::labs::PRESETS;
 use crate::state::{Action, ConvKey, Link, State};
@@ -41,6 +42,7 @@ pub fn App() -> Html {
     let tab = use_state(|| Tab::Conversation);
     let only_selected = use_state(|| false);
     let playing = use_state(|| false);
+    let slow = use_state(|| false);
     let speed = use_state(|| 100u32);
     let generation = use_mut_ref(|| 0u64);
     // Playing a recording: each step waits as long as the recorded gap (scaled by the speed).
@@ -253,6 +255,13 @@ pub fn App() -> Html {
         let lecture = lecture.clone();
         Callback::from(move |()| lecture.set(!*lecture))
     };
+    let toggle_slow = {
+        let (slow, bridge) = (slow.clone(), bridge.clone());
+        Callback::from(move |()| {
+            bridge.set_slow_motion(!*slow);
+            slow.set(!*slow);
+        })
+    };
     let toggle_theme = {
         let dark = dark.clone();
         Callback::from(move |()| dark.set(!*dark))
@@ -279,6 +288,19 @@ pub fn App() -> Html {
         .collect::<Vec<_>>();
     let connected = state.link == Link::Open;
     let sender = state.selected.and_then(|key| file_sender(&state, key));
+    // Simulated trouble applies to live endpoints, per endpoint (a server's connections share it).
+    let trouble = state.selected.and_then(|key| {
+        let endpoint = state.endpoints.get(&key.endpoint)?;
+        let udp = matches!(
+            endpoint.spec,
+            EndpointSpec::UdpServer(_) | EndpointSpec::UdpClient(_)
+        );
+        Some((
+            key.endpoint,
+            udp,
+            endpoint.spec.impairment().cloned().unwrap_or_default(),
+        ))
+    });
     let python_name = state.selected.map(|key| log.name(key.endpoint));
     let python_program = match (&state.program, state.selected) {
         (Some(program), Some(key)) if program.0 == key.endpoint => {
@@ -327,6 +349,8 @@ pub fn App() -> Html {
                 {on_reset}
                 lecture={*lecture}
                 on_lecture={toggle_lecture}
+                slow={*slow}
+                on_slow={toggle_slow}
                 dark={*dark}
                 on_theme={toggle_theme}
                 {on_export}
@@ -367,6 +391,9 @@ pub fn App() -> Html {
                             sent_hashes={sent_hashes}
                         />
                         <Composer target={target} on_command={run.clone()} />
+                        if let Some((endpoint, udp, initial)) = trouble {
+                            <Trouble {endpoint} {udp} {initial} on_command={run.clone()} />
+                        }
                     } else if *tab == Tab::Files {
                         <Files files={state.files.clone()} uploads={state.uploads.clone()} sender={sender}
                                {on_upload} {on_download} {on_refresh} on_send={on_send_file} />

@@ -20,6 +20,14 @@ pub struct Props {
     pub sent_hashes: Vec<String>,
 }
 
+/// The last TCP state the kernel reported for this conversation.
+fn tcp_state(events: &[Rc<Event>]) -> Option<String> {
+    events.iter().rev().find_map(|e| match &e.kind {
+        EventKind::TcpState { state } => Some(state.clone()),
+        _ => None,
+    })
+}
+
 #[function_component]
 pub fn Conversation(props: &Props) -> Html {
     // Keep the newest message in view as the conversation grows.
@@ -49,6 +57,9 @@ pub fn Conversation(props: &Props) -> Html {
         <div class="conversation-view" ref={view}>
             <h2>{ "Conversation" }</h2>
             <p class="conv-title">{ &props.title }</p>
+            if let Some(state) = tcp_state(events) {
+                <crate::components::tcp_machine::TcpMachine {state} />
+            }
             <ol class="messages" aria-live="polite">
                 if *skipped > 0 {
                     <li class="line muted">{ format!("… {skipped} earlier events not shown (see the timeline)") }</li>

@@ -14,6 +14,9 @@ pub struct Props {
     pub on_reset: Callback<()>,
     pub lecture: bool,
     pub on_lecture: Callback<()>,
+    /// Slow motion: events shown one at a time.
+    pub slow: bool,
+    pub on_slow: Callback<()>,
     pub dark: bool,
     pub on_theme: Callback<()>,
     /// Save what the page shows as a recording.
@@ -127,6 +130,11 @@ pub fn Header(props: &Props) -> Html {
                     title="Close every server and client">{ "Reset" }</button>
             <button type="button" onclick={on_lecture} aria-pressed={props.lecture.to_string()}>
                 { if props.lecture { "Normal size" } else { "Lecture mode" } }
+            </button>
+            <button type="button" id="slow-motion" onclick={props.on_slow.reform(|_: MouseEvent| ())}
+                    aria-pressed={props.slow.to_string()}
+                    title="Show the socket calls one at a time, so each can be pointed at">
+                { if props.slow { "Normal speed" } else { "Slow motion" } }
             </button>
             <button type="button" onclick={on_theme} aria-label="Switch between light and dark">
                 { if props.dark { "Light" } else { "Dark" } }

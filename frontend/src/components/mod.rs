@@ -11,4 +11,6 @@ pub mod notice;
 pub mod python;
 pub mod replay;
 pub mod sequence;
+pub mod tcp_machine;
 pub mod timeline;
+pub mod trouble;

@@ -22,6 +22,9 @@ use crate::state::{Action, State};
 const FIRST_RETRY_MS: u32 = 500;
 const LONGEST_RETRY_MS: u32 = 8_000;
 
+/// How far apart slow motion shows events.
+const SLOW_STEP: Duration = Duration::from_millis(700);
+
 /// Bytes per upload chunk: its base64 stays within one WebSocket frame.
 const UPLOAD_CHUNK: usize = shared::MAX_UPLOAD_CHUNK;
 
@@ -46,6 +49,9 @@ struct Inner {
     attempt: Cell<u32>,
     /// Set when the bridge refused this tab (no point in retrying) or the app unmounted.
     given_up: Cell<bool>,
+    /// Slow motion (lecture mode): events wait here and are shown one at a time.
+    slow: Cell<bool>,
+    queue: RefCell<std::collections::VecDeque<shared::Event>>,
 }
 
 impl Bridge {
@@ -93,6 +99,36 @@ impl Bridge {
     /// Shows a new endpoint as if a form had created it (a new client gets selected).
     pub fn created(&self, info: shared::EndpointInfo) {
         self.0.dispatch.dispatch(Action::Created(info));
+    }
+
+    /// Slow motion: from now on events are shown one at a time, [`SLOW_STEP`] apart, so that a
+    /// lecturer can point at each; turning it off shows the waiting ones at once.
+    pub fn set_slow_motion(&self, on: bool) {
+        let was = self.0.slow.replace(on);
+        if !on {
+            let waiting: Vec<_> = self.0.queue.borrow_mut().drain(..).collect();
+            if !waiting.is_empty() {
+                self.0.dispatch.dispatch(Action::Events(waiting));
+            }
+            return;
+        }
+        if was {
+            return;
+        }
+        let weak = Rc::downgrade(&self.0);
+        yew::platform::spawn_local(async move {
+            loop {
+                yew::platform::time::sleep(SLOW_STEP).await;
+                let Some(inner) = weak.upgrade() else { return };
+                if !inner.slow.get() {
+                    return;
+                }
+                let next = inner.queue.borrow_mut().pop_front();
+                if let Some(event) = next {
+                    inner.dispatch.dispatch(Action::Events(vec![event]));
+                }
+            }
+        });
     }
 
     /// Lists the data directory into the state.
@@ -290,6 +326,8 @@ pub fn use_bridge(dispatch: UseReducerDispatcher<State>) -> Bridge {
             next_id: Cell::new(1),
             attempt: Cell::new(0),
             given_up: Cell::new(false),
+            slow: Cell::new(false),
+            queue: RefCell::new(std::collections::VecDeque::new()),
         }))
     });
     {
@@ -375,6 +413,9 @@ fn receive(inner: &Rc<Inner>, text: &str) {
         ServerMessage::Welcome(welcome) => {
             inner.attempt.set(0);
             inner.dispatch.dispatch(Action::Welcome(welcome));
+        }
+        ServerMessage::Events { events } if inner.slow.get() => {
+            inner.queue.borrow_mut().extend(events);
         }
         ServerMessage::Events { events } => inner.dispatch.dispatch(Action::Events(events)),
         ServerMessage::Missed { count } => inner.dispatch.dispatch(Action::Missed(count)),
