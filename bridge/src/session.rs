@@ -17,15 +17,12 @@ use shared::{
     Snapshot, Welcome, PROTOCOL_VERSION,
 };
 use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit, Semaphore};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::Hub;
 
 /// How long a new session may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long the writer gathers events into one batch: about one animation frame.
-const BATCH_WINDOW: Duration = Duration::from_millis(16);
 /// Most events in one batch message.
 const MAX_BATCH: usize = 1024;
 /// Most payload bytes in one batch message (a larger single event still goes, alone): keeps
@@ -287,8 +284,8 @@ struct EventsOut<'a> {
     events: &'a [Arc<Event>],
 }
 
-/// Gathers the events that arrive within one batch window after `first` and sends them as one
-/// message; a lag found meanwhile is reported right after the batch.
+/// Sends `first` and the events already waiting behind it as one message; a lag found meanwhile
+/// is reported right after the batch.
 async fn send_batch(
     sink: &mut Sink,
     live: &mut broadcast::Receiver<Arc<Event>>,
@@ -298,18 +295,19 @@ async fn send_batch(
     let mut bytes = size(&first);
     let mut batch = vec![first];
     let mut missed = 0;
-    let window_end = Instant::now() + BATCH_WINDOW;
+    // Take what is already waiting, without waiting for more: an idle bridge sends each event
+    // at once, a busy one sends big batches because events pile up while a batch is written.
     while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
-        match tokio::time::timeout_at(window_end, live.recv()).await {
-            Ok(Ok(event)) => {
+        match live.try_recv() {
+            Ok(event) => {
                 bytes += size(&event);
                 batch.push(event);
             }
-            Ok(Err(broadcast::error::RecvError::Lagged(count))) => {
+            Err(broadcast::error::TryRecvError::Lagged(count)) => {
                 missed = count;
                 break;
             }
-            Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => break,
+            Err(_) => break,
         }
     }
     send_json(sink, &EventsOut { events: &batch }).await?;

@@ -22,6 +22,9 @@ use crate::state::{Action, State};
 const FIRST_RETRY_MS: u32 = 500;
 const LONGEST_RETRY_MS: u32 = 8_000;
 
+/// How often received events are drawn: about one animation frame.
+const FRAME: Duration = Duration::from_millis(16);
+
 /// How far apart slow motion shows events.
 const SLOW_STEP: Duration = Duration::from_millis(700);
 
@@ -49,6 +52,10 @@ struct Inner {
     attempt: Cell<u32>,
     /// Set when the bridge refused this tab (no point in retrying) or the app unmounted.
     given_up: Cell<bool>,
+    /// Events received since the last frame: the bridge sends each event as soon as it
+    /// happens, and the page draws them together, at most once a frame.
+    unshown: RefCell<Vec<shared::Event>>,
+    frame_scheduled: Cell<bool>,
     /// Slow motion (lecture mode): events wait here and are shown one at a time.
     slow: Cell<bool>,
     queue: RefCell<std::collections::VecDeque<shared::Event>>,
@@ -326,6 +333,8 @@ pub fn use_bridge(dispatch: UseReducerDispatcher<State>) -> Bridge {
             next_id: Cell::new(1),
             attempt: Cell::new(0),
             given_up: Cell::new(false),
+            unshown: RefCell::new(Vec::new()),
+            frame_scheduled: Cell::new(false),
             slow: Cell::new(false),
             queue: RefCell::new(std::collections::VecDeque::new()),
         }))
@@ -412,12 +421,28 @@ fn receive(inner: &Rc<Inner>, text: &str) {
     match message {
         ServerMessage::Welcome(welcome) => {
             inner.attempt.set(0);
+            inner.unshown.borrow_mut().clear();
             inner.dispatch.dispatch(Action::Welcome(welcome));
         }
         ServerMessage::Events { events } if inner.slow.get() => {
             inner.queue.borrow_mut().extend(events);
         }
-        ServerMessage::Events { events } => inner.dispatch.dispatch(Action::Events(events)),
+        ServerMessage::Events { events } => {
+            inner.unshown.borrow_mut().extend(events);
+            if !inner.frame_scheduled.replace(true) {
+                let weak = Rc::downgrade(inner);
+                yew::platform::spawn_local(async move {
+                    yew::platform::time::sleep(FRAME).await;
+                    if let Some(inner) = weak.upgrade() {
+                        inner.frame_scheduled.set(false);
+                        let events = std::mem::take(&mut *inner.unshown.borrow_mut());
+                        if !events.is_empty() {
+                            inner.dispatch.dispatch(Action::Events(events));
+                        }
+                    }
+                });
+            }
+        }
         ServerMessage::Missed { count } => inner.dispatch.dispatch(Action::Missed(count)),
         ServerMessage::Reply(reply) => {
             let waiting = reply
