@@ -118,6 +118,14 @@ pub async fn run(
         shutdown.await;
         root.stop(ClosedBy::Bridge, "the bridge is shutting down");
     };
+    use axum::serve::ListenerExt as _;
+    // Events and replies are small messages written back to back: Nagle's algorithm would hold
+    // each one until the viewer's delayed ACK (tens of milliseconds) arrives.
+    let listener = listener.tap_io(|stream| {
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY not set on a viewer's connection: {err}");
+        }
+    });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(stopping)
         .await;

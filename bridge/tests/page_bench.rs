@@ -55,7 +55,7 @@ async fn page_first_render_and_100k_events() {
     }
     let worst_render = first_render.iter().copied().fold(0.0, f64::max);
     println!(
-        "first render: median {:.1} ms, worst {:.1} ms over {LOADS} loads (budget 300 ms)",
+        "BENCH page first render: median {:.1} ms, worst {:.1} ms over {LOADS} loads (budget 300 ms)",
         median(&mut first_render),
         worst_render
     );
@@ -122,7 +122,7 @@ print("done")
     frames.remove(0);
     let worst = frames.iter().copied().fold(0.0, f64::max);
     println!(
-        "ingest {expected} events in {:.1} s: {} frames, median {:.1} ms, p99 {:.1} ms, worst {:.1} ms \
+        "BENCH page ingest of {expected} events in {:.1} s: {} frames, median {:.1} ms, p99 {:.1} ms, worst {:.1} ms \
          (budget 50 ms); {} long tasks, longest {:.0} ms",
         ingest.as_secs_f64(),
         frames.len(),

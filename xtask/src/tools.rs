@@ -32,6 +32,15 @@ pub(crate) fn run_counting_tests(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> Result<(u64, u64), String> {
+    run_tests(program, args, env).map(|(passed, failed, _)| (passed, failed))
+}
+
+/// Like [`run_counting_tests`], also returning the lines that start with `BENCH `.
+pub(crate) fn run_tests(
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<(u64, u64, Vec<String>), String> {
     use std::io::{BufRead, BufReader};
     eprintln!("$ {program} {}", args.join(" "));
     let mut child = Command::new(program)
@@ -42,9 +51,13 @@ pub(crate) fn run_counting_tests(
         .spawn()
         .map_err(|e| format!("cannot start {program}: {e}"))?;
     let (mut passed, mut failed) = (0, 0);
+    let mut benches = Vec::new();
     if let Some(stdout) = child.stdout.take() {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             println!("{line}");
+            if let Some(at) = line.find("BENCH ") {
+                benches.push(line[at + "BENCH ".len()..].to_string());
+            }
             if let Some(summary) = line.strip_prefix("test result: ") {
                 passed += count_before(summary, " passed");
                 failed += count_before(summary, " failed");
@@ -57,7 +70,7 @@ pub(crate) fn run_counting_tests(
     if !status.success() && failed == 0 {
         return Err(format!("`{program} {}` failed ({status})", args.join(" ")));
     }
-    Ok((passed, failed))
+    Ok((passed, failed, benches))
 }
 
 /// The number just before `word` in a summary such as `ok. 10 passed; 0 failed; ...`.
