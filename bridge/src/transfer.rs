@@ -492,6 +492,24 @@ pub(crate) struct MessageLog {
 }
 
 impl MessageLog {
+    /// The log a server spec asks for, if any; a file that cannot be opened is reported as an
+    /// error event and the server runs without its log.
+    pub(crate) fn for_spec(hub: &Hub, origin: &Origin, name: Option<&str>) -> Option<MessageLog> {
+        match MessageLog::open(hub, name?) {
+            Ok(log) => Some(log),
+            Err(error) => {
+                hub.log.emit(
+                    origin,
+                    EventKind::Error {
+                        op: "log".into(),
+                        error,
+                    },
+                );
+                None
+            }
+        }
+    }
+
     pub(crate) fn open(hub: &Hub, name: &str) -> Result<MessageLog, ErrorInfo> {
         Ok(MessageLog {
             file: hub.data.append(name)?,

@@ -19,8 +19,7 @@ async fn uppercase_preset_hello_in_the_page() {
     let Some(dist) = dist() else { return };
     let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
     let browser = Browser::start().await;
-    browser.open(&bridge).await;
-    browser.wait_text("#bridge-status", "connected").await;
+    browser.open_connected(&bridge).await;
     // The token left the address bar (and is kept for the tab).
     let hash = browser
         .client
@@ -32,8 +31,7 @@ async fn uppercase_preset_hello_in_the_page() {
     browser.client.refresh().await.unwrap();
     browser.wait_text("#bridge-status", "connected").await;
 
-    browser.click(".labs summary").await;
-    browser.click("button[data-preset='0']").await;
+    browser.preset(0).await;
     browser
         .wait_text(".endpoint-list .label", "TCP server :12000")
         .await;
@@ -73,8 +71,7 @@ async fn python_client_shows_up_in_the_page() {
     let Some(dist) = dist() else { return };
     let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
     let browser = Browser::start().await;
-    browser.open(&bridge).await;
-    browser.wait_text("#bridge-status", "connected").await;
+    browser.open_connected(&bridge).await;
     // A server from the form: any free port, kept open until the client closes.
     browser.type_into("#new-port", "0").await;
     browser
@@ -139,8 +136,7 @@ async fn page_says_when_the_bridge_is_gone_and_recovers() {
     let bridge = Bridge::start_with(|c| c.static_dir = Some(dist.clone())).await;
     let addr = bridge.addr;
     let browser = Browser::start().await;
-    browser.open(&bridge).await;
-    browser.wait_text("#bridge-status", "connected").await;
+    browser.open_connected(&bridge).await;
     bridge.shutdown().await;
     browser.wait_text("#bridge-status", "reconnecting").await;
     browser.screenshot("bridge-gone").await;
@@ -161,10 +157,8 @@ async fn lecture_mode_and_dark_theme_for_a_projector() {
     let Some(dist) = dist() else { return };
     let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
     let browser = Browser::start().await;
-    browser.open(&bridge).await;
-    browser.wait_text("#bridge-status", "connected").await;
-    browser.click(".labs summary").await;
-    browser.click("button[data-preset='3']").await;
+    browser.open_connected(&bridge).await;
+    browser.preset(3).await;
     browser
         .wait_text(".endpoint-list .label", "UDP server :12002")
         .await;
@@ -228,10 +222,8 @@ async fn file_upload_and_transfer_with_matching_hashes() {
     })
     .await;
     let browser = Browser::start().await;
-    browser.open(&bridge).await;
-    browser.wait_text("#bridge-status", "connected").await;
-    browser.click(".labs summary").await;
-    browser.click("button[data-preset='6']").await;
+    browser.open_connected(&bridge).await;
+    browser.preset(6).await;
     browser
         .wait_text(".endpoint-list .label", "TCP server :12005")
         .await;
@@ -282,10 +274,8 @@ async fn chat_room_in_the_page_with_a_python_member() {
     let Some(dist) = dist() else { return };
     let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
     let browser = Browser::start().await;
-    browser.open(&bridge).await;
-    browser.wait_text("#bridge-status", "connected").await;
-    browser.click(".labs summary").await;
-    browser.click("button[data-preset='8']").await;
+    browser.open_connected(&bridge).await;
+    browser.preset(8).await;
     browser
         .wait_text(".endpoint-list .label", "TCP server :12007")
         .await;
@@ -348,10 +338,8 @@ async fn encrypted_echo_tampering_and_the_tcp_udp_comparison() {
     let Some(dist) = dist() else { return };
     let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
     let browser = Browser::start().await;
-    browser.open(&bridge).await;
-    browser.wait_text("#bridge-status", "connected").await;
-    browser.click(".labs summary").await;
-    browser.click("button[data-preset='9']").await;
+    browser.open_connected(&bridge).await;
+    browser.preset(9).await;
     browser
         .wait_text(".endpoint-list .label", "TCP server :12008")
         .await;
@@ -398,10 +386,8 @@ async fn encrypted_chat_preset_members_read_each_other() {
     let Some(dist) = dist() else { return };
     let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
     let browser = Browser::start().await;
-    browser.open(&bridge).await;
-    browser.wait_text("#bridge-status", "connected").await;
-    browser.click(".labs summary").await;
-    browser.click("button[data-preset='11']").await;
+    browser.open_connected(&bridge).await;
+    browser.preset(11).await;
     browser
         .wait_text(".endpoint-list .label", "TCP server :12010")
         .await;
@@ -434,10 +420,8 @@ async fn sequence_diagram_draws_the_calls_and_picks_events() {
     let Some(dist) = dist() else { return };
     let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
     let browser = Browser::start().await;
-    browser.open(&bridge).await;
-    browser.wait_text("#bridge-status", "connected").await;
-    browser.click(".labs summary").await;
-    browser.click("button[data-preset='0']").await;
+    browser.open_connected(&bridge).await;
+    browser.preset(0).await;
     browser.wait_text(".conv-title", "TCP client").await;
     browser.type_into("#composer-input", "hello\u{E007}").await;
     browser.wait_text(".msg.received .text", "HELLO").await;
@@ -495,10 +479,8 @@ async fn exported_session_replays_to_the_same_timeline_without_a_bridge() {
     let downloads = TempDir::new("downloads");
     let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
     let browser = Browser::start_in(Some(&downloads.0)).await;
-    browser.open(&bridge).await;
-    browser.wait_text("#bridge-status", "connected").await;
-    browser.click(".labs summary").await;
-    browser.click("button[data-preset='0']").await;
+    browser.open_connected(&bridge).await;
+    browser.preset(0).await;
     browser.wait_text(".conv-title", "TCP client").await;
     browser.type_into("#composer-input", "hello\u{E007}").await;
     browser.wait_text(".msg.received .text", "HELLO").await;

@@ -268,19 +268,7 @@ async fn serve(
             )
         };
     }
-    let mut log = spec
-        .log_file
-        .as_deref()
-        .and_then(|name| match MessageLog::open(&hub, name) {
-            Ok(log) => Some(log),
-            Err(error) => {
-                conn.emit(EventKind::Error {
-                    op: "log".into(),
-                    error,
-                });
-                None
-            }
-        });
+    let mut log = MessageLog::for_spec(&hub, &conn.origin, spec.log_file.as_deref());
     let peer = conn.origin.peer.clone().unwrap_or_default();
     // Checked when the server started, so a key here is always usable.
     let fernet = match &spec.behaviour {

@@ -68,19 +68,7 @@ async fn run(
         spec.recv_buffer
     };
     let mut buf = vec![0u8; size];
-    let mut log = spec
-        .log_file
-        .as_deref()
-        .and_then(|name| match MessageLog::open(&hub, name) {
-            Ok(log) => Some(log),
-            Err(error) => {
-                endpoint.emit(EventKind::Error {
-                    op: "log".into(),
-                    error,
-                });
-                None
-            }
-        });
+    let mut log = MessageLog::for_spec(&hub, &endpoint.origin, spec.log_file.as_deref());
     let mut receiving: Option<(UdpTransfer, Origin)> = None;
     let mut idle_until = Instant::now();
     loop {

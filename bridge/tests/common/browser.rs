@@ -94,6 +94,18 @@ impl Browser {
         }
     }
 
+    /// Opens the page and waits until it is connected to the bridge.
+    pub async fn open_connected(&self, bridge: &Bridge) {
+        self.open(bridge).await;
+        self.wait_text("#bridge-status", "connected").await;
+    }
+
+    /// Applies the lab preset with this index from the Labs menu.
+    pub async fn preset(&self, index: usize) {
+        self.click(".labs summary").await;
+        self.click(&format!("button[data-preset='{index}']")).await;
+    }
+
     /// Opens the URL the bridge prints, token in the fragment.
     pub async fn open(&self, bridge: &Bridge) {
         let url = format!("http://{}/#token={TOKEN}", bridge.addr);
