@@ -8,7 +8,7 @@ mod common;
 
 use std::process::Stdio;
 
-use common::browser::{dist, Browser};
+use common::browser::{dist, fixed_ports, Browser};
 use common::*;
 use fantoccini::Locator;
 use serde_json::json;
@@ -17,6 +17,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 #[tokio::test]
 async fn uppercase_preset_hello_in_the_page() {
     let Some(dist) = dist() else { return };
+    let _ports = fixed_ports().await;
     let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
     let browser = Browser::start().await;
     browser.open_connected(&bridge).await;
@@ -64,6 +65,7 @@ async fn uppercase_preset_hello_in_the_page() {
         "a real picture"
     );
     browser.close().await;
+    bridge.shutdown().await;
 }
 
 #[tokio::test]
@@ -155,6 +157,7 @@ async fn page_says_when_the_bridge_is_gone_and_recovers() {
 #[tokio::test]
 async fn lecture_mode_and_dark_theme_for_a_projector() {
     let Some(dist) = dist() else { return };
+    let _ports = fixed_ports().await;
     let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
     let browser = Browser::start().await;
     browser.open_connected(&bridge).await;
@@ -209,11 +212,13 @@ async fn lecture_mode_and_dark_theme_for_a_projector() {
     assert_eq!(background, json!("rgb(13, 17, 23)"), "dark theme");
     browser.screenshot("lecture-dark").await;
     browser.close().await;
+    bridge.shutdown().await;
 }
 
 #[tokio::test]
 async fn file_upload_and_transfer_with_matching_hashes() {
     let Some(dist) = dist() else { return };
+    let _ports = fixed_ports().await;
     let data = TempDir::new("page-files");
     let source = TempDir::new("page-src");
     let bridge = Bridge::start_with(|c| {
@@ -267,11 +272,13 @@ async fn file_upload_and_transfer_with_matching_hashes() {
     assert_eq!(python_sha256(&data.0.join("received.bin")).await, expected);
     browser.screenshot("file-transfer").await;
     browser.close().await;
+    bridge.shutdown().await;
 }
 
 #[tokio::test]
 async fn chat_room_in_the_page_with_a_python_member() {
     let Some(dist) = dist() else { return };
+    let _ports = fixed_ports().await;
     let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
     let browser = Browser::start().await;
     browser.open_connected(&bridge).await;
@@ -331,11 +338,13 @@ print(line.strip(), flush=True)
         .await;
     browser.screenshot("chat").await;
     browser.close().await;
+    bridge.shutdown().await;
 }
 
 #[tokio::test]
 async fn encrypted_echo_tampering_and_the_tcp_udp_comparison() {
     let Some(dist) = dist() else { return };
+    let _ports = fixed_ports().await;
     let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
     let browser = Browser::start().await;
     browser.open_connected(&bridge).await;
@@ -379,11 +388,13 @@ async fn encrypted_echo_tampering_and_the_tcp_udp_comparison() {
     assert_eq!(bars.len(), 48, "24 buckets for each protocol");
     browser.screenshot("compare").await;
     browser.close().await;
+    bridge.shutdown().await;
 }
 
 #[tokio::test]
 async fn encrypted_chat_preset_members_read_each_other() {
     let Some(dist) = dist() else { return };
+    let _ports = fixed_ports().await;
     let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
     let browser = Browser::start().await;
     browser.open_connected(&bridge).await;
@@ -413,11 +424,13 @@ async fn encrypted_chat_preset_members_read_each_other() {
     );
     browser.screenshot("encrypted-chat").await;
     browser.close().await;
+    bridge.shutdown().await;
 }
 
 #[tokio::test]
 async fn sequence_diagram_draws_the_calls_and_picks_events() {
     let Some(dist) = dist() else { return };
+    let _ports = fixed_ports().await;
     let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
     let browser = Browser::start().await;
     browser.open_connected(&bridge).await;
@@ -457,6 +470,7 @@ async fn sequence_diagram_draws_the_calls_and_picks_events() {
     assert!(picked.contains("send()"), "{picked}");
     browser.screenshot("sequence").await;
     browser.close().await;
+    bridge.shutdown().await;
 }
 
 /// The text of every timeline row, top to bottom.
@@ -476,6 +490,7 @@ async fn timeline_rows(browser: &Browser) -> Vec<String> {
 #[tokio::test]
 async fn exported_session_replays_to_the_same_timeline_without_a_bridge() {
     let Some(dist) = dist() else { return };
+    let _ports = fixed_ports().await;
     let downloads = TempDir::new("downloads");
     let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
     let browser = Browser::start_in(Some(&downloads.0)).await;

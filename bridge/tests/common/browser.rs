@@ -30,6 +30,14 @@ pub fn dist() -> Option<PathBuf> {
     }
 }
 
+/// The lab presets listen on fixed ports (12000, 12005, ...), so the tests that apply them take
+/// turns: hold this from before the bridge starts until after it has shut down.
+static FIXED_PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+pub async fn fixed_ports() -> tokio::sync::MutexGuard<'static, ()> {
+    FIXED_PORTS.lock().await
+}
+
 /// Chromium under chromedriver, closed when dropped.
 pub struct Browser {
     pub client: Client,
