@@ -76,12 +76,14 @@ struct Wire {
     state: Option<String>,
 }
 
-fn need<T>(value: Option<T>, kind: &str, field: &str) -> Result<T, String> {
-    value.ok_or_else(|| format!("a {kind} event needs `{field}`"))
+/// A field the wire struct must have had for this kind of value (`what`: "recv event", ...).
+pub(crate) fn need<T>(value: Option<T>, what: &str, field: &str) -> Result<T, String> {
+    value.ok_or_else(|| format!("a {what} needs `{field}`"))
 }
 
 impl Wire {
     fn into_event(self) -> Result<Event, String> {
+        // Only an error formats anything: this runs for every event the page reads.
         let k = self.kind.as_str();
         let kind = match k {
             "socket" => EventKind::Socket {

@@ -7,15 +7,12 @@
 use serde::de::{Error as _, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
+use crate::event_wire::need;
 use crate::{
     CompareReport, ConnInfo, DatagramReport, Direction, EndpointId, EndpointInfo, EndpointSpec,
     ErrorInfo, Event, FileInfo, FileRace, Limits, Outcome, Reply, ReplyData, RoundTrips, Scope,
     ServerMessage, Snapshot, TransferReport, Welcome,
 };
-
-fn need<T>(value: Option<T>, what: &str, field: &str) -> Result<T, String> {
-    value.ok_or_else(|| format!("a {what} needs `{field}`"))
-}
 
 #[derive(Deserialize)]
 struct ServerWire {
