@@ -61,6 +61,18 @@ fn progress(hub: &Hub, origin: &Origin, file: &str, bytes: u64, total: Option<u6
     );
 }
 
+/// Records a socket call of a transfer that failed, explained; the peer is the origin's.
+fn socket_failed(hub: &Hub, origin: &Origin, err: &std::io::Error, op: Op, proto: Proto) {
+    let peer = origin.peer.as_deref().unwrap_or("the peer");
+    hub.log.emit(
+        origin,
+        EventKind::Error {
+            op: op.name().into(),
+            error: explain(err, op, proto, peer),
+        },
+    );
+}
+
 fn disk_error(file: &str, err: &std::io::Error) -> ErrorInfo {
     let mut info = ErrorInfo::new(
         ErrorKind::Other,
@@ -130,15 +142,7 @@ pub(crate) async fn receive_tcp(
                 }
             }
             Err(err) => {
-                let peer = origin.peer.as_deref().unwrap_or("the peer");
-                let error = explain(&err, Op::Recv, Proto::Tcp, peer);
-                hub.log.emit(
-                    origin,
-                    EventKind::Error {
-                        op: "recv".into(),
-                        error,
-                    },
-                );
+                socket_failed(hub, origin, &err, Op::Recv, Proto::Tcp);
                 break false;
             }
         }
@@ -190,15 +194,7 @@ pub(crate) async fn send_tcp(
             written = writer.write_all(&buf[..n]) => written,
         };
         if let Err(err) = written {
-            let peer = origin.peer.as_deref().unwrap_or("the peer");
-            let error = explain(&err, Op::Send, Proto::Tcp, peer);
-            hub.log.emit(
-                origin,
-                EventKind::Error {
-                    op: "send".into(),
-                    error: error.clone(),
-                },
-            );
+            socket_failed(hub, origin, &err, Op::Send, Proto::Tcp);
             break false;
         }
         hasher.update(&buf[..n]);
@@ -296,14 +292,7 @@ pub(crate) async fn send_udp(
         let mut failed = false;
         for _ in 0..plan.copies {
             if let Err(err) = socket.send_to(&datagram[..DATAGRAM_HEADER + n], to).await {
-                let error = explain(&err, Op::SendTo, Proto::Udp, &to.to_string());
-                hub.log.emit(
-                    origin,
-                    EventKind::Error {
-                        op: "sendto".into(),
-                        error,
-                    },
-                );
+                socket_failed(hub, origin, &err, Op::SendTo, Proto::Udp);
                 failed = true;
             }
         }
