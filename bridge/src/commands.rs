@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shared::{
-    ClosedBy, Command, ErrorInfo, ErrorKind, FetchSendCommand, Outcome, ReplyData, SendCommand,
-    SendFileCommand, Target,
+    ClosedBy, Command, ErrorInfo, ErrorKind, FetchSendCommand, Outcome, ReplyData, SendBulkCommand,
+    SendCommand, SendFileCommand, Target, TransferReport,
 };
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -39,6 +39,7 @@ pub(crate) async fn execute(hub: &Arc<Hub>, command: Command) -> Outcome {
         Command::Close(target) => close(hub, target).await,
         Command::Reset => Ok(reset(hub).await),
         Command::SendFile(send) => send_file(hub, send).await,
+        Command::SendBulk(send) => send_bulk(hub, send).await,
         Command::ListFiles => hub.data.list().map(|files| ReplyData::Files { files }),
         Command::FetchSend(fetch) => fetch_send(hub, fetch).await,
         Command::UploadStart { file, size } => hub
@@ -130,17 +131,36 @@ async fn shutdown_write(hub: &Hub, target: Target) -> Result<ReplyData, ErrorInf
 /// Replies when the whole file went out (or the transfer broke off), however long that takes.
 async fn send_file(hub: &Hub, send: SendFileCommand) -> Result<ReplyData, ErrorInfo> {
     crate::datadir::check_name(&send.file)?;
+    let (file, datagram_size) = (send.file, send.datagram_size);
+    transfer(hub, send.endpoint, |done| Control::SendFile {
+        file,
+        datagram_size,
+        done,
+    })
+    .await
+}
+
+/// Replies when all the bytes went out (or the sending broke off).
+async fn send_bulk(hub: &Hub, send: SendBulkCommand) -> Result<ReplyData, ErrorInfo> {
+    let bytes = send.bytes;
+    transfer(hub, send.endpoint, |done| Control::SendBulk { bytes, done }).await
+}
+
+/// Hands a transfer to the endpoint's task and waits for its report.
+async fn transfer(
+    hub: &Hub,
+    endpoint: shared::EndpointId,
+    request: impl FnOnce(oneshot::Sender<Result<TransferReport, ErrorInfo>>) -> Control,
+) -> Result<ReplyData, ErrorInfo> {
     let control = hub.control(Target {
-        endpoint: send.endpoint,
+        endpoint,
         conn: None,
     })?;
     let (done, answer) = oneshot::channel();
-    let request = Control::SendFile {
-        file: send.file,
-        datagram_size: send.datagram_size,
-        done,
-    };
-    control.send(request).await.map_err(|_| socket_gone())?;
+    control
+        .send(request(done))
+        .await
+        .map_err(|_| socket_gone())?;
     let report = answer.await.map_err(|_| socket_gone())??;
     Ok(ReplyData::Transfer(report))
 }

@@ -43,6 +43,11 @@ pub(crate) enum Control {
         datagram_size: usize,
         done: oneshot::Sender<Result<TransferReport, ErrorInfo>>,
     },
+    /// Send this many bytes of generated data (TCP), then shut down the write side.
+    SendBulk {
+        bytes: u64,
+        done: oneshot::Sender<Result<TransferReport, ErrorInfo>>,
+    },
 }
 
 impl Control {
@@ -56,7 +61,7 @@ impl Control {
             Control::ShutdownWrite { done } => {
                 let _ = done.send(Err(error()));
             }
-            Control::SendFile { done, .. } => {
+            Control::SendFile { done, .. } | Control::SendBulk { done, .. } => {
                 let _ = done.send(Err(error()));
             }
         }

@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use shared::{
     DatagramReport, Direction, ErrorInfo, ErrorKind, EventKind, TransferReport, DATAGRAM_HEADER,
-    MAX_DATAGRAM,
+    MAX_BULK, MAX_DATAGRAM,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
 
 use crate::datadir;
 use crate::events::Origin;
@@ -84,18 +85,79 @@ fn disk_error(file: &str, err: &std::io::Error) -> ErrorInfo {
     info
 }
 
-/// Receives a TCP stream into `file` until EOF. Returns whether the file is complete, after
-/// recording the report (and any error) as events.
+/// Writes and hashes a received file on a thread of its own, so that the socket is read while
+/// the previous chunks are hashed and written (two cores: about twice the speed of doing the
+/// three in turn). The channel holds a few chunks: memory stays bounded, and a slow disk slows
+/// the reading, and so the sender, instead of piling up.
+struct DiskWriter {
+    chunks: mpsc::Sender<Vec<u8>>,
+    /// Buffers the thread is done with, to be filled again (no copy, no fresh allocation per
+    /// chunk: both cost as much as the writing itself at these speeds).
+    spare: mpsc::UnboundedReceiver<Vec<u8>>,
+    thread: tokio::task::JoinHandle<std::io::Result<String>>,
+}
+
+/// Chunks in flight between the socket and the disk.
+const DISK_QUEUE: usize = 8;
+
+impl DiskWriter {
+    fn start(file: std::fs::File) -> Self {
+        let (chunks, mut incoming) = mpsc::channel::<Vec<u8>>(DISK_QUEUE);
+        let (give_back, spare) = mpsc::unbounded_channel();
+        let thread = tokio::task::spawn_blocking(move || {
+            let mut out = file;
+            let mut hasher = Sha256::new();
+            while let Some(chunk) = incoming.blocking_recv() {
+                hasher.update(&chunk);
+                out.write_all(&chunk)?;
+                let _ = give_back.send(chunk);
+            }
+            // Only what reached the disk counts as saved.
+            out.sync_all()?;
+            Ok(hex::encode(hasher.finalize()))
+        });
+        DiskWriter {
+            chunks,
+            spare,
+            thread,
+        }
+    }
+
+    /// A buffer of `CHUNK * 4` bytes to read into: one given back, or a new one.
+    fn buffer(&mut self) -> Vec<u8> {
+        let mut buf = self.spare.try_recv().unwrap_or_default();
+        buf.resize(4 * CHUNK, 0);
+        buf
+    }
+
+    /// Queues a chunk; false if the writer stopped (a disk error, told by [`Self::finish`]).
+    async fn write(&self, chunk: Vec<u8>) -> bool {
+        self.chunks.send(chunk).await.is_ok()
+    }
+
+    /// Waits for everything queued to be written and synced; returns the SHA-256.
+    async fn finish(self) -> std::io::Result<String> {
+        drop(self.chunks);
+        self.thread
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+    }
+}
+
+/// Receives a TCP stream until EOF into `file`, or, without one, nowhere (the `discard`
+/// behaviour: counting only, no hash). Returns whether everything arrived (and, with a file,
+/// reached the disk), after recording the report (and any error) as events.
 pub(crate) async fn receive_tcp(
     hub: &Hub,
     origin: &Origin,
     life: &Lifeline,
     reader: &mut OwnedReadHalf,
-    file: &str,
+    file: Option<&str>,
 ) -> bool {
-    let (std_file, part) = match hub.data.create_part(file) {
-        Ok(opened) => opened,
-        Err(error) => {
+    let mut sink = match file.map(|name| hub.data.create_part(name)) {
+        None => None,
+        Some(Ok((std_file, part))) => Some((DiskWriter::start(std_file), part)),
+        Some(Err(error)) => {
             hub.log.emit(
                 origin,
                 EventKind::Error {
@@ -106,9 +168,9 @@ pub(crate) async fn receive_tcp(
             return false;
         }
     };
-    let mut out = BufWriter::with_capacity(4 * CHUNK, tokio::fs::File::from_std(std_file));
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
+    let name = file.unwrap_or_default();
+    // A discard server reads into one buffer; a file's chunks go to the writer thread whole.
+    let mut buf = vec![0u8; 4 * CHUNK];
     let mut bytes = 0u64;
     let mut ticker = Ticker::new();
     let mut started = None;
@@ -124,21 +186,16 @@ pub(crate) async fn receive_tcp(
             }
             Ok(n) => {
                 started.get_or_insert_with(Instant::now);
-                hasher.update(&buf[..n]);
-                if let Err(err) = out.write_all(&buf[..n]).await {
-                    let error = disk_error(file, &err);
-                    hub.log.emit(
-                        origin,
-                        EventKind::Error {
-                            op: "write".into(),
-                            error,
-                        },
-                    );
-                    break false;
+                if let Some((writer, _)) = &mut sink {
+                    let mut chunk = std::mem::replace(&mut buf, writer.buffer());
+                    chunk.truncate(n);
+                    if !writer.write(chunk).await {
+                        break false; // the writer failed; finish() says why
+                    }
                 }
                 bytes += n as u64;
                 if ticker.due() {
-                    progress(hub, origin, file, bytes, None);
+                    progress(hub, origin, name, bytes, None);
                 }
             }
             Err(err) => {
@@ -147,16 +204,31 @@ pub(crate) async fn receive_tcp(
             }
         }
     };
-    let flushed = out.flush().await.is_ok() && out.into_inner().sync_all().await.is_ok();
-    // Only a file that arrived whole, and reached the disk, loses its .part suffix.
-    let complete = complete && flushed && datadir::finish(&part).is_ok();
+    let (complete, sha256) = match sink {
+        None => (complete, String::new()),
+        Some((writer, part)) => match writer.finish().await {
+            // Only a file that arrived whole, and reached the disk, loses its .part suffix.
+            Ok(sha256) => (complete && datadir::finish(&part).is_ok(), sha256),
+            Err(err) => {
+                let error = disk_error(name, &err);
+                hub.log.emit(
+                    origin,
+                    EventKind::Error {
+                        op: "write".into(),
+                        error,
+                    },
+                );
+                (false, String::new())
+            }
+        },
+    };
     hub.log.emit(
         origin,
         EventKind::Transfer(TransferReport {
             direction: Direction::Received,
-            file: file.to_string(),
+            file: name.to_string(),
             bytes,
-            sha256: hex::encode(hasher.finalize()),
+            sha256,
             duration_us: started.map_or(0, |s| s.elapsed().as_micros() as u64),
             complete,
             datagrams: None,
@@ -165,27 +237,54 @@ pub(crate) async fn receive_tcp(
     complete
 }
 
-/// Sends all of `file` over a TCP connection, then shuts down the write side.
+/// Where the bytes of a TCP send come from: a file of the data directory, or generated test
+/// data (`send_bulk`, memory to memory, not hashed).
+pub(crate) enum Source<'a> {
+    File(&'a str),
+    Generated(u64),
+}
+
+/// Sends all of `source` over a TCP connection, then shuts down the write side.
 pub(crate) async fn send_tcp(
     hub: &Hub,
     origin: &Origin,
     life: &Lifeline,
     writer: &mut OwnedWriteHalf,
-    file: &str,
+    source: Source<'_>,
 ) -> Result<TransferReport, ErrorInfo> {
-    let (std_file, total) = hub.data.open(file)?;
-    let mut input = tokio::fs::File::from_std(std_file);
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
+    let (name, total, mut input, mut hasher, mut buf) = match source {
+        Source::File(file) => {
+            let (std_file, total) = hub.data.open(file)?;
+            let input = tokio::fs::File::from_std(std_file);
+            (
+                file,
+                total,
+                Some(input),
+                Some(Sha256::new()),
+                vec![0u8; CHUNK],
+            )
+        }
+        Source::Generated(total) if total > MAX_BULK => {
+            return Err(ErrorInfo::new(
+                ErrorKind::LimitReached,
+                format!("send_bulk sends at most {MAX_BULK} bytes; {total} were asked for."),
+            ))
+        }
+        // Larger writes than a file's: fewer system calls, as iperf3 does (128 KiB).
+        Source::Generated(total) => ("", total, None, None, pattern(4 * CHUNK)),
+    };
     let mut bytes = 0u64;
     let mut ticker = Ticker::new();
     let started = Instant::now();
-    progress(hub, origin, file, 0, Some(total));
+    progress(hub, origin, name, 0, Some(total));
     let complete = loop {
-        let n = input
-            .read(&mut buf)
-            .await
-            .map_err(|e| disk_error(file, &e))?;
+        let n = match &mut input {
+            Some(input) => input
+                .read(&mut buf)
+                .await
+                .map_err(|e| disk_error(name, &e))?,
+            None => buf.len().min((total - bytes) as usize),
+        };
         if n == 0 {
             break true;
         }
@@ -197,10 +296,12 @@ pub(crate) async fn send_tcp(
             socket_failed(hub, origin, &err, Op::Send, Proto::Tcp);
             break false;
         }
-        hasher.update(&buf[..n]);
+        if let Some(hasher) = &mut hasher {
+            hasher.update(&buf[..n]);
+        }
         bytes += n as u64;
         if ticker.due() {
-            progress(hub, origin, file, bytes, Some(total));
+            progress(hub, origin, name, bytes, Some(total));
         }
     };
     if complete {
@@ -209,15 +310,25 @@ pub(crate) async fn send_tcp(
     }
     let report = TransferReport {
         direction: Direction::Sent,
-        file: file.to_string(),
+        file: name.to_string(),
         bytes,
-        sha256: hex::encode(hasher.finalize()),
+        sha256: hasher
+            .map(|h| hex::encode(h.finalize()))
+            .unwrap_or_default(),
         duration_us: started.elapsed().as_micros() as u64,
         complete,
         datagrams: None,
     };
     hub.log.emit(origin, EventKind::Transfer(report.clone()));
     Ok(report)
+}
+
+/// Test data that is easy to recognise in a capture: the printable ASCII characters, over and
+/// over, in whole cycles (about `len` bytes), so that writing the buffer again and again
+/// continues the pattern without a seam.
+fn pattern(len: usize) -> Vec<u8> {
+    let cycle = usize::from(b'~' - b' ' + 1);
+    (b' '..=b'~').cycle().take(len / cycle * cycle).collect()
 }
 
 /// The header of each datagram of a UDP file transfer: sequence number, datagram count and

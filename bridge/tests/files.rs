@@ -431,3 +431,111 @@ async fn one_gib_file_with_flat_memory() {
     assert_eq!(received.bytes, 1 << 30);
     assert!(grown < 32 * 1024, "memory grew by {grown} KiB");
 }
+
+/// `send_bulk` into a `discard` server: memory to memory, counted on both sides, one report
+/// each instead of an event per chunk; the data is the documented pattern (checked by Python).
+#[tokio::test]
+async fn bulk_test_data_reaches_a_discard_server_and_a_python_receiver() {
+    let bridge = Bridge::start().await;
+    let mut c = bridge.client().await;
+    let server = c
+        .endpoint(cmd(
+            json!({"op": "tcp_server_start", "port": 0, "behaviour": {"kind": "discard"}}),
+        ))
+        .await;
+    let client = c
+        .endpoint(cmd(
+            json!({"op": "tcp_client_connect", "port": port_of(&server)}),
+        ))
+        .await;
+    let size = 64u64 << 20;
+    let ReplyData::Transfer(sent) = c
+        .ok(cmd(
+            json!({"op": "send_bulk", "endpoint": client.id, "bytes": size}),
+        ))
+        .await
+    else {
+        panic!("send_bulk replies with a transfer report")
+    };
+    assert!(sent.complete);
+    assert_eq!(sent.bytes, size);
+    assert_eq!(sent.file, "");
+    c.wait_until("the discard server's report", |ev| {
+        transfer(ev, server.id).is_some()
+    })
+    .await;
+    let got = transfer(&c.events, server.id).unwrap();
+    assert!(got.complete, "{got:?}");
+    assert_eq!(got.bytes, size);
+    assert_eq!(got.sha256, "", "discarded data is not hashed");
+    let recvs = c
+        .events
+        .iter()
+        .filter(|e| e.kind.name() == "recv" && e.endpoint == server.id)
+        .count();
+    assert_eq!(recvs, 0, "discard reports once, not per chunk");
+
+    // A Python receiver sees the printable-ASCII pattern, all of it, then EOF.
+    let script = r#"
+import socket, sys
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen(1)
+print(srv.getsockname()[1], flush=True)
+conn, _ = srv.accept()
+data = bytearray()
+while True:
+    chunk = conn.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+pattern = bytes(range(32, 127))
+expected = (pattern * (len(data) // len(pattern) + 1))[:len(data)]
+print(len(data), data == expected, flush=True)
+"#;
+    let mut child = tokio::process::Command::new("python3")
+        .args(["-c", script])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let port: u16 = next_line(&mut lines).await.trim().parse().unwrap();
+    let to_python = c
+        .endpoint(cmd(json!({"op": "tcp_client_connect", "port": port})))
+        .await;
+    c.ok(cmd(
+        json!({"op": "send_bulk", "endpoint": to_python.id, "bytes": 1_000_003}),
+    ))
+    .await;
+    assert_eq!(next_line(&mut lines).await.trim(), "1000003 True");
+
+    // Bulk data is TCP only, bounded, and a UDP server cannot discard.
+    let udp = c
+        .endpoint(cmd(json!({"op": "udp_client_open", "port": port})))
+        .await;
+    let refused = c
+        .err(cmd(
+            json!({"op": "send_bulk", "endpoint": udp.id, "bytes": 10}),
+        ))
+        .await;
+    assert_eq!(refused.kind, ErrorKind::Unsupported);
+    let again = c
+        .endpoint(cmd(
+            json!({"op": "tcp_client_connect", "port": port_of(&server)}),
+        ))
+        .await;
+    let too_big = c
+        .err(cmd(
+            json!({"op": "send_bulk", "endpoint": again.id, "bytes": shared::MAX_BULK + 1}),
+        ))
+        .await;
+    assert_eq!(too_big.kind, ErrorKind::LimitReached);
+    let udp_discard = c
+        .err(cmd(
+            json!({"op": "udp_server_start", "port": 0, "behaviour": {"kind": "discard"}}),
+        ))
+        .await;
+    assert_eq!(udp_discard.kind, ErrorKind::Unsupported);
+}

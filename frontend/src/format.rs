@@ -70,13 +70,17 @@ pub fn server_summary(spec: &EndpointSpec) -> String {
         Behaviour::Fixed { reply } => format!("reply \"{reply}\""),
         Behaviour::Manual => "you reply".to_string(),
         Behaviour::SaveToFile { file } => format!("save to {file}"),
+        Behaviour::Discard => "discard (count bytes)".to_string(),
         Behaviour::Chat => "chat room".to_string(),
         Behaviour::FernetEcho { .. } => "encrypted echo (Fernet)".to_string(),
     };
     match spec {
         // A chat room and a file receiver serve everyone at once, their own way.
         EndpointSpec::TcpServer(s)
-            if matches!(s.behaviour, Behaviour::Chat | Behaviour::SaveToFile { .. }) =>
+            if matches!(
+                s.behaviour,
+                Behaviour::Chat | Behaviour::SaveToFile { .. } | Behaviour::Discard
+            ) =>
         {
             format!("{}, everyone at once", behaviour(&s.behaviour))
         }
@@ -209,12 +213,24 @@ pub fn detail(event: &Event) -> String {
                     d.received, d.expected, d.missing, d.out_of_order
                 )
             });
+            // Bulk test data (send_bulk, discard) has no file and no hash.
+            let what = if report.file.is_empty() {
+                "test data"
+            } else {
+                &report.file
+            };
+            let hash = if report.sha256.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", SHA-256 {}…",
+                    &report.sha256[..report.sha256.len().min(12)]
+                )
+            };
             format!(
-                "{} {verb} {}, {state}{udp}, {} MB/s, SHA-256 {}…",
-                report.file,
+                "{what} {verb} {}, {state}{udp}, {} MB/s{hash}",
                 bytes(report.bytes as usize),
                 tenths(report.bytes_per_second() / 1e6),
-                &report.sha256[..report.sha256.len().min(12)]
             )
         }
     }

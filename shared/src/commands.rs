@@ -44,6 +44,10 @@ pub enum Command {
     /// Send a file from the data directory over a client: all of it then shutdown(SHUT_WR) on
     /// TCP; numbered datagrams on UDP.
     SendFile(SendFileCommand),
+    /// Send generated test data from a TCP client as fast as the connection takes it, then
+    /// shutdown(SHUT_WR): how fast TCP goes on this machine, memory to memory (pair it with a
+    /// [`Behaviour::Discard`] server).
+    SendBulk(SendBulkCommand),
     /// List the files in the bridge's data directory.
     ListFiles,
     /// Make a new random Fernet key (the format of Python's `cryptography` library).
@@ -94,6 +98,7 @@ impl Command {
             Command::Close(_) => "close",
             Command::Reset => "reset",
             Command::SendFile(_) => "send_file",
+            Command::SendBulk(_) => "send_bulk",
             Command::ListFiles => "list_files",
             Command::FernetKey => "fernet_key",
             Command::Compare(_) => "compare",
@@ -135,6 +140,9 @@ pub enum Behaviour {
         /// File name in the data directory.
         file: String,
     },
+    /// Read everything and throw it away, like a receiver that writes to `/dev/null` (TCP):
+    /// reports progress and, at EOF, bytes and throughput instead of one event per recv().
+    Discard,
     /// A chat room (TCP, line by line): each client's first line is its nickname (or
     /// `/nick NAME`), every other line goes to all other clients as `NAME: line`; `/who`
     /// lists who is there, `/quit` leaves; joins and leaves are announced. Serves every
@@ -155,6 +163,7 @@ impl Behaviour {
             Behaviour::PrintOnly
             | Behaviour::Manual
             | Behaviour::SaveToFile { .. }
+            | Behaviour::Discard
             | Behaviour::Chat
             | Behaviour::FernetEcho { .. } => None,
             Behaviour::Echo => Some(chunk.to_vec()),
@@ -490,6 +499,18 @@ pub struct SendFileCommand {
     #[serde(default = "default_datagram_size")]
     pub datagram_size: usize,
 }
+
+/// Send `bytes` of generated data from a TCP client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SendBulkCommand {
+    /// A TCP client.
+    pub endpoint: EndpointId,
+    /// How many bytes, at most [`MAX_BULK`].
+    pub bytes: u64,
+}
+
+/// Most bytes one `send_bulk` sends (64 GiB: a minute or more even on loopback).
+pub const MAX_BULK: u64 = 64 << 30;
 
 /// Largest UDP payload over IPv4.
 pub const MAX_DATAGRAM: usize = 65_507;

@@ -60,9 +60,10 @@ fn reply_function(behaviour: &Behaviour) -> String {
         Behaviour::Manual => {
             "    return input(\"Your reply: \").encode()  # you type the reply".to_string()
         }
-        Behaviour::SaveToFile { .. } | Behaviour::Chat | Behaviour::FernetEcho { .. } => {
-            "    return None".to_string()
-        }
+        Behaviour::SaveToFile { .. }
+        | Behaviour::Discard
+        | Behaviour::Chat
+        | Behaviour::FernetEcho { .. } => "    return None".to_string(),
     };
     format!("def reply_to(data):\n{body}\n")
 }
@@ -98,7 +99,10 @@ fn tcp_server(s: &TcpServerSpec) -> String {
         }
     ));
     let concurrent = s.concurrency == Concurrency::Concurrent
-        || matches!(s.behaviour, Behaviour::Chat | Behaviour::SaveToFile { .. });
+        || matches!(
+            s.behaviour,
+            Behaviour::Chat | Behaviour::SaveToFile { .. } | Behaviour::Discard
+        );
     py.push_str("import socket\n");
     if concurrent {
         py.push_str("import threading\n");
@@ -108,6 +112,9 @@ fn tcp_server(s: &TcpServerSpec) -> String {
     }
     if matches!(s.behaviour, Behaviour::SaveToFile { .. }) {
         py.push_str("import hashlib\n");
+    }
+    if s.behaviour == Behaviour::Discard {
+        py.push_str("import time\n");
     }
     if matches!(s.behaviour, Behaviour::FernetEcho { .. }) {
         py.push_str("from cryptography.fernet import Fernet, InvalidToken\n");
@@ -150,6 +157,9 @@ fn tcp_server(s: &TcpServerSpec) -> String {
                 string(file)
             ));
         }
+        Behaviour::Discard => py.push_str(&format!(
+            "\ndef serve(conn, addr):\n{auth_call}    size, started = 0, None\n    while True:\n        data = conn.recv(65536)\n        if not data:  # EOF: the sender closed its side\n            break\n        started = started or time.perf_counter()\n        size += len(data)  # counted, then thrown away\n    seconds = time.perf_counter() - started if started else 0\n    rate = size / seconds / 1e6 if seconds else 0\n    print(\"Received\", size, \"bytes from\", addr, \"in %.3f s: %.0f MB/s\" % (seconds, rate))\n    conn.close()\n"
+        )),
         Behaviour::FernetEcho { key } => {
             py.push_str(&format!(
                 "KEY = {}\nfernet = Fernet(KEY)\n\ndef serve(conn, addr):\n{auth_call}    print(\"Connection established with\", addr)\n    for line in conn.makefile(\"rb\"):\n        token = line.strip()\n        if not token:\n            continue\n{}        try:\n            plaintext = fernet.decrypt(token)\n        except InvalidToken:\n            print(\"Rejected a token from\", addr)\n            conn.sendall(b\"ERROR invalid token\\n\")\n            continue\n        print(\"Decrypted from\", addr, \":\", plaintext.decode(errors=\"replace\"))\n        conn.sendall(fernet.encrypt(plaintext) + b\"\\n\")\n    conn.close()\n",

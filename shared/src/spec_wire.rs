@@ -130,6 +130,7 @@ impl<'de> Deserialize<'de> for Behaviour {
             |field: &str| D::Error::custom(format!("a {} behaviour needs `{field}`", w.kind));
         Ok(match w.kind.as_str() {
             "print_only" => Behaviour::PrintOnly,
+            "discard" => Behaviour::Discard,
             "echo" => Behaviour::Echo,
             "uppercase" => Behaviour::Uppercase,
             "manual" => Behaviour::Manual,

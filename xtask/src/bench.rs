@@ -15,13 +15,14 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
         return Err(format!("`bench` takes no arguments, got '{extra}'"));
     }
     let size = frontend::build()?;
+    crate::tools::ensure_bench_anchors()?;
     let mut results = vec![format!(
         "page size: wasm + JS {:.1} KB gzipped (budget {} KB)",
         size as f64 / 1024.0,
         frontend::BUDGET_GZIP_BYTES / 1024
     )];
     let dist = frontend::dist().to_string_lossy().into_owned();
-    for bench in ["bridge_bench", "page_bench"] {
+    for bench in ["bridge_bench", "throughput_bench", "page_bench"] {
         let command = [
             "test",
             "--release",

@@ -194,23 +194,36 @@ pub(crate) fn ensure_wasm_opt() -> Result<PathBuf, String> {
 
 /// Debian's Chromium and ChromeDriver, for the browser tests.
 pub(crate) fn ensure_chromium() -> Result<(), String> {
-    let present = |p: &str| std::path::Path::new(p).exists();
-    if present(CHROMIUM) && present(CHROMEDRIVER) {
+    ensure_debian(&[
+        (CHROMIUM, "chromium"),
+        (CHROMEDRIVER, "chromium-driver"),
+    ])
+}
+
+/// The tools the benchmarks compare the bridge with: iperf3, socat and ncat (`--broker`).
+pub(crate) fn ensure_bench_anchors() -> Result<(), String> {
+    ensure_debian(&[
+        ("/usr/bin/iperf3", "iperf3"),
+        ("/usr/bin/socat", "socat"),
+        ("/usr/bin/ncat", "ncat"),
+    ])
+}
+
+/// Installs the Debian packages whose programs (paths) are missing; skips when all are there.
+fn ensure_debian(wanted: &[(&str, &str)]) -> Result<(), String> {
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|(path, _)| !std::path::Path::new(path).exists())
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
         return Ok(());
     }
-    eprintln!("xtask: installing Debian's chromium and chromium-driver");
+    eprintln!("xtask: installing Debian's {}", missing.join(", "));
     run("apt-get", &["update", "-q"])?;
-    run(
-        "apt-get",
-        &[
-            "install",
-            "-y",
-            "-q",
-            "--no-install-recommends",
-            "chromium",
-            "chromium-driver",
-        ],
-    )
+    let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+    args.extend(missing);
+    run("apt-get", &args)
 }
 
 /// Python's `cryptography` package: the labs' Fernet, used by the tests' Python peers.

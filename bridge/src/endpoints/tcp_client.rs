@@ -139,7 +139,12 @@ async fn run(
                     let _ = done.send(shutdown_write(&hub, &endpoint.origin, &mut writer).await);
                 }
                 Control::SendFile { file, done, .. } => {
-                    let _ = done.send(transfer::send_tcp(&hub, &endpoint.origin, &endpoint.life, &mut writer, &file).await);
+                    let source = transfer::Source::File(&file);
+                    let _ = done.send(transfer::send_tcp(&hub, &endpoint.origin, &endpoint.life, &mut writer, source).await);
+                }
+                Control::SendBulk { bytes, done } => {
+                    let source = transfer::Source::Generated(bytes);
+                    let _ = done.send(transfer::send_tcp(&hub, &endpoint.origin, &endpoint.life, &mut writer, source).await);
                 }
             },
             received = reader.read(&mut buf[..limit]) => match received {

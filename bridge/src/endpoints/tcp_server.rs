@@ -249,17 +249,18 @@ async fn serve(
     let mut watch = tcp_state::Watch::default();
     watch.check(&hub, &conn.origin, tcp_state::of_socket(fd));
     let mut poll = tokio::time::interval(tcp_state::POLL);
-    if let Behaviour::SaveToFile { file } = &spec.behaviour {
+    let sink = match &spec.behaviour {
+        Behaviour::SaveToFile { file } => Some(Some(file.as_str())),
+        Behaviour::Discard => Some(None),
+        _ => None,
+    };
+    if let Some(file) = sink {
         let complete =
             transfer::receive_tcp(&hub, &conn.origin, &conn.life, &mut reader, file).await;
         return if conn.life.is_stopped() {
             finish_stopped(conn)
         } else if complete {
-            finish(
-                conn,
-                ClosedBy::Peer,
-                "the client finished sending the file (EOF)",
-            )
+            finish(conn, ClosedBy::Peer, "the client finished sending (EOF)")
         } else {
             finish(
                 conn,
@@ -303,7 +304,12 @@ async fn serve(
                     let _ = done.send(shutdown_write(&hub, &conn.origin, &mut writer).await);
                 }
                 Control::SendFile { file, done, .. } => {
-                    let _ = done.send(transfer::send_tcp(&hub, &conn.origin, &conn.life, &mut writer, &file).await);
+                    let source = transfer::Source::File(&file);
+                    let _ = done.send(transfer::send_tcp(&hub, &conn.origin, &conn.life, &mut writer, source).await);
+                }
+                Control::SendBulk { bytes, done } => {
+                    let source = transfer::Source::Generated(bytes);
+                    let _ = done.send(transfer::send_tcp(&hub, &conn.origin, &conn.life, &mut writer, source).await);
                 }
             },
             received = reader.read(&mut buf[..limit]), if reading => match received {

@@ -127,6 +127,9 @@ async fn run(
                     }
                     let _ = done.send(result);
                 }
+                request @ Control::SendBulk { .. } => {
+                    request.refuse("Bulk test data goes over TCP; UDP sends file transfers as numbered datagrams.");
+                }
                 request @ Control::ShutdownWrite { .. } => {
                     request.refuse("UDP has no connection, so there is no write side to shut down.");
                 }

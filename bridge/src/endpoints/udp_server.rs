@@ -25,6 +25,12 @@ pub(crate) async fn start(hub: &Arc<Hub>, spec: UdpServerSpec) -> Result<Endpoin
     super::check_recv_buffer(spec.recv_buffer)?;
     super::check_server_port(hub, spec.port)?;
     super::check_files(&spec.behaviour, spec.log_file.as_deref())?;
+    if spec.behaviour == Behaviour::Discard {
+        return Err(ErrorInfo::new(
+            ErrorKind::Unsupported,
+            "Discard counts a TCP stream; a UDP server shows every datagram (use print_only).",
+        ));
+    }
     let addr = resolve(&spec.bind, spec.port, hub.config.scope, Purpose::Bind).await?;
     let mut endpoint = hub.create_endpoint(EndpointSpec::UdpServer(spec.clone()))?;
     let socket = match UdpSocket::bind(addr).await {
@@ -84,6 +90,9 @@ async fn run(
                         ).with_hint("Give 'to', such as the sender address of a datagram it received.")),
                     };
                     let _ = done.send(result);
+                }
+                request @ Control::SendBulk { .. } => {
+                    request.refuse("Bulk test data goes over TCP; UDP sends file transfers as numbered datagrams.");
                 }
                 request @ Control::ShutdownWrite { .. } => {
                     request.refuse("UDP has no connection, so there is no write side to shut down.");

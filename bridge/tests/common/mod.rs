@@ -205,12 +205,18 @@ impl Client {
 
     /// Sends a command and waits for its reply.
     pub async fn request(&mut self, command: Command) -> Outcome {
+        let id = self.send_request(command).await;
+        self.reply_to(Some(id)).await
+    }
+
+    /// Sends a command without waiting; returns the id its reply will carry.
+    pub async fn send_request(&mut self, command: Command) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         let request = ClientMessage::Request(Request { id, command });
         self.send_text(&serde_json::to_string(&request).unwrap())
             .await;
-        self.reply_to(Some(id)).await
+        id
     }
 
     /// Waits for the reply with this id.

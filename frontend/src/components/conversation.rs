@@ -124,7 +124,7 @@ fn message(event: &Event, mine: &str, theirs: &str, sent_hashes: &[String]) -> H
         },
         EventKind::Progress { file, bytes, total } => html! {
             <li class="line progress-line" data-kind="progress">
-                { format!("{file}: {} ", format::bytes(*bytes as usize)) }
+                { format!("{}: {} ", if file.is_empty() { "test data" } else { file }, format::bytes(*bytes as usize)) }
                 if let Some(total) = total {
                     <progress max={total.max(&1).to_string()} value={bytes.to_string()}></progress>
                 }
@@ -133,8 +133,10 @@ fn message(event: &Event, mine: &str, theirs: &str, sent_hashes: &[String]) -> H
         EventKind::Transfer(report) => {
             let matches = report.direction == shared::Direction::Received
                 && sent_hashes.contains(&report.sha256);
+            let hashed = !report.sha256.is_empty();
             let verdict = match (report.direction, report.complete, matches) {
                 (shared::Direction::Sent, _, _) => String::new(),
+                (_, true, _) if !hashed => " (counted and thrown away)".into(),
                 (_, true, true) => " ✓ the SHA-256 matches the sender's".into(),
                 (_, true, false) => " (no matching sender in this session to compare with)".into(),
                 (_, false, _) => " ✗ incomplete".into(),
@@ -142,7 +144,9 @@ fn message(event: &Event, mine: &str, theirs: &str, sent_hashes: &[String]) -> H
             html! {
                 <li class={classes!("msg", "transfer", (!report.complete).then_some("error"))} data-kind="transfer">
                     <strong>{ format!("{}{verdict}", format::detail(event)) }</strong>
-                    <span class="meta">{ format!("SHA-256 {}", report.sha256) }</span>
+                    if hashed {
+                        <span class="meta">{ format!("SHA-256 {}", report.sha256) }</span>
+                    }
                 </li>
             }
         }

@@ -103,6 +103,7 @@ fn build(kind: Kind, f: &Fields) -> Result<Command, String> {
             file: text("behaviour_text"),
         },
         "fernet_echo" => Behaviour::FernetEcho { key: text("key") },
+        "discard" => Behaviour::Discard,
         _ => Behaviour::Echo,
     };
     let percent = |name: &str, label: &str| -> Result<u8, String> {
@@ -243,7 +244,7 @@ pub fn NewEndpoint(props: &Props) -> Html {
             { choice("behaviour", "Behaviour", &[("echo", "echo"), ("uppercase", "uppercase"),
                 ("prefix", "prefix (\"ACK: \")"), ("fixed", "fixed reply"), ("print_only", "print only"),
                 ("manual", "I reply by hand"), ("save_to_file", "save to a file"), ("chat", "chat room (TCP)"),
-                ("fernet_echo", "encrypted echo (TCP)")][..if tcp { 9 } else { 7 }]) }
+                ("fernet_echo", "encrypted echo (TCP)"), ("discard", "discard: speed test (TCP)")][..if tcp { 10 } else { 7 }]) }
             if matches!(fields["behaviour"].as_str(), "prefix" | "fixed" | "save_to_file") {
                 { text("behaviour_text", match fields["behaviour"].as_str() {
                     "prefix" => "Prefix", "fixed" => "Reply", _ => "File name" }, "") }
