@@ -1,6 +1,7 @@
 //! The chat server: real Python clients (and bridge clients) in one room. Every message
 //! reaches every other member exactly once, joins and leaves are announced, an abrupt
-//! disconnect counts as leaving, and a stuck client cannot stall the others.
+//! disconnect counts as leaving, and a stuck client cannot stall the others. A big room records
+//! one `relayed` event per line instead of one send per member.
 
 mod common;
 
@@ -80,6 +81,31 @@ print("ok" if bad == 0 else "bad %d" % bad)
             .count(),
         50
     );
+    // A room this big records one `relayed` event per line instead of 49 sends.
+    let said = |e: &&shared::Event| {
+        e.kind
+            .data()
+            .and_then(|d| d.bytes())
+            .is_some_and(|b| String::from_utf8_lossy(&b).contains("hello from"))
+    };
+    let relayed: Vec<_> = c
+        .events
+        .iter()
+        .filter(said)
+        .filter_map(|e| match &e.kind {
+            EventKind::Relayed { members, .. } => Some(*members),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(relayed.len(), 50, "one relayed event per line");
+    assert!(relayed.iter().all(|m| *m == 49), "{relayed:?}");
+    let sends = c
+        .events
+        .iter()
+        .filter(said)
+        .filter(|e| e.kind.name() == "send")
+        .count();
+    assert_eq!(sends, 0, "members' sends are counted, not listed");
 }
 
 #[tokio::test]

@@ -131,6 +131,7 @@ pub fn call(kind: &EventKind) -> String {
         EventKind::Error { op, .. } => format!("{op}() error"),
         EventKind::Reset => "reset".into(),
         EventKind::Progress { .. } => "transfer…".into(),
+        EventKind::Relayed { .. } => "send() ×N".into(),
         EventKind::Transfer(_) => "transfer done".into(),
         EventKind::Encrypted { .. } => "encrypt".into(),
         EventKind::Decrypted { .. } => "decrypt".into(),
@@ -185,6 +186,11 @@ pub fn detail(event: &Event) -> String {
             ),
             _ => format!("{file}: {}", bytes(*done as usize)),
         },
+        EventKind::Relayed { data, members } => format!(
+            "{} to each of {members} members (one event for all their send() calls): {}",
+            bytes(data.len),
+            preview(data)
+        ),
         EventKind::Encrypted { plaintext } => format!("plaintext {}", preview(plaintext)),
         EventKind::Decrypted { plaintext } => format!("plaintext {}", preview(plaintext)),
         EventKind::Auth { detail, .. } => detail.clone(),
@@ -299,7 +305,8 @@ impl Group {
             EventKind::Send { .. }
             | EventKind::Recv { .. }
             | EventKind::SendTo { .. }
-            | EventKind::RecvFrom { .. } => Group::Data,
+            | EventKind::RecvFrom { .. }
+            | EventKind::Relayed { .. } => Group::Data,
             EventKind::Progress { .. }
             | EventKind::Transfer(_)
             | EventKind::Encrypted { .. }

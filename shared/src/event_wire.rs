@@ -74,6 +74,8 @@ struct Wire {
     action: Option<String>,
     #[serde(default)]
     state: Option<String>,
+    #[serde(default)]
+    members: Option<u32>,
 }
 
 /// A field the wire struct must have had for this kind of value (`what`: "recv event", ...).
@@ -164,6 +166,10 @@ impl Wire {
             "tcp_state" => EventKind::TcpState {
                 state: need(self.state, k, "state")?,
             },
+            "relayed" => EventKind::Relayed {
+                data: need(self.data, k, "data")?,
+                members: need(self.members, k, "members")?,
+            },
             other => return Err(format!("unknown event kind `{other}`")),
         };
         Ok(Event {
@@ -197,6 +203,10 @@ mod tests {
             EventKind::Bind,
             EventKind::Listen { backlog: 5 },
             EventKind::Backlog { waiting: 1 },
+            EventKind::Relayed {
+                data: payload.clone(),
+                members: 9_999,
+            },
             EventKind::Recv {
                 data: payload.clone(),
                 rtt_us: Some(87),

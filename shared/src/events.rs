@@ -136,6 +136,15 @@ pub enum EventKind {
     },
     /// A file transfer ended (completely or not).
     Transfer(TransferReport),
+    /// A chat server sent one line to many members at once. In a room this big, the members'
+    /// send() calls are counted here instead of shown one by one (10,000 members would make
+    /// 10,000 events per line).
+    Relayed {
+        /// The line.
+        data: Payload,
+        /// How many members it went to.
+        members: u32,
+    },
     /// A Fernet token was made from this plaintext (the `send` that follows carries it).
     Encrypted {
         /// What was encrypted.
@@ -256,6 +265,7 @@ impl EventKind {
             EventKind::Error { .. } => "error",
             EventKind::Reset => "reset",
             EventKind::Progress { .. } => "progress",
+            EventKind::Relayed { .. } => "relayed",
             EventKind::Transfer(_) => "transfer",
             EventKind::Encrypted { .. } => "encrypted",
             EventKind::Decrypted { .. } => "decrypted",
@@ -272,7 +282,8 @@ impl EventKind {
             EventKind::Send { data }
             | EventKind::Recv { data, .. }
             | EventKind::SendTo { data }
-            | EventKind::RecvFrom { data, .. } => Some(data),
+            | EventKind::RecvFrom { data, .. }
+            | EventKind::Relayed { data, .. } => Some(data),
             _ => None,
         }
     }

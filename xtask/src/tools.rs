@@ -194,10 +194,7 @@ pub(crate) fn ensure_wasm_opt() -> Result<PathBuf, String> {
 
 /// Debian's Chromium and ChromeDriver, for the browser tests.
 pub(crate) fn ensure_chromium() -> Result<(), String> {
-    ensure_debian(&[
-        (CHROMIUM, "chromium"),
-        (CHROMEDRIVER, "chromium-driver"),
-    ])
+    ensure_debian(&[(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")])
 }
 
 /// The tools the benchmarks compare the bridge with: iperf3, socat and ncat (`--broker`).

@@ -32,6 +32,11 @@ struct Args {
     /// The built frontend to serve (trunk's dist folder). Default: ./dist if it holds a page.
     #[arg(long, value_name = "DIR")]
     dist: Option<PathBuf>,
+    /// Most connections one server keeps open at once (a chat room for a load test may need
+    /// thousands; each costs a file descriptor).
+    #[arg(long, value_name = "N", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_connections: u32,
     /// Where servers keep their logs and received files, and clients find files to send.
     #[arg(long, value_name = "DIR", default_value = "playground-data")]
     data_dir: PathBuf,
@@ -76,6 +81,8 @@ async fn serve(args: Args) -> Result<(), String> {
     config.extra_origins = args.allow_origins;
     config.allow_privileged_ports = args.allow_privileged_ports;
     config.data_dir = args.data_dir;
+    config.max_connections_per_server = args.max_connections as usize;
+    raise_open_files_limit(args.max_connections);
     config.static_dir = match args.dist {
         Some(dir) if dir.join("index.html").is_file() => Some(dir),
         Some(dir) => {
@@ -107,6 +114,33 @@ async fn serve(args: Args) -> Result<(), String> {
         .map_err(|e| format!("the server failed: {e}"))?;
     tracing::info!("every socket closed; bye");
     Ok(())
+}
+
+/// Every socket is a file descriptor, and the usual soft limit (1024) is below what many
+/// connections need: raise it to the hard limit, as servers do, and warn when even that is
+/// short (accept() would then fail with "too many open files", reported as such).
+fn raise_open_files_limit(connections: u32) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+    let wanted = u64::from(connections) + 256;
+    if (limit.rlim_cur as u64) < wanted {
+        tracing::warn!(
+            open_files = limit.rlim_cur,
+            "--max-connections {connections} needs about {wanted} open files; raise the limit (ulimit -Hn)"
+        );
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

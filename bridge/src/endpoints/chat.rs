@@ -2,6 +2,10 @@
 //! outbox drained by its own writer task. A member that reads slowly but steadily slows the
 //! sender down (flow control, nothing is dropped); a member whose writer has made no progress
 //! for [`STUCK_AFTER`] is disconnected, so a stuck client holds up the room for at most that.
+//!
+//! A room of more than [`SHOWN_ROOM`] members is run for scale instead of for show: each line
+//! is one `relayed` event instead of an event per member's send(), and joins and leaves are no
+//! longer announced to everyone (that alone would be N² lines for N members joining).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,11 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use shared::{ClosedBy, ConnId, EventKind, Payload, TcpServerSpec};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::tcp_stream::{authenticate, recv_failed, send_all};
+use crate::events::Origin;
+use crate::hub::Hub;
 use crate::hub::{ConnHandle, Control};
 
 /// Messages that may wait for one member.
@@ -24,10 +30,31 @@ const STUCK_AFTER: Duration = Duration::from_secs(1);
 const MAX_LINE: usize = 4096;
 /// Longest nickname.
 const MAX_NICK: usize = 24;
+/// The largest room in which every member's send() is an event and joins are announced.
+pub(crate) const SHOWN_ROOM: usize = 32;
+/// Names `/who` lists before it only counts.
+const WHO_NAMES: usize = 50;
+
+/// One line waiting in a member's outbox.
+#[derive(Clone)]
+struct Outgoing {
+    text: Arc<[u8]>,
+    /// Recorded as this member's own `send` event (false in a big room: counted in `relayed`).
+    shown: bool,
+}
+
+impl Outgoing {
+    fn shown(text: &[u8]) -> Self {
+        Outgoing {
+            text: Arc::from(text),
+            shown: true,
+        }
+    }
+}
 
 struct Member {
     nick: Option<String>,
-    outbox: mpsc::Sender<Arc<[u8]>>,
+    outbox: mpsc::Sender<Outgoing>,
     /// Stops the member when it is stuck.
     life: crate::hub::Lifeline,
     /// When its writer last got a message out, in ms since the room opened.
@@ -38,18 +65,21 @@ struct Member {
 pub(crate) struct Room {
     members: Mutex<BTreeMap<ConnId, Member>>,
     opened: Instant,
-}
-
-impl Default for Room {
-    fn default() -> Self {
-        Room {
-            members: Mutex::new(BTreeMap::new()),
-            opened: Instant::now(),
-        }
-    }
+    /// Where a big room's `relayed` events go: the server endpoint.
+    hub: Arc<Hub>,
+    server: Origin,
 }
 
 impl Room {
+    pub(crate) fn new(hub: Arc<Hub>, server: Origin) -> Self {
+        Room {
+            members: Mutex::new(BTreeMap::new()),
+            opened: Instant::now(),
+            hub,
+            server,
+        }
+    }
+
     fn members(&self) -> std::sync::MutexGuard<'_, BTreeMap<ConnId, Member>> {
         self.members.lock().expect("chat room lock")
     }
@@ -61,13 +91,26 @@ impl Room {
     /// Queues `text` for every named member but `except`. Waits for a slow member's outbox,
     /// but never longer than a stuck one deserves; stuck members are stopped.
     async fn broadcast(&self, except: Option<ConnId>, text: &str) {
-        let message: Arc<[u8]> = Arc::from(text.as_bytes());
         let targets: Vec<_> = self
             .members()
             .iter()
             .filter(|(id, m)| Some(**id) != except && m.nick.is_some())
             .map(|(_, m)| (m.outbox.clone(), m.life.clone(), m.progress.clone()))
             .collect();
+        let shown = targets.len() <= SHOWN_ROOM;
+        let message = Outgoing {
+            text: Arc::from(text.as_bytes()),
+            shown,
+        };
+        if !shown {
+            self.hub.log.emit(
+                &self.server,
+                EventKind::Relayed {
+                    data: Payload::from_bytes(text.as_bytes()),
+                    members: targets.len() as u32,
+                },
+            );
+        }
         for (outbox, life, progress) in targets {
             let Err(mpsc::error::TrySendError::Full(message)) = outbox.try_send(message.clone())
             else {
@@ -93,19 +136,30 @@ impl Room {
         }
     }
 
+    /// Whether joins and leaves are still announced to everyone.
+    fn small(&self) -> bool {
+        self.members().len() <= SHOWN_ROOM
+    }
+
     fn tell(&self, id: ConnId, text: &str) {
         if let Some(member) = self.members().get(&id) {
-            let _ = member.outbox.try_send(Arc::from(text.as_bytes()));
+            let _ = member.outbox.try_send(Outgoing::shown(text.as_bytes()));
         }
     }
 
     fn who(&self) -> String {
-        let names: Vec<String> = self
-            .members()
+        let members = self.members();
+        let named = members.values().filter(|m| m.nick.is_some()).count();
+        let names: Vec<&str> = members
             .values()
-            .filter_map(|m| m.nick.clone())
+            .filter_map(|m| m.nick.as_deref())
+            .take(WHO_NAMES)
             .collect();
-        format!("* {} online: {}\n", names.len(), names.join(", "))
+        let more = match named - names.len() {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        format!("* {named} online: {}{more}\n", names.join(", "))
     }
 
     /// Gives `id` the nickname `wanted`, made unique; returns the old one.
@@ -159,7 +213,7 @@ pub(crate) async fn serve(
     }
     let id = conn.origin.conn.unwrap_or_default();
     let (mut reader, mut writer) = stream.into_split();
-    let (outbox, mut queued) = mpsc::channel::<Arc<[u8]>>(OUTBOX);
+    let (outbox, mut queued) = mpsc::channel::<Outgoing>(OUTBOX);
     let progress = Arc::new(AtomicU64::new(room.now_ms()));
     room.members().insert(
         id,
@@ -177,10 +231,17 @@ pub(crate) async fn serve(
         let room = room.clone();
         tokio::spawn(async move {
             while let Some(message) = queued.recv().await {
-                if send_all(&hub, &origin, &life, &mut writer, &message)
-                    .await
-                    .is_err()
-                {
+                let sent = if message.shown {
+                    send_all(&hub, &origin, &life, &mut writer, &message.text)
+                        .await
+                        .is_ok()
+                } else {
+                    tokio::select! {
+                        sent = writer.write_all(&message.text) => sent.is_ok(),
+                        _ = life.stopped() => false,
+                    }
+                };
+                if !sent {
                     life.stop(ClosedBy::Peer, "the client stopped taking messages");
                     break;
                 }
@@ -188,8 +249,8 @@ pub(crate) async fn serve(
             }
         })
     };
-    let _ = outbox.try_send(Arc::from(
-        &b"* Welcome to the chat. Type your nickname first (or /nick NAME); /who lists who is here, /quit leaves.\n"[..],
+    let _ = outbox.try_send(Outgoing::shown(
+        b"* Welcome to the chat. Type your nickname first (or /nick NAME); /who lists who is here, /quit leaves.\n",
     ));
     let mut buf = vec![0u8; spec.recv_buffer];
     let mut line = Vec::new();
@@ -200,7 +261,7 @@ pub(crate) async fn serve(
                 match request {
                     Control::Send { data, done, .. } => {
                         let n = data.len();
-                        let queued = outbox.try_send(Arc::from(data)).map(|()| n).map_err(|_| {
+                        let queued = outbox.try_send(Outgoing::shown(&data)).map(|()| n).map_err(|_| {
                             shared::ErrorInfo::new(shared::ErrorKind::LimitReached, "This client's outbox is full.")
                         });
                         let _ = done.send(queued);
@@ -246,7 +307,9 @@ pub(crate) async fn serve(
         }
     };
     if let Some(nick) = room.leave(id) {
-        room.broadcast(Some(id), &format!("* {nick} left\n")).await;
+        if room.small() {
+            room.broadcast(Some(id), &format!("* {nick} left\n")).await;
+        }
     }
     drop(outbox);
     writing.abort();
@@ -266,11 +329,7 @@ async fn handle_line(room: &Room, id: ConnId, text: &str) -> bool {
                 room.broadcast(None, &format!("* {old} is now {nick}\n"))
                     .await
             }
-            None => {
-                room.broadcast(Some(id), &format!("* {nick} joined\n"))
-                    .await;
-                room.tell(id, &format!("* you are {nick}; {}", room.who()));
-            }
+            None => joined(room, id, &nick).await,
         }
         return false;
     }
@@ -283,9 +342,7 @@ async fn handle_line(room: &Room, id: ConnId, text: &str) -> bool {
         "" => false,
         first if !named => {
             let (_, nick) = room.rename(id, first);
-            room.broadcast(Some(id), &format!("* {nick} joined\n"))
-                .await;
-            room.tell(id, &format!("* you are {nick}; {}", room.who()));
+            joined(room, id, &nick).await;
             false
         }
         _ => {
@@ -298,4 +355,13 @@ async fn handle_line(room: &Room, id: ConnId, text: &str) -> bool {
             false
         }
     }
+}
+
+/// Announces a new member (in a small room) and tells it who is there.
+async fn joined(room: &Room, id: ConnId, nick: &str) {
+    if room.small() {
+        room.broadcast(Some(id), &format!("* {nick} joined\n"))
+            .await;
+    }
+    room.tell(id, &format!("* you are {nick}; {}", room.who()));
 }

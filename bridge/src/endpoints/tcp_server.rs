@@ -91,7 +91,8 @@ async fn accept_loop(
     let hub = endpoint.hub.clone();
     let limit = Arc::new(Semaphore::new(hub.config.max_connections_per_server));
     let connections = TaskTracker::new();
-    let room = (spec.behaviour == Behaviour::Chat).then(|| Arc::new(chat::Room::default()));
+    let room = (spec.behaviour == Behaviour::Chat)
+        .then(|| Arc::new(chat::Room::new(hub.clone(), endpoint.origin.clone())));
     loop {
         let permit = tokio::select! {
             _ = endpoint.life.stopped() => break,

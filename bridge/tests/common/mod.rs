@@ -61,6 +61,15 @@ impl Bridge {
         }
     }
 
+    /// A bridge running in another process (benchmarks measure its memory); not stopped here.
+    pub fn elsewhere(addr: SocketAddr) -> Bridge {
+        Bridge {
+            addr,
+            stop: None,
+            task: None,
+        }
+    }
+
     /// Stops the bridge and waits until it has closed everything.
     pub async fn shutdown(mut self) {
         let _ = self.stop.take().unwrap().send(());

@@ -1,0 +1,369 @@
+//! A chat load generator for the fan-out benchmark (`cargo xtask bench`), in a process of its
+//! own so that it does not share the bridge's memory or runtime. It connects many TCP clients
+//! to a line-based chat server (the bridge's chat room, or `ncat --broker`) from several
+//! 127.0.0.x source addresses, makes sure every client hears the room, then measures:
+//! - a paced phase: a fixed rate of lines, each stamped with its send time, and the delay until
+//!   each member receives it (p50, p99);
+//! - a burst: every sender writes its lines back to back, and the deliveries per second until
+//!   the last member has the last line.
+//!
+//! It prints one `RESULT key=value ...` line. Loopback only: it refuses any other target.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpSocket;
+
+/// Chat fan-out load: many clients, a few senders, stamped lines.
+#[derive(Debug, Parser)]
+struct Args {
+    /// The chat server (loopback only).
+    #[arg(long)]
+    target: SocketAddr,
+    /// Clients to connect.
+    #[arg(long, default_value_t = 1000)]
+    clients: usize,
+    /// Source addresses to spread them over: 127.0.0.1, 127.0.0.2, ...
+    #[arg(long, default_value_t = 4)]
+    sources: u8,
+    /// Send a nickname line first (the bridge's chat room wants one; ncat does not).
+    #[arg(long)]
+    nick: bool,
+    /// Clients that send lines.
+    #[arg(long, default_value_t = 10)]
+    senders: usize,
+    /// Lines per second in the paced phase, all senders together.
+    #[arg(long, default_value_t = 20)]
+    rate: u32,
+    /// Seconds of the paced phase.
+    #[arg(long, default_value_t = 3)]
+    seconds: u32,
+    /// Lines each sender writes back to back in the burst.
+    #[arg(long, default_value_t = 10)]
+    burst: usize,
+    /// Bursts, one after the other; the rate printed is their median.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Connections being set up at once: at most the server's listen backlog, or the kernel
+    /// drops some, and a dropped connection looks connected until it is used.
+    #[arg(long, default_value_t = 8)]
+    connecting: usize,
+    /// The longest any phase may wait for its deliveries.
+    #[arg(long, default_value_t = 60)]
+    patience: u64,
+}
+
+/// Delay buckets of 10 µs up to 2 s, the last one for everything slower.
+const BUCKET_US: u64 = 10;
+const BUCKETS: usize = 200_001;
+
+/// Deliveries of one phase: a count, a delay histogram and the time of the last one.
+struct Phase {
+    delivered: AtomicU64,
+    histogram: Vec<AtomicU64>,
+    last_ns: AtomicU64,
+}
+
+impl Phase {
+    fn new() -> Self {
+        Phase {
+            delivered: AtomicU64::new(0),
+            histogram: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            last_ns: AtomicU64::new(0),
+        }
+    }
+
+    fn record(&self, delay_ns: u64, now_ns: u64) {
+        let bucket = ((delay_ns / 1000 / BUCKET_US) as usize).min(BUCKETS - 1);
+        self.histogram[bucket].fetch_add(1, Ordering::Relaxed);
+        self.delivered.fetch_add(1, Ordering::Relaxed);
+        self.last_ns.fetch_max(now_ns, Ordering::Relaxed);
+    }
+
+    /// The delay (µs) under which `p` of the deliveries came.
+    fn percentile_us(&self, p: f64) -> u64 {
+        let total = self.delivered.load(Ordering::Relaxed);
+        let wanted = ((total as f64) * p).ceil() as u64;
+        let mut seen = 0;
+        for (i, count) in self.histogram.iter().enumerate() {
+            seen += count.load(Ordering::Relaxed);
+            if seen >= wanted.max(1) {
+                return (i as u64 + 1) * BUCKET_US;
+            }
+        }
+        BUCKETS as u64 * BUCKET_US
+    }
+}
+
+/// What every reader shares.
+struct Stats {
+    start: Instant,
+    paced: Phase,
+    burst: Phase,
+    /// Clients that heard a warm-up line (each counted once).
+    warmed: AtomicUsize,
+    /// Clients whose connection ended early.
+    dropped: AtomicUsize,
+}
+
+impl Stats {
+    fn now_ns(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    if !args.target.ip().is_loopback() {
+        eprintln!("chat_load: only loopback targets ({} is not)", args.target);
+        return std::process::ExitCode::FAILURE;
+    }
+    raise_open_files_limit();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    match runtime.block_on(load(args)) {
+        Ok(result) => {
+            println!("RESULT {result}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("chat_load: {message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+/// Reads one client's lines until its connection ends, recording stamped lines.
+async fn read_lines(reader: tokio::net::tcp::OwnedReadHalf, stats: Arc<Stats>) {
+    let mut reader = BufReader::with_capacity(1024, reader);
+    let mut line = Vec::with_capacity(128);
+    let mut warmed = false;
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        // A stamped line: `m|<phase>|<sent ns>`, after whatever prefix the server adds.
+        let Some(at) = line.windows(2).position(|w| w == b"m|") else {
+            continue;
+        };
+        let text = std::str::from_utf8(&line[at..]).unwrap_or("").trim_end();
+        let mut parts = text.split('|').skip(1);
+        let (Some(phase), Some(sent)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let Ok(sent) = sent.parse::<u64>() else {
+            continue;
+        };
+        let now = stats.now_ns();
+        match phase {
+            "w" if !warmed => {
+                warmed = true;
+                stats.warmed.fetch_add(1, Ordering::Relaxed);
+            }
+            "p" => stats.paced.record(now.saturating_sub(sent), now),
+            "b" => stats.burst.record(now.saturating_sub(sent), now),
+            _ => {}
+        }
+    }
+    stats.dropped.fetch_add(1, Ordering::Relaxed);
+}
+
+async fn stamp(writer: &mut OwnedWriteHalf, stats: &Stats, phase: &str) -> Result<(), String> {
+    let line = format!("m|{phase}|{}\n", stats.now_ns());
+    writer
+        .write_all(line.as_bytes())
+        .await
+        .map_err(|e| format!("a sender could not send: {e}"))
+}
+
+/// Waits until `done` holds, up to `patience`; returns whether it did.
+async fn until(patience: Duration, done: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + patience;
+    while !done() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+async fn load(args: Args) -> Result<String, String> {
+    let stats = Arc::new(Stats {
+        start: Instant::now(),
+        paced: Phase::new(),
+        burst: Phase::new(),
+        warmed: AtomicUsize::new(0),
+        dropped: AtomicUsize::new(0),
+    });
+    let patience = Duration::from_secs(args.patience);
+    let senders = args.senders.clamp(1, args.clients.saturating_sub(1).max(1));
+
+    // Connect everyone from several source addresses.
+    let connecting = Instant::now();
+    let failure: Arc<OnceLock<String>> = Arc::new(OnceLock::new());
+    let mut writers: Vec<Option<OwnedWriteHalf>> = Vec::with_capacity(args.clients);
+    let gate = Arc::new(tokio::sync::Semaphore::new(args.connecting.max(1)));
+    let mut pending = Vec::with_capacity(args.clients);
+    for i in 0..args.clients {
+        let source = Ipv4Addr::new(127, 0, 0, 1 + (i % usize::from(args.sources.max(1))) as u8);
+        let (gate, target, nick) = (gate.clone(), args.target, args.nick);
+        pending.push(tokio::spawn(async move {
+            let _permit = gate.acquire_owned().await.expect("open gate");
+            let socket = TcpSocket::new_v4().map_err(|e| format!("socket(): {e}"))?;
+            socket
+                .bind(SocketAddr::V4(SocketAddrV4::new(source, 0)))
+                .map_err(|e| format!("bind({source}): {e}"))?;
+            let stream = socket
+                .connect(target)
+                .await
+                .map_err(|e| format!("client {i} could not connect: {e}"))?;
+            let _ = stream.set_nodelay(true);
+            let (reader, mut writer) = stream.into_split();
+            if nick {
+                writer
+                    .write_all(format!("u{i}\n").as_bytes())
+                    .await
+                    .map_err(|e| format!("client {i} could not send its nickname: {e}"))?;
+            }
+            Ok::<_, String>((reader, writer))
+        }));
+    }
+    for task in pending {
+        match task.await {
+            Ok(Ok((reader, writer))) => {
+                tokio::spawn(read_lines(reader, stats.clone()));
+                writers.push(Some(writer));
+            }
+            Ok(Err(message)) => {
+                let _ = failure.set(message);
+                writers.push(None);
+            }
+            Err(e) => return Err(format!("a connecting task failed: {e}")),
+        }
+    }
+    if let Some(message) = failure.get() {
+        return Err(message.clone());
+    }
+    let connect_seconds = connecting.elapsed().as_secs_f64();
+
+    // Warm up: client 0 says something until every other client has heard it.
+    let listeners = args.clients - 1;
+    let mut first = writers[0].take().expect("client 0 connected");
+    let warm_deadline = Instant::now() + patience;
+    loop {
+        stamp(&mut first, &stats, "w").await?;
+        let all = until(Duration::from_millis(500), || {
+            stats.warmed.load(Ordering::Relaxed) >= listeners
+        })
+        .await;
+        if all {
+            break;
+        }
+        if Instant::now() > warm_deadline {
+            return Err(format!(
+                "only {} of {listeners} clients heard the room within {} s",
+                stats.warmed.load(Ordering::Relaxed),
+                args.patience
+            ));
+        }
+    }
+    let warm_seconds = connecting.elapsed().as_secs_f64() - connect_seconds;
+    let mut senders: Vec<OwnedWriteHalf> = writers[1..=senders]
+        .iter_mut()
+        .map(|w| w.take().expect("sender connected"))
+        .collect();
+    // Senders hear each other, so every line reaches every client but its sender.
+    let per_line = (args.clients - 1) as u64;
+
+    // Paced: `rate` lines a second, round robin over the senders.
+    let lines = u64::from(args.rate) * u64::from(args.seconds);
+    let every = Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1)));
+    let mut tick = tokio::time::interval(every);
+    for n in 0..lines {
+        tick.tick().await;
+        let which = n as usize % senders.len();
+        let sender = &mut senders[which];
+        stamp(sender, &stats, "p").await?;
+    }
+    let paced_expected = lines * per_line;
+    until(patience, || {
+        stats.paced.delivered.load(Ordering::Relaxed) >= paced_expected
+    })
+    .await;
+
+    // Bursts: every sender writes its lines back to back, all at once; `rounds` times.
+    let sender_count = senders.len();
+    let per_burst = (args.burst * sender_count) as u64 * per_line;
+    let mut rates = Vec::new();
+    for round in 1..=args.rounds.max(1) {
+        let before = stats.burst.delivered.load(Ordering::Relaxed);
+        let burst_start = stats.now_ns();
+        let mut writing = Vec::new();
+        for mut sender in senders.drain(..) {
+            let (stats, count) = (stats.clone(), args.burst);
+            writing.push(tokio::spawn(async move {
+                for _ in 0..count {
+                    stamp(&mut sender, &stats, "b").await?;
+                }
+                Ok::<_, String>(sender)
+            }));
+        }
+        // Kept open to the end: a sender that closed would leave the room.
+        for task in writing {
+            senders.push(task.await.map_err(|e| format!("a sender failed: {e}"))??);
+        }
+        let expected = per_burst * round as u64;
+        until(patience, || {
+            stats.burst.delivered.load(Ordering::Relaxed) >= expected
+        })
+        .await;
+        let delivered = stats.burst.delivered.load(Ordering::Relaxed) - before;
+        let seconds = (stats
+            .burst
+            .last_ns
+            .load(Ordering::Relaxed)
+            .saturating_sub(burst_start)) as f64
+            / 1e9;
+        rates.push(delivered as f64 / seconds.max(1e-9));
+    }
+    rates.sort_by(f64::total_cmp);
+    let burst_rate = rates[rates.len() / 2];
+    let burst_expected = per_burst * args.rounds.max(1) as u64;
+    let burst_delivered = stats.burst.delivered.load(Ordering::Relaxed);
+    Ok(format!(
+        "clients={} connect_s={connect_seconds:.2} warm_s={warm_seconds:.2} \
+         paced_delivered={} paced_expected={paced_expected} paced_p50_us={} paced_p99_us={} \
+         burst_delivered={burst_delivered} burst_expected={burst_expected} \
+         burst_per_s={burst_rate:.0} burst_p99_us={} dropped={}",
+        args.clients,
+        stats.paced.delivered.load(Ordering::Relaxed),
+        stats.paced.percentile_us(0.5),
+        stats.paced.percentile_us(0.99),
+        stats.burst.percentile_us(0.99),
+        stats.dropped.load(Ordering::Relaxed),
+    ))
+}
