@@ -135,7 +135,7 @@ fn raise_open_files_limit(connections: u32) {
         }
     }
     let wanted = u64::from(connections) + 256;
-    if (limit.rlim_cur as u64) < wanted {
+    if limit.rlim_cur < wanted {
         tracing::warn!(
             open_files = limit.rlim_cur,
             "--max-connections {connections} needs about {wanted} open files; raise the limit (ulimit -Hn)"
