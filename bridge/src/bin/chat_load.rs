@@ -234,6 +234,19 @@ async fn load(args: Args) -> Result<String, String> {
         pending.push(tokio::spawn(async move {
             let _permit = gate.acquire_owned().await.expect("open gate");
             let socket = TcpSocket::new_v4().map_err(|e| format!("socket(): {e}"))?;
+            // Let connect() pick the port: bind() to port 0 would search for a port free on
+            // every destination, which slows down as thousands are taken.
+            let yes: libc::c_int = 1;
+            // SAFETY: a plain setsockopt on a socket this task owns, with an int option.
+            unsafe {
+                libc::setsockopt(
+                    std::os::fd::AsRawFd::as_raw_fd(&socket),
+                    libc::IPPROTO_IP,
+                    libc::IP_BIND_ADDRESS_NO_PORT,
+                    (&yes as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
             socket
                 .bind(SocketAddr::V4(SocketAddrV4::new(source, 0)))
                 .map_err(|e| format!("bind({source}): {e}"))?;
@@ -269,6 +282,7 @@ async fn load(args: Args) -> Result<String, String> {
         return Err(message.clone());
     }
     let connect_seconds = connecting.elapsed().as_secs_f64();
+    eprintln!("chat_load: {} clients connected in {connect_seconds:.2} s", args.clients);
 
     // Warm up: client 0 says something until every other client has heard it.
     let listeners = args.clients - 1;

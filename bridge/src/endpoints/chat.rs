@@ -1,5 +1,6 @@
-//! The chat server behaviour: a room per server, line-based. Each member has its own bounded
-//! outbox drained by its own writer task. A member that reads slowly but steadily slows the
+//! The chat server behaviour: a room per server, line-based. Lines go straight into each
+//! member's socket, and what it cannot take at once waits in its own bounded outbox, drained by
+//! its own writer task (see `outbox`). A member that reads slowly but steadily slows the
 //! sender down (flow control, nothing is dropped); a member whose writer has made no progress
 //! for [`STUCK_AFTER`] is disconnected, so a stuck client holds up the room for at most that.
 //!
@@ -7,23 +8,21 @@
 //! is one `relayed` event instead of an event per member's send(), and joins and leaves are no
 //! longer announced to everyone (that alone would be N² lines for N members joining).
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shared::{ClosedBy, ConnId, EventKind, Payload, TcpServerSpec};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::tcp_stream::{authenticate, recv_failed, send_all};
+use super::outbox::{Outbox, Outgoing, Refused, OUTBOX};
+use super::tcp_stream::{authenticate, recv_failed};
 use crate::events::Origin;
 use crate::hub::Hub;
 use crate::hub::{ConnHandle, Control};
 
-/// Messages that may wait for one member.
-const OUTBOX: usize = 1024;
 /// A member whose full outbox has not moved for this long is stuck, and is disconnected.
 const STUCK_AFTER: Duration = Duration::from_secs(1);
 /// Longest line a member may send before it is cut.
@@ -34,37 +33,25 @@ const MAX_NICK: usize = 24;
 pub(crate) const SHOWN_ROOM: usize = 32;
 /// Names `/who` lists before it only counts.
 const WHO_NAMES: usize = 50;
-
-/// One line waiting in a member's outbox.
-#[derive(Clone)]
-struct Outgoing {
-    text: Arc<[u8]>,
-    /// Recorded as this member's own `send` event (false in a big room: counted in `relayed`).
-    shown: bool,
-}
-
-impl Outgoing {
-    fn shown(text: &[u8]) -> Self {
-        Outgoing {
-            text: Arc::from(text),
-            shown: true,
-        }
-    }
-}
+/// How often a sender looks again at a member whose outbox is full.
+const FULL_RETRY: Duration = Duration::from_millis(5);
 
 struct Member {
     nick: Option<String>,
-    outbox: mpsc::Sender<Outgoing>,
-    /// Stops the member when it is stuck.
-    life: crate::hub::Lifeline,
-    /// When its writer last got a message out, in ms since the room opened.
-    progress: Arc<AtomicU64>,
+    out: Arc<Outbox>,
+}
+
+/// The members, and their nicknames for quick uniqueness checks (10,000 members join in
+/// seconds; a scan of the room per join would make that quadratic).
+#[derive(Default)]
+struct Members {
+    by_id: BTreeMap<ConnId, Member>,
+    nicks: HashSet<String>,
 }
 
 /// Everyone connected to one chat server.
 pub(crate) struct Room {
-    members: Mutex<BTreeMap<ConnId, Member>>,
-    opened: Instant,
+    members: Mutex<Members>,
     /// Where a big room's `relayed` events go: the server endpoint.
     hub: Arc<Hub>,
     server: Origin,
@@ -73,32 +60,29 @@ pub(crate) struct Room {
 impl Room {
     pub(crate) fn new(hub: Arc<Hub>, server: Origin) -> Self {
         Room {
-            members: Mutex::new(BTreeMap::new()),
-            opened: Instant::now(),
+            members: Mutex::new(Members::default()),
             hub,
             server,
         }
     }
 
-    fn members(&self) -> std::sync::MutexGuard<'_, BTreeMap<ConnId, Member>> {
+    fn members(&self) -> std::sync::MutexGuard<'_, Members> {
         self.members.lock().expect("chat room lock")
     }
 
-    fn now_ms(&self) -> u64 {
-        self.opened.elapsed().as_millis() as u64
-    }
 
-    /// Queues `text` for every named member but `except`. Waits for a slow member's outbox,
+    /// Gives `text` to every named member but `except`. Waits for a slow member's outbox,
     /// but never longer than a stuck one deserves; stuck members are stopped.
     async fn broadcast(&self, except: Option<ConnId>, text: &str) {
-        let targets: Vec<_> = self
+        let targets: Vec<Arc<Outbox>> = self
             .members()
+            .by_id
             .iter()
             .filter(|(id, m)| Some(**id) != except && m.nick.is_some())
-            .map(|(_, m)| (m.outbox.clone(), m.life.clone(), m.progress.clone()))
+            .map(|(_, m)| m.out.clone())
             .collect();
         let shown = targets.len() <= SHOWN_ROOM;
-        let message = Outgoing {
+        let line = Outgoing {
             text: Arc::from(text.as_bytes()),
             shown,
         };
@@ -111,46 +95,41 @@ impl Room {
                 },
             );
         }
-        for (outbox, life, progress) in targets {
-            let Err(mpsc::error::TrySendError::Full(message)) = outbox.try_send(message.clone())
-            else {
-                continue;
-            };
-            let idle = Duration::from_millis(
-                self.now_ms()
-                    .saturating_sub(progress.load(Ordering::Relaxed)),
-            );
-            let patience = STUCK_AFTER.saturating_sub(idle);
-            if tokio::time::timeout(patience, outbox.send(message))
-                .await
-                .is_err()
-            {
-                life.stop(
-                    ClosedBy::Local,
-                    format!(
-                        "too slow: {OUTBOX} chat messages waited and none went out for {} s",
-                        STUCK_AFTER.as_secs()
-                    ),
-                );
+        for out in targets {
+            while let Err(Refused::Full) = out.deliver(&line) {
+                let patience =
+                    STUCK_AFTER.saturating_sub(Duration::from_millis(out.idle_ms()));
+                if patience.is_zero() {
+                    out.life().stop(
+                        ClosedBy::Local,
+                        format!(
+                            "too slow: {OUTBOX} chat messages waited and none went out for {} s",
+                            STUCK_AFTER.as_secs()
+                        ),
+                    );
+                    break;
+                }
+                tokio::time::sleep(patience.min(FULL_RETRY)).await;
             }
         }
     }
 
     /// Whether joins and leaves are still announced to everyone.
     fn small(&self) -> bool {
-        self.members().len() <= SHOWN_ROOM
+        self.members().by_id.len() <= SHOWN_ROOM
     }
 
     fn tell(&self, id: ConnId, text: &str) {
-        if let Some(member) = self.members().get(&id) {
-            let _ = member.outbox.try_send(Outgoing::shown(text.as_bytes()));
+        if let Some(member) = self.members().by_id.get(&id) {
+            let _ = member.out.deliver(&Outgoing::shown(text.as_bytes()));
         }
     }
 
     fn who(&self) -> String {
         let members = self.members();
-        let named = members.values().filter(|m| m.nick.is_some()).count();
+        let named = members.nicks.len();
         let names: Vec<&str> = members
+            .by_id
             .values()
             .filter_map(|m| m.nick.as_deref())
             .take(WHO_NAMES)
@@ -175,25 +154,29 @@ impl Room {
             clean
         };
         let mut members = self.members();
-        let taken = |name: &str| {
-            members
-                .iter()
-                .any(|(other, m)| *other != id && m.nick.as_deref() == Some(name))
-        };
+        let current = members.by_id.get(&id).and_then(|m| m.nick.clone());
         let mut nick = base.clone();
         let mut n = 2;
-        while taken(&nick) {
+        while members.nicks.contains(&nick) && current.as_ref() != Some(&nick) {
             nick = format!("{base}{n}");
             n += 1;
         }
-        let old = members
-            .get_mut(&id)
-            .and_then(|m| m.nick.replace(nick.clone()));
+        let Some(member) = members.by_id.get_mut(&id) else {
+            return (None, nick);
+        };
+        let old = member.nick.replace(nick.clone());
+        if let Some(old) = &old {
+            members.nicks.remove(old);
+        }
+        members.nicks.insert(nick.clone());
         (old, nick)
     }
 
     fn leave(&self, id: ConnId) -> Option<String> {
-        self.members().remove(&id).and_then(|m| m.nick)
+        let mut members = self.members();
+        let nick = members.by_id.remove(&id).and_then(|m| m.nick)?;
+        members.nicks.remove(&nick);
+        Some(nick)
     }
 }
 
@@ -212,44 +195,24 @@ pub(crate) async fn serve(
         }
     }
     let id = conn.origin.conn.unwrap_or_default();
-    let (mut reader, mut writer) = stream.into_split();
-    let (outbox, mut queued) = mpsc::channel::<Outgoing>(OUTBOX);
-    let progress = Arc::new(AtomicU64::new(room.now_ms()));
-    room.members().insert(
+    let (mut reader, writer) = stream.into_split();
+    let out = Arc::new(Outbox::new(
+        writer,
+        hub.clone(),
+        conn.origin.clone(),
+        conn.life.clone(),
+    ));
+    room.members().by_id.insert(
         id,
         Member {
             nick: None,
-            outbox: outbox.clone(),
-            life: conn.life.clone(),
-            progress: progress.clone(),
+            out: out.clone(),
         },
     );
-    // The writer: drains this member's outbox into its socket, alone, so that a member that
-    // does not read only blocks its own writer.
-    let writing = {
-        let (hub, origin, life) = (hub.clone(), conn.origin.clone(), conn.life.clone());
-        let room = room.clone();
-        tokio::spawn(async move {
-            while let Some(message) = queued.recv().await {
-                let sent = if message.shown {
-                    send_all(&hub, &origin, &life, &mut writer, &message.text)
-                        .await
-                        .is_ok()
-                } else {
-                    tokio::select! {
-                        sent = writer.write_all(&message.text) => sent.is_ok(),
-                        _ = life.stopped() => false,
-                    }
-                };
-                if !sent {
-                    life.stop(ClosedBy::Peer, "the client stopped taking messages");
-                    break;
-                }
-                progress.store(room.now_ms(), Ordering::Relaxed);
-            }
-        })
-    };
-    let _ = outbox.try_send(Outgoing::shown(
+    // The writer task: sends what the socket could not take at once, so that a member that
+    // does not read only holds up its own lines.
+    let writing = tokio::spawn(out.clone().drain());
+    let _ = out.deliver(&Outgoing::shown(
         b"* Welcome to the chat. Type your nickname first (or /nick NAME); /who lists who is here, /quit leaves.\n",
     ));
     let mut buf = vec![0u8; spec.recv_buffer];
@@ -261,7 +224,7 @@ pub(crate) async fn serve(
                 match request {
                     Control::Send { data, done, .. } => {
                         let n = data.len();
-                        let queued = outbox.try_send(Outgoing::shown(&data)).map(|()| n).map_err(|_| {
+                        let queued = out.deliver(&Outgoing::shown(&data)).map(|()| n).map_err(|_| {
                             shared::ErrorInfo::new(shared::ErrorKind::LimitReached, "This client's outbox is full.")
                         });
                         let _ = done.send(queued);
@@ -284,17 +247,23 @@ pub(crate) async fn serve(
                 });
                 line.extend_from_slice(&buf[..n]);
                 let mut quit = false;
-                while let Some(end) = line.iter().position(|b| *b == b'\n') {
-                    let text: String = String::from_utf8_lossy(&line[..end])
-                        .trim_end_matches('\r')
-                        .to_string();
-                    line.drain(..=end);
-                    quit |= handle_line(&room, id, &text).await;
+                // The chat lines of one recv() go out together: one write per member instead
+                // of one per line (the same bytes, in the same order).
+                let mut said = String::new();
+                let mut start = 0;
+                while let Some(end) = line[start..].iter().position(|b| *b == b'\n') {
+                    let text = String::from_utf8_lossy(&line[start..start + end]);
+                    quit |= handle_line(&room, id, text.trim_end_matches('\r'), &mut said).await;
+                    start += end + 1;
                 }
+                line.drain(..start);
                 if line.len() > MAX_LINE {
                     let text = String::from_utf8_lossy(&line).to_string();
                     line.clear();
-                    quit |= handle_line(&room, id, &text).await;
+                    quit |= handle_line(&room, id, &text, &mut said).await;
+                }
+                if !said.is_empty() {
+                    room.broadcast(Some(id), &said).await;
                 }
                 if quit {
                     break Some((ClosedBy::Local, "the client typed /quit"));
@@ -311,7 +280,6 @@ pub(crate) async fn serve(
             room.broadcast(Some(id), &format!("* {nick} left\n")).await;
         }
     }
-    drop(outbox);
     writing.abort();
     match ending {
         Some((by, reason)) => conn.close(by, reason),
@@ -319,9 +287,22 @@ pub(crate) async fn serve(
     }
 }
 
-/// Acts on one line from member `id`; returns true when it asked to leave.
-async fn handle_line(room: &Room, id: ConnId, text: &str) -> bool {
-    let named = room.members().get(&id).is_some_and(|m| m.nick.is_some());
+/// Acts on one line from member `id`; returns true when it asked to leave. A chat line is
+/// added to `said`, for the caller to broadcast; anything else first broadcasts what was said
+/// before it, so that the room sees everything in order.
+async fn handle_line(room: &Room, id: ConnId, text: &str, said: &mut String) -> bool {
+    let nick = room.members().by_id.get(&id).and_then(|m| m.nick.clone());
+    if let Some(nick) = &nick {
+        let command = text.starts_with('/') || text.trim().is_empty();
+        if !command {
+            said.push_str(&format!("{nick}: {text}\n"));
+            return false;
+        }
+    }
+    if !said.is_empty() {
+        room.broadcast(Some(id), &std::mem::take(said)).await;
+    }
+    let named = nick.is_some();
     if let Some(wanted) = text.strip_prefix("/nick ") {
         let (old, nick) = room.rename(id, wanted.trim());
         match old {
@@ -345,12 +326,9 @@ async fn handle_line(room: &Room, id: ConnId, text: &str) -> bool {
             joined(room, id, &nick).await;
             false
         }
+        // Any other /command is said as it is.
         _ => {
-            let nick = room
-                .members()
-                .get(&id)
-                .and_then(|m| m.nick.clone())
-                .unwrap_or_default();
+            let nick = nick.unwrap_or_default();
             room.broadcast(Some(id), &format!("{nick}: {text}\n")).await;
             false
         }

@@ -2,6 +2,7 @@
 //! every spec passes before a socket is made.
 
 mod chat;
+mod outbox;
 pub(crate) mod tcp_client;
 pub(crate) mod tcp_server;
 mod tcp_state;
