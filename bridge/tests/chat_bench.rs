@@ -20,6 +20,8 @@ use tokio::process::{Child, Command};
 const SIDE_BY_SIDE: usize = 1000;
 /// The issue's load, for the bridge alone.
 const FULL: usize = 10_000;
+/// Lines a second in the 10,000-client paced phase (each one is 9,999 deliveries).
+const FULL_RATE: u32 = 5;
 
 /// The bridge binary with room for `connections` chat members; returns it and its address.
 async fn bridge_process(connections: usize) -> (Child, SocketAddr) {
@@ -64,10 +66,13 @@ async fn load(
     clients: usize,
     nick: bool,
     connecting: usize,
+    rate: u32,
     watch: Option<u32>,
 ) -> (HashMap<String, f64>, u64) {
     let mut args = vec![
-        "--target".to_string(),
+        "--rate".to_string(),
+        rate.to_string(),
+        "--target".into(),
         target.to_string(),
         "--clients".into(),
         clients.to_string(),
@@ -132,9 +137,10 @@ async fn chat_room(addr: SocketAddr) -> (Client, SocketAddr) {
     (c, SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
-fn summary(fields: &HashMap<String, f64>) -> String {
+fn summary(fields: &HashMap<String, f64>, rate: u32) -> String {
     format!(
-        "{:.0} deliveries/s (median of 5 bursts; {} of {} delivered), paced p50 {:.1} ms p99 {:.1} ms",
+        "{:.0} deliveries/s (median of 5 bursts; {} of {} delivered); at {rate} lines/s, delivered \
+         in p50 {:.1} ms, p99 {:.1} ms",
         fields["burst_per_s"],
         fields["burst_delivered"],
         fields["burst_expected"],
@@ -169,14 +175,14 @@ async fn chat_fan_out() {
         assert!(std::time::Instant::now() < deadline, "ncat listens");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (ncat_result, _) = load(ncat_addr, SIDE_BY_SIDE, false, 8, None).await;
+    let (ncat_result, _) = load(ncat_addr, SIDE_BY_SIDE, false, 8, 20, None).await;
     let _ = ncat.kill().await;
 
     // The bridge with the same load.
     let (mut bridge, addr) = bridge_process(FULL + 100).await;
     let pid = bridge.id().unwrap();
     let (_viewer, room) = chat_room(addr).await;
-    let (ours, _) = load(room, SIDE_BY_SIDE, true, 64, None).await;
+    let (ours, _) = load(room, SIDE_BY_SIDE, true, 64, 20, None).await;
     let _ = bridge.kill().await;
 
     // The bridge alone at 10,000 clients, in a fresh process, with its peak memory.
@@ -184,7 +190,7 @@ async fn chat_fan_out() {
     let pid_full = bridge.id().unwrap();
     let (_viewer, room) = chat_room(addr).await;
     let baseline = resident_kib(pid_full);
-    let (full, peak) = load(room, FULL, true, 64, Some(pid_full)).await;
+    let (full, peak) = load(room, FULL, true, 64, FULL_RATE, Some(pid_full)).await;
     let _ = bridge.kill().await;
     let _ = pid;
     let per_client = (peak.saturating_sub(baseline)) as f64 * 1024.0 / FULL as f64;
@@ -193,15 +199,15 @@ async fn chat_fan_out() {
         "BENCH chat fan-out, {SIDE_BY_SIDE} clients from 4 source addresses, 10 senders (ncat cannot \
          hold more: select() stops at fd 1024): ncat --broker {}; bridge chat room {}; ratio {:.2} \
          (target at least 2x)",
-        summary(&ncat_result),
-        summary(&ours),
+        summary(&ncat_result, 20),
+        summary(&ours, 20),
         ours["burst_per_s"] / ncat_result["burst_per_s"]
     );
     println!(
         "BENCH chat fan-out, bridge alone with {FULL} clients: {}; connected in {:.1} s; peak \
          memory {:.1} MB over {:.1} MB at rest = {:.1} KB per client (target at most 16 KB, p99 \
          under 100 ms)",
-        summary(&full),
+        summary(&full, FULL_RATE),
         full["connect_s"],
         peak as f64 / 1024.0,
         baseline as f64 / 1024.0,

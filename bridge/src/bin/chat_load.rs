@@ -155,8 +155,9 @@ fn raise_open_files_limit() {
 }
 
 /// Reads one client's lines until its connection ends, recording stamped lines.
-async fn read_lines(reader: tokio::net::tcp::OwnedReadHalf, stats: Arc<Stats>) {
-    let mut reader = BufReader::with_capacity(1024, reader);
+type Reader = BufReader<tokio::net::tcp::OwnedReadHalf>;
+
+async fn read_lines(mut reader: Reader, stats: Arc<Stats>) {
     let mut line = Vec::with_capacity(128);
     let mut warmed = false;
     loop {
@@ -256,11 +257,26 @@ async fn load(args: Args) -> Result<String, String> {
                 .map_err(|e| format!("client {i} could not connect: {e}"))?;
             let _ = stream.set_nodelay(true);
             let (reader, mut writer) = stream.into_split();
+            let mut reader = BufReader::with_capacity(1024, reader);
             if nick {
                 writer
                     .write_all(format!("u{i}\n").as_bytes())
                     .await
                     .map_err(|e| format!("client {i} could not send its nickname: {e}"))?;
+                // Like a person, wait until the room says who you are before the next one
+                // connects: the number of connections the server has not accepted yet stays
+                // under its listen backlog (beyond it the kernel drops handshakes, and
+                // clients wait seconds to retry).
+                let mut line = String::new();
+                while !line.contains("you are") {
+                    line.clear();
+                    let read = tokio::time::timeout(Duration::from_secs(30), reader.read_line(&mut line))
+                        .await
+                        .map_err(|_| format!("client {i} got no answer to its nickname"))?;
+                    if read.map_err(|e| format!("client {i}: {e}"))? == 0 {
+                        return Err(format!("client {i} was closed before it joined"));
+                    }
+                }
             }
             Ok::<_, String>((reader, writer))
         }));
