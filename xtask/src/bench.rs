@@ -22,7 +22,12 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
         frontend::BUDGET_GZIP_BYTES / 1024
     )];
     let dist = frontend::dist().to_string_lossy().into_owned();
-    for bench in ["bridge_bench", "throughput_bench", "chat_bench", "page_bench"] {
+    for bench in [
+        "bridge_bench",
+        "throughput_bench",
+        "chat_bench",
+        "page_bench",
+    ] {
         let command = [
             "test",
             "--release",

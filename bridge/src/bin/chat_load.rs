@@ -270,9 +270,10 @@ async fn load(args: Args) -> Result<String, String> {
                 let mut line = String::new();
                 while !line.contains("you are") {
                     line.clear();
-                    let read = tokio::time::timeout(Duration::from_secs(30), reader.read_line(&mut line))
-                        .await
-                        .map_err(|_| format!("client {i} got no answer to its nickname"))?;
+                    let read =
+                        tokio::time::timeout(Duration::from_secs(30), reader.read_line(&mut line))
+                            .await
+                            .map_err(|_| format!("client {i} got no answer to its nickname"))?;
                     if read.map_err(|e| format!("client {i}: {e}"))? == 0 {
                         return Err(format!("client {i} was closed before it joined"));
                     }
@@ -298,7 +299,10 @@ async fn load(args: Args) -> Result<String, String> {
         return Err(message.clone());
     }
     let connect_seconds = connecting.elapsed().as_secs_f64();
-    eprintln!("chat_load: {} clients connected in {connect_seconds:.2} s", args.clients);
+    eprintln!(
+        "chat_load: {} clients connected in {connect_seconds:.2} s",
+        args.clients
+    );
 
     // Warm up: client 0 says something until every other client has heard it.
     let listeners = args.clients - 1;

@@ -15,13 +15,13 @@ use std::time::Duration;
 use shared::{ClosedBy, ConnId, EventKind, Payload, TcpServerSpec};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
-use super::outbox::{Outbox, Outgoing, Refused, OUTBOX};
+use super::outbox::{Outbox, Outgoing, Refused, OUTBOX_BYTES};
 use super::tcp_stream::{authenticate, recv_failed};
 use crate::events::Origin;
-use crate::hub::Hub;
 use crate::hub::{ConnHandle, Control};
+use crate::hub::{Hub, Lifeline};
 
 /// A member whose full outbox has not moved for this long is stuck, and is disconnected.
 const STUCK_AFTER: Duration = Duration::from_secs(1);
@@ -33,7 +33,9 @@ const MAX_NICK: usize = 24;
 pub(crate) const SHOWN_ROOM: usize = 32;
 /// Names `/who` lists before it only counts.
 const WHO_NAMES: usize = 50;
-/// How often a sender looks again at a member whose outbox is full.
+/// Bytes said in a room that may wait for the fan-out task before speakers have to wait.
+const ROOM_QUEUE_BYTES: usize = 1 << 20;
+/// How often a sender looks again at a full queue.
 const FULL_RETRY: Duration = Duration::from_millis(5);
 
 struct Member {
@@ -49,61 +51,135 @@ struct Members {
     nicks: HashSet<String>,
 }
 
+/// Lines said in the room that the fan-out task has not sent yet.
+#[derive(Default)]
+struct Said {
+    /// Each line with the member who said it (who does not get it back).
+    lines: Vec<(Option<ConnId>, Vec<u8>)>,
+    bytes: usize,
+}
+
 /// Everyone connected to one chat server.
 pub(crate) struct Room {
     members: Mutex<Members>,
+    said: Mutex<Said>,
+    /// Wakes the fan-out task.
+    wake: Notify,
     /// Where a big room's `relayed` events go: the server endpoint.
     hub: Arc<Hub>,
     server: Origin,
 }
 
 impl Room {
-    pub(crate) fn new(hub: Arc<Hub>, server: Origin) -> Self {
-        Room {
+    /// Opens a room and starts its fan-out task, which ends with the server.
+    pub(crate) fn open(hub: Arc<Hub>, server: Origin, life: Lifeline) -> Arc<Self> {
+        let room = Arc::new(Room {
             members: Mutex::new(Members::default()),
-            hub,
+            said: Mutex::new(Said::default()),
+            wake: Notify::new(),
+            hub: hub.clone(),
             server,
-        }
+        });
+        hub.tasks.spawn(room.clone().fan_out(life));
+        room
     }
 
     fn members(&self) -> std::sync::MutexGuard<'_, Members> {
         self.members.lock().expect("chat room lock")
     }
 
+    fn said(&self) -> std::sync::MutexGuard<'_, Said> {
+        self.said.lock().expect("chat room lock")
+    }
 
-    /// Gives `text` to every named member but `except`. Waits for a slow member's outbox,
-    /// but never longer than a stuck one deserves; stuck members are stopped.
+    /// Queues `text` for every named member but `except`; the fan-out task sends it. Waits
+    /// while the room's queue is full, so a room that cannot keep up slows its speakers down.
     async fn broadcast(&self, except: Option<ConnId>, text: &str) {
-        let targets: Vec<Arc<Outbox>> = self
+        loop {
+            {
+                let mut said = self.said();
+                if said.bytes < ROOM_QUEUE_BYTES {
+                    said.bytes += text.len();
+                    said.lines.push((except, text.as_bytes().to_vec()));
+                    break;
+                }
+            }
+            tokio::time::sleep(FULL_RETRY).await;
+        }
+        self.wake.notify_one();
+    }
+
+    /// The fan-out task: sends what was said, everything that gathered since its last round
+    /// in one write per member. An idle room sends a line at once; a busy one sends fewer,
+    /// larger writes (like a database's group commit): the same bytes in the same order,
+    /// with far fewer system calls than a write per line per member.
+    async fn fan_out(self: Arc<Self>, life: Lifeline) {
+        loop {
+            tokio::select! {
+                _ = life.stopped() => return,
+                _ = self.wake.notified() => {}
+            }
+            loop {
+                let batch = std::mem::take(&mut *self.said());
+                if batch.lines.is_empty() {
+                    break;
+                }
+                self.send_round(batch).await;
+            }
+        }
+    }
+
+    async fn send_round(&self, batch: Said) {
+        let targets: Vec<(ConnId, Arc<Outbox>)> = self
             .members()
             .by_id
             .iter()
-            .filter(|(id, m)| Some(**id) != except && m.nick.is_some())
-            .map(|(_, m)| m.out.clone())
+            .filter(|(_, m)| m.nick.is_some())
+            .map(|(id, m)| (*id, m.out.clone()))
             .collect();
         let shown = targets.len() <= SHOWN_ROOM;
-        let line = Outgoing {
-            text: Arc::from(text.as_bytes()),
-            shown,
+        let all: Arc<[u8]> = batch
+            .lines
+            .iter()
+            .flat_map(|(_, l)| l.iter().copied())
+            .collect();
+        // A speaker gets the round without its own lines.
+        let speakers: HashSet<ConnId> = batch.lines.iter().filter_map(|(who, _)| *who).collect();
+        let without = |id: ConnId| -> Arc<[u8]> {
+            batch
+                .lines
+                .iter()
+                .filter(|(who, _)| *who != Some(id))
+                .flat_map(|(_, l)| l.iter().copied())
+                .collect()
         };
         if !shown {
             self.hub.log.emit(
                 &self.server,
                 EventKind::Relayed {
-                    data: Payload::from_bytes(text.as_bytes()),
+                    data: Payload::from_bytes(&all),
                     members: targets.len() as u32,
                 },
             );
         }
-        for out in targets {
+        for (id, out) in targets {
+            let text = if speakers.contains(&id) {
+                without(id)
+            } else {
+                all.clone()
+            };
+            if text.is_empty() {
+                continue;
+            }
+            let line = Outgoing { text, shown };
             while let Err(Refused::Full) = out.deliver(&line) {
-                let patience =
-                    STUCK_AFTER.saturating_sub(Duration::from_millis(out.idle_ms()));
+                let patience = STUCK_AFTER.saturating_sub(Duration::from_millis(out.idle_ms()));
                 if patience.is_zero() {
                     out.life().stop(
                         ClosedBy::Local,
                         format!(
-                            "too slow: {OUTBOX} chat messages waited and none went out for {} s",
+                            "too slow: {} KiB of chat waited and none went out for {} s",
+                            OUTBOX_BYTES >> 10,
                             STUCK_AFTER.as_secs()
                         ),
                     );

@@ -20,8 +20,8 @@ use crate::events::Origin;
 use crate::explain::{explain, Op, Proto};
 use crate::hub::{Hub, Lifeline};
 
-/// Lines that may wait for one member.
-pub(crate) const OUTBOX: usize = 1024;
+/// Bytes that may wait for one member (lines are batched, so bytes, not lines, bound memory).
+pub(crate) const OUTBOX_BYTES: usize = 256 << 10;
 /// Lines given to one writev().
 const BATCH: usize = 64;
 
@@ -47,11 +47,13 @@ struct Waiting {
     lines: VecDeque<Arc<[u8]>>,
     /// Bytes of the first line already written.
     offset: usize,
+    /// Bytes waiting, the first line's written part included.
+    bytes: usize,
 }
 
 /// Why a line was not taken.
 pub(crate) enum Refused {
-    /// [`OUTBOX`] lines wait already: try again later (flow control).
+    /// [`OUTBOX_BYTES`] wait already: try again later (flow control).
     Full,
     /// The member is gone (its socket failed or it was stopped).
     Gone,
@@ -71,7 +73,12 @@ pub(crate) struct Outbox {
 }
 
 impl Outbox {
-    pub(crate) fn new(socket: OwnedWriteHalf, hub: Arc<Hub>, origin: Origin, life: Lifeline) -> Self {
+    pub(crate) fn new(
+        socket: OwnedWriteHalf,
+        hub: Arc<Hub>,
+        origin: Origin,
+        life: Lifeline,
+    ) -> Self {
         Outbox {
             socket,
             waiting: Mutex::new(Waiting::default()),
@@ -108,7 +115,7 @@ impl Outbox {
         // (No look at the lifeline here: its check takes a lock that every member shares. A
         // stopped member's socket closes; its writer task is gone.)
         let mut waiting = self.waiting();
-        if waiting.lines.len() >= OUTBOX {
+        if waiting.bytes >= OUTBOX_BYTES {
             return Err(Refused::Full);
         }
         if line.shown {
@@ -137,9 +144,11 @@ impl Outbox {
                 }
             }
             waiting.lines.push_back(line.text.clone());
+            waiting.bytes += line.text.len();
             self.wake.notify_one();
         } else {
             waiting.lines.push_back(line.text.clone());
+            waiting.bytes += line.text.len();
         }
         Ok(())
     }
@@ -208,7 +217,8 @@ impl Outbox {
                 let left = waiting.lines[0].len() - waiting.offset;
                 if written >= left {
                     written -= left;
-                    waiting.lines.pop_front();
+                    let done = waiting.lines.pop_front().map_or(0, |l| l.len());
+                    waiting.bytes -= done;
                     waiting.offset = 0;
                 } else {
                     waiting.offset += written;

@@ -92,7 +92,7 @@ async fn accept_loop(
     let limit = Arc::new(Semaphore::new(hub.config.max_connections_per_server));
     let connections = TaskTracker::new();
     let room = (spec.behaviour == Behaviour::Chat)
-        .then(|| Arc::new(chat::Room::new(hub.clone(), endpoint.origin.clone())));
+        .then(|| chat::Room::open(hub.clone(), endpoint.origin.clone(), endpoint.life.clone()));
     loop {
         let permit = tokio::select! {
             _ = endpoint.life.stopped() => break,
