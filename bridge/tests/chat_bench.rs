@@ -214,3 +214,16 @@ async fn chat_fan_out() {
         per_client / 1024.0
     );
 }
+
+/// The smoke version CI runs (`cargo xtask test`): the load generator against a bridge
+/// process with a few hundred clients; every line must reach every member. Never timed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_chat_load() {
+    let (mut bridge, addr) = bridge_process(400).await;
+    let (_viewer, room) = chat_room(addr).await;
+    let (result, _) = load(room, 300, true, 16, 20, None).await;
+    let _ = bridge.kill().await;
+    assert_eq!(result["paced_delivered"], result["paced_expected"]);
+    assert_eq!(result["burst_delivered"], result["burst_expected"]);
+    assert_eq!(result["dropped"], 0.0);
+}

@@ -309,3 +309,21 @@ async fn file_copy_of_1_gib() {
         ours / big
     );
 }
+
+/// The smoke version CI runs (`cargo xtask test`): the same paths with small sizes, checked
+/// for correctness, never timed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_bulk_and_file_copy() {
+    let data = TempDir::new("copy-smoke");
+    let scratch = TempDir::new("copy-smoke-source");
+    let bridge = Bridge::start_with(|c| c.data_dir = data.0.clone()).await;
+    let mut c = bridge.client().await;
+    assert!(bridge_bulk(&mut c, 8 << 20).await > 0.0);
+    let source = scratch.0.join("source.bin");
+    write_pattern(&source, 4 << 20);
+    let expected = python_sha256(&source).await;
+    let (_, lab) = python_pair(&source, &scratch.0.join("copy.bin"), 1024).await;
+    assert_eq!(lab, expected);
+    let (_, ours) = into_bridge(&mut c, &data.0, &source).await;
+    assert_eq!(ours, expected);
+}
