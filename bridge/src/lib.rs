@@ -32,6 +32,8 @@ pub use security::{Token, MIN_TOKEN_LEN};
 pub use shared::Scope;
 use shared::{ClosedBy, Limits};
 
+pub use server::{HEADER_TIMEOUT, MAX_HEAD_BYTES, MAX_HTTP_CONNECTIONS};
+
 /// How long shutdown waits for sockets and sessions to close.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
@@ -66,6 +68,9 @@ pub struct Config {
     pub static_dir: Option<std::path::PathBuf>,
     /// Where server logs and transferred files are kept.
     pub data_dir: std::path::PathBuf,
+    /// A session that has sent nothing for this long is pinged; one that answers nothing for
+    /// three times this long is closed as dead (a laptop lid shut, a network gone).
+    pub ping_every: Duration,
 }
 
 impl Config {
@@ -86,6 +91,7 @@ impl Config {
             max_frame_bytes: 256 << 10,
             static_dir: None,
             data_dir: std::path::PathBuf::from("playground-data"),
+            ping_every: Duration::from_secs(20),
         }
     }
 
@@ -118,17 +124,7 @@ pub async fn run(
         shutdown.await;
         root.stop(ClosedBy::Bridge, "the bridge is shutting down");
     };
-    use axum::serve::ListenerExt as _;
-    // Events and replies are small messages written back to back: Nagle's algorithm would hold
-    // each one until the viewer's delayed ACK (tens of milliseconds) arrives.
-    let listener = listener.tap_io(|stream| {
-        if let Err(err) = stream.set_nodelay(true) {
-            tracing::debug!("TCP_NODELAY not set on a viewer's connection: {err}");
-        }
-    });
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(stopping)
-        .await;
+    let served = server::serve(listener, app, stopping).await;
     hub.root
         .stop(ClosedBy::Bridge, "the bridge is shutting down");
     hub.tasks.close();

@@ -3,9 +3,11 @@
 //! Origin allowlist (against other web pages) and the session limit. The token is checked
 //! inside the session, in its hello.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path as UrlPath, Request, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -13,12 +15,96 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::hub::Hub;
 use crate::security::{host_allowed, origin_allowed};
+
+/// How long a client may take to send a request's headers: a client that trickles them
+/// (slowloris) or sends nothing is closed after this, and waiting costs no CPU.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest request head (request line and headers) read; beyond it, 431 and close.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// HTTP connections open at once (page loads, downloads and WebSocket sessions together);
+/// beyond it new ones are closed at once, so a flood of idle connections cannot use up the
+/// bridge's file descriptors.
+pub const MAX_HTTP_CONNECTIONS: usize = 256;
+/// How long open HTTP connections get to finish at shutdown.
+const DRAIN_WAIT: Duration = Duration::from_secs(5);
+
+/// Accepts HTTP connections until `shutdown` resolves, each with a header deadline, a head size
+/// limit and TCP_NODELAY (events and replies are small messages written back to back: Nagle's
+/// algorithm would hold each until the viewer's delayed ACK, tens of milliseconds later).
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let connections = TaskTracker::new();
+    let closing = CancellationToken::new();
+    let open = Arc::new(Semaphore::new(MAX_HTTP_CONNECTIONS));
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                // Out of file descriptors and the like: wait a little rather than spin.
+                tracing::warn!("accept() failed: {err}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            tracing::warn!("refused an HTTP connection: {MAX_HTTP_CONNECTIONS} are open");
+            continue; // dropping the stream closes it
+        };
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY not set on a viewer's connection: {err}");
+        }
+        let service = TowerToHyperService::new(app.clone());
+        let closing = closing.clone();
+        connections.spawn(async move {
+            let mut http = http1::Builder::new();
+            http.timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(MAX_HEAD_BYTES);
+            let connection = http
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = closing.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    closing.cancel();
+    connections.close();
+    if tokio::time::timeout(DRAIN_WAIT, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some HTTP connections did not close in time");
+    }
+    Ok(())
+}
 
 #[derive(Clone)]
 struct AppState {
@@ -53,6 +139,11 @@ pub(crate) fn router(hub: Arc<Hub>, listen: SocketAddr, origins: Vec<String>) ->
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
+        ))
+        // The page never tells another site where it came from (its URL held the token once).
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
         ))
         .layer(middleware::from_fn_with_state(state.clone(), check_host))
         .with_state(state)

@@ -30,6 +30,8 @@ const MAX_BATCH: usize = 1024;
 const MAX_BATCH_BYTES: usize = 512 * 1024;
 /// Most commands one session may have running at once.
 const MAX_IN_FLIGHT: usize = 32;
+/// How long a closing session waits for its last messages to go out.
+const WRITER_WAIT: Duration = Duration::from_secs(5);
 /// Standard close code for a message over the size limit.
 const CLOSE_TOO_BIG: u16 = 1009;
 /// Standard close code for a bridge that is going away.
@@ -41,6 +43,8 @@ type Stream = SplitStream<WebSocket>;
 /// What the reader asks the writer to send.
 enum Outgoing {
     Message(Box<ServerMessage>),
+    /// A WebSocket ping: is the page still there?
+    Ping,
     Close(u16, &'static str),
 }
 
@@ -80,7 +84,12 @@ pub(crate) async fn run(socket: WebSocket, hub: Arc<Hub>, _permit: OwnedSemaphor
         writer_done.clone(),
     ));
     read_loop(stream, &hub, outgoing, writer_done).await;
-    let _ = writer.await;
+    // A page that stopped reading may never take the close frame: give up on it after a while
+    // (dropping the socket closes it).
+    let abort = writer.abort_handle();
+    if tokio::time::timeout(WRITER_WAIT, writer).await.is_err() {
+        abort.abort();
+    }
 }
 
 /// Waits for the hello and checks it; on refusal returns the close code and the reason.
@@ -150,11 +159,28 @@ async fn read_loop(
     writer_done: CancellationToken,
 ) {
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let ping_every = hub.config.ping_every;
+    let mut heard = tokio::time::Instant::now();
+    let mut check = tokio::time::interval(ping_every);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let message = tokio::select! {
             _ = writer_done.cancelled() => return,
+            _ = check.tick() => {
+                let quiet = heard.elapsed();
+                if quiet >= ping_every * 3 {
+                    tracing::info!("closing a session that answered nothing for {} s", quiet.as_secs());
+                    let _ = outgoing.try_send(Outgoing::Close(CLOSE_GOING_AWAY, "no answer to pings"));
+                    return;
+                }
+                if quiet >= ping_every {
+                    let _ = outgoing.try_send(Outgoing::Ping);
+                }
+                continue;
+            }
             message = stream.next() => message,
         };
+        heard = tokio::time::Instant::now();
         let text = match message {
             None | Some(Ok(Message::Close(_))) => return,
             Some(Ok(Message::Text(text))) => text,
@@ -258,6 +284,7 @@ async fn write_loop(
             out = outbox.recv() => match out {
                 None => return,
                 Some(Outgoing::Message(message)) => send_json(&mut sink, &message).await,
+                Some(Outgoing::Ping) => sink.send(Message::Ping(Vec::new().into())).await,
                 Some(Outgoing::Close(code, reason)) => {
                     let _ = sink.send(close_message(code, reason)).await;
                     return;

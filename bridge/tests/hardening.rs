@@ -1,0 +1,192 @@
+//! Hostile clients of the bridge itself (issue 7): requests that trickle their headers or send
+//! far too many, floods of idle connections, pages that stop answering, and the headers that
+//! keep the token out of other sites' hands. Every wait is bounded.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Reads until the bridge closes the connection; returns what it sent and when it closed.
+async fn until_closed(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>, Option<Instant>) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (got, Some(Instant::now())),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return (got, None),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_request_that_trickles_its_headers_is_closed_within_10_s() {
+    let bridge = Bridge::start().await;
+    let mut stream = TcpStream::connect(bridge.addr).await.unwrap();
+    let started = Instant::now();
+    stream
+        .write_all(format!("GET / HTTP/1.1\r\nHost: {}\r\n", bridge.addr).as_bytes())
+        .await
+        .unwrap();
+    // One more header line a second, never the blank line that ends them (slowloris).
+    let mut closed = None;
+    for i in 0..20 {
+        if stream
+            .write_all(format!("X-Slow-{i}: a\r\n").as_bytes())
+            .await
+            .is_err()
+        {
+            closed = Some(Instant::now());
+            break;
+        }
+        let (_, at) = until_closed(&mut stream, Duration::from_secs(1)).await;
+        if at.is_some() {
+            closed = at;
+            break;
+        }
+    }
+    let closed = closed.expect("the bridge closed the trickling request");
+    let took = closed - started;
+    assert!(
+        took <= Duration::from_millis(10_500),
+        "closed after {took:?}, not within 10 s"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_that_sends_nothing_is_closed_within_10_s() {
+    let bridge = Bridge::start().await;
+    let mut stream = TcpStream::connect(bridge.addr).await.unwrap();
+    let started = Instant::now();
+    let (_, closed) = until_closed(&mut stream, Duration::from_secs(15)).await;
+    let took = closed.expect("the bridge closed the silent connection") - started;
+    assert!(
+        took <= Duration::from_millis(10_500),
+        "closed after {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_megabyte_of_headers_is_refused_at_once() {
+    let bridge = Bridge::start().await;
+    let mut stream = TcpStream::connect(bridge.addr).await.unwrap();
+    let started = Instant::now();
+    let mut request = format!("GET / HTTP/1.1\r\nHost: {}\r\n", bridge.addr).into_bytes();
+    let filler = format!("X-Filler: {}\r\n", "a".repeat(1000));
+    while request.len() < 1 << 20 {
+        request.extend_from_slice(filler.as_bytes());
+    }
+    request.extend_from_slice(b"\r\n");
+    // The bridge may close before all of it is written; that is the point.
+    let _ = stream.write_all(&request).await;
+    let (answer, closed) = until_closed(&mut stream, WAIT).await;
+    assert!(closed.is_some(), "the connection was closed");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "refused as too large: {answer}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // And the bridge still serves everyone else.
+    let mut c = bridge.client().await;
+    c.ok(cmd(json!({"op": "list_files"}))).await;
+}
+
+#[tokio::test]
+async fn a_flood_of_idle_connections_is_capped_and_the_bridge_recovers() {
+    let bridge = Bridge::start().await;
+    let mut idle = Vec::new();
+    for _ in 0..bridge::MAX_HTTP_CONNECTIONS {
+        idle.push(TcpStream::connect(bridge.addr).await.unwrap());
+    }
+    // One over the cap is closed at once, without an answer.
+    let mut over = TcpStream::connect(bridge.addr).await.unwrap();
+    let (answer, closed) = until_closed(&mut over, WAIT).await;
+    assert!(closed.is_some() && answer.is_empty());
+    drop(idle);
+    // Once they are gone, a page can connect again (bounded retries while they close).
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let origin = format!("http://{}", bridge.addr);
+        match bridge
+            .raw(Some(&bridge.addr.to_string()), Some(&origin))
+            .await
+        {
+            Ok(_) => break,
+            Err(e) => assert!(Instant::now() < deadline, "no recovery: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_session_that_stops_answering_pings_is_closed() {
+    let bridge = Bridge::start_with(|c| {
+        c.ping_every = Duration::from_millis(200);
+        c.max_sessions = 1;
+    })
+    .await;
+    // A page that answers (this client reads, and tungstenite answers pings as it reads).
+    let mut alive = bridge.client().await;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(1500) {
+        alive.ok(cmd(json!({"op": "list_files"}))).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(alive);
+    // A page that went away without closing: it never reads, so it never answers a ping.
+    let silent = bridge.client().await;
+    let started = Instant::now();
+    // The one session slot frees once the bridge has given up on it.
+    let origin = format!("http://{}", bridge.addr);
+    let mut second = loop {
+        let ws = bridge
+            .raw(Some(&bridge.addr.to_string()), Some(&origin))
+            .await;
+        if let Ok(ws) = ws {
+            break Client::hello(ws, TOKEN).await.expect("welcome");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the silent session was never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let gave_up = started.elapsed();
+    assert!(
+        gave_up >= Duration::from_millis(400),
+        "closed too soon: {gave_up:?}"
+    );
+    second.ok(cmd(json!({"op": "list_files"}))).await;
+    drop(silent);
+}
+
+#[tokio::test]
+async fn pages_carry_no_referrer_and_cannot_be_framed() {
+    let dist = TempDir::new("dist");
+    std::fs::write(dist.0.join("index.html"), "<!doctype html><title>t</title>").unwrap();
+    let bridge = Bridge::start_with(|c| c.static_dir = Some(dist.0.clone())).await;
+    let mut stream = TcpStream::connect(bridge.addr).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                bridge.addr
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let (answer, _) = until_closed(&mut stream, WAIT).await;
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(answer.contains("referrer-policy: no-referrer"), "{answer}");
+    assert!(answer.contains("x-frame-options: deny"), "{answer}");
+}
