@@ -168,8 +168,9 @@ pub(crate) fn check_ip(ip: IpAddr, scope: Scope, purpose: Purpose) -> Result<(),
         ),
         Scope::Lan => (
             format!(
-                "{ip} is not on a local network (private or link-local range), and the bridge \
-                 only reaches machines on this network."
+                "{ip} is not on a local network (a private range; link-local addresses such as \
+                 169.254.169.254 are never reached), and the bridge only reaches machines on \
+                 this network."
             ),
             "Use the address of a machine on your own network.",
         ),
@@ -177,13 +178,12 @@ pub(crate) fn check_ip(ip: IpAddr, scope: Scope, purpose: Purpose) -> Result<(),
     Err(ErrorInfo::new(ErrorKind::NotAllowed, explanation).with_hint(hint))
 }
 
+/// Private ranges (10/8, 172.16/12, 192.168/16, fc00::/7). Link-local addresses are not
+/// among them: 169.254.169.254 is the cloud metadata service, which hands out credentials.
 fn is_lan(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v4) => v4.is_private() || v4.is_link_local(),
-        IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
-            (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
-        }
+        IpAddr::V4(v4) => v4.is_private(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
     }
 }
 
@@ -238,14 +238,25 @@ pub(crate) async fn resolve(
             Ok(Err(e)) => return Err(failed(e.to_string())),
             Err(_) => return Err(failed("the lookup took too long".into())),
         };
+    first_allowed(&found, scope, purpose)
+        .unwrap_or_else(|| Err(failed("the name has no addresses".into())))
+}
+
+/// The first resolved address the policy allows, else the refusal of the first one; None for
+/// no addresses. Every address a name gives is judged, never the name.
+fn first_allowed(
+    found: &[SocketAddr],
+    scope: Scope,
+    purpose: Purpose,
+) -> Option<Result<SocketAddr, ErrorInfo>> {
     let mut refusal = None;
-    for addr in &found {
+    for addr in found {
         match check_ip(addr.ip(), scope, purpose) {
-            Ok(()) => return Ok(*addr),
+            Ok(()) => return Some(Ok(*addr)),
             Err(e) => refusal = refusal.or(Some(e)),
         }
     }
-    Err(refusal.unwrap_or_else(|| failed("the name has no addresses".into())))
+    refusal.map(Err)
 }
 
 /// Letters, digits and hyphens in dot-separated labels of 1 to 63 characters: anything else
@@ -324,9 +335,59 @@ mod tests {
         assert!(check_ip(ip("0.0.0.0"), Scope::Lan, Bind).is_ok());
         assert!(check_ip(ip("0.0.0.0"), Scope::Lan, Connect).is_err());
         assert!(check_ip(ip("224.0.0.1"), Scope::Lan, Connect).is_err());
+        assert!(check_ip(ip("ff02::1"), Scope::Lan, Connect).is_err());
+        assert!(check_ip(ip("255.255.255.255"), Scope::Lan, Connect).is_err());
+        // Link-local, even on a LAN: the metadata service of cloud machines lives there.
+        assert!(check_ip(ip("169.254.169.254"), Scope::Lan, Connect).is_err());
+        assert!(check_ip(ip("fe80::1"), Scope::Lan, Connect).is_err());
+        // IPv4-mapped IPv6 is judged as the IPv4 address inside.
+        assert!(check_ip(ip("::ffff:169.254.169.254"), Scope::Lan, Connect).is_err());
+        assert!(check_ip(ip("::ffff:10.0.0.1"), Scope::Loopback, Connect).is_err());
+        assert!(check_ip(ip("::ffff:10.0.0.1"), Scope::Lan, Connect).is_ok());
+        assert!(check_ip(ip("::ffff:224.0.0.1"), Scope::Lan, Connect).is_err());
         let err = check_ip(ip("10.0.0.1"), Scope::Loopback, Connect).unwrap_err();
         assert_eq!(err.kind, ErrorKind::NotAllowed);
         assert!(err.hint.unwrap().contains("--allow-lan"));
+    }
+
+    #[test]
+    fn names_are_judged_by_every_address_they_resolve_to() {
+        let addrs = |list: &[&str]| -> Vec<SocketAddr> {
+            list.iter().map(|a| a.parse().unwrap()).collect()
+        };
+        // What a hostile DNS answer could hold: none of it is reachable from loopback scope.
+        for hostile in [
+            "10.0.0.1:80",
+            "192.168.1.1:80",
+            "169.254.169.254:80",
+            "224.0.0.251:80",
+            "255.255.255.255:80",
+            "[::ffff:169.254.169.254]:80",
+            "[::ffff:10.0.0.1]:80",
+            "[fe80::1]:80",
+            "[ff02::1]:80",
+            "0.0.0.0:80",
+        ] {
+            let result = first_allowed(&addrs(&[hostile]), Scope::Loopback, Purpose::Connect);
+            assert!(matches!(result, Some(Err(_))), "{hostile} was allowed");
+        }
+        // With --allow-lan, still never link-local, multicast or broadcast.
+        for hostile in [
+            "169.254.169.254:80",
+            "[::ffff:169.254.1.1]:80",
+            "224.0.0.1:80",
+        ] {
+            let result = first_allowed(&addrs(&[hostile]), Scope::Lan, Purpose::Connect);
+            assert!(
+                matches!(result, Some(Err(_))),
+                "{hostile} was allowed on a LAN"
+            );
+        }
+        // A name that resolves to both a refused and an allowed address gets the allowed one.
+        let mixed = addrs(&["169.254.169.254:80", "127.0.0.1:80"]);
+        let chosen = first_allowed(&mixed, Scope::Loopback, Purpose::Connect);
+        assert_eq!(chosen.unwrap().unwrap(), mixed[1]);
+        assert!(first_allowed(&[], Scope::Loopback, Purpose::Connect).is_none());
     }
 
     #[tokio::test]
@@ -344,6 +405,11 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(err.kind, ErrorKind::NameResolutionFailed);
+        // Numeric spellings that resolvers accept (inet_aton) are judged by what they mean.
+        for sneaky in ["0xa9fea9fe", "2852039166", "0251.0376.0251.0376", "10.1"] {
+            let result = resolve(sneaky, 80, Scope::Loopback, Purpose::Connect).await;
+            assert!(result.is_err(), "{sneaky} resolved to {result:?}");
+        }
         let err = resolve("", 80, Scope::Loopback, Purpose::Bind)
             .await
             .unwrap_err();

@@ -190,3 +190,59 @@ async fn pages_carry_no_referrer_and_cannot_be_framed() {
     assert!(answer.contains("referrer-policy: no-referrer"), "{answer}");
     assert!(answer.contains("x-frame-options: deny"), "{answer}");
 }
+
+#[tokio::test]
+async fn sessions_endpoints_and_connections_are_capped_with_clear_errors() {
+    let bridge = Bridge::start_with(|c| {
+        c.max_sessions = 2;
+        c.max_endpoints = 2;
+        c.max_connections_per_server = 2;
+    })
+    .await;
+    let mut c = bridge.client().await;
+    let _second = bridge.client().await;
+    // A third session: 503 with a reason.
+    let origin = format!("http://{}", bridge.addr);
+    match bridge
+        .raw(Some(&bridge.addr.to_string()), Some(&origin))
+        .await
+    {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503)
+        }
+        other => panic!("a third session was let in: {other:?}"),
+    }
+    // Endpoints: the third is refused as a limit.
+    let server = c
+        .endpoint(cmd(
+            json!({"op": "tcp_server_start", "port": 0, "concurrency": "concurrent"}),
+        ))
+        .await;
+    c.endpoint(cmd(json!({"op": "udp_server_start", "port": 0})))
+        .await;
+    let refused = c
+        .err(cmd(json!({"op": "udp_server_start", "port": 0})))
+        .await;
+    assert_eq!(refused.kind, shared::ErrorKind::LimitReached);
+    // Connections: the third client of a full server is turned away with an event.
+    let port = port_of(&server);
+    let _a = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let _b = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    c.wait_until("two accepted", |ev| {
+        ev.iter()
+            .filter(|e| e.kind == shared::EventKind::Accept)
+            .count()
+            == 2
+    })
+    .await;
+    let mut third = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let (_, closed) = until_closed(&mut third, WAIT).await;
+    assert!(closed.is_some(), "the third connection was closed");
+    let turned_away = c
+        .wait_for("the turned-away event", |e| {
+            matches!(&e.kind, shared::EventKind::Error { error, .. }
+                if error.kind == shared::ErrorKind::LimitReached)
+        })
+        .await;
+    assert_eq!(turned_away.endpoint, server.id);
+}

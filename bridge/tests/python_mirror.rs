@@ -76,6 +76,13 @@ async fn converse(c: &mut Client, port: u16, messages: &[&str]) -> (Vec<u8>, boo
         })
         .await;
     }
+    // The reply and the server's FIN arrive one after the other: give the close a moment
+    // (bounded) before deciding that the server keeps the connection open.
+    let settle = std::time::Instant::now() + std::time::Duration::from_millis(1000);
+    while !closed(&c.events) && std::time::Instant::now() < settle {
+        let left = settle.saturating_duration_since(std::time::Instant::now());
+        let _ = tokio::time::timeout(left, c.next_message()).await;
+    }
     let by_server = closed(&c.events);
     if !by_server {
         c.ok(cmd(json!({"op": "close", "endpoint": client.id})))

@@ -94,10 +94,6 @@ async fn accept_loop(
     let room = (spec.behaviour == Behaviour::Chat)
         .then(|| chat::Room::open(hub.clone(), endpoint.origin.clone(), endpoint.life.clone()));
     loop {
-        let permit = tokio::select! {
-            _ = endpoint.life.stopped() => break,
-            permit = limit.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-        };
         let accepted = tokio::select! {
             _ = endpoint.life.stopped() => break,
             accepted = listener.accept() => accepted,
@@ -115,6 +111,24 @@ async fn accept_loop(
                     _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
                 }
             }
+        };
+        // A full server says so and closes the newcomer, instead of leaving it hanging.
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            let max = hub.config.max_connections_per_server;
+            endpoint.emit(EventKind::Error {
+                op: Op::Accept.name().into(),
+                error: ErrorInfo::new(
+                    ErrorKind::LimitReached,
+                    format!(
+                        "{peer} was turned away: this server already has {max} connections open."
+                    ),
+                )
+                .with_hint(
+                    "Close some connections, or start the bridge with a larger --max-connections.",
+                ),
+            });
+            drop(stream);
+            continue;
         };
         let (control, requests) = mpsc::channel(16);
         let conn = endpoint.accept(stream.local_addr().unwrap_or(local), peer, control);
