@@ -246,3 +246,100 @@ async fn sessions_endpoints_and_connections_are_capped_with_clear_errors() {
         .await;
     assert_eq!(turned_away.endpoint, server.id);
 }
+
+/// Every path the page can name a file by (download, send, save, log, upload), with a corpus of
+/// traversal payloads: none reaches a file outside the data directory.
+#[tokio::test]
+async fn traversal_payloads_never_leave_the_data_directory() {
+    let outer = TempDir::new("traversal");
+    let data = outer.0.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let secret = "the-secret-beside-the-data-directory";
+    std::fs::write(outer.0.join("secret.txt"), secret).unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(outer.0.join("secret.txt"), data.join("link.txt")).unwrap();
+    let bridge = Bridge::start_with(|c| c.data_dir = data.clone()).await;
+    let names = [
+        "../secret.txt",
+        "..\\secret.txt",
+        "....//secret.txt",
+        "/etc/passwd",
+        "%2e%2e%2fsecret.txt",
+        "..%2fsecret.txt",
+        "..%252fsecret.txt",
+        "secret.txt\0.bin",
+        ".",
+        "..",
+        "",
+        "link.txt",
+        "data/../../secret.txt",
+        "\u{2024}\u{2024}/secret.txt",
+        "C:\\secret.txt",
+    ];
+    // Downloads, with the right token, percent-encoded as a browser would send them.
+    for name in names {
+        let encoded: String = name
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        for path in [format!("/files/{encoded}"), format!("/files/{name}")] {
+            if path.contains(['\0', '\r', '\n', ' ']) {
+                continue;
+            }
+            let mut stream = TcpStream::connect(bridge.addr).await.unwrap();
+            let request = format!(
+                "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n",
+                bridge.addr
+            );
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let (answer, _) = until_closed(&mut stream, WAIT).await;
+            let answer = String::from_utf8_lossy(&answer);
+            assert!(!answer.contains(secret), "{path} leaked the secret");
+            assert!(!answer.starts_with("HTTP/1.1 200"), "{path}: {answer}");
+        }
+    }
+    // Commands that take a file name.
+    let mut c = bridge.client().await;
+    let client = c
+        .endpoint(cmd(json!({"op": "udp_client_open", "port": 9})))
+        .await;
+    // Reading through the link is refused (O_NOFOLLOW); writing to its name would replace the
+    // link by a new file (a .part renamed over it), which is no way out either.
+    let error = c
+        .err(cmd(
+            json!({"op": "send_file", "endpoint": client.id, "file": "link.txt"}),
+        ))
+        .await;
+    assert_eq!(error.kind, shared::ErrorKind::NotAllowed);
+    for name in names.iter().filter(|n| **n != "link.txt") {
+        for command in [
+            json!({"op": "send_file", "endpoint": client.id, "file": name}),
+            json!({"op": "upload_start", "file": name, "size": 1}),
+            json!({"op": "tcp_server_start", "port": 0,
+                   "behaviour": {"kind": "save_to_file", "file": name}}),
+            json!({"op": "udp_server_start", "port": 0, "log_file": name}),
+        ] {
+            let error = c.err(cmd(command.clone())).await;
+            assert_eq!(
+                error.kind,
+                shared::ErrorKind::NotAllowed,
+                "{command} was not refused as it should be"
+            );
+        }
+    }
+    // Nothing was written outside, and the secret is unchanged.
+    let outside: Vec<_> = std::fs::read_dir(&outer.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(outside.len(), 2, "{outside:?}");
+    assert_eq!(
+        std::fs::read_to_string(outer.0.join("secret.txt")).unwrap(),
+        secret
+    );
+}
