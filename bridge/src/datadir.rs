@@ -120,6 +120,25 @@ pub(crate) fn finish(part: &Path) -> std::io::Result<PathBuf> {
     Ok(done)
 }
 
+/// For the fuzzer (`fuzz/`): panics if `name` is accepted but would not name a file directly
+/// inside the data directory, or its `.part` would not.
+#[doc(hidden)]
+pub fn check_confined(name: &str) {
+    if check_name(name).is_err() {
+        return;
+    }
+    let root = Path::new("/data-dir");
+    for path in [root.join(name), part_path(&root.join(name))] {
+        let parts: Vec<_> = path.components().collect();
+        assert_eq!(path.parent(), Some(root), "{name:?} leaves the directory");
+        assert!(
+            matches!(parts.last(), Some(std::path::Component::Normal(_))),
+            "{name:?} is not a plain file name"
+        );
+        assert_eq!(parts.len(), 3, "{name:?} has more than one component");
+    }
+}
+
 /// Accepts one plain file name: letters, digits, `.`, `-`, `_` and spaces; not hidden, not `..`.
 pub(crate) fn check_name(name: &str) -> Result<(), ErrorInfo> {
     let ok = !name.is_empty()

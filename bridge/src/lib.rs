@@ -32,6 +32,7 @@ pub use security::{Token, MIN_TOKEN_LEN};
 pub use shared::Scope;
 use shared::{ClosedBy, Limits};
 
+pub use datadir::check_confined;
 pub use server::{HEADER_TIMEOUT, MAX_HEAD_BYTES, MAX_HTTP_CONNECTIONS};
 
 /// How long shutdown waits for sockets and sessions to close.

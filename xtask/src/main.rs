@@ -5,9 +5,11 @@
 //! - `cargo xtask run [bridge flags]`: build and start the playground.
 //! - `cargo xtask test`: formatting, lints, and every test.
 //! - `cargo xtask bench`: benchmarks, never part of the tests.
+//! - `cargo xtask fuzz [SECONDS]`: the fuzz targets, each for a bounded time.
 
 mod bench;
 mod frontend;
+mod fuzz;
 mod run;
 mod test;
 mod tools;
@@ -22,6 +24,7 @@ fn main() -> ExitCode {
         Some("run") => run::run(&rest),
         Some("test") => test::test(&rest),
         Some("bench") => bench::bench(&rest),
+        Some("fuzz") => fuzz::fuzz(&rest),
         Some("setup") => tools::ensure_all().map(|_| ()),
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");
@@ -44,5 +47,6 @@ usage: cargo xtask <task>
 tasks:
   run [flags]   build and start the playground; flags go to the bridge (see --help there)
   test          check formatting and lints, then run every test
-  bench         measure the page (first render, 100,000 events) and more
+  bench         measure the bridge and the page next to the tools people use instead
+  fuzz [SECS]   run each fuzz target for SECS seconds (default 60)
   setup         only install what run and test need (they do it themselves too)";

@@ -1,0 +1,46 @@
+//! `cargo xtask fuzz [SECONDS]`: runs every cargo-fuzz target in `fuzz/` for SECONDS each
+//! (default 60), after installing cargo-fuzz if it is missing. Never part of `cargo xtask test`.
+//! cargo-fuzz needs nightly flags; `RUSTC_BOOTSTRAP=1` lets this machine's stable toolchain
+//! accept them. A crash leaves its input in `fuzz/artifacts/<target>/`; copy it into
+//! `fuzz/regressions/<target>/`, where the `fuzz_regressions` test replays every file.
+
+use crate::tools::{output, root, run};
+
+/// The targets in fuzz/Cargo.toml.
+const TARGETS: [&str; 2] = ["protocol", "data_names"];
+
+pub(crate) fn fuzz(args: &[String]) -> Result<(), String> {
+    let seconds: u64 = match args.first() {
+        None => 60,
+        Some(text) => text
+            .parse()
+            .map_err(|_| format!("`fuzz` takes a number of seconds per target, got '{text}'"))?,
+    };
+    if output("cargo", &["fuzz", "--version"]).is_none() {
+        eprintln!("xtask: installing cargo-fuzz");
+        run("cargo", &["install", "cargo-fuzz", "--locked"])?;
+    }
+    let dir = root().join("fuzz");
+    for target in TARGETS {
+        eprintln!("xtask: fuzzing {target} for {seconds} s");
+        let status = std::process::Command::new("cargo")
+            .args([
+                "fuzz",
+                "run",
+                target,
+                "--",
+                &format!("-max_total_time={seconds}"),
+            ])
+            .current_dir(&dir)
+            .env("RUSTC_BOOTSTRAP", "1")
+            .status()
+            .map_err(|e| format!("cannot start cargo fuzz: {e}"))?;
+        if !status.success() {
+            return Err(format!(
+                "fuzzing {target} found a crash: its input is in fuzz/artifacts/{target}/"
+            ));
+        }
+    }
+    eprintln!("xtask: no crash in {} targets", TARGETS.len());
+    Ok(())
+}
