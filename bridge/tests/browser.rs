@@ -555,3 +555,44 @@ async fn exported_session_replays_to_the_same_timeline_without_a_bridge() {
     browser.screenshot("replay").await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn speed_test_from_the_page_into_a_discard_server() {
+    let Some(dist) = dist() else { return };
+    let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
+    let browser = Browser::start().await;
+    browser.open_connected(&bridge).await;
+    let mut c = bridge.client().await;
+    let server = c
+        .endpoint(cmd(
+            json!({"op": "tcp_server_start", "port": 0, "behaviour": {"kind": "discard"}}),
+        ))
+        .await;
+    c.endpoint(cmd(
+        json!({"op": "tcp_client_connect", "port": port_of(&server)}),
+    ))
+    .await;
+    browser
+        .wait_text(".endpoint-list .label", "TCP client")
+        .await;
+    browser
+        .click(".endpoint-list .group:nth-child(3) .select")
+        .await;
+    browser.wait_text(".conv-title", "TCP client").await;
+    browser.click("#bulk-button").await;
+    let sent = browser
+        .wait_text(".msg.transfer", "test data sent 95.4 MiB, complete")
+        .await;
+    assert!(sent.contains("MB/s"), "{sent}");
+    // The server's side: counted, not kept, and no event per chunk.
+    browser
+        .click(".row[data-kind='transfer'][title*='received']")
+        .await;
+    let received = browser
+        .wait_text(".msg.transfer", "test data received 95.4 MiB")
+        .await;
+    assert!(received.contains("counted and thrown away"), "{received}");
+    browser.screenshot("speed-test").await;
+    browser.close().await;
+    bridge.shutdown().await;
+}

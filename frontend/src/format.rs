@@ -177,15 +177,18 @@ pub fn detail(event: &Event) -> String {
             file,
             bytes: done,
             total,
-        } => match total {
-            Some(total) if *total > 0 => format!(
-                "{file}: {} of {} ({}%)",
-                bytes(*done as usize),
-                bytes(*total as usize),
-                done * 100 / total
-            ),
-            _ => format!("{file}: {}", bytes(*done as usize)),
-        },
+        } => {
+            let file = if file.is_empty() { "test data" } else { file };
+            match total {
+                Some(total) if *total > 0 => format!(
+                    "{file}: {} of {} ({}%)",
+                    bytes(*done as usize),
+                    bytes(*total as usize),
+                    done * 100 / total
+                ),
+                _ => format!("{file}: {}", bytes(*done as usize)),
+            }
+        }
         EventKind::Relayed { data, members } => format!(
             "{} to each of {members} members (one event for all their send() calls): {}",
             bytes(data.len),

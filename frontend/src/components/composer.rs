@@ -1,7 +1,7 @@
 //! The composer: type a message for the selected client or accepted connection and send it, as
 //! text (with a chosen line ending) or hex. Enter sends; "Send again" repeats the last message.
 
-use shared::{Command, DataInput, FetchSendCommand, SendCommand, Target};
+use shared::{Command, DataInput, FetchSendCommand, SendBulkCommand, SendCommand, Target};
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
@@ -182,6 +182,18 @@ pub fn Composer(props: &Props) -> Html {
             on_command.emit((format!("Fetch {}", url.trim()), cmd));
         })
     };
+    // A speed test: 100 MB of generated data as fast as TCP takes it (pair it with a server
+    // whose behaviour is "discard"); the transfer report says how fast it went.
+    let on_bulk = {
+        let (on_command, endpoint) = (props.on_command.clone(), target.endpoint);
+        Callback::from(move |_: MouseEvent| {
+            let cmd = Command::SendBulk(SendBulkCommand {
+                endpoint,
+                bytes: 100_000_000,
+            });
+            on_command.emit(("Send 100 MB of test data".to_string(), cmd));
+        })
+    };
     let placeholder = if *hex {
         "hex bytes, e.g. 68 65 6c 6c 6f"
     } else {
@@ -227,6 +239,12 @@ pub fn Composer(props: &Props) -> Html {
                     <button type="button" class="small" onclick={on_shutdown}
                             title="shutdown(SHUT_WR): the other side reads EOF, you can still receive">
                         { "Shut down sending" }
+                    </button>
+                }
+                if target.tcp && target.conn.is_none() {
+                    <button type="button" class="small" id="bulk-button" onclick={on_bulk}
+                            title="Send 100 MB of generated data as fast as TCP takes it, then shut down sending">
+                        { "Speed test: send 100 MB" }
                     </button>
                 }
                 <button type="button" class="small" onclick={on_close}>{ "Close" }</button>
