@@ -418,3 +418,66 @@ print(h.hexdigest() == f.hexdigest())
     assert_eq!(out.trim(), "True");
     let _ = bridge.kill().await;
 }
+
+#[tokio::test]
+async fn logs_survive_a_crash_up_to_the_last_message_the_page_saw() {
+    let data = TempDir::new("crash-log");
+    let (mut bridge, addr) = bridge_process(&data.0, "").await;
+    let mut c = Bridge::elsewhere(addr).client().await;
+    let server = c
+        .endpoint(cmd(
+            json!({"op": "tcp_server_start", "port": 0, "log_file": "messages.txt",
+                             "behaviour": {"kind": "echo"}, "policy": {"kind": "persistent"}}),
+        ))
+        .await;
+    // A client that talks until the bridge dies under it.
+    let script = r#"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+try:
+    for i in range(100000):
+        s.sendall(b"m%d\n" % i)
+        if not s.recv(64):
+            break
+except OSError:
+    pass
+"#;
+    let mut talker = tokio::process::Command::new("python3")
+        .args(["-c", script, &port_of(&server).to_string()])
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    c.wait_for("message 300 shown", |e| {
+        e.endpoint == server.id
+            && e.kind.name() == "recv"
+            && e.kind.data().and_then(|d| d.bytes()).as_deref() == Some(b"m300\n")
+    })
+    .await;
+    // The crash: no chance to flush or close anything.
+    let pid = bridge.id().unwrap() as i32;
+    // SAFETY: a signal to the child this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let _ = tokio::time::timeout(WAIT, bridge.wait()).await;
+    let _ = talker.kill().await;
+    let seen: Vec<String> = c
+        .events
+        .iter()
+        .filter(|e| e.endpoint == server.id && e.kind.name() == "recv")
+        .filter_map(|e| e.kind.data().and_then(|d| d.bytes()))
+        .map(|b| String::from_utf8_lossy(&b).trim_end().to_string())
+        .collect();
+    assert!(seen.len() > 300, "{} messages seen", seen.len());
+    let log = std::fs::read_to_string(data.0.join("messages.txt")).unwrap();
+    let logged: std::collections::HashSet<&str> = log
+        .lines()
+        .filter_map(|line| line.rsplit(' ').next())
+        .collect();
+    let lost: Vec<&String> = seen
+        .iter()
+        .filter(|m| !logged.contains(m.as_str()))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "seen in the page but not in the log: {lost:?}"
+    );
+}

@@ -336,11 +336,12 @@ async fn serve(
                 }
                 Ok(n) => {
                     let chunk = &buf[..n];
-                    conn.emit(EventKind::Recv { data: Payload::from_bytes(chunk), rtt_us: None });
-                    conn.impair.after_read(&hub, &conn.origin, n).await;
+                    // Logged before it is shown: whatever a page has seen survives a crash.
                     if let Some(log) = &mut log {
                         log.write(&hub, &conn.origin, &peer, chunk);
                     }
+                    conn.emit(EventKind::Recv { data: Payload::from_bytes(chunk), rtt_us: None });
+                    conn.impair.after_read(&hub, &conn.origin, n).await;
                     if spec.policy.is_quit(chunk) {
                         return finish(conn, ClosedBy::Local, "the quit word arrived");
                     }

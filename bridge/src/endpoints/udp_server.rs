@@ -130,10 +130,11 @@ async fn run(
                         }
                         continue;
                     }
-                    hub.log.emit(&origin, EventKind::RecvFrom { data: Payload::from_bytes(chunk), rtt_us: None });
+                    // Logged before it is shown: whatever a page has seen survives a crash.
                     if let Some(log) = &mut log {
                         log.write(&hub, &origin, &from.to_string(), chunk);
                     }
+                    hub.log.emit(&origin, EventKind::RecvFrom { data: Payload::from_bytes(chunk), rtt_us: None });
                     if let Some(reply) = spec.behaviour.reply(chunk) {
                         // A failed reply is recorded; the server goes on serving others.
                         let _ = send_datagram(&hub, &origin, &socket, &mut trouble, &reply, from, false).await;
