@@ -6,11 +6,13 @@
 //! - `cargo xtask test`: formatting, lints, and every test.
 //! - `cargo xtask bench`: benchmarks, never part of the tests.
 //! - `cargo xtask fuzz [SECONDS]`: the fuzz targets, each for a bounded time.
+//! - `cargo xtask soak [SECONDS]`: the soak test.
 
 mod bench;
 mod frontend;
 mod fuzz;
 mod run;
+mod soak;
 mod test;
 mod tools;
 
@@ -25,6 +27,7 @@ fn main() -> ExitCode {
         Some("test") => test::test(&rest),
         Some("bench") => bench::bench(&rest),
         Some("fuzz") => fuzz::fuzz(&rest),
+        Some("soak") => soak::soak(&rest),
         Some("setup") => tools::ensure_all().map(|_| ()),
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");
@@ -49,4 +52,5 @@ tasks:
   test          check formatting and lints, then run every test
   bench         measure the bridge and the page next to the tools people use instead
   fuzz [SECS]   run each fuzz target for SECS seconds (default 60)
+  soak [SECS]   clients connect, send and disconnect for SECS seconds (default 180); no leaks
   setup         only install what run and test need (they do it themselves too)";

@@ -1,0 +1,210 @@
+//! The soak test (issue 7), run by `cargo xtask soak [SECONDS]` (default 180), never by CI: a
+//! bridge process with a logging TCP echo server and a logging UDP echo server; 64 workers
+//! connect, send, read the echo and disconnect, over and over, for SECONDS. Then it checks that
+//! the bridge is back to its baseline (open file descriptors, threads, memory within a margin),
+//! never panicked, and logged every message. Loopback only, bounded in time.
+
+mod common;
+
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+
+fn status_field(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// What the bridge holds: file descriptors, threads, resident KiB.
+fn footprint(pid: u32) -> (usize, u64, u64) {
+    (
+        open_fds(pid),
+        status_field(pid, "Threads:"),
+        status_field(pid, "VmRSS:"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the soak test: run with cargo xtask soak"]
+async fn soak() {
+    let seconds: u64 = std::env::var("SOAK_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(180);
+    let data = TempDir::new("soak");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_bridge"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--token",
+            TOKEN,
+            "--max-connections",
+            "256",
+        ])
+        .arg("--data-dir")
+        .arg(&data.0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr: std::net::SocketAddr = loop {
+        let line = next_line(&mut lines).await;
+        if let Some(url) = line.strip_prefix("URL: http://") {
+            break url.split('/').next().unwrap().parse().unwrap();
+        }
+    };
+    // Read all along: a full pipe would block the bridge's logging.
+    let mut stderr = child.stderr.take().unwrap();
+    let errors = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text).await;
+        text
+    });
+    let mut c = Bridge::elsewhere(addr).client().await;
+    let tcp = c
+        .endpoint(cmd(
+            json!({"op": "tcp_server_start", "port": 0, "backlog": 128,
+                             "concurrency": "concurrent", "policy": {"kind": "persistent"},
+                             "behaviour": {"kind": "echo"}, "log_file": "tcp.txt"}),
+        ))
+        .await;
+    let udp = c
+        .endpoint(cmd(json!({"op": "udp_server_start", "port": 0,
+                             "behaviour": {"kind": "echo"}, "log_file": "udp.txt"})))
+        .await;
+    // The viewer keeps reading (it is a page left open), in the background.
+    let viewing = tokio::spawn(async move {
+        while let Ok(Some(_)) =
+            tokio::time::timeout(Duration::from_secs(30), c.next_message()).await
+        {
+            c.events.clear();
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let baseline = footprint(pid);
+    println!(
+        "soak: baseline fds {}, threads {}, {} KiB",
+        baseline.0, baseline.1, baseline.2
+    );
+
+    let sent_tcp = Arc::new(AtomicU64::new(0));
+    let sent_udp = Arc::new(AtomicU64::new(0));
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let mut workers = Vec::new();
+    for w in 0..64u64 {
+        let (sent_tcp, sent_udp) = (sent_tcp.clone(), sent_udp.clone());
+        let (tcp_port, udp_port) = (port_of(&tcp), port_of(&udp));
+        workers.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < until {
+                // A TCP client: connect, a few messages each echoed, disconnect.
+                let mut s = tokio::net::TcpStream::connect(("127.0.0.1", tcp_port))
+                    .await
+                    .expect("connect");
+                for _ in 0..3 {
+                    let message = format!("w{w}-{n}\n");
+                    s.write_all(message.as_bytes()).await.unwrap();
+                    let mut echo = vec![0u8; message.len()];
+                    tokio::time::timeout(WAIT, s.read_exact(&mut echo))
+                        .await
+                        .expect("an echo in time")
+                        .unwrap();
+                    sent_tcp.fetch_add(1, Ordering::Relaxed);
+                    n += 1;
+                }
+                drop(s);
+                // A UDP datagram and its echo.
+                let u = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                let message = format!("u{w}-{n}");
+                u.send_to(message.as_bytes(), ("127.0.0.1", udp_port))
+                    .await
+                    .unwrap();
+                let mut buf = [0u8; 64];
+                if tokio::time::timeout(Duration::from_secs(2), u.recv_from(&mut buf))
+                    .await
+                    .is_ok()
+                {
+                    sent_udp.fetch_add(1, Ordering::Relaxed);
+                }
+                n += 1;
+            }
+        }));
+    }
+    let mut peak = baseline;
+    while workers.iter().any(|w| !w.is_finished()) {
+        let now = footprint(pid);
+        peak = (peak.0.max(now.0), peak.1.max(now.1), peak.2.max(now.2));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for worker in workers {
+        worker.await.expect("a worker panicked");
+    }
+    // Connections finish closing; then everything is back to where it started.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut after = footprint(pid);
+    while after.0 > baseline.0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        after = footprint(pid);
+    }
+    let (tcp_sent, udp_sent) = (
+        sent_tcp.load(Ordering::Relaxed),
+        sent_udp.load(Ordering::Relaxed),
+    );
+    println!(
+        "soak: {seconds} s, {tcp_sent} TCP messages and {udp_sent} UDP round trips; peak fds {}, \
+         threads {}, {} KiB; after fds {}, threads {}, {} KiB",
+        peak.0, peak.1, peak.2, after.0, after.1, after.2
+    );
+    assert!(tcp_sent > 0 && udp_sent > 0);
+    assert_eq!(after.0, baseline.0, "file descriptors leaked");
+    assert!(
+        after.1 <= baseline.1 + 2,
+        "threads grew: {baseline:?} -> {after:?}"
+    );
+    assert!(
+        after.2 < baseline.2 + 32 * 1024,
+        "memory did not come back: {baseline:?} -> {after:?}"
+    );
+    // Every message in the logs (a UDP datagram that got its echo was logged first).
+    let count = |file: &str| {
+        std::fs::read_to_string(data.0.join(file))
+            .unwrap()
+            .lines()
+            .count() as u64
+    };
+    assert!(
+        count("tcp.txt") >= tcp_sent,
+        "TCP log: {} of {tcp_sent}",
+        count("tcp.txt")
+    );
+    assert!(
+        count("udp.txt") >= udp_sent,
+        "UDP log: {} of {udp_sent}",
+        count("udp.txt")
+    );
+    // No panic, ever.
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the bridge is still running"
+    );
+    let _ = child.kill().await;
+    let errors = errors.await.unwrap();
+    assert!(!errors.contains("panicked"), "{errors}");
+    viewing.abort();
+}
