@@ -343,3 +343,69 @@ async fn traversal_payloads_never_leave_the_data_directory() {
         secret
     );
 }
+
+/// The bridge binary without `--token`: its printed token, and its stderr once it has stopped.
+async fn bridge_with_fresh_token() -> (tokio::process::Child, std::net::SocketAddr, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_bridge"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = next_line(&mut lines).await;
+        if let Some(url) = line.strip_prefix("URL: http://") {
+            break url.to_string();
+        }
+    };
+    let (host, token) = url
+        .split_once("/#token=")
+        .expect("the token is in the fragment");
+    (child, host.parse().unwrap(), token.to_string())
+}
+
+#[tokio::test]
+async fn a_fresh_token_each_start_and_never_in_a_log_or_an_error() {
+    let (first, _, token_a) = bridge_with_fresh_token().await;
+    let (mut second, addr, token_b) = bridge_with_fresh_token().await;
+    drop(first);
+    assert_ne!(token_a, token_b, "each start makes a new token");
+    assert!(token_b.len() >= 43, "256 bits, base64: {token_b}");
+    // Use it: a wrong hello, a right one, a command, a failing download.
+    let bridge = Bridge::elsewhere(addr);
+    let origin = format!("http://{addr}");
+    let ws = bridge
+        .raw(Some(&addr.to_string()), Some(&origin))
+        .await
+        .unwrap();
+    let refused = Client::hello(ws, "wrong-token-0123456789")
+        .await
+        .err()
+        .unwrap();
+    let refusal = format!("{refused:?}");
+    assert!(!refusal.contains(&token_b), "the refusal shows the token");
+    let ws = bridge
+        .raw(Some(&addr.to_string()), Some(&origin))
+        .await
+        .unwrap();
+    let mut c = Client::hello(ws, &token_b).await.expect("welcome");
+    let error = c
+        .err(cmd(json!({"op": "send_file", "endpoint": 99, "file": "x"})))
+        .await;
+    assert!(!format!("{error:?}").contains(&token_b));
+    drop(c);
+    // Stop it (SIGTERM) and read everything it logged, at debug level.
+    // SAFETY: a signal to the child this test started.
+    unsafe { libc::kill(second.id().unwrap() as i32, libc::SIGTERM) };
+    let output = tokio::time::timeout(WAIT, second.wait_with_output())
+        .await
+        .expect("the bridge stopped")
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("session opened"), "the log was read: {log}");
+    assert!(!log.contains(&token_b), "the token is in the log");
+}
