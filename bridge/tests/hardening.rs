@@ -371,7 +371,7 @@ async fn bridge_with_fresh_token() -> (tokio::process::Child, std::net::SocketAd
 #[tokio::test]
 async fn a_fresh_token_each_start_and_never_in_a_log_or_an_error() {
     let (first, _, token_a) = bridge_with_fresh_token().await;
-    let (mut second, addr, token_b) = bridge_with_fresh_token().await;
+    let (second, addr, token_b) = bridge_with_fresh_token().await;
     drop(first);
     assert_ne!(token_a, token_b, "each start makes a new token");
     assert!(token_b.len() >= 43, "256 bits, base64: {token_b}");
