@@ -78,13 +78,6 @@ impl Phase {
         }
     }
 
-    fn record(&self, delay_ns: u64, now_ns: u64) {
-        let bucket = ((delay_ns / 1000 / BUCKET_US) as usize).min(BUCKETS - 1);
-        self.histogram[bucket].fetch_add(1, Ordering::Relaxed);
-        self.delivered.fetch_add(1, Ordering::Relaxed);
-        self.last_ns.fetch_max(now_ns, Ordering::Relaxed);
-    }
-
     /// The delay (µs) under which `p` of the deliveries came.
     fn percentile_us(&self, p: f64) -> u64 {
         let total = self.delivered.load(Ordering::Relaxed);
@@ -154,13 +147,44 @@ fn raise_open_files_limit() {
     }
 }
 
-/// Reads one client's lines until its connection ends, recording stamped lines.
+/// Deliveries one reader has counted but not yet added to the shared [`Phase`]: the shared
+/// counters are touched once per batch of lines read, not per line (thousands of readers
+/// bumping the same counters per line made the generator, not the server, the bottleneck).
+#[derive(Default)]
+struct Pending {
+    delays_ns: Vec<u64>,
+    last_ns: u64,
+}
+
+impl Pending {
+    fn flush(&mut self, phase: &Phase) {
+        if self.delays_ns.is_empty() {
+            return;
+        }
+        let count = self.delays_ns.len() as u64;
+        for delay in self.delays_ns.drain(..) {
+            let bucket = ((delay / 1000 / BUCKET_US) as usize).min(BUCKETS - 1);
+            phase.histogram[bucket].fetch_add(1, Ordering::Relaxed);
+        }
+        phase.last_ns.fetch_max(self.last_ns, Ordering::Relaxed);
+        // Counted last, so that whoever sees the count sees the rest too.
+        phase.delivered.fetch_add(count, Ordering::Release);
+    }
+}
+
 type Reader = BufReader<tokio::net::tcp::OwnedReadHalf>;
 
+/// Reads one client's lines until its connection ends, recording stamped lines.
 async fn read_lines(mut reader: Reader, stats: Arc<Stats>) {
     let mut line = Vec::with_capacity(128);
     let mut warmed = false;
+    let (mut paced, mut burst) = (Pending::default(), Pending::default());
     loop {
+        // Before waiting for more bytes, hand over what was counted.
+        if reader.buffer().is_empty() {
+            paced.flush(&stats.paced);
+            burst.flush(&stats.burst);
+        }
         line.clear();
         match reader.read_until(b'\n', &mut line).await {
             Ok(0) | Err(_) => break,
@@ -179,15 +203,20 @@ async fn read_lines(mut reader: Reader, stats: Arc<Stats>) {
             continue;
         };
         let now = stats.now_ns();
-        match phase {
-            "w" if !warmed => {
-                warmed = true;
-                stats.warmed.fetch_add(1, Ordering::Relaxed);
+        let pending = match phase {
+            "w" => {
+                if !warmed {
+                    warmed = true;
+                    stats.warmed.fetch_add(1, Ordering::Relaxed);
+                }
+                continue;
             }
-            "p" => stats.paced.record(now.saturating_sub(sent), now),
-            "b" => stats.burst.record(now.saturating_sub(sent), now),
-            _ => {}
-        }
+            "p" => &mut paced,
+            "b" => &mut burst,
+            _ => continue,
+        };
+        pending.delays_ns.push(now.saturating_sub(sent));
+        pending.last_ns = pending.last_ns.max(now);
     }
     stats.dropped.fetch_add(1, Ordering::Relaxed);
 }
