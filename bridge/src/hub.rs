@@ -177,6 +177,11 @@ impl Hub {
         self.registry.lock().expect("registry lock")
     }
 
+    /// Whether this endpoint still runs.
+    pub(crate) fn alive(&self, id: EndpointId) -> bool {
+        self.registry().contains_key(&id)
+    }
+
     /// Records a bridge-level event (endpoint 0).
     pub(crate) fn emit_bridge(&self, kind: EventKind) {
         self.log.emit(&Origin::endpoint(0), kind);

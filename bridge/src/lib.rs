@@ -69,6 +69,9 @@ pub struct Config {
     pub static_dir: Option<std::path::PathBuf>,
     /// Where server logs and transferred files are kept.
     pub data_dir: std::path::PathBuf,
+    /// Sockets (servers and clients) one session may run at once; `max_endpoints` bounds all
+    /// sessions together.
+    pub max_endpoints_per_session: usize,
     /// A session that has sent nothing for this long is pinged; one that answers nothing for
     /// three times this long is closed as dead (a laptop lid shut, a network gone).
     pub ping_every: Duration,
@@ -93,6 +96,7 @@ impl Config {
             static_dir: None,
             data_dir: std::path::PathBuf::from("playground-data"),
             ping_every: Duration::from_secs(20),
+            max_endpoints_per_session: 32,
         }
     }
 

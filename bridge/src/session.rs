@@ -159,6 +159,7 @@ async fn read_loop(
     writer_done: CancellationToken,
 ) {
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let sockets = SessionSockets::new(hub.config.max_endpoints_per_session);
     let ping_every = hub.config.ping_every;
     let mut heard = tokio::time::Instant::now();
     let mut check = tokio::time::interval(ping_every);
@@ -226,15 +227,79 @@ async fn read_loop(
                 .await;
             continue;
         };
+        // A session runs at most so many sockets of its own (others may run theirs).
+        let creates = creates_socket(&request.command);
+        if creates {
+            if let Err(error) = sockets.reserve(hub) {
+                let _ = outgoing
+                    .send(reply(Some(request.id), Outcome::Error(error)))
+                    .await;
+                continue;
+            }
+        }
         // Commands run on their own (a connect may take seconds) and reply when done.
         let hub = hub.clone();
         let outgoing = outgoing.clone();
+        let sockets = sockets.clone();
         tokio::spawn(async move {
             tracing::debug!(id = request.id, op = request.command.name(), "command");
             let outcome = crate::commands::execute(&hub, request.command).await;
+            if creates {
+                sockets.settle(&outcome);
+            }
             let _ = outgoing.send(reply(Some(request.id), outcome)).await;
             drop(permit);
         });
+    }
+}
+
+/// Whether a command makes a new endpoint (a socket that stays open).
+fn creates_socket(command: &shared::Command) -> bool {
+    use shared::Command::*;
+    matches!(
+        command,
+        TcpServerStart(_) | UdpServerStart(_) | TcpClientConnect(_) | UdpClientOpen(_)
+    )
+}
+
+/// The endpoints one session made that still run, and the ones being made.
+#[derive(Clone)]
+struct SessionSockets {
+    max: usize,
+    state: Arc<std::sync::Mutex<(Vec<shared::EndpointId>, usize)>>,
+}
+
+impl SessionSockets {
+    fn new(max: usize) -> Self {
+        SessionSockets {
+            max,
+            state: Arc::default(),
+        }
+    }
+
+    /// Counts one more socket in the making, unless the session is at its limit.
+    fn reserve(&self, hub: &Hub) -> Result<(), ErrorInfo> {
+        let mut state = self.state.lock().expect("session sockets lock");
+        let (ids, pending) = &mut *state;
+        ids.retain(|id| hub.alive(*id));
+        if ids.len() + *pending >= self.max {
+            return Err(ErrorInfo::new(
+                ErrorKind::LimitReached,
+                format!("This page already runs {} sockets, its most.", self.max),
+            )
+            .with_hint("Close or reset some of them first."));
+        }
+        *pending += 1;
+        Ok(())
+    }
+
+    /// The socket in the making is made (and counted until it closes), or failed.
+    fn settle(&self, outcome: &Outcome) {
+        let mut state = self.state.lock().expect("session sockets lock");
+        state.1 -= 1;
+        if let Outcome::Ok(shared::ReplyData::Endpoint(info)) = outcome {
+            state.0.push(info.id);
+        }
     }
 }
 

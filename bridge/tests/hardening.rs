@@ -409,3 +409,42 @@ async fn a_fresh_token_each_start_and_never_in_a_log_or_an_error() {
     assert!(log.contains("session opened"), "the log was read: {log}");
     assert!(!log.contains(&token_b), "the token is in the log");
 }
+
+#[tokio::test]
+async fn sockets_per_session_are_capped_and_freed_when_closed() {
+    let bridge = Bridge::start_with(|c| c.max_endpoints_per_session = 2).await;
+    let mut a = bridge.client().await;
+    let first = a
+        .endpoint(cmd(json!({"op": "udp_server_start", "port": 0})))
+        .await;
+    a.endpoint(cmd(json!({"op": "udp_server_start", "port": 0})))
+        .await;
+    let refused = a
+        .err(cmd(json!({"op": "udp_server_start", "port": 0})))
+        .await;
+    assert_eq!(refused.kind, shared::ErrorKind::LimitReached);
+    assert!(refused.hint.is_some());
+    // Another page has its own allowance.
+    let mut b = bridge.client().await;
+    b.endpoint(cmd(json!({"op": "udp_server_start", "port": 0})))
+        .await;
+    // Closing one frees a place.
+    a.ok(cmd(json!({"op": "close", "endpoint": first.id})))
+        .await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match a
+            .request(cmd(json!({"op": "udp_server_start", "port": 0})))
+            .await
+        {
+            shared::Outcome::Ok(_) => break,
+            shared::Outcome::Error(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the place was never freed: {e:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
