@@ -177,6 +177,11 @@ impl Hub {
         self.registry.lock().expect("registry lock")
     }
 
+    /// How many endpoints run now.
+    pub(crate) fn endpoint_count(&self) -> usize {
+        self.registry().len()
+    }
+
     /// Whether this endpoint still runs.
     pub(crate) fn alive(&self, id: EndpointId) -> bool {
         self.registry().contains_key(&id)

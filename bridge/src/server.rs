@@ -125,7 +125,8 @@ pub(crate) fn router(hub: Arc<Hub>, listen: SocketAddr, origins: Vec<String>) ->
     };
     let routes = Router::new()
         .route(shared::WS_PATH, get(websocket))
-        .route("/files/{name}", get(download));
+        .route("/files/{name}", get(download))
+        .route("/status", get(status));
     let routes = match static_dir {
         Some(dir) => routes.fallback_service(frontend(&dir)),
         None => routes.fallback(no_frontend),
@@ -243,6 +244,39 @@ async fn download(
             (header::CACHE_CONTROL, "no-store".to_string()),
         ],
         body,
+    )
+        .into_response()
+}
+
+/// What the bridge holds now, for the soak test and anyone watching a long lecture: tasks
+/// alive in the runtime, endpoints, open sessions. Needs the token, like a download.
+async fn status(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "));
+    if !presented.is_some_and(|t| state.hub.config.token.matches(t)) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            "The session token is missing or wrong.\n",
+        )
+            .into_response();
+    }
+    let tasks = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    let sessions = state.hub.config.max_sessions - state.sessions.available_permits();
+    let body = serde_json::json!({
+        "tasks": tasks,
+        "endpoints": state.hub.endpoint_count(),
+        "sessions": sessions,
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body.to_string(),
     )
         .into_response()
 }

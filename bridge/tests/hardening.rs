@@ -448,3 +448,23 @@ async fn sockets_per_session_are_capped_and_freed_when_closed() {
         }
     }
 }
+
+#[tokio::test]
+async fn status_needs_the_token_and_counts_what_runs() {
+    let bridge = Bridge::start().await;
+    let mut stream = TcpStream::connect(bridge.addr).await.unwrap();
+    let request = format!(
+        "GET /status HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        bridge.addr
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let (answer, _) = until_closed(&mut stream, WAIT).await;
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 401"));
+    let mut c = bridge.client().await;
+    c.endpoint(cmd(json!({"op": "udp_server_start", "port": 0})))
+        .await;
+    let status = bridge_status(bridge.addr).await;
+    assert_eq!(status["endpoints"], 1);
+    assert_eq!(status["sessions"], 1);
+    assert!(status["tasks"].as_u64().unwrap() > 0);
+}

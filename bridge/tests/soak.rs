@@ -98,8 +98,9 @@ async fn soak() {
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let baseline = footprint(pid);
+    let tasks_before = bridge_status(addr).await["tasks"].as_u64().unwrap();
     println!(
-        "soak: baseline fds {}, threads {}, {} KiB",
+        "soak: baseline fds {}, threads {}, {} KiB, {tasks_before} tasks",
         baseline.0, baseline.1, baseline.2
     );
 
@@ -162,14 +163,23 @@ async fn soak() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         after = footprint(pid);
     }
+    let mut tasks_after = bridge_status(addr).await["tasks"].as_u64().unwrap();
+    while tasks_after > tasks_before && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        tasks_after = bridge_status(addr).await["tasks"].as_u64().unwrap();
+    }
     let (tcp_sent, udp_sent) = (
         sent_tcp.load(Ordering::Relaxed),
         sent_udp.load(Ordering::Relaxed),
     );
     println!(
         "soak: {seconds} s, {tcp_sent} TCP messages and {udp_sent} UDP round trips; peak fds {}, \
-         threads {}, {} KiB; after fds {}, threads {}, {} KiB",
+         threads {}, {} KiB; after fds {}, threads {}, {} KiB, {tasks_after} tasks",
         peak.0, peak.1, peak.2, after.0, after.1, after.2
+    );
+    assert!(
+        tasks_after <= tasks_before,
+        "tasks leaked: {tasks_before} before, {tasks_after} after"
     );
     assert!(tcp_sent > 0 && udp_sent > 0);
     assert_eq!(after.0, baseline.0, "file descriptors leaked");
