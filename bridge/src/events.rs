@@ -89,7 +89,7 @@ impl EventLog {
 
     /// Records an event and sends it to every viewer. Never blocks on a viewer.
     pub(crate) fn emit(&self, origin: &Origin, kind: EventKind) -> Arc<Event> {
-        let size = kind.data().map_or(0, |d| d.len);
+        let size = kind.data().map_or(0, |d| d.kept_bytes());
         let mut history = self.history.lock().expect("event log lock");
         let event = Arc::new(Event {
             seq: history.next_seq,
@@ -107,7 +107,7 @@ impl EventLog {
             || (history.bytes > self.max_bytes && history.events.len() > 1)
         {
             if let Some(old) = history.events.pop_front() {
-                history.bytes -= old.kind.data().map_or(0, |d| d.len);
+                history.bytes -= old.kind.data().map_or(0, |d| d.kept_bytes());
                 history.dropped += 1;
             }
         }

@@ -57,9 +57,10 @@ pub struct Config {
     pub max_sessions: usize,
     /// Events kept for viewers that connect later.
     pub history_events: usize,
-    /// Payload bytes kept in that history.
+    /// Memory the payloads kept in that history may take (their base64 and preview text).
     pub history_bytes: usize,
-    /// How far a viewer may fall behind the live stream before it misses events.
+    /// How many events the shared live stream holds for a viewer's pump (which moves them at
+    /// once into that viewer's own queue, bounded at 8 MiB).
     pub live_capacity: usize,
     /// Largest WebSocket message accepted.
     pub max_message_bytes: usize,
@@ -89,7 +90,7 @@ impl Config {
             max_connections_per_server: 64,
             max_sessions: 32,
             history_events: 10_000,
-            history_bytes: 32 << 20,
+            history_bytes: 24 << 20,
             live_capacity: 4096,
             max_message_bytes: 1 << 20,
             max_frame_bytes: 256 << 10,

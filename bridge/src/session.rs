@@ -328,14 +328,68 @@ fn is_too_big(err: axum::Error) -> bool {
     )
 }
 
+/// Bytes of events that may wait for one viewer. A page that stops reading gets "missed N"
+/// beyond this, instead of the bridge keeping every event (with its payload) for it: 4096
+/// events of 64 KiB would be 256 MiB.
+const VIEWER_BYTES: usize = 8 << 20;
+
+/// The events waiting for one viewer, bounded in bytes.
+#[derive(Default)]
+struct ViewerQueue {
+    events: std::collections::VecDeque<Arc<Event>>,
+    bytes: usize,
+    missed: u64,
+}
+
+/// What an event costs to keep: its payload and a little more.
+fn event_bytes(event: &Event) -> usize {
+    256 + event.kind.data().map_or(0, |d| d.kept_bytes())
+}
+
+/// Moves events from the bridge's stream into this viewer's queue as they come, so that the
+/// shared stream never waits for a slow viewer; drops (and counts) what does not fit.
+async fn pump(
+    mut live: broadcast::Receiver<Arc<Event>>,
+    queue: Arc<std::sync::Mutex<ViewerQueue>>,
+    wake: Arc<tokio::sync::Notify>,
+    done: CancellationToken,
+) {
+    loop {
+        let received = tokio::select! {
+            _ = done.cancelled() => return,
+            received = live.recv() => received,
+        };
+        {
+            let mut queue = queue.lock().expect("viewer queue lock");
+            match received {
+                Ok(event) => {
+                    let size = event_bytes(&event);
+                    if queue.bytes + size > VIEWER_BYTES && !queue.events.is_empty() {
+                        queue.missed += 1;
+                    } else {
+                        queue.bytes += size;
+                        queue.events.push_back(event);
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(count)) => queue.missed += count,
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+        wake.notify_one();
+    }
+}
+
 /// Sends replies and event batches until told to stop; cancels `done` when it ends.
 async fn write_loop(
     mut sink: Sink,
-    mut live: broadcast::Receiver<Arc<Event>>,
+    live: broadcast::Receiver<Arc<Event>>,
     mut outbox: mpsc::Receiver<Outgoing>,
     hub: Arc<Hub>,
     done: CancellationToken,
 ) {
+    let queue = Arc::new(std::sync::Mutex::new(ViewerQueue::default()));
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let pumping = tokio::spawn(pump(live, queue.clone(), wake.clone(), done.clone()));
     let _done = done.drop_guard();
     loop {
         let sent = tokio::select! {
@@ -344,6 +398,7 @@ async fn write_loop(
                 let error = ErrorInfo::new(ErrorKind::Other, "The bridge is shutting down.");
                 let _ = send_json(&mut sink, &ServerMessage::Fatal { error }).await;
                 let _ = sink.send(close_message(CLOSE_GOING_AWAY, "bridge shutting down")).await;
+                pumping.abort();
                 return;
             }
             out = outbox.recv() => match out {
@@ -352,18 +407,14 @@ async fn write_loop(
                 Some(Outgoing::Ping) => sink.send(Message::Ping(Vec::new().into())).await,
                 Some(Outgoing::Close(code, reason)) => {
                     let _ = sink.send(close_message(code, reason)).await;
+                    pumping.abort();
                     return;
                 }
             },
-            first = live.recv() => match first {
-                Ok(first) => send_batch(&mut sink, &mut live, first).await,
-                Err(broadcast::error::RecvError::Lagged(count)) => {
-                    send_json(&mut sink, &ServerMessage::Missed { count }).await
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
-            },
+            _ = wake.notified() => send_waiting(&mut sink, &queue, &wake).await,
         };
         if sent.is_err() {
+            pumping.abort();
             return;
         }
     }
@@ -376,33 +427,35 @@ struct EventsOut<'a> {
     events: &'a [Arc<Event>],
 }
 
-/// Sends `first` and the events already waiting behind it as one message; a lag found meanwhile
-/// is reported right after the batch.
-async fn send_batch(
+/// Sends what waits as one message (up to [`MAX_BATCH`] events or about [`MAX_BATCH_BYTES`]),
+/// then says how many were missed, if any. An idle bridge sends each event at once; a busy one
+/// sends big batches, because events pile up while a batch is written.
+async fn send_waiting(
     sink: &mut Sink,
-    live: &mut broadcast::Receiver<Arc<Event>>,
-    first: Arc<Event>,
+    queue: &std::sync::Mutex<ViewerQueue>,
+    wake: &tokio::sync::Notify,
 ) -> Result<(), axum::Error> {
-    let size = |event: &Event| event.kind.data().map_or(0, |d| d.len);
-    let mut bytes = size(&first);
-    let mut batch = vec![first];
-    let mut missed = 0;
-    // Take what is already waiting, without waiting for more: an idle bridge sends each event
-    // at once, a busy one sends big batches because events pile up while a batch is written.
-    while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
-        match live.try_recv() {
-            Ok(event) => {
-                bytes += size(&event);
-                batch.push(event);
-            }
-            Err(broadcast::error::TryRecvError::Lagged(count)) => {
-                missed = count;
+    let (batch, missed, more) = {
+        let mut queue = queue.lock().expect("viewer queue lock");
+        let mut batch = Vec::new();
+        let mut payload = 0;
+        while batch.len() < MAX_BATCH && payload < MAX_BATCH_BYTES {
+            let Some(event) = queue.events.pop_front() else {
                 break;
-            }
-            Err(_) => break,
+            };
+            queue.bytes -= event_bytes(&event);
+            payload += event.kind.data().map_or(0, |d| d.len);
+            batch.push(event);
         }
+        let missed = std::mem::take(&mut queue.missed);
+        (batch, missed, !queue.events.is_empty())
+    };
+    if more {
+        wake.notify_one();
     }
-    send_json(sink, &EventsOut { events: &batch }).await?;
+    if !batch.is_empty() {
+        send_json(sink, &EventsOut { events: &batch }).await?;
+    }
     if missed > 0 {
         send_json(sink, &ServerMessage::Missed { count: missed }).await?;
     }

@@ -349,7 +349,8 @@ print("sent", flush=True)
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         peak = peak.max(resident_kib(bridge_pid));
-        if sender.try_wait().unwrap().is_some() {
+        if let Some(status) = sender.try_wait().unwrap() {
+            assert!(status.success(), "the peer streamed everything");
             break;
         }
         assert!(Instant::now() < deadline, "the stream took too long");
@@ -371,7 +372,8 @@ async fn a_page_that_stops_reading_while_a_gigabyte_streams_in() {
     let printer = c
         .endpoint(cmd(
             json!({"op": "tcp_server_start", "port": 0, "recv_buffer": 65536,
-                             "behaviour": {"kind": "print_only"}}),
+                             "behaviour": {"kind": "print_only"},
+                             "policy": {"kind": "persistent"}}),
         ))
         .await;
     // From here on this page reads nothing: its socket fills, then the bridge's queue for it.

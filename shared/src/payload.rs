@@ -23,6 +23,12 @@ pub struct Payload {
 }
 
 impl Payload {
+    /// Roughly what keeping it costs in memory: its text forms (base64 is 4/3 of the bytes) and
+    /// a little more. Bounds on kept events count this, not `len`.
+    pub fn kept_bytes(&self) -> usize {
+        64 + self.base64.len() + self.preview.len()
+    }
+
     /// Wraps bytes for the wire.
     pub fn from_bytes(bytes: &[u8]) -> Self {
         let cut = bytes.len().min(PREVIEW_BYTES);
