@@ -347,7 +347,7 @@ fn event_bytes(event: &Event) -> usize {
 }
 
 /// Moves events from the bridge's stream into this viewer's queue as they come, so that the
-/// shared stream never waits for a slow viewer; drops (and counts) what does not fit.
+/// shared stream never waits for a slow viewer; drops (and counts) the oldest that do not fit.
 async fn pump(
     mut live: broadcast::Receiver<Arc<Event>>,
     queue: Arc<std::sync::Mutex<ViewerQueue>>,
@@ -363,13 +363,18 @@ async fn pump(
             let mut queue = queue.lock().expect("viewer queue lock");
             match received {
                 Ok(event) => {
+                    // Over budget, the oldest go: a page that catches up sees what is
+                    // happening now, and is told how many it missed before that.
                     let size = event_bytes(&event);
-                    if queue.bytes + size > VIEWER_BYTES && !queue.events.is_empty() {
+                    while queue.bytes + size > VIEWER_BYTES {
+                        let Some(old) = queue.events.pop_front() else {
+                            break;
+                        };
+                        queue.bytes -= event_bytes(&old);
                         queue.missed += 1;
-                    } else {
-                        queue.bytes += size;
-                        queue.events.push_back(event);
                     }
+                    queue.bytes += size;
+                    queue.events.push_back(event);
                 }
                 Err(broadcast::error::RecvError::Lagged(count)) => queue.missed += count,
                 Err(broadcast::error::RecvError::Closed) => return,
