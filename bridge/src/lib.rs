@@ -60,7 +60,7 @@ pub struct Config {
     /// Memory the payloads kept in that history may take (their base64 and preview text).
     pub history_bytes: usize,
     /// How many events the shared live stream holds for a viewer's pump (which moves them at
-    /// once into that viewer's own queue, bounded at 8 MiB).
+    /// once into that viewer's own queue, bounded by `viewer_bytes`).
     pub live_capacity: usize,
     /// Largest WebSocket message accepted.
     pub max_message_bytes: usize,
@@ -70,6 +70,9 @@ pub struct Config {
     pub static_dir: Option<std::path::PathBuf>,
     /// Where server logs and transferred files are kept.
     pub data_dir: std::path::PathBuf,
+    /// Memory the events waiting for one viewer may take; beyond it the oldest are dropped and
+    /// the viewer is told how many it missed.
+    pub viewer_bytes: usize,
     /// Sockets (servers and clients) one session may run at once; `max_endpoints` bounds all
     /// sessions together.
     pub max_endpoints_per_session: usize,
@@ -98,6 +101,7 @@ impl Config {
             data_dir: std::path::PathBuf::from("playground-data"),
             ping_every: Duration::from_secs(20),
             max_endpoints_per_session: 32,
+            viewer_bytes: 8 << 20,
         }
     }
 

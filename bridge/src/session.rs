@@ -328,11 +328,6 @@ fn is_too_big(err: axum::Error) -> bool {
     )
 }
 
-/// Bytes of events that may wait for one viewer. A page that stops reading gets "missed N"
-/// beyond this, instead of the bridge keeping every event (with its payload) for it: 4096
-/// events of 64 KiB would be 256 MiB.
-const VIEWER_BYTES: usize = 8 << 20;
-
 /// The events waiting for one viewer, bounded in bytes.
 #[derive(Default)]
 struct ViewerQueue {
@@ -348,7 +343,11 @@ fn event_bytes(event: &Event) -> usize {
 
 /// Moves events from the bridge's stream into this viewer's queue as they come, so that the
 /// shared stream never waits for a slow viewer; drops (and counts) the oldest that do not fit.
+///
+/// The budget (`Config::viewer_bytes`, 8 MiB) is what a page that stops reading costs: before
+/// it, the shared stream kept 4096 events for it, which at 64 KiB each was 256 MiB.
 async fn pump(
+    budget: usize,
     mut live: broadcast::Receiver<Arc<Event>>,
     queue: Arc<std::sync::Mutex<ViewerQueue>>,
     wake: Arc<tokio::sync::Notify>,
@@ -366,7 +365,7 @@ async fn pump(
                     // Over budget, the oldest go: a page that catches up sees what is
                     // happening now, and is told how many it missed before that.
                     let size = event_bytes(&event);
-                    while queue.bytes + size > VIEWER_BYTES {
+                    while queue.bytes + size > budget {
                         let Some(old) = queue.events.pop_front() else {
                             break;
                         };
@@ -394,7 +393,14 @@ async fn write_loop(
 ) {
     let queue = Arc::new(std::sync::Mutex::new(ViewerQueue::default()));
     let wake = Arc::new(tokio::sync::Notify::new());
-    let pumping = tokio::spawn(pump(live, queue.clone(), wake.clone(), done.clone()));
+    let budget = hub.config.viewer_bytes;
+    let pumping = tokio::spawn(pump(
+        budget,
+        live,
+        queue.clone(),
+        wake.clone(),
+        done.clone(),
+    ));
     let _done = done.drop_guard();
     loop {
         let sent = tokio::select! {

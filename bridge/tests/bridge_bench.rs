@@ -195,6 +195,7 @@ async fn events_delivered_to_a_native_viewer() {
     // Room for a viewer that falls 400,000 events behind, so that none is dropped here.
     let bridge = Bridge::start_with(|c| {
         c.live_capacity = 400_000;
+        c.viewer_bytes = 1 << 30;
         c.history_events = 1000;
     })
     .await;
