@@ -468,3 +468,45 @@ async fn status_needs_the_token_and_counts_what_runs() {
     assert_eq!(status["sessions"], 1);
     assert!(status["tasks"].as_u64().unwrap() > 0);
 }
+
+/// CPU time (user + system, in clock ticks) a process has used, from /proc.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // After the command name in parentheses: state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[tokio::test]
+async fn trickling_clients_cost_no_cpu_while_they_wait() {
+    let (bridge, addr, _) = bridge_with_fresh_token().await;
+    let pid = bridge.id().unwrap();
+    // 100 clients that each send half a request and then nothing, for 5 seconds.
+    let mut idle = Vec::new();
+    for _ in 0..100 {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(format!("GET / HTTP/1.1\r\nHost: {addr}\r\nX-Slow: a").as_bytes())
+            .await
+            .unwrap();
+        idle.push(stream);
+    }
+    // Let the bridge take them all in, then measure only the waiting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = cpu_ticks(pid);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let used = cpu_ticks(pid) - before;
+    // A tick is 10 ms: the bridge slept through the wait (timers, no polling).
+    assert!(used <= 5, "{used} ticks of CPU in 5 s of waiting");
+    // And it closes them all once their 10 s are up.
+    for mut stream in idle {
+        let (_, closed) = until_closed(&mut stream, Duration::from_secs(10)).await;
+        assert!(closed.is_some());
+    }
+    drop(bridge);
+}
