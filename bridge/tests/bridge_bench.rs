@@ -243,26 +243,11 @@ async fn bridge_at_rest() {
     let mut resident = 0;
     for _ in 0..5 {
         let started = Instant::now();
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_bridge"))
-            .args(["--listen", "127.0.0.1:0", "--token", TOKEN])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        use tokio::io::AsyncBufReadExt;
-        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        while !next_line(&mut lines).await.starts_with("URL: ") {}
+        let mut bridge = BridgeProcess::start(&[]).await;
         starts.push(started.elapsed().as_micros() as u64);
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", child.id().unwrap())).unwrap();
-        resident = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .unwrap();
-        let _ = child.kill().await;
+        resident = resident_kib(bridge.pid());
+        let _ = bridge.child.kill().await;
     }
     let (start_p50, _) = spread(starts);
     println!(

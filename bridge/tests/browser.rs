@@ -597,15 +597,6 @@ async fn speed_test_from_the_page_into_a_discard_server() {
     bridge.shutdown().await;
 }
 
-fn resident_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// A real tab that stops reading (its main thread busy for 30 s, as a hung page is) while a
 /// Python peer streams 1 GiB into a save-to-file server and 256 MiB into a print-only one: the
 /// bridge (its own process) stays under 64 MiB, the file is whole, and the tab recovers.
@@ -613,26 +604,15 @@ fn resident_kib(pid: u32) -> u64 {
 async fn a_hung_tab_while_a_gigabyte_streams_in() {
     let Some(dist) = dist() else { return };
     let data = TempDir::new("hung-tab");
-    let mut bridge = tokio::process::Command::new(env!("CARGO_BIN_EXE_bridge"))
-        .args(["--listen", "127.0.0.1:0", "--token", TOKEN])
-        .arg("--dist")
-        .arg(&dist)
-        .arg("--data-dir")
-        .arg(&data.0)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let pid = bridge.id().unwrap();
-    let mut lines = tokio::io::BufReader::new(bridge.stdout.take().unwrap()).lines();
-    let addr: std::net::SocketAddr = loop {
-        let line = next_line(&mut lines).await;
-        if let Some(url) = line.strip_prefix("URL: http://") {
-            break url.split('/').next().unwrap().parse().unwrap();
-        }
-    };
-    let handle = Bridge::elsewhere(addr);
+    let mut bridge = BridgeProcess::start(&[
+        "--dist",
+        dist.to_str().unwrap(),
+        "--data-dir",
+        data.0.to_str().unwrap(),
+    ])
+    .await;
+    let pid = bridge.pid();
+    let handle = Bridge::elsewhere(bridge.addr);
     let browser = Browser::start().await;
     browser.open_connected(&handle).await;
     let mut c = handle.client().await;
@@ -658,42 +638,9 @@ async fn a_hung_tab_while_a_gigabyte_streams_in() {
         )
         .await
         .unwrap();
-    let script = r#"
-import socket, sys
-block = bytes(range(256)) * 4096
-for port, total in ((int(sys.argv[1]), 1 << 30), (int(sys.argv[2]), 256 << 20)):
-    s = socket.create_connection(("127.0.0.1", port))
-    left = total
-    while left > 0:
-        n = min(left, len(block))
-        s.sendall(block[:n])
-        left -= n
-    s.shutdown(socket.SHUT_WR)
-    s.recv(1)
-    s.close()
-print("sent", flush=True)
-"#;
-    let mut sender = tokio::process::Command::new("python3")
-        .args([
-            "-c",
-            script,
-            &port_of(&saver).to_string(),
-            &port_of(&printer).to_string(),
-        ])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut peak = 0;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-    while sender.try_wait().unwrap().is_none() {
-        peak = peak.max(resident_kib(pid));
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the stream took too long"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let saving_peak = stream_pattern_into(port_of(&saver), 1 << 30, pid).await;
+    let printing_peak = stream_pattern_into(port_of(&printer), 256 << 20, pid).await;
+    let peak = saving_peak.max(printing_peak);
     println!("bridge memory peak with a hung tab: {} MiB", peak / 1024);
     assert!(
         peak < 64 * 1024,
@@ -725,5 +672,5 @@ print("sent", flush=True)
     }
     browser.screenshot("hung-tab-recovered").await;
     browser.close().await;
-    let _ = bridge.kill().await;
+    let _ = bridge.child.kill().await;
 }

@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::json;
-use tokio::io::AsyncBufReadExt;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 /// Clients both servers can hold: ncat --broker refuses fd 1024 ("Attempt to FD_SET fd 1024").
 const SIDE_BY_SIDE: usize = 1000;
@@ -23,40 +22,9 @@ const FULL: usize = 10_000;
 /// Lines a second in the 10,000-client paced phase (each one is 9,999 deliveries).
 const FULL_RATE: u32 = 5;
 
-/// The bridge binary with room for `connections` chat members; returns it and its address.
-async fn bridge_process(connections: usize) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bridge"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--token",
-            TOKEN,
-            "--max-connections",
-            &connections.to_string(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = next_line(&mut lines).await;
-        if let Some(url) = line.strip_prefix("URL: http://") {
-            break url.to_string();
-        }
-    };
-    let addr = url.split('/').next().unwrap().parse().unwrap();
-    (child, addr)
-}
-
-fn resident_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+/// The bridge binary with room for `connections` chat members.
+async fn bridge_process(connections: usize) -> BridgeProcess {
+    BridgeProcess::start(&["--max-connections", &connections.to_string()]).await
 }
 
 /// Runs the load generator against `target`; returns its RESULT fields and, when `watch` is
@@ -179,20 +147,17 @@ async fn chat_fan_out() {
     let _ = ncat.kill().await;
 
     // The bridge with the same load.
-    let (mut bridge, addr) = bridge_process(FULL + 100).await;
-    let pid = bridge.id().unwrap();
-    let (_viewer, room) = chat_room(addr).await;
+    let mut bridge = bridge_process(FULL + 100).await;
+    let (_viewer, room) = chat_room(bridge.addr).await;
     let (ours, _) = load(room, SIDE_BY_SIDE, true, 64, 20, None).await;
-    let _ = bridge.kill().await;
+    let _ = bridge.child.kill().await;
 
     // The bridge alone at 10,000 clients, in a fresh process, with its peak memory.
-    let (mut bridge, addr) = bridge_process(FULL + 100).await;
-    let pid_full = bridge.id().unwrap();
-    let (_viewer, room) = chat_room(addr).await;
-    let baseline = resident_kib(pid_full);
-    let (full, peak) = load(room, FULL, true, 64, FULL_RATE, Some(pid_full)).await;
-    let _ = bridge.kill().await;
-    let _ = pid;
+    let mut bridge = bridge_process(FULL + 100).await;
+    let (_viewer, room) = chat_room(bridge.addr).await;
+    let baseline = resident_kib(bridge.pid());
+    let (full, peak) = load(room, FULL, true, 64, FULL_RATE, Some(bridge.pid())).await;
+    let _ = bridge.child.kill().await;
     let per_client = (peak.saturating_sub(baseline)) as f64 * 1024.0 / FULL as f64;
 
     println!(
@@ -219,10 +184,10 @@ async fn chat_fan_out() {
 /// process with a few hundred clients; every line must reach every member. Never timed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smoke_chat_load() {
-    let (mut bridge, addr) = bridge_process(400).await;
-    let (_viewer, room) = chat_room(addr).await;
+    let mut bridge = bridge_process(400).await;
+    let (_viewer, room) = chat_room(bridge.addr).await;
     let (result, _) = load(room, 300, true, 16, 20, None).await;
-    let _ = bridge.kill().await;
+    let _ = bridge.child.kill().await;
     assert_eq!(result["paced_delivered"], result["paced_expected"]);
     assert_eq!(result["burst_delivered"], result["burst_expected"]);
     assert_eq!(result["dropped"], 0.0);

@@ -177,31 +177,19 @@ sys.stdin.readline()
     let _ = peer.kill().await;
 }
 
-/// A bridge in its own process (so it can be interrupted, limited and measured).
-async fn bridge_process(
-    data: &std::path::Path,
-    shell_prefix: &str,
-) -> (tokio::process::Child, std::net::SocketAddr) {
-    let command = format!(
-        "{shell_prefix} exec '{}' --listen 127.0.0.1:0 --token {TOKEN} --data-dir '{}'",
-        env!("CARGO_BIN_EXE_bridge"),
-        data.display()
-    );
-    let mut child = tokio::process::Command::new("sh")
-        .args(["-c", &command])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = next_line(&mut lines).await;
-        if let Some(url) = line.strip_prefix("URL: http://") {
-            break url.to_string();
-        }
-    };
-    (child, url.split('/').next().unwrap().parse().unwrap())
+/// A bridge in its own process (so it can be interrupted, limited and measured), started by
+/// a shell after `shell_prefix` (limits, signal dispositions).
+async fn bridge_process(data: &std::path::Path, shell_prefix: &str) -> BridgeProcess {
+    let mut command = tokio::process::Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!(
+            "{shell_prefix} exec '{}' --listen 127.0.0.1:0 --token {TOKEN} --data-dir '{}'",
+            env!("CARGO_BIN_EXE_bridge"),
+            data.display()
+        ))
+        .stderr(Stdio::null());
+    BridgeProcess::spawn(command).await
 }
 
 #[tokio::test]
@@ -209,8 +197,8 @@ async fn a_disk_that_fills_while_saving_ends_the_transfer_as_partial() {
     let data = TempDir::new("disk-full");
     // Files may grow to 8 MiB at most (ulimit -f counts 512-byte blocks in sh), and the signal
     // that would kill the process at that size is ignored: writes then fail as on a full disk.
-    let (mut bridge, addr) = bridge_process(&data.0, "ulimit -f 16384; trap '' XFSZ;").await;
-    let mut c = Bridge::elsewhere(addr).client().await;
+    let mut bridge = bridge_process(&data.0, "ulimit -f 16384; trap '' XFSZ;").await;
+    let mut c = bridge.client().await;
     let server = c
         .endpoint(cmd(json!({"op": "tcp_server_start", "port": 0,
                              "behaviour": {"kind": "save_to_file", "file": "big.bin"}})))
@@ -247,14 +235,14 @@ print("done")
     assert!(data.0.join("big.bin.part").exists());
     assert!(!data.0.join("big.bin").exists());
     still_serves(&mut c).await;
-    let _ = bridge.kill().await;
+    let _ = bridge.child.kill().await;
 }
 
 #[tokio::test]
 async fn ctrl_c_in_the_middle_of_a_transfer_keeps_the_part_file() {
     let data = TempDir::new("ctrl-c");
-    let (mut bridge, addr) = bridge_process(&data.0, "").await;
-    let mut c = Bridge::elsewhere(addr).client().await;
+    let mut bridge = bridge_process(&data.0, "").await;
+    let mut c = bridge.client().await;
     let server = c
         .endpoint(cmd(json!({"op": "tcp_server_start", "port": 0,
                              "behaviour": {"kind": "save_to_file", "file": "slow.bin"}})))
@@ -282,10 +270,10 @@ except OSError:
     c.wait_for("progress", |e| matches!(e.kind, EventKind::Progress { .. }))
         .await;
     // Ctrl-C.
-    let pid = bridge.id().unwrap() as i32;
+    let pid = bridge.pid() as i32;
     // SAFETY: a signal to the child this test started.
     unsafe { libc::kill(pid, libc::SIGINT) };
-    let status = tokio::time::timeout(WAIT, bridge.wait())
+    let status = tokio::time::timeout(WAIT, bridge.child.wait())
         .await
         .expect("the bridge stopped in time")
         .unwrap();
@@ -314,57 +302,12 @@ except OSError:
     assert_eq!(next_line(&mut lines).await, "cut off");
 }
 
-fn resident_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// Streams `bytes` into `port` from Python (sendfile of a sparse file would not be real data:
-/// it sends a pattern) while sampling the bridge's memory; returns the peak (KiB).
-async fn stream_into(port: u16, bytes: u64, bridge_pid: u32) -> u64 {
-    let script = r#"
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-block = bytes(range(256)) * 4096
-left = int(sys.argv[2])
-while left > 0:
-    n = min(left, len(block))
-    s.sendall(block[:n])
-    left -= n
-s.shutdown(socket.SHUT_WR)
-s.recv(1)
-print("sent", flush=True)
-"#;
-    let mut sender = tokio::process::Command::new("python3")
-        .args(["-c", script, &port.to_string(), &bytes.to_string()])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut peak = 0;
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        peak = peak.max(resident_kib(bridge_pid));
-        if let Some(status) = sender.try_wait().unwrap() {
-            assert!(status.success(), "the peer streamed everything");
-            break;
-        }
-        assert!(Instant::now() < deadline, "the stream took too long");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    peak
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_that_stops_reading_while_a_gigabyte_streams_in() {
     let data = TempDir::new("stuck-page");
-    let (mut bridge, addr) = bridge_process(&data.0, "").await;
-    let pid = bridge.id().unwrap();
-    let mut c = Bridge::elsewhere(addr).client().await;
+    let mut bridge = bridge_process(&data.0, "").await;
+    let pid = bridge.pid();
+    let mut c = bridge.client().await;
     let saver = c
         .endpoint(cmd(json!({"op": "tcp_server_start", "port": 0,
                              "behaviour": {"kind": "save_to_file", "file": "stream.bin"}})))
@@ -379,10 +322,10 @@ async fn a_page_that_stops_reading_while_a_gigabyte_streams_in() {
     // From here on this page reads nothing: its socket fills, then the bridge's queue for it.
     let before = resident_kib(pid);
     let gib = 1u64 << 30;
-    let saving_peak = stream_into(port_of(&saver), gib, pid).await;
+    let saving_peak = stream_pattern_into(port_of(&saver), gib, pid).await;
     // Every recv() of this one is an event with its bytes (64 KiB each), which the page never
     // takes: the history and the queue are bounded, so memory is too.
-    let printing_peak = stream_into(port_of(&printer), 256 << 20, pid).await;
+    let printing_peak = stream_pattern_into(port_of(&printer), 256 << 20, pid).await;
     let peak = saving_peak.max(printing_peak);
     println!(
         "bridge memory: {} MiB before, peaks {} MiB saving 1 GiB and {} MiB printing 256 MiB",
@@ -418,14 +361,14 @@ print(h.hexdigest() == f.hexdigest())
 "#;
     let out = python(check, &[saved.to_str().unwrap(), &gib.to_string()]).await;
     assert_eq!(out.trim(), "True");
-    let _ = bridge.kill().await;
+    let _ = bridge.child.kill().await;
 }
 
 #[tokio::test]
 async fn logs_survive_a_crash_up_to_the_last_message_the_page_saw() {
     let data = TempDir::new("crash-log");
-    let (mut bridge, addr) = bridge_process(&data.0, "").await;
-    let mut c = Bridge::elsewhere(addr).client().await;
+    let mut bridge = bridge_process(&data.0, "").await;
+    let mut c = bridge.client().await;
     let server = c
         .endpoint(cmd(
             json!({"op": "tcp_server_start", "port": 0, "log_file": "messages.txt",
@@ -456,10 +399,10 @@ except OSError:
     })
     .await;
     // The crash: no chance to flush or close anything.
-    let pid = bridge.id().unwrap() as i32;
+    let pid = bridge.pid() as i32;
     // SAFETY: a signal to the child this test started.
     unsafe { libc::kill(pid, libc::SIGKILL) };
-    let _ = tokio::time::timeout(WAIT, bridge.wait()).await;
+    let _ = tokio::time::timeout(WAIT, bridge.child.wait()).await;
     let _ = talker.kill().await;
     let seen: Vec<String> = c
         .events

@@ -39,7 +39,7 @@ s.recv(1)
 s.close()
 print(sent)
 "#;
-    let before = resident_kib();
+    let before = resident_kib(std::process::id());
     let out = python(
         script,
         &[&port_of(&server).to_string(), path.to_str().unwrap()],
@@ -69,21 +69,11 @@ print(sent)
     );
     assert!(progress < 1000, "progress is rate-limited: {progress}");
     // The file streamed through: the bridge (in this process) did not grow with its size.
-    let grown = resident_kib().saturating_sub(before);
+    let grown = resident_kib(std::process::id()).saturating_sub(before);
     assert!(
         grown < 32 * 1024,
         "memory grew by {grown} KiB for a 100 MiB file"
     );
-}
-
-/// This process's resident memory, from /proc (the bridge runs in it).
-fn resident_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }
 
 #[tokio::test]
@@ -410,7 +400,7 @@ async fn one_gib_file_with_flat_memory() {
             json!({"op": "tcp_client_connect", "port": port_of(&server)}),
         ))
         .await;
-    let before = resident_kib();
+    let before = resident_kib(std::process::id());
     let ReplyData::Transfer(sent) = c
         .ok(cmd(
             json!({"op": "send_file", "endpoint": client.id, "file": "source.bin"}),
@@ -422,7 +412,7 @@ async fn one_gib_file_with_flat_memory() {
     c.wait_until("received", |ev| transfer(ev, server.id).is_some())
         .await;
     let received = transfer(&c.events, server.id).unwrap();
-    let grown = resident_kib().saturating_sub(before);
+    let grown = resident_kib(std::process::id()).saturating_sub(before);
     println!(
         "1 GiB: {:.0} MB/s, memory grew {grown} KiB",
         sent.bytes_per_second() / 1e6

@@ -344,34 +344,25 @@ async fn traversal_payloads_never_leave_the_data_directory() {
     );
 }
 
-/// The bridge binary without `--token`: its printed token, and its stderr once it has stopped.
-async fn bridge_with_fresh_token() -> (tokio::process::Child, std::net::SocketAddr, String) {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_bridge"))
+/// The bridge binary without `--token`, logging at debug level into a pipe read at the end.
+async fn bridge_with_fresh_token() -> BridgeProcess {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_bridge"));
+    command
         .args(["--listen", "127.0.0.1:0"])
         .env("RUST_LOG", "debug")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = next_line(&mut lines).await;
-        if let Some(url) = line.strip_prefix("URL: http://") {
-            break url.to_string();
-        }
-    };
-    let (host, token) = url
-        .split_once("/#token=")
-        .expect("the token is in the fragment");
-    (child, host.parse().unwrap(), token.to_string())
+        .stderr(std::process::Stdio::piped());
+    BridgeProcess::spawn(command).await
 }
 
 #[tokio::test]
 async fn a_fresh_token_each_start_and_never_in_a_log_or_an_error() {
-    let (first, _, token_a) = bridge_with_fresh_token().await;
-    let (second, addr, token_b) = bridge_with_fresh_token().await;
+    let first = bridge_with_fresh_token().await;
+    let BridgeProcess {
+        child: second,
+        addr,
+        token: token_b,
+    } = bridge_with_fresh_token().await;
+    let token_a = first.token.clone();
     drop(first);
     assert_ne!(token_a, token_b, "each start makes a new token");
     assert!(token_b.len() >= 43, "256 bits, base64: {token_b}");
@@ -484,8 +475,8 @@ fn cpu_ticks(pid: u32) -> u64 {
 
 #[tokio::test]
 async fn trickling_clients_cost_no_cpu_while_they_wait() {
-    let (bridge, addr, _) = bridge_with_fresh_token().await;
-    let pid = bridge.id().unwrap();
+    let bridge = BridgeProcess::start(&[]).await;
+    let (addr, pid) = (bridge.addr, bridge.pid());
     // 100 clients that each send half a request and then nothing, for 5 seconds.
     let mut idle = Vec::new();
     for _ in 0..100 {

@@ -67,20 +67,7 @@ async fn page_first_render_and_100k_events() {
         .endpoint(cmd(json!({"op": "udp_server_start", "port": 0})))
         .await;
     browser.wait_text("#event-count", "2 events").await;
-    browser
-        .client
-        .execute(
-            "window.__frames = []; let last = performance.now();
-             const tick = (t) => { window.__frames.push(t - last); last = t;
-                                   if (!window.__stop) requestAnimationFrame(tick); };
-             requestAnimationFrame(tick);
-             window.__long = [];
-             new PerformanceObserver((l) => l.getEntries().forEach(e => window.__long.push(e.duration)))
-                 .observe({ type: 'longtask' });",
-            vec![],
-        )
-        .await
-        .unwrap();
+    browser.client.execute(RECORD_FRAMES, vec![]).await.unwrap();
     let script = r#"
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -103,24 +90,7 @@ print("done")
         .wait_text("#event-count", &format!("{expected} events"))
         .await;
     let ingest = started.elapsed();
-    let stats = browser
-        .client
-        .execute(
-            "window.__stop = true; return [window.__frames, window.__long];",
-            vec![],
-        )
-        .await
-        .unwrap();
-    let numbers = |v: &Value| -> Vec<f64> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .filter_map(Value::as_f64)
-            .collect()
-    };
-    let mut frames = numbers(&stats[0]);
-    let long = numbers(&stats[1]);
-    frames.remove(0);
+    let (mut frames, long) = recorded(&browser).await;
     let worst = frames.iter().copied().fold(0.0, f64::max);
     println!(
         "BENCH page ingest of {expected} events in {:.1} s: {} frames, median {:.1} ms, p99 {:.1} ms, worst {:.1} ms \

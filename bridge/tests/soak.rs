@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn status_field(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -45,30 +45,16 @@ async fn soak() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(180);
     let data = TempDir::new("soak");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_bridge"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--token",
-            TOKEN,
-            "--max-connections",
-            "256",
-        ])
-        .arg("--data-dir")
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_bridge"));
+    command
+        .args(["--listen", "127.0.0.1:0", "--token", TOKEN])
+        .args(["--max-connections", "256", "--data-dir"])
         .arg(&data.0)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    let BridgeProcess {
+        mut child, addr, ..
+    } = BridgeProcess::spawn(command).await;
     let pid = child.id().unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr: std::net::SocketAddr = loop {
-        let line = next_line(&mut lines).await;
-        if let Some(url) = line.strip_prefix("URL: http://") {
-            break url.split('/').next().unwrap().parse().unwrap();
-        }
-    };
     // Read all along: a full pipe would block the bridge's logging.
     let mut stderr = child.stderr.take().unwrap();
     let errors = tokio::spawn(async move {

@@ -497,3 +497,104 @@ pub async fn bridge_status(addr: SocketAddr) -> serde_json::Value {
     let body = answer.split("\r\n\r\n").nth(1).expect("a body");
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer}"))
 }
+
+/// Resident memory (KiB) of process `pid`, from /proc; 0 once it is gone.
+pub fn resident_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A bridge running as its own process (to interrupt, limit or measure it).
+pub struct BridgeProcess {
+    pub child: tokio::process::Child,
+    pub addr: SocketAddr,
+    /// The token from the URL it printed.
+    pub token: String,
+}
+
+impl BridgeProcess {
+    /// The bridge binary with `--listen 127.0.0.1:0 --token TOKEN` and `args`.
+    pub async fn start(args: &[&str]) -> BridgeProcess {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_bridge"));
+        command
+            .args(["--listen", "127.0.0.1:0", "--token", TOKEN])
+            .args(args)
+            .stderr(std::process::Stdio::null());
+        Self::spawn(command).await
+    }
+
+    /// Spawns `command` (a bridge, or a shell that execs one; stderr as the caller set it),
+    /// and waits (bounded) for the URL it prints.
+    pub async fn spawn(mut command: tokio::process::Command) -> BridgeProcess {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = command
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the bridge starts");
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = loop {
+            let line = next_line(&mut lines).await;
+            if let Some(url) = line.strip_prefix("URL: http://") {
+                break url.to_string();
+            }
+        };
+        let (host, token) = url
+            .split_once("/#token=")
+            .expect("the token is in the fragment");
+        BridgeProcess {
+            child,
+            addr: host.parse().unwrap(),
+            token: token.to_string(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the bridge runs")
+    }
+
+    /// A protocol client of this bridge (started with [`TOKEN`]).
+    pub async fn client(&self) -> Client {
+        Bridge::elsewhere(self.addr).client().await
+    }
+}
+
+/// Streams `bytes` of a repeating 256-byte pattern into `port` from Python, then waits for the
+/// server to close, while sampling the memory of process `watch`; returns the peak (KiB).
+pub async fn stream_pattern_into(port: u16, bytes: u64, watch: u32) -> u64 {
+    let script = r#"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+block = bytes(range(256)) * 4096
+left = int(sys.argv[2])
+while left > 0:
+    n = min(left, len(block))
+    s.sendall(block[:n])
+    left -= n
+s.shutdown(socket.SHUT_WR)
+s.recv(1)
+"#;
+    let mut sender = tokio::process::Command::new("python3")
+        .args(["-c", script, &port.to_string(), &bytes.to_string()])
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut peak = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        peak = peak.max(resident_kib(watch));
+        if let Some(status) = sender.try_wait().unwrap() {
+            assert!(status.success(), "the peer streamed everything");
+            return peak;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stream took too long"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
