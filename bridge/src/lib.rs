@@ -117,6 +117,29 @@ impl Config {
     }
 }
 
+/// Every socket is a file descriptor, and the usual soft limit (1024) is below what many
+/// connections need: raises it to the hard limit, as servers do. Returns the limit now in force
+/// (None if it cannot be read).
+pub fn raise_open_files_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return None;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+            }
+        }
+    }
+    Some(limit.rlim_cur)
+}
+
 /// Serves the bridge on `listener` until `shutdown` resolves, then closes every socket and
 /// session and returns.
 pub async fn run(

@@ -202,6 +202,24 @@ async fn websocket(
         })
 }
 
+/// Requests outside a session (downloads, status) carry the session token as a bearer token,
+/// never in the URL.
+fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .is_some_and(|t| state.hub.config.token.matches(t))
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        "The session token is missing or wrong.\n",
+    )
+        .into_response()
+}
+
 /// Downloads a file of the data directory. The page sends the session token as a bearer token
 /// (never in the URL); the name is confined to the data directory like every other.
 async fn download(
@@ -209,16 +227,8 @@ async fn download(
     UrlPath(name): UrlPath<String>,
     headers: HeaderMap,
 ) -> Response {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "));
-    if !presented.is_some_and(|t| state.hub.config.token.matches(t)) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            "The session token is missing or wrong.\n",
-        )
-            .into_response();
+    if !authorized(&state, &headers) {
+        return unauthorized();
     }
     let (file, size) = match state.hub.data.open(&name) {
         Ok(opened) => opened,
@@ -251,16 +261,8 @@ async fn download(
 /// What the bridge holds now, for the soak test and anyone watching a long lecture: tasks
 /// alive in the runtime, endpoints, open sessions. Needs the token, like a download.
 async fn status(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "));
-    if !presented.is_some_and(|t| state.hub.config.token.matches(t)) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            "The session token is missing or wrong.\n",
-        )
-            .into_response();
+    if !authorized(&state, &headers) {
+        return unauthorized();
     }
     let tasks = tokio::runtime::Handle::current()
         .metrics()

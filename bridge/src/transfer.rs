@@ -149,10 +149,14 @@ impl DiskWriter {
         }
     }
 
-    /// A buffer of `CHUNK * 4` bytes to read into: one given back, or a new one.
+    /// An empty buffer with room for `CHUNK * 4` bytes to read into: one given back, or a new
+    /// one. Reads fill its spare capacity, so it is never zeroed first.
     fn buffer(&mut self) -> Vec<u8> {
-        let mut buf = self.spare.try_recv().unwrap_or_default();
-        buf.resize(4 * CHUNK, 0);
+        let mut buf = self
+            .spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(4 * CHUNK));
+        buf.clear();
         buf
     }
 
@@ -196,14 +200,14 @@ pub(crate) async fn receive_tcp(
     };
     let name = file.unwrap_or_default();
     // A discard server reads into one buffer; a file's chunks go to the writer thread whole.
-    let mut buf = vec![0u8; 4 * CHUNK];
+    let mut buf = Vec::with_capacity(4 * CHUNK);
     let mut bytes = 0u64;
     let mut ticker = Ticker::new();
     let mut started = None;
     let complete = loop {
         let read = tokio::select! {
             _ = life.stopped() => break false,
-            read = reader.read(&mut buf) => read,
+            read = reader.read_buf(&mut buf) => read,
         };
         match read {
             Ok(0) => {
@@ -213,13 +217,13 @@ pub(crate) async fn receive_tcp(
             Ok(n) => {
                 started.get_or_insert_with(Instant::now);
                 if let Some((writer, _)) = &mut sink {
-                    let mut chunk = std::mem::replace(&mut buf, writer.buffer());
-                    chunk.truncate(n);
+                    let chunk = std::mem::replace(&mut buf, writer.buffer());
                     if !writer.write(chunk).await {
                         break false; // the writer failed; finish() says why
                     }
                 }
                 bytes += n as u64;
+                buf.clear();
                 if ticker.due() {
                     progress(hub, origin, name, bytes, None);
                 }

@@ -144,28 +144,17 @@ async fn serve(args: Args) -> Result<(), String> {
     Ok(())
 }
 
-/// Every socket is a file descriptor, and the usual soft limit (1024) is below what many
-/// connections need: raise it to the hard limit, as servers do, and warn when even that is
-/// short (accept() would then fail with "too many open files", reported as such).
+/// Raises the open-files limit (see [`bridge::raise_open_files_limit`]) and warns when even
+/// the hard limit is short of what `--max-connections` asks for (accept() would then fail with
+/// "too many open files", reported as such).
 fn raise_open_files_limit(connections: u32) {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    let Some(open_files) = bridge::raise_open_files_limit() else {
+        return;
     };
-    // SAFETY: getrlimit and setrlimit only read and write the struct given.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return;
-        }
-        if limit.rlim_cur < limit.rlim_max {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
     let wanted = u64::from(connections) + 256;
-    if limit.rlim_cur < wanted {
+    if open_files < wanted {
         tracing::warn!(
-            open_files = limit.rlim_cur,
+            open_files,
             "--max-connections {connections} needs about {wanted} open files; raise the limit (ulimit -Hn)"
         );
     }

@@ -116,7 +116,7 @@ fn main() -> std::process::ExitCode {
         eprintln!("chat_load: only loopback targets ({} is not)", args.target);
         return std::process::ExitCode::FAILURE;
     }
-    raise_open_files_limit();
+    bridge::raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -129,20 +129,6 @@ fn main() -> std::process::ExitCode {
         Err(message) => {
             eprintln!("chat_load: {message}");
             std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-fn raise_open_files_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit only read and write the struct given.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
     }
 }
