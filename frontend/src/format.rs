@@ -178,7 +178,7 @@ pub fn detail(event: &Event) -> String {
             bytes: done,
             total,
         } => {
-            let file = if file.is_empty() { "test data" } else { file };
+            let file = transfer_name(file);
             match total {
                 Some(total) if *total > 0 => format!(
                     "{file}: {} of {} ({}%)",
@@ -222,12 +222,7 @@ pub fn detail(event: &Event) -> String {
                     d.received, d.expected, d.missing, d.out_of_order
                 )
             });
-            // Bulk test data (send_bulk, discard) has no file and no hash.
-            let what = if report.file.is_empty() {
-                "test data"
-            } else {
-                &report.file
-            };
+            let what = transfer_name(&report.file);
             let hash = if report.sha256.is_empty() {
                 String::new()
             } else {
@@ -242,6 +237,16 @@ pub fn detail(event: &Event) -> String {
                 tenths(report.bytes_per_second() / 1e6),
             )
         }
+    }
+}
+
+/// What a transfer moved: its file, or "test data" for bulk data (`send_bulk`, `discard`),
+/// which has no file (and no hash).
+pub fn transfer_name(file: &str) -> &str {
+    if file.is_empty() {
+        "test data"
+    } else {
+        file
     }
 }
 

@@ -124,7 +124,7 @@ fn message(event: &Event, mine: &str, theirs: &str, sent_hashes: &[String]) -> H
         },
         EventKind::Progress { file, bytes, total } => html! {
             <li class="line progress-line" data-kind="progress">
-                { format!("{}: {} ", if file.is_empty() { "test data" } else { file }, format::bytes(*bytes as usize)) }
+                { format!("{}: {} ", format::transfer_name(file), format::bytes(*bytes as usize)) }
                 if let Some(total) = total {
                     <progress max={total.max(&1).to_string()} value={bytes.to_string()}></progress>
                 }
