@@ -394,7 +394,8 @@ async fn write_loop(
     let queue = Arc::new(std::sync::Mutex::new(ViewerQueue::default()));
     let wake = Arc::new(tokio::sync::Notify::new());
     let budget = hub.config.viewer_bytes;
-    let pumping = tokio::spawn(pump(
+    // The pump stops with `done`, which this loop cancels however it ends (even aborted).
+    tokio::spawn(pump(
         budget,
         live,
         queue.clone(),
@@ -409,7 +410,6 @@ async fn write_loop(
                 let error = ErrorInfo::new(ErrorKind::Other, "The bridge is shutting down.");
                 let _ = send_json(&mut sink, &ServerMessage::Fatal { error }).await;
                 let _ = sink.send(close_message(CLOSE_GOING_AWAY, "bridge shutting down")).await;
-                pumping.abort();
                 return;
             }
             out = outbox.recv() => match out {
@@ -418,14 +418,12 @@ async fn write_loop(
                 Some(Outgoing::Ping) => sink.send(Message::Ping(Vec::new().into())).await,
                 Some(Outgoing::Close(code, reason)) => {
                     let _ = sink.send(close_message(code, reason)).await;
-                    pumping.abort();
                     return;
                 }
             },
             _ = wake.notified() => send_waiting(&mut sink, &queue, &wake).await,
         };
         if sent.is_err() {
-            pumping.abort();
             return;
         }
     }

@@ -23,18 +23,10 @@ fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn protocol_inputs_read_or_fail_without_panicking() {
-    for (name, data) in inputs("protocol") {
-        let Ok(text) = std::str::from_utf8(&data) else {
-            continue;
-        };
-        if let Ok(message) = serde_json::from_str::<shared::ClientMessage>(text) {
-            let again = serde_json::to_string(&message).unwrap();
-            let back: shared::ClientMessage = serde_json::from_str(&again).unwrap();
-            assert_eq!(back, message, "{name}");
+    for (_, data) in inputs("protocol") {
+        if let Ok(text) = std::str::from_utf8(&data) {
+            shared::check_protocol(text);
         }
-        let _ = serde_json::from_str::<shared::ServerMessage>(text);
-        let _ = serde_json::from_str::<shared::Event>(text);
-        let _ = serde_json::from_str::<shared::Recording>(text);
     }
 }
 

@@ -29,6 +29,24 @@ pub use messages::*;
 pub use payload::*;
 pub use recording::*;
 
+/// For the fuzzer (`fuzz/`) and its kept inputs: reads `text` as every message either side
+/// reads. Reading may fail, never panic; a client message that reads writes back and reads
+/// back the same (panics otherwise).
+#[doc(hidden)]
+pub fn check_protocol(text: &str) {
+    if let Ok(message) = serde_json::from_str::<ClientMessage>(text) {
+        let again = serde_json::to_string(&message).expect("a read message writes");
+        let back: ClientMessage = serde_json::from_str(&again).expect("and reads back");
+        assert_eq!(back, message);
+    }
+    if let Ok(message) = serde_json::from_str::<ServerMessage>(text) {
+        let again = serde_json::to_string(&message).expect("a read message writes");
+        let _: ServerMessage = serde_json::from_str(&again).expect("and reads back");
+    }
+    let _ = serde_json::from_str::<Event>(text);
+    let _ = serde_json::from_str::<Recording>(text);
+}
+
 /// Version of this protocol. The bridge refuses a [`Hello`] that names another one, so an old
 /// page never misreads a newer bridge.
 pub const PROTOCOL_VERSION: u32 = 1;
