@@ -10,15 +10,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::json;
-use shared::{ErrorKind, EventKind, TransferReport};
+use shared::{ErrorKind, EventKind};
 use tokio::io::AsyncBufReadExt;
-
-fn transfer(events: &[shared::Event], endpoint: u32) -> Option<TransferReport> {
-    events.iter().find_map(|e| match &e.kind {
-        EventKind::Transfer(report) if e.endpoint == endpoint => Some(report.clone()),
-        _ => None,
-    })
-}
 
 /// The bridge still does an ordinary round trip.
 async fn still_serves(c: &mut Client) {
@@ -64,10 +57,10 @@ print("reset")
         "reset"
     );
     c.wait_until("the receiver's report", |ev| {
-        transfer(ev, server.id).is_some()
+        transfer_report(ev, server.id).is_some()
     })
     .await;
-    let report = transfer(&c.events, server.id).unwrap();
+    let report = transfer_report(&c.events, server.id).unwrap();
     assert!(
         !report.complete,
         "a reset transfer is not complete: {report:?}"
@@ -169,10 +162,10 @@ sys.stdin.readline()
     c.ok(cmd(json!({"op": "close", "endpoint": client.id})))
         .await;
     c.wait_until("the sender's report", |ev| {
-        transfer(ev, client.id).is_some()
+        transfer_report(ev, client.id).is_some()
     })
     .await;
-    let report = transfer(&c.events, client.id).unwrap();
+    let report = transfer_report(&c.events, client.id).unwrap();
     assert!(!report.complete && report.bytes < 100_000_000, "{report:?}");
     let _ = peer.kill().await;
 }
@@ -217,10 +210,10 @@ print("done")
 "#;
     python(script, &[&port_of(&server).to_string()]).await;
     c.wait_until("the receiver's report", |ev| {
-        transfer(ev, server.id).is_some()
+        transfer_report(ev, server.id).is_some()
     })
     .await;
-    let report = transfer(&c.events, server.id).unwrap();
+    let report = transfer_report(&c.events, server.id).unwrap();
     assert!(!report.complete, "{report:?}");
     let write_error = c.events.iter().find_map(|e| match &e.kind {
         EventKind::Error { op, error } if op == "write" => Some(error.clone()),
@@ -282,7 +275,7 @@ except OSError:
     let report = {
         let deadline = Instant::now() + WAIT;
         loop {
-            if let Some(report) = transfer(&c.events, server.id) {
+            if let Some(report) = transfer_report(&c.events, server.id) {
                 break Some(report);
             }
             if Instant::now() > deadline {
@@ -290,7 +283,7 @@ except OSError:
             }
             match tokio::time::timeout(Duration::from_millis(500), c.next_message()).await {
                 Ok(Some(_)) => {}
-                _ => break transfer(&c.events, server.id),
+                _ => break transfer_report(&c.events, server.id),
             }
         }
     };

@@ -5,15 +5,8 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use shared::{ErrorKind, EventKind, ReplyData, TransferReport};
+use shared::{ErrorKind, EventKind, ReplyData};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn transfer(events: &[shared::Event], endpoint: u32) -> Option<TransferReport> {
-    events.iter().find_map(|e| match &e.kind {
-        EventKind::Transfer(report) if e.endpoint == endpoint => Some(report.clone()),
-        _ => None,
-    })
-}
 
 #[tokio::test]
 async fn python_sendfile_of_100_mb_is_saved_with_the_same_sha256() {
@@ -47,10 +40,10 @@ print(sent)
     .await;
     assert_eq!(out.trim(), (100u64 << 20).to_string());
     c.wait_until("the receiver's report", |ev| {
-        transfer(ev, server.id).is_some()
+        transfer_report(ev, server.id).is_some()
     })
     .await;
-    let report = transfer(&c.events, server.id).unwrap();
+    let report = transfer_report(&c.events, server.id).unwrap();
     let expected = python_sha256(&path).await;
     assert!(report.complete);
     assert_eq!(report.bytes, 100 << 20);
@@ -101,9 +94,9 @@ async fn bridge_client_sends_a_file_to_a_bridge_server() {
     };
     assert!(sent.complete);
     assert_eq!(sent.bytes, 3_000_000);
-    c.wait_until("received", |ev| transfer(ev, server.id).is_some())
+    c.wait_until("received", |ev| transfer_report(ev, server.id).is_some())
         .await;
-    let received = transfer(&c.events, server.id).unwrap();
+    let received = transfer_report(&c.events, server.id).unwrap();
     assert_eq!(received.sha256, sent.sha256);
     assert!(received.complete);
     assert_eq!(sent.sha256, python_sha256(&data.0.join("lab.bin")).await);
@@ -136,10 +129,10 @@ print("sent")
 "#;
     python(script, &[&port_of(&server).to_string()]).await;
     c.wait_until("the report after the sender went quiet", |ev| {
-        transfer(ev, server.id).is_some()
+        transfer_report(ev, server.id).is_some()
     })
     .await;
-    let report = transfer(&c.events, server.id).unwrap();
+    let report = transfer_report(&c.events, server.id).unwrap();
     let datagrams = report.datagrams.unwrap();
     assert!(!report.complete);
     assert_eq!(
@@ -409,9 +402,9 @@ async fn one_gib_file_with_flat_memory() {
     else {
         panic!("a transfer report")
     };
-    c.wait_until("received", |ev| transfer(ev, server.id).is_some())
+    c.wait_until("received", |ev| transfer_report(ev, server.id).is_some())
         .await;
-    let received = transfer(&c.events, server.id).unwrap();
+    let received = transfer_report(&c.events, server.id).unwrap();
     let grown = resident_kib(std::process::id()).saturating_sub(before);
     println!(
         "1 GiB: {:.0} MB/s, memory grew {grown} KiB",
@@ -451,10 +444,10 @@ async fn bulk_test_data_reaches_a_discard_server_and_a_python_receiver() {
     assert_eq!(sent.bytes, size);
     assert_eq!(sent.file, "");
     c.wait_until("the discard server's report", |ev| {
-        transfer(ev, server.id).is_some()
+        transfer_report(ev, server.id).is_some()
     })
     .await;
-    let got = transfer(&c.events, server.id).unwrap();
+    let got = transfer_report(&c.events, server.id).unwrap();
     assert!(got.complete, "{got:?}");
     assert_eq!(got.bytes, size);
     assert_eq!(got.sha256, "", "discarded data is not hashed");

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::json;
-use shared::{Event, EventKind, TransferReport};
+use shared::TransferReport;
 use tokio::io::AsyncBufReadExt;
 use tokio::process::{Child, Command};
 
@@ -111,15 +111,9 @@ async fn iperf3(bytes: u64, through_socat: bool) -> f64 {
 
 /// Waits (bounded by [`LIMIT`]) for the report of a transfer on `endpoint`.
 async fn report_of(c: &mut Client, endpoint: u32) -> TransferReport {
-    let found = |events: &[Event]| {
-        events.iter().find_map(|e| match &e.kind {
-            EventKind::Transfer(r) if e.endpoint == endpoint => Some(r.clone()),
-            _ => None,
-        })
-    };
     let deadline = Instant::now() + LIMIT;
     loop {
-        if let Some(report) = found(&c.events) {
+        if let Some(report) = transfer_report(&c.events, endpoint) {
             return report;
         }
         let left = deadline.saturating_duration_since(Instant::now());

@@ -598,3 +598,11 @@ s.recv(1)
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The first transfer report among `events` on `endpoint`.
+pub fn transfer_report(events: &[Event], endpoint: u32) -> Option<shared::TransferReport> {
+    events.iter().find_map(|e| match &e.kind {
+        EventKind::Transfer(report) if e.endpoint == endpoint => Some(report.clone()),
+        _ => None,
+    })
+}
