@@ -200,12 +200,7 @@ async fn events_delivered_to_a_native_viewer() {
     })
     .await;
     let mut c = bridge.client().await;
-    let server = c
-        .endpoint(cmd(
-            json!({"op": "udp_server_start", "port": 0, "behaviour": {"kind": "print_only"}}),
-        ))
-        .await;
-    let addr: std::net::SocketAddr = server.local.unwrap().parse().unwrap();
+    let addr = c.print_only_udp_server().await;
     const DATAGRAMS: usize = 200_000;
 
     // Live: the viewer reads while the flood comes in; the source sets the pace.
@@ -264,12 +259,7 @@ async fn bridge_at_rest() {
 async fn smoke_events_live_and_backlog() {
     let bridge = Bridge::start_with(|c| c.live_capacity = 10_000).await;
     let mut c = bridge.client().await;
-    let server = c
-        .endpoint(cmd(
-            json!({"op": "udp_server_start", "port": 0, "behaviour": {"kind": "print_only"}}),
-        ))
-        .await;
-    let addr: std::net::SocketAddr = server.local.unwrap().parse().unwrap();
+    let addr = c.print_only_udp_server().await;
     let mut late = bridge.client().await;
     let before_late = late.events.len();
     let before = c.events.len();

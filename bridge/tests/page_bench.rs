@@ -189,12 +189,7 @@ async fn page_ingest_at_60k_per_second_then_scroll() {
     browser.open(&bridge).await;
     browser.wait_text("#bridge-status", "connected").await;
     let mut c = bridge.client().await;
-    let server = c
-        .endpoint(cmd(
-            json!({"op": "udp_server_start", "port": 0, "behaviour": {"kind": "print_only"}}),
-        ))
-        .await;
-    let addr: std::net::SocketAddr = server.local.unwrap().parse().unwrap();
+    let addr = c.print_only_udp_server().await;
     browser.wait_text("#event-count", "2 events").await;
     browser.client.execute(RECORD_FRAMES, vec![]).await.unwrap();
 

@@ -253,6 +253,15 @@ impl Client {
         }
     }
 
+    /// Starts a UDP server that only records what arrives (a flood's target); its address.
+    pub async fn print_only_udp_server(&mut self) -> SocketAddr {
+        let server = self
+            .endpoint(cmd(serde_json::json!({"op": "udp_server_start", "port": 0,
+                                             "behaviour": {"kind": "print_only"}})))
+            .await;
+        server.local.unwrap().parse().unwrap()
+    }
+
     /// Creates an endpoint and returns its info.
     pub async fn endpoint(&mut self, command: Command) -> EndpointInfo {
         match self.ok(command).await {
