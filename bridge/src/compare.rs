@@ -64,7 +64,7 @@ fn summary(count: u32, size: usize, samples: Vec<u32>, started: Instant) -> Roun
         rtt_us: Spread::of(&samples),
         samples_us: samples.iter().step_by(step).copied().collect(),
         duration_us: duration.as_micros() as u64,
-        bytes_per_second: (2 * answered * size) as f64 / duration.as_secs_f64().max(1e-9),
+        bytes_per_second: ((2 * answered * size) as f64 / duration.as_secs_f64().max(1e-9)) as u64,
     }
 }
 
@@ -241,7 +241,7 @@ async fn file_race(bytes: u64, datagram_size: usize) -> Result<FileRace, ErrorIn
     }
     let udp_duration = started.elapsed();
     let (received, got) = counter.await.unwrap_or((0, 0));
-    let per_second = |b: u64, d: Duration| b as f64 / d.as_secs_f64().max(1e-9);
+    let per_second = |b: u64, d: Duration| (b as f64 / d.as_secs_f64().max(1e-9)) as u64;
     Ok(FileRace {
         bytes,
         tcp_duration_us: tcp_duration.as_micros() as u64,

@@ -207,7 +207,7 @@ impl ConnectionPolicy {
 }
 
 /// How a TCP server deals with a second client while it serves one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Concurrency {
     /// accept() the next client only after the current one is closed; the others wait in the
@@ -218,7 +218,7 @@ pub enum Concurrency {
 }
 
 /// A TCP server.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TcpServerSpec {
     /// Address to bind: `127.0.0.1` by default.
     #[serde(default = "default_bind")]
@@ -255,7 +255,7 @@ pub struct TcpServerSpec {
 }
 
 /// A UDP server.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UdpServerSpec {
     /// Address to bind: `127.0.0.1` by default.
     #[serde(default = "default_bind")]
@@ -278,7 +278,7 @@ pub struct UdpServerSpec {
 }
 
 /// A TCP client.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TcpClientSpec {
     /// Server host name or address: `127.0.0.1` by default.
     #[serde(default = "default_bind")]
@@ -304,7 +304,7 @@ pub struct TcpClientSpec {
 }
 
 /// A UDP client.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UdpClientSpec {
     /// Server host name or address: `127.0.0.1` by default.
     #[serde(default = "default_bind")]
@@ -468,7 +468,7 @@ impl Command {
 /// Simulated network trouble, applied by the bridge at the socket boundary: the real network
 /// (loopback) loses nothing, so this is how a class sees what UDP does with a bad one, and how
 /// TCP's flow control holds a sender back. Everything it does is marked as simulated.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Impairment {
     /// UDP: datagrams sent that silently never leave, in percent.
     #[serde(default)]

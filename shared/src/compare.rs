@@ -1,10 +1,10 @@
 //! The report of a TCP-versus-UDP comparison: real round trips measured at the socket, and an
 //! optional file-sized transfer over each protocol.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// Both sides of a comparison.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompareReport {
     /// Round trips over TCP (one connection, write then read the echo).
     pub tcp: RoundTrips,
@@ -16,7 +16,7 @@ pub struct CompareReport {
 }
 
 /// Request/reply round trips over one protocol.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RoundTrips {
     /// Messages sent.
     pub messages: u32,
@@ -31,18 +31,18 @@ pub struct RoundTrips {
     /// From the first send to the last reply.
     pub duration_us: u64,
     /// Bytes sent and echoed back, per second.
-    pub bytes_per_second: f64,
+    pub bytes_per_second: u64,
 }
 
 /// A distribution in microseconds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Spread {
     pub min: u32,
     pub p50: u32,
     pub p90: u32,
     pub p99: u32,
     pub max: u32,
-    pub mean: f64,
+    pub mean: u32,
 }
 
 impl Spread {
@@ -55,7 +55,7 @@ impl Spread {
                 p90: 0,
                 p99: 0,
                 max: 0,
-                mean: 0.0,
+                mean: 0,
             };
         }
         let mut sorted = samples.to_vec();
@@ -67,26 +67,29 @@ impl Spread {
             p90: at(0.9),
             p99: at(0.99),
             max: *sorted.last().expect("not empty"),
-            mean: sorted.iter().map(|s| f64::from(*s)).sum::<f64>() / sorted.len() as f64,
+            mean: {
+                let (sum, n) = (sorted.iter().map(|s| u64::from(*s)).sum::<u64>(), sorted.len() as u64);
+                ((sum + n / 2) / n) as u32
+            },
         }
     }
 }
 
 /// The same number of bytes sent one way over TCP and over UDP.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FileRace {
     /// Bytes sent over each.
     pub bytes: u64,
     /// TCP: until the receiver had every byte.
     pub tcp_duration_us: u64,
-    pub tcp_bytes_per_second: f64,
+    pub tcp_bytes_per_second: u64,
     /// UDP: until the sender was done (the receiver cannot know when to stop).
     pub udp_duration_us: u64,
     /// UDP: what the receiver counted.
     pub udp_datagrams_sent: u32,
     pub udp_datagrams_received: u32,
     pub udp_bytes_received: u64,
-    pub udp_bytes_per_second: f64,
+    pub udp_bytes_per_second: u64,
 }
 
 #[cfg(test)]

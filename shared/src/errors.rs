@@ -2,11 +2,11 @@
 //! hint, so a student reads "nothing is listening on 127.0.0.1:12000 - start the server first"
 //! rather than "os error 111".
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// What went wrong, at the level of the socket error numbers a student meets, plus the bridge's
 /// own refusals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// ECONNREFUSED: nothing listens there (TCP), or a UDP datagram got "port unreachable".
@@ -52,7 +52,7 @@ pub enum ErrorKind {
 }
 
 /// An error as the bridge reports it, in a reply or in an error event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ErrorInfo {
     /// The kind of error.
     pub kind: ErrorKind,

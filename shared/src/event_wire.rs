@@ -1,196 +1,201 @@
 //! How an [`Event`] is read from JSON. The wire format is the derived one (the kind's fields
-//! flattened next to the common ones); reading it through a plain struct of optional fields
-//! instead of serde's flatten-plus-internal-tag machinery gives the same result with far less
-//! code, which matters in the WebAssembly page that reads 100,000 of them.
+//! flattened next to the common ones, `kind` naming the variant), read with plain field reads
+//! ([`crate::json`]): the WebAssembly page reads 100,000 of them.
 
-use serde::de::Error as _;
-use serde::{Deserialize, Deserializer};
-
+use crate::json::{Fields, FromJson, Json};
 use crate::{
-    ClosedBy, ConnId, DatagramReport, Direction, EndpointId, EndpointSpec, ErrorInfo, Event,
-    EventKind, Payload, TransferReport,
+    ClosedBy, DatagramReport, Direction, ErrorInfo, ErrorKind, Event, EventKind, Payload,
+    TransferReport,
 };
 
-/// Every field any kind of event may carry.
-#[derive(Deserialize)]
-struct Wire {
-    seq: u64,
-    t_us: u64,
-    endpoint: EndpointId,
-    #[serde(default)]
-    conn: Option<ConnId>,
-    #[serde(default)]
-    local: Option<String>,
-    #[serde(default)]
-    peer: Option<String>,
-    kind: String,
-    #[serde(default)]
-    spec: Option<EndpointSpec>,
-    #[serde(default)]
-    backlog: Option<u32>,
-    #[serde(default)]
-    waiting: Option<u32>,
-    #[serde(default)]
-    data: Option<Payload>,
-    #[serde(default)]
-    rtt_us: Option<u64>,
-    #[serde(default)]
-    by: Option<ClosedBy>,
-    #[serde(default)]
-    reason: Option<String>,
-    #[serde(default)]
-    op: Option<String>,
-    #[serde(default)]
-    after_ms: Option<u64>,
-    #[serde(default)]
-    error: Option<ErrorInfo>,
-    #[serde(default)]
-    file: Option<String>,
-    #[serde(default)]
-    bytes: Option<u64>,
-    #[serde(default)]
-    total: Option<u64>,
-    #[serde(default)]
-    direction: Option<Direction>,
-    #[serde(default)]
-    sha256: Option<String>,
-    #[serde(default)]
-    duration_us: Option<u64>,
-    #[serde(default)]
-    complete: Option<bool>,
-    #[serde(default)]
-    datagrams: Option<DatagramReport>,
-    #[serde(default)]
-    plaintext: Option<Payload>,
-    #[serde(default)]
-    ok: Option<bool>,
-    #[serde(default)]
-    detail: Option<String>,
-    #[serde(default)]
-    url: Option<String>,
-    #[serde(default)]
-    status: Option<u16>,
-    #[serde(default)]
-    action: Option<String>,
-    #[serde(default)]
-    state: Option<String>,
-    #[serde(default)]
-    members: Option<u32>,
-}
-
-/// A field the wire struct must have had for this kind of value (`what`: "recv event", ...).
-pub(crate) fn need<T>(value: Option<T>, what: &str, field: &str) -> Result<T, String> {
-    value.ok_or_else(|| format!("a {what} needs `{field}`"))
-}
-
-impl Wire {
-    fn into_event(self) -> Result<Event, String> {
+impl FromJson for Event {
+    fn from_json(value: Json<'_>) -> Result<Self, String> {
+        let mut f = Fields::of(value)?;
+        let kind: String = f.req("kind")?;
         // Only an error formats anything: this runs for every event the page reads.
-        let k = self.kind.as_str();
-        let kind = match k {
-            "socket" => EventKind::Socket {
-                spec: need(self.spec, k, "spec")?,
-            },
-            "bind" => EventKind::Bind,
-            "listen" => EventKind::Listen {
-                backlog: need(self.backlog, k, "backlog")?,
-            },
-            "backlog" => EventKind::Backlog {
-                waiting: need(self.waiting, k, "waiting")?,
-            },
-            "accept" => EventKind::Accept,
-            "connecting" => EventKind::Connecting,
-            "connect" => EventKind::Connect,
-            "send" => EventKind::Send {
-                data: need(self.data, k, "data")?,
-            },
-            "recv" => EventKind::Recv {
-                data: need(self.data, k, "data")?,
-                rtt_us: self.rtt_us,
-            },
-            "send_to" => EventKind::SendTo {
-                data: need(self.data, k, "data")?,
-            },
-            "recv_from" => EventKind::RecvFrom {
-                data: need(self.data, k, "data")?,
-                rtt_us: self.rtt_us,
-            },
-            "eof" => EventKind::Eof,
-            "shutdown" => EventKind::Shutdown,
-            "close" => EventKind::Close {
-                by: need(self.by, k, "by")?,
-                reason: need(self.reason, k, "reason")?,
-            },
-            "timeout" => EventKind::Timeout {
-                op: need(self.op, k, "op")?,
-                after_ms: need(self.after_ms, k, "after_ms")?,
-            },
-            "error" => EventKind::Error {
-                op: need(self.op, k, "op")?,
-                error: need(self.error, k, "error")?,
-            },
-            "reset" => EventKind::Reset,
-            "progress" => EventKind::Progress {
-                file: need(self.file, k, "file")?,
-                bytes: need(self.bytes, k, "bytes")?,
-                total: self.total,
-            },
-            "transfer" => EventKind::Transfer(TransferReport {
-                direction: need(self.direction, k, "direction")?,
-                file: need(self.file, k, "file")?,
-                bytes: need(self.bytes, k, "bytes")?,
-                sha256: need(self.sha256, k, "sha256")?,
-                duration_us: need(self.duration_us, k, "duration_us")?,
-                complete: need(self.complete, k, "complete")?,
-                datagrams: self.datagrams,
-            }),
-            "encrypted" => EventKind::Encrypted {
-                plaintext: need(self.plaintext, k, "plaintext")?,
-            },
-            "decrypted" => EventKind::Decrypted {
-                plaintext: need(self.plaintext, k, "plaintext")?,
-            },
-            "auth" => EventKind::Auth {
-                ok: need(self.ok, k, "ok")?,
-                detail: need(self.detail, k, "detail")?,
-            },
-            "fetch" => EventKind::Fetch {
-                url: need(self.url, k, "url")?,
-                status: need(self.status, k, "status")?,
-                bytes: need(self.bytes, k, "bytes")? as usize,
-            },
-            "impaired" => EventKind::Impaired {
-                action: need(self.action, k, "action")?,
-                bytes: need(self.bytes, k, "bytes")? as usize,
-            },
-            "tcp_state" => EventKind::TcpState {
-                state: need(self.state, k, "state")?,
-            },
-            "relayed" => EventKind::Relayed {
-                data: need(self.data, k, "data")?,
-                members: need(self.members, k, "members")?,
-            },
-            other => return Err(format!("unknown event kind `{other}`")),
-        };
+        let k = kind.as_str();
+        let event_kind = (|| {
+            Ok(match k {
+                "socket" => EventKind::Socket {
+                    spec: f.req("spec")?,
+                },
+                "bind" => EventKind::Bind,
+                "listen" => EventKind::Listen {
+                    backlog: f.req("backlog")?,
+                },
+                "backlog" => EventKind::Backlog {
+                    waiting: f.req("waiting")?,
+                },
+                "accept" => EventKind::Accept,
+                "connecting" => EventKind::Connecting,
+                "connect" => EventKind::Connect,
+                "send" => EventKind::Send {
+                    data: f.req("data")?,
+                },
+                "recv" => EventKind::Recv {
+                    data: f.req("data")?,
+                    rtt_us: f.opt("rtt_us")?,
+                },
+                "send_to" => EventKind::SendTo {
+                    data: f.req("data")?,
+                },
+                "recv_from" => EventKind::RecvFrom {
+                    data: f.req("data")?,
+                    rtt_us: f.opt("rtt_us")?,
+                },
+                "eof" => EventKind::Eof,
+                "shutdown" => EventKind::Shutdown,
+                "close" => EventKind::Close {
+                    by: f.req("by")?,
+                    reason: f.req("reason")?,
+                },
+                "timeout" => EventKind::Timeout {
+                    op: f.req("op")?,
+                    after_ms: f.req("after_ms")?,
+                },
+                "error" => EventKind::Error {
+                    op: f.req("op")?,
+                    error: f.req("error")?,
+                },
+                "reset" => EventKind::Reset,
+                "progress" => EventKind::Progress {
+                    file: f.req("file")?,
+                    bytes: f.req("bytes")?,
+                    total: f.opt("total")?,
+                },
+                "transfer" => EventKind::Transfer(TransferReport::from_fields(&mut f)?),
+                "encrypted" => EventKind::Encrypted {
+                    plaintext: f.req("plaintext")?,
+                },
+                "decrypted" => EventKind::Decrypted {
+                    plaintext: f.req("plaintext")?,
+                },
+                "auth" => EventKind::Auth {
+                    ok: f.req("ok")?,
+                    detail: f.req("detail")?,
+                },
+                "fetch" => EventKind::Fetch {
+                    url: f.req("url")?,
+                    status: f.req("status")?,
+                    bytes: f.req("bytes")?,
+                },
+                "impaired" => EventKind::Impaired {
+                    action: f.req("action")?,
+                    bytes: f.req("bytes")?,
+                },
+                "tcp_state" => EventKind::TcpState {
+                    state: f.req("state")?,
+                },
+                "relayed" => EventKind::Relayed {
+                    data: f.req("data")?,
+                    members: f.req("members")?,
+                },
+                other => return Err(format!("unknown event kind `{other}`")),
+            })
+        })()
+        .map_err(|e: String| format!("a {k} event {e}"))?;
         Ok(Event {
-            seq: self.seq,
-            t_us: self.t_us,
-            endpoint: self.endpoint,
-            conn: self.conn,
-            local: self.local,
-            peer: self.peer,
-            kind,
+            seq: f.req("seq")?,
+            t_us: f.req("t_us")?,
+            endpoint: f.req("endpoint")?,
+            conn: f.opt("conn")?,
+            local: f.opt("local")?,
+            peer: f.opt("peer")?,
+            kind: event_kind,
         })
     }
 }
 
-impl<'de> Deserialize<'de> for Event {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Wire::deserialize(deserializer)?
-            .into_event()
-            .map_err(D::Error::custom)
+impl TransferReport {
+    /// The report's members, from a transfer event or a transfer reply (whose `file` member is
+    /// read by the caller when it can be something else).
+    pub(crate) fn from_fields(f: &mut Fields<'_>) -> Result<Self, String> {
+        Ok(TransferReport {
+            direction: f.req("direction")?,
+            file: f.req("file")?,
+            bytes: f.req("bytes")?,
+            sha256: f.req("sha256")?,
+            duration_us: f.req("duration_us")?,
+            complete: f.req("complete")?,
+            datagrams: f.opt("datagrams")?,
+        })
     }
 }
+
+impl FromJson for Payload {
+    fn from_json(value: Json<'_>) -> Result<Self, String> {
+        let mut f = Fields::of(value)?;
+        Ok(Payload {
+            len: f.req("len")?,
+            base64: f.req("base64")?,
+            preview: f.req("preview")?,
+            utf8: f.req("utf8")?,
+            truncated: f.req("truncated")?,
+        })
+    }
+}
+
+impl FromJson for ErrorInfo {
+    fn from_json(value: Json<'_>) -> Result<Self, String> {
+        let mut f = Fields::of(value)?;
+        Ok(ErrorInfo {
+            kind: f.req("kind")?,
+            errno: f.opt("errno")?,
+            os_message: f.opt("os_message")?,
+            explanation: f.req("explanation")?,
+            hint: f.opt("hint")?,
+        })
+    }
+}
+
+impl FromJson for DatagramReport {
+    fn from_json(value: Json<'_>) -> Result<Self, String> {
+        let mut f = Fields::of(value)?;
+        Ok(DatagramReport {
+            expected: f.req("expected")?,
+            received: f.req("received")?,
+            missing: f.req("missing")?,
+            out_of_order: f.req("out_of_order")?,
+            duplicates: f.req("duplicates")?,
+        })
+    }
+}
+
+crate::json_names!(ClosedBy {
+    "local" => ClosedBy::Local,
+    "peer" => ClosedBy::Peer,
+    "bridge" => ClosedBy::Bridge,
+});
+
+crate::json_names!(Direction {
+    "sent" => Direction::Sent,
+    "received" => Direction::Received,
+});
+
+crate::json_names!(ErrorKind {
+    "connection_refused" => ErrorKind::ConnectionRefused,
+    "connection_reset" => ErrorKind::ConnectionReset,
+    "connection_aborted" => ErrorKind::ConnectionAborted,
+    "broken_pipe" => ErrorKind::BrokenPipe,
+    "address_in_use" => ErrorKind::AddressInUse,
+    "address_not_available" => ErrorKind::AddressNotAvailable,
+    "permission_denied" => ErrorKind::PermissionDenied,
+    "timed_out" => ErrorKind::TimedOut,
+    "host_unreachable" => ErrorKind::HostUnreachable,
+    "network_unreachable" => ErrorKind::NetworkUnreachable,
+    "name_resolution_failed" => ErrorKind::NameResolutionFailed,
+    "message_too_long" => ErrorKind::MessageTooLong,
+    "not_allowed" => ErrorKind::NotAllowed,
+    "limit_reached" => ErrorKind::LimitReached,
+    "unknown_endpoint" => ErrorKind::UnknownEndpoint,
+    "unsupported" => ErrorKind::Unsupported,
+    "invalid_request" => ErrorKind::InvalidRequest,
+    "unauthorized" => ErrorKind::Unauthorized,
+    "version_mismatch" => ErrorKind::VersionMismatch,
+    "other" => ErrorKind::Other,
+});
+
+crate::via_json!(Event, Payload, ErrorInfo, DatagramReport, ClosedBy, Direction, ErrorKind);
 
 #[cfg(test)]
 mod tests {

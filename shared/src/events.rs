@@ -1,6 +1,6 @@
 //! Events: one per socket call on every endpoint, in the order they happened.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::{ConnId, EndpointId, EndpointSpec, ErrorInfo, Payload};
 
@@ -29,7 +29,7 @@ pub struct Event {
 }
 
 /// Who ended a connection or endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClosedBy {
     /// This endpoint chose to: a person's close, the quit word, the one-shot policy.
@@ -41,7 +41,7 @@ pub enum ClosedBy {
 }
 
 /// The kinds of event, named after the socket calls where there is one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventKind {
     /// socket(): an endpoint was created with this spec.
@@ -188,7 +188,7 @@ pub enum EventKind {
 }
 
 /// What a finished (or broken) file transfer reports on each side.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TransferReport {
     /// `sent` or `received`.
     pub direction: Direction,
@@ -209,7 +209,7 @@ pub struct TransferReport {
 }
 
 /// Which side of a transfer a report is from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// The sender's report.
@@ -219,7 +219,7 @@ pub enum Direction {
 }
 
 /// What a UDP file transfer's receiver saw, or its sender sent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DatagramReport {
     /// Datagrams the file needs.
     pub expected: u32,

@@ -1,6 +1,7 @@
 //! The Socket Playground wire protocol, shared by the native bridge and the WASM frontend.
 //!
-//! Everything here is plain serde data so that both sides agree on the JSON by construction.
+//! Everything here is plain serde data so that both sides agree on the JSON by construction;
+//! what the page reads is read by [`json`], one reader per type for both sides.
 //! Messages are grouped by flow and named by direction:
 //! - [`ClientMessage`]: browser (or any WebSocket client) to bridge: a [`Hello`] first, then
 //!   [`Request`]s that each carry an id and get exactly one [`Reply`].
@@ -14,6 +15,7 @@ mod compare;
 mod errors;
 mod event_wire;
 mod events;
+pub mod json;
 mod message_wire;
 mod messages;
 mod payload;

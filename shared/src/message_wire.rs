@@ -1,254 +1,257 @@
-//! How [`ServerMessage`], [`Reply`] and [`ReplyData`] are read from JSON. The wire format is the
-//! derived one (an internal `type`/`kind` tag, the reply's `ok`/`error` flattened); reading it
-//! through plain structs of optional fields avoids serde's buffering of whole messages (a batch
-//! of a thousand events was copied into an intermediate tree before), and keeps that machinery
-//! out of the WebAssembly page.
+//! How [`ServerMessage`], [`Reply`] and [`ReplyData`] and what they carry are read from JSON.
+//! The wire format is the derived one (an internal `type`/`kind` tag, the reply's `ok`/`error`
+//! flattened), read with plain field reads ([`crate::json`]), the same in the page and in
+//! native viewers.
 
-use serde::de::{Error as _, MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
-
-use crate::event_wire::need;
+use crate::json::{Fields, FromJson, Json};
 use crate::{
-    CompareReport, ConnInfo, DatagramReport, Direction, EndpointId, EndpointInfo, EndpointSpec,
-    ErrorInfo, Event, FileInfo, FileRace, Limits, Outcome, Reply, ReplyData, RoundTrips, Scope,
-    ServerMessage, Snapshot, TransferReport, Welcome,
+    CompareReport, ConnInfo, EndpointInfo, FileInfo, FileRace, Limits, Outcome, Recording, Reply,
+    ReplyData, RoundTrips, Scope, ServerMessage, Snapshot, Spread, TransferReport, Welcome,
 };
 
-#[derive(Deserialize)]
-struct ServerWire {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    protocol: Option<u32>,
-    #[serde(default)]
-    bridge_version: Option<String>,
-    #[serde(default)]
-    started_unix_ms: Option<u64>,
-    #[serde(default)]
-    now_us: Option<u64>,
-    #[serde(default)]
-    scope: Option<Scope>,
-    #[serde(default)]
-    limits: Option<Limits>,
-    #[serde(default)]
-    snapshot: Option<Snapshot>,
-    #[serde(default)]
-    id: Option<u64>,
-    #[serde(default)]
-    ok: Option<ReplyData>,
-    #[serde(default)]
-    error: Option<ErrorInfo>,
-    #[serde(default)]
-    events: Option<Vec<Event>>,
-    #[serde(default)]
-    count: Option<u64>,
-}
-
-fn outcome(ok: Option<ReplyData>, error: Option<ErrorInfo>) -> Result<Outcome, String> {
-    match (ok, error) {
+/// A reply's outcome: exactly one of `ok` and `error`.
+fn outcome(f: &mut Fields<'_>) -> Result<Outcome, String> {
+    match (f.opt("ok")?, f.opt("error")?) {
         (Some(data), None) => Ok(Outcome::Ok(data)),
         (None, Some(error)) => Ok(Outcome::Error(error)),
         _ => Err("a reply needs exactly one of `ok` and `error`".into()),
     }
 }
 
-impl ServerWire {
-    fn into_message(self) -> Result<ServerMessage, String> {
-        let k = self.kind.as_str();
-        Ok(match k {
-            "welcome" => ServerMessage::Welcome(Box::new(Welcome {
-                protocol: need(self.protocol, k, "protocol")?,
-                bridge_version: need(self.bridge_version, k, "bridge_version")?,
-                started_unix_ms: need(self.started_unix_ms, k, "started_unix_ms")?,
-                now_us: need(self.now_us, k, "now_us")?,
-                scope: need(self.scope, k, "scope")?,
-                limits: need(self.limits, k, "limits")?,
-                snapshot: need(self.snapshot, k, "snapshot")?,
-            })),
-            "reply" => ServerMessage::Reply(Reply {
-                id: self.id,
-                outcome: outcome(self.ok, self.error)?,
-            }),
-            "events" => ServerMessage::Events {
-                events: need(self.events, k, "events")?,
-            },
-            "missed" => ServerMessage::Missed {
-                count: need(self.count, k, "count")?,
-            },
-            "fatal" => ServerMessage::Fatal {
-                error: need(self.error, k, "error")?,
-            },
-            other => return Err(format!("unknown message type `{other}`")),
-        })
-    }
-}
-
-impl<'de> Deserialize<'de> for ServerMessage {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        ServerWire::deserialize(deserializer)?
-            .into_message()
-            .map_err(D::Error::custom)
-    }
-}
-
-#[derive(Deserialize)]
-struct ReplyWire {
-    #[serde(default)]
-    id: Option<u64>,
-    #[serde(default)]
-    ok: Option<ReplyData>,
-    #[serde(default)]
-    error: Option<ErrorInfo>,
-}
-
-impl<'de> Deserialize<'de> for Reply {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let wire = ReplyWire::deserialize(deserializer)?;
-        Ok(Reply {
-            id: wire.id,
-            outcome: outcome(wire.ok, wire.error).map_err(D::Error::custom)?,
-        })
-    }
-}
-
-/// `file` is a name in transfer reports and programs, and the file race of a comparison.
-enum FileField {
-    Name(String),
-    Race(FileRace),
-}
-
-impl<'de> Deserialize<'de> for FileField {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Either;
-        impl<'de> Visitor<'de> for Either {
-            type Value = FileField;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a file name or a file race")
-            }
-            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<FileField, E> {
-                Ok(FileField::Name(name.to_string()))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<FileField, A::Error> {
-                FileRace::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-                    .map(FileField::Race)
-            }
-        }
-        deserializer.deserialize_any(Either)
-    }
-}
-
-#[derive(Deserialize)]
-struct ReplyDataWire {
-    kind: String,
-    #[serde(default)]
-    id: Option<EndpointId>,
-    #[serde(default)]
-    spec: Option<EndpointSpec>,
-    #[serde(default)]
-    local: Option<String>,
-    #[serde(default)]
-    peer: Option<String>,
-    #[serde(default)]
-    connections: Vec<ConnInfo>,
-    #[serde(default)]
-    bytes: Option<u64>,
-    #[serde(default)]
-    closed: Option<usize>,
-    #[serde(default)]
-    direction: Option<Direction>,
-    #[serde(default)]
-    file: Option<FileField>,
-    #[serde(default)]
-    sha256: Option<String>,
-    #[serde(default)]
-    duration_us: Option<u64>,
-    #[serde(default)]
-    complete: Option<bool>,
-    #[serde(default)]
-    datagrams: Option<DatagramReport>,
-    #[serde(default)]
-    tcp: Option<RoundTrips>,
-    #[serde(default)]
-    udp: Option<RoundTrips>,
-    #[serde(default)]
-    upload: Option<u64>,
-    #[serde(default)]
-    code: Option<String>,
-    #[serde(default)]
-    key: Option<String>,
-    #[serde(default)]
-    files: Option<Vec<FileInfo>>,
-}
-
-impl ReplyDataWire {
-    fn file_name(&mut self, what: &str) -> Result<String, String> {
-        match self.file.take() {
-            Some(FileField::Name(name)) => Ok(name),
-            _ => Err(format!("a {what} reply needs a `file` name")),
-        }
-    }
-
-    fn into_data(mut self) -> Result<ReplyData, String> {
-        let kind = std::mem::take(&mut self.kind);
+impl FromJson for ServerMessage {
+    fn from_json(value: Json<'_>) -> Result<Self, String> {
+        let mut f = Fields::of(value)?;
+        let kind: String = f.req("type")?;
         let k = kind.as_str();
-        Ok(match k {
-            "endpoint" => ReplyData::Endpoint(EndpointInfo {
-                id: need(self.id, k, "id")?,
-                spec: need(self.spec, k, "spec")?,
-                local: self.local,
-                peer: self.peer,
-                connections: self.connections,
-            }),
-            "sent" => ReplyData::Sent {
-                bytes: need(self.bytes, k, "bytes")? as usize,
-            },
-            "done" => ReplyData::Done,
-            "reset" => ReplyData::Reset {
-                closed: need(self.closed, k, "closed")?,
-            },
-            "transfer" => ReplyData::Transfer(TransferReport {
-                file: self.file_name(k)?,
-                direction: need(self.direction, k, "direction")?,
-                bytes: need(self.bytes, k, "bytes")?,
-                sha256: need(self.sha256, k, "sha256")?,
-                duration_us: need(self.duration_us, k, "duration_us")?,
-                complete: need(self.complete, k, "complete")?,
-                datagrams: self.datagrams,
-            }),
-            "compare" => ReplyData::Compare(Box::new(CompareReport {
-                tcp: need(self.tcp, k, "tcp")?,
-                udp: need(self.udp, k, "udp")?,
-                file: match self.file {
-                    Some(FileField::Race(race)) => Some(race),
-                    _ => None,
+        (|| {
+            Ok(match k {
+                "welcome" => ServerMessage::Welcome(Box::new(Welcome {
+                    protocol: f.req("protocol")?,
+                    bridge_version: f.req("bridge_version")?,
+                    started_unix_ms: f.req("started_unix_ms")?,
+                    now_us: f.req("now_us")?,
+                    scope: f.req("scope")?,
+                    limits: f.req("limits")?,
+                    snapshot: f.req("snapshot")?,
+                })),
+                "reply" => ServerMessage::Reply(Reply {
+                    id: f.opt("id")?,
+                    outcome: outcome(&mut f)?,
+                }),
+                "events" => ServerMessage::Events {
+                    events: f.req("events")?,
                 },
-            })),
-            "upload" => ReplyData::Upload {
-                upload: need(self.upload, k, "upload")?,
-            },
-            "uploaded" => ReplyData::Uploaded {
-                bytes: need(self.bytes, k, "bytes")?,
-                sha256: self.sha256,
-            },
-            "program" => ReplyData::Program {
-                file: self.file_name(k)?,
-                code: need(self.code, k, "code")?,
-            },
-            "key" => ReplyData::Key {
-                key: need(self.key, k, "key")?,
-            },
-            "files" => ReplyData::Files {
-                files: need(self.files, k, "files")?,
-            },
-            other => return Err(format!("unknown reply kind `{other}`")),
+                "missed" => ServerMessage::Missed {
+                    count: f.req("count")?,
+                },
+                "fatal" => ServerMessage::Fatal {
+                    error: f.req("error")?,
+                },
+                other => return Err(format!("unknown message type `{other}`")),
+            })
+        })()
+        .map_err(|e: String| format!("a {k} message {e}"))
+    }
+}
+
+impl FromJson for Reply {
+    fn from_json(value: Json<'_>) -> Result<Self, String> {
+        let mut f = Fields::of(value)?;
+        Ok(Reply {
+            id: f.opt("id")?,
+            outcome: outcome(&mut f)?,
         })
     }
 }
 
-impl<'de> Deserialize<'de> for ReplyData {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        ReplyDataWire::deserialize(deserializer)?
-            .into_data()
-            .map_err(D::Error::custom)
+impl FromJson for ReplyData {
+    fn from_json(value: Json<'_>) -> Result<Self, String> {
+        let mut f = Fields::of(value)?;
+        let kind: String = f.req("kind")?;
+        let k = kind.as_str();
+        (|| {
+            Ok(match k {
+                "endpoint" => ReplyData::Endpoint(EndpointInfo::from_fields(&mut f)?),
+                "sent" => ReplyData::Sent {
+                    bytes: f.req("bytes")?,
+                },
+                "done" => ReplyData::Done,
+                "reset" => ReplyData::Reset {
+                    closed: f.req("closed")?,
+                },
+                "transfer" => ReplyData::Transfer(TransferReport::from_fields(&mut f)?),
+                "compare" => ReplyData::Compare(Box::new(CompareReport {
+                    tcp: f.req("tcp")?,
+                    udp: f.req("udp")?,
+                    file: f.opt("file")?,
+                })),
+                "upload" => ReplyData::Upload {
+                    upload: f.req("upload")?,
+                },
+                "uploaded" => ReplyData::Uploaded {
+                    bytes: f.req("bytes")?,
+                    sha256: f.opt("sha256")?,
+                },
+                "program" => ReplyData::Program {
+                    file: f.req("file")?,
+                    code: f.req("code")?,
+                },
+                "key" => ReplyData::Key { key: f.req("key")? },
+                "files" => ReplyData::Files {
+                    files: f.req("files")?,
+                },
+                other => return Err(format!("unknown reply kind `{other}`")),
+            })
+        })()
+        .map_err(|e: String| format!("a {k} reply {e}"))
     }
 }
+
+impl EndpointInfo {
+    fn from_fields(f: &mut Fields<'_>) -> Result<Self, String> {
+        Ok(EndpointInfo {
+            id: f.req("id")?,
+            spec: f.req("spec")?,
+            local: f.opt("local")?,
+            peer: f.opt("peer")?,
+            connections: f.or("connections", Vec::new)?,
+        })
+    }
+}
+
+impl FromJson for EndpointInfo {
+    fn from_json(value: Json<'_>) -> Result<Self, String> {
+        EndpointInfo::from_fields(&mut Fields::of(value)?)
+    }
+}
+
+impl FromJson for TransferReport {
+    fn from_json(value: Json<'_>) -> Result<Self, String> {
+        TransferReport::from_fields(&mut Fields::of(value)?)
+    }
+}
+
+impl FromJson for ConnInfo {
+    fn from_json(value: Json<'_>) -> Result<Self, String> {
+        let mut f = Fields::of(value)?;
+        Ok(ConnInfo {
+            id: f.req("id")?,
+            peer: f.req("peer")?,
+            local: f.req("local")?,
+        })
+    }
+}
+
+impl FromJson for Limits {
+    fn from_json(value: Json<'_>) -> Result<Self, String> {
+        let mut f = Fields::of(value)?;
+        Ok(Limits {
+            max_message_bytes: f.req("max_message_bytes")?,
+            max_frame_bytes: f.req("max_frame_bytes")?,
+            max_endpoints: f.req("max_endpoints")?,
+            max_connections_per_server: f.req("max_connections_per_server")?,
+            history_events: f.req("history_events")?,
+        })
+    }
+}
+
+impl FromJson for Snapshot {
+    fn from_json(value: Json<'_>) -> Result<Self, String> {
+        let mut f = Fields::of(value)?;
+        Ok(Snapshot {
+            endpoints: f.req("endpoints")?,
+            events: f.req("events")?,
+            history_dropped: f.req("history_dropped")?,
+        })
+    }
+}
+
+impl FromJson for FileInfo {
+    fn from_json(value: Json<'_>) -> Result<Self, String> {
+        let mut f = Fields::of(value)?;
+        Ok(FileInfo {
+            name: f.req("name")?,
+            bytes: f.req("bytes")?,
+            modified_unix_ms: f.req("modified_unix_ms")?,
+        })
+    }
+}
+
+impl FromJson for RoundTrips {
+    fn from_json(value: Json<'_>) -> Result<Self, String> {
+        let mut f = Fields::of(value)?;
+        Ok(RoundTrips {
+            messages: f.req("messages")?,
+            size: f.req("size")?,
+            lost: f.req("lost")?,
+            rtt_us: f.req("rtt_us")?,
+            samples_us: f.req("samples_us")?,
+            duration_us: f.req("duration_us")?,
+            bytes_per_second: f.req("bytes_per_second")?,
+        })
+    }
+}
+
+impl FromJson for Spread {
+    fn from_json(value: Json<'_>) -> Result<Self, String> {
+        let mut f = Fields::of(value)?;
+        Ok(Spread {
+            min: f.req("min")?,
+            p50: f.req("p50")?,
+            p90: f.req("p90")?,
+            p99: f.req("p99")?,
+            max: f.req("max")?,
+            mean: f.req("mean")?,
+        })
+    }
+}
+
+impl FromJson for FileRace {
+    fn from_json(value: Json<'_>) -> Result<Self, String> {
+        let mut f = Fields::of(value)?;
+        Ok(FileRace {
+            bytes: f.req("bytes")?,
+            tcp_duration_us: f.req("tcp_duration_us")?,
+            tcp_bytes_per_second: f.req("tcp_bytes_per_second")?,
+            udp_duration_us: f.req("udp_duration_us")?,
+            udp_datagrams_sent: f.req("udp_datagrams_sent")?,
+            udp_datagrams_received: f.req("udp_datagrams_received")?,
+            udp_bytes_received: f.req("udp_bytes_received")?,
+            udp_bytes_per_second: f.req("udp_bytes_per_second")?,
+        })
+    }
+}
+
+impl FromJson for Recording {
+    fn from_json(value: Json<'_>) -> Result<Self, String> {
+        let mut f = Fields::of(value)?;
+        Ok(Recording {
+            format: f.req("format")?,
+            protocol: f.req("protocol")?,
+            started_unix_ms: f.req("started_unix_ms")?,
+            events: f.req("events")?,
+        })
+    }
+}
+
+crate::json_names!(Scope {
+    "loopback" => Scope::Loopback,
+    "lan" => Scope::Lan,
+});
+
+crate::via_json!(
+    ServerMessage,
+    Reply,
+    ReplyData,
+    EndpointInfo,
+    TransferReport,
+    ConnInfo,
+    Limits,
+    Snapshot,
+    FileInfo,
+    RoundTrips,
+    Spread,
+    FileRace,
+    Recording,
+    Scope,
+);

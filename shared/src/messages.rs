@@ -73,7 +73,7 @@ pub enum ServerMessage {
 }
 
 /// The bridge's greeting, with everything a newly connected viewer needs to draw the present.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Welcome {
     /// The protocol version the bridge speaks.
     pub protocol: u32,
@@ -93,7 +93,7 @@ pub struct Welcome {
 }
 
 /// The addresses the bridge lets endpoints use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// 127.0.0.0/8 and ::1 only (the default).
@@ -103,7 +103,7 @@ pub enum Scope {
 }
 
 /// Limits a client should know to stay within them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Limits {
     /// Largest WebSocket message the bridge accepts, in bytes.
     pub max_message_bytes: usize,
@@ -118,7 +118,7 @@ pub struct Limits {
 }
 
 /// What exists now, for a viewer that has just connected.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Snapshot {
     /// Endpoints alive now.
     pub endpoints: Vec<EndpointInfo>,
@@ -129,7 +129,7 @@ pub struct Snapshot {
 }
 
 /// An endpoint as it is now.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EndpointInfo {
     /// Its id.
     pub id: EndpointId,
@@ -147,7 +147,7 @@ pub struct EndpointInfo {
 }
 
 /// One accepted connection of a TCP server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ConnInfo {
     /// Its id.
     pub id: ConnId,
@@ -168,7 +168,7 @@ pub struct Reply {
 }
 
 /// Success with data, or a typed error.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// It worked.
@@ -231,7 +231,7 @@ pub enum ReplyData {
 }
 
 /// A file in the bridge's data directory.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FileInfo {
     /// Its name (files live directly in the data directory).
     pub name: String,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 pub const PREVIEW_BYTES: usize = 256;
 
 /// Bytes that went through a socket, exactly, with a preview a person can read.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct Payload {
     /// Number of bytes.
     pub len: usize,

@@ -45,6 +45,18 @@ fn bytes(text: &str) -> String {
 }
 
 /// A Python string literal.
+/// Milliseconds as Python seconds, exactly: `5.0`, `2.5`, `0.25`. Integer arithmetic, so the
+/// page needs no float-formatting code.
+fn seconds(ms: u64) -> String {
+    let fraction = format!("{:03}", ms % 1000);
+    let fraction = fraction.trim_end_matches('0');
+    format!(
+        "{}.{}",
+        ms / 1000,
+        if fraction.is_empty() { "0" } else { fraction }
+    )
+}
+
 fn string(text: &str) -> String {
     format!("{text:?}")
 }
@@ -303,8 +315,8 @@ fn tcp_client(c: &TcpClientSpec) -> String {
         py.push_str(&format!("fernet = Fernet({})\n", bytes(key)));
     }
     py.push_str(&format!(
-        "\nclient = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\nclient.settimeout({:.1})  # give up on connect() after this long\nclient.connect((SERVER, PORT))\nclient.settimeout(None)\nprint(\"connected from\", client.getsockname(), flush=True)\n",
-        c.timeout_ms as f64 / 1000.0
+        "\nclient = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\nclient.settimeout({})  # give up on connect() after this long\nclient.connect((SERVER, PORT))\nclient.settimeout(None)\nprint(\"connected from\", client.getsockname(), flush=True)\n",
+        seconds(c.timeout_ms)
     ));
     if let Some(secret) = &c.secret {
         py.push_str(&format!(
@@ -329,11 +341,11 @@ fn tcp_client(c: &TcpClientSpec) -> String {
 fn udp_client(c: &UdpClientSpec) -> String {
     let mut py = header(&format!("UDP client of {}:{}", c.host, c.port));
     py.push_str(&format!(
-        "import socket\n\nSERVER = {}\nPORT = {}\nBUFFER = {}\n\nclient = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nclient.settimeout({:.1})  # UDP never says a datagram was lost: stop waiting after this\n{}\nwhile True:\n    try:\n        message = input(\"Message (empty line to finish): \")\n    except EOFError:\n        break\n    if not message:\n        break\n    client.{}\n    try:\n        reply, addr = client.recvfrom(BUFFER)\n        print(\"From server:\", reply.decode(errors=\"replace\"), flush=True)\n    except socket.timeout:\n        print(\"No reply (lost, or nobody listening)\", flush=True)\n    except ConnectionRefusedError:\n        print(\"Nothing is listening there (port unreachable)\", flush=True)\nclient.close()\n",
+        "import socket\n\nSERVER = {}\nPORT = {}\nBUFFER = {}\n\nclient = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nclient.settimeout({})  # UDP never says a datagram was lost: stop waiting after this\n{}\nwhile True:\n    try:\n        message = input(\"Message (empty line to finish): \")\n    except EOFError:\n        break\n    if not message:\n        break\n    client.{}\n    try:\n        reply, addr = client.recvfrom(BUFFER)\n        print(\"From server:\", reply.decode(errors=\"replace\"), flush=True)\n    except socket.timeout:\n        print(\"No reply (lost, or nobody listening)\", flush=True)\n    except ConnectionRefusedError:\n        print(\"Nothing is listening there (port unreachable)\", flush=True)\nclient.close()\n",
         string(&c.host),
         c.port,
         c.recv_buffer,
-        c.recv_timeout_ms as f64 / 1000.0,
+        seconds(c.recv_timeout_ms),
         if c.connect { "client.connect((SERVER, PORT))  # lets the OS report 'port unreachable'\n" } else { "" },
         if c.connect { "send(message.encode())" } else { "sendto(message.encode(), (SERVER, PORT))" }
     ));
@@ -343,6 +355,14 @@ fn udp_client(c: &UdpClientSpec) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeouts_are_exact_seconds() {
+        assert_eq!(seconds(5_000), "5.0");
+        assert_eq!(seconds(2_500), "2.5");
+        assert_eq!(seconds(250), "0.25");
+        assert_eq!(seconds(1_001), "1.001");
+    }
 
     #[test]
     fn literals_are_python() {

@@ -1,7 +1,7 @@
 //! A recorded session: the events a page saw, saved as one JSON file so that a lecturer can
 //! prepare a session once and replay it in class, without a bridge.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::Event;
 
@@ -9,7 +9,7 @@ use crate::Event;
 pub const RECORDING_FORMAT: &str = "socket-playground-session";
 
 /// What the page exports and replays.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Recording {
     /// Always [`RECORDING_FORMAT`]: tells a recording from any other JSON file.
     pub format: String,
@@ -33,7 +33,7 @@ impl Recording {
 
     /// Reads a recording, saying plainly what is wrong with a file that is not one.
     pub fn parse(text: &str) -> Result<Recording, String> {
-        let recording: Recording = serde_json::from_str(text)
+        let recording: Recording = crate::json::from_str(text)
             .map_err(|e| format!("this is not a Socket Playground recording ({e})"))?;
         if recording.format != RECORDING_FORMAT {
             return Err("this is not a Socket Playground recording".into());

@@ -1,178 +1,175 @@
-//! How [`EndpointSpec`], [`Behaviour`] and [`ConnectionPolicy`] are read from JSON: the derived
-//! wire format (internal tags, the labs' defaults for missing fields), read through plain
-//! structs of optional fields, like events and messages, to keep serde's tag-buffering
-//! machinery out of the WebAssembly page.
-
-use serde::de::Error as _;
-use serde::{Deserialize, Deserializer};
+//! How [`EndpointSpec`], the four specs, [`Behaviour`], [`ConnectionPolicy`] and
+//! [`Impairment`] are read from JSON: the derived wire format (internal tags, the labs'
+//! defaults for missing fields), read with plain field reads ([`crate::json`]). The page reads
+//! specs inside events; the bridge reads the same specs inside commands, through the same
+//! code ([`via_json!`](crate::via_json)).
 
 use crate::commands::{
     default_backlog, default_behaviour, default_bind, default_concurrency, default_connect_timeout,
     default_policy, default_recv_buffer, default_recv_timeout,
 };
+use crate::json::{Fields, FromJson, Json};
 use crate::{
     Behaviour, Concurrency, ConnectionPolicy, EndpointSpec, Impairment, TcpClientSpec,
     TcpServerSpec, UdpClientSpec, UdpServerSpec,
 };
 
-#[derive(Deserialize)]
-struct SpecWire {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    bind: Option<String>,
-    #[serde(default)]
-    host: Option<String>,
-    #[serde(default)]
-    port: Option<u16>,
-    #[serde(default)]
-    backlog: Option<u32>,
-    #[serde(default)]
-    behaviour: Option<Behaviour>,
-    #[serde(default)]
-    policy: Option<ConnectionPolicy>,
-    #[serde(default)]
-    concurrency: Option<Concurrency>,
-    #[serde(default)]
-    recv_buffer: Option<usize>,
-    #[serde(default)]
-    log_file: Option<String>,
-    #[serde(default)]
-    secret: Option<String>,
-    #[serde(default)]
-    impair: Option<Impairment>,
-    #[serde(default)]
-    timeout_ms: Option<u64>,
-    #[serde(default)]
-    fernet_key: Option<String>,
-    #[serde(default)]
-    connect: Option<bool>,
-    #[serde(default)]
-    recv_timeout_ms: Option<u64>,
-}
-
-impl SpecWire {
-    fn into_spec(self) -> Result<EndpointSpec, String> {
-        let recv_buffer = self.recv_buffer.unwrap_or_else(default_recv_buffer);
-        let server_port = self.port.unwrap_or(0);
-        let client_port = || {
-            self.port
-                .ok_or_else(|| format!("a {} spec needs `port`", self.kind))
-        };
-        Ok(match self.kind.as_str() {
-            "tcp_server" => EndpointSpec::TcpServer(TcpServerSpec {
-                port: server_port,
-                backlog: self.backlog.unwrap_or_else(default_backlog),
-                policy: self.policy.unwrap_or_else(default_policy),
-                concurrency: self.concurrency.unwrap_or_else(default_concurrency),
-                recv_buffer,
-                secret: self.secret,
-                bind: self.bind.unwrap_or_else(default_bind),
-                behaviour: self.behaviour.unwrap_or_else(default_behaviour),
-                log_file: self.log_file,
-                impair: self.impair,
-            }),
-            "udp_server" => EndpointSpec::UdpServer(UdpServerSpec {
-                port: server_port,
-                recv_buffer,
-                bind: self.bind.unwrap_or_else(default_bind),
-                behaviour: self.behaviour.unwrap_or_else(default_behaviour),
-                log_file: self.log_file,
-                impair: self.impair,
-            }),
-            "tcp_client" => EndpointSpec::TcpClient(TcpClientSpec {
-                port: client_port()?,
-                timeout_ms: self.timeout_ms.unwrap_or_else(default_connect_timeout),
-                recv_buffer,
-                host: self.host.unwrap_or_else(default_bind),
-                secret: self.secret,
-                fernet_key: self.fernet_key,
-                impair: self.impair,
-            }),
-            "udp_client" => EndpointSpec::UdpClient(UdpClientSpec {
-                port: client_port()?,
-                connect: self.connect.unwrap_or(false),
-                recv_timeout_ms: self.recv_timeout_ms.unwrap_or_else(default_recv_timeout),
-                recv_buffer,
-                host: self.host.unwrap_or_else(default_bind),
-                impair: self.impair,
-            }),
+impl FromJson for EndpointSpec {
+    fn from_json(value: Json<'_>) -> Result<Self, String> {
+        let mut f = Fields::of(value)?;
+        let kind: String = f.req("type")?;
+        (match kind.as_str() {
+            "tcp_server" => TcpServerSpec::from_fields(&mut f).map(EndpointSpec::TcpServer),
+            "udp_server" => UdpServerSpec::from_fields(&mut f).map(EndpointSpec::UdpServer),
+            "tcp_client" => TcpClientSpec::from_fields(&mut f).map(EndpointSpec::TcpClient),
+            "udp_client" => UdpClientSpec::from_fields(&mut f).map(EndpointSpec::UdpClient),
             other => return Err(format!("unknown endpoint type `{other}`")),
         })
+        .map_err(|e| format!("a {kind} spec {e}"))
     }
 }
 
-impl<'de> Deserialize<'de> for EndpointSpec {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        SpecWire::deserialize(deserializer)?
-            .into_spec()
-            .map_err(D::Error::custom)
-    }
+/// A spec read on its own (a command) or inside a tagged [`EndpointSpec`] (an event).
+macro_rules! spec_from_json {
+    ($($ty:ty),*) => {$(
+        impl FromJson for $ty {
+            fn from_json(value: Json<'_>) -> Result<Self, String> {
+                <$ty>::from_fields(&mut Fields::of(value)?)
+            }
+        }
+    )*};
 }
+spec_from_json!(TcpServerSpec, UdpServerSpec, TcpClientSpec, UdpClientSpec);
 
-#[derive(Deserialize)]
-struct BehaviourWire {
-    kind: String,
-    #[serde(default)]
-    prefix: Option<String>,
-    #[serde(default)]
-    reply: Option<String>,
-    #[serde(default)]
-    file: Option<String>,
-    #[serde(default)]
-    key: Option<String>,
-}
-
-impl<'de> Deserialize<'de> for Behaviour {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let w = BehaviourWire::deserialize(deserializer)?;
-        let missing =
-            |field: &str| D::Error::custom(format!("a {} behaviour needs `{field}`", w.kind));
-        Ok(match w.kind.as_str() {
-            "print_only" => Behaviour::PrintOnly,
-            "discard" => Behaviour::Discard,
-            "echo" => Behaviour::Echo,
-            "uppercase" => Behaviour::Uppercase,
-            "manual" => Behaviour::Manual,
-            "chat" => Behaviour::Chat,
-            "prefix" => Behaviour::Prefix {
-                prefix: w.prefix.clone().ok_or_else(|| missing("prefix"))?,
-            },
-            "fixed" => Behaviour::Fixed {
-                reply: w.reply.clone().ok_or_else(|| missing("reply"))?,
-            },
-            "save_to_file" => Behaviour::SaveToFile {
-                file: w.file.clone().ok_or_else(|| missing("file"))?,
-            },
-            "fernet_echo" => Behaviour::FernetEcho {
-                key: w.key.clone().ok_or_else(|| missing("key"))?,
-            },
-            other => return Err(D::Error::custom(format!("unknown behaviour `{other}`"))),
+impl TcpServerSpec {
+    fn from_fields(f: &mut Fields<'_>) -> Result<Self, String> {
+        Ok(TcpServerSpec {
+            bind: f.or("bind", default_bind)?,
+            port: f.or("port", || 0)?,
+            backlog: f.or("backlog", default_backlog)?,
+            behaviour: f.or("behaviour", default_behaviour)?,
+            policy: f.or("policy", default_policy)?,
+            concurrency: f.or("concurrency", default_concurrency)?,
+            recv_buffer: f.or("recv_buffer", default_recv_buffer)?,
+            log_file: f.opt("log_file")?,
+            secret: f.opt("secret")?,
+            impair: f.opt("impair")?,
         })
     }
 }
 
-#[derive(Deserialize)]
-struct PolicyWire {
-    kind: String,
-    #[serde(default)]
-    quit_word: Option<String>,
+impl UdpServerSpec {
+    fn from_fields(f: &mut Fields<'_>) -> Result<Self, String> {
+        Ok(UdpServerSpec {
+            bind: f.or("bind", default_bind)?,
+            port: f.or("port", || 0)?,
+            behaviour: f.or("behaviour", default_behaviour)?,
+            recv_buffer: f.or("recv_buffer", default_recv_buffer)?,
+            log_file: f.opt("log_file")?,
+            impair: f.opt("impair")?,
+        })
+    }
 }
 
-impl<'de> Deserialize<'de> for ConnectionPolicy {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let w = PolicyWire::deserialize(deserializer)?;
-        match w.kind.as_str() {
+impl TcpClientSpec {
+    fn from_fields(f: &mut Fields<'_>) -> Result<Self, String> {
+        Ok(TcpClientSpec {
+            host: f.or("host", default_bind)?,
+            port: f.req("port")?,
+            timeout_ms: f.or("timeout_ms", default_connect_timeout)?,
+            recv_buffer: f.or("recv_buffer", default_recv_buffer)?,
+            secret: f.opt("secret")?,
+            fernet_key: f.opt("fernet_key")?,
+            impair: f.opt("impair")?,
+        })
+    }
+}
+
+impl UdpClientSpec {
+    fn from_fields(f: &mut Fields<'_>) -> Result<Self, String> {
+        Ok(UdpClientSpec {
+            host: f.or("host", default_bind)?,
+            port: f.req("port")?,
+            connect: f.or("connect", || false)?,
+            recv_timeout_ms: f.or("recv_timeout_ms", default_recv_timeout)?,
+            recv_buffer: f.or("recv_buffer", default_recv_buffer)?,
+            impair: f.opt("impair")?,
+        })
+    }
+}
+
+impl FromJson for Behaviour {
+    fn from_json(value: Json<'_>) -> Result<Self, String> {
+        let mut f = Fields::of(value)?;
+        let kind: String = f.req("kind")?;
+        (|| {
+            Ok(match kind.as_str() {
+                "print_only" => Behaviour::PrintOnly,
+                "discard" => Behaviour::Discard,
+                "echo" => Behaviour::Echo,
+                "uppercase" => Behaviour::Uppercase,
+                "manual" => Behaviour::Manual,
+                "chat" => Behaviour::Chat,
+                "prefix" => Behaviour::Prefix {
+                    prefix: f.req("prefix")?,
+                },
+                "fixed" => Behaviour::Fixed {
+                    reply: f.req("reply")?,
+                },
+                "save_to_file" => Behaviour::SaveToFile {
+                    file: f.req("file")?,
+                },
+                "fernet_echo" => Behaviour::FernetEcho { key: f.req("key")? },
+                other => return Err(format!("unknown behaviour `{other}`")),
+            })
+        })()
+        .map_err(|e: String| format!("a {kind} behaviour {e}"))
+    }
+}
+
+impl FromJson for ConnectionPolicy {
+    fn from_json(value: Json<'_>) -> Result<Self, String> {
+        let mut f = Fields::of(value)?;
+        let kind: String = f.req("kind")?;
+        match kind.as_str() {
             "one_shot" => Ok(ConnectionPolicy::OneShot),
             "persistent" => Ok(ConnectionPolicy::Persistent {
-                quit_word: w.quit_word,
+                quit_word: f.opt("quit_word")?,
             }),
-            other => Err(D::Error::custom(format!(
-                "unknown connection policy `{other}`"
-            ))),
+            other => Err(format!("unknown connection policy `{other}`")),
         }
     }
 }
+
+impl FromJson for Impairment {
+    fn from_json(value: Json<'_>) -> Result<Self, String> {
+        let mut f = Fields::of(value)?;
+        Ok(Impairment {
+            loss_percent: f.or("loss_percent", || 0)?,
+            duplicate_percent: f.or("duplicate_percent", || 0)?,
+            reorder_percent: f.or("reorder_percent", || 0)?,
+            delay_ms: f.or("delay_ms", || 0)?,
+            read_bytes_per_second: f.or("read_bytes_per_second", || 0)?,
+        })
+    }
+}
+
+crate::json_names!(Concurrency {
+    "one_at_a_time" => Concurrency::OneAtATime,
+    "concurrent" => Concurrency::Concurrent,
+});
+
+crate::via_json!(
+    EndpointSpec,
+    TcpServerSpec,
+    UdpServerSpec,
+    TcpClientSpec,
+    UdpClientSpec,
+    Behaviour,
+    ConnectionPolicy,
+    Impairment,
+    Concurrency,
+);
 
 #[cfg(test)]
 mod tests {

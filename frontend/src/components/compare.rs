@@ -85,7 +85,7 @@ fn view(report: &CompareReport) -> Html {
                 <th>{ name }</th>
                 <td>{ r.rtt_us.p50 }</td><td>{ r.rtt_us.p90 }</td><td>{ r.rtt_us.p99 }</td><td>{ r.rtt_us.max }</td>
                 <td>{ format!("{}/{}", r.lost, r.messages) }</td>
-                <td>{ format!("{} MB/s", format::tenths(r.bytes_per_second / 1e6)) }</td>
+                <td>{ format!("{} MB/s", format::tenths(r.bytes_per_second as f64 / 1e6)) }</td>
             </tr>
         }
     };
@@ -101,9 +101,9 @@ fn view(report: &CompareReport) -> Html {
                     <thead><tr><th>{ format!("{} one way", format::bytes(file.bytes as usize)) }</th><th>{ "time" }</th><th>{ "throughput" }</th><th>{ "arrived" }</th></tr></thead>
                     <tbody>
                         <tr><th>{ "TCP" }</th><td>{ format!("{} ms", format::tenths(file.tcp_duration_us as f64 / 1000.0)) }</td>
-                            <td>{ format!("{} MB/s", (file.tcp_bytes_per_second / 1e6) as u64) }</td><td>{ "all of it, in order" }</td></tr>
+                            <td>{ format!("{} MB/s", file.tcp_bytes_per_second / 1_000_000) }</td><td>{ "all of it, in order" }</td></tr>
                         <tr><th>{ "UDP" }</th><td>{ format!("{} ms", format::tenths(file.udp_duration_us as f64 / 1000.0)) }</td>
-                            <td>{ format!("{} MB/s", (file.udp_bytes_per_second / 1e6) as u64) }</td>
+                            <td>{ format!("{} MB/s", file.udp_bytes_per_second / 1_000_000) }</td>
                             <td>{ format!("{} of {} datagrams ({} lost)", file.udp_datagrams_received, file.udp_datagrams_sent,
                                 file.udp_datagrams_sent - file.udp_datagrams_received.min(file.udp_datagrams_sent)) }</td></tr>
                     </tbody>
@@ -131,8 +131,8 @@ fn chart(tcp: &RoundTrips, udp: &RoundTrips) -> Html {
     let bw = w / BUCKETS as f64;
     let bar = |i: usize, n: usize, offset: f64, class: &'static str| {
         let bh = n as f64 / most * (h - 20.0);
-        html! { <rect class={class} x={(i as f64 * bw + offset).to_string()} y={(h - 16.0 - bh).to_string()}
-        width={(bw / 2.0 - 1.0).to_string()} height={bh.to_string()} /> }
+        html! { <rect class={class} x={px(i as f64 * bw + offset)} y={px(h - 16.0 - bh)}
+        width={px(bw / 2.0 - 1.0)} height={px(bh)} /> }
     };
     html! {
         <svg class="chart" viewBox="0 0 480 140" role="img"
@@ -145,4 +145,9 @@ fn chart(tcp: &RoundTrips, udp: &RoundTrips) -> Html {
             <text x="425" y="12" class="legend udp-text">{ "■ UDP" }</text>
         </svg>
     }
+}
+
+/// An SVG length in whole pixels: integer formatting keeps float formatting out of the page.
+fn px(x: f64) -> String {
+    (x.round() as i64).to_string()
 }

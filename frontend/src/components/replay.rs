@@ -49,10 +49,29 @@ pub fn ReplayBar(props: &Props) -> Html {
             </button>
             <select aria-label="Speed" onchange={on_speed}>
                 { for [25u32, 50, 100, 200, 500].iter().map(|s| html! {
-                    <option value={s.to_string()} selected={props.speed == *s}>{ format!("{}×", *s as f64 / 100.0) }</option>
+                    <option value={s.to_string()} selected={props.speed == *s}>{ speed_name(*s) }</option>
                 }) }
             </select>
             <button type="button" class="small" onclick={on_leave}>{ "Back to live" }</button>
         </div>
+    }
+}
+
+/// A speed in hundredths as a factor, `0.25×`, `2×`: integer arithmetic (no float formatting in
+/// the page).
+fn speed_name(hundredths: u32) -> String {
+    let fraction = format!("{:02}", hundredths % 100);
+    let fraction = fraction.trim_end_matches('0');
+    let dot = if fraction.is_empty() { "" } else { "." };
+    format!("{}{dot}{fraction}×", hundredths / 100)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn speeds_read_as_factors() {
+        assert_eq!(super::speed_name(25), "0.25×");
+        assert_eq!(super::speed_name(50), "0.5×");
+        assert_eq!(super::speed_name(200), "2×");
     }
 }

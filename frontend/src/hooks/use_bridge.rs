@@ -415,7 +415,7 @@ fn connect(inner: &Rc<Inner>) {
 }
 
 fn receive(inner: &Rc<Inner>, text: &str) {
-    let Ok(message) = serde_json::from_str::<ServerMessage>(text) else {
+    let Ok(message) = shared::json::from_str::<ServerMessage>(text) else {
         return;
     };
     match message {
