@@ -94,7 +94,7 @@ struct DiskWriter {
     /// Buffers the thread is done with, to be filled again (no copy, no fresh allocation per
     /// chunk: both cost as much as the writing itself at these speeds).
     spare: mpsc::UnboundedReceiver<Vec<u8>>,
-    thread: tokio::task::JoinHandle<std::io::Result<String>>,
+    thread: tokio::task::JoinHandle<std::io::Result<(String, Duration)>>,
 }
 
 /// Chunks in flight between the socket and the disk.
@@ -139,8 +139,9 @@ impl DiskWriter {
                 }
             }
             // Only what reached the disk counts as saved.
+            let syncing = Instant::now();
             out.sync_all()?;
-            Ok(hex::encode(hasher.finalize()))
+            Ok((hex::encode(hasher.finalize()), syncing.elapsed()))
         });
         DiskWriter {
             chunks,
@@ -165,8 +166,9 @@ impl DiskWriter {
         self.chunks.send(chunk).await.is_ok()
     }
 
-    /// Waits for everything queued to be written and synced; returns the SHA-256.
-    async fn finish(self) -> std::io::Result<String> {
+    /// Waits for everything queued to be written and synced; returns the SHA-256 and how long
+    /// the final sync took.
+    async fn finish(self) -> std::io::Result<(String, Duration)> {
         drop(self.chunks);
         self.thread
             .await
@@ -234,11 +236,15 @@ pub(crate) async fn receive_tcp(
             }
         }
     };
-    let (complete, sha256) = match sink {
-        None => (complete, String::new()),
+    let (complete, sha256, sync_us) = match sink {
+        None => (complete, String::new(), None),
         Some((writer, part)) => match writer.finish().await {
             // Only a file that arrived whole, and reached the disk, loses its .part suffix.
-            Ok(sha256) => (complete && datadir::finish(&part).is_ok(), sha256),
+            Ok((sha256, synced)) => (
+                complete && datadir::finish(&part).is_ok(),
+                sha256,
+                Some(synced.as_micros() as u64),
+            ),
             Err(err) => {
                 let error = disk_error(name, &err);
                 hub.log.emit(
@@ -248,7 +254,7 @@ pub(crate) async fn receive_tcp(
                         error,
                     },
                 );
-                (false, String::new())
+                (false, String::new(), None)
             }
         },
     };
@@ -262,6 +268,7 @@ pub(crate) async fn receive_tcp(
             duration_us: started.map_or(0, |s| s.elapsed().as_micros() as u64),
             complete,
             datagrams: None,
+            sync_us,
         }),
     );
     complete
@@ -348,6 +355,7 @@ pub(crate) async fn send_tcp(
         duration_us: started.elapsed().as_micros() as u64,
         complete,
         datagrams: None,
+        sync_us: None,
     };
     hub.log.emit(origin, EventKind::Transfer(report.clone()));
     Ok(report)
@@ -467,6 +475,7 @@ pub(crate) async fn send_udp(
             out_of_order: 0,
             duplicates: 0,
         }),
+        sync_us: None,
     };
     hub.log.emit(origin, EventKind::Transfer(report.clone()));
     Ok(report)
@@ -583,7 +592,9 @@ impl UdpTransfer {
         let expected = self.seen.len() as u32;
         let complete = self.received == expected;
         let _ = self.out.flush();
+        let syncing = Instant::now();
         let synced = self.out.sync_all().is_ok();
+        let sync_us = syncing.elapsed().as_micros() as u64;
         let sha256 = hash_file(&self.part).unwrap_or_default();
         let complete = complete && synced && datadir::finish(&self.part).is_ok();
         hub.log.emit(
@@ -602,6 +613,7 @@ impl UdpTransfer {
                     out_of_order: self.out_of_order,
                     duplicates: self.duplicates,
                 }),
+                sync_us: Some(sync_us),
             }),
         );
     }

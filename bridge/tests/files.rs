@@ -48,6 +48,9 @@ print(sent)
     assert!(report.complete);
     assert_eq!(report.bytes, 100 << 20);
     assert_eq!(report.sha256, expected);
+    // The receiver says how much of its time was the disk's confirmation (fsync).
+    let sync_us = report.sync_us.expect("a saved file reports its sync");
+    assert!(sync_us <= report.duration_us, "{report:?}");
     assert_eq!(python_sha256(&data.0.join("upload.bin")).await, expected);
     assert!(!data.0.join("upload.bin.part").exists());
     let progress = c
@@ -99,6 +102,7 @@ async fn bridge_client_sends_a_file_to_a_bridge_server() {
     let received = transfer_report(&c.events, server.id).unwrap();
     assert_eq!(received.sha256, sent.sha256);
     assert!(received.complete);
+    assert!(received.sync_us.is_some() && sent.sync_us.is_none());
     assert_eq!(sent.sha256, python_sha256(&data.0.join("lab.bin")).await);
     // The client saw the server close after the file: EOF, then its own close.
     c.wait_for("client closed", |e| e.endpoint == client.id && is_close(e))
@@ -135,6 +139,10 @@ print("sent")
     let report = transfer_report(&c.events, server.id).unwrap();
     let datagrams = report.datagrams.unwrap();
     assert!(!report.complete);
+    assert!(
+        report.sync_us.is_some(),
+        "a UDP receiver syncs its file too"
+    );
     assert_eq!(
         (datagrams.expected, datagrams.received, datagrams.missing),
         (5, 4, 1)

@@ -176,9 +176,10 @@ async fn tcp_bulk_memory_to_memory() {
 }
 
 /// The lab's receiver: `recv(1024)` and `write` until EOF. Prints the seconds from the first
-/// byte to the file closed.
+/// byte to the file closed. With a third argument `sync`, it also waits for the disk
+/// (`os.fsync`) before closing, as the bridge does before it reports a file saved.
 const LAB_RECEIVER: &str = r#"
-import socket, sys, time
+import os, socket, sys, time
 server = socket.socket()
 server.bind(("127.0.0.1", 0))
 server.listen(1)
@@ -193,6 +194,9 @@ with open(sys.argv[1], "wb") as f:
         if not data:
             break
         f.write(data)
+    if sys.argv[3:] == ["sync"]:
+        f.flush()
+        os.fsync(f.fileno())
 print(time.perf_counter() - started, flush=True)
 "#;
 
@@ -223,14 +227,16 @@ async fn settle() {
     assert!(status.success());
 }
 
-/// The lab's Python pair; returns bytes/s (first byte to file closed) and the copy's SHA-256.
-async fn python_pair(source: &Path, target: &Path, recv_size: usize) -> (f64, String) {
+/// The lab's Python pair; returns bytes/s (first byte to file closed, after an fsync if
+/// `sync`) and the copy's SHA-256.
+async fn python_pair(source: &Path, target: &Path, recv_size: usize, sync: bool) -> (f64, String) {
     let mut receiver = Command::new("python3")
         .args([
             "-c",
             LAB_RECEIVER,
             target.to_str().unwrap(),
             &recv_size.to_string(),
+            if sync { "sync" } else { "" },
         ])
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -253,9 +259,17 @@ async fn python_pair(source: &Path, target: &Path, recv_size: usize) -> (f64, St
     (size as f64 / seconds, hash)
 }
 
-/// The same Python sender into the bridge's "save to file" server; bytes/s from the bridge's
-/// report (first byte to the file synced to disk) and the SHA-256 the bridge computed.
-async fn into_bridge(c: &mut Client, data: &Path, source: &Path) -> (f64, String) {
+/// The bridge's save-to-file rates, from its report: up to the file synced to disk (what the
+/// bridge waits for before it calls a file saved), and up to the last byte written, before that
+/// sync (what the lab's receiver waits for).
+struct Saved {
+    synced: f64,
+    written: f64,
+}
+
+/// The same Python sender into the bridge's "save to file" server; the rates from the bridge's
+/// report (from the first byte) and the SHA-256 the bridge computed.
+async fn into_bridge(c: &mut Client, data: &Path, source: &Path) -> (Saved, String) {
     let server = c
         .endpoint(cmd(json!({"op": "tcp_server_start", "port": 0,
                    "behaviour": {"kind": "save_to_file", "file": "copy.bin"}})))
@@ -267,10 +281,13 @@ async fn into_bridge(c: &mut Client, data: &Path, source: &Path) -> (f64, String
     assert_eq!(python_sha256(&copy).await, report.sha256);
     std::fs::remove_file(copy).unwrap();
     c.ok(cmd(json!({"op": "reset"}))).await;
-    (
-        report.bytes as f64 / (report.duration_us as f64 / 1e6),
-        report.sha256,
-    )
+    let sync_us = report.sync_us.expect("a saved file reports its sync");
+    let rate = |us: u64| report.bytes as f64 / (us.max(1) as f64 / 1e6);
+    let saved = Saved {
+        synced: rate(report.duration_us),
+        written: rate(report.duration_us - sync_us),
+    };
+    (saved, report.sha256)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,34 +301,47 @@ async fn file_copy_of_1_gib() {
     write_pattern(&source, GIB as usize);
     let expected = python_sha256(&source).await;
     let target = scratch.0.join("python-copy.bin");
-    let (mut lab, mut big, mut ours) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut lab, mut big, mut lab_synced) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut written, mut synced) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         // Each copy starts with nothing left to write back from the one before (a copy that
         // is not synced leaves a gigabyte of dirty pages that would slow the next one down).
         settle().await;
-        let (rate, hash) = python_pair(&source, &target, 1024).await;
+        let (rate, hash) = python_pair(&source, &target, 1024, false).await;
         assert_eq!(hash, expected);
         lab.push(rate);
         settle().await;
-        let (rate, hash) = python_pair(&source, &target, 65536).await;
+        let (rate, hash) = python_pair(&source, &target, 65536, false).await;
         assert_eq!(hash, expected);
         big.push(rate);
         settle().await;
-        let (rate, hash) = into_bridge(&mut c, &data.0, &source).await;
+        let (rate, hash) = python_pair(&source, &target, 1024, true).await;
         assert_eq!(hash, expected);
-        ours.push(rate);
+        lab_synced.push(rate);
+        settle().await;
+        let (saved, hash) = into_bridge(&mut c, &data.0, &source).await;
+        assert_eq!(hash, expected);
+        written.push(saved.written);
+        synced.push(saved.synced);
     }
-    let (lab, big, ours) = (median(lab), median(big), median(ours));
+    let (lab, big, lab_synced) = (median(lab), median(big), median(lab_synced));
+    let (written, synced) = (median(written), median(synced));
     println!(
         "BENCH file copy, 1 GiB, Python sendfile client (MB/s, median of {ROUNDS}, SHA-256 equal in \
-         every round): into the lab's Python receiver, recv(1024) + write, {:.0}; into a Python \
-         receiver with recv(65536) {:.0}; into the bridge's save-to-file server, hashing and \
-         fsync included, {:.0}: {:.2}x the lab's pair (target at least 2x), {:.2}x the recv(65536) one",
+         every round). Like for like, first byte to last byte written (the lab's receiver does \
+         not wait for the disk): the lab's Python receiver, recv(1024) + write, {:.0}; a Python \
+         receiver with recv(65536) {:.0}; the bridge's save-to-file server, hashing included, \
+         {:.0}: {:.2}x the lab's pair (target at least 2x), {:.2}x the recv(65536) one. Both \
+         waiting for the disk too (fsync before the file counts as saved): the lab's receiver \
+         {:.0}; the bridge {:.0}: {:.2}x",
         lab / 1e6,
         big / 1e6,
-        ours / 1e6,
-        ours / lab,
-        ours / big
+        written / 1e6,
+        written / lab,
+        written / big,
+        lab_synced / 1e6,
+        synced / 1e6,
+        synced / lab_synced
     );
 }
 
@@ -327,8 +357,9 @@ async fn smoke_bulk_and_file_copy() {
     let source = scratch.0.join("source.bin");
     write_pattern(&source, 4 << 20);
     let expected = python_sha256(&source).await;
-    let (_, lab) = python_pair(&source, &scratch.0.join("copy.bin"), 1024).await;
+    let (_, lab) = python_pair(&source, &scratch.0.join("copy.bin"), 1024, true).await;
     assert_eq!(lab, expected);
-    let (_, ours) = into_bridge(&mut c, &data.0, &source).await;
+    let (saved, ours) = into_bridge(&mut c, &data.0, &source).await;
     assert_eq!(ours, expected);
+    assert!(saved.written >= saved.synced && saved.synced > 0.0);
 }

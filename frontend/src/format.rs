@@ -231,8 +231,13 @@ pub fn detail(event: &Event) -> String {
                     &report.sha256[..report.sha256.len().min(12)]
                 )
             };
+            // Saving ends with the disk's confirmation (fsync); say how much of the time that was.
+            let disk = match report.sync_us {
+                Some(us) if us >= 1_000 => format!(" ({} ms of it saving to disk)", us / 1_000),
+                _ => String::new(),
+            };
             format!(
-                "{what} {verb} {}, {state}{udp}, {} MB/s{hash}",
+                "{what} {verb} {}, {state}{udp}, {} MB/s{disk}{hash}",
                 bytes(report.bytes as usize),
                 tenths(report.bytes_per_second() / 1e6),
             )
@@ -355,6 +360,39 @@ mod tests {
         assert_eq!(bytes(5000), "4.9 KiB");
         assert_eq!(tenths(2.25), "2.3");
         assert_eq!(tenths(0.04), "0.0");
+    }
+
+    #[test]
+    fn a_saved_file_says_how_long_the_disk_took() {
+        let report = shared::TransferReport {
+            direction: shared::Direction::Received,
+            file: "upload.bin".into(),
+            bytes: 2_000_000,
+            sha256: "ab".repeat(32),
+            duration_us: 1_000_000,
+            complete: true,
+            datagrams: None,
+            sync_us: Some(250_000),
+        };
+        let event = |report| Event {
+            seq: 1,
+            t_us: 0,
+            endpoint: 1,
+            conn: None,
+            local: None,
+            peer: None,
+            kind: EventKind::Transfer(report),
+        };
+        let text = detail(&event(report.clone()));
+        assert!(
+            text.contains("2.0 MB/s (250 ms of it saving to disk)"),
+            "{text}"
+        );
+        let sent = detail(&event(shared::TransferReport {
+            sync_us: None,
+            ..report
+        }));
+        assert!(!sent.contains("disk"), "{sent}");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 pub mod format;
 pub mod labs;
 pub mod state;
+pub mod vec_map;
 
 #[cfg(target_arch = "wasm32")]
 mod app;

@@ -7,7 +7,9 @@
 //! cheap, and views re-render when `version` moves.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
+
+use crate::vec_map::{VecMap, VecSet};
 use std::rc::Rc;
 
 use shared::{
@@ -77,7 +79,7 @@ pub struct Log {
     /// Positions in `events` of each conversation's events.
     pub conversations: HashMap<ConvKey, Vec<usize>>,
     /// Spec and address of every endpoint seen, including closed ones, for naming.
-    pub specs: BTreeMap<EndpointId, (EndpointSpec, Option<String>)>,
+    pub specs: VecMap<EndpointId, (EndpointSpec, Option<String>)>,
     /// Events the bridge skipped for this tab because it read too slowly.
     pub missed: u64,
     /// Events older than the bridge's history when this tab connected.
@@ -143,7 +145,7 @@ pub struct Filter {
     /// Only this endpoint's events.
     pub endpoint: Option<EndpointId>,
     /// Only these groups of events.
-    pub groups: BTreeSet<Group>,
+    pub groups: VecSet<Group>,
 }
 
 impl Default for Filter {
@@ -168,7 +170,7 @@ pub struct State {
     pub link: Link,
     pub bridge: Option<BridgeInfo>,
     /// Endpoints alive now, with their open connections.
-    pub endpoints: BTreeMap<EndpointId, EndpointInfo>,
+    pub endpoints: VecMap<EndpointId, EndpointInfo>,
     pub log: Rc<RefCell<Log>>,
     /// Counts changes to `log`.
     pub version: u64,
@@ -178,7 +180,7 @@ pub struct State {
     /// The data directory, as last listed.
     pub files: Vec<FileInfo>,
     /// Uploads from this tab: file name, bytes so far, size, and the SHA-256 once done.
-    pub uploads: BTreeMap<String, Upload>,
+    pub uploads: VecMap<String, Upload>,
     /// The last TCP-versus-UDP comparison.
     pub comparison: Option<Rc<CompareReport>>,
     /// Transfer reports seen: when it moves, the file list is worth listing again.
@@ -212,13 +214,13 @@ impl Default for State {
         State {
             link: Link::Connecting,
             bridge: None,
-            endpoints: BTreeMap::new(),
+            endpoints: VecMap::new(),
             log: Rc::new(RefCell::new(Log::default())),
             version: 0,
             selected: None,
             notice: None,
             files: Vec::new(),
-            uploads: BTreeMap::new(),
+            uploads: VecMap::new(),
             comparison: None,
             transfers: 0,
             program: None,
@@ -431,7 +433,7 @@ impl State {
 }
 
 /// Keeps the live endpoint list in step with the events, as the bridge's registry changes.
-fn track_endpoint(endpoints: &mut BTreeMap<EndpointId, EndpointInfo>, event: &Event) {
+fn track_endpoint(endpoints: &mut VecMap<EndpointId, EndpointInfo>, event: &Event) {
     if let EventKind::Socket { spec } = &event.kind {
         endpoints.insert(
             event.endpoint,

@@ -68,7 +68,10 @@ impl Spread {
             p99: at(0.99),
             max: *sorted.last().expect("not empty"),
             mean: {
-                let (sum, n) = (sorted.iter().map(|s| u64::from(*s)).sum::<u64>(), sorted.len() as u64);
+                let (sum, n) = (
+                    sorted.iter().map(|s| u64::from(*s)).sum::<u64>(),
+                    sorted.len() as u64,
+                );
                 ((sum + n / 2) / n) as u32
             },
         }

@@ -118,6 +118,7 @@ impl TransferReport {
             duration_us: f.req("duration_us")?,
             complete: f.req("complete")?,
             datagrams: f.opt("datagrams")?,
+            sync_us: f.opt("sync_us")?,
         })
     }
 }
@@ -195,7 +196,15 @@ crate::json_names!(ErrorKind {
     "other" => ErrorKind::Other,
 });
 
-crate::via_json!(Event, Payload, ErrorInfo, DatagramReport, ClosedBy, Direction, ErrorKind);
+crate::via_json!(
+    Event,
+    Payload,
+    ErrorInfo,
+    DatagramReport,
+    ClosedBy,
+    Direction,
+    ErrorKind
+);
 
 #[cfg(test)]
 mod tests {
@@ -247,6 +256,7 @@ mod tests {
                     out_of_order: 0,
                     duplicates: 0,
                 }),
+                sync_us: Some(7),
             }),
             EventKind::Decrypted { plaintext: payload },
             EventKind::Auth {

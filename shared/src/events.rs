@@ -206,6 +206,11 @@ pub struct TransferReport {
     /// UDP only: how the datagrams fared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datagrams: Option<DatagramReport>,
+    /// A receiver that saved a file: the part of `duration_us` spent waiting for the disk
+    /// to confirm the file is safe (fsync). Only then is it reported saved; this tells a
+    /// student how much was the network and how much the disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_us: Option<u64>,
 }
 
 /// Which side of a transfer a report is from.

@@ -31,11 +31,12 @@ pub use messages::*;
 pub use payload::*;
 pub use recording::*;
 
-/// For the fuzzer (`fuzz/`) and its kept inputs: reads `text` as every message either side
-/// reads. Reading may fail, never panic; a client message that reads writes back and reads
+/// For the fuzzer (`fuzz/`) and its kept inputs: the page's JSON reader agrees with
+/// serde_json, and `text` is read as every message either side reads. Reading may fail, never panic; a client message that reads writes back and reads
 /// back the same (panics otherwise).
 #[doc(hidden)]
 pub fn check_protocol(text: &str) {
+    json::check_against_serde_json(text);
     if let Ok(message) = serde_json::from_str::<ClientMessage>(text) {
         let again = serde_json::to_string(&message).expect("a read message writes");
         let back: ClientMessage = serde_json::from_str(&again).expect("and reads back");

@@ -18,8 +18,8 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
     crate::tools::ensure_bench_anchors()?;
     let mut results = vec![format!(
         "page size: wasm + JS {:.1} KB gzipped (budget {} KB)",
-        size as f64 / 1024.0,
-        frontend::BUDGET_GZIP_BYTES / 1024
+        size as f64 / 1000.0,
+        frontend::BUDGET_GZIP_BYTES / 1000
     )];
     let dist = frontend::dist().to_string_lossy().into_owned();
     for bench in [

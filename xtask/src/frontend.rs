@@ -7,8 +7,9 @@ use std::process::Command;
 
 use crate::tools::{self, root};
 
-/// Most bytes the page's wasm and JavaScript may take, gzipped (issue 3's budget).
-pub(crate) const BUDGET_GZIP_BYTES: u64 = 250 * 1024;
+/// Most bytes the page's wasm and JavaScript may take, gzipped: issue 6's 200 KB (issue 3
+/// allowed 250). Counted in thousands, the stricter reading.
+pub(crate) const BUDGET_GZIP_BYTES: u64 = 200 * 1000;
 
 /// Where trunk puts the built page.
 pub(crate) fn dist() -> PathBuf {
@@ -44,8 +45,8 @@ pub(crate) fn build() -> Result<u64, String> {
     }
     eprintln!(
         "xtask: frontend built: wasm + JS are {:.1} KB gzipped (budget {} KB)",
-        shipped as f64 / 1024.0,
-        BUDGET_GZIP_BYTES / 1024
+        shipped as f64 / 1000.0,
+        BUDGET_GZIP_BYTES / 1000
     );
     if shipped > BUDGET_GZIP_BYTES {
         return Err(format!(

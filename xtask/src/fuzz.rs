@@ -36,9 +36,15 @@ pub(crate) fn fuzz(args: &[String]) -> Result<(), String> {
             .status()
             .map_err(|e| format!("cannot start cargo fuzz: {e}"))?;
         if !status.success() {
-            return Err(format!(
-                "fuzzing {target} found a crash: its input is in fuzz/artifacts/{target}/"
-            ));
+            // A crash leaves its input behind; no input means cargo fuzz failed before fuzzing
+            // (a build error, say), which must not read as a crash.
+            let artifacts = dir.join("artifacts").join(target);
+            let kept = std::fs::read_dir(&artifacts).map_or(0, |d| d.count());
+            return Err(if kept > 0 {
+                format!("fuzzing {target} found a crash: its input is in fuzz/artifacts/{target}/")
+            } else {
+                format!("cargo fuzz run {target} failed ({status}) before finding anything; see above")
+            });
         }
     }
     eprintln!("xtask: no crash in {} targets", TARGETS.len());

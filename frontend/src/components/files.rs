@@ -2,7 +2,7 @@
 //! from the browser (streamed in chunks, with a progress bar), download, and "send from the
 //! selected client".
 
-use std::collections::BTreeMap;
+use crate::vec_map::VecMap;
 
 use shared::FileInfo;
 use web_sys::HtmlInputElement;
@@ -22,7 +22,7 @@ pub struct FileSender {
 #[derive(Properties, PartialEq)]
 pub struct Props {
     pub files: Vec<FileInfo>,
-    pub uploads: BTreeMap<String, Upload>,
+    pub uploads: VecMap<String, Upload>,
     pub sender: Option<FileSender>,
     pub on_upload: Callback<web_sys::File>,
     pub on_download: Callback<String>,

@@ -1,7 +1,7 @@
 //! Forms to create a TCP or UDP server or client with every option the bridge has, filled in
 //! with the labs' values.
 
-use std::collections::BTreeMap;
+use crate::vec_map::VecMap;
 
 use shared::{
     Behaviour, Command, Concurrency, ConnectionPolicy, Impairment, TcpClientSpec, TcpServerSpec,
@@ -43,7 +43,7 @@ impl Kind {
     }
 }
 
-type Fields = BTreeMap<&'static str, String>;
+type Fields = VecMap<&'static str, String>;
 
 fn defaults() -> Fields {
     [
