@@ -43,7 +43,9 @@ pub(crate) fn fuzz(args: &[String]) -> Result<(), String> {
             return Err(if kept > 0 {
                 format!("fuzzing {target} found a crash: its input is in fuzz/artifacts/{target}/")
             } else {
-                format!("cargo fuzz run {target} failed ({status}) before finding anything; see above")
+                format!(
+                    "cargo fuzz run {target} failed ({status}) before finding anything; see above"
+                )
             });
         }
     }
