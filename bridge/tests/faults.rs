@@ -56,11 +56,7 @@ print("reset")
             .trim(),
         "reset"
     );
-    c.wait_until("the receiver's report", |ev| {
-        transfer_report(ev, server.id).is_some()
-    })
-    .await;
-    let report = transfer_report(&c.events, server.id).unwrap();
+    let report = c.report_of(server.id).await;
     assert!(
         !report.complete,
         "a reset transfer is not complete: {report:?}"
@@ -161,11 +157,7 @@ sys.stdin.readline()
     // (Its reply may come while the close is answered; the sender's report event is kept.)
     c.ok(cmd(json!({"op": "close", "endpoint": client.id})))
         .await;
-    c.wait_until("the sender's report", |ev| {
-        transfer_report(ev, client.id).is_some()
-    })
-    .await;
-    let report = transfer_report(&c.events, client.id).unwrap();
+    let report = c.report_of(client.id).await;
     assert!(!report.complete && report.bytes < 100_000_000, "{report:?}");
     let _ = peer.kill().await;
 }
@@ -209,11 +201,7 @@ except OSError:
 print("done")
 "#;
     python(script, &[&port_of(&server).to_string()]).await;
-    c.wait_until("the receiver's report", |ev| {
-        transfer_report(ev, server.id).is_some()
-    })
-    .await;
-    let report = transfer_report(&c.events, server.id).unwrap();
+    let report = c.report_of(server.id).await;
     assert!(!report.complete, "{report:?}");
     let write_error = c.events.iter().find_map(|e| match &e.kind {
         EventKind::Error { op, error } if op == "write" => Some(error.clone()),

@@ -39,11 +39,7 @@ print(sent)
     )
     .await;
     assert_eq!(out.trim(), (100u64 << 20).to_string());
-    c.wait_until("the receiver's report", |ev| {
-        transfer_report(ev, server.id).is_some()
-    })
-    .await;
-    let report = transfer_report(&c.events, server.id).unwrap();
+    let report = c.report_of(server.id).await;
     let expected = python_sha256(&path).await;
     assert!(report.complete);
     assert_eq!(report.bytes, 100 << 20);
@@ -97,9 +93,7 @@ async fn bridge_client_sends_a_file_to_a_bridge_server() {
     };
     assert!(sent.complete);
     assert_eq!(sent.bytes, 3_000_000);
-    c.wait_until("received", |ev| transfer_report(ev, server.id).is_some())
-        .await;
-    let received = transfer_report(&c.events, server.id).unwrap();
+    let received = c.report_of(server.id).await;
     assert_eq!(received.sha256, sent.sha256);
     assert!(received.complete);
     assert!(received.sync_us.is_some() && sent.sync_us.is_none());
@@ -132,11 +126,7 @@ for seq in [4, 3, 2, 0]:
 print("sent")
 "#;
     python(script, &[&port_of(&server).to_string()]).await;
-    c.wait_until("the report after the sender went quiet", |ev| {
-        transfer_report(ev, server.id).is_some()
-    })
-    .await;
-    let report = transfer_report(&c.events, server.id).unwrap();
+    let report = c.report_of(server.id).await;
     let datagrams = report.datagrams.unwrap();
     assert!(!report.complete);
     assert!(
@@ -410,9 +400,7 @@ async fn one_gib_file_with_flat_memory() {
     else {
         panic!("a transfer report")
     };
-    c.wait_until("received", |ev| transfer_report(ev, server.id).is_some())
-        .await;
-    let received = transfer_report(&c.events, server.id).unwrap();
+    let received = c.report_of(server.id).await;
     let grown = resident_kib(std::process::id()).saturating_sub(before);
     println!(
         "1 GiB: {:.0} MB/s, memory grew {grown} KiB",
@@ -451,11 +439,7 @@ async fn bulk_test_data_reaches_a_discard_server_and_a_python_receiver() {
     assert!(sent.complete);
     assert_eq!(sent.bytes, size);
     assert_eq!(sent.file, "");
-    c.wait_until("the discard server's report", |ev| {
-        transfer_report(ev, server.id).is_some()
-    })
-    .await;
-    let got = transfer_report(&c.events, server.id).unwrap();
+    let got = c.report_of(server.id).await;
     assert!(got.complete, "{got:?}");
     assert_eq!(got.bytes, size);
     assert_eq!(got.sha256, "", "discarded data is not hashed");

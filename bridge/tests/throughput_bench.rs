@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::json;
-use shared::TransferReport;
 use tokio::io::AsyncBufReadExt;
 use tokio::process::{Child, Command};
 
@@ -109,21 +108,6 @@ async fn iperf3(bytes: u64, through_socat: bool) -> f64 {
         / 8.0
 }
 
-/// Waits (bounded by [`LIMIT`]) for the report of a transfer on `endpoint`.
-async fn report_of(c: &mut Client, endpoint: u32) -> TransferReport {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        if let Some(report) = transfer_report(&c.events, endpoint) {
-            return report;
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        tokio::time::timeout(left, c.next_message())
-            .await
-            .expect("the transfer report in time")
-            .expect("the bridge stays connected");
-    }
-}
-
 /// The bridge's TCP client sends `bytes` of test data to its own discard server; bytes/s from
 /// the command to the receiver's report.
 async fn bridge_bulk(c: &mut Client, bytes: u64) -> f64 {
@@ -143,7 +127,7 @@ async fn bridge_bulk(c: &mut Client, bytes: u64) -> f64 {
     ))
     .await;
     // The sender's reply comes with its own report; the receiver's report ends the clock.
-    let report = report_of(c, server.id).await;
+    let report = c.report_within(server.id, LIMIT).await;
     let seconds = started.elapsed().as_secs_f64();
     assert!(report.complete && report.bytes == bytes, "{report:?}");
     c.ok(cmd(json!({"op": "reset"}))).await;
@@ -275,7 +259,7 @@ async fn into_bridge(c: &mut Client, data: &Path, source: &Path) -> (Saved, Stri
                    "behaviour": {"kind": "save_to_file", "file": "copy.bin"}})))
         .await;
     python_sender(port_of(&server), source).await;
-    let report = report_of(c, server.id).await;
+    let report = c.report_within(server.id, LIMIT).await;
     assert!(report.complete, "{report:?}");
     let copy = data.join("copy.bin");
     assert_eq!(python_sha256(&copy).await, report.sha256);

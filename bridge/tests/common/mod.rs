@@ -350,7 +350,35 @@ pub fn port_of(info: &EndpointInfo) -> u16 {
 impl Client {
     /// Waits until the events seen so far satisfy `done`.
     pub async fn wait_until(&mut self, what: &str, done: impl Fn(&[Event]) -> bool) {
-        let deadline = tokio::time::Instant::now() + WAIT;
+        self.wait_until_within(what, WAIT, done).await;
+    }
+
+    /// Waits for the first transfer report on `endpoint`, and returns it.
+    pub async fn report_of(&mut self, endpoint: u32) -> shared::TransferReport {
+        self.report_within(endpoint, WAIT).await
+    }
+
+    /// [`Self::report_of`] with more patience (a gigabyte to sync, say).
+    pub async fn report_within(
+        &mut self,
+        endpoint: u32,
+        patience: Duration,
+    ) -> shared::TransferReport {
+        self.wait_until_within("the transfer report", patience, |ev| {
+            transfer_report(ev, endpoint).is_some()
+        })
+        .await;
+        transfer_report(&self.events, endpoint).expect("seen just now")
+    }
+
+    /// [`Self::wait_until`] within `patience` instead of [`WAIT`].
+    pub async fn wait_until_within(
+        &mut self,
+        what: &str,
+        patience: Duration,
+        done: impl Fn(&[Event]) -> bool,
+    ) {
+        let deadline = tokio::time::Instant::now() + patience;
         while !done(&self.events) {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match tokio::time::timeout(left, self.next_message()).await {
