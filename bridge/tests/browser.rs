@@ -563,15 +563,7 @@ async fn speed_test_from_the_page_into_a_discard_server() {
     let browser = Browser::start().await;
     browser.open_connected(&bridge).await;
     let mut c = bridge.client().await;
-    let server = c
-        .endpoint(cmd(
-            json!({"op": "tcp_server_start", "port": 0, "behaviour": {"kind": "discard"}}),
-        ))
-        .await;
-    c.endpoint(cmd(
-        json!({"op": "tcp_client_connect", "port": port_of(&server)}),
-    ))
-    .await;
+    c.tcp_pair(json!({"behaviour": {"kind": "discard"}})).await;
     browser
         .wait_text(".endpoint-list .label", "TCP client")
         .await;
@@ -616,17 +608,7 @@ async fn a_hung_tab_while_a_gigabyte_streams_in() {
     let browser = Browser::start().await;
     browser.open_connected(&handle).await;
     let mut c = handle.client().await;
-    let saver = c
-        .endpoint(cmd(json!({"op": "tcp_server_start", "port": 0,
-                             "behaviour": {"kind": "save_to_file", "file": "stream.bin"}})))
-        .await;
-    let printer = c
-        .endpoint(cmd(
-            json!({"op": "tcp_server_start", "port": 0, "recv_buffer": 65536,
-                             "behaviour": {"kind": "print_only"},
-                             "policy": {"kind": "persistent"}}),
-        ))
-        .await;
+    let (saver, printer) = c.saver_and_printer("stream.bin").await;
     drop(c);
     browser.wait_text("#event-count", " events").await;
     // Hang the tab: its WebSocket messages pile up unread while the peer streams.

@@ -37,10 +37,7 @@ async fn a_peer_that_resets_mid_transfer_leaves_a_part_file_and_a_clear_report()
     let data = TempDir::new("reset-mid");
     let bridge = Bridge::start_with(|c| c.data_dir = data.0.clone()).await;
     let mut c = bridge.client().await;
-    let server = c
-        .endpoint(cmd(json!({"op": "tcp_server_start", "port": 0,
-                             "behaviour": {"kind": "save_to_file", "file": "upload.bin"}})))
-        .await;
+    let server = c.save_to_file_server("upload.bin").await;
     // 4 MB, then an abortive close (SO_LINGER 0: RST instead of FIN).
     let script = r#"
 import socket, struct, sys
@@ -77,10 +74,7 @@ async fn a_data_directory_that_cannot_be_written_is_a_clear_error() {
     std::fs::write(scratch.0.join("file"), "x").unwrap();
     let bridge = Bridge::start_with(|c| c.data_dir = scratch.0.join("file").join("data")).await;
     let mut c = bridge.client().await;
-    let server = c
-        .endpoint(cmd(json!({"op": "tcp_server_start", "port": 0,
-                             "behaviour": {"kind": "save_to_file", "file": "upload.bin"}})))
-        .await;
+    let server = c.save_to_file_server("upload.bin").await;
     let script = r#"
 import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
@@ -184,10 +178,7 @@ async fn a_disk_that_fills_while_saving_ends_the_transfer_as_partial() {
     // that would kill the process at that size is ignored: writes then fail as on a full disk.
     let mut bridge = bridge_process(&data.0, "ulimit -f 16384; trap '' XFSZ;").await;
     let mut c = bridge.client().await;
-    let server = c
-        .endpoint(cmd(json!({"op": "tcp_server_start", "port": 0,
-                             "behaviour": {"kind": "save_to_file", "file": "big.bin"}})))
-        .await;
+    let server = c.save_to_file_server("big.bin").await;
     let script = r#"
 import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
@@ -224,10 +215,7 @@ async fn ctrl_c_in_the_middle_of_a_transfer_keeps_the_part_file() {
     let data = TempDir::new("ctrl-c");
     let mut bridge = bridge_process(&data.0, "").await;
     let mut c = bridge.client().await;
-    let server = c
-        .endpoint(cmd(json!({"op": "tcp_server_start", "port": 0,
-                             "behaviour": {"kind": "save_to_file", "file": "slow.bin"}})))
-        .await;
+    let server = c.save_to_file_server("slow.bin").await;
     // A sender that keeps going until it is cut off.
     let script = r#"
 import socket, sys, time
@@ -289,17 +277,7 @@ async fn a_page_that_stops_reading_while_a_gigabyte_streams_in() {
     let mut bridge = bridge_process(&data.0, "").await;
     let pid = bridge.pid();
     let mut c = bridge.client().await;
-    let saver = c
-        .endpoint(cmd(json!({"op": "tcp_server_start", "port": 0,
-                             "behaviour": {"kind": "save_to_file", "file": "stream.bin"}})))
-        .await;
-    let printer = c
-        .endpoint(cmd(
-            json!({"op": "tcp_server_start", "port": 0, "recv_buffer": 65536,
-                             "behaviour": {"kind": "print_only"},
-                             "policy": {"kind": "persistent"}}),
-        ))
-        .await;
+    let (saver, printer) = c.saver_and_printer("stream.bin").await;
     // From here on this page reads nothing: its socket fills, then the bridge's queue for it.
     let before = resident_kib(pid);
     let gib = 1u64 << 30;

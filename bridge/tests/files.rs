@@ -74,10 +74,7 @@ async fn bridge_client_sends_a_file_to_a_bridge_server() {
     write_pattern(&data.0.join("lab.bin"), 3_000_000);
     let bridge = Bridge::start_with(|c| c.data_dir = data.0.clone()).await;
     let mut c = bridge.client().await;
-    let server = c
-        .endpoint(cmd(json!({"op": "tcp_server_start", "port": 0,
-            "behaviour": {"kind": "save_to_file", "file": "copy.bin"}})))
-        .await;
+    let server = c.save_to_file_server("copy.bin").await;
     let client = c
         .endpoint(cmd(
             json!({"op": "tcp_client_connect", "port": port_of(&server)}),
@@ -380,10 +377,7 @@ async fn one_gib_file_with_flat_memory() {
     let source = TempDir::new("gib-src");
     let bridge = Bridge::start_with(|c| c.data_dir = data.0.clone()).await;
     let mut c = bridge.client().await;
-    let server = c
-        .endpoint(cmd(json!({"op": "tcp_server_start", "port": 0,
-            "behaviour": {"kind": "save_to_file", "file": "gib.bin"}})))
-        .await;
+    let server = c.save_to_file_server("gib.bin").await;
     write_pattern(&source.0.join("gib.bin"), 1 << 30);
     std::fs::rename(source.0.join("gib.bin"), data.0.join("source.bin")).unwrap();
     let client = c
@@ -417,16 +411,7 @@ async fn one_gib_file_with_flat_memory() {
 async fn bulk_test_data_reaches_a_discard_server_and_a_python_receiver() {
     let bridge = Bridge::start().await;
     let mut c = bridge.client().await;
-    let server = c
-        .endpoint(cmd(
-            json!({"op": "tcp_server_start", "port": 0, "behaviour": {"kind": "discard"}}),
-        ))
-        .await;
-    let client = c
-        .endpoint(cmd(
-            json!({"op": "tcp_client_connect", "port": port_of(&server)}),
-        ))
-        .await;
+    let (server, client) = c.tcp_pair(json!({"behaviour": {"kind": "discard"}})).await;
     let size = 64u64 << 20;
     let ReplyData::Transfer(sent) = c
         .ok(cmd(

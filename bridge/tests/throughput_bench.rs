@@ -111,16 +111,7 @@ async fn iperf3(bytes: u64, through_socat: bool) -> f64 {
 /// The bridge's TCP client sends `bytes` of test data to its own discard server; bytes/s from
 /// the command to the receiver's report.
 async fn bridge_bulk(c: &mut Client, bytes: u64) -> f64 {
-    let server = c
-        .endpoint(cmd(
-            json!({"op": "tcp_server_start", "port": 0, "behaviour": {"kind": "discard"}}),
-        ))
-        .await;
-    let client = c
-        .endpoint(cmd(
-            json!({"op": "tcp_client_connect", "port": port_of(&server)}),
-        ))
-        .await;
+    let (server, client) = c.tcp_pair(json!({"behaviour": {"kind": "discard"}})).await;
     let started = Instant::now();
     c.send_request(cmd(
         json!({"op": "send_bulk", "endpoint": client.id, "bytes": bytes}),
@@ -254,10 +245,7 @@ struct Saved {
 /// The same Python sender into the bridge's "save to file" server; the rates from the bridge's
 /// report (from the first byte) and the SHA-256 the bridge computed.
 async fn into_bridge(c: &mut Client, data: &Path, source: &Path) -> (Saved, String) {
-    let server = c
-        .endpoint(cmd(json!({"op": "tcp_server_start", "port": 0,
-                   "behaviour": {"kind": "save_to_file", "file": "copy.bin"}})))
-        .await;
+    let server = c.save_to_file_server("copy.bin").await;
     python_sender(port_of(&server), source).await;
     let report = c.report_within(server.id, LIMIT).await;
     assert!(report.complete, "{report:?}");

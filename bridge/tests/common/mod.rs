@@ -417,6 +417,27 @@ impl Client {
     }
 }
 
+impl Client {
+    /// A TCP server on a free port that saves what a client sends into `file`.
+    pub async fn save_to_file_server(&mut self, file: &str) -> EndpointInfo {
+        self.endpoint(cmd(serde_json::json!({"op": "tcp_server_start", "port": 0,
+            "behaviour": {"kind": "save_to_file", "file": file}})))
+            .await
+    }
+
+    /// The two servers the slow-page tests stream a gigabyte into: one saving it to `file`, and
+    /// one that shows every 64 KiB it reads (an event per read, for the page to fall behind on).
+    pub async fn saver_and_printer(&mut self, file: &str) -> (EndpointInfo, EndpointInfo) {
+        let saver = self.save_to_file_server(file).await;
+        let printer = self
+            .endpoint(cmd(serde_json::json!({"op": "tcp_server_start", "port": 0,
+                "recv_buffer": 65536, "behaviour": {"kind": "print_only"},
+                "policy": {"kind": "persistent"}})))
+            .await;
+        (saver, printer)
+    }
+}
+
 /// A command from its JSON form, as a client in any language would write it.
 pub fn cmd(value: serde_json::Value) -> Command {
     serde_json::from_value(value).expect("a valid command")
