@@ -5,13 +5,24 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use shared::{EventKind, ReplyData, TransferReport};
+use shared::{EndpointInfo, EventKind, ReplyData};
 
-fn report(events: &[shared::Event], endpoint: u32) -> Option<TransferReport> {
-    events.iter().rev().find_map(|e| match &e.kind {
-        EventKind::Transfer(r) if e.endpoint == endpoint => Some(r.clone()),
-        _ => None,
-    })
+/// A UDP server that saves a transfer into `got.bin`, and a UDP client to it with this
+/// simulated trouble.
+async fn impaired_udp_pair(
+    c: &mut Client,
+    impair: serde_json::Value,
+) -> (EndpointInfo, EndpointInfo) {
+    let server = c
+        .endpoint(cmd(json!({"op": "udp_server_start", "port": 0,
+            "behaviour": {"kind": "save_to_file", "file": "got.bin"}})))
+        .await;
+    let client = c
+        .endpoint(cmd(
+            json!({"op": "udp_client_open", "port": port_of(&server), "impair": impair}),
+        ))
+        .await;
+    (server, client)
 }
 
 fn impaired(events: &[shared::Event], endpoint: u32, action: &str) -> usize {
@@ -30,16 +41,7 @@ async fn twenty_percent_loss_loses_about_a_fifth_of_a_thousand_datagrams() {
     write_pattern(&data.0.join("k.bin"), 100_000);
     let bridge = Bridge::start_with(|c| c.data_dir = data.0.clone()).await;
     let mut c = bridge.client().await;
-    let server = c
-        .endpoint(cmd(json!({"op": "udp_server_start", "port": 0,
-            "behaviour": {"kind": "save_to_file", "file": "got.bin"}})))
-        .await;
-    let client = c
-        .endpoint(cmd(
-            json!({"op": "udp_client_open", "port": port_of(&server),
-            "impair": {"loss_percent": 20}}),
-        ))
-        .await;
+    let (server, client) = impaired_udp_pair(&mut c, json!({"loss_percent": 20})).await;
     let ReplyData::Transfer(sent) = c
         .ok(cmd(json!({"op": "send_file", "endpoint": client.id, "file": "k.bin", "datagram_size": 100})))
         .await
@@ -51,11 +53,8 @@ async fn twenty_percent_loss_loses_about_a_fifth_of_a_thousand_datagrams() {
         1000,
         "the sender believes it sent all"
     );
-    c.wait_until("the receiver gives up waiting", |ev| {
-        report(ev, server.id).is_some()
-    })
-    .await;
-    let got = report(&c.events, server.id).unwrap().datagrams.unwrap();
+    // The receiver gives up waiting for the lost datagrams, then reports.
+    let got = c.report_of(server.id).await.datagrams.unwrap();
     assert_eq!(got.expected, 1000);
     assert!(
         (150..=250).contains(&got.missing),
@@ -74,23 +73,16 @@ async fn duplication_and_reordering_show_in_the_receivers_report() {
     write_pattern(&data.0.join("k.bin"), 50_000);
     let bridge = Bridge::start_with(|c| c.data_dir = data.0.clone()).await;
     let mut c = bridge.client().await;
-    let server = c
-        .endpoint(cmd(json!({"op": "udp_server_start", "port": 0,
-            "behaviour": {"kind": "save_to_file", "file": "got.bin"}})))
-        .await;
-    let client = c
-        .endpoint(cmd(
-            json!({"op": "udp_client_open", "port": port_of(&server),
-            "impair": {"duplicate_percent": 20, "reorder_percent": 20}}),
-        ))
-        .await;
+    let (server, client) = impaired_udp_pair(
+        &mut c,
+        json!({"duplicate_percent": 20, "reorder_percent": 20}),
+    )
+    .await;
     c.ok(cmd(
         json!({"op": "send_file", "endpoint": client.id, "file": "k.bin", "datagram_size": 100}),
     ))
     .await;
-    c.wait_until("report", |ev| report(ev, server.id).is_some())
-        .await;
-    let got = report(&c.events, server.id).unwrap();
+    let got = c.report_of(server.id).await;
     let d = got.datagrams.clone().unwrap();
     assert!(d.duplicates > 0 && d.out_of_order > 0, "{d:?}");
     if d.missing == 0 {
