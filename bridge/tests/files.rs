@@ -80,14 +80,11 @@ async fn bridge_client_sends_a_file_to_a_bridge_server() {
             json!({"op": "tcp_client_connect", "port": port_of(&server)}),
         ))
         .await;
-    let ReplyData::Transfer(sent) = c
-        .ok(cmd(
+    let sent = c
+        .transfer(cmd(
             json!({"op": "send_file", "endpoint": client.id, "file": "lab.bin"}),
         ))
-        .await
-    else {
-        panic!("a transfer report")
-    };
+        .await;
     assert!(sent.complete);
     assert_eq!(sent.bytes, 3_000_000);
     let received = c.report_of(server.id).await;
@@ -151,12 +148,7 @@ print("sent")
             json!({"op": "udp_client_open", "port": port_of(&server)}),
         ))
         .await;
-    let ReplyData::Transfer(sent) = c
-        .ok(cmd(json!({"op": "send_file", "endpoint": client.id, "file": "small.bin", "datagram_size": 1400})))
-        .await
-    else {
-        panic!("a transfer report")
-    };
+    let sent = c.transfer(cmd(json!({"op": "send_file", "endpoint": client.id, "file": "small.bin", "datagram_size": 1400}))).await;
     assert_eq!(sent.datagrams.as_ref().unwrap().expected, 143);
     c.wait_until("second report", |ev| {
         ev.iter()
@@ -386,14 +378,11 @@ async fn one_gib_file_with_flat_memory() {
         ))
         .await;
     let before = resident_kib(std::process::id());
-    let ReplyData::Transfer(sent) = c
-        .ok(cmd(
+    let sent = c
+        .transfer(cmd(
             json!({"op": "send_file", "endpoint": client.id, "file": "source.bin"}),
         ))
-        .await
-    else {
-        panic!("a transfer report")
-    };
+        .await;
     let received = c.report_of(server.id).await;
     let grown = resident_kib(std::process::id()).saturating_sub(before);
     println!(
@@ -413,14 +402,11 @@ async fn bulk_test_data_reaches_a_discard_server_and_a_python_receiver() {
     let mut c = bridge.client().await;
     let (server, client) = c.tcp_pair(json!({"behaviour": {"kind": "discard"}})).await;
     let size = 64u64 << 20;
-    let ReplyData::Transfer(sent) = c
-        .ok(cmd(
+    let sent = c
+        .transfer(cmd(
             json!({"op": "send_bulk", "endpoint": client.id, "bytes": size}),
         ))
-        .await
-    else {
-        panic!("send_bulk replies with a transfer report")
-    };
+        .await;
     assert!(sent.complete);
     assert_eq!(sent.bytes, size);
     assert_eq!(sent.file, "");

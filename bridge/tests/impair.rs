@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use shared::{EndpointInfo, EventKind, ReplyData};
+use shared::{EndpointInfo, EventKind};
 
 /// A UDP server that saves a transfer into `got.bin`, and a UDP client to it with this
 /// simulated trouble.
@@ -42,12 +42,7 @@ async fn twenty_percent_loss_loses_about_a_fifth_of_a_thousand_datagrams() {
     let bridge = Bridge::start_with(|c| c.data_dir = data.0.clone()).await;
     let mut c = bridge.client().await;
     let (server, client) = impaired_udp_pair(&mut c, json!({"loss_percent": 20})).await;
-    let ReplyData::Transfer(sent) = c
-        .ok(cmd(json!({"op": "send_file", "endpoint": client.id, "file": "k.bin", "datagram_size": 100})))
-        .await
-    else {
-        panic!("a transfer report")
-    };
+    let sent = c.transfer(cmd(json!({"op": "send_file", "endpoint": client.id, "file": "k.bin", "datagram_size": 100}))).await;
     assert_eq!(
         sent.datagrams.unwrap().received,
         1000,

@@ -353,6 +353,14 @@ impl Client {
         self.wait_until_within(what, WAIT, done).await;
     }
 
+    /// Runs a command whose reply is a transfer report (`send_file`, `send_bulk`): the sender's.
+    pub async fn transfer(&mut self, command: Command) -> shared::TransferReport {
+        match self.ok(command).await {
+            ReplyData::Transfer(report) => report,
+            other => panic!("expected a transfer report, got {other:?}"),
+        }
+    }
+
     /// Waits for the first transfer report on `endpoint`, and returns it.
     pub async fn report_of(&mut self, endpoint: u32) -> shared::TransferReport {
         self.report_within(endpoint, WAIT).await
