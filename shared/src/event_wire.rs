@@ -11,9 +11,9 @@ use crate::{
 impl FromJson for Event {
     fn from_json(value: Json<'_>) -> Result<Self, String> {
         let mut f = Fields::of(value)?;
-        let kind: String = f.req("kind")?;
+        let kind = f.tag("kind")?;
         // Only an error formats anything: this runs for every event the page reads.
-        let k = kind.as_str();
+        let k = &*kind;
         let event_kind = (|| {
             Ok(match k {
                 "socket" => EventKind::Socket {

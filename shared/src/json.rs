@@ -52,7 +52,7 @@ impl Json<'_> {
 
     #[cold]
     #[inline(never)]
-    fn mismatch(&self, what: &str) -> String {
+    pub(crate) fn mismatch(&self, what: &str) -> String {
         format!("expected {what}, found {}", self.kind())
     }
 
@@ -374,6 +374,16 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// The tag naming a variant (`kind`, `type`), borrowed from the text: read for every event,
+    /// so it is not copied.
+    pub fn tag(&mut self, name: &str) -> Result<Cow<'a, str>, String> {
+        match self.take(name) {
+            Some(Json::Str(tag)) => Ok(tag),
+            Some(other) => Err(within(name, other.mismatch("a string"))),
+            None => Err(missing(name)),
+        }
+    }
+
     /// The member `name`, or `default()` when it is missing.
     pub fn or<T: FromJson>(
         &mut self,
@@ -498,10 +508,12 @@ macro_rules! json_names {
     ($ty:ty { $($name:literal => $variant:expr),* $(,)? }) => {
         impl $crate::json::FromJson for $ty {
             fn from_json(value: $crate::json::Json<'_>) -> Result<Self, String> {
-                let name = <String as $crate::json::FromJson>::from_json(value)?;
-                match name.as_str() {
-                    $($name => Ok($variant),)*
-                    other => Err(format!("unknown {} `{other}`", stringify!($ty))),
+                match value {
+                    $($crate::json::Json::Str(name) if name == $name => Ok($variant),)*
+                    $crate::json::Json::Str(other) => {
+                        Err(format!("unknown {} `{other}`", stringify!($ty)))
+                    }
+                    other => Err(other.mismatch("a string")),
                 }
             }
         }

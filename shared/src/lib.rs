@@ -50,6 +50,18 @@ pub fn check_protocol(text: &str) {
     let _ = serde_json::from_str::<Recording>(text);
 }
 
+/// `units` of 10^-`places` as a decimal number without trailing zeros: `decimal(250, 3)` is
+/// `0.25`, `decimal(200, 2)` is `2`. Integer arithmetic, so that the page carries no
+/// float-formatting code.
+pub fn decimal(units: u64, places: u32) -> String {
+    let scale = 10u64.pow(places);
+    let fraction = format!("{:0width$}", units % scale, width = places as usize);
+    match fraction.trim_end_matches('0') {
+        "" => (units / scale).to_string(),
+        fraction => format!("{}.{fraction}", units / scale),
+    }
+}
+
 /// Version of this protocol. The bridge refuses a [`Hello`] that names another one, so an old
 /// page never misreads a newer bridge.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -21,8 +21,8 @@ fn outcome(f: &mut Fields<'_>) -> Result<Outcome, String> {
 impl FromJson for ServerMessage {
     fn from_json(value: Json<'_>) -> Result<Self, String> {
         let mut f = Fields::of(value)?;
-        let kind: String = f.req("type")?;
-        let k = kind.as_str();
+        let kind = f.tag("type")?;
+        let k = &*kind;
         (|| {
             Ok(match k {
                 "welcome" => ServerMessage::Welcome(Box::new(Welcome {
@@ -67,8 +67,8 @@ impl FromJson for Reply {
 impl FromJson for ReplyData {
     fn from_json(value: Json<'_>) -> Result<Self, String> {
         let mut f = Fields::of(value)?;
-        let kind: String = f.req("kind")?;
-        let k = kind.as_str();
+        let kind = f.tag("kind")?;
+        let k = &*kind;
         (|| {
             Ok(match k {
                 "endpoint" => ReplyData::Endpoint(EndpointInfo::from_fields(&mut f)?),

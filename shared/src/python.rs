@@ -45,16 +45,14 @@ fn bytes(text: &str) -> String {
 }
 
 /// A Python string literal.
-/// Milliseconds as Python seconds, exactly: `5.0`, `2.5`, `0.25`. Integer arithmetic, so the
-/// page needs no float-formatting code.
+/// Milliseconds as Python seconds, exactly, and always a float: `5.0`, `2.5`, `0.25`.
 fn seconds(ms: u64) -> String {
-    let fraction = format!("{:03}", ms % 1000);
-    let fraction = fraction.trim_end_matches('0');
-    format!(
-        "{}.{}",
-        ms / 1000,
-        if fraction.is_empty() { "0" } else { fraction }
-    )
+    let text = crate::decimal(ms, 3);
+    if text.contains('.') {
+        text
+    } else {
+        text + ".0"
+    }
 }
 
 fn string(text: &str) -> String {

@@ -17,8 +17,8 @@ use crate::{
 impl FromJson for EndpointSpec {
     fn from_json(value: Json<'_>) -> Result<Self, String> {
         let mut f = Fields::of(value)?;
-        let kind: String = f.req("type")?;
-        (match kind.as_str() {
+        let kind = f.tag("type")?;
+        (match &*kind {
             "tcp_server" => TcpServerSpec::from_fields(&mut f).map(EndpointSpec::TcpServer),
             "udp_server" => UdpServerSpec::from_fields(&mut f).map(EndpointSpec::UdpServer),
             "tcp_client" => TcpClientSpec::from_fields(&mut f).map(EndpointSpec::TcpClient),
@@ -101,9 +101,9 @@ impl UdpClientSpec {
 impl FromJson for Behaviour {
     fn from_json(value: Json<'_>) -> Result<Self, String> {
         let mut f = Fields::of(value)?;
-        let kind: String = f.req("kind")?;
+        let kind = f.tag("kind")?;
         (|| {
-            Ok(match kind.as_str() {
+            Ok(match &*kind {
                 "print_only" => Behaviour::PrintOnly,
                 "discard" => Behaviour::Discard,
                 "echo" => Behaviour::Echo,
@@ -130,8 +130,8 @@ impl FromJson for Behaviour {
 impl FromJson for ConnectionPolicy {
     fn from_json(value: Json<'_>) -> Result<Self, String> {
         let mut f = Fields::of(value)?;
-        let kind: String = f.req("kind")?;
-        match kind.as_str() {
+        let kind = f.tag("kind")?;
+        match &*kind {
             "one_shot" => Ok(ConnectionPolicy::OneShot),
             "persistent" => Ok(ConnectionPolicy::Persistent {
                 quit_word: f.opt("quit_word")?,

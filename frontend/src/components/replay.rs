@@ -57,13 +57,9 @@ pub fn ReplayBar(props: &Props) -> Html {
     }
 }
 
-/// A speed in hundredths as a factor, `0.25×`, `2×`: integer arithmetic (no float formatting in
-/// the page).
+/// A speed in hundredths as a factor, `0.25×`, `2×`.
 fn speed_name(hundredths: u32) -> String {
-    let fraction = format!("{:02}", hundredths % 100);
-    let fraction = fraction.trim_end_matches('0');
-    let dot = if fraction.is_empty() { "" } else { "." };
-    format!("{}{dot}{fraction}×", hundredths / 100)
+    format!("{}×", shared::decimal(u64::from(hundredths), 2))
 }
 
 #[cfg(test)]
