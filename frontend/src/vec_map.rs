@@ -66,10 +66,6 @@ impl<K: Ord, V> VecMap<K, V> {
         self.find(key).ok().map(|at| self.0.remove(at).1)
     }
 
-    pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
-        self.0.retain_mut(|(k, v)| keep(k, v));
-    }
-
     pub fn clear(&mut self) {
         self.0.clear();
     }
@@ -92,10 +88,6 @@ impl<K: Ord, V> VecMap<K, V> {
 
     pub fn values(&self) -> impl DoubleEndedIterator<Item = &V> + ExactSizeIterator {
         self.0.iter().map(|(_, v)| v)
-    }
-
-    pub fn values_mut(&mut self) -> impl DoubleEndedIterator<Item = &mut V> + ExactSizeIterator {
-        self.0.iter_mut().map(|(_, v)| v)
     }
 }
 
@@ -154,8 +146,7 @@ mod tests {
         assert_eq!(map[&2], "b");
         assert_eq!(map.remove(&1), Some("a"));
         assert_eq!(map.get(&1), None);
-        map.retain(|k, _| *k != 3);
-        assert_eq!(map.values().copied().collect::<Vec<_>>(), ["b"]);
+        assert_eq!(map.values().copied().collect::<Vec<_>>(), ["b", "c"]);
         let names: VecMap<String, u8> = [("b".to_string(), 2), ("a".to_string(), 1)]
             .into_iter()
             .collect();
