@@ -256,3 +256,85 @@ print(count)
     assert!(closed.conn.is_some());
     let _ = stuck.kill().await;
 }
+
+/// TCP_NODELAY of the socket in this process (the bridge runs in it) whose peer is `peer`;
+/// None if there is none.
+fn nodelay_towards(peer: std::net::SocketAddr) -> Option<bool> {
+    let std::net::SocketAddr::V4(peer) = peer else {
+        return None;
+    };
+    for entry in std::fs::read_dir("/proc/self/fd").ok()?.flatten() {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: getpeername and getsockopt only write into the buffers given, at most the
+        // lengths given; on a descriptor that is not a socket (or was closed meanwhile) they
+        // fail and nothing is read.
+        unsafe {
+            let mut addr: libc::sockaddr_in = std::mem::zeroed();
+            let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            if libc::getpeername(fd, (&mut addr as *mut libc::sockaddr_in).cast(), &mut len) != 0
+                || i32::from(addr.sin_family) != libc::AF_INET
+                || u16::from_be(addr.sin_port) != peer.port()
+                || u32::from_be(addr.sin_addr.s_addr) != u32::from(*peer.ip())
+            {
+                continue;
+            }
+            let mut on: libc::c_int = 0;
+            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            if libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                (&mut on as *mut libc::c_int).cast(),
+                &mut len,
+            ) == 0
+            {
+                return Some(on != 0);
+            }
+        }
+    }
+    None
+}
+
+/// The room gathers its lines into one write per member per round; Nagle's algorithm would hold
+/// a member's next round back until its (delayed) ACK of the last one came, up to 40 ms.
+#[tokio::test]
+async fn members_sockets_send_at_once() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let bridge = Bridge::start().await;
+    let mut c = bridge.client().await;
+    let port = chat_server(&mut c).await;
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (reader, mut writer) = stream.into_split();
+    let mut lines = tokio::io::BufReader::new(reader).lines();
+    writer.write_all(b"nagle\n").await.unwrap();
+    loop {
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("an answer in time")
+            .unwrap()
+            .expect("the room answers");
+        if line.contains("* you are nagle") {
+            break;
+        }
+    }
+    let me = writer.local_addr().unwrap();
+    let room = writer.peer_addr().unwrap();
+    assert_eq!(
+        nodelay_towards(room),
+        Some(false),
+        "this client's own socket is found, with Nagle on (the default)"
+    );
+    assert_eq!(
+        nodelay_towards(me),
+        Some(true),
+        "the room's socket for this member sends at once"
+    );
+}

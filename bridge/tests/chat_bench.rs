@@ -181,14 +181,20 @@ async fn chat_fan_out() {
 }
 
 /// The smoke version CI runs (`cargo xtask test`): the load generator against a bridge
-/// process with a few hundred clients; every line must reach every member. Never timed.
+/// process with 1,200 clients, enough for the room to split its rounds over the cores (parts
+/// of at least 500 members); every line must reach every member once, each speaker's lines in
+/// order. Never timed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smoke_chat_load() {
-    let mut bridge = bridge_process(400).await;
+    let mut bridge = bridge_process(1300).await;
     let (_viewer, room) = chat_room(bridge.addr).await;
-    let (result, _) = load(room, 300, true, 16, 20, None).await;
+    let (result, _) = load(room, 1200, true, 16, 20, None).await;
     let _ = bridge.child.kill().await;
     assert_eq!(result["paced_delivered"], result["paced_expected"]);
     assert_eq!(result["burst_delivered"], result["burst_expected"]);
     assert_eq!(result["dropped"], 0.0);
+    assert_eq!(
+        result["misordered"], 0.0,
+        "each speaker's lines in order, once"
+    );
 }

@@ -224,6 +224,9 @@ def broadcast(text, sender=None):
             pass
 
 def serve(conn, addr):
+    # Send each line at once: without this, Nagle's algorithm holds a small send back until
+    # the member has acknowledged the one before, which can take 40 ms.
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 {auth_call}    with lock:
         members[conn] = None
     conn.sendall(b"* Welcome to the chat. Type your nickname first (or /nick NAME); /who lists who is here, /quit leaves.\n")

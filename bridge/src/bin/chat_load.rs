@@ -7,6 +7,9 @@
 //! - a burst: every sender writes its lines back to back, and the deliveries per second until
 //!   the last member has the last line.
 //!
+//! Along the way every client checks that each speaker's lines reach it once and in order
+//! (`misordered`, from the stamps: a speaker's only grow).
+//!
 //! It prints one `RESULT key=value ...` line. Loopback only: it refuses any other target.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -15,8 +18,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpSocket;
 
 /// Chat fan-out load: many clients, a few senders, stamped lines.
@@ -62,28 +65,43 @@ struct Args {
 const BUCKET_US: u64 = 10;
 const BUCKETS: usize = 200_001;
 
-/// Deliveries of one phase: a count, a delay histogram and the time of the last one.
+/// Deliveries of one phase: a count and the time of the last one.
+#[derive(Default)]
 struct Phase {
     delivered: AtomicU64,
-    histogram: Vec<AtomicU64>,
     last_ns: AtomicU64,
 }
 
 impl Phase {
-    fn new() -> Self {
-        Phase {
-            delivered: AtomicU64::new(0),
-            histogram: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
-            last_ns: AtomicU64::new(0),
+    /// Adds `count` deliveries that arrived at `now_ns`.
+    fn add(&self, count: u64, now_ns: u64) {
+        if count == 0 {
+            return;
         }
+        self.last_ns.fetch_max(now_ns, Ordering::Relaxed);
+        // Counted last, so that whoever sees the count sees the rest too.
+        self.delivered.fetch_add(count, Ordering::Release);
+    }
+}
+
+/// How long paced lines took to arrive: a count per [`BUCKET_US`].
+struct Delays(Vec<AtomicU64>);
+
+impl Delays {
+    fn new() -> Self {
+        Delays((0..BUCKETS).map(|_| AtomicU64::new(0)).collect())
     }
 
-    /// The delay (µs) under which `p` of the deliveries came.
-    fn percentile_us(&self, p: f64) -> u64 {
-        let total = self.delivered.load(Ordering::Relaxed);
+    fn add(&self, delay_us: u64) {
+        let bucket = ((delay_us / BUCKET_US) as usize).min(BUCKETS - 1);
+        self.0[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The delay (µs) under which `p` of the `total` deliveries came.
+    fn percentile_us(&self, total: u64, p: f64) -> u64 {
         let wanted = ((total as f64) * p).ceil() as u64;
         let mut seen = 0;
-        for (i, count) in self.histogram.iter().enumerate() {
+        for (i, count) in self.0.iter().enumerate() {
             seen += count.load(Ordering::Relaxed);
             if seen >= wanted.max(1) {
                 return (i as u64 + 1) * BUCKET_US;
@@ -97,14 +115,30 @@ impl Phase {
 struct Stats {
     start: Instant,
     paced: Phase,
+    /// Only the paced lines' delays are kept: the burst measures a rate.
+    delays: Delays,
     burst: Phase,
     /// Clients that heard a warm-up line (each counted once).
     warmed: AtomicUsize,
     /// Clients whose connection ended early.
     dropped: AtomicUsize,
+    /// Lines heard twice or out of their speaker's order (see [`LastHeard`]).
+    misordered: AtomicU64,
 }
 
 impl Stats {
+    fn new() -> Self {
+        Stats {
+            start: Instant::now(),
+            paced: Phase::default(),
+            delays: Delays::new(),
+            burst: Phase::default(),
+            warmed: AtomicUsize::new(0),
+            dropped: AtomicUsize::new(0),
+            misordered: AtomicU64::new(0),
+        }
+    }
+
     fn now_ns(&self) -> u64 {
         self.start.elapsed().as_nanos() as u64
     }
@@ -133,76 +167,111 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Deliveries one reader has counted but not yet added to the shared [`Phase`]: the shared
-/// counters are touched once per batch of lines read, not per line (thousands of readers
-/// bumping the same counters per line made the generator, not the server, the bottleneck).
+/// Bytes one reader takes per read(): a burst's lines for one client (about 2.5 KB) in one go.
+const READ_BUFFER: usize = 4096;
+
+/// What one read() held. The shared counters are touched, and the clock read, once per
+/// read, not per line: the generator shares two cores with the server it measures, so it
+/// spends as little as it can per delivery (the lines of one read arrived together anyway).
 #[derive(Default)]
-struct Pending {
-    delays_ns: Vec<u64>,
-    last_ns: u64,
+struct Tally {
+    warm: bool,
+    paced: u64,
+    burst: u64,
+    /// Lines heard twice, or before an earlier line of the same speaker.
+    misordered: u64,
 }
 
-impl Pending {
-    fn flush(&mut self, phase: &Phase) {
-        if self.delays_ns.is_empty() {
-            return;
+/// The last stamp a client heard from each speaker, by the prefix the server put before it
+/// (`u3: `): a speaker's stamps only grow, so one that does not came twice or out of order.
+type LastHeard = Vec<(Vec<u8>, u64)>;
+
+/// Counts the stamped lines in `lines` (whole lines) into `tally`. Paced lines' delays go into
+/// the histogram, with `now_ns` as their arrival: the lines of one read() arrived together.
+fn tally(lines: &[u8], now_ns: u64, stats: &Stats, heard: &mut LastHeard, tally: &mut Tally) {
+    for line in lines.split(|b| *b == b'\n') {
+        // A stamped line: `m|<phase>|<sent ns>`, after whatever prefix the server adds.
+        let Some(bar) = line.iter().position(|b| *b == b'|') else {
+            continue;
+        };
+        if bar == 0 || line[bar - 1] != b'm' || line.get(bar + 2) != Some(&b'|') {
+            continue;
         }
-        let count = self.delays_ns.len() as u64;
-        for delay in self.delays_ns.drain(..) {
-            let bucket = ((delay / 1000 / BUCKET_US) as usize).min(BUCKETS - 1);
-            phase.histogram[bucket].fetch_add(1, Ordering::Relaxed);
+        let phase = line[bar + 1];
+        if phase == b'w' {
+            tally.warm = true;
+            continue;
         }
-        phase.last_ns.fetch_max(self.last_ns, Ordering::Relaxed);
-        // Counted last, so that whoever sees the count sees the rest too.
-        phase.delivered.fetch_add(count, Ordering::Release);
+        let Some(sent) = digits(&line[bar + 3..]) else {
+            continue;
+        };
+        match phase {
+            b'b' => tally.burst += 1,
+            b'p' => {
+                stats.delays.add(now_ns.saturating_sub(sent) / 1000);
+                tally.paced += 1;
+            }
+            _ => continue,
+        }
+        // Without a prefix (ncat relays lines as they are) speakers cannot be told apart.
+        let speaker = &line[..bar - 1];
+        if speaker.is_empty() {
+            continue;
+        }
+        match heard.iter_mut().find(|(who, _)| who == speaker) {
+            Some((_, last)) => {
+                if sent <= *last {
+                    tally.misordered += 1;
+                }
+                *last = sent;
+            }
+            None => heard.push((speaker.to_vec(), sent)),
+        }
     }
 }
 
-type Reader = BufReader<tokio::net::tcp::OwnedReadHalf>;
+/// The decimal number at the start of `text`, if there is one.
+fn digits(text: &[u8]) -> Option<u64> {
+    let count = text.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&text[..count]).ok()?.parse().ok()
+}
 
-/// Reads one client's lines until its connection ends, recording stamped lines.
-async fn read_lines(mut reader: Reader, stats: Arc<Stats>) {
-    let mut line = Vec::with_capacity(128);
+/// Reads one client's lines until its connection ends, counting stamped lines. `early` is
+/// what was read before (while joining) and not used yet.
+async fn read_lines(mut socket: OwnedReadHalf, early: Vec<u8>, stats: Arc<Stats>) {
+    let mut buf = vec![0u8; READ_BUFFER.max(early.len() + 1)];
+    buf[..early.len()].copy_from_slice(&early);
+    // Bytes of an unfinished line, kept at the start of `buf`.
+    let mut kept = early.len();
     let mut warmed = false;
-    let (mut paced, mut burst) = (Pending::default(), Pending::default());
+    let mut heard = LastHeard::new();
     loop {
-        // Before waiting for more bytes, hand over what was counted.
-        if reader.buffer().is_empty() {
-            paced.flush(&stats.paced);
-            burst.flush(&stats.burst);
-        }
-        line.clear();
-        match reader.read_until(b'\n', &mut line).await {
+        let n = match socket.read(&mut buf[kept..]).await {
             Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        // A stamped line: `m|<phase>|<sent ns>`, after whatever prefix the server adds.
-        let Some(at) = line.windows(2).position(|w| w == b"m|") else {
-            continue;
-        };
-        let text = std::str::from_utf8(&line[at..]).unwrap_or("").trim_end();
-        let mut parts = text.split('|').skip(1);
-        let (Some(phase), Some(sent)) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        let Ok(sent) = sent.parse::<u64>() else {
-            continue;
+            Ok(n) => n,
         };
         let now = stats.now_ns();
-        let pending = match phase {
-            "w" => {
-                if !warmed {
-                    warmed = true;
-                    stats.warmed.fetch_add(1, Ordering::Relaxed);
-                }
-                continue;
-            }
-            "p" => &mut paced,
-            "b" => &mut burst,
-            _ => continue,
+        let end = kept + n;
+        let Some(last) = buf[..end].iter().rposition(|b| *b == b'\n') else {
+            // No whole line yet. A line longer than the buffer is not one of ours: dropped.
+            kept = if end == buf.len() { 0 } else { end };
+            continue;
         };
-        pending.delays_ns.push(now.saturating_sub(sent));
-        pending.last_ns = pending.last_ns.max(now);
+        let mut counted = Tally::default();
+        tally(&buf[..last], now, &stats, &mut heard, &mut counted);
+        buf.copy_within(last + 1..end, 0);
+        kept = end - last - 1;
+        if counted.warm && !warmed {
+            warmed = true;
+            stats.warmed.fetch_add(1, Ordering::Relaxed);
+        }
+        stats.paced.add(counted.paced, now);
+        stats.burst.add(counted.burst, now);
+        if counted.misordered > 0 {
+            stats
+                .misordered
+                .fetch_add(counted.misordered, Ordering::Relaxed);
+        }
     }
     stats.dropped.fetch_add(1, Ordering::Relaxed);
 }
@@ -228,13 +297,7 @@ async fn until(patience: Duration, done: impl Fn() -> bool) -> bool {
 }
 
 async fn load(args: Args) -> Result<String, String> {
-    let stats = Arc::new(Stats {
-        start: Instant::now(),
-        paced: Phase::new(),
-        burst: Phase::new(),
-        warmed: AtomicUsize::new(0),
-        dropped: AtomicUsize::new(0),
-    });
+    let stats = Arc::new(Stats::new());
     let patience = Duration::from_secs(args.patience);
     let senders = args.senders.clamp(1, args.clients.saturating_sub(1).max(1));
 
@@ -272,7 +335,7 @@ async fn load(args: Args) -> Result<String, String> {
                 .map_err(|e| format!("client {i} could not connect: {e}"))?;
             let _ = stream.set_nodelay(true);
             let (reader, mut writer) = stream.into_split();
-            let mut reader = BufReader::with_capacity(1024, reader);
+            let mut reader = BufReader::with_capacity(READ_BUFFER, reader);
             if nick {
                 writer
                     .write_all(format!("u{i}\n").as_bytes())
@@ -300,7 +363,8 @@ async fn load(args: Args) -> Result<String, String> {
     for task in pending {
         match task.await {
             Ok(Ok((reader, writer))) => {
-                tokio::spawn(read_lines(reader, stats.clone()));
+                let early = reader.buffer().to_vec();
+                tokio::spawn(read_lines(reader.into_inner(), early, stats.clone()));
                 writers.push(Some(writer));
             }
             Ok(Err(message)) => {
@@ -403,16 +467,48 @@ async fn load(args: Args) -> Result<String, String> {
     let burst_rate = rates[rates.len() / 2];
     let burst_expected = per_burst * args.rounds.max(1) as u64;
     let burst_delivered = stats.burst.delivered.load(Ordering::Relaxed);
+    let paced = stats.paced.delivered.load(Ordering::Relaxed);
     Ok(format!(
         "clients={} connect_s={connect_seconds:.2} warm_s={warm_seconds:.2} \
          paced_delivered={} paced_expected={paced_expected} paced_p50_us={} paced_p99_us={} \
          burst_delivered={burst_delivered} burst_expected={burst_expected} \
-         burst_per_s={burst_rate:.0} burst_p99_us={} dropped={}",
+         burst_per_s={burst_rate:.0} dropped={} misordered={}",
         args.clients,
-        stats.paced.delivered.load(Ordering::Relaxed),
-        stats.paced.percentile_us(0.5),
-        stats.paced.percentile_us(0.99),
-        stats.burst.percentile_us(0.99),
+        paced,
+        stats.delays.percentile_us(paced, 0.5),
+        stats.delays.percentile_us(paced, 0.99),
         stats.dropped.load(Ordering::Relaxed),
+        stats.misordered.load(Ordering::Relaxed),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tally_counts_stamped_lines_and_catches_disorder() {
+        let stats = Stats::new();
+        let mut heard = LastHeard::new();
+        let mut counted = Tally::default();
+        let text = b"* welcome\nu1: m|w|1\nu1: m|b|5\nu2: m|b|3\nu1: m|b|4\nu2: m|p|7\nu2: m|p|7\nm|b|1\nu3: m|b|x";
+        tally(text, 10_000, &stats, &mut heard, &mut counted);
+        assert!(counted.warm);
+        assert_eq!(counted.burst, 4, "the line without a number is not counted");
+        assert_eq!(counted.paced, 2);
+        // u1 went back from 5 to 4; u2's 7 came twice; the line without a prefix is not checked.
+        assert_eq!(counted.misordered, 2);
+        assert_eq!(
+            stats.delays.percentile_us(2, 1.0),
+            10,
+            "10 µs late, in the first bucket"
+        );
+    }
+
+    #[test]
+    fn digits_read_the_leading_number() {
+        assert_eq!(digits(b"123\r"), Some(123));
+        assert_eq!(digits(b"x1"), None);
+        assert_eq!(digits(b"99999999999999999999999"), None);
+    }
 }

@@ -7,6 +7,13 @@
 //! A room of more than [`SHOWN_ROOM`] members is run for scale instead of for show: each line
 //! is one `relayed` event instead of an event per member's send(), and joins and leaves are no
 //! longer announced to everyone (that alone would be N² lines for N members joining).
+//!
+//! What is said goes out in rounds: one fan-out task per room takes everything said since its
+//! last round and writes it to each member in one write, and a round to many members is split
+//! over one task per core (see [`parts`]). Members' sockets have TCP_NODELAY (the Python
+//! version shows it too): the rounds already gather the room's lines, and Nagle's algorithm
+//! would hold a member's next round back until the member acknowledged the last one, which a
+//! delayed ACK can put off for 40 ms (measured: see docs/benchmarks.md, "Chat fan-out").
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -37,6 +44,11 @@ const WHO_NAMES: usize = 50;
 const ROOM_QUEUE_BYTES: usize = 1 << 20;
 /// How often a sender looks again at a full queue.
 const FULL_RETRY: Duration = Duration::from_millis(5);
+/// The fewest members a part of a round is written to by a task of its own (about 2 ms of
+/// send() calls, against a few µs to start the task).
+const MIN_PART: usize = 500;
+/// Most tasks one round is split over.
+const MAX_PARTS: usize = 4;
 
 struct Member {
     nick: Option<String>,
@@ -137,56 +149,33 @@ impl Room {
             .filter(|(_, m)| m.nick.is_some())
             .map(|(id, m)| (*id, m.out.clone()))
             .collect();
-        let shown = targets.len() <= SHOWN_ROOM;
-        let all: Arc<[u8]> = batch
-            .lines
-            .iter()
-            .flat_map(|(_, l)| l.iter().copied())
-            .collect();
-        // A speaker gets the round without its own lines.
-        let speakers: HashSet<ConnId> = batch.lines.iter().filter_map(|(who, _)| *who).collect();
-        let without = |id: ConnId| -> Arc<[u8]> {
-            batch
-                .lines
-                .iter()
-                .filter(|(who, _)| *who != Some(id))
-                .flat_map(|(_, l)| l.iter().copied())
-                .collect()
-        };
-        if !shown {
+        let round = Arc::new(Round::new(batch, targets.len() <= SHOWN_ROOM));
+        if !round.shown {
             self.hub.log.emit(
                 &self.server,
                 EventKind::Relayed {
-                    data: Payload::from_bytes(&all),
+                    data: Payload::from_bytes(&round.all),
                     members: targets.len() as u32,
                 },
             );
         }
-        for (id, out) in targets {
-            let text = if speakers.contains(&id) {
-                without(id)
-            } else {
-                all.clone()
-            };
-            if text.is_empty() {
-                continue;
-            }
-            let line = Outgoing { text, shown };
-            while let Err(Refused::Full) = out.deliver(&line) {
-                let patience = STUCK_AFTER.saturating_sub(Duration::from_millis(out.idle_ms()));
-                if patience.is_zero() {
-                    out.life().stop(
-                        ClosedBy::Local,
-                        format!(
-                            "too slow: {} KiB of chat waited and none went out for {} s",
-                            OUTBOX_BYTES >> 10,
-                            STUCK_AFTER.as_secs()
-                        ),
-                    );
-                    break;
-                }
-                tokio::time::sleep(patience.min(FULL_RETRY)).await;
-            }
+        let parts = parts(targets.len());
+        if parts == 1 {
+            return round.deliver(&targets).await;
+        }
+        // Every part is a task of its own, this one only waits: a task spawned from a
+        // running one goes first into that worker's slot for the next task, where no other
+        // worker can take it, so a part run here would hold the one spawned last back.
+        let size = targets.len().div_ceil(parts);
+        let helpers: Vec<_> = targets
+            .chunks(size)
+            .map(|chunk| {
+                let (round, chunk) = (round.clone(), chunk.to_vec());
+                tokio::spawn(async move { round.deliver(&chunk).await })
+            })
+            .collect();
+        for helper in helpers {
+            let _ = helper.await;
         }
     }
 
@@ -256,6 +245,81 @@ impl Room {
     }
 }
 
+/// One round of the fan-out: what was said since the last one.
+struct Round {
+    lines: Vec<(Option<ConnId>, Vec<u8>)>,
+    /// All the lines, for members who said none of them.
+    all: Arc<[u8]>,
+    speakers: HashSet<ConnId>,
+    /// Each member's send() is its own event (a small room).
+    shown: bool,
+}
+
+impl Round {
+    fn new(batch: Said, shown: bool) -> Self {
+        let all: Arc<[u8]> = batch
+            .lines
+            .iter()
+            .flat_map(|(_, l)| l.iter().copied())
+            .collect();
+        let speakers = batch.lines.iter().filter_map(|(who, _)| *who).collect();
+        Round {
+            lines: batch.lines,
+            all,
+            speakers,
+            shown,
+        }
+    }
+
+    /// Writes the round to each of `targets` (a speaker gets it without its own lines). A
+    /// member whose outbox stays full is dropped after [`STUCK_AFTER`].
+    async fn deliver(&self, targets: &[(ConnId, Arc<Outbox>)]) {
+        for (id, out) in targets {
+            let text = if self.speakers.contains(id) {
+                self.lines
+                    .iter()
+                    .filter(|(who, _)| *who != Some(*id))
+                    .flat_map(|(_, l)| l.iter().copied())
+                    .collect()
+            } else {
+                self.all.clone()
+            };
+            if text.is_empty() {
+                continue;
+            }
+            let line = Outgoing {
+                text,
+                shown: self.shown,
+            };
+            while let Err(Refused::Full) = out.deliver(&line) {
+                let patience = STUCK_AFTER.saturating_sub(Duration::from_millis(out.idle_ms()));
+                if patience.is_zero() {
+                    out.life().stop(
+                        ClosedBy::Local,
+                        format!(
+                            "too slow: {} KiB of chat waited and none went out for {} s",
+                            OUTBOX_BYTES >> 10,
+                            STUCK_AFTER.as_secs()
+                        ),
+                    );
+                    break;
+                }
+                tokio::time::sleep(patience.min(FULL_RETRY)).await;
+            }
+        }
+    }
+}
+
+/// How many parts a round to `members` members is split into, each part written by a task of
+/// its own. A round is one send() per member, and one task makes them one after another on
+/// one core: at 10,000 members the last one waited about 100 ms for the others (see
+/// docs/benchmarks.md, "Chat fan-out"). A part is at least [`MIN_PART`] members, so that a
+/// small room is not split for nothing: one task per core, at most [`MAX_PARTS`].
+fn parts(members: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.min(MAX_PARTS).min(members / MIN_PART).max(1)
+}
+
 /// Serves one member of the room until it leaves, the server stops, or it falls behind.
 pub(crate) async fn serve(
     conn: ConnHandle,
@@ -271,6 +335,10 @@ pub(crate) async fn serve(
         }
     }
     let id = conn.origin.conn.unwrap_or_default();
+    // (See the module's notes: without it, rounds wait for the member's delayed ACKs.)
+    if let Err(err) = stream.set_nodelay(true) {
+        tracing::debug!("TCP_NODELAY not set on a chat member's connection: {err}");
+    }
     let (mut reader, writer) = stream.into_split();
     let out = Arc::new(Outbox::new(
         writer,
