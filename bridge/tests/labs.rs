@@ -683,4 +683,39 @@ async fn tcp_states_as_the_kernel_reports_them() {
         states(&c.events, client.id).first().map(String::as_str),
         Some("ESTABLISHED")
     );
+    // The server closes its side after the EOF; once the last ACK came the kernel keeps
+    // nothing of it: CLOSE, not the ESTABLISHED or CLOSE_WAIT it had before.
+    c.wait_until("the server's socket is gone", |ev| {
+        states(ev, server.id).last().map(String::as_str) == Some("CLOSE")
+    })
+    .await;
+    assert_eq!(
+        states(&c.events, client.id).last().map(String::as_str),
+        Some("TIME_WAIT")
+    );
+
+    // The other way out: the client shuts down its sending side first (FIN_WAIT1/2), the
+    // server answers the EOF with its own close, and the client reads EOF. Linux then calls
+    // the client's socket CLOSE and keeps the connection as a TIME_WAIT entry: the picture
+    // goes from FIN_WAIT to TIME_WAIT, as in the textbook, without a CLOSE in between.
+    let (server, client) = c.tcp_pair(json!({"policy": {"kind": "persistent"}})).await;
+    c.ok(cmd(json!({"op": "shutdown_write", "endpoint": client.id})))
+        .await;
+    c.wait_until("time_wait after the client's EOF", |ev| {
+        states(ev, client.id).contains(&"TIME_WAIT".to_string())
+    })
+    .await;
+    let client_states = states(&c.events, client.id);
+    assert!(
+        client_states.iter().any(|s| s.starts_with("FIN_WAIT")),
+        "{client_states:?}"
+    );
+    assert!(
+        !client_states.contains(&"CLOSE".to_string()),
+        "{client_states:?}"
+    );
+    c.wait_until("the server's socket is gone", |ev| {
+        states(ev, server.id).last().map(String::as_str) == Some("CLOSE")
+    })
+    .await;
 }

@@ -317,6 +317,8 @@ async fn serve(
                 }
                 Control::ShutdownWrite { done } => {
                     let _ = done.send(shutdown_write(&hub, &conn.origin, &mut writer).await);
+                    // The FIN is out: FIN_WAIT1 (or already FIN_WAIT2), shown now, not at the next poll.
+                    watch.check(&hub, &conn.origin, tcp_state::of_socket(fd));
                 }
                 Control::SendFile { file, done, .. } => {
                     let source = transfer::Source::File(&file);

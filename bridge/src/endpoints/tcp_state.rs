@@ -31,7 +31,10 @@ fn name(state: u8) -> Option<&'static str> {
     })
 }
 
-/// The state of an open socket, from TCP_INFO.
+/// The state of an open socket, from TCP_INFO. CLOSE is left out: once the peer's FIN has come
+/// after this side's own, Linux hands the connection over to a small TIME_WAIT entry in its
+/// table and calls the socket itself CLOSE, which would show FIN_WAIT2, CLOSE, TIME_WAIT. The
+/// state after close comes from the table instead ([`after_close`]), CLOSE included.
 #[cfg(target_os = "linux")]
 pub(crate) fn of_socket(fd: std::os::fd::RawFd) -> Option<&'static str> {
     // SAFETY: tcp_info is plain old data, and getsockopt writes at most `len` bytes into it.
@@ -46,7 +49,10 @@ pub(crate) fn of_socket(fd: std::os::fd::RawFd) -> Option<&'static str> {
             &mut len,
         )
     };
-    (rc == 0).then(|| name(info.tcpi_state)).flatten()
+    (rc == 0)
+        .then(|| name(info.tcpi_state))
+        .flatten()
+        .filter(|state| *state != "CLOSE")
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -74,8 +80,10 @@ impl Watch {
     }
 }
 
-/// After close: what the system's connection table still says about this connection (for the
-/// side that closed first, TIME_WAIT). Looked up once, shortly after the close.
+/// After close: what the system's connection table still says about this connection. The
+/// side that closed first waits out TIME_WAIT there; the other side's socket is gone once the
+/// last ACK came, and is then reported as CLOSE (the textbook's CLOSED). A state on the way
+/// (LAST_ACK, FIN_WAIT1, FIN_WAIT2, CLOSING) is looked at again, for at most [`FOLLOW`].
 pub(crate) fn after_close(hub: std::sync::Arc<Hub>, origin: Origin) {
     let (Some(local), Some(peer)) = (
         origin
@@ -90,18 +98,22 @@ pub(crate) fn after_close(hub: std::sync::Arc<Hub>, origin: Origin) {
         return;
     };
     tokio::spawn(async move {
-        // Give the FIN/ACK exchange a moment to finish.
-        tokio::time::sleep(POLL).await;
-        if let Some(state) = in_table(local, peer) {
-            hub.log.emit(
-                &origin,
-                EventKind::TcpState {
-                    state: state.to_string(),
-                },
-            );
+        let mut watch = Watch::default();
+        for _ in 0..FOLLOW.as_millis() / POLL.as_millis() {
+            // Give the FIN/ACK exchange a moment to finish.
+            tokio::time::sleep(POLL).await;
+            let state = in_table(local, peer).unwrap_or("CLOSE");
+            watch.check(&hub, &origin, Some(state));
+            if matches!(state, "CLOSE" | "TIME_WAIT") {
+                return;
+            }
         }
     });
 }
+
+/// How long a closed connection's way out is followed (a peer that never closes leaves this
+/// side in FIN_WAIT2 for a minute; the last state seen stays on the picture).
+const FOLLOW: Duration = Duration::from_secs(2);
 
 /// Looks the connection up in /proc/net/tcp (IPv4) or /proc/net/tcp6.
 fn in_table(local: SocketAddr, peer: SocketAddr) -> Option<&'static str> {
