@@ -3,6 +3,7 @@
 //! system's connection table (`/proc/net/tcp`), where TIME_WAIT lingers.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use shared::EventKind;
@@ -97,7 +98,14 @@ pub(crate) fn after_close(hub: std::sync::Arc<Hub>, origin: Origin) {
     ) else {
         return;
     };
+    // Each look reads the whole table: when many connections close at once (a server with
+    // thousands stopped), only the first [`MAX_FOLLOWED`] are followed.
+    if FOLLOWED.fetch_add(1, Ordering::Relaxed) >= MAX_FOLLOWED {
+        FOLLOWED.fetch_sub(1, Ordering::Relaxed);
+        return;
+    }
     tokio::spawn(async move {
+        let _done = Followed;
         let mut watch = Watch::default();
         for _ in 0..FOLLOW.as_millis() / POLL.as_millis() {
             // Give the FIN/ACK exchange a moment to finish.
@@ -109,6 +117,20 @@ pub(crate) fn after_close(hub: std::sync::Arc<Hub>, origin: Origin) {
             }
         }
     });
+}
+
+/// Closed connections being followed now.
+static FOLLOWED: AtomicUsize = AtomicUsize::new(0);
+/// Most closed connections followed at once.
+const MAX_FOLLOWED: usize = 64;
+
+/// Counts a follower out when it ends, however it ends.
+struct Followed;
+
+impl Drop for Followed {
+    fn drop(&mut self) {
+        FOLLOWED.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// How long a closed connection's way out is followed (a peer that never closes leaves this
