@@ -167,11 +167,13 @@ impl Room {
         // running one goes first into that worker's slot for the next task, where no other
         // worker can take it, so a part run here would hold the one spawned last back.
         let size = targets.len().div_ceil(parts);
-        let helpers: Vec<_> = targets
-            .chunks(size)
-            .map(|chunk| {
-                let (round, chunk) = (round.clone(), chunk.to_vec());
-                tokio::spawn(async move { round.deliver(&chunk).await })
+        let targets: Arc<[(ConnId, Arc<Outbox>)]> = targets.into();
+        let helpers: Vec<_> = (0..targets.len())
+            .step_by(size)
+            .map(|start| {
+                let (round, targets) = (round.clone(), targets.clone());
+                let end = (start + size).min(targets.len());
+                tokio::spawn(async move { round.deliver(&targets[start..end]).await })
             })
             .collect();
         for helper in helpers {
