@@ -3,10 +3,10 @@
 //! system's connection table (`/proc/net/tcp`), where TIME_WAIT lingers.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use shared::EventKind;
+use tokio::sync::Semaphore;
 
 use crate::events::Origin;
 use crate::hub::Hub;
@@ -99,13 +99,13 @@ pub(crate) fn after_close(hub: std::sync::Arc<Hub>, origin: Origin) {
         return;
     };
     // Each look reads the whole table: when many connections close at once (a server with
-    // thousands stopped), only the first [`MAX_FOLLOWED`] are followed.
-    if FOLLOWED.fetch_add(1, Ordering::Relaxed) >= MAX_FOLLOWED {
-        FOLLOWED.fetch_sub(1, Ordering::Relaxed);
+    // thousands stopped), only [`FOLLOWERS`] of them are followed.
+    let Ok(permit) = FOLLOWERS.try_acquire() else {
         return;
-    }
+    };
     tokio::spawn(async move {
-        let _done = Followed;
+        // Held until this follower ends, however it ends.
+        let _permit = permit;
         let mut watch = Watch::default();
         for _ in 0..FOLLOW.as_millis() / POLL.as_millis() {
             // Give the FIN/ACK exchange a moment to finish.
@@ -119,19 +119,8 @@ pub(crate) fn after_close(hub: std::sync::Arc<Hub>, origin: Origin) {
     });
 }
 
-/// Closed connections being followed now.
-static FOLLOWED: AtomicUsize = AtomicUsize::new(0);
-/// Most closed connections followed at once.
-const MAX_FOLLOWED: usize = 64;
-
-/// Counts a follower out when it ends, however it ends.
-struct Followed;
-
-impl Drop for Followed {
-    fn drop(&mut self) {
-        FOLLOWED.fetch_sub(1, Ordering::Relaxed);
-    }
-}
+/// Closed connections followed at once, at most.
+static FOLLOWERS: Semaphore = Semaphore::const_new(64);
 
 /// How long a closed connection's way out is followed (a peer that never closes leaves this
 /// side in FIN_WAIT2 for a minute; the last state seen stays on the picture).
