@@ -10,7 +10,7 @@
 //!
 //! What is said goes out in rounds: one fan-out task per room takes everything said since its
 //! last round and writes it to each member in one write, and a round to many members is split
-//! over one task per core (see [`parts`]). Members' sockets have TCP_NODELAY (the Python
+//! over one task per core (see [`Room::parts`]). Members' sockets have TCP_NODELAY (the Python
 //! version shows it too): the rounds already gather the room's lines, and Nagle's algorithm
 //! would hold a member's next round back until the member acknowledged the last one, which a
 //! delayed ACK can put off for 40 ms (measured: see docs/benchmarks.md, "Chat fan-out").
@@ -80,6 +80,9 @@ pub(crate) struct Room {
     /// Where a big room's `relayed` events go: the server endpoint.
     hub: Arc<Hub>,
     server: Origin,
+    /// Most parts a round is split into (see [`Room::parts`]): the cores, read once (the
+    /// standard library reads the cgroup's CPU quota for it).
+    max_parts: usize,
 }
 
 impl Room {
@@ -91,6 +94,9 @@ impl Room {
             wake: Notify::new(),
             hub: hub.clone(),
             server,
+            max_parts: std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(MAX_PARTS),
         });
         hub.tasks.spawn(room.clone().fan_out(life));
         room
@@ -141,6 +147,15 @@ impl Room {
         }
     }
 
+    /// How many parts a round to `members` members is split into, each part written by a task
+    /// of its own. A round is one send() per member, and one task makes them one after another
+    /// on one core: at 10,000 members the last one waited about 100 ms for the others (see
+    /// docs/benchmarks.md, "Chat fan-out"). A part is at least [`MIN_PART`] members, so that a
+    /// small room is not split for nothing: one task per core, at most [`MAX_PARTS`].
+    fn parts(&self, members: usize) -> usize {
+        self.max_parts.min(members / MIN_PART).max(1)
+    }
+
     async fn send_round(&self, batch: Said) {
         let targets: Vec<(ConnId, Arc<Outbox>)> = self
             .members()
@@ -159,7 +174,7 @@ impl Room {
                 },
             );
         }
-        let parts = parts(targets.len());
+        let parts = self.parts(targets.len());
         if parts == 1 {
             return round.deliver(&targets).await;
         }
@@ -310,16 +325,6 @@ impl Round {
             }
         }
     }
-}
-
-/// How many parts a round to `members` members is split into, each part written by a task of
-/// its own. A round is one send() per member, and one task makes them one after another on
-/// one core: at 10,000 members the last one waited about 100 ms for the others (see
-/// docs/benchmarks.md, "Chat fan-out"). A part is at least [`MIN_PART`] members, so that a
-/// small room is not split for nothing: one task per core, at most [`MAX_PARTS`].
-fn parts(members: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cores.min(MAX_PARTS).min(members / MIN_PART).max(1)
 }
 
 /// Serves one member of the room until it leaves, the server stops, or it falls behind.
