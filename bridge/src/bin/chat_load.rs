@@ -186,47 +186,51 @@ struct Tally {
 /// (`u3: `): a speaker's stamps only grow, so one that does not came twice or out of order.
 type LastHeard = Vec<(Vec<u8>, u64)>;
 
-/// Counts the stamped lines in `lines` (whole lines) into `tally`. Paced lines' delays go into
-/// the histogram, with `now_ns` as their arrival: the lines of one read() arrived together.
-fn tally(lines: &[u8], now_ns: u64, stats: &Stats, heard: &mut LastHeard, tally: &mut Tally) {
-    for line in lines.split(|b| *b == b'\n') {
-        // A stamped line: `m|<phase>|<sent ns>`, after whatever prefix the server adds.
-        let Some(bar) = line.iter().position(|b| *b == b'|') else {
-            continue;
-        };
-        if bar == 0 || line[bar - 1] != b'm' || line.get(bar + 2) != Some(&b'|') {
-            continue;
-        }
-        let phase = line[bar + 1];
-        if phase == b'w' {
-            tally.warm = true;
-            continue;
-        }
-        let Some(sent) = digits(&line[bar + 3..]) else {
-            continue;
-        };
-        match phase {
-            b'b' => tally.burst += 1,
-            b'p' => {
-                stats.delays.add(now_ns.saturating_sub(sent) / 1000);
-                tally.paced += 1;
+impl Tally {
+    /// Counts the stamped lines in `lines` (whole lines). Paced lines' delays go into the
+    /// histogram, with `now_ns` as their arrival: the lines of one read() arrived together.
+    fn of(lines: &[u8], now_ns: u64, stats: &Stats, heard: &mut LastHeard) -> Tally {
+        let mut tally = Tally::default();
+        for line in lines.split(|b| *b == b'\n') {
+            // A stamped line: `m|<phase>|<sent ns>`, after whatever prefix the server adds.
+            let Some(bar) = line.iter().position(|b| *b == b'|') else {
+                continue;
+            };
+            if bar == 0 || line[bar - 1] != b'm' || line.get(bar + 2) != Some(&b'|') {
+                continue;
             }
-            _ => continue,
-        }
-        // Without a prefix (ncat relays lines as they are) speakers cannot be told apart.
-        let speaker = &line[..bar - 1];
-        if speaker.is_empty() {
-            continue;
-        }
-        match heard.iter_mut().find(|(who, _)| who == speaker) {
-            Some((_, last)) => {
-                if sent <= *last {
-                    tally.misordered += 1;
+            let phase = line[bar + 1];
+            if phase == b'w' {
+                tally.warm = true;
+                continue;
+            }
+            let Some(sent) = digits(&line[bar + 3..]) else {
+                continue;
+            };
+            match phase {
+                b'b' => tally.burst += 1,
+                b'p' => {
+                    stats.delays.add(now_ns.saturating_sub(sent) / 1000);
+                    tally.paced += 1;
                 }
-                *last = sent;
+                _ => continue,
             }
-            None => heard.push((speaker.to_vec(), sent)),
+            // Without a prefix (ncat relays lines as they are) speakers cannot be told apart.
+            let speaker = &line[..bar - 1];
+            if speaker.is_empty() {
+                continue;
+            }
+            match heard.iter_mut().find(|(who, _)| who == speaker) {
+                Some((_, last)) => {
+                    if sent <= *last {
+                        tally.misordered += 1;
+                    }
+                    *last = sent;
+                }
+                None => heard.push((speaker.to_vec(), sent)),
+            }
         }
+        tally
     }
 }
 
@@ -257,8 +261,7 @@ async fn read_lines(mut socket: OwnedReadHalf, early: Vec<u8>, stats: Arc<Stats>
             kept = if end == buf.len() { 0 } else { end };
             continue;
         };
-        let mut counted = Tally::default();
-        tally(&buf[..last], now, &stats, &mut heard, &mut counted);
+        let counted = Tally::of(&buf[..last], now, &stats, &mut heard);
         buf.copy_within(last + 1..end, 0);
         kept = end - last - 1;
         if counted.warm && !warmed {
@@ -490,9 +493,8 @@ mod tests {
     fn tally_counts_stamped_lines_and_catches_disorder() {
         let stats = Stats::new();
         let mut heard = LastHeard::new();
-        let mut counted = Tally::default();
         let text = b"* welcome\nu1: m|w|1\nu1: m|b|5\nu2: m|b|3\nu1: m|b|4\nu2: m|p|7\nu2: m|p|7\nm|b|1\nu3: m|b|x";
-        tally(text, 10_000, &stats, &mut heard, &mut counted);
+        let counted = Tally::of(text, 10_000, &stats, &mut heard);
         assert!(counted.warm);
         assert_eq!(counted.burst, 4, "the line without a number is not counted");
         assert_eq!(counted.paced, 2);
