@@ -5,15 +5,13 @@
 
 use crate::frontend;
 use crate::test::BROWSER_TESTS;
-use crate::tools::{cargo, output, root, run_tests};
+use crate::tools::{cargo, no_args, output, root, run_tests};
 
 const START: &str = "<!-- bench:start -->";
 const END: &str = "<!-- bench:end -->";
 
 pub(crate) fn bench(args: &[String]) -> Result<(), String> {
-    if let Some(extra) = args.first() {
-        return Err(format!("`bench` takes no arguments, got '{extra}'"));
-    }
+    no_args(args, "bench")?;
     let size = frontend::build()?;
     crate::tools::ensure_bench_anchors()?;
     let mut results = vec![format!(

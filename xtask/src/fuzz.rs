@@ -4,18 +4,13 @@
 //! accept them. A crash leaves its input in `fuzz/artifacts/<target>/`; copy it into
 //! `fuzz/regressions/<target>/`, where the `fuzz_regressions` test replays every file.
 
-use crate::tools::{output, root, run};
+use crate::tools::{output, root, run, seconds_arg};
 
 /// The targets in fuzz/Cargo.toml.
 const TARGETS: [&str; 2] = ["protocol", "data_names"];
 
 pub(crate) fn fuzz(args: &[String]) -> Result<(), String> {
-    let seconds: u64 = match args.first() {
-        None => 60,
-        Some(text) => text
-            .parse()
-            .map_err(|_| format!("`fuzz` takes a number of seconds per target, got '{text}'"))?,
-    };
+    let seconds = seconds_arg(args, 60, "fuzz", "a number of seconds per target")?;
     if output("cargo", &["fuzz", "--version"]).is_none() {
         eprintln!("xtask: installing cargo-fuzz");
         run("cargo", &["install", "cargo-fuzz", "--locked"])?;

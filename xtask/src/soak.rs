@@ -2,15 +2,10 @@
 //! connecting, sending and disconnecting (default 180), with optimisations. Never part of
 //! `cargo xtask test`.
 
-use crate::tools::{cargo, run};
+use crate::tools::{cargo, run, seconds_arg};
 
 pub(crate) fn soak(args: &[String]) -> Result<(), String> {
-    let seconds: u64 = match args.first() {
-        None => 180,
-        Some(text) => text
-            .parse()
-            .map_err(|_| format!("`soak` takes a number of seconds, got '{text}'"))?,
-    };
+    let seconds = seconds_arg(args, 180, "soak", "a number of seconds")?;
     std::env::set_var("SOAK_SECONDS", seconds.to_string());
     run(
         &cargo(),

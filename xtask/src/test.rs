@@ -4,16 +4,14 @@
 //! against a real bridge serving that build.
 
 use crate::frontend;
-use crate::tools::{self, cargo, run};
+use crate::tools::{self, cargo, no_args, run};
 
 /// Environment variable that points the browser tests at the built page; when it is set they
 /// fail rather than skip if anything they need is missing.
 pub(crate) const BROWSER_TESTS: &str = "SOCKET_PLAYGROUND_DIST";
 
 pub(crate) fn test(args: &[String]) -> Result<(), String> {
-    if let Some(extra) = args.first() {
-        return Err(format!("`test` takes no arguments, got '{extra}'"));
-    }
+    no_args(args, "test")?;
     let cargo = cargo();
     run(&cargo, &["fmt", "--all", "--", "--check"])?;
     run(&cargo, &["clippy", "--all-targets", "--", "-D", "warnings"])?;

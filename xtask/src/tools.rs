@@ -11,6 +11,29 @@ pub(crate) fn root() -> PathBuf {
 }
 
 /// Runs a command in the workspace root, echoing it first; fails if it fails.
+/// The optional `[SECONDS]` argument of `command` (`what` says what it counts), or `default`.
+pub(crate) fn seconds_arg(
+    args: &[String],
+    default: u64,
+    command: &str,
+    what: &str,
+) -> Result<u64, String> {
+    match args.first() {
+        None => Ok(default),
+        Some(text) => text
+            .parse()
+            .map_err(|_| format!("`{command}` takes {what}, got '{text}'")),
+    }
+}
+
+/// Refuses any argument to `command`, which takes none.
+pub(crate) fn no_args(args: &[String], command: &str) -> Result<(), String> {
+    match args.first() {
+        Some(extra) => Err(format!("`{command}` takes no arguments, got '{extra}'")),
+        None => Ok(()),
+    }
+}
+
 pub(crate) fn run(program: &str, args: &[&str]) -> Result<(), String> {
     eprintln!("$ {program} {}", args.join(" "));
     let status = Command::new(program)
