@@ -23,6 +23,12 @@ const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// Runs a command to completion.
 pub(crate) async fn execute(hub: &Arc<Hub>, command: Command) -> Outcome {
+    if let Err(why) = command.check_lengths() {
+        return Outcome::Error(ErrorInfo::new(
+            ErrorKind::InvalidRequest,
+            format!("The {} command was refused: {why}.", command.name()),
+        ));
+    }
     let result = match command {
         Command::TcpServerStart(spec) => {
             tcp_server::start(hub, spec).await.map(ReplyData::Endpoint)
@@ -46,9 +52,14 @@ pub(crate) async fn execute(hub: &Arc<Hub>, command: Command) -> Outcome {
             .uploads
             .start(&hub.data, &file, size)
             .map(|upload| ReplyData::Upload { upload }),
-        Command::UploadChunk { upload, base64 } => {
+        Command::UploadChunk {
+            upload,
+            offset,
+            base64,
+        } => {
             hub.uploads
-                .chunk(upload, &base64)
+                .chunk(upload, offset, &base64)
+                .await
                 .map(|bytes| ReplyData::Uploaded {
                     bytes,
                     sha256: None,
@@ -57,14 +68,13 @@ pub(crate) async fn execute(hub: &Arc<Hub>, command: Command) -> Outcome {
         Command::UploadFinish { upload } => {
             hub.uploads
                 .finish(upload)
+                .await
                 .map(|(bytes, sha256)| ReplyData::Uploaded {
                     bytes,
                     sha256: Some(sha256),
                 })
         }
-        Command::Compare(spec) => crate::compare::run(spec)
-            .await
-            .map(|report| ReplyData::Compare(Box::new(report))),
+        Command::Compare(spec) => compare(hub, spec).await,
         Command::Impair {
             endpoint,
             impairment,
@@ -82,6 +92,24 @@ pub(crate) async fn execute(hub: &Arc<Hub>, command: Command) -> Outcome {
     match result {
         Ok(data) => Outcome::Ok(data),
         Err(error) => Outcome::Error(error),
+    }
+}
+
+/// Runs a comparison, one at a time, until it ends or a reset stops it.
+async fn compare(hub: &Hub, spec: shared::CompareSpec) -> Result<ReplyData, ErrorInfo> {
+    let Ok(_one) = hub.comparing.try_acquire() else {
+        return Err(ErrorInfo::new(
+            ErrorKind::LimitReached,
+            "A comparison is already running; wait for its result.",
+        ));
+    };
+    let work = hub.work();
+    tokio::select! {
+        report = crate::compare::run(spec) => report.map(|r| ReplyData::Compare(Box::new(r))),
+        _ = work.cancelled() => Err(ErrorInfo::new(
+            ErrorKind::ConnectionAborted,
+            "The comparison was stopped: reset closes everything.",
+        )),
     }
 }
 

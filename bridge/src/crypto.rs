@@ -78,17 +78,54 @@ fn mac(secret: &str, nonce: &str) -> Hmac<Sha256> {
     mac
 }
 
-/// Splits complete lines off a buffer (the `\n` removed, a `\r` before it too).
-pub(crate) fn take_lines(buffer: &mut Vec<u8>) -> Vec<String> {
-    let mut lines = Vec::new();
-    while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
-        let line = String::from_utf8_lossy(&buffer[..end])
-            .trim_end_matches('\r')
-            .to_string();
-        buffer.drain(..=end);
-        lines.push(line);
+/// Longest line kept while waiting for its newline: a Fernet token of a 48 KiB message, far
+/// more than a lab sends. A peer that sends more without a newline is cut off instead of
+/// filling the bridge's memory.
+pub(crate) const MAX_LINE: usize = 64 * 1024;
+
+/// Bytes received until their newline, for line-based protocols (Fernet tokens, the
+/// challenge-response). Each byte is looked at once, however the line arrives in pieces.
+#[derive(Default)]
+pub(crate) struct Lines {
+    buffer: Vec<u8>,
+    /// Bytes of `buffer` already searched for a newline.
+    scanned: usize,
+}
+
+/// A peer sent a line longer than [`MAX_LINE`] without its newline.
+#[derive(Debug, PartialEq)]
+pub(crate) struct LineTooLong;
+
+impl LineTooLong {
+    /// Why the connection is closed, in words.
+    pub(crate) fn reason() -> String {
+        format!("a line longer than {MAX_LINE} bytes arrived without its newline")
     }
-    lines
+}
+
+impl Lines {
+    /// Adds received bytes; returns the lines now complete (the `\n` removed, a `\r` before
+    /// it too), or [`LineTooLong`] once an unfinished line is over the limit.
+    pub(crate) fn push(&mut self, chunk: &[u8]) -> Result<Vec<String>, LineTooLong> {
+        self.buffer.extend_from_slice(chunk);
+        let mut lines = Vec::new();
+        let mut start = 0;
+        while let Some(at) = self.buffer[self.scanned..].iter().position(|b| *b == b'\n') {
+            let end = self.scanned + at;
+            let line = String::from_utf8_lossy(&self.buffer[start..end]);
+            lines.push(line.trim_end_matches('\r').to_string());
+            start = end + 1;
+            self.scanned = start;
+        }
+        self.buffer.drain(..start);
+        self.scanned = self.buffer.len();
+        if self.buffer.len() > MAX_LINE {
+            self.buffer = Vec::new();
+            self.scanned = 0;
+            return Err(LineTooLong);
+        }
+        Ok(lines)
+    }
 }
 
 #[cfg(test)]
@@ -124,8 +161,20 @@ mod tests {
 
     #[test]
     fn lines_are_split_and_kept_until_complete() {
-        let mut buffer = b"one\r\ntwo\nthr".to_vec();
-        assert_eq!(take_lines(&mut buffer), ["one", "two"]);
-        assert_eq!(buffer, b"thr");
+        let mut lines = Lines::default();
+        assert_eq!(lines.push(b"one\r\ntwo\nthr").unwrap(), ["one", "two"]);
+        assert_eq!(lines.push(b"ee").unwrap(), Vec::<String>::new());
+        assert_eq!(lines.push(b"\n").unwrap(), ["three"]);
+        assert_eq!(lines.buffer, b"");
+    }
+
+    #[test]
+    fn a_line_without_end_is_cut_off_at_the_limit() {
+        let mut lines = Lines::default();
+        for _ in 0..MAX_LINE / 1024 {
+            assert!(lines.push(&[b'x'; 1024]).unwrap().is_empty());
+        }
+        assert_eq!(lines.push(b"x"), Err(LineTooLong));
+        assert_eq!(lines.push(b"ok\n").unwrap(), ["ok"], "it starts afresh");
     }
 }

@@ -1,8 +1,17 @@
 //! The data directory (`--data-dir`): where servers log and save files and where clients send
 //! files from. Every name that comes from a page is confined to it: one plain file name, no
 //! separators, no `..`, no hidden files, no control characters, and links are never followed.
+//!
+//! Only regular files are used: a FIFO, socket or device put there under an accepted name is
+//! refused, and opening one never waits (`O_NONBLOCK` until the type is checked). A file being
+//! received is written as `NAME.part`, created exclusively and claimed for that one transfer:
+//! a second transfer to the same name is refused while the first runs, so two streams never
+//! share one file. Received files are bounded in size (`--max-file-bytes`) and refused when
+//! the disk is nearly full.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
 use shared::{ErrorInfo, ErrorKind, FileInfo};
@@ -13,15 +22,47 @@ const MAX_NAME: usize = 128;
 /// Suffix of a file still being written (or left incomplete).
 pub(crate) const PART: &str = ".part";
 
+/// Free space below which the bridge writes no more received data (the rest of the machine
+/// needs the disk too).
+pub(crate) const MIN_FREE_BYTES: u64 = 64 << 20;
+
 /// The folder, created on first use.
 #[derive(Debug, Clone)]
 pub(crate) struct DataDir {
     root: PathBuf,
+    /// Largest file a transfer or an upload may write.
+    pub(crate) max_file_bytes: u64,
+    /// Names being received now.
+    claimed: Arc<Mutex<HashSet<String>>>,
+}
+
+/// A `.part` file being written by one transfer, with its claim on the name: dropping it
+/// releases the name (the file stays, as `.part`, unless [`finish`]ed).
+pub(crate) struct PartFile {
+    pub(crate) file: std::fs::File,
+    pub(crate) path: PathBuf,
+    _claim: Claim,
+}
+
+#[derive(Debug)]
+struct Claim {
+    claimed: Arc<Mutex<HashSet<String>>>,
+    name: String,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.claimed.lock().expect("claims lock").remove(&self.name);
+    }
 }
 
 impl DataDir {
-    pub(crate) fn new(root: PathBuf) -> Self {
-        DataDir { root }
+    pub(crate) fn new(root: PathBuf, max_file_bytes: u64) -> Self {
+        DataDir {
+            root,
+            max_file_bytes,
+            claimed: Arc::default(),
+        }
     }
 
     fn ensure(&self) -> Result<(), ErrorInfo> {
@@ -44,35 +85,99 @@ impl DataDir {
         Ok(self.root.join(name))
     }
 
-    /// Opens an existing file for reading, refusing links.
+    /// Opens an existing regular file for reading, refusing links and every other kind.
     pub(crate) fn open(&self, name: &str) -> Result<(std::fs::File, u64), ErrorInfo> {
         let path = self.path(name)?;
-        let file = open_no_follow(&path, false).map_err(|e| io_error(name, &e))?;
-        let meta = file.metadata().map_err(|e| io_error(name, &e))?;
-        if !meta.is_file() {
-            return Err(ErrorInfo::new(
-                ErrorKind::InvalidRequest,
-                format!("'{name}' is not a regular file."),
-            ));
-        }
-        Ok((file, meta.len()))
+        let file = open_regular(&path, Open::Read).map_err(|e| io_error(name, &e))?;
+        let len = file.metadata().map_err(|e| io_error(name, &e))?.len();
+        Ok((file, len))
     }
 
-    /// Creates (truncating) `name.part` for writing; [`finish`] renames it to `name`.
-    pub(crate) fn create_part(&self, name: &str) -> Result<(std::fs::File, PathBuf), ErrorInfo> {
+    /// Creates `name.part` for one transfer, exclusively; [`finish`] renames it to `name`.
+    /// Refused while another transfer writes `name`; a `.part` left by an earlier, broken
+    /// transfer is replaced. `size`, when known, must fit the limits.
+    pub(crate) fn create_part(&self, name: &str, size: Option<u64>) -> Result<PartFile, ErrorInfo> {
         let path = self.path(name)?;
+        if let Some(size) = size {
+            self.check_size(name, size)?;
+        }
+        self.check_room(name, size.unwrap_or(0))?;
+        let claim = {
+            let mut claimed = self.claimed.lock().expect("claims lock");
+            if !claimed.insert(name.to_string()) {
+                return Err(ErrorInfo::new(
+                    ErrorKind::LimitReached,
+                    format!(
+                        "'{name}' is being received already, by another transfer: two streams \
+                         never go into one file."
+                    ),
+                )
+                .with_hint("Wait for the first transfer to end, or save to another name."));
+            }
+            Claim {
+                claimed: self.claimed.clone(),
+                name: name.to_string(),
+            }
+        };
         let part = part_path(&path);
-        let file = open_no_follow(&part, true).map_err(|e| io_error(name, &e))?;
-        Ok((file, part))
+        // Nobody writes it now (the claim says so): what is there is an earlier leftover.
+        match std::fs::symlink_metadata(&part) {
+            Ok(meta) if meta.is_dir() => {
+                return Err(ErrorInfo::new(
+                    ErrorKind::NotAllowed,
+                    format!("'{name}{PART}' is a folder in the data directory."),
+                ))
+            }
+            Ok(_) => std::fs::remove_file(&part).map_err(|e| io_error(name, &e))?,
+            Err(_) => {}
+        }
+        let file = open_regular(&part, Open::CreateNew).map_err(|e| io_error(name, &e))?;
+        Ok(PartFile {
+            file,
+            path: part,
+            _claim: claim,
+        })
     }
 
-    /// Appends to `name`, creating it, refusing links.
+    /// Refuses a file larger than `--max-file-bytes`.
+    pub(crate) fn check_size(&self, name: &str, size: u64) -> Result<(), ErrorInfo> {
+        if size <= self.max_file_bytes {
+            return Ok(());
+        }
+        Err(ErrorInfo::new(
+            ErrorKind::LimitReached,
+            format!(
+                "'{name}' would be {size} bytes; the bridge keeps files of at most {} bytes.",
+                self.max_file_bytes
+            ),
+        )
+        .with_hint("Start the bridge with a larger --max-file-bytes to allow it."))
+    }
+
+    /// Refuses to write `more` bytes when that would leave the disk nearly full.
+    pub(crate) fn check_room(&self, name: &str, more: u64) -> Result<(), ErrorInfo> {
+        let Some(free) = free_bytes(&self.root) else {
+            return Ok(());
+        };
+        if free >= more.saturating_add(MIN_FREE_BYTES) {
+            return Ok(());
+        }
+        Err(ErrorInfo::new(
+            ErrorKind::LimitReached,
+            format!(
+                "The disk holding the data directory has {} MiB free: too little to write \
+                 '{name}' (the bridge leaves at least {} MiB).",
+                free >> 20,
+                MIN_FREE_BYTES >> 20
+            ),
+        )
+        .with_hint("Free some space, or start the bridge with --data-dir on another disk."))
+    }
+
+    /// Appends to `name`, creating it, refusing links and anything but a regular file.
     pub(crate) fn append(&self, name: &str) -> Result<std::fs::File, ErrorInfo> {
         let path = self.path(name)?;
-        let mut options = std::fs::OpenOptions::new();
-        options.append(true).create(true);
-        no_follow(&mut options);
-        options.open(&path).map_err(|e| io_error(name, &e))
+        open_regular(&path, Open::Append).map_err(|e| io_error(name, &e))
     }
 
     /// The regular files in the directory, by name.
@@ -101,6 +206,26 @@ impl DataDir {
     }
 }
 
+/// Bytes an unprivileged writer may still put on the disk holding `dir`.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+        // SAFETY: statvfs writes only into the struct given, and `path` is NUL-terminated.
+        let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+            return None;
+        }
+        Some(u64::from(stat.f_bavail).saturating_mul(u64::from(stat.f_frsize)))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
+}
+
 /// `name` with `.part` added.
 pub(crate) fn part_path(path: &Path) -> PathBuf {
     let mut part = path.as_os_str().to_owned();
@@ -108,8 +233,10 @@ pub(crate) fn part_path(path: &Path) -> PathBuf {
     PathBuf::from(part)
 }
 
-/// Renames a finished `.part` file to its real name.
-pub(crate) fn finish(part: &Path) -> std::io::Result<PathBuf> {
+/// Renames a finished `.part` file to its real name (replacing an older file of that name);
+/// the claim on the name ends with it.
+pub(crate) fn finish(part: PartFile) -> std::io::Result<PathBuf> {
+    let part = &part.path;
     let name = part
         .file_name()
         .and_then(|n| n.to_str())
@@ -165,23 +292,49 @@ pub(crate) fn check_name(name: &str) -> Result<(), ErrorInfo> {
     }
 }
 
-fn open_no_follow(path: &Path, write: bool) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    if write {
-        options.write(true).create(true).truncate(true);
-    } else {
-        options.read(true);
-    }
-    no_follow(&mut options);
-    options.open(path)
+/// How a data-directory file is opened.
+#[derive(Clone, Copy)]
+enum Open {
+    Read,
+    Append,
+    CreateNew,
 }
 
-fn no_follow(options: &mut std::fs::OpenOptions) {
+/// Opens a regular file, never following a link and never waiting: a FIFO opened for reading
+/// would wait for a writer (and for writing, for a reader), so the file is opened with
+/// `O_NONBLOCK`, its type checked, and only then made blocking again.
+fn open_regular(path: &Path, how: Open) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    match how {
+        Open::Read => options.read(true),
+        Open::Append => options.append(true).create(true),
+        Open::CreateNew => options.write(true).create_new(true),
+    };
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NOFOLLOW);
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
     }
+    let file = options.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (a folder, pipe, socket or device)",
+        ));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        let fd = file.as_raw_fd();
+        // SAFETY: fcntl on a descriptor this function owns, changing only its status flags.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+            }
+        }
+    }
+    Ok(file)
 }
 
 fn io_error(name: &str, err: &std::io::Error) -> ErrorInfo {
@@ -191,6 +344,12 @@ fn io_error(name: &str, err: &std::io::Error) -> ErrorInfo {
             format!(
                 "'{name}' is a link, and the bridge never follows links out of the data directory."
             ),
+        );
+    }
+    if err.kind() == std::io::ErrorKind::InvalidInput {
+        return ErrorInfo::new(
+            ErrorKind::NotAllowed,
+            format!("'{name}' is not a regular file (a folder, pipe, socket or device)."),
         );
     }
     let kind = match err.kind() {
@@ -235,15 +394,30 @@ mod tests {
     #[test]
     fn links_are_not_followed_and_parts_finish() {
         let root = std::env::temp_dir().join(format!("sp-datadir-{}", std::process::id()));
-        let dir = DataDir::new(root.clone());
-        let (file, part) = dir.create_part("out.bin").unwrap();
-        drop(file);
-        assert!(part.ends_with("out.bin.part"));
-        assert_eq!(finish(&part).unwrap(), root.join("out.bin"));
+        let dir = DataDir::new(root.clone(), 1 << 30);
+        let part = dir.create_part("out.bin", None).unwrap();
+        assert!(part.path.ends_with("out.bin.part"));
+        assert!(
+            dir.create_part("out.bin", None).is_err(),
+            "one transfer at a time per name"
+        );
+        assert_eq!(finish(part).unwrap(), root.join("out.bin"));
+        let again = dir.create_part("out.bin", None).expect("the claim ended");
+        drop(again);
+        let stale = dir.create_part("out.bin", None).expect("a leftover .part is replaced");
+        drop(stale);
+        assert!(dir.create_part("big.bin", Some(2 << 30)).is_err(), "over the size limit");
         #[cfg(unix)]
         {
             std::os::unix::fs::symlink("/etc/hostname", root.join("link.txt")).unwrap();
             assert!(dir.open("link.txt").is_err(), "a link is refused");
+            let fifo = std::ffi::CString::new(root.join("pipe.txt").to_str().unwrap()).unwrap();
+            // SAFETY: mkfifo reads the NUL-terminated path only.
+            assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+            let refused = dir.open("pipe.txt").expect_err("a FIFO is refused, at once");
+            assert_eq!(refused.kind, ErrorKind::NotAllowed);
+            assert!(dir.append("pipe.txt").is_err(), "and never written");
+            std::fs::remove_file(root.join("pipe.txt")).unwrap();
             assert!(dir.list().unwrap().iter().all(|f| f.name != "link.txt"));
         }
         assert_eq!(dir.list().unwrap()[0].name, "out.bin");

@@ -30,8 +30,8 @@ impl Origin {
 
 struct History {
     events: VecDeque<Arc<Event>>,
-    /// Payload bytes held in `events`, so that a flood of large chunks cannot grow memory
-    /// without bound even under the event-count limit.
+    /// What `events` hold in memory ([`Event::kept_bytes`]: payloads, texts, specs), so that a
+    /// flood of large events cannot grow memory without bound even under the count limit.
     bytes: usize,
     dropped: u64,
     next_seq: u64,
@@ -49,7 +49,8 @@ pub(crate) struct EventLog {
 
 /// What a new viewer gets: the recent past and a receiver for everything after it.
 pub(crate) struct Subscription {
-    pub(crate) history: Vec<Event>,
+    /// Shared with the log: a late viewer costs a pointer per event, not a copy.
+    pub(crate) history: VecDeque<Arc<Event>>,
     pub(crate) history_dropped: u64,
     pub(crate) live: broadcast::Receiver<Arc<Event>>,
 }
@@ -89,7 +90,6 @@ impl EventLog {
 
     /// Records an event and sends it to every viewer. Never blocks on a viewer.
     pub(crate) fn emit(&self, origin: &Origin, kind: EventKind) -> Arc<Event> {
-        let size = kind.data().map_or(0, |d| d.kept_bytes());
         let mut history = self.history.lock().expect("event log lock");
         let event = Arc::new(Event {
             seq: history.next_seq,
@@ -101,13 +101,13 @@ impl EventLog {
             kind,
         });
         history.next_seq += 1;
+        history.bytes += event.kept_bytes();
         history.events.push_back(event.clone());
-        history.bytes += size;
         while history.events.len() > self.max_events
             || (history.bytes > self.max_bytes && history.events.len() > 1)
         {
             if let Some(old) = history.events.pop_front() {
-                history.bytes -= old.kind.data().map_or(0, |d| d.kept_bytes());
+                history.bytes -= old.kept_bytes();
                 history.dropped += 1;
             }
         }
@@ -120,7 +120,7 @@ impl EventLog {
     pub(crate) fn subscribe(&self) -> Subscription {
         let history = self.history.lock().expect("event log lock");
         Subscription {
-            history: history.events.iter().map(|e| Event::clone(e)).collect(),
+            history: history.events.clone(),
             history_dropped: history.dropped,
             live: self.live.subscribe(),
         }
@@ -161,6 +161,24 @@ mod tests {
         );
     }
 
+    #[test]
+    fn history_counts_texts_not_only_payloads() {
+        let log = EventLog::new(1000, 20_000, 16);
+        let origin = Origin {
+            peer: Some("p".repeat(200)),
+            ..Origin::endpoint(1)
+        };
+        for _ in 0..100 {
+            let error = shared::ErrorInfo::new(shared::ErrorKind::Other, "e".repeat(1000));
+            log.emit(&origin, EventKind::Error { op: "connect".into(), error });
+        }
+        let sub = log.subscribe();
+        let kept: usize = sub.history.iter().map(|e| e.kept_bytes()).sum();
+        assert!(kept <= 20_000, "{kept} bytes kept");
+        assert!(sub.history.len() < 20, "{} events of 1.2 kB kept", sub.history.len());
+        assert!(sub.history_dropped > 80);
+    }
+
     #[tokio::test]
     async fn subscriber_continues_where_history_ends() {
         let log = EventLog::new(100, 1 << 20, 16);
@@ -168,7 +186,7 @@ mod tests {
         log.emit(&origin, EventKind::Bind);
         let mut sub = log.subscribe();
         log.emit(&origin, EventKind::Eof);
-        assert_eq!(sub.history.last().unwrap().seq, 1);
+        assert_eq!(sub.history.back().unwrap().seq, 1);
         assert_eq!(sub.live.recv().await.unwrap().seq, 2);
     }
 

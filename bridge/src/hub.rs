@@ -151,6 +151,11 @@ pub(crate) struct Hub {
     pub(crate) root: Lifeline,
     /// Every endpoint and connection task, so shutdown can wait for all of them.
     pub(crate) tasks: TaskTracker,
+    /// Cancelled by the next reset (and shutdown): work that is not an endpoint, such as a
+    /// comparison, stops with it.
+    work: Mutex<CancellationToken>,
+    /// One comparison at a time: its sockets are outside the endpoint caps.
+    pub(crate) comparing: tokio::sync::Semaphore,
 }
 
 impl Hub {
@@ -160,15 +165,18 @@ impl Hub {
             config.history_bytes,
             config.live_capacity,
         );
+        let root = Lifeline::root();
         Arc::new(Hub {
-            data: DataDir::new(config.data_dir.clone()),
+            work: Mutex::new(root.token.child_token()),
+            comparing: tokio::sync::Semaphore::new(1),
+            data: DataDir::new(config.data_dir.clone(), config.max_file_bytes),
             uploads: Default::default(),
             config,
             log,
             registry: Mutex::new(BTreeMap::new()),
             next_endpoint: AtomicU32::new(1),
             next_conn: AtomicU32::new(1),
-            root: Lifeline::root(),
+            root,
             tasks: TaskTracker::new(),
         })
     }
@@ -205,6 +213,9 @@ impl Hub {
         self: &Arc<Self>,
         spec: EndpointSpec,
     ) -> Result<EndpointHandle, ErrorInfo> {
+        if let Some(impairment) = spec.impairment() {
+            check_impairment(impairment)?;
+        }
         let mut registry = self.registry();
         if registry.len() >= self.config.max_endpoints {
             return Err(ErrorInfo::new(
@@ -307,6 +318,7 @@ impl Hub {
         endpoint: EndpointId,
         impairment: shared::Impairment,
     ) -> Result<(), ErrorInfo> {
+        check_impairment(&impairment)?;
         let registry = self.registry();
         let entry = registry
             .get(&endpoint)
@@ -315,8 +327,15 @@ impl Hub {
         Ok(())
     }
 
-    /// Stops every endpoint; returns their finished tokens.
+    /// The token that the next reset cancels.
+    pub(crate) fn work(&self) -> CancellationToken {
+        self.work.lock().expect("work lock").clone()
+    }
+
+    /// Stops every endpoint and all other work; returns the endpoints' finished tokens.
     pub(crate) fn stop_all(&self, by: ClosedBy, reason: &str) -> Vec<CancellationToken> {
+        let next = self.root.token.child_token();
+        std::mem::replace(&mut *self.work.lock().expect("work lock"), next).cancel();
         self.registry()
             .values()
             .map(|e| {
@@ -329,6 +348,15 @@ impl Hub {
     fn next_conn_id(&self) -> ConnId {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
     }
+}
+
+fn check_impairment(impairment: &shared::Impairment) -> Result<(), ErrorInfo> {
+    impairment.check().map_err(|why| {
+        ErrorInfo::new(
+            ErrorKind::InvalidRequest,
+            format!("That simulated trouble is not possible: {why}."),
+        )
+    })
 }
 
 fn unknown_endpoint(id: EndpointId) -> ErrorInfo {

@@ -62,7 +62,7 @@ impl Knob {
     }
 }
 
-fn impaired(action: String, bytes: usize) -> EventKind {
+pub(crate) fn impaired(action: String, bytes: usize) -> EventKind {
     EventKind::Impaired { action, bytes }
 }
 
@@ -99,11 +99,43 @@ pub(crate) struct UdpPlan {
     pub(crate) release: Option<(Vec<u8>, SocketAddr)>,
 }
 
-/// Per-socket UDP trouble: the knob, the dice and a datagram held back for reordering.
+/// Datagrams one socket may have waiting out a simulated delay: a flood of replies under a
+/// long delay would otherwise hold a copy of each, without limit.
+pub(crate) const MAX_DELAYED: usize = 1024;
+/// Bytes those datagrams may take together.
+pub(crate) const MAX_DELAYED_BYTES: usize = 4 << 20;
+
+/// What waits out a simulated delay on one socket: (datagrams, bytes).
+#[derive(Clone, Default)]
+pub(crate) struct Waiting(Arc<Mutex<(usize, usize)>>);
+
+impl Waiting {
+    /// Counts `bytes` more as waiting, unless the socket's budget is spent.
+    pub(crate) fn try_add(&self, bytes: usize) -> bool {
+        let mut waiting = self.0.lock().expect("delay lock");
+        if waiting.0 >= MAX_DELAYED || waiting.1 + bytes > MAX_DELAYED_BYTES {
+            return false;
+        }
+        waiting.0 += 1;
+        waiting.1 += bytes;
+        true
+    }
+
+    /// They went out (or were given up).
+    pub(crate) fn done(&self, bytes: usize) {
+        let mut waiting = self.0.lock().expect("delay lock");
+        waiting.0 -= 1;
+        waiting.1 -= bytes;
+    }
+}
+
+/// Per-socket UDP trouble: the knob, the dice, a datagram held back for reordering, and what
+/// waits out a delay.
 pub(crate) struct UdpTrouble {
     pub(crate) knob: Knob,
     dice: Dice,
     held: Option<(Vec<u8>, SocketAddr)>,
+    pub(crate) waiting: Waiting,
 }
 
 impl UdpTrouble {
@@ -112,6 +144,7 @@ impl UdpTrouble {
             knob,
             dice: Dice::new(),
             held: None,
+            waiting: Waiting::default(),
         }
     }
 

@@ -9,6 +9,7 @@
 //! - `hub`: the registry of live endpoints; `events`: the event log and its broadcast.
 //! - `security`: token and address policy; `explain`: OS errors in plain words.
 
+mod admission;
 mod commands;
 mod compare;
 mod crypto;
@@ -34,6 +35,9 @@ use shared::{ClosedBy, Limits};
 
 pub use datadir::check_confined;
 pub use server::{HEADER_TIMEOUT, MAX_HEAD_BYTES, MAX_HTTP_CONNECTIONS};
+
+/// Largest received file by default: far above any lab's, far below a disk.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 4 << 30;
 
 /// How long shutdown waits for sockets and sessions to close.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
@@ -70,6 +74,8 @@ pub struct Config {
     pub static_dir: Option<std::path::PathBuf>,
     /// Where server logs and transferred files are kept.
     pub data_dir: std::path::PathBuf,
+    /// Largest file a transfer or an upload writes into the data directory.
+    pub max_file_bytes: u64,
     /// Memory the events waiting for one viewer may take; beyond it the oldest are dropped and
     /// the viewer is told how many it missed.
     pub viewer_bytes: usize,
@@ -99,6 +105,7 @@ impl Config {
             max_frame_bytes: 256 << 10,
             static_dir: None,
             data_dir: std::path::PathBuf::from("playground-data"),
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             ping_every: Duration::from_secs(20),
             max_endpoints_per_session: 32,
             viewer_bytes: 8 << 20,

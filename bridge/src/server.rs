@@ -1,7 +1,8 @@
 //! The HTTP side of the bridge: the built frontend (static files from `dist/`) and the WebSocket
 //! endpoint, all behind the Host check (against DNS rebinding); the WebSocket also behind the
-//! Origin allowlist (against other web pages) and the session limit. The token is checked
-//! inside the session, in its hello.
+//! Origin allowlist (against other web pages). The token is checked inside the session, in its
+//! hello; until then a connection holds only a place in a small budget that newcomers push the
+//! oldest out of (`admission`), so idle peers without the token cannot lock the page out.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ use tokio_util::task::TaskTracker;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use crate::admission::Gate;
 use crate::hub::Hub;
 use crate::security::{host_allowed, origin_allowed};
 
@@ -33,10 +35,17 @@ use crate::security::{host_allowed, origin_allowed};
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest request head (request line and headers) read; beyond it, 431 and close.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
-/// HTTP connections open at once (page loads, downloads and WebSocket sessions together);
-/// beyond it new ones are closed at once, so a flood of idle connections cannot use up the
-/// bridge's file descriptors.
+/// HTTP connections open at once (page loads and downloads; a WebSocket leaves this budget
+/// once it is upgraded). A newcomer beyond it closes the oldest, so a flood of idle
+/// connections can neither use up the bridge's file descriptors nor keep a page from loading.
 pub const MAX_HTTP_CONNECTIONS: usize = 256;
+/// WebSockets that have not said hello yet; a newcomer beyond it closes the oldest. Only a
+/// session whose hello was accepted takes one of the `max_sessions` places.
+pub const MAX_WAITING_HELLOS: usize = 16;
+/// Largest amount of outgoing WebSocket data buffered for one session: a peer that never
+/// reads (and floods pings, each owed a pong) cannot make the bridge hold more. It is well
+/// above the largest message the bridge sends (a batch of about 512 KiB plus one event).
+const MAX_WRITE_BUFFER: usize = 4 << 20;
 /// How long open HTTP connections get to finish at shutdown.
 const DRAIN_WAIT: Duration = Duration::from_secs(5);
 
@@ -50,7 +59,7 @@ pub(crate) async fn serve(
 ) -> std::io::Result<()> {
     let connections = TaskTracker::new();
     let closing = CancellationToken::new();
-    let open = Arc::new(Semaphore::new(MAX_HTTP_CONNECTIONS));
+    let open = Gate::new(MAX_HTTP_CONNECTIONS);
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -66,10 +75,10 @@ pub(crate) async fn serve(
                 continue;
             }
         };
-        let Ok(permit) = open.clone().try_acquire_owned() else {
-            tracing::warn!("refused an HTTP connection: {MAX_HTTP_CONNECTIONS} are open");
-            continue; // dropping the stream closes it
-        };
+        if open.held() >= MAX_HTTP_CONNECTIONS {
+            tracing::warn!("{MAX_HTTP_CONNECTIONS} HTTP connections are open: closing the oldest");
+        }
+        let place = open.admit();
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!("TCP_NODELAY not set on a viewer's connection: {err}");
         }
@@ -86,12 +95,14 @@ pub(crate) async fn serve(
             tokio::pin!(connection);
             tokio::select! {
                 _ = connection.as_mut() => {}
+                // Pushed out by newer connections: dropping it closes it.
+                _ = place.evicted() => {}
                 _ = closing.cancelled() => {
                     connection.as_mut().graceful_shutdown();
                     let _ = connection.await;
                 }
             }
-            drop(permit);
+            drop(place);
         });
     }
     drop(listener);
@@ -112,13 +123,21 @@ struct AppState {
     listen: SocketAddr,
     origins: Arc<Vec<String>>,
     sessions: Arc<Semaphore>,
+    waiting: Arc<Gate>,
 }
 
 /// The bridge's routes, for a server listening on `listen`.
 pub(crate) fn router(hub: Arc<Hub>, listen: SocketAddr, origins: Vec<String>) -> Router {
     let static_dir = hub.config.static_dir.clone();
+    let page = static_dir
+        .as_ref()
+        .and_then(|dir| std::fs::read_to_string(dir.join("index.html")).ok())
+        .unwrap_or_default();
+    let policy = HeaderValue::from_str(&content_security_policy(&page))
+        .expect("the policy is plain ASCII");
     let state = AppState {
         sessions: Arc::new(Semaphore::new(hub.config.max_sessions)),
+        waiting: Gate::new(MAX_WAITING_HELLOS),
         hub,
         listen,
         origins: Arc::new(origins),
@@ -141,6 +160,12 @@ pub(crate) fn router(hub: Arc<Hub>, listen: SocketAddr, origins: Vec<String>) ->
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
+        // Only the page's own scripts, styles and WebSocket: text that slipped into the page
+        // from an event could never run, nor send anything elsewhere.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            policy,
+        ))
         // The page never tells another site where it came from (its URL held the token once).
         .layer(SetResponseHeaderLayer::overriding(
             header::REFERRER_POLICY,
@@ -148,6 +173,40 @@ pub(crate) fn router(hub: Arc<Hub>, listen: SocketAddr, origins: Vec<String>) ->
         ))
         .layer(middleware::from_fn_with_state(state.clone(), check_host))
         .with_state(state)
+}
+
+/// The Content-Security-Policy for the page in `index_html`: scripts from the bridge only, plus
+/// the page's own inline loader (trunk writes one), allowed by its SHA-256 so that no other
+/// inline script can run; WebAssembly compiled from those scripts; connections only back to
+/// the bridge; no plugins, no framing, no forms sent anywhere. Styles may be inline (yew sets
+/// `style` attributes).
+pub(crate) fn content_security_policy(index_html: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let mut scripts = String::new();
+    let mut rest = index_html;
+    while let Some(open) = rest.find("<script") {
+        let Some(end_of_tag) = rest[open..].find('>') else {
+            break;
+        };
+        let tag = &rest[open..open + end_of_tag];
+        let body_start = open + end_of_tag + 1;
+        let Some(close) = rest[body_start..].find("</script>") else {
+            break;
+        };
+        let body = &rest[body_start..body_start + close];
+        if !tag.contains("src=") && !body.trim().is_empty() {
+            let digest = sha2::Sha256::digest(body.as_bytes());
+            let hash = base64::engine::general_purpose::STANDARD.encode(digest);
+            scripts.push_str(&format!(" 'sha256-{hash}'"));
+        }
+        rest = &rest[body_start + close..];
+    }
+    format!(
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'{scripts}; \
+         style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; \
+         object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
 }
 
 /// The built frontend; unknown paths get the page itself (it is a single-page app).
@@ -185,20 +244,16 @@ async fn websocket(
         tracing::warn!(?origin, "refused a WebSocket from a foreign origin");
         return (StatusCode::FORBIDDEN, "Forbidden: origin not allowed\n").into_response();
     }
-    let Ok(permit) = state.sessions.clone().try_acquire_owned() else {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Too many sessions are open; close a tab and retry.\n",
-        )
-            .into_response();
-    };
     let hub = state.hub.clone();
+    let (waiting, sessions) = (state.waiting.clone(), state.sessions.clone());
     upgrade
         .max_message_size(hub.config.max_message_bytes)
         .max_frame_size(hub.config.max_frame_bytes)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
         .on_upgrade(move |socket| {
             let tasks = hub.tasks.clone();
-            tasks.track_future(crate::session::run(socket, hub, permit))
+            let place = waiting.admit();
+            tasks.track_future(crate::session::run(socket, hub, place, sessions))
         })
 }
 
@@ -297,4 +352,23 @@ async fn no_frontend() -> Response {
         ),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_allows_the_pages_own_inline_loader_only() {
+        let page = "<head><script type=\"module\">import init from '/a.js';</script>\
+                    <script src=\"/b.js\"></script></head>";
+        let policy = content_security_policy(page);
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let hash = base64::engine::general_purpose::STANDARD
+            .encode(sha2::Sha256::digest(b"import init from '/a.js';"));
+        assert!(policy.contains(&format!("'sha256-{hash}'")), "{policy}");
+        assert_eq!(policy.matches("'sha256-").count(), 1, "{policy}");
+        assert!(policy.contains("frame-ancestors 'none'") && !policy.contains(" 'unsafe-eval'"));
+    }
 }

@@ -1,10 +1,18 @@
-//! One WebSocket session: the hello (version and token), the welcome with the snapshot, then
-//! requests in and replies and event batches out.
+//! One WebSocket session: the hello (version and token), then requests in and replies and
+//! event batches out.
 //!
-//! A writer task owns the socket's sending half. Events reach it through the log's bounded
-//! broadcast channel: if this viewer reads too slowly the channel overtakes it and the writer
-//! sends a "missed N events" marker; nothing else waits for it.
+//! Until its hello is accepted a connection holds only a place among the waiting ones (a
+//! newcomer pushes the oldest out, `admission`) and may send no more than a few control
+//! frames; only then does it take one of the `max_sessions` places.
+//!
+//! A writer task owns the socket's sending half. It sends the welcome (the endpoints and the
+//! first part of the history), then the rest of the history in batches, then events as they
+//! come: a pump moves them from the log's live stream into this viewer's own queue, bounded in
+//! bytes, dropping the oldest (and saying "missed N") when the page reads too slowly, so that
+//! nothing else ever waits for it. A write that the page does not take within three ping
+//! intervals (60 s) ends the session: the limit holds from the first byte of the welcome.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,16 +24,21 @@ use shared::{
     close_code, ClientMessage, ErrorInfo, ErrorKind, Event, Hello, Outcome, Reply, ServerMessage,
     Snapshot, Welcome, PROTOCOL_VERSION,
 };
-use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{broadcast, mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use crate::admission::Ticket;
 use crate::hub::Hub;
 
 /// How long a new session may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Control frames (pings, pongs) a connection may send before its hello. A browser sends
+/// none; each ping is owed a pong, so a peer without the token that floods them is closed
+/// rather than answered.
+const MAX_CONTROL_BEFORE_HELLO: usize = 8;
 /// Most events in one batch message.
 const MAX_BATCH: usize = 1024;
-/// Most payload bytes in one batch message (a larger single event still goes, alone): keeps
+/// Most bytes of events in one batch message (a larger single event still goes, alone): keeps
 /// each message well within what browsers and client libraries accept.
 const MAX_BATCH_BYTES: usize = 512 * 1024;
 /// Most commands one session may have running at once.
@@ -36,6 +49,8 @@ const WRITER_WAIT: Duration = Duration::from_secs(5);
 const CLOSE_TOO_BIG: u16 = 1009;
 /// Standard close code for a bridge that is going away.
 const CLOSE_GOING_AWAY: u16 = 1001;
+/// Standard close code for a peer that broke the rules (control frames before its hello).
+const CLOSE_POLICY: u16 = 1008;
 
 type Sink = SplitSink<WebSocket, Message>;
 type Stream = SplitStream<WebSocket>;
@@ -49,15 +64,57 @@ enum Outgoing {
 }
 
 /// Runs a session until the client leaves, the socket fails or the bridge shuts down.
-pub(crate) async fn run(socket: WebSocket, hub: Arc<Hub>, _permit: OwnedSemaphorePermit) {
+/// `waiting` is this connection's place among those that have not said hello; `sessions`
+/// the places of accepted sessions.
+pub(crate) async fn run(
+    socket: WebSocket,
+    hub: Arc<Hub>,
+    waiting: Ticket,
+    sessions: Arc<Semaphore>,
+) {
     let (mut sink, mut stream) = socket.split();
-    if let Err((code, error)) = hello(&mut stream, &hub).await {
-        tracing::info!(code, "refused a session: {}", error.explanation);
-        let _ = send_json(&mut sink, &ServerMessage::Fatal { error }).await;
-        let _ = sink.send(close_message(code, "hello refused")).await;
-        return;
-    }
+    let said = tokio::select! {
+        said = hello(&mut stream, &hub) => said,
+        _ = waiting.evicted() => Err((
+            close_code::TOO_MANY_SESSIONS,
+            ErrorInfo::new(
+                ErrorKind::LimitReached,
+                "Too many connections were waiting to say hello; this one had waited longest.",
+            ),
+        )),
+    };
+    drop(waiting);
+    let admitted = said.and_then(|_| {
+        sessions.try_acquire_owned().map_err(|_| {
+            (
+                close_code::TOO_MANY_SESSIONS,
+                ErrorInfo::new(
+                    ErrorKind::LimitReached,
+                    format!(
+                        "{} sessions are open, the most this bridge allows.",
+                        hub.config.max_sessions
+                    ),
+                )
+                .with_hint("Close another tab of the playground, then reload this one."),
+            )
+        })
+    });
+    let _permit = match admitted {
+        Ok(permit) => permit,
+        Err((code, error)) => {
+            tracing::info!(code, "refused a session: {}", error.explanation);
+            // A peer that does not read must not hold this task either.
+            let _ = tokio::time::timeout(WRITER_WAIT, async {
+                send_json(&mut sink, &ServerMessage::Fatal { error }).await?;
+                sink.send(close_message(code, "session refused")).await
+            })
+            .await;
+            return;
+        }
+    };
     let (endpoints, subscription) = hub.subscribe();
+    let mut history = subscription.history;
+    let (first, _) = take_batch(&mut history);
     let welcome = ServerMessage::Welcome(Box::new(Welcome {
         protocol: PROTOCOL_VERSION,
         bridge_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -67,18 +124,20 @@ pub(crate) async fn run(socket: WebSocket, hub: Arc<Hub>, _permit: OwnedSemaphor
         limits: hub.config.limits(),
         snapshot: Snapshot {
             endpoints,
-            events: subscription.history,
+            events: first.iter().map(|e| Event::clone(e)).collect(),
             history_dropped: subscription.history_dropped,
         },
     }));
-    if send_json(&mut sink, &welcome).await.is_err() {
-        return;
-    }
+    let viewer = Viewer {
+        welcome,
+        history,
+        live: subscription.live,
+    };
     let (outgoing, outbox) = mpsc::channel(64);
     let writer_done = CancellationToken::new();
     let writer = tokio::spawn(write_loop(
         sink,
-        subscription.live,
+        viewer,
         outbox,
         hub.clone(),
         writer_done.clone(),
@@ -92,6 +151,14 @@ pub(crate) async fn run(socket: WebSocket, hub: Arc<Hub>, _permit: OwnedSemaphor
     }
 }
 
+/// What a new viewer is sent, in order: the welcome, the rest of the history, then the live
+/// stream.
+struct Viewer {
+    welcome: ServerMessage,
+    history: VecDeque<Arc<Event>>,
+    live: broadcast::Receiver<Arc<Event>>,
+}
+
 /// Waits for the hello and checks it; on refusal returns the close code and the reason.
 async fn hello(stream: &mut Stream, hub: &Hub) -> Result<Hello, (u16, ErrorInfo)> {
     let unauthorized = |why: &str| {
@@ -101,12 +168,18 @@ async fn hello(stream: &mut Stream, hub: &Hub) -> Result<Hello, (u16, ErrorInfo)
                 .with_hint("Open the URL the bridge printed: it carries the token."),
         )
     };
+    let mut control = 0;
     let first = tokio::time::timeout(HELLO_TIMEOUT, async {
         loop {
             match stream.next().await {
-                Some(Ok(Message::Text(text))) => return Some(text),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                _ => return None,
+                Some(Ok(Message::Text(text))) => return Ok(text),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                    control += 1;
+                    if control > MAX_CONTROL_BEFORE_HELLO {
+                        return Err(true);
+                    }
+                }
+                _ => return Err(false),
             }
         }
     })
@@ -123,7 +196,18 @@ async fn hello(stream: &mut Stream, hub: &Hub) -> Result<Hello, (u16, ErrorInfo)
             ),
         )
     })?
-    .ok_or_else(|| unauthorized("The session ended before its hello."))?;
+    .map_err(|flood| match flood {
+        true => (
+            CLOSE_POLICY,
+            ErrorInfo::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "More than {MAX_CONTROL_BEFORE_HELLO} pings or pongs arrived before the hello."
+                ),
+            ),
+        ),
+        false => unauthorized("The session ended before its hello."),
+    })?;
     let hello = match serde_json::from_str::<ClientMessage>(&first) {
         Ok(ClientMessage::Hello(hello)) => hello,
         _ => {
@@ -160,6 +244,13 @@ async fn read_loop(
 ) {
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let sockets = SessionSockets::new(hub.config.max_endpoints_per_session);
+    // Work that belongs to this page (its uploads, a comparison) ends with it.
+    let ended = CancellationToken::new();
+    let _ended = ended.clone().drop_guard();
+    let mut uploads = SessionUploads {
+        hub: hub.clone(),
+        ids: Vec::new(),
+    };
     let ping_every = hub.config.ping_every;
     let mut heard = tokio::time::Instant::now();
     let mut check = tokio::time::interval(ping_every);
@@ -216,6 +307,15 @@ async fn read_loop(
                 continue;
             }
         };
+        // Uploads are carried out one after another, in the order their chunks arrived.
+        if is_upload(&request.command) {
+            let outcome = crate::commands::execute(hub, request.command).await;
+            if let Outcome::Ok(shared::ReplyData::Upload { upload }) = &outcome {
+                uploads.ids.push(*upload);
+            }
+            let _ = outgoing.send(reply(Some(request.id), outcome)).await;
+            continue;
+        }
         let Ok(permit) = in_flight.clone().try_acquire_owned() else {
             let error = ErrorInfo::new(
                 ErrorKind::LimitReached,
@@ -241,15 +341,46 @@ async fn read_loop(
         let hub = hub.clone();
         let outgoing = outgoing.clone();
         let sockets = sockets.clone();
+        let page_gone = matches!(request.command, shared::Command::Compare(_)).then(|| ended.clone());
         tokio::spawn(async move {
             tracing::debug!(id = request.id, op = request.command.name(), "command");
-            let outcome = crate::commands::execute(&hub, request.command).await;
+            let command = crate::commands::execute(&hub, request.command);
+            let outcome = match page_gone {
+                None => command.await,
+                Some(gone) => tokio::select! {
+                    outcome = command => outcome,
+                    _ = gone.cancelled() => return,
+                },
+            };
             if creates {
                 sockets.settle(&outcome);
             }
             let _ = outgoing.send(reply(Some(request.id), outcome)).await;
             drop(permit);
         });
+    }
+}
+
+/// Whether a command is part of an upload (carried out in order, in the session's loop).
+fn is_upload(command: &shared::Command) -> bool {
+    use shared::Command::*;
+    matches!(
+        command,
+        UploadStart { .. } | UploadChunk { .. } | UploadFinish { .. }
+    )
+}
+
+/// The uploads a session started; those still open when it ends are dropped.
+struct SessionUploads {
+    hub: Arc<Hub>,
+    ids: Vec<u64>,
+}
+
+impl Drop for SessionUploads {
+    fn drop(&mut self) {
+        for id in &self.ids {
+            self.hub.uploads.abort(*id);
+        }
     }
 }
 
@@ -328,17 +459,29 @@ fn is_too_big(err: axum::Error) -> bool {
     )
 }
 
-/// The events waiting for one viewer, bounded in bytes.
+/// The events waiting for one viewer: the history not yet sent (shared with the log, so it
+/// costs nothing extra), then live events, bounded in bytes.
 #[derive(Default)]
 struct ViewerQueue {
-    events: std::collections::VecDeque<Arc<Event>>,
+    history: VecDeque<Arc<Event>>,
+    events: VecDeque<Arc<Event>>,
     bytes: usize,
     missed: u64,
 }
 
-/// What an event costs to keep: its payload and a little more.
-fn event_bytes(event: &Event) -> usize {
-    256 + event.kind.data().map_or(0, |d| d.kept_bytes())
+/// Takes up to [`MAX_BATCH`] events or about [`MAX_BATCH_BYTES`] off the front of `from`;
+/// returns them and the bytes they hold.
+fn take_batch(from: &mut VecDeque<Arc<Event>>) -> (Vec<Arc<Event>>, usize) {
+    let mut batch = Vec::new();
+    let mut bytes = 0;
+    while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+        let Some(event) = from.pop_front() else {
+            break;
+        };
+        bytes += event.kept_bytes();
+        batch.push(event);
+    }
+    (batch, bytes)
 }
 
 /// Moves events from the bridge's stream into this viewer's queue as they come, so that the
@@ -364,12 +507,12 @@ async fn pump(
                 Ok(event) => {
                     // Over budget, the oldest go: a page that catches up sees what is
                     // happening now, and is told how many it missed before that.
-                    let size = event_bytes(&event);
+                    let size = event.kept_bytes();
                     while queue.bytes + size > budget {
                         let Some(old) = queue.events.pop_front() else {
                             break;
                         };
-                        queue.bytes -= event_bytes(&old);
+                        queue.bytes -= old.kept_bytes();
                         queue.missed += 1;
                     }
                     queue.bytes += size;
@@ -383,38 +526,53 @@ async fn pump(
     }
 }
 
-/// Sends replies and event batches until told to stop; cancels `done` when it ends.
+/// Sends the welcome, then replies and event batches until told to stop; cancels `done` when
+/// it ends. A page that takes no write within three ping intervals is given up on.
 async fn write_loop(
-    mut sink: Sink,
-    live: broadcast::Receiver<Arc<Event>>,
+    sink: Sink,
+    viewer: Viewer,
     mut outbox: mpsc::Receiver<Outgoing>,
     hub: Arc<Hub>,
     done: CancellationToken,
 ) {
-    let queue = Arc::new(std::sync::Mutex::new(ViewerQueue::default()));
+    let mut sink = Writer {
+        sink,
+        stall: hub.config.ping_every * 3,
+    };
+    let queue = Arc::new(std::sync::Mutex::new(ViewerQueue {
+        history: viewer.history,
+        ..ViewerQueue::default()
+    }));
     let wake = Arc::new(tokio::sync::Notify::new());
     let budget = hub.config.viewer_bytes;
     // The pump stops with `done`, which this loop cancels however it ends (even aborted).
     tokio::spawn(pump(
         budget,
-        live,
+        viewer.live,
         queue.clone(),
         wake.clone(),
         done.clone(),
     ));
     let _done = done.drop_guard();
+    if sink.json(&viewer.welcome).await.is_err() {
+        return;
+    }
+    drop(viewer.welcome);
+    wake.notify_one();
     loop {
         let sent = tokio::select! {
             biased;
             _ = hub.root.stopped() => {
+                sink.stall = WRITER_WAIT;
                 let error = ErrorInfo::new(ErrorKind::Other, "The bridge is shutting down.");
-                let _ = send_json(&mut sink, &ServerMessage::Fatal { error }).await;
-                let _ = sink.send(close_message(CLOSE_GOING_AWAY, "bridge shutting down")).await;
+                if sink.json(&ServerMessage::Fatal { error }).await.is_ok() {
+                    let _ = sink.send(close_message(CLOSE_GOING_AWAY, "bridge shutting down")).await;
+                }
                 return;
             }
             out = outbox.recv() => match out {
                 None => return,
-                Some(Outgoing::Message(message)) => send_json(&mut sink, &message).await,
+                Some(Outgoing::Message(message)) => sink.json(&message).await,
                 Some(Outgoing::Ping) => sink.send(Message::Ping(Vec::new().into())).await,
                 Some(Outgoing::Close(code, reason)) => {
                     let _ = sink.send(close_message(code, reason)).await;
@@ -429,6 +587,35 @@ async fn write_loop(
     }
 }
 
+/// The socket's sending half, with a time limit on every write.
+struct Writer {
+    sink: Sink,
+    /// How long one write may wait for the page to read.
+    stall: Duration,
+}
+
+impl Writer {
+    async fn send(&mut self, message: Message) -> Result<(), axum::Error> {
+        match tokio::time::timeout(self.stall, self.sink.send(message)).await {
+            Ok(sent) => sent,
+            Err(_) => {
+                tracing::info!(
+                    "closing a session whose page took nothing for {} s",
+                    self.stall.as_secs()
+                );
+                Err(axum::Error::new(std::io::Error::from(
+                    std::io::ErrorKind::TimedOut,
+                )))
+            }
+        }
+    }
+
+    async fn json(&mut self, message: &impl Serialize) -> Result<(), axum::Error> {
+        let text = serde_json::to_string(message).map_err(axum::Error::new)?;
+        self.send(Message::Text(text.into())).await
+    }
+}
+
 /// The wire form of an events message, borrowing the shared events instead of copying them.
 #[derive(Serialize)]
 #[serde(tag = "type", rename = "events")]
@@ -436,37 +623,35 @@ struct EventsOut<'a> {
     events: &'a [Arc<Event>],
 }
 
-/// Sends what waits as one message (up to [`MAX_BATCH`] events or about [`MAX_BATCH_BYTES`]),
-/// then says how many were missed, if any. An idle bridge sends each event at once; a busy one
-/// sends big batches, because events pile up while a batch is written.
+/// Sends what waits as one message (the history first), then says how many were missed, if
+/// any. An idle bridge sends each event at once; a busy one sends big batches, because events
+/// pile up while a batch is written.
 async fn send_waiting(
-    sink: &mut Sink,
+    sink: &mut Writer,
     queue: &std::sync::Mutex<ViewerQueue>,
     wake: &tokio::sync::Notify,
 ) -> Result<(), axum::Error> {
     let (batch, missed, more) = {
         let mut queue = queue.lock().expect("viewer queue lock");
-        let mut batch = Vec::new();
-        let mut payload = 0;
-        while batch.len() < MAX_BATCH && payload < MAX_BATCH_BYTES {
-            let Some(event) = queue.events.pop_front() else {
-                break;
-            };
-            queue.bytes -= event_bytes(&event);
-            payload += event.kind.data().map_or(0, |d| d.len);
-            batch.push(event);
-        }
+        let batch = if queue.history.is_empty() {
+            let (batch, bytes) = take_batch(&mut queue.events);
+            queue.bytes -= bytes;
+            batch
+        } else {
+            take_batch(&mut queue.history).0
+        };
         let missed = std::mem::take(&mut queue.missed);
-        (batch, missed, !queue.events.is_empty())
+        let more = !queue.events.is_empty() || !queue.history.is_empty();
+        (batch, missed, more)
     };
     if more {
         wake.notify_one();
     }
     if !batch.is_empty() {
-        send_json(sink, &EventsOut { events: &batch }).await?;
+        sink.json(&EventsOut { events: &batch }).await?;
     }
     if missed > 0 {
-        send_json(sink, &ServerMessage::Missed { count: missed }).await?;
+        sink.json(&ServerMessage::Missed { count: missed }).await?;
     }
     Ok(())
 }

@@ -5,19 +5,20 @@
 //! viewer); memory stays the same whatever the file size.
 
 use std::io::Write as _;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use shared::{
-    DatagramReport, Direction, ErrorInfo, ErrorKind, EventKind, TransferReport, DATAGRAM_HEADER,
-    MAX_BULK, MAX_DATAGRAM,
+    DatagramReport, Direction, ErrorInfo, ErrorKind, EventKind, TransferEnd, TransferReport,
+    DATAGRAM_HEADER, MAX_BULK, MAX_DATAGRAM, MAX_DATAGRAMS,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use crate::datadir;
+use crate::datadir::{self, PartFile};
 use crate::events::Origin;
 use crate::explain::{explain, Op, Proto};
 use crate::hub::{Hub, Lifeline};
@@ -94,7 +95,7 @@ struct DiskWriter {
     /// Buffers the thread is done with, to be filled again (no copy, no fresh allocation per
     /// chunk: both cost as much as the writing itself at these speeds).
     spare: mpsc::UnboundedReceiver<Vec<u8>>,
-    thread: tokio::task::JoinHandle<std::io::Result<(String, Duration)>>,
+    thread: tokio::task::JoinHandle<std::io::Result<(PartFile, String, Duration)>>,
 }
 
 /// Chunks in flight between the socket and the disk.
@@ -121,11 +122,11 @@ fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
 }
 
 impl DiskWriter {
-    fn start(file: std::fs::File) -> Self {
+    fn start(part: PartFile) -> Self {
         let (chunks, mut incoming) = mpsc::channel::<Vec<u8>>(DISK_QUEUE);
         let (give_back, spare) = mpsc::unbounded_channel();
         let thread = tokio::task::spawn_blocking(move || {
-            let mut out = file;
+            let out = &mut &part.file;
             let mut hasher = Sha256::new();
             let (mut written, mut flushed) = (0u64, 0u64);
             while let Some(chunk) = incoming.blocking_recv() {
@@ -134,14 +135,15 @@ impl DiskWriter {
                 written += chunk.len() as u64;
                 let _ = give_back.send(chunk);
                 if written - flushed >= WRITEBACK_EVERY {
-                    start_writeback(&out, flushed, written - flushed);
+                    start_writeback(&part.file, flushed, written - flushed);
                     flushed = written;
                 }
             }
             // Only what reached the disk counts as saved.
             let syncing = Instant::now();
-            out.sync_all()?;
-            Ok((hex::encode(hasher.finalize()), syncing.elapsed()))
+            part.file.sync_all()?;
+            let synced = syncing.elapsed();
+            Ok((part, hex::encode(hasher.finalize()), synced))
         });
         DiskWriter {
             chunks,
@@ -166,9 +168,9 @@ impl DiskWriter {
         self.chunks.send(chunk).await.is_ok()
     }
 
-    /// Waits for everything queued to be written and synced; returns the SHA-256 and how long
-    /// the final sync took.
-    async fn finish(self) -> std::io::Result<(String, Duration)> {
+    /// Waits for everything queued to be written and synced; returns the file, its SHA-256 and
+    /// how long the final sync took.
+    async fn finish(self) -> std::io::Result<(PartFile, String, Duration)> {
         drop(self.chunks);
         self.thread
             .await
@@ -176,9 +178,13 @@ impl DiskWriter {
     }
 }
 
+/// How often a receiver looks at the disk's free space.
+const ROOM_EVERY: u64 = 8 << 20;
+
 /// Receives a TCP stream until EOF into `file`, or, without one, nowhere (the `discard`
-/// behaviour: counting only, no hash). Returns whether everything arrived (and, with a file,
-/// reached the disk), after recording the report (and any error) as events.
+/// behaviour: counting only, no hash). Returns whether it ended at EOF (and, with a file,
+/// reached the disk), after recording the report (and any error) as events. A file stops at
+/// `--max-file-bytes` and when the disk is nearly full.
 pub(crate) async fn receive_tcp(
     hub: &Hub,
     origin: &Origin,
@@ -186,9 +192,9 @@ pub(crate) async fn receive_tcp(
     reader: &mut OwnedReadHalf,
     file: Option<&str>,
 ) -> bool {
-    let mut sink = match file.map(|name| hub.data.create_part(name)) {
+    let mut sink = match file.map(|name| hub.data.create_part(name, None)) {
         None => None,
-        Some(Ok((std_file, part))) => Some((DiskWriter::start(std_file), part)),
+        Some(Ok(part)) => Some(DiskWriter::start(part)),
         Some(Err(error)) => {
             hub.log.emit(
                 origin,
@@ -201,30 +207,56 @@ pub(crate) async fn receive_tcp(
         }
     };
     let name = file.unwrap_or_default();
+    if sink.is_some() {
+        // The file is open, and this transfer's alone: say so before the first byte.
+        progress(hub, origin, name, 0, None);
+    }
     // A discard server reads into one buffer; a file's chunks go to the writer thread whole.
     let mut buf = Vec::with_capacity(4 * CHUNK);
     let mut bytes = 0u64;
     let mut ticker = Ticker::new();
     let mut started = None;
-    let complete = loop {
+    let mut room_checked = 0u64;
+    let ended = loop {
         let read = tokio::select! {
-            _ = life.stopped() => break false,
+            _ = life.stopped() => break TransferEnd::Stopped,
             read = reader.read_buf(&mut buf) => read,
         };
         match read {
             Ok(0) => {
                 hub.log.emit(origin, EventKind::Eof);
-                break true;
+                break TransferEnd::Eof;
             }
             Ok(n) => {
                 started.get_or_insert_with(Instant::now);
-                if let Some((writer, _)) = &mut sink {
+                bytes += n as u64;
+                if let Some(writer) = &mut sink {
+                    let over = hub
+                        .data
+                        .check_size(name, bytes)
+                        .and_then(|()| match bytes - room_checked >= ROOM_EVERY {
+                            true => {
+                                room_checked = bytes;
+                                hub.data.check_room(name, ROOM_EVERY)
+                            }
+                            false => Ok(()),
+                        });
+                    if let Err(error) = over {
+                        hub.log.emit(
+                            origin,
+                            EventKind::Error {
+                                op: "write".into(),
+                                error,
+                            },
+                        );
+                        bytes -= n as u64;
+                        break TransferEnd::Limit;
+                    }
                     let chunk = std::mem::replace(&mut buf, writer.buffer());
                     if !writer.write(chunk).await {
-                        break false; // the writer failed; finish() says why
+                        break TransferEnd::DiskError; // the writer failed; finish() says why
                     }
                 }
-                bytes += n as u64;
                 buf.clear();
                 if ticker.due() {
                     progress(hub, origin, name, bytes, None);
@@ -232,19 +264,22 @@ pub(crate) async fn receive_tcp(
             }
             Err(err) => {
                 socket_failed(hub, origin, &err, Op::Recv, Proto::Tcp);
-                break false;
+                break TransferEnd::Broken;
             }
         }
     };
-    let (complete, sha256, sync_us) = match sink {
-        None => (complete, String::new(), None),
-        Some((writer, part)) => match writer.finish().await {
-            // Only a file that arrived whole, and reached the disk, loses its .part suffix.
-            Ok((sha256, synced)) => (
-                complete && datadir::finish(&part).is_ok(),
-                sha256,
-                Some(synced.as_micros() as u64),
-            ),
+    let (ended, sha256, sync_us) = match sink {
+        None => (ended, String::new(), None),
+        Some(writer) => match writer.finish().await {
+            // Only a file that ended at EOF, and reached the disk, loses its .part suffix.
+            Ok((part, sha256, synced)) => {
+                let kept = ended == TransferEnd::Eof && datadir::finish(part).is_ok();
+                let ended = match (ended, kept) {
+                    (TransferEnd::Eof, false) => TransferEnd::DiskError,
+                    (ended, _) => ended,
+                };
+                (ended, sha256, Some(synced.as_micros() as u64))
+            }
             Err(err) => {
                 let error = disk_error(name, &err);
                 hub.log.emit(
@@ -254,10 +289,11 @@ pub(crate) async fn receive_tcp(
                         error,
                     },
                 );
-                (false, String::new(), None)
+                (TransferEnd::DiskError, String::new(), None)
             }
         },
     };
+    let complete = ended == TransferEnd::Eof;
     hub.log.emit(
         origin,
         EventKind::Transfer(TransferReport {
@@ -269,6 +305,7 @@ pub(crate) async fn receive_tcp(
             complete,
             datagrams: None,
             sync_us,
+            ended: Some(ended),
         }),
     );
     complete
@@ -356,6 +393,7 @@ pub(crate) async fn send_tcp(
         complete,
         datagrams: None,
         sync_us: None,
+        ended: None,
     };
     hub.log.emit(origin, EventKind::Transfer(report.clone()));
     Ok(report)
@@ -410,13 +448,16 @@ pub(crate) async fn send_udp(
         ));
     }
     let (std_file, total) = hub.data.open(file)?;
-    let count = u32::try_from(total.div_ceil(chunk as u64).max(1)).map_err(|_| {
-        ErrorInfo::new(
-            ErrorKind::LimitReached,
-            "The file needs too many datagrams.",
-        )
-        .with_hint("Choose a larger datagram size.")
-    })?;
+    let count = u32::try_from(total.div_ceil(chunk as u64).max(1))
+        .ok()
+        .filter(|count| *count <= MAX_DATAGRAMS)
+        .ok_or_else(|| {
+            ErrorInfo::new(
+                ErrorKind::LimitReached,
+                format!("The file needs more than {MAX_DATAGRAMS} datagrams, the most a transfer has."),
+            )
+            .with_hint("Choose a larger datagram size.")
+        })?;
     let mut input = tokio::fs::File::from_std(std_file);
     let mut hasher = Sha256::new();
     let mut datagram = vec![0u8; DATAGRAM_HEADER + chunk];
@@ -476,6 +517,7 @@ pub(crate) async fn send_udp(
             duplicates: 0,
         }),
         sync_us: None,
+        ended: None,
     };
     hub.log.emit(origin, EventKind::Transfer(report.clone()));
     Ok(report)
@@ -493,137 +535,235 @@ async fn read_full(file: &mut tokio::fs::File, buf: &mut [u8]) -> std::io::Resul
     Ok(filled)
 }
 
-/// A UDP receiver's transfer in progress: datagrams are written where they belong, whatever
-/// order they arrive in, and counted.
-pub(crate) struct UdpTransfer {
-    file: String,
-    out: std::fs::File,
-    part: std::path::PathBuf,
-    seen: Vec<bool>,
-    received: u32,
-    out_of_order: u32,
-    duplicates: u32,
-    highest: Option<u32>,
-    bytes: u64,
-    started: Instant,
-    ticker: Ticker,
+/// What every datagram of a UDP file transfer says in its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub(crate) seq: u32,
+    pub(crate) count: u32,
+    /// Payload bytes of every datagram but the last.
+    pub(crate) chunk: u32,
 }
+
+impl Header {
+    /// Reads and checks a transfer datagram against sane limits: (header, payload), or why it
+    /// is not one the receiver can use. Nothing a peer claims here is trusted further than
+    /// these checks: a count or size beyond them would have the receiver reserve memory or
+    /// write at offsets of terabytes.
+    pub(crate) fn parse(datagram: &[u8], max_file_bytes: u64) -> Result<(Header, &[u8]), String> {
+        if datagram.len() < DATAGRAM_HEADER {
+            return Err(format!(
+                "{} bytes are shorter than the {DATAGRAM_HEADER}-byte header of a file datagram",
+                datagram.len()
+            ));
+        }
+        let word = |i: usize| u32::from_be_bytes(datagram[i..i + 4].try_into().unwrap());
+        let header = Header {
+            seq: word(0),
+            count: word(4),
+            chunk: word(8),
+        };
+        let payload = &datagram[DATAGRAM_HEADER..];
+        let max_chunk = (MAX_DATAGRAM - DATAGRAM_HEADER) as u32;
+        let last = header.seq + 1 == header.count;
+        let why = if !(1..=MAX_DATAGRAMS).contains(&header.count) {
+            format!("it announces {} datagrams (1 to {MAX_DATAGRAMS} are possible)", header.count)
+        } else if !(1..=max_chunk).contains(&header.chunk) {
+            format!("it announces {}-byte datagrams (1 to {max_chunk} are possible)", header.chunk)
+        } else if header.seq >= header.count {
+            format!("it is number {} of only {}", header.seq, header.count)
+        } else if u64::from(header.count - 1) * u64::from(header.chunk) >= max_file_bytes {
+            format!("the file it announces is over the {max_file_bytes}-byte limit (--max-file-bytes)")
+        } else if (last && payload.len() > header.chunk as usize)
+            || (!last && payload.len() != header.chunk as usize)
+        {
+            format!(
+                "it carries {} bytes where its header says {}",
+                payload.len(),
+                header.chunk
+            )
+        } else {
+            return Ok((header, payload));
+        };
+        Err(format!("not a file datagram the bridge can use: {why}"))
+    }
+
+    /// Whether this datagram belongs to the same transfer as `first`.
+    pub(crate) fn same_file(&self, first: &Header) -> bool {
+        self.count == first.count && self.chunk == first.chunk
+    }
+}
+
+/// A UDP receiver's transfer in progress. Datagrams go to a thread of their own that writes
+/// each where it belongs, whatever order they arrive in, and hashes the file as it becomes
+/// whole from the start (a datagram that arrived early is read back once the gap before it
+/// fills): the runtime's threads never touch the disk, and no hash of a whole file waits for
+/// the end. Memory: one bit per announced datagram, bounded by [`MAX_DATAGRAMS`].
+pub(crate) struct UdpTransfer {
+    /// Who sends it: datagrams of anyone else are not part of it.
+    pub(crate) from: std::net::SocketAddr,
+    pub(crate) header: Header,
+    datagrams: mpsc::Sender<(u32, Vec<u8>)>,
+}
+
+/// Datagrams waiting for the writer thread; beyond it the server stops reading its socket
+/// for a moment, and the kernel drops what its buffer cannot hold, as with any slow reader.
+const UDP_QUEUE: usize = 256;
 
 impl UdpTransfer {
     /// Starts receiving into `file` on the first datagram.
-    pub(crate) fn start(hub: &Hub, file: &str, count: u32) -> Result<UdpTransfer, ErrorInfo> {
-        let (out, part) = hub.data.create_part(file)?;
-        Ok(UdpTransfer {
+    pub(crate) fn start(
+        hub: &Arc<Hub>,
+        origin: &Origin,
+        life: &Lifeline,
+        file: &str,
+        from: std::net::SocketAddr,
+        header: Header,
+    ) -> Result<UdpTransfer, ErrorInfo> {
+        let size = u64::from(header.count) * u64::from(header.chunk);
+        let part = hub.data.create_part(file, None)?;
+        hub.data.check_room(file, size)?;
+        let (datagrams, incoming) = mpsc::channel(UDP_QUEUE);
+        let writer = UdpWriter {
+            hub: hub.clone(),
+            origin: origin.clone(),
+            life: life.clone(),
             file: file.to_string(),
-            out,
             part,
-            seen: vec![false; count as usize],
-            received: 0,
-            out_of_order: 0,
-            duplicates: 0,
-            highest: None,
-            bytes: 0,
-            started: Instant::now(),
-            ticker: Ticker::new(),
+            header,
+        };
+        hub.tasks.spawn_blocking(move || writer.run(incoming));
+        Ok(UdpTransfer {
+            from,
+            header,
+            datagrams,
         })
     }
 
-    /// Parses a transfer datagram: (seq, count, chunk, payload).
-    pub(crate) fn parse(datagram: &[u8]) -> Option<(u32, u32, u32, &[u8])> {
-        if datagram.len() < DATAGRAM_HEADER {
-            return None;
-        }
-        let word = |i: usize| u32::from_be_bytes(datagram[i..i + 4].try_into().unwrap());
-        let (seq, count, chunk) = (word(0), word(4), word(8));
-        (count > 0 && seq < count && chunk > 0).then_some((
-            seq,
-            count,
-            chunk,
-            &datagram[DATAGRAM_HEADER..],
-        ))
-    }
-
-    /// Takes one datagram; returns true once every datagram has arrived.
-    pub(crate) fn take(
-        &mut self,
-        hub: &Hub,
-        origin: &Origin,
-        seq: u32,
-        chunk: u32,
-        payload: &[u8],
-    ) -> bool {
-        use std::os::unix::fs::FileExt;
-        let Some(seen) = self.seen.get_mut(seq as usize) else {
-            return false;
-        };
-        if *seen {
-            self.duplicates += 1;
-            return false;
-        }
-        if let Err(err) = self
-            .out
-            .write_all_at(payload, u64::from(seq) * u64::from(chunk))
-        {
-            let error = disk_error(&self.file, &err);
-            hub.log.emit(
-                origin,
-                EventKind::Error {
-                    op: "write".into(),
-                    error,
-                },
-            );
-            return false;
-        }
-        *seen = true;
-        self.received += 1;
-        self.bytes += payload.len() as u64;
-        if self.highest.is_some_and(|h| seq < h) {
-            self.out_of_order += 1;
-        }
-        self.highest = self.highest.max(Some(seq));
-        if self.ticker.due() {
-            progress(hub, origin, &self.file, self.bytes, None);
-        }
-        self.received as usize == self.seen.len()
-    }
-
-    /// Ends the transfer (all arrived, or the sender went quiet) and reports it.
-    pub(crate) fn finish(mut self, hub: &Hub, origin: &Origin) {
-        let expected = self.seen.len() as u32;
-        let complete = self.received == expected;
-        let _ = self.out.flush();
-        let syncing = Instant::now();
-        let synced = self.out.sync_all().is_ok();
-        let sync_us = syncing.elapsed().as_micros() as u64;
-        let sha256 = hash_file(&self.part).unwrap_or_default();
-        let complete = complete && synced && datadir::finish(&self.part).is_ok();
-        hub.log.emit(
-            origin,
-            EventKind::Transfer(TransferReport {
-                direction: Direction::Received,
-                file: self.file,
-                bytes: self.bytes,
-                sha256,
-                duration_us: self.started.elapsed().as_micros() as u64,
-                complete,
-                datagrams: Some(DatagramReport {
-                    expected,
-                    received: self.received,
-                    missing: expected - self.received,
-                    out_of_order: self.out_of_order,
-                    duplicates: self.duplicates,
-                }),
-                sync_us: Some(sync_us),
-            }),
-        );
+    /// Hands one datagram to the writer; false once the transfer is over (every datagram
+    /// arrived, or the disk failed), so this one belongs to a next transfer.
+    pub(crate) async fn take(&self, seq: u32, payload: &[u8]) -> bool {
+        self.datagrams.send((seq, payload.to_vec())).await.is_ok()
     }
 }
 
-fn hash_file(path: &std::path::Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher)?;
-    Ok(hex::encode(hasher.finalize()))
+/// The writer thread of a [`UdpTransfer`].
+struct UdpWriter {
+    hub: Arc<Hub>,
+    origin: Origin,
+    life: Lifeline,
+    file: String,
+    part: PartFile,
+    header: Header,
+}
+
+impl UdpWriter {
+    fn run(self, mut incoming: mpsc::Receiver<(u32, Vec<u8>)>) {
+        use std::os::unix::fs::FileExt;
+        let Header { count, chunk, .. } = self.header;
+        let mut seen = vec![0u64; (count as usize).div_ceil(64)];
+        let is_seen = |seen: &[u64], seq: u32| seen[seq as usize / 64] & (1 << (seq % 64)) != 0;
+        let (mut received, mut out_of_order, mut duplicates) = (0u32, 0u32, 0u32);
+        let (mut highest, mut bytes, mut last_len) = (None::<u32>, 0u64, 0usize);
+        let mut hasher = Sha256::new();
+        // The next datagram to hash: everything before it is hashed, in order.
+        let mut hashed = 0u32;
+        let mut back = vec![0u8; chunk as usize];
+        let mut ticker = Ticker::new();
+        let started = Instant::now();
+        let offset = |seq: u32| u64::from(seq) * u64::from(chunk);
+        let ended = loop {
+            let Some((seq, payload)) = incoming.blocking_recv() else {
+                break if self.life.is_stopped() {
+                    TransferEnd::Stopped
+                } else {
+                    TransferEnd::Quiet
+                };
+            };
+            if is_seen(&seen, seq) {
+                duplicates += 1;
+                continue;
+            }
+            if let Err(err) = self.part.file.write_all_at(&payload, offset(seq)) {
+                self.error(&err);
+                break TransferEnd::DiskError;
+            }
+            seen[seq as usize / 64] |= 1 << (seq % 64);
+            received += 1;
+            bytes += payload.len() as u64;
+            if seq + 1 == count {
+                last_len = payload.len();
+            }
+            if highest.is_some_and(|h| seq < h) {
+                out_of_order += 1;
+            }
+            highest = highest.max(Some(seq));
+            if seq == hashed {
+                hasher.update(&payload);
+                hashed += 1;
+                // Datagrams that came early now follow in order: read them back.
+                while hashed < count && is_seen(&seen, hashed) {
+                    let len = if hashed + 1 == count { last_len } else { chunk as usize };
+                    if let Err(err) = self.part.file.read_exact_at(&mut back[..len], offset(hashed)) {
+                        self.error(&err);
+                        break;
+                    }
+                    hasher.update(&back[..len]);
+                    hashed += 1;
+                }
+            }
+            if ticker.due() {
+                progress(&self.hub, &self.origin, &self.file, bytes, None);
+            }
+            if received == count {
+                break TransferEnd::AllDatagrams;
+            }
+        };
+        drop(incoming);
+        let syncing = Instant::now();
+        let synced = self.part.file.sync_all().is_ok();
+        let sync_us = syncing.elapsed().as_micros() as u64;
+        let whole = ended == TransferEnd::AllDatagrams && hashed == count && synced;
+        let complete = whole && datadir::finish(self.part).is_ok();
+        self.hub.log.emit(
+            &self.origin,
+            EventKind::Transfer(TransferReport {
+                direction: Direction::Received,
+                file: self.file,
+                bytes,
+                // Only a whole file has a hash worth comparing.
+                sha256: if complete {
+                    hex::encode(hasher.finalize())
+                } else {
+                    String::new()
+                },
+                duration_us: started.elapsed().as_micros() as u64,
+                complete,
+                datagrams: Some(DatagramReport {
+                    expected: count,
+                    received,
+                    missing: count - received,
+                    out_of_order,
+                    duplicates,
+                }),
+                sync_us: Some(sync_us),
+                ended: Some(match (ended, complete) {
+                    (TransferEnd::AllDatagrams, false) => TransferEnd::DiskError,
+                    (ended, _) => ended,
+                }),
+            }),
+        );
+    }
+
+    fn error(&self, err: &std::io::Error) {
+        let error = disk_error(&self.file, err);
+        self.hub.log.emit(
+            &self.origin,
+            EventKind::Error {
+                op: "write".into(),
+                error,
+            },
+        );
+    }
 }
 
 /// The log a server keeps of what it receives: one line per message, written through at once
@@ -717,13 +857,23 @@ mod tests {
     fn dates_and_headers() {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_414), (2025, 11, 22));
-        let mut datagram = datagram_header(3, 10, 1024).to_vec();
+        let max = 4 << 30;
+        let mut datagram = datagram_header(9, 10, 3).to_vec();
         datagram.extend_from_slice(b"abc");
-        assert_eq!(
-            UdpTransfer::parse(&datagram),
-            Some((3, 10, 1024, &b"abc"[..]))
-        );
-        assert_eq!(UdpTransfer::parse(&datagram_header(10, 10, 1)), None);
-        assert_eq!(UdpTransfer::parse(b"short"), None);
+        let (header, payload) = Header::parse(&datagram, max).unwrap();
+        assert_eq!((header.seq, header.count, header.chunk, payload), (9, 10, 3, &b"abc"[..]));
+        let last_is_shorter = [&datagram_header(9, 10, 1024)[..], b"abc"].concat();
+        assert!(Header::parse(&last_is_shorter, max).is_ok());
+        let others_are_full = [&datagram_header(3, 10, 1024)[..], b"abc"].concat();
+        assert!(Header::parse(&others_are_full, max).is_err());
+        assert!(Header::parse(&datagram_header(10, 10, 1), max).is_err());
+        assert!(Header::parse(b"short", max).is_err());
+        // The datagram of the attack: a count of 2^32-1, a seq far out, 65000-byte chunks.
+        let hostile = datagram_header(16_519, u32::MAX, 65_000);
+        let why = Header::parse(&hostile, max).unwrap_err();
+        assert!(why.contains("datagrams"), "{why}");
+        let over_limit = [&datagram_header(0, 1 << 20, 65_000)[..], &[0u8; 65_000]].concat();
+        let why = Header::parse(&over_limit, max).unwrap_err();
+        assert!(why.contains("max-file-bytes"), "{why}");
     }
 }

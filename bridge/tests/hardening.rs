@@ -106,10 +106,13 @@ async fn a_flood_of_idle_connections_is_capped_and_the_bridge_recovers() {
     for _ in 0..bridge::MAX_HTTP_CONNECTIONS {
         idle.push(TcpStream::connect(bridge.addr).await.unwrap());
     }
-    // One over the cap is closed at once, without an answer.
-    let mut over = TcpStream::connect(bridge.addr).await.unwrap();
-    let (answer, closed) = until_closed(&mut over, WAIT).await;
+    // One over the cap pushes out the oldest idle one, which is closed without an answer.
+    let _newest = TcpStream::connect(bridge.addr).await.unwrap();
+    let (answer, closed) = until_closed(&mut idle[0], WAIT).await;
     assert!(closed.is_some() && answer.is_empty());
+    // Meanwhile a page still connects and says hello.
+    let page = bridge.client().await;
+    assert_eq!(page.welcome.protocol, shared::PROTOCOL_VERSION);
     drop(idle);
     // Once they are gone, a page can connect again (bounded retries while they close).
     let deadline = Instant::now() + WAIT;
@@ -201,16 +204,20 @@ async fn sessions_endpoints_and_connections_are_capped_with_clear_errors() {
     .await;
     let mut c = bridge.client().await;
     let _second = bridge.client().await;
-    // A third session: 503 with a reason.
+    // A third session: its hello is refused with a reason and close code 4429.
     let origin = format!("http://{}", bridge.addr);
-    match bridge
+    let third = bridge
         .raw(Some(&bridge.addr.to_string()), Some(&origin))
         .await
-    {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            assert_eq!(response.status(), 503)
+        .unwrap();
+    match Client::hello(third, TOKEN).await {
+        Err((Some(error), code)) => {
+            assert_eq!(error.kind, shared::ErrorKind::LimitReached);
+            assert!(error.explanation.contains("2 sessions are open"), "{error:?}");
+            assert_eq!(code, Some(shared::close_code::TOO_MANY_SESSIONS));
         }
-        other => panic!("a third session was let in: {other:?}"),
+        Err(other) => panic!("refused without a reason: {other:?}"),
+        Ok(_) => panic!("a third session was let in"),
     }
     // Endpoints: the third is refused as a limit.
     let server = c
@@ -344,12 +351,13 @@ async fn traversal_payloads_never_leave_the_data_directory() {
     );
 }
 
-/// The bridge binary without `--token`, logging at debug level into a pipe read at the end.
+/// The bridge binary without `--token`, logging at trace level (everything) into a pipe read
+/// at the end.
 async fn bridge_with_fresh_token() -> BridgeProcess {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_bridge"));
     command
         .args(["--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "debug")
+        .env("RUST_LOG", "trace")
         .stderr(std::process::Stdio::piped());
     BridgeProcess::spawn(command).await
 }
@@ -389,7 +397,7 @@ async fn a_fresh_token_each_start_and_never_in_a_log_or_an_error() {
         .await;
     assert!(!format!("{error:?}").contains(&token_b));
     drop(c);
-    // Stop it (SIGTERM) and read everything it logged, at debug level.
+    // Stop it (SIGTERM) and read everything it logged, at trace level.
     // SAFETY: a signal to the child this test started.
     unsafe { libc::kill(second.id().unwrap() as i32, libc::SIGTERM) };
     let output = tokio::time::timeout(WAIT, second.wait_with_output())

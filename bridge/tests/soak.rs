@@ -1,8 +1,11 @@
 //! The soak test (issue 7), run by `cargo xtask soak [SECONDS]` (default 180), never by CI: a
 //! bridge process with a logging TCP echo server and a logging UDP echo server; 64 workers
-//! connect, send, read the echo and disconnect, over and over, for SECONDS. Then it checks that
-//! the bridge is back to its baseline (open file descriptors, threads, memory within a margin),
-//! never panicked, and logged every message. Loopback only, bounded in time.
+//! connect, send, read the echo and disconnect, over and over, for SECONDS. Beside them run
+//! hostile peers (issue 13): a ping flood without the token, a page that says hello and never
+//! reads, and garbage headers sent to a UDP save-to-file server. Then it checks that memory
+//! stayed bounded all along, the bridge is back to its baseline (open file descriptors,
+//! threads, memory within a margin), never panicked, and logged every message. Loopback only,
+//! bounded in time.
 
 mod common;
 
@@ -11,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::hostile::*;
 use common::*;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -133,6 +137,7 @@ async fn soak() {
             }
         }));
     }
+    let hostile = hostile_peers(&mut Bridge::elsewhere(addr).client().await, addr, until).await;
     let mut peak = baseline;
     while workers.iter().any(|w| !w.is_finished()) {
         let now = footprint(pid);
@@ -142,6 +147,7 @@ async fn soak() {
     for worker in workers {
         worker.await.expect("a worker panicked");
     }
+    let (floods, stuck_pages, garbage) = hostile.await.expect("the hostile peers ran");
     // Connections finish closing; then everything is back to where it started.
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut after = footprint(pid);
@@ -159,9 +165,19 @@ async fn soak() {
         sent_udp.load(Ordering::Relaxed),
     );
     println!(
-        "soak: {seconds} s, {tcp_sent} TCP messages and {udp_sent} UDP round trips; peak fds {}, \
-         threads {}, {} KiB; after fds {}, threads {}, {} KiB, {tasks_after} tasks",
+        "soak: {seconds} s, {tcp_sent} TCP messages and {udp_sent} UDP round trips; hostile: \
+         {floods} ping floods cut off, {stuck_pages} pages that never read, {garbage} garbage \
+         datagrams; peak fds {}, threads {}, {} KiB; after fds {}, threads {}, {} KiB, \
+         {tasks_after} tasks",
         peak.0, peak.1, peak.2, after.0, after.1, after.2
+    );
+    assert!(floods > 0 && stuck_pages > 0 && garbage > 0);
+    // Bounded all along: the history (24 MiB), a few pages' queues (8 MiB each), buffers.
+    assert!(
+        peak.2 < baseline.2 + 96 * 1024,
+        "memory peaked at {} KiB from {} KiB",
+        peak.2,
+        baseline.2
     );
     assert!(
         tasks_after <= tasks_before,
@@ -203,4 +219,64 @@ async fn soak() {
     let errors = errors.await.unwrap();
     assert!(!errors.contains("panicked"), "{errors}");
     viewing.abort();
+}
+
+/// Runs the hostile peers until `until`: returns how many ping floods the bridge cut off, how
+/// many pages that never read it held, and how many garbage datagrams went to a UDP saver.
+async fn hostile_peers(
+    c: &mut Client,
+    addr: std::net::SocketAddr,
+    until: Instant,
+) -> tokio::task::JoinHandle<(u64, u64, u64)> {
+    let saver = c
+        .endpoint(cmd(json!({"op": "udp_server_start", "port": 0,
+            "behaviour": {"kind": "save_to_file", "file": "garbage.bin"}})))
+        .await;
+    let saver = port_of(&saver);
+    tokio::spawn(async move {
+        let flooding = tokio::spawn(async move {
+            let mut cut_off = 0;
+            while Instant::now() < until {
+                let mut stream = stingy_connection(addr).await;
+                handshake(&mut stream, addr).await;
+                let left = until.saturating_duration_since(Instant::now());
+                cut_off += u64::from(flood_pings(&mut stream, left).await);
+            }
+            cut_off
+        });
+        let stuck = tokio::spawn(async move {
+            let mut pages = 0;
+            while Instant::now() < until {
+                let mut stream = stingy_connection(addr).await;
+                handshake(&mut stream, addr).await;
+                stream.write_all(&hello_frame()).await.unwrap();
+                pages += 1;
+                // Held, never read, until the bridge gives up on it or the soak ends.
+                let mut one = [0u8; 1];
+                let left = until.saturating_duration_since(Instant::now());
+                let _ = tokio::time::timeout(left, async {
+                    tokio::time::sleep(Duration::from_secs(90)).await;
+                    let _ = stream.read(&mut one).await;
+                })
+                .await;
+            }
+            pages
+        });
+        let mut garbage = 0u64;
+        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        while Instant::now() < until {
+            // Headers of every shape: huge counts, far sequence numbers, wrong sizes.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut datagram = x.to_be_bytes().to_vec();
+            datagram.extend_from_slice(&(x as u32 % 70_000).to_be_bytes());
+            datagram.resize(12 + (x % 2000) as usize, b'g');
+            let _ = udp.send_to(&datagram, ("127.0.0.1", saver)).await;
+            garbage += 1;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        (flooding.await.unwrap(), stuck.await.unwrap(), garbage)
+    })
 }

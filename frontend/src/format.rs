@@ -211,10 +211,18 @@ pub fn detail(event: &Event) -> String {
                 shared::Direction::Sent => "sent",
                 shared::Direction::Received => "received",
             };
-            let state = if report.complete {
-                "complete"
-            } else {
-                "INCOMPLETE"
+            // What the receiver knows: over TCP, EOF is all it can tell (a sender killed
+            // mid-file closes with a FIN too).
+            use shared::TransferEnd as End;
+            let state = match (report.ended, report.complete) {
+                (Some(End::Eof), true) => "ended at EOF",
+                (Some(End::Quiet), _) => "INCOMPLETE: the sender went quiet",
+                (Some(End::Limit), _) => "INCOMPLETE: over the size limit or the disk is full",
+                (Some(End::Broken), _) => "INCOMPLETE: the connection broke",
+                (Some(End::Stopped), _) => "INCOMPLETE: closed before the end",
+                (Some(End::DiskError), _) => "INCOMPLETE: the disk refused to write",
+                (_, true) => "complete",
+                (_, false) => "INCOMPLETE",
             };
             let udp = report.datagrams.as_ref().map_or(String::new(), |d| {
                 format!(
@@ -373,6 +381,7 @@ mod tests {
             complete: true,
             datagrams: None,
             sync_us: Some(250_000),
+            ended: Some(shared::TransferEnd::Eof),
         };
         let event = |report| Event {
             seq: 1,
@@ -387,6 +396,10 @@ mod tests {
         assert!(
             text.contains("2.0 MB/s (250 ms of it saving to disk)"),
             "{text}"
+        );
+        assert!(
+            text.contains("received 1.9 MiB, ended at EOF"),
+            "a TCP receiver says what it knows: {text}"
         );
         let sent = detail(&event(shared::TransferReport {
             sync_us: None,

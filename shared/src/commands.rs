@@ -64,10 +64,15 @@ pub enum Command {
         /// Its size in bytes, as the browser knows it.
         size: u64,
     },
-    /// The next bytes of an upload, in order.
+    /// The next bytes of an upload, in order: a session's upload commands are carried out in
+    /// the order they arrive, and a chunk whose `offset` is not where the upload stands is
+    /// refused.
     UploadChunk {
         /// From the reply to `upload_start`.
         upload: u64,
+        /// Where in the file this chunk starts (optional): the bytes received so far.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<u64>,
         /// The bytes, standard base64 (at most 128 KiB of bytes per chunk).
         base64: String,
     },
@@ -85,7 +90,97 @@ pub enum Command {
     },
 }
 
+/// Longest host name (DNS allows 253 characters), and so any address a command names.
+pub const MAX_HOST: usize = 253;
+/// Longest text a spec carries (a fixed reply, a prefix, a secret, a key, a quit word).
+pub const MAX_SPEC_TEXT: usize = 4096;
+/// Longest file name a command may carry (the data directory accepts 128).
+pub const MAX_FILE_NAME: usize = 255;
+/// Longest URL `fetch_send` takes.
+pub const MAX_URL: usize = 2048;
+
+/// Refuses a text over its limit, naming the field.
+fn within(field: &str, text: &str, max: usize) -> Result<(), String> {
+    if text.len() <= max {
+        Ok(())
+    } else {
+        Err(format!("{field} is {} bytes long; at most {max} are accepted", text.len()))
+    }
+}
+
+fn within_opt(field: &str, text: &Option<String>, max: usize) -> Result<(), String> {
+    text.as_deref().map_or(Ok(()), |t| within(field, t, max))
+}
+
+impl Behaviour {
+    fn check_lengths(&self) -> Result<(), String> {
+        match self {
+            Behaviour::Prefix { prefix: text } | Behaviour::Fixed { reply: text } => {
+                within("the reply text", text, MAX_SPEC_TEXT)
+            }
+            Behaviour::FernetEcho { key } => within("the Fernet key", key, MAX_SPEC_TEXT),
+            Behaviour::SaveToFile { file } => within("the file name", file, MAX_FILE_NAME),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl EndpointSpec {
+    /// Whether every text in the spec is within its limit (see [`Command::check_lengths`]).
+    pub fn check_lengths(&self) -> Result<(), String> {
+        match self {
+            EndpointSpec::TcpServer(s) => {
+                within("bind", &s.bind, MAX_HOST)?;
+                s.behaviour.check_lengths()?;
+                within_opt("log_file", &s.log_file, MAX_FILE_NAME)?;
+                within_opt("secret", &s.secret, MAX_SPEC_TEXT)?;
+                match &s.policy {
+                    ConnectionPolicy::Persistent { quit_word } => {
+                        within_opt("quit_word", quit_word, MAX_SPEC_TEXT)
+                    }
+                    ConnectionPolicy::OneShot => Ok(()),
+                }
+            }
+            EndpointSpec::UdpServer(s) => {
+                within("bind", &s.bind, MAX_HOST)?;
+                s.behaviour.check_lengths()?;
+                within_opt("log_file", &s.log_file, MAX_FILE_NAME)
+            }
+            EndpointSpec::TcpClient(c) => {
+                within("host", &c.host, MAX_HOST)?;
+                within_opt("secret", &c.secret, MAX_SPEC_TEXT)?;
+                within_opt("fernet_key", &c.fernet_key, MAX_SPEC_TEXT)
+            }
+            EndpointSpec::UdpClient(c) => within("host", &c.host, MAX_HOST),
+        }
+    }
+}
+
 impl Command {
+    /// Whether every text the command carries is within its limit. Everything a command
+    /// carries may be kept (in the spec of a `socket` event, in an error's text) and shown to
+    /// every page, so none is longer than its purpose needs: a host name is at most 253 bytes.
+    /// Data to send is bounded by the message size instead.
+    pub fn check_lengths(&self) -> Result<(), String> {
+        // "host:port", with brackets around an IPv6 address.
+        let address = MAX_HOST + 8;
+        match self {
+            Command::TcpServerStart(s) => EndpointSpec::TcpServer(s.clone()).check_lengths(),
+            Command::UdpServerStart(s) => EndpointSpec::UdpServer(s.clone()).check_lengths(),
+            Command::TcpClientConnect(c) => EndpointSpec::TcpClient(c.clone()).check_lengths(),
+            Command::UdpClientOpen(c) => EndpointSpec::UdpClient(c.clone()).check_lengths(),
+            Command::PythonProgram { spec } => spec.check_lengths(),
+            Command::Send(send) => within_opt("to", &send.to, address),
+            Command::FetchSend(fetch) => {
+                within("url", &fetch.url, MAX_URL)?;
+                within_opt("to", &fetch.to, address)
+            }
+            Command::SendFile(send) => within("file", &send.file, MAX_FILE_NAME),
+            Command::UploadStart { file, .. } => within("file", file, MAX_FILE_NAME),
+            _ => Ok(()),
+        }
+    }
+
     /// Short name of the command, for logs and error messages.
     pub fn name(&self) -> &'static str {
         match self {
@@ -488,6 +583,32 @@ pub struct Impairment {
     pub read_bytes_per_second: u32,
 }
 
+/// Longest simulated delay: a teaching delay is seconds, and every delayed datagram is held
+/// in memory until it goes.
+pub const MAX_DELAY_MS: u32 = 10_000;
+
+impl Impairment {
+    /// Why this impairment cannot be simulated, if it cannot.
+    pub fn check(&self) -> Result<(), String> {
+        for (name, percent) in [
+            ("loss_percent", self.loss_percent),
+            ("duplicate_percent", self.duplicate_percent),
+            ("reorder_percent", self.reorder_percent),
+        ] {
+            if percent > 100 {
+                return Err(format!("{name} is a percentage: 0 to 100, not {percent}"));
+            }
+        }
+        if self.delay_ms > MAX_DELAY_MS {
+            return Err(format!(
+                "delay_ms may be at most {MAX_DELAY_MS} (10 s), not {}",
+                self.delay_ms
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Send a file of the data directory from a client endpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SendFileCommand {
@@ -517,6 +638,9 @@ pub const MAX_DATAGRAM: usize = 65_507;
 /// Bytes in front of each datagram of a UDP file transfer: sequence number, datagram count and
 /// payload size of each full datagram, big-endian u32 each.
 pub const DATAGRAM_HEADER: usize = 12;
+/// Most datagrams one UDP file transfer may have (4 GiB in 1 KiB datagrams). A receiver keeps
+/// one bit per datagram, so this bounds what a peer's header can make it reserve (512 KiB).
+pub const MAX_DATAGRAMS: u32 = 1 << 22;
 
 /// Fetch a URL and send its body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -611,6 +735,23 @@ mod tests {
         assert_eq!(spec.backlog, 1);
         assert_eq!(spec.recv_buffer, 1024);
         assert_eq!(spec.policy, ConnectionPolicy::OneShot);
+    }
+
+    #[test]
+    fn texts_in_commands_are_bounded() {
+        let long_host = TcpClientSpec::to(&"h".repeat(MAX_HOST + 1), 80);
+        let why = Command::TcpClientConnect(long_host).check_lengths().unwrap_err();
+        assert!(why.starts_with("host is 254 bytes"), "{why}");
+        assert!(Command::TcpClientConnect(TcpClientSpec::to(&"h".repeat(MAX_HOST), 80))
+            .check_lengths()
+            .is_ok());
+        let spec = UdpServerSpec {
+            behaviour: Behaviour::Prefix {
+                prefix: "p".repeat(MAX_SPEC_TEXT + 1),
+            },
+            ..UdpServerSpec::default()
+        };
+        assert!(Command::UdpServerStart(spec).check_lengths().is_err());
     }
 
     #[test]

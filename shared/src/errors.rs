@@ -81,6 +81,12 @@ impl ErrorInfo {
         }
     }
 
+    /// The bytes its texts take (see `Event::kept_bytes`).
+    pub fn kept_bytes(&self) -> usize {
+        let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        self.explanation.len() + text(&self.hint) + text(&self.os_message)
+    }
+
     /// Adds a hint.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());

@@ -5,7 +5,7 @@
 use crate::json::{Fields, FromJson, Json};
 use crate::{
     ClosedBy, DatagramReport, Direction, ErrorInfo, ErrorKind, Event, EventKind, Payload,
-    TransferReport,
+    TransferEnd, TransferReport,
 };
 
 impl FromJson for Event {
@@ -119,6 +119,7 @@ impl TransferReport {
             complete: f.req("complete")?,
             datagrams: f.opt("datagrams")?,
             sync_us: f.opt("sync_us")?,
+            ended: f.opt("ended")?,
         })
     }
 }
@@ -168,6 +169,16 @@ crate::json_names!(ClosedBy {
     "bridge" => ClosedBy::Bridge,
 });
 
+crate::json_names!(TransferEnd {
+    "eof" => TransferEnd::Eof,
+    "broken" => TransferEnd::Broken,
+    "stopped" => TransferEnd::Stopped,
+    "limit" => TransferEnd::Limit,
+    "disk_error" => TransferEnd::DiskError,
+    "all_datagrams" => TransferEnd::AllDatagrams,
+    "quiet" => TransferEnd::Quiet,
+});
+
 crate::json_names!(Direction {
     "sent" => Direction::Sent,
     "received" => Direction::Received,
@@ -203,6 +214,7 @@ crate::via_json!(
     DatagramReport,
     ClosedBy,
     Direction,
+    TransferEnd,
     ErrorKind
 );
 
@@ -257,6 +269,7 @@ mod tests {
                     duplicates: 0,
                 }),
                 sync_us: Some(7),
+                ended: Some(TransferEnd::Eof),
             }),
             EventKind::Decrypted { plaintext: payload },
             EventKind::Auth {

@@ -211,6 +211,48 @@ pub struct TransferReport {
     /// student how much was the network and how much the disk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_us: Option<u64>,
+    /// A receiver's report: how it knew the transfer was over. Over TCP without a length
+    /// announced first (as in the labs), `eof` is all a receiver can know: a sender that was
+    /// killed mid-file also closes with a FIN, so "ended at EOF after N bytes" is the truth,
+    /// not "the whole file".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<TransferEnd>,
+}
+
+/// How a receiver's transfer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferEnd {
+    /// TCP: the sender closed its side (recv() returned 0 bytes).
+    Eof,
+    /// TCP: the connection failed (reset, or another error) before EOF.
+    Broken,
+    /// The endpoint was closed (by a person, a reset or the bridge shutting down).
+    Stopped,
+    /// More arrived than the bridge keeps in one file (`--max-file-bytes`), or the disk was
+    /// nearly full.
+    Limit,
+    /// The disk refused a write.
+    DiskError,
+    /// UDP: every datagram the header announced arrived.
+    AllDatagrams,
+    /// UDP: the sender went quiet before every datagram arrived.
+    Quiet,
+}
+
+impl TransferEnd {
+    /// The snake_case name used on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            TransferEnd::Eof => "eof",
+            TransferEnd::Broken => "broken",
+            TransferEnd::Stopped => "stopped",
+            TransferEnd::Limit => "limit",
+            TransferEnd::DiskError => "disk_error",
+            TransferEnd::AllDatagrams => "all_datagrams",
+            TransferEnd::Quiet => "quiet",
+        }
+    }
 }
 
 /// Which side of a transfer a report is from.
@@ -248,7 +290,50 @@ impl TransferReport {
     }
 }
 
+impl Event {
+    /// Roughly what keeping this event costs in memory: every string and payload it holds, and
+    /// the fixed part. The bridge bounds its history and each viewer's queue by this, so that a
+    /// flood of events with long texts (a spec, an error, a URL) counts as much as one of data.
+    pub fn kept_bytes(&self) -> usize {
+        let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        std::mem::size_of::<Event>() + text(&self.local) + text(&self.peer) + self.kind.kept_bytes()
+    }
+}
+
 impl EventKind {
+    /// The bytes this kind holds beyond its fixed size (see [`Event::kept_bytes`]).
+    fn kept_bytes(&self) -> usize {
+        match self {
+            EventKind::Send { data }
+            | EventKind::Recv { data, .. }
+            | EventKind::SendTo { data }
+            | EventKind::RecvFrom { data, .. }
+            | EventKind::Relayed { data, .. }
+            | EventKind::Encrypted { plaintext: data }
+            | EventKind::Decrypted { plaintext: data } => data.kept_bytes(),
+            // Rare (one per endpoint): measured exactly, whatever the spec holds.
+            EventKind::Socket { spec } => serde_json::to_string(spec).map_or(0, |s| s.len()),
+            EventKind::Close { reason: text, .. }
+            | EventKind::Timeout { op: text, .. }
+            | EventKind::Progress { file: text, .. }
+            | EventKind::Impaired { action: text, .. }
+            | EventKind::TcpState { state: text }
+            | EventKind::Fetch { url: text, .. }
+            | EventKind::Auth { detail: text, .. } => text.len(),
+            EventKind::Error { op, error } => op.len() + error.kept_bytes(),
+            EventKind::Transfer(report) => report.file.len() + report.sha256.len(),
+            EventKind::Bind
+            | EventKind::Listen { .. }
+            | EventKind::Backlog { .. }
+            | EventKind::Accept
+            | EventKind::Connecting
+            | EventKind::Connect
+            | EventKind::Eof
+            | EventKind::Shutdown
+            | EventKind::Reset => 0,
+        }
+    }
+
     /// The snake_case name used on the wire, for logs and filters.
     pub fn name(&self) -> &'static str {
         match self {

@@ -40,6 +40,9 @@ struct Args {
     /// Where servers keep their logs and received files, and clients find files to send.
     #[arg(long, value_name = "DIR", default_value = "playground-data")]
     data_dir: PathBuf,
+    /// Largest file a transfer or an upload may write into the data directory, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = bridge::DEFAULT_MAX_FILE_BYTES)]
+    max_file_bytes: u64,
 }
 
 /// Event payloads are copied into buffers of tens of kilobytes, many per second under load.
@@ -57,6 +60,15 @@ fn tune_allocator() {
     }
 }
 
+/// Log directives that win over RUST_LOG (see `run`).
+const QUIET_LIBRARIES: [&str; 5] = [
+    "tungstenite=debug",
+    "tokio_tungstenite=debug",
+    "hyper=debug",
+    "hyper_util=debug",
+    "axum=debug",
+];
+
 fn main() -> ExitCode {
     tune_allocator();
     tokio::runtime::Builder::new_multi_thread()
@@ -72,10 +84,15 @@ fn main() -> ExitCode {
 }
 
 async fn run() -> ExitCode {
+    let mut filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // Whatever RUST_LOG asks for, the libraries that see the WebSocket's frames and the HTTP
+    // headers never log them: the hello carries the token, a download its bearer header.
+    for quiet in QUIET_LIBRARIES {
+        filter = filter.add_directive(quiet.parse().expect("a valid directive"));
+    }
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
@@ -109,6 +126,7 @@ async fn serve(args: Args) -> Result<(), String> {
     config.extra_origins = args.allow_origins;
     config.allow_privileged_ports = args.allow_privileged_ports;
     config.data_dir = args.data_dir;
+    config.max_file_bytes = args.max_file_bytes;
     config.max_connections_per_server = args.max_connections as usize;
     raise_open_files_limit(args.max_connections);
     config.static_dir = match args.dist {

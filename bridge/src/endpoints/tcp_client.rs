@@ -105,7 +105,7 @@ async fn run(
         .fernet_key
         .as_deref()
         .and_then(|key| crypto::cipher(key).ok());
-    let mut lines = Vec::new();
+    let mut lines = crypto::Lines::default();
     // When the last send() started, until the next recv() measures the round trip.
     let mut sent_at: Option<std::time::Instant> = None;
     loop {
@@ -163,8 +163,10 @@ async fn run(
                     if fernet.is_none() && spec.secret.is_none() {
                         continue;
                     }
-                    lines.extend_from_slice(&buf[..n]);
-                    for line in crypto::take_lines(&mut lines) {
+                    let Ok(complete) = lines.push(&buf[..n]) else {
+                        return closed(endpoint, Some((ClosedBy::Local, &crypto::LineTooLong::reason())));
+                    };
+                    for line in complete {
                         let answer = understand(&endpoint, &spec, fernet.as_ref(), &line);
                         if let Some(answer) = answer {
                             if let Err(err) = send_all(&hub, &endpoint.origin, &endpoint.life, &mut writer, &answer).await {

@@ -208,8 +208,8 @@ fn backlog_len(_listener: &TcpListener) -> Option<u32> {
 
 /// The encrypted echo: each complete line is a token; its plaintext goes back encrypted again,
 /// and a rejected token gets a plain `ERROR` line.
-fn fernet_replies(conn: &ConnHandle, cipher: &fernet::Fernet, lines: &mut Vec<u8>) -> Vec<Vec<u8>> {
-    crypto::take_lines(lines)
+fn fernet_replies(conn: &ConnHandle, cipher: &fernet::Fernet, lines: Vec<String>) -> Vec<Vec<u8>> {
+    lines
         .into_iter()
         .filter(|line| !line.trim().is_empty())
         .map(|line| match crypto::decrypt(cipher, &line) {
@@ -291,7 +291,7 @@ async fn serve(
         Behaviour::FernetEcho { key } => crypto::cipher(key).ok(),
         _ => None,
     };
-    let mut lines = Vec::new();
+    let mut lines = crypto::Lines::default();
     let mut buf = vec![0u8; spec.recv_buffer];
     let one_shot = spec.policy == ConnectionPolicy::OneShot;
     let manual = spec.behaviour == Behaviour::Manual;
@@ -348,10 +348,12 @@ async fn serve(
                         return finish(conn, ClosedBy::Local, "the quit word arrived");
                     }
                     let replies = match &fernet {
-                        Some(cipher) => {
-                            lines.extend_from_slice(chunk);
-                            fernet_replies(&conn, cipher, &mut lines)
-                        }
+                        Some(cipher) => match lines.push(chunk) {
+                            Ok(complete) => fernet_replies(&conn, cipher, complete),
+                            Err(crypto::LineTooLong) => {
+                                return finish(conn, ClosedBy::Local, crypto::LineTooLong::reason());
+                            }
+                        },
                         None => spec.behaviour.reply(chunk).into_iter().collect(),
                     };
                     for reply in replies {

@@ -95,9 +95,10 @@ pub(crate) async fn authenticate(
     )
     .await
     .map_err(|_| "sending the challenge failed")?;
-    let mut line = Vec::new();
+    let mut lines = crypto::Lines::default();
     let mut buf = [0u8; AUTH_LINE];
-    while !line.contains(&b'\n') {
+    let mut line = Vec::new();
+    while line.is_empty() {
         let read = tokio::select! {
             _ = life.stopped() => return Err("stopped while waiting for the answer"),
             read = tokio::time::timeout(AUTH_WAIT, stream.read(&mut buf)) => read,
@@ -113,9 +114,9 @@ pub(crate) async fn authenticate(
                         rtt_us: None,
                     },
                 );
-                line.extend_from_slice(&buf[..n]);
-                if line.len() > AUTH_LINE {
-                    break;
+                match lines.push(&buf[..n]) {
+                    Ok(complete) => line = complete,
+                    Err(crypto::LineTooLong) => break,
                 }
             }
             Ok(Err(err)) => {
@@ -124,10 +125,7 @@ pub(crate) async fn authenticate(
             }
         }
     }
-    let answer = crypto::take_lines(&mut line)
-        .into_iter()
-        .next()
-        .unwrap_or_default();
+    let answer = line.into_iter().next().unwrap_or_default();
     let ok = crypto::verify(secret, &nonce, &answer);
     let detail = if ok {
         "the client proved it knows the secret (HMAC-SHA256 of the challenge)"

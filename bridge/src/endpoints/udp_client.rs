@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::events::Origin;
 use crate::explain::{explain, Op, Proto};
-use crate::hub::{Control, EndpointHandle, Hub};
+use crate::hub::{Control, EndpointHandle, Hub, Lifeline};
 use crate::impair::UdpTrouble;
 use crate::security::{resolve, Purpose};
 use crate::transfer;
@@ -119,7 +119,7 @@ async fn run(
                         ))
                     } else {
                         let origin = Origin { peer: Some(to.to_string()), ..endpoint.origin.clone() };
-                        send_datagram(&hub, &origin, &socket, &mut trouble, &data, to, spec.connect).await
+                        send_datagram(&hub, &origin, (&socket, &endpoint.life), &mut trouble, &data, to, spec.connect).await
                     };
                     if result.is_ok() {
                         reply_due = Some(Instant::now() + wait);
@@ -182,7 +182,7 @@ async fn sleep_until(due: Option<Instant>) {
 pub(crate) async fn send_datagram(
     hub: &Arc<Hub>,
     origin: &Origin,
-    socket: &Arc<UdpSocket>,
+    (socket, life): (&Arc<UdpSocket>, &Lifeline),
     trouble: &mut UdpTrouble,
     data: &[u8],
     to: SocketAddr,
@@ -202,12 +202,35 @@ pub(crate) async fn send_datagram(
             put(hub, origin, socket, &datagram, to, connected).await?;
         }
     } else {
+        let bytes: usize = outgoing.iter().map(|(d, _)| d.len()).sum();
+        if !trouble.waiting.try_add(bytes) {
+            hub.log.emit(
+                origin,
+                crate::impair::impaired(
+                    format!(
+                        "dropped: {} datagrams (or {} MiB) already wait out their simulated delay",
+                        crate::impair::MAX_DELAYED,
+                        crate::impair::MAX_DELAYED_BYTES >> 20
+                    ),
+                    bytes,
+                ),
+            );
+            return Ok(data.len());
+        }
         let (hub, origin, socket) = (hub.clone(), origin.clone(), socket.clone());
+        let (waiting, life) = (trouble.waiting.clone(), life.clone());
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(u64::from(plan.delay_ms))).await;
-            for (datagram, to) in outgoing {
-                let _ = put(&hub, &origin, &socket, &datagram, to, connected).await;
+            let delay = Duration::from_millis(u64::from(plan.delay_ms));
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {
+                    for (datagram, to) in outgoing {
+                        let _ = put(&hub, &origin, &socket, &datagram, to, connected).await;
+                    }
+                }
+                // A closed socket sends nothing more, delayed or not.
+                _ = life.stopped() => {}
             }
+            waiting.done(bytes);
         });
     }
     Ok(data.len())

@@ -20,6 +20,8 @@ use crate::impair::UdpTrouble;
 use crate::security::{resolve, Purpose};
 use crate::transfer::{self, MessageLog, UdpTransfer};
 
+
+
 /// Starts a UDP server; replies once it is bound.
 pub(crate) async fn start(hub: &Arc<Hub>, spec: UdpServerSpec) -> Result<EndpointInfo, ErrorInfo> {
     super::check_recv_buffer(spec.recv_buffer)?;
@@ -75,7 +77,10 @@ async fn run(
     };
     let mut buf = vec![0u8; size];
     let mut log = MessageLog::for_spec(&hub, &endpoint.origin, spec.log_file.as_deref());
-    let mut receiving: Option<(UdpTransfer, Origin)> = None;
+    let mut receiving: Option<UdpTransfer> = None;
+    // The transfer that just ended, so that a late duplicate of its datagrams does not start
+    // a new one.
+    let mut ended: Option<(SocketAddr, transfer::Header, Instant)> = None;
     let mut idle_until = Instant::now();
     loop {
         tokio::select! {
@@ -83,7 +88,7 @@ async fn run(
             Some(request) = requests.recv() => match request {
                 Control::Send { data, to, done, .. } => {
                     let result = match to {
-                        Some(to) => send_datagram(&hub, &with_peer(&endpoint, to), &socket, &mut trouble, &data, to, false).await,
+                        Some(to) => send_datagram(&hub, &with_peer(&endpoint, to), (&socket, &endpoint.life), &mut trouble, &data, to, false).await,
                         None => Err(ErrorInfo::new(
                             ErrorKind::InvalidRequest,
                             "A UDP server has no fixed peer: say which address to send to.",
@@ -102,30 +107,24 @@ async fn run(
                 }
             },
             _ = tokio::time::sleep_until(idle_until), if receiving.is_some() => {
-                // The sender went quiet before every datagram arrived.
-                if let Some((transfer, origin)) = receiving.take() {
-                    transfer.finish(&hub, &origin);
+                // The sender went quiet before every datagram arrived: the writer reports.
+                if let Some(transfer) = receiving.take() {
+                    ended = Some((transfer.from, transfer.header, Instant::now()));
                 }
             }
             received = socket.recv_from(&mut buf) => match received {
                 Ok((n, from)) => {
                     let origin = with_peer(&endpoint, from);
                     let chunk = &buf[..n];
-                    if let (Some(file), Some((seq, count, size, payload))) = (&save_to, UdpTransfer::parse(chunk)) {
+                    if let Some(file) = &save_to {
                         idle_until = Instant::now() + transfer::UDP_IDLE;
-                        if receiving.is_none() {
-                            match UdpTransfer::start(&hub, file, count) {
-                                Ok(transfer) => receiving = Some((transfer, origin.clone())),
-                                Err(error) => {
-                                    hub.log.emit(&origin, EventKind::Error { op: "open".into(), error });
-                                    continue;
-                                }
+                        match transfer::Header::parse(chunk, hub.data.max_file_bytes) {
+                            Ok((header, payload)) => {
+                                save_datagram(&hub, &endpoint, file, &mut receiving, &mut ended, from, header, payload).await;
                             }
-                        }
-                        if let Some((transfer, at)) = &mut receiving {
-                            if transfer.take(&hub, at, seq, size, payload) {
-                                let (transfer, at) = receiving.take().expect("just used");
-                                transfer.finish(&hub, &at);
+                            Err(why) => {
+                                hub.log.emit(&origin, EventKind::RecvFrom { data: Payload::from_bytes(chunk), rtt_us: None });
+                                ignored(&hub, &origin, why);
                             }
                         }
                         continue;
@@ -137,7 +136,7 @@ async fn run(
                     hub.log.emit(&origin, EventKind::RecvFrom { data: Payload::from_bytes(chunk), rtt_us: None });
                     if let Some(reply) = spec.behaviour.reply(chunk) {
                         // A failed reply is recorded; the server goes on serving others.
-                        let _ = send_datagram(&hub, &origin, &socket, &mut trouble, &reply, from, false).await;
+                        let _ = send_datagram(&hub, &origin, (&socket, &endpoint.life), &mut trouble, &reply, from, false).await;
                     }
                 }
                 Err(err) => {
@@ -150,6 +149,83 @@ async fn run(
             },
         }
     }
+}
+
+/// Takes one datagram of a file transfer: the next of the one in progress, the first of a new
+/// one, or one to ignore (another sender's, another file's, a late duplicate).
+#[allow(clippy::too_many_arguments)]
+async fn save_datagram(
+    hub: &Arc<Hub>,
+    endpoint: &EndpointHandle,
+    file: &str,
+    receiving: &mut Option<UdpTransfer>,
+    ended: &mut Option<(SocketAddr, transfer::Header, Instant)>,
+    from: SocketAddr,
+    header: transfer::Header,
+    payload: &[u8],
+) {
+    let origin = with_peer(endpoint, from);
+    if let Some(transfer) = receiving.as_ref() {
+        if transfer.from != from {
+            return ignored(
+                hub,
+                &origin,
+                format!(
+                    "a datagram from {from} was ignored: a file from {} is being received, and \
+                     two senders never go into one file",
+                    transfer.from
+                ),
+            );
+        }
+        if !header.same_file(&transfer.header) {
+            return ignored(
+                hub,
+                &origin,
+                "a datagram was ignored: its header announces another file than the first \
+                 datagram of this transfer did"
+                    .into(),
+            );
+        }
+        if transfer.take(header.seq, payload).await {
+            return;
+        }
+        // Every datagram had arrived (or the disk failed): the writer reported.
+        *ended = receiving
+            .take()
+            .map(|t| (t.from, t.header, Instant::now()));
+        return;
+    }
+    if let Some((at, last, when)) = ended {
+        if *at == from && header.same_file(last) && when.elapsed() < transfer::UDP_IDLE {
+            return; // a late copy of the file just received
+        }
+    }
+    match UdpTransfer::start(hub, &origin, &endpoint.life, file, from, header) {
+        Ok(transfer) => {
+            let ok = transfer.take(header.seq, payload).await;
+            *receiving = ok.then_some(transfer);
+        }
+        Err(error) => {
+            hub.log.emit(
+                &origin,
+                EventKind::Error {
+                    op: "open".into(),
+                    error,
+                },
+            );
+        }
+    }
+}
+
+/// Records why a datagram sent to a save-to-file server was not saved.
+fn ignored(hub: &Hub, origin: &Origin, why: String) {
+    hub.log.emit(
+        origin,
+        EventKind::Error {
+            op: "save".into(),
+            error: ErrorInfo::new(ErrorKind::InvalidRequest, why),
+        },
+    );
 }
 
 fn with_peer(endpoint: &EndpointHandle, peer: SocketAddr) -> Origin {

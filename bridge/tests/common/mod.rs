@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod hostile;
 
 use std::net::SocketAddr;
 use std::time::Duration;

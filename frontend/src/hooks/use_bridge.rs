@@ -205,6 +205,7 @@ impl Bridge {
             match self
                 .request(Command::UploadChunk {
                     upload: id,
+                    offset: Some(offset),
                     base64: chunk,
                 })
                 .await
