@@ -56,15 +56,14 @@ pub(crate) async fn execute(hub: &Arc<Hub>, command: Command) -> Outcome {
             upload,
             offset,
             base64,
-        } => {
-            hub.uploads
-                .chunk(upload, offset, &base64)
-                .await
-                .map(|bytes| ReplyData::Uploaded {
-                    bytes,
-                    sha256: None,
-                })
-        }
+        } => hub
+            .uploads
+            .chunk(upload, offset, &base64)
+            .await
+            .map(|bytes| ReplyData::Uploaded {
+                bytes,
+                sha256: None,
+            }),
         Command::UploadFinish { upload } => {
             hub.uploads
                 .finish(upload)

@@ -217,7 +217,10 @@ fn free_bytes(dir: &Path) -> Option<u64> {
         if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
             return None;
         }
-        Some(u64::from(stat.f_bavail).saturating_mul(u64::from(stat.f_frsize)))
+        // The fields are u64 on Linux, narrower on other systems.
+        #[allow(clippy::useless_conversion)]
+        let (blocks, size) = (u64::from(stat.f_bavail), u64::from(stat.f_frsize));
+        Some(blocks.saturating_mul(size))
     }
     #[cfg(not(unix))]
     {
@@ -404,9 +407,14 @@ mod tests {
         assert_eq!(finish(part).unwrap(), root.join("out.bin"));
         let again = dir.create_part("out.bin", None).expect("the claim ended");
         drop(again);
-        let stale = dir.create_part("out.bin", None).expect("a leftover .part is replaced");
+        let stale = dir
+            .create_part("out.bin", None)
+            .expect("a leftover .part is replaced");
         drop(stale);
-        assert!(dir.create_part("big.bin", Some(2 << 30)).is_err(), "over the size limit");
+        assert!(
+            dir.create_part("big.bin", Some(2 << 30)).is_err(),
+            "over the size limit"
+        );
         #[cfg(unix)]
         {
             std::os::unix::fs::symlink("/etc/hostname", root.join("link.txt")).unwrap();
@@ -414,7 +422,9 @@ mod tests {
             let fifo = std::ffi::CString::new(root.join("pipe.txt").to_str().unwrap()).unwrap();
             // SAFETY: mkfifo reads the NUL-terminated path only.
             assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
-            let refused = dir.open("pipe.txt").expect_err("a FIFO is refused, at once");
+            let refused = dir
+                .open("pipe.txt")
+                .expect_err("a FIFO is refused, at once");
             assert_eq!(refused.kind, ErrorKind::NotAllowed);
             assert!(dir.append("pipe.txt").is_err(), "and never written");
             std::fs::remove_file(root.join("pipe.txt")).unwrap();

@@ -170,12 +170,22 @@ mod tests {
         };
         for _ in 0..100 {
             let error = shared::ErrorInfo::new(shared::ErrorKind::Other, "e".repeat(1000));
-            log.emit(&origin, EventKind::Error { op: "connect".into(), error });
+            log.emit(
+                &origin,
+                EventKind::Error {
+                    op: "connect".into(),
+                    error,
+                },
+            );
         }
         let sub = log.subscribe();
         let kept: usize = sub.history.iter().map(|e| e.kept_bytes()).sum();
         assert!(kept <= 20_000, "{kept} bytes kept");
-        assert!(sub.history.len() < 20, "{} events of 1.2 kB kept", sub.history.len());
+        assert!(
+            sub.history.len() < 20,
+            "{} events of 1.2 kB kept",
+            sub.history.len()
+        );
         assert!(sub.history_dropped > 80);
     }
 

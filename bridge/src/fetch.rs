@@ -51,7 +51,9 @@ async fn fetch(url: &str, scope: Scope) -> Result<(u16, Bytes), ErrorInfo> {
     // A user name or password would go out in the request's Host header (and to nobody the
     // person meant): refused rather than passed on.
     if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
-        return Err(bad("it carries a user name or password (user:password@), which is not sent"));
+        return Err(bad(
+            "it carries a user name or password (user:password@), which is not sent",
+        ));
     }
     let host = uri.host().ok_or_else(|| bad("it has no host"))?;
     let port = uri.port_u16().unwrap_or(80);

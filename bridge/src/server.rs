@@ -133,8 +133,8 @@ pub(crate) fn router(hub: Arc<Hub>, listen: SocketAddr, origins: Vec<String>) ->
         .as_ref()
         .and_then(|dir| std::fs::read_to_string(dir.join("index.html")).ok())
         .unwrap_or_default();
-    let policy = HeaderValue::from_str(&content_security_policy(&page))
-        .expect("the policy is plain ASCII");
+    let policy =
+        HeaderValue::from_str(&content_security_policy(&page)).expect("the policy is plain ASCII");
     let state = AppState {
         sessions: Arc::new(Semaphore::new(hub.config.max_sessions)),
         waiting: Gate::new(MAX_WAITING_HELLOS),

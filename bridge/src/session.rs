@@ -341,7 +341,8 @@ async fn read_loop(
         let hub = hub.clone();
         let outgoing = outgoing.clone();
         let sockets = sockets.clone();
-        let page_gone = matches!(request.command, shared::Command::Compare(_)).then(|| ended.clone());
+        let page_gone =
+            matches!(request.command, shared::Command::Compare(_)).then(|| ended.clone());
         tokio::spawn(async move {
             tracing::debug!(id = request.id, op = request.command.name(), "command");
             let command = crate::commands::execute(&hub, request.command);

@@ -231,16 +231,15 @@ pub(crate) async fn receive_tcp(
                 started.get_or_insert_with(Instant::now);
                 bytes += n as u64;
                 if let Some(writer) = &mut sink {
-                    let over = hub
-                        .data
-                        .check_size(name, bytes)
-                        .and_then(|()| match bytes - room_checked >= ROOM_EVERY {
+                    let over = hub.data.check_size(name, bytes).and_then(|()| {
+                        match bytes - room_checked >= ROOM_EVERY {
                             true => {
                                 room_checked = bytes;
                                 hub.data.check_room(name, ROOM_EVERY)
                             }
                             false => Ok(()),
-                        });
+                        }
+                    });
                     if let Err(error) = over {
                         hub.log.emit(
                             origin,
@@ -454,7 +453,9 @@ pub(crate) async fn send_udp(
         .ok_or_else(|| {
             ErrorInfo::new(
                 ErrorKind::LimitReached,
-                format!("The file needs more than {MAX_DATAGRAMS} datagrams, the most a transfer has."),
+                format!(
+                    "The file needs more than {MAX_DATAGRAMS} datagrams, the most a transfer has."
+                ),
             )
             .with_hint("Choose a larger datagram size.")
         })?;
@@ -566,13 +567,21 @@ impl Header {
         let max_chunk = (MAX_DATAGRAM - DATAGRAM_HEADER) as u32;
         let last = header.seq + 1 == header.count;
         let why = if !(1..=MAX_DATAGRAMS).contains(&header.count) {
-            format!("it announces {} datagrams (1 to {MAX_DATAGRAMS} are possible)", header.count)
+            format!(
+                "it announces {} datagrams (1 to {MAX_DATAGRAMS} are possible)",
+                header.count
+            )
         } else if !(1..=max_chunk).contains(&header.chunk) {
-            format!("it announces {}-byte datagrams (1 to {max_chunk} are possible)", header.chunk)
+            format!(
+                "it announces {}-byte datagrams (1 to {max_chunk} are possible)",
+                header.chunk
+            )
         } else if header.seq >= header.count {
             format!("it is number {} of only {}", header.seq, header.count)
         } else if u64::from(header.count - 1) * u64::from(header.chunk) >= max_file_bytes {
-            format!("the file it announces is over the {max_file_bytes}-byte limit (--max-file-bytes)")
+            format!(
+                "the file it announces is over the {max_file_bytes}-byte limit (--max-file-bytes)"
+            )
         } else if (last && payload.len() > header.chunk as usize)
             || (!last && payload.len() != header.chunk as usize)
         {
@@ -702,8 +711,16 @@ impl UdpWriter {
                 hashed += 1;
                 // Datagrams that came early now follow in order: read them back.
                 while hashed < count && is_seen(&seen, hashed) {
-                    let len = if hashed + 1 == count { last_len } else { chunk as usize };
-                    if let Err(err) = self.part.file.read_exact_at(&mut back[..len], offset(hashed)) {
+                    let len = if hashed + 1 == count {
+                        last_len
+                    } else {
+                        chunk as usize
+                    };
+                    if let Err(err) = self
+                        .part
+                        .file
+                        .read_exact_at(&mut back[..len], offset(hashed))
+                    {
                         self.error(&err);
                         break;
                     }
@@ -861,7 +878,10 @@ mod tests {
         let mut datagram = datagram_header(9, 10, 3).to_vec();
         datagram.extend_from_slice(b"abc");
         let (header, payload) = Header::parse(&datagram, max).unwrap();
-        assert_eq!((header.seq, header.count, header.chunk, payload), (9, 10, 3, &b"abc"[..]));
+        assert_eq!(
+            (header.seq, header.count, header.chunk, payload),
+            (9, 10, 3, &b"abc"[..])
+        );
         let last_is_shorter = [&datagram_header(9, 10, 1024)[..], b"abc"].concat();
         assert!(Header::parse(&last_is_shorter, max).is_ok());
         let others_are_full = [&datagram_header(3, 10, 1024)[..], b"abc"].concat();

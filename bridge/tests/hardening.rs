@@ -213,7 +213,10 @@ async fn sessions_endpoints_and_connections_are_capped_with_clear_errors() {
     match Client::hello(third, TOKEN).await {
         Err((Some(error), code)) => {
             assert_eq!(error.kind, shared::ErrorKind::LimitReached);
-            assert!(error.explanation.contains("2 sessions are open"), "{error:?}");
+            assert!(
+                error.explanation.contains("2 sessions are open"),
+                "{error:?}"
+            );
             assert_eq!(code, Some(shared::close_code::TOO_MANY_SESSIONS));
         }
         Err(other) => panic!("refused without a reason: {other:?}"),

@@ -49,7 +49,10 @@ async fn a_ping_flood_without_the_token_is_cut_off_and_memory_stays_flat() {
         cut_off = flood_pings(&mut stream, Duration::from_secs(5)).await;
     })
     .await;
-    assert!(cut_off, "a peer that floods pings before its hello is closed");
+    assert!(
+        cut_off,
+        "a peer that floods pings before its hello is closed"
+    );
     assert!(
         peak < before + 32 * 1024,
         "memory grew from {before} KiB to {peak} KiB"
@@ -128,7 +131,10 @@ async fn one_hostile_datagram_to_a_udp_saver_costs_nothing() {
     assert!(!report.complete);
     assert_eq!(report.ended, Some(TransferEnd::Quiet));
     assert_eq!(report.bytes, 1024);
-    assert_eq!(report.sha256, "", "an incomplete file has no hash worth comparing");
+    assert_eq!(
+        report.sha256, "",
+        "an incomplete file has no hash worth comparing"
+    );
     let part = std::fs::metadata(data.0.join("got.bin.part")).unwrap();
     assert_eq!(part.len(), 1024, "nothing written at a peer's far offset");
     assert!(peak < before + 32 * 1024, "memory {before} -> {peak} KiB");
@@ -200,10 +206,16 @@ async fn simulated_trouble_is_bounded() {
         (json!({"loss_percent": 101}), "loss_percent is a percentage"),
     ] {
         let refused = c
-            .err(cmd(json!({"op": "udp_server_start", "port": 0, "impair": impair})))
+            .err(cmd(
+                json!({"op": "udp_server_start", "port": 0, "impair": impair}),
+            ))
             .await;
         assert_eq!(refused.kind, ErrorKind::InvalidRequest);
-        assert!(refused.explanation.contains(what), "{}", refused.explanation);
+        assert!(
+            refused.explanation.contains(what),
+            "{}",
+            refused.explanation
+        );
     }
     let echo = c
         .endpoint(cmd(json!({"op": "udp_server_start", "port": 0,
@@ -238,11 +250,20 @@ async fn every_byte_of_an_event_counts_and_commands_carry_bounded_texts() {
     let bridge = Bridge::start_with(|c| c.history_bytes = 256 << 10).await;
     let mut c = bridge.client().await;
     let refused = c
-        .err(cmd(json!({"op": "tcp_client_connect", "host": "h".repeat(100_000), "port": 80})))
+        .err(cmd(
+            json!({"op": "tcp_client_connect", "host": "h".repeat(100_000), "port": 80}),
+        ))
         .await;
     assert_eq!(refused.kind, ErrorKind::InvalidRequest);
-    assert!(refused.explanation.contains("at most 253"), "{}", refused.explanation);
-    assert!(refused.explanation.len() < 200, "the error does not repeat the host");
+    assert!(
+        refused.explanation.contains("at most 253"),
+        "{}",
+        refused.explanation
+    );
+    assert!(
+        refused.explanation.len() < 200,
+        "the error does not repeat the host"
+    );
     // 150 servers whose spec holds 4000 bytes each: 600 kB of specs, no payload at all.
     for _ in 0..150 {
         let server = c
@@ -252,7 +273,13 @@ async fn every_byte_of_an_event_counts_and_commands_carry_bounded_texts() {
         c.ok(Command::close(server.id, None)).await;
     }
     let late = bridge.client().await;
-    let kept: usize = late.welcome.snapshot.events.iter().map(|e| e.kept_bytes()).sum();
+    let kept: usize = late
+        .welcome
+        .snapshot
+        .events
+        .iter()
+        .map(|e| e.kept_bytes())
+        .sum();
     assert!(kept <= 256 << 10, "the history keeps {kept} bytes");
     assert!(late.welcome.snapshot.history_dropped > 0);
 }
@@ -262,8 +289,10 @@ async fn a_late_page_gets_a_large_history_in_batches() {
     let bridge = Bridge::start().await;
     let mut c = bridge.client().await;
     let (server, client) = c
-        .tcp_pair(json!({"behaviour": {"kind": "print_only"}, "recv_buffer": 65536,
-            "policy": {"kind": "persistent"}}))
+        .tcp_pair(
+            json!({"behaviour": {"kind": "print_only"}, "recv_buffer": 65536,
+            "policy": {"kind": "persistent"}}),
+        )
         .await;
     // About 15 MB of history: 120 events of 64 KiB.
     let chunk = "z".repeat(64 * 1024);
@@ -281,13 +310,17 @@ async fn a_late_page_gets_a_large_history_in_batches() {
         .unwrap();
     use futures_util::{SinkExt, StreamExt};
     ws.send(tokio_tungstenite::tungstenite::Message::text(hello_json()))
-    .await
-    .unwrap();
+        .await
+        .unwrap();
     let mut largest = 0;
     let mut history = Vec::new();
     let last_seq = c.events.last().unwrap().seq;
     while history.last().is_none_or(|seq| *seq < last_seq) {
-        let message = tokio::time::timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
+        let message = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         let text = message.into_text().unwrap();
         largest = largest.max(text.len());
         match serde_json::from_str::<ServerMessage>(&text).unwrap() {
@@ -297,7 +330,10 @@ async fn a_late_page_gets_a_large_history_in_batches() {
         }
     }
     assert!(largest < 2 << 20, "one message of {largest} bytes");
-    assert!(history.windows(2).all(|w| w[1] == w[0] + 1), "in order, no gap");
+    assert!(
+        history.windows(2).all(|w| w[1] == w[0] + 1),
+        "in order, no gap"
+    );
 }
 
 #[tokio::test]
@@ -306,8 +342,10 @@ async fn a_page_that_stops_reading_during_the_welcome_is_dropped() {
     let bridge = Bridge::start_with(|c| c.ping_every = Duration::from_secs(1)).await;
     let mut c = bridge.client().await;
     let (server, client) = c
-        .tcp_pair(json!({"behaviour": {"kind": "print_only"}, "recv_buffer": 65536,
-            "policy": {"kind": "persistent"}}))
+        .tcp_pair(
+            json!({"behaviour": {"kind": "print_only"}, "recv_buffer": 65536,
+            "policy": {"kind": "persistent"}}),
+        )
         .await;
     let chunk = "w".repeat(64 * 1024);
     for _ in 0..100 {
@@ -328,7 +366,10 @@ async fn a_page_that_stops_reading_during_the_welcome_is_dropped() {
         if status["sessions"] == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "the session is still open: {status}");
+        assert!(
+            Instant::now() < deadline,
+            "the session is still open: {status}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -351,8 +392,10 @@ async fn two_streams_never_share_one_file() {
     let bridge = Bridge::start_with(move |c| c.data_dir = dir).await;
     let mut c = bridge.client().await;
     let server = c
-        .endpoint(cmd(json!({"op": "tcp_server_start", "port": 0, "concurrency": "concurrent",
-            "behaviour": {"kind": "save_to_file", "file": "upload.txt"}})))
+        .endpoint(cmd(
+            json!({"op": "tcp_server_start", "port": 0, "concurrency": "concurrent",
+            "behaviour": {"kind": "save_to_file", "file": "upload.txt"}}),
+        ))
         .await;
     let port = port_of(&server).to_string();
     let spawn = |letter: &str| {
@@ -364,7 +407,10 @@ async fn two_streams_never_share_one_file() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
-        (child, tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout)))
+        (
+            child,
+            tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout)),
+        )
     };
     let (mut first, mut first_out) = spawn("a");
     assert_eq!(next_line(&mut first_out).await, "sent");
@@ -393,7 +439,10 @@ async fn two_streams_never_share_one_file() {
         vec![b'a'; 100_000],
         "the file is the first stream's, whole"
     );
-    assert_eq!(python_sha256(&data.0.join("upload.txt")).await, report.sha256);
+    assert_eq!(
+        python_sha256(&data.0.join("upload.txt")).await,
+        report.sha256
+    );
 }
 
 #[tokio::test]
@@ -461,12 +510,20 @@ async fn uploads_are_bounded_ordered_and_owned_by_their_session() {
     .await;
     let mut c = bridge.client().await;
     let refused = c
-        .err(cmd(json!({"op": "upload_start", "file": "huge.bin", "size": u64::MAX})))
+        .err(cmd(
+            json!({"op": "upload_start", "file": "huge.bin", "size": u64::MAX}),
+        ))
         .await;
     assert_eq!(refused.kind, ErrorKind::LimitReached);
-    assert!(refused.explanation.contains("at most 1048576 bytes"), "{}", refused.explanation);
+    assert!(
+        refused.explanation.contains("at most 1048576 bytes"),
+        "{}",
+        refused.explanation
+    );
     let upload = match c
-        .ok(cmd(json!({"op": "upload_start", "file": "up.txt", "size": 6})))
+        .ok(cmd(
+            json!({"op": "upload_start", "file": "up.txt", "size": 6}),
+        ))
         .await
     {
         shared::ReplyData::Upload { upload } => upload,
@@ -474,35 +531,55 @@ async fn uploads_are_bounded_ordered_and_owned_by_their_session() {
     };
     // Sent without waiting: applied in the order sent, or refused.
     let first = c
-        .send_request(cmd(json!({"op": "upload_chunk", "upload": upload, "offset": 0,
-            "base64": "YWJj"})))
+        .send_request(cmd(
+            json!({"op": "upload_chunk", "upload": upload, "offset": 0,
+            "base64": "YWJj"}),
+        ))
         .await;
     let wrong = c
-        .send_request(cmd(json!({"op": "upload_chunk", "upload": upload, "offset": 0,
-            "base64": "eHl6"})))
+        .send_request(cmd(
+            json!({"op": "upload_chunk", "upload": upload, "offset": 0,
+            "base64": "eHl6"}),
+        ))
         .await;
     let second = c
-        .send_request(cmd(json!({"op": "upload_chunk", "upload": upload, "offset": 3,
-            "base64": "ZGVm"})))
+        .send_request(cmd(
+            json!({"op": "upload_chunk", "upload": upload, "offset": 3,
+            "base64": "ZGVm"}),
+        ))
         .await;
-    assert!(matches!(c.reply_to(Some(first)).await, shared::Outcome::Ok(_)));
+    assert!(matches!(
+        c.reply_to(Some(first)).await,
+        shared::Outcome::Ok(_)
+    ));
     let shared::Outcome::Error(out_of_order) = c.reply_to(Some(wrong)).await else {
         panic!("a chunk for the wrong offset was taken")
     };
-    assert!(out_of_order.explanation.contains("in order"), "{out_of_order:?}");
-    assert!(matches!(c.reply_to(Some(second)).await, shared::Outcome::Ok(_)));
-    c.ok(cmd(json!({"op": "upload_finish", "upload": upload}))).await;
+    assert!(
+        out_of_order.explanation.contains("in order"),
+        "{out_of_order:?}"
+    );
+    assert!(matches!(
+        c.reply_to(Some(second)).await,
+        shared::Outcome::Ok(_)
+    ));
+    c.ok(cmd(json!({"op": "upload_finish", "upload": upload})))
+        .await;
     assert_eq!(std::fs::read(data.0.join("up.txt")).unwrap(), b"abcdef");
     // An upload left open by a page that went away frees its place (8 at most).
     for i in 0..8 {
         let mut gone = bridge.client().await;
-        gone.ok(cmd(json!({"op": "upload_start", "file": format!("left{i}.txt"), "size": 5})))
-            .await;
+        gone.ok(cmd(
+            json!({"op": "upload_start", "file": format!("left{i}.txt"), "size": 5}),
+        ))
+        .await;
     }
     let deadline = Instant::now() + WAIT;
     loop {
         match c
-            .request(cmd(json!({"op": "upload_start", "file": "after.txt", "size": 1})))
+            .request(cmd(
+                json!({"op": "upload_start", "file": "after.txt", "size": 1}),
+            ))
             .await
         {
             shared::Outcome::Ok(_) => break,
@@ -543,7 +620,10 @@ async fn a_fetch_url_with_credentials_is_refused() {
         .err(cmd(json!({"op": "fetch_send", "endpoint": client.id,
             "url": format!("http://user:secret@{udp}/")})))
         .await;
-    assert!(refused.explanation.contains("user name or password"), "{refused:?}");
+    assert!(
+        refused.explanation.contains("user name or password"),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]
@@ -557,7 +637,10 @@ async fn the_page_is_served_with_a_content_security_policy() {
     let dir = dist.0.clone();
     let bridge = Bridge::start_with(move |c| c.static_dir = Some(dir)).await;
     let mut stream = TcpStream::connect(bridge.addr).await.unwrap();
-    let request = format!("GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", bridge.addr);
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        bridge.addr
+    );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut answer = String::new();
     tokio::time::timeout(WAIT, stream.read_to_string(&mut answer))
@@ -568,7 +651,10 @@ async fn the_page_is_served_with_a_content_security_policy() {
         .lines()
         .find_map(|l| l.strip_prefix("content-security-policy: "))
         .unwrap_or_else(|| panic!("no policy: {answer}"));
-    assert!(policy.contains("script-src 'self' 'wasm-unsafe-eval' 'sha256-"), "{policy}");
+    assert!(
+        policy.contains("script-src 'self' 'wasm-unsafe-eval' 'sha256-"),
+        "{policy}"
+    );
     assert!(policy.contains("connect-src 'self'"), "{policy}");
 }
 
@@ -585,17 +671,25 @@ async fn data_directory_files_that_are_not_regular_are_refused_at_once() {
     // A FIFO would block the reader (and the runtime thread) until someone writes to it.
     let refused = tokio::time::timeout(
         WAIT,
-        c.err(cmd(json!({"op": "send_file", "endpoint": client.id, "file": "pipe.txt"}))),
+        c.err(cmd(
+            json!({"op": "send_file", "endpoint": client.id, "file": "pipe.txt"}),
+        )),
     )
     .await
     .expect("refused at once");
     assert_eq!(refused.kind, ErrorKind::NotAllowed, "{refused:?}");
     let logging = c
-        .request(cmd(json!({"op": "udp_server_start", "port": 0, "log_file": "pipe.txt"})))
+        .request(cmd(
+            json!({"op": "udp_server_start", "port": 0, "log_file": "pipe.txt"}),
+        ))
         .await;
-    assert!(matches!(logging, shared::Outcome::Ok(_)), "the server runs without its log");
-    c.wait_for("the log refused", |e| {
-        matches!(&e.kind, EventKind::Error { op, .. } if op == "log")
-    })
+    assert!(
+        matches!(logging, shared::Outcome::Ok(_)),
+        "the server runs without its log"
+    );
+    c.wait_for(
+        "the log refused",
+        |e| matches!(&e.kind, EventKind::Error { op, .. } if op == "log"),
+    )
     .await;
 }

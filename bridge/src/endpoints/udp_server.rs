@@ -20,8 +20,6 @@ use crate::impair::UdpTrouble;
 use crate::security::{resolve, Purpose};
 use crate::transfer::{self, MessageLog, UdpTransfer};
 
-
-
 /// Starts a UDP server; replies once it is bound.
 pub(crate) async fn start(hub: &Arc<Hub>, spec: UdpServerSpec) -> Result<EndpointInfo, ErrorInfo> {
     super::check_recv_buffer(spec.recv_buffer)?;
@@ -190,9 +188,7 @@ async fn save_datagram(
             return;
         }
         // Every datagram had arrived (or the disk failed): the writer reported.
-        *ended = receiving
-            .take()
-            .map(|t| (t.from, t.header, Instant::now()));
+        *ended = receiving.take().map(|t| (t.from, t.header, Instant::now()));
         return;
     }
     if let Some((at, last, when)) = ended {

@@ -35,7 +35,11 @@ pub async fn handshake(stream: &mut TcpStream, addr: SocketAddr) {
             .unwrap();
         head.push(byte[0]);
     }
-    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
 }
 
 /// A client frame (masked with a zero key, which leaves the payload as it is).
@@ -76,4 +80,3 @@ pub async fn flood_pings(stream: &mut TcpStream, limit: Duration) -> bool {
     }
     false
 }
-
