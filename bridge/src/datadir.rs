@@ -311,7 +311,8 @@ fn open_regular(path: &Path, how: Open) -> std::io::Result<std::fs::File> {
     match how {
         Open::Read => options.read(true),
         Open::Append => options.append(true).create(true),
-        Open::CreateNew => options.write(true).create_new(true),
+        // Read too: a UDP receiver reads back datagrams that came early, to hash them.
+        Open::CreateNew => options.read(true).write(true).create_new(true),
     };
     #[cfg(unix)]
     {

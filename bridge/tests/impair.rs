@@ -83,7 +83,7 @@ async fn duplication_and_reordering_show_in_the_receivers_report() {
     if d.missing == 0 {
         assert!(
             got.complete,
-            "duplicates and reordering alone do not spoil the file"
+            "duplicates and reordering alone do not spoil the file: {got:?}"
         );
     }
 }

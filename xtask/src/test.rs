@@ -38,6 +38,8 @@ pub(crate) fn test(args: &[String]) -> Result<(), String> {
             "--exclude",
             "frontend",
             "--all-targets",
+            // Every test binary runs even after one fails: the count then says everything.
+            "--no-fail-fast",
         ][..],
         &["test", "-p", "frontend", "--lib"][..],
     ] {
