@@ -11,8 +11,9 @@ use shared::{
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+use crate::core::control::Control;
 use crate::endpoints::{tcp_client, tcp_server, udp_client, udp_server};
-use crate::hub::{Control, Hub};
+use crate::hub::Hub;
 use crate::security::{resolve, Purpose};
 
 /// How long a send may wait for the socket before the reply says so. The send itself goes on
@@ -78,6 +79,7 @@ pub(crate) async fn execute(hub: &Arc<Hub>, command: Command) -> Outcome {
             endpoint,
             impairment,
         } => hub
+            .registry
             .set_impairment(endpoint, impairment)
             .map(|()| ReplyData::Done),
         Command::PythonProgram { spec } => Ok(ReplyData::Program {
@@ -137,7 +139,7 @@ async fn send_bytes(
         Some(text) => Some(parse_destination(hub, text).await?),
         None => None,
     };
-    let control = hub.control(target)?;
+    let control = hub.registry.control(target)?;
     let (done, answer) = oneshot::channel();
     let request = Control::Send {
         data,
@@ -149,7 +151,7 @@ async fn send_bytes(
 }
 
 async fn shutdown_write(hub: &Hub, target: Target) -> Result<ReplyData, ErrorInfo> {
-    let control = hub.control(target)?;
+    let control = hub.registry.control(target)?;
     let (done, answer) = oneshot::channel();
     ask(control, Control::ShutdownWrite { done }, answer).await?;
     Ok(ReplyData::Done)
@@ -157,7 +159,7 @@ async fn shutdown_write(hub: &Hub, target: Target) -> Result<ReplyData, ErrorInf
 
 /// Replies when the whole file went out (or the transfer broke off), however long that takes.
 async fn send_file(hub: &Hub, send: SendFileCommand) -> Result<ReplyData, ErrorInfo> {
-    crate::datadir::check_name(&send.file)?;
+    crate::files::datadir::check_name(&send.file)?;
     let (file, datagram_size) = (send.file, send.datagram_size);
     transfer(hub, send.endpoint, |done| Control::SendFile {
         file,
@@ -179,7 +181,7 @@ async fn transfer(
     endpoint: shared::EndpointId,
     request: impl FnOnce(oneshot::Sender<Result<TransferReport, ErrorInfo>>) -> Control,
 ) -> Result<ReplyData, ErrorInfo> {
-    let control = hub.control(Target {
+    let control = hub.registry.control(Target {
         endpoint,
         conn: None,
     })?;
@@ -198,10 +200,10 @@ async fn fetch_send(hub: &Hub, fetch: FetchSendCommand) -> Result<ReplyData, Err
         endpoint: fetch.endpoint,
         conn: fetch.conn,
     };
-    hub.control(target)?;
+    hub.registry.control(target)?;
     let (status, body) = crate::fetch::get(&fetch.url, hub.config.scope).await?;
     hub.log.emit(
-        &crate::events::Origin {
+        &crate::core::event_log::Origin {
             endpoint: fetch.endpoint,
             conn: fetch.conn,
             ..Default::default()
@@ -266,7 +268,7 @@ async fn close(hub: &Hub, target: Target) -> Result<ReplyData, ErrorInfo> {
         Some(_) => "closed by you",
         None => "closed (stopped) by you",
     };
-    let finished = hub.stop(target, ClosedBy::Local, reason)?;
+    let finished = hub.registry.stop(target, ClosedBy::Local, reason)?;
     wait_all(&[finished]).await;
     Ok(ReplyData::Done)
 }

@@ -4,125 +4,41 @@
 //! The binary (`src/bin/bridge.rs`) parses the command line and calls [`run`]; tests call
 //! [`run`] too, with a listener on `127.0.0.1:0` and a fixed token.
 //!
-//! - `server`: HTTP routes and the Host/Origin guards; `session`: one WebSocket session.
-//! - `commands`: carries out one command; `endpoints`: the four kinds of socket.
-//! - `hub`: the registry of live endpoints; `events`: the event log and its broadcast.
-//! - `security`: token and address policy; `explain`: OS errors in plain words.
+//! The folders follow the way a command travels, and imports point one way, down this list:
+//! - `web/`: the HTTP and WebSocket edge (routes and guards, admission of peers without the
+//!   token, sessions, each viewer's queue);
+//! - `commands`: one command in, one outcome out; `hub`: what a running bridge holds;
+//! - `endpoints/`: the playground's own sockets, one file per kind, and the chat room;
+//! - `files/`: the data directory, uploads, file transfers and message logs;
+//! - `core/`: what runs now (the registry), lifelines, the event log, simulated trouble;
+//! - leaves: `config`, `security` (token, address policy), `explain` (OS errors in plain
+//!   words), `crypto`, `fetch`, `compare`, `python` (the Python mirror of each endpoint).
 
-mod admission;
 mod commands;
 mod compare;
+mod config;
+mod core;
 mod crypto;
-mod datadir;
 mod endpoints;
-mod events;
 mod explain;
 mod fetch;
+mod files;
 mod hub;
-mod impair;
 mod security;
-mod server;
-mod session;
-mod transfer;
-mod upload;
+mod web;
 
 use std::future::Future;
 use std::time::Duration;
 
+pub use config::{Config, DEFAULT_MAX_FILE_BYTES};
+pub use files::datadir::check_confined;
 pub use security::{Token, MIN_TOKEN_LEN};
+use shared::ClosedBy;
 pub use shared::Scope;
-use shared::{ClosedBy, Limits};
-
-pub use datadir::check_confined;
-pub use server::{HEADER_TIMEOUT, MAX_HEAD_BYTES, MAX_HTTP_CONNECTIONS};
-
-/// Largest received file by default: far above any lab's, far below a disk.
-pub const DEFAULT_MAX_FILE_BYTES: u64 = 4 << 30;
+pub use web::server::{HEADER_TIMEOUT, MAX_HEAD_BYTES, MAX_HTTP_CONNECTIONS};
 
 /// How long shutdown waits for sockets and sessions to close.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
-
-/// What the bridge allows and how much it keeps. [`Config::new`] gives the safe defaults.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Which addresses endpoints may use.
-    pub scope: Scope,
-    /// The secret every session must present.
-    pub token: Token,
-    /// Origins allowed besides the bridge's own and `trunk serve`'s.
-    pub extra_origins: Vec<String>,
-    /// Whether servers may bind ports below 1024.
-    pub allow_privileged_ports: bool,
-    /// Most endpoints alive at once.
-    pub max_endpoints: usize,
-    /// Most accepted connections per server at once.
-    pub max_connections_per_server: usize,
-    /// Most WebSocket sessions at once.
-    pub max_sessions: usize,
-    /// Events kept for viewers that connect later.
-    pub history_events: usize,
-    /// Memory the payloads kept in that history may take (their base64 and preview text).
-    pub history_bytes: usize,
-    /// How many events the shared live stream holds for a viewer's pump (which moves them at
-    /// once into that viewer's own queue, bounded by `viewer_bytes`).
-    pub live_capacity: usize,
-    /// Largest WebSocket message accepted.
-    pub max_message_bytes: usize,
-    /// Largest WebSocket frame accepted.
-    pub max_frame_bytes: usize,
-    /// The built frontend (trunk's `dist/`) to serve; `None` serves a note instead.
-    pub static_dir: Option<std::path::PathBuf>,
-    /// Where server logs and transferred files are kept.
-    pub data_dir: std::path::PathBuf,
-    /// Largest file a transfer or an upload writes into the data directory.
-    pub max_file_bytes: u64,
-    /// Memory the events waiting for one viewer may take; beyond it the oldest are dropped and
-    /// the viewer is told how many it missed.
-    pub viewer_bytes: usize,
-    /// Sockets (servers and clients) one session may run at once; `max_endpoints` bounds all
-    /// sessions together.
-    pub max_endpoints_per_session: usize,
-    /// A session that has sent nothing for this long is pinged; one that answers nothing for
-    /// three times this long is closed as dead (a laptop lid shut, a network gone).
-    pub ping_every: Duration,
-}
-
-impl Config {
-    /// Loopback only, no privileged ports, and limits that keep memory bounded.
-    pub fn new(token: Token) -> Self {
-        Config {
-            scope: Scope::Loopback,
-            token,
-            extra_origins: Vec::new(),
-            allow_privileged_ports: false,
-            max_endpoints: 64,
-            max_connections_per_server: 64,
-            max_sessions: 32,
-            history_events: 10_000,
-            history_bytes: 24 << 20,
-            live_capacity: 4096,
-            max_message_bytes: 1 << 20,
-            max_frame_bytes: 256 << 10,
-            static_dir: None,
-            data_dir: std::path::PathBuf::from("playground-data"),
-            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
-            ping_every: Duration::from_secs(20),
-            max_endpoints_per_session: 32,
-            viewer_bytes: 8 << 20,
-        }
-    }
-
-    /// The limits as clients see them.
-    pub(crate) fn limits(&self) -> Limits {
-        Limits {
-            max_message_bytes: self.max_message_bytes,
-            max_frame_bytes: self.max_frame_bytes,
-            max_endpoints: self.max_endpoints,
-            max_connections_per_server: self.max_connections_per_server,
-            history_events: self.history_events,
-        }
-    }
-}
 
 /// Every socket is a file descriptor, and the usual soft limit (1024) is below what many
 /// connections need: raises it to the hard limit, as servers do. Returns the limit now in force
@@ -158,13 +74,13 @@ pub async fn run(
     let mut origins = security::default_origins(listen);
     origins.extend(config.extra_origins.iter().cloned());
     let hub = hub::Hub::new(config);
-    let app = server::router(hub.clone(), listen, origins);
+    let app = web::server::router(hub.clone(), listen, origins);
     let root = hub.root.clone();
     let stopping = async move {
         shutdown.await;
         root.stop(ClosedBy::Bridge, "the bridge is shutting down");
     };
-    let served = server::serve(listener, app, stopping).await;
+    let served = web::server::serve(listener, app, stopping).await;
     hub.root
         .stop(ClosedBy::Bridge, "the bridge is shutting down");
     hub.tasks.close();

@@ -2,7 +2,6 @@
 //! every spec passes before a socket is made.
 
 mod chat;
-mod outbox;
 pub(crate) mod tcp_client;
 pub(crate) mod tcp_server;
 mod tcp_state;
@@ -65,9 +64,9 @@ pub(crate) fn check_files(
     log_file: Option<&str>,
 ) -> Result<(), ErrorInfo> {
     if let shared::Behaviour::SaveToFile { file } = behaviour {
-        crate::datadir::check_name(file)?;
+        crate::files::datadir::check_name(file)?;
     }
-    log_file.map_or(Ok(()), crate::datadir::check_name)
+    log_file.map_or(Ok(()), crate::files::datadir::check_name)
 }
 
 /// A client needs to know where its server is.

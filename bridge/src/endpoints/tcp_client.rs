@@ -12,12 +12,14 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 
 use super::tcp_state;
-use super::tcp_stream::{closed_by, recv_failed, send_all, shutdown_write};
+use super::tcp_stream::{carry_out, close_tcp, closed_by, recv_failed, send_all};
+use crate::core::control::Control;
+use crate::core::registry::Handle;
 use crate::crypto;
 use crate::explain::{connect_timed_out, explain, Op, Proto};
-use crate::hub::{Control, EndpointHandle, Hub};
+use crate::files::datadir::DataDir;
+use crate::hub::Hub;
 use crate::security::{resolve, Purpose};
-use crate::transfer;
 
 /// Connects; replies once the connection is up, or with the explained failure.
 pub(crate) async fn connect(
@@ -30,8 +32,10 @@ pub(crate) async fn connect(
     if let Some(key) = &spec.fernet_key {
         crypto::cipher(key)?;
     }
-    let mut endpoint = hub.create_endpoint(EndpointSpec::TcpClient(spec.clone()))?;
-    let fail = |endpoint: EndpointHandle, info: ErrorInfo| {
+    let mut endpoint = hub
+        .registry
+        .create_endpoint(EndpointSpec::TcpClient(spec.clone()))?;
+    let fail = |endpoint: Handle, info: ErrorInfo| {
         endpoint.emit(EventKind::Error {
             op: Op::Connect.name().into(),
             error: info.clone(),
@@ -43,7 +47,7 @@ pub(crate) async fn connect(
         Ok(addr) => addr,
         Err(info) => return fail(endpoint, info),
     };
-    endpoint.origin.peer = Some(addr.to_string());
+    endpoint.ctx.origin.peer = Some(addr.to_string());
     endpoint.emit(EventKind::Connecting);
     let socket = match if addr.is_ipv4() {
         TcpSocket::new_v4()
@@ -60,7 +64,7 @@ pub(crate) async fn connect(
     };
     let wait = Duration::from_millis(spec.timeout_ms);
     let stream = tokio::select! {
-        _ = endpoint.life.stopped() => {
+        _ = endpoint.life().stopped() => {
             endpoint.close_stopped();
             return Err(ErrorInfo::new(ErrorKind::ConnectionAborted, "The client was closed while it was connecting."));
         }
@@ -83,21 +87,23 @@ pub(crate) async fn connect(
     let (control, requests) = mpsc::channel(16);
     endpoint.set_control(control);
     let info = endpoint.info();
-    hub.tasks.spawn(run(endpoint, stream, requests, spec));
+    hub.tasks
+        .spawn(run(endpoint, stream, requests, spec, hub.data.clone()));
     info.ok_or_else(|| ErrorInfo::new(ErrorKind::UnknownEndpoint, "The client closed at once."))
 }
 
 async fn run(
-    endpoint: EndpointHandle,
+    endpoint: Handle,
     stream: TcpStream,
     mut requests: mpsc::Receiver<Control>,
     spec: TcpClientSpec,
+    data: DataDir,
 ) {
-    let hub = endpoint.hub.clone();
+    let ctx = endpoint.ctx.clone();
     let (mut reader, mut writer) = stream.into_split();
     let fd = std::os::fd::AsRawFd::as_raw_fd(reader.as_ref());
     let mut watch = tcp_state::Watch::default();
-    watch.check(&hub, &endpoint.origin, tcp_state::of_socket(fd));
+    watch.check(&ctx, tcp_state::of_socket(fd));
     let mut poll = tokio::time::interval(tcp_state::POLL);
     let mut buf = vec![0u8; spec.recv_buffer];
     // Checked at connect, so a key here is always usable.
@@ -111,10 +117,11 @@ async fn run(
     loop {
         let limit = endpoint.impair.read_limit(buf.len());
         tokio::select! {
-            _ = endpoint.life.stopped() => return closed(endpoint, None),
-            _ = poll.tick() => watch.check(&hub, &endpoint.origin, tcp_state::of_socket(fd)),
-            Some(request) = requests.recv() => match request {
-                Control::Send { data, tamper, done, .. } => {
+            _ = ctx.life.stopped() => return close_tcp(endpoint, None),
+            _ = poll.tick() => watch.check(&ctx, tcp_state::of_socket(fd)),
+            Some(request) = requests.recv() => match carry_out(&ctx, &data, &mut writer, &mut watch, request).await {
+                None => {}
+                Some(Control::Send { data, tamper, done, .. }) => {
                     // Chat commands (`/nick alice`) go in clear; everything else is encrypted.
                     let wire = match &fernet {
                         Some(cipher) if !data.starts_with(b"/") => {
@@ -125,80 +132,57 @@ async fn run(
                         }
                         _ => data,
                     };
-                    endpoint.impair.before_send(&hub, &endpoint.origin, wire.len()).await;
+                    endpoint.impair.before_send(&ctx, wire.len()).await;
                     let started = std::time::Instant::now();
-                    let result = send_all(&hub, &endpoint.origin, &endpoint.life, &mut writer, &wire).await;
+                    let result = send_all(&ctx, &mut writer, &wire).await;
                     sent_at = result.is_ok().then_some(started);
                     let failed = result.as_ref().err().map(closed_by);
                     let _ = done.send(result);
                     if let Some(by) = failed {
-                        return closed(endpoint, Some((by, "sending failed")));
+                        return close_tcp(endpoint, Some((by, "sending failed".into())));
                     }
                 }
-                Control::ShutdownWrite { done } => {
-                    let _ = done.send(shutdown_write(&hub, &endpoint.origin, &mut writer).await);
-                    // The FIN is out: FIN_WAIT1 (or already FIN_WAIT2), shown now, not at the next poll.
-                    watch.check(&hub, &endpoint.origin, tcp_state::of_socket(fd));
-                }
-                Control::SendFile { file, done, .. } => {
-                    let source = transfer::Source::File(&file);
-                    let _ = done.send(transfer::send_tcp(&hub, &endpoint.origin, &endpoint.life, &mut writer, source).await);
-                }
-                Control::SendBulk { bytes, done } => {
-                    let source = transfer::Source::Generated(bytes);
-                    let _ = done.send(transfer::send_tcp(&hub, &endpoint.origin, &endpoint.life, &mut writer, source).await);
-                }
+                Some(_) => unreachable!("carry_out hands back only sends"),
             },
             received = reader.read(&mut buf[..limit]) => match received {
                 Ok(0) => {
                     endpoint.emit(EventKind::Eof);
                     // The peer's FIN arrived and this side has not closed yet: CLOSE_WAIT.
-                    watch.check(&hub, &endpoint.origin, tcp_state::of_socket(fd));
-                    return closed(endpoint, Some((ClosedBy::Peer, "the server closed the connection")));
+                    watch.check(&ctx, tcp_state::of_socket(fd));
+                    return close_tcp(endpoint, Some((ClosedBy::Peer, "the server closed the connection".into())));
                 }
                 Ok(n) => {
                     let rtt_us = sent_at.take().map(|t| t.elapsed().as_micros() as u64);
                     endpoint.emit(EventKind::Recv { data: Payload::from_bytes(&buf[..n]), rtt_us });
-                    endpoint.impair.after_read(&hub, &endpoint.origin, n).await;
+                    endpoint.impair.after_read(&ctx, n).await;
                     if fernet.is_none() && spec.secret.is_none() {
                         continue;
                     }
                     let Ok(complete) = lines.push(&buf[..n]) else {
-                        return closed(endpoint, Some((ClosedBy::Local, &crypto::LineTooLong::reason())));
+                        return close_tcp(endpoint, Some((ClosedBy::Local, crypto::LineTooLong::reason())));
                     };
                     for line in complete {
                         let answer = understand(&endpoint, &spec, fernet.as_ref(), &line);
                         if let Some(answer) = answer {
-                            if let Err(err) = send_all(&hub, &endpoint.origin, &endpoint.life, &mut writer, &answer).await {
-                                return closed(endpoint, Some((closed_by(&err), "answering the challenge failed")));
+                            if let Err(err) = send_all(&ctx, &mut writer, &answer).await {
+                                return close_tcp(endpoint, Some((closed_by(&err), "answering the challenge failed".into())));
                             }
                         }
                     }
                 }
                 Err(err) => {
-                    let by = recv_failed(&hub, &endpoint.origin, &err);
-                    return closed(endpoint, Some((by, "receiving failed")));
+                    let by = recv_failed(&ctx, &err);
+                    return close_tcp(endpoint, Some((by, "receiving failed".into())));
                 }
             },
         }
     }
 }
 
-/// Closes the client (with a reason, or the lifeline's) and looks up what the kernel keeps of
-/// the connection afterwards.
-fn closed(endpoint: EndpointHandle, why: Option<(ClosedBy, &str)>) {
-    let (hub, origin) = (endpoint.hub.clone(), endpoint.origin.clone());
-    match why {
-        Some((by, reason)) => endpoint.close(by, reason),
-        None => endpoint.close_stopped(),
-    }
-    tcp_state::after_close(hub, origin);
-}
-
 /// What a client with a secret or a key makes of one received line; returns an answer to send
 /// (the response to a challenge).
 fn understand(
-    endpoint: &EndpointHandle,
+    endpoint: &Handle,
     spec: &TcpClientSpec,
     fernet: Option<&fernet::Fernet>,
     line: &str,

@@ -16,12 +16,16 @@ use tokio_util::task::TaskTracker;
 
 use super::chat;
 use super::tcp_state;
-use super::tcp_stream::{authenticate, closed_by, recv_failed, send_all, shutdown_write};
+use super::tcp_stream::{authenticate, carry_out, close_tcp, closed_by, recv_failed, send_all};
+use crate::core::control::Control;
+use crate::core::registry::Handle;
 use crate::crypto;
 use crate::explain::{explain, Op, Proto};
-use crate::hub::{ConnHandle, Control, EndpointHandle, Hub};
+use crate::files::datadir::DataDir;
+use crate::files::message_log::MessageLog;
+use crate::files::tcp_transfer;
+use crate::hub::Hub;
 use crate::security::{resolve, Purpose};
-use crate::transfer::{self, MessageLog};
 
 /// How often a one-at-a-time server looks at its listen backlog while it serves a client.
 const BACKLOG_POLL: Duration = Duration::from_millis(100);
@@ -44,7 +48,9 @@ pub(crate) async fn start(hub: &Arc<Hub>, spec: TcpServerSpec) -> Result<Endpoin
         ));
     }
     let addr = resolve(&spec.bind, spec.port, hub.config.scope, Purpose::Bind).await?;
-    let mut endpoint = hub.create_endpoint(EndpointSpec::TcpServer(spec.clone()))?;
+    let mut endpoint = hub
+        .registry
+        .create_endpoint(EndpointSpec::TcpServer(spec.clone()))?;
     let listener = match bind_and_listen(addr, spec.backlog) {
         Ok(listener) => listener,
         Err((op, err)) => {
@@ -63,8 +69,13 @@ pub(crate) async fn start(hub: &Arc<Hub>, spec: TcpServerSpec) -> Result<Endpoin
         backlog: spec.backlog,
     });
     let info = endpoint.info();
+    let serving = Serving {
+        data: hub.data.clone(),
+        tasks: hub.tasks.clone(),
+        max_connections: hub.config.max_connections_per_server,
+    };
     hub.tasks
-        .spawn(accept_loop(endpoint, listener, local, spec));
+        .spawn(accept_loop(endpoint, listener, local, spec, serving));
     info.ok_or_else(|| ErrorInfo::new(ErrorKind::UnknownEndpoint, "The server closed at once."))
 }
 
@@ -82,20 +93,29 @@ fn bind_and_listen(addr: SocketAddr, backlog: u32) -> Result<TcpListener, (Op, s
     socket.listen(backlog).map_err(|e| (Op::Listen, e))
 }
 
+/// What a server's accept loop needs besides its socket.
+struct Serving {
+    /// Where saved files and logs go.
+    data: DataDir,
+    /// Where the chat room's fan-out task runs.
+    tasks: TaskTracker,
+    max_connections: usize,
+}
+
 async fn accept_loop(
-    endpoint: EndpointHandle,
+    endpoint: Handle,
     listener: TcpListener,
     local: SocketAddr,
     spec: TcpServerSpec,
+    serving: Serving,
 ) {
-    let hub = endpoint.hub.clone();
-    let limit = Arc::new(Semaphore::new(hub.config.max_connections_per_server));
+    let limit = Arc::new(Semaphore::new(serving.max_connections));
     let connections = TaskTracker::new();
     let room = (spec.behaviour == Behaviour::Chat)
-        .then(|| chat::Room::open(hub.clone(), endpoint.origin.clone(), endpoint.life.clone()));
+        .then(|| chat::Room::open(endpoint.ctx.clone(), &serving.tasks));
     loop {
         let accepted = tokio::select! {
-            _ = endpoint.life.stopped() => break,
+            _ = endpoint.life().stopped() => break,
             accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
@@ -107,14 +127,14 @@ async fn accept_loop(
                 });
                 // Out of file descriptors and the like: wait a little rather than spin.
                 tokio::select! {
-                    _ = endpoint.life.stopped() => break,
+                    _ = endpoint.life().stopped() => break,
                     _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
                 }
             }
         };
         // A full server says so and closes the newcomer, instead of leaving it hanging.
         let Ok(permit) = limit.clone().try_acquire_owned() else {
-            let max = hub.config.max_connections_per_server;
+            let max = serving.max_connections;
             endpoint.emit(EventKind::Error {
                 op: Op::Accept.name().into(),
                 error: ErrorInfo::new(
@@ -141,7 +161,13 @@ async fn accept_loop(
             });
             continue;
         }
-        let served = serve(conn, stream, requests, spec.clone(), permit);
+        let served = serve(
+            conn,
+            stream,
+            requests,
+            spec.clone(),
+            (permit, serving.data.clone()),
+        );
         match spec.concurrency {
             Concurrency::Concurrent => {
                 connections.spawn(served);
@@ -159,7 +185,7 @@ async fn accept_loop(
 
 /// Serves one client while reporting how many others wait in the listen backlog.
 async fn serve_watching_backlog(
-    endpoint: &EndpointHandle,
+    endpoint: &Handle,
     listener: &TcpListener,
     served: impl std::future::Future<Output = ()>,
 ) {
@@ -208,7 +234,7 @@ fn backlog_len(_listener: &TcpListener) -> Option<u32> {
 
 /// The encrypted echo: each complete line is a token; its plaintext goes back encrypted again,
 /// and a rejected token gets a plain `ERROR` line.
-fn fernet_replies(conn: &ConnHandle, cipher: &fernet::Fernet, lines: Vec<String>) -> Vec<Vec<u8>> {
+fn fernet_replies(conn: &Handle, cipher: &fernet::Fernet, lines: Vec<String>) -> Vec<Vec<u8>> {
     lines
         .into_iter()
         .filter(|line| !line.trim().is_empty())
@@ -233,36 +259,28 @@ fn fernet_replies(conn: &ConnHandle, cipher: &fernet::Fernet, lines: Vec<String>
 }
 
 /// Closes an accepted connection and looks up what the kernel keeps of it afterwards.
-fn finish(conn: ConnHandle, by: ClosedBy, reason: impl Into<String>) {
-    let (hub, origin) = (conn.hub.clone(), conn.origin.clone());
-    conn.close(by, reason);
-    tcp_state::after_close(hub, origin);
-}
-
-fn finish_stopped(conn: ConnHandle) {
-    let (hub, origin) = (conn.hub.clone(), conn.origin.clone());
-    conn.close_stopped();
-    tcp_state::after_close(hub, origin);
+fn finish(conn: Handle, by: ClosedBy, reason: impl Into<String>) {
+    close_tcp(conn, Some((by, reason.into())));
 }
 
 /// One accepted connection, from the first recv() to close().
 async fn serve(
-    conn: ConnHandle,
+    conn: Handle,
     mut stream: TcpStream,
     mut requests: mpsc::Receiver<Control>,
     spec: TcpServerSpec,
-    _permit: OwnedSemaphorePermit,
+    (_permit, data): (OwnedSemaphorePermit, DataDir),
 ) {
-    let hub = conn.hub.clone();
+    let ctx = conn.ctx.clone();
     if let Some(secret) = &spec.secret {
-        if let Err(why) = authenticate(&hub, &conn.origin, &conn.life, &mut stream, secret).await {
+        if let Err(why) = authenticate(&ctx, &mut stream, secret).await {
             return finish(conn, ClosedBy::Local, why);
         }
     }
     let (mut reader, mut writer) = stream.into_split();
     let fd = std::os::fd::AsRawFd::as_raw_fd(reader.as_ref());
     let mut watch = tcp_state::Watch::default();
-    watch.check(&hub, &conn.origin, tcp_state::of_socket(fd));
+    watch.check(&ctx, tcp_state::of_socket(fd));
     let mut poll = tokio::time::interval(tcp_state::POLL);
     let sink = match &spec.behaviour {
         Behaviour::SaveToFile { file } => Some(Some(file.as_str())),
@@ -270,10 +288,9 @@ async fn serve(
         _ => None,
     };
     if let Some(file) = sink {
-        let complete =
-            transfer::receive_tcp(&hub, &conn.origin, &conn.life, &mut reader, file).await;
-        return if conn.life.is_stopped() {
-            finish_stopped(conn)
+        let complete = tcp_transfer::receive_tcp(&ctx, &data, &mut reader, file).await;
+        return if ctx.life.is_stopped() {
+            close_tcp(conn, None)
         } else if complete {
             finish(conn, ClosedBy::Peer, "the client finished sending (EOF)")
         } else {
@@ -284,8 +301,8 @@ async fn serve(
             )
         };
     }
-    let mut log = MessageLog::for_spec(&hub, &conn.origin, spec.log_file.as_deref());
-    let peer = conn.origin.peer.clone().unwrap_or_default();
+    let mut log = MessageLog::for_spec(&ctx, &data, spec.log_file.as_deref());
+    let peer = ctx.origin.peer.clone().unwrap_or_default();
     // Checked when the server started, so a key here is always usable.
     let fernet = match &spec.behaviour {
         Behaviour::FernetEcho { key } => crypto::cipher(key).ok(),
@@ -300,12 +317,13 @@ async fn serve(
     loop {
         let limit = conn.impair.read_limit(buf.len());
         tokio::select! {
-            _ = conn.life.stopped() => return finish_stopped(conn),
-            _ = poll.tick() => watch.check(&hub, &conn.origin, tcp_state::of_socket(fd)),
-            Some(request) = requests.recv() => match request {
-                Control::Send { data, done, .. } => {
-                    conn.impair.before_send(&hub, &conn.origin, data.len()).await;
-                    let result = send_all(&hub, &conn.origin, &conn.life, &mut writer, &data).await;
+            _ = ctx.life.stopped() => return close_tcp(conn, None),
+            _ = poll.tick() => watch.check(&ctx, tcp_state::of_socket(fd)),
+            Some(request) = requests.recv() => match carry_out(&ctx, &data, &mut writer, &mut watch, request).await {
+                None => {}
+                Some(Control::Send { data, done, .. }) => {
+                    conn.impair.before_send(&ctx, data.len()).await;
+                    let result = send_all(&ctx, &mut writer, &data).await;
                     let failed = result.as_ref().err().map(closed_by);
                     let _ = done.send(result);
                     if let Some(by) = failed {
@@ -315,35 +333,23 @@ async fn serve(
                         return finish(conn, ClosedBy::Local, "one-shot server: closed after its reply");
                     }
                 }
-                Control::ShutdownWrite { done } => {
-                    let _ = done.send(shutdown_write(&hub, &conn.origin, &mut writer).await);
-                    // The FIN is out: FIN_WAIT1 (or already FIN_WAIT2), shown now, not at the next poll.
-                    watch.check(&hub, &conn.origin, tcp_state::of_socket(fd));
-                }
-                Control::SendFile { file, done, .. } => {
-                    let source = transfer::Source::File(&file);
-                    let _ = done.send(transfer::send_tcp(&hub, &conn.origin, &conn.life, &mut writer, source).await);
-                }
-                Control::SendBulk { bytes, done } => {
-                    let source = transfer::Source::Generated(bytes);
-                    let _ = done.send(transfer::send_tcp(&hub, &conn.origin, &conn.life, &mut writer, source).await);
-                }
+                Some(_) => unreachable!("carry_out hands back only sends"),
             },
             received = reader.read(&mut buf[..limit]), if reading => match received {
                 Ok(0) => {
                     conn.emit(EventKind::Eof);
                     // The client's FIN arrived and the server has not closed yet: CLOSE_WAIT.
-                    watch.check(&hub, &conn.origin, tcp_state::of_socket(fd));
+                    watch.check(&ctx, tcp_state::of_socket(fd));
                     return finish(conn, ClosedBy::Peer, "the client closed the connection");
                 }
                 Ok(n) => {
                     let chunk = &buf[..n];
                     // Logged before it is shown: whatever a page has seen survives a crash.
                     if let Some(log) = &mut log {
-                        log.write(&hub, &conn.origin, &peer, chunk);
+                        log.write(&ctx, &peer, chunk);
                     }
                     conn.emit(EventKind::Recv { data: Payload::from_bytes(chunk), rtt_us: None });
-                    conn.impair.after_read(&hub, &conn.origin, n).await;
+                    conn.impair.after_read(&ctx, n).await;
                     if spec.policy.is_quit(chunk) {
                         return finish(conn, ClosedBy::Local, "the quit word arrived");
                     }
@@ -357,8 +363,8 @@ async fn serve(
                         None => spec.behaviour.reply(chunk).into_iter().collect(),
                     };
                     for reply in replies {
-                        conn.impair.before_send(&hub, &conn.origin, reply.len()).await;
-                        if let Err(err) = send_all(&hub, &conn.origin, &conn.life, &mut writer, &reply).await {
+                        conn.impair.before_send(&ctx, reply.len()).await;
+                        if let Err(err) = send_all(&ctx, &mut writer, &reply).await {
                             return finish(conn, closed_by(&err), "sending the reply failed");
                         }
                     }
@@ -370,7 +376,7 @@ async fn serve(
                     }
                 }
                 Err(err) => {
-                    let by = recv_failed(&hub, &conn.origin, &err);
+                    let by = recv_failed(&ctx, &err);
                     return finish(conn, by, "receiving failed");
                 }
             },

@@ -8,8 +8,7 @@ use std::time::Duration;
 use shared::EventKind;
 use tokio::sync::Semaphore;
 
-use crate::events::Origin;
-use crate::hub::Hub;
+use crate::core::ctx::Ctx;
 
 /// How often a connected socket's state is looked at.
 pub(crate) const POLL: Duration = Duration::from_millis(50);
@@ -68,15 +67,12 @@ pub(crate) struct Watch {
 }
 
 impl Watch {
-    pub(crate) fn check(&mut self, hub: &Hub, origin: &Origin, state: Option<&'static str>) {
+    pub(crate) fn check(&mut self, ctx: &Ctx, state: Option<&'static str>) {
         if state.is_some() && state != self.last {
             self.last = state;
-            hub.log.emit(
-                origin,
-                EventKind::TcpState {
-                    state: state.unwrap_or_default().to_string(),
-                },
-            );
+            ctx.emit(EventKind::TcpState {
+                state: state.unwrap_or_default().to_string(),
+            });
         }
     }
 }
@@ -85,7 +81,8 @@ impl Watch {
 /// side that closed first waits out TIME_WAIT there; the other side's socket is gone once the
 /// last ACK came, and is then reported as CLOSE (the textbook's CLOSED). A state on the way
 /// (LAST_ACK, FIN_WAIT1, FIN_WAIT2, CLOSING) is looked at again, for at most [`FOLLOW`].
-pub(crate) fn after_close(hub: std::sync::Arc<Hub>, origin: Origin) {
+pub(crate) fn after_close(ctx: Ctx) {
+    let origin = &ctx.origin;
     let (Some(local), Some(peer)) = (
         origin
             .local
@@ -111,7 +108,7 @@ pub(crate) fn after_close(hub: std::sync::Arc<Hub>, origin: Origin) {
             // Give the FIN/ACK exchange a moment to finish.
             tokio::time::sleep(POLL).await;
             let state = in_table(local, peer).unwrap_or("CLOSE");
-            watch.check(&hub, &origin, Some(state));
+            watch.check(&ctx, Some(state));
             if matches!(state, "CLOSE" | "TIME_WAIT") {
                 return;
             }

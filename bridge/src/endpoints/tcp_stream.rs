@@ -1,37 +1,38 @@
 //! What TCP clients and accepted connections share: sending all of a buffer and shutting down
 //! the write side, each recorded as an event before the call so that the timeline never shows
-//! the peer's recv() ahead of the send() that caused it.
+//! the peer's recv() ahead of the send() that caused it; the requests both answer alike; the
+//! challenge-response of a server with a secret; and who is to blame for a failed connection.
 
 use std::time::Duration;
 
 use shared::{ClosedBy, ErrorInfo, ErrorKind, EventKind, Payload};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 
 use crate::crypto;
 
-use crate::events::Origin;
+use super::tcp_state;
+use crate::core::control::Control;
+use crate::core::ctx::Ctx;
+use crate::core::registry::Handle;
 use crate::explain::{explain, Op, Proto};
-use crate::hub::{Hub, Lifeline};
+use crate::files::datadir::DataDir;
+use crate::files::tcp_transfer;
 
 /// sendall(): writes every byte, or fails with an explained error. Gives up when the socket is
 /// stopped, so a peer that never reads cannot keep it open.
 pub(crate) async fn send_all(
-    hub: &Hub,
-    origin: &Origin,
-    life: &Lifeline,
+    ctx: &Ctx,
     writer: &mut (impl AsyncWrite + Unpin),
     data: &[u8],
 ) -> Result<usize, ErrorInfo> {
-    hub.log.emit(
-        origin,
-        EventKind::Send {
-            data: Payload::from_bytes(data),
-        },
-    );
+    ctx.emit(EventKind::Send {
+        data: Payload::from_bytes(data),
+    });
     let result = tokio::select! {
         result = writer.write_all(data) => result,
-        _ = life.stopped() => {
+        _ = ctx.life.stopped() => {
             return Err(ErrorInfo::new(
                 ErrorKind::ConnectionAborted,
                 "The socket was closed before all the data could be sent.",
@@ -39,34 +40,27 @@ pub(crate) async fn send_all(
         }
     };
     result.map(|()| data.len()).map_err(|e| {
-        let info = explain(&e, Op::Send, Proto::Tcp, peer_name(origin));
-        hub.log.emit(
-            origin,
-            EventKind::Error {
-                op: Op::Send.name().into(),
-                error: info.clone(),
-            },
-        );
+        let info = explain(&e, Op::Send, Proto::Tcp, ctx.peer_name());
+        ctx.emit(EventKind::Error {
+            op: Op::Send.name().into(),
+            error: info.clone(),
+        });
         info
     })
 }
 
 /// shutdown(SHUT_WR): the peer's next recv() returns 0 bytes, and this side can still receive.
 pub(crate) async fn shutdown_write(
-    hub: &Hub,
-    origin: &Origin,
+    ctx: &Ctx,
     writer: &mut (impl AsyncWrite + Unpin),
 ) -> Result<(), ErrorInfo> {
-    hub.log.emit(origin, EventKind::Shutdown);
+    ctx.emit(EventKind::Shutdown);
     writer.shutdown().await.map_err(|e| {
-        let info = explain(&e, Op::Shutdown, Proto::Tcp, peer_name(origin));
-        hub.log.emit(
-            origin,
-            EventKind::Error {
-                op: Op::Shutdown.name().into(),
-                error: info.clone(),
-            },
-        );
+        let info = explain(&e, Op::Shutdown, Proto::Tcp, ctx.peer_name());
+        ctx.emit(EventKind::Error {
+            op: Op::Shutdown.name().into(),
+            error: info.clone(),
+        });
         info
     })
 }
@@ -79,48 +73,37 @@ const AUTH_LINE: usize = 512;
 /// The server side of the challenge-response: sends `AUTH <nonce>`, reads one line, and
 /// answers `OK` or `DENIED`. Returns why the client is not served, if it is not.
 pub(crate) async fn authenticate(
-    hub: &Hub,
-    origin: &Origin,
-    life: &Lifeline,
+    ctx: &Ctx,
     stream: &mut TcpStream,
     secret: &str,
 ) -> Result<(), &'static str> {
     let nonce = crypto::nonce();
-    send_all(
-        hub,
-        origin,
-        life,
-        stream,
-        format!("AUTH {nonce}\n").as_bytes(),
-    )
-    .await
-    .map_err(|_| "sending the challenge failed")?;
+    send_all(ctx, stream, format!("AUTH {nonce}\n").as_bytes())
+        .await
+        .map_err(|_| "sending the challenge failed")?;
     let mut lines = crypto::Lines::default();
     let mut buf = [0u8; AUTH_LINE];
     let mut line = Vec::new();
     while line.is_empty() {
         let read = tokio::select! {
-            _ = life.stopped() => return Err("stopped while waiting for the answer"),
+            _ = ctx.life.stopped() => return Err("stopped while waiting for the answer"),
             read = tokio::time::timeout(AUTH_WAIT, stream.read(&mut buf)) => read,
         };
         match read {
             Err(_) => return Err("no answer to the challenge in time"),
             Ok(Ok(0)) => return Err("the client left before answering the challenge"),
             Ok(Ok(n)) => {
-                hub.log.emit(
-                    origin,
-                    EventKind::Recv {
-                        data: Payload::from_bytes(&buf[..n]),
-                        rtt_us: None,
-                    },
-                );
+                ctx.emit(EventKind::Recv {
+                    data: Payload::from_bytes(&buf[..n]),
+                    rtt_us: None,
+                });
                 match lines.push(&buf[..n]) {
                     Ok(complete) => line = complete,
                     Err(crypto::LineTooLong) => break,
                 }
             }
             Ok(Err(err)) => {
-                recv_failed(hub, origin, &err);
+                recv_failed(ctx, &err);
                 return Err("the connection broke during the challenge");
             }
         }
@@ -132,15 +115,12 @@ pub(crate) async fn authenticate(
     } else {
         "wrong answer to the challenge: the client does not know the secret"
     };
-    hub.log.emit(
-        origin,
-        EventKind::Auth {
-            ok,
-            detail: detail.into(),
-        },
-    );
+    ctx.emit(EventKind::Auth {
+        ok,
+        detail: detail.into(),
+    });
     let verdict: &[u8] = if ok { b"OK\n" } else { b"DENIED\n" };
-    let sent = send_all(hub, origin, life, stream, verdict).await;
+    let sent = send_all(ctx, stream, verdict).await;
     match (ok, sent) {
         (true, Ok(_)) => Ok(()),
         (true, Err(_)) => Err("the connection broke after the challenge"),
@@ -149,16 +129,13 @@ pub(crate) async fn authenticate(
 }
 
 /// Records a failed recv() and says who ended the connection: a reset comes from the peer.
-pub(crate) fn recv_failed(hub: &Hub, origin: &Origin, err: &std::io::Error) -> ClosedBy {
-    let info = explain(err, Op::Recv, Proto::Tcp, peer_name(origin));
+pub(crate) fn recv_failed(ctx: &Ctx, err: &std::io::Error) -> ClosedBy {
+    let info = explain(err, Op::Recv, Proto::Tcp, ctx.peer_name());
     let by = closed_by(&info);
-    hub.log.emit(
-        origin,
-        EventKind::Error {
-            op: Op::Recv.name().into(),
-            error: info,
-        },
-    );
+    ctx.emit(EventKind::Error {
+        op: Op::Recv.name().into(),
+        error: info,
+    });
     by
 }
 
@@ -170,6 +147,43 @@ pub(crate) fn closed_by(info: &ErrorInfo) -> ClosedBy {
     }
 }
 
-fn peer_name(origin: &Origin) -> &str {
-    origin.peer.as_deref().unwrap_or("the peer")
+/// Carries out the requests a TCP client and an accepted connection answer alike: shutting
+/// down the write side, sending a file, sending test data. A `send` differs between them (a
+/// client may encrypt it, a one-shot server closes after it), so it is handed back.
+pub(crate) async fn carry_out(
+    ctx: &Ctx,
+    data: &DataDir,
+    writer: &mut OwnedWriteHalf,
+    watch: &mut tcp_state::Watch,
+    request: Control,
+) -> Option<Control> {
+    match request {
+        Control::ShutdownWrite { done } => {
+            let _ = done.send(shutdown_write(ctx, writer).await);
+            // The FIN is out: FIN_WAIT1 (or already FIN_WAIT2), shown now, not at the next poll.
+            let fd = std::os::fd::AsRawFd::as_raw_fd(writer.as_ref());
+            watch.check(ctx, tcp_state::of_socket(fd));
+        }
+        Control::SendFile { file, done, .. } => {
+            let source = tcp_transfer::Source::File(&file);
+            let _ = done.send(tcp_transfer::send_tcp(ctx, data, writer, source).await);
+        }
+        Control::SendBulk { bytes, done } => {
+            let source = tcp_transfer::Source::Generated(bytes);
+            let _ = done.send(tcp_transfer::send_tcp(ctx, data, writer, source).await);
+        }
+        send @ Control::Send { .. } => return Some(send),
+    }
+    None
+}
+
+/// Closes a TCP socket's handle (with a reason, or its lifeline's) and looks up what the
+/// kernel keeps of the connection afterwards (TIME_WAIT, or gone).
+pub(crate) fn close_tcp(handle: Handle, why: Option<(ClosedBy, String)>) {
+    let ctx = handle.ctx.clone();
+    match why {
+        Some((by, reason)) => handle.close(by, reason),
+        None => handle.close_stopped(),
+    }
+    tcp_state::after_close(ctx);
 }

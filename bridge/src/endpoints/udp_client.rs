@@ -13,20 +13,25 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::events::Origin;
+use crate::core::control::Control;
+use crate::core::ctx::Ctx;
+use crate::core::impair::UdpTrouble;
+use crate::core::registry::Handle;
 use crate::explain::{explain, Op, Proto};
-use crate::hub::{Control, EndpointHandle, Hub, Lifeline};
-use crate::impair::UdpTrouble;
+use crate::files::datadir::DataDir;
+use crate::files::udp_transfer;
+use crate::hub::Hub;
 use crate::security::{resolve, Purpose};
-use crate::transfer;
 
 /// Opens a UDP client; replies once its socket is ready.
 pub(crate) async fn open(hub: &Arc<Hub>, spec: UdpClientSpec) -> Result<EndpointInfo, ErrorInfo> {
     super::check_recv_buffer(spec.recv_buffer)?;
     super::check_client_port(spec.port)?;
     super::check_wait("recv_timeout_ms", spec.recv_timeout_ms)?;
-    let mut endpoint = hub.create_endpoint(EndpointSpec::UdpClient(spec.clone()))?;
-    let fail = |endpoint: EndpointHandle, op: Op, info: ErrorInfo| {
+    let mut endpoint = hub
+        .registry
+        .create_endpoint(EndpointSpec::UdpClient(spec.clone()))?;
+    let fail = |endpoint: Handle, op: Op, info: ErrorInfo| {
         endpoint.emit(EventKind::Error {
             op: op.name().into(),
             error: info.clone(),
@@ -72,8 +77,13 @@ pub(crate) async fn open(hub: &Arc<Hub>, spec: UdpClientSpec) -> Result<Endpoint
     let (control, requests) = mpsc::channel(16);
     endpoint.set_control(control);
     let info = endpoint.info();
-    hub.tasks
-        .spawn(run(endpoint, socket, requests, server, spec));
+    hub.tasks.spawn(run(
+        endpoint,
+        socket,
+        requests,
+        (server, hub.data.clone()),
+        spec,
+    ));
     info.ok_or_else(|| ErrorInfo::new(ErrorKind::UnknownEndpoint, "The client closed at once."))
 }
 
@@ -90,13 +100,13 @@ fn ephemeral_for(server: IpAddr) -> SocketAddr {
 }
 
 async fn run(
-    endpoint: EndpointHandle,
+    endpoint: Handle,
     socket: UdpSocket,
     mut requests: mpsc::Receiver<Control>,
-    server: SocketAddr,
+    (server, data): (SocketAddr, DataDir),
     spec: UdpClientSpec,
 ) {
-    let hub = endpoint.hub.clone();
+    let ctx = endpoint.ctx.clone();
     let socket = Arc::new(socket);
     let mut trouble = UdpTrouble::new(endpoint.impair.clone());
     let mut buf = vec![0u8; spec.recv_buffer];
@@ -107,7 +117,7 @@ async fn run(
     let mut sent_at: Option<Instant> = None;
     loop {
         tokio::select! {
-            _ = endpoint.life.stopped() => return endpoint.close_stopped(),
+            _ = ctx.life.stopped() => return endpoint.close_stopped(),
             Some(request) = requests.recv() => match request {
                 Control::Send { data, to, done, .. } => {
                     let to = to.unwrap_or(server);
@@ -118,8 +128,7 @@ async fn run(
                             format!("This UDP client is connected to {server}, so it can only send there."),
                         ))
                     } else {
-                        let origin = Origin { peer: Some(to.to_string()), ..endpoint.origin.clone() };
-                        send_datagram(&hub, &origin, (&socket, &endpoint.life), &mut trouble, &data, to, spec.connect).await
+                        send_datagram(&ctx.with_peer(to), &socket, &mut trouble, &data, to, spec.connect).await
                     };
                     if result.is_ok() {
                         reply_due = Some(Instant::now() + wait);
@@ -134,13 +143,11 @@ async fn run(
                     request.refuse("UDP has no connection, so there is no write side to shut down.");
                 }
                 Control::SendFile { file, datagram_size, done } => {
-                    let origin = Origin { peer: Some(server.to_string()), ..endpoint.origin.clone() };
                     let _ = done.send(
-                        transfer::send_udp(
-                            &hub,
-                            &origin,
-                            &endpoint.life,
-                            transfer::UdpLink { socket: &socket, trouble: &mut trouble, to: server },
+                        udp_transfer::send_udp(
+                            &ctx.with_peer(server),
+                            &data,
+                            udp_transfer::UdpLink { socket: &socket, trouble: &mut trouble, to: server },
                             &file,
                             datagram_size,
                         )
@@ -152,9 +159,8 @@ async fn run(
                 reply_due = None;
                 match received {
                     Ok((n, from)) => {
-                        let origin = Origin { peer: Some(from.to_string()), ..endpoint.origin.clone() };
                         let rtt_us = sent_at.take().map(|t| t.elapsed().as_micros() as u64);
-                        hub.log.emit(&origin, EventKind::RecvFrom { data: Payload::from_bytes(&buf[..n]), rtt_us });
+                        ctx.with_peer(from).emit(EventKind::RecvFrom { data: Payload::from_bytes(&buf[..n]), rtt_us });
                     }
                     Err(err) => endpoint.emit(EventKind::Error {
                         op: Op::RecvFrom.name().into(),
@@ -180,55 +186,47 @@ async fn sleep_until(due: Option<Instant>) {
 /// put through the endpoint's simulated trouble (which may drop, hold back, duplicate or delay
 /// the datagram; the sender is never told, as with a real network).
 pub(crate) async fn send_datagram(
-    hub: &Arc<Hub>,
-    origin: &Origin,
-    (socket, life): (&Arc<UdpSocket>, &Lifeline),
+    ctx: &Ctx,
+    socket: &Arc<UdpSocket>,
     trouble: &mut UdpTrouble,
     data: &[u8],
     to: SocketAddr,
     connected: bool,
 ) -> Result<usize, ErrorInfo> {
-    hub.log.emit(
-        origin,
-        EventKind::SendTo {
-            data: Payload::from_bytes(data),
-        },
-    );
-    let plan = trouble.plan(hub, origin, data, to);
+    ctx.emit(EventKind::SendTo {
+        data: Payload::from_bytes(data),
+    });
+    let plan = trouble.plan(ctx, data, to);
     let mut outgoing: Vec<(Vec<u8>, SocketAddr)> = vec![(data.to_vec(), to); plan.copies];
     outgoing.extend(plan.release);
     if plan.delay_ms == 0 {
         for (datagram, to) in outgoing {
-            put(hub, origin, socket, &datagram, to, connected).await?;
+            put(ctx, socket, &datagram, to, connected).await?;
         }
     } else {
         let bytes: usize = outgoing.iter().map(|(d, _)| d.len()).sum();
         if !trouble.waiting.try_add(bytes) {
-            hub.log.emit(
-                origin,
-                crate::impair::impaired(
-                    format!(
-                        "dropped: {} datagrams (or {} MiB) already wait out their simulated delay",
-                        crate::impair::MAX_DELAYED,
-                        crate::impair::MAX_DELAYED_BYTES >> 20
-                    ),
-                    bytes,
+            ctx.emit(crate::core::impair::impaired(
+                format!(
+                    "dropped: {} datagrams (or {} MiB) already wait out their simulated delay",
+                    crate::core::impair::MAX_DELAYED,
+                    crate::core::impair::MAX_DELAYED_BYTES >> 20
                 ),
-            );
+                bytes,
+            ));
             return Ok(data.len());
         }
-        let (hub, origin, socket) = (hub.clone(), origin.clone(), socket.clone());
-        let (waiting, life) = (trouble.waiting.clone(), life.clone());
+        let (ctx, socket, waiting) = (ctx.clone(), socket.clone(), trouble.waiting.clone());
         tokio::spawn(async move {
             let delay = Duration::from_millis(u64::from(plan.delay_ms));
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {
                     for (datagram, to) in outgoing {
-                        let _ = put(&hub, &origin, &socket, &datagram, to, connected).await;
+                        let _ = put(&ctx, &socket, &datagram, to, connected).await;
                     }
                 }
                 // A closed socket sends nothing more, delayed or not.
-                _ = life.stopped() => {}
+                _ = ctx.life.stopped() => {}
             }
             waiting.done(bytes);
         });
@@ -238,8 +236,7 @@ pub(crate) async fn send_datagram(
 
 /// The real sendto(); a failure is recorded.
 pub(crate) async fn put(
-    hub: &Hub,
-    origin: &Origin,
+    ctx: &Ctx,
     socket: &UdpSocket,
     data: &[u8],
     to: SocketAddr,
@@ -252,13 +249,10 @@ pub(crate) async fn put(
     };
     sent.map_err(|err| {
         let info = explain(&err, Op::SendTo, Proto::Udp, &to.to_string());
-        hub.log.emit(
-            origin,
-            EventKind::Error {
-                op: Op::SendTo.name().into(),
-                error: info.clone(),
-            },
-        );
+        ctx.emit(EventKind::Error {
+            op: Op::SendTo.name().into(),
+            error: info.clone(),
+        });
         info
     })
 }

@@ -13,12 +13,17 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::udp_client::send_datagram;
-use crate::events::Origin;
+use crate::core::control::Control;
+use crate::core::ctx::Ctx;
+use crate::core::impair::UdpTrouble;
+use crate::core::registry::Handle;
 use crate::explain::{explain, Op, Proto};
-use crate::hub::{Control, EndpointHandle, Hub};
-use crate::impair::UdpTrouble;
+use crate::files::datadir::DataDir;
+use crate::files::message_log::MessageLog;
+use crate::files::udp_transfer::{self, UdpTransfer};
+use crate::hub::Hub;
 use crate::security::{resolve, Purpose};
-use crate::transfer::{self, MessageLog, UdpTransfer};
+use tokio_util::task::TaskTracker;
 
 /// Starts a UDP server; replies once it is bound.
 pub(crate) async fn start(hub: &Arc<Hub>, spec: UdpServerSpec) -> Result<EndpointInfo, ErrorInfo> {
@@ -32,7 +37,9 @@ pub(crate) async fn start(hub: &Arc<Hub>, spec: UdpServerSpec) -> Result<Endpoin
         ));
     }
     let addr = resolve(&spec.bind, spec.port, hub.config.scope, Purpose::Bind).await?;
-    let mut endpoint = hub.create_endpoint(EndpointSpec::UdpServer(spec.clone()))?;
+    let mut endpoint = hub
+        .registry
+        .create_endpoint(EndpointSpec::UdpServer(spec.clone()))?;
     let socket = match UdpSocket::bind(addr).await {
         Ok(socket) => socket,
         Err(err) => {
@@ -50,17 +57,20 @@ pub(crate) async fn start(hub: &Arc<Hub>, spec: UdpServerSpec) -> Result<Endpoin
     let (control, requests) = mpsc::channel(16);
     endpoint.set_control(control);
     let info = endpoint.info();
-    hub.tasks.spawn(run(endpoint, socket, requests, spec));
+    let files = (hub.data.clone(), hub.tasks.clone());
+    hub.tasks
+        .spawn(run(endpoint, socket, requests, spec, files));
     info.ok_or_else(|| ErrorInfo::new(ErrorKind::UnknownEndpoint, "The server closed at once."))
 }
 
 async fn run(
-    endpoint: EndpointHandle,
+    endpoint: Handle,
     socket: UdpSocket,
     mut requests: mpsc::Receiver<Control>,
     spec: UdpServerSpec,
+    (data, tasks): (DataDir, TaskTracker),
 ) {
-    let hub = endpoint.hub.clone();
+    let ctx = endpoint.ctx.clone();
     let socket = Arc::new(socket);
     let mut trouble = UdpTrouble::new(endpoint.impair.clone());
     let save_to = match &spec.behaviour {
@@ -74,19 +84,19 @@ async fn run(
         spec.recv_buffer
     };
     let mut buf = vec![0u8; size];
-    let mut log = MessageLog::for_spec(&hub, &endpoint.origin, spec.log_file.as_deref());
+    let mut log = MessageLog::for_spec(&ctx, &data, spec.log_file.as_deref());
     let mut receiving: Option<UdpTransfer> = None;
     // The transfer that just ended, so that a late duplicate of its datagrams does not start
     // a new one.
-    let mut ended: Option<(SocketAddr, transfer::Header, Instant)> = None;
+    let mut ended: Option<(SocketAddr, udp_transfer::Header, Instant)> = None;
     let mut idle_until = Instant::now();
     loop {
         tokio::select! {
-            _ = endpoint.life.stopped() => return endpoint.close_stopped(),
+            _ = ctx.life.stopped() => return endpoint.close_stopped(),
             Some(request) = requests.recv() => match request {
                 Control::Send { data, to, done, .. } => {
                     let result = match to {
-                        Some(to) => send_datagram(&hub, &with_peer(&endpoint, to), (&socket, &endpoint.life), &mut trouble, &data, to, false).await,
+                        Some(to) => send_datagram(&ctx.with_peer(to), &socket, &mut trouble, &data, to, false).await,
                         None => Err(ErrorInfo::new(
                             ErrorKind::InvalidRequest,
                             "A UDP server has no fixed peer: say which address to send to.",
@@ -112,36 +122,37 @@ async fn run(
             }
             received = socket.recv_from(&mut buf) => match received {
                 Ok((n, from)) => {
-                    let origin = with_peer(&endpoint, from);
+                    let at = ctx.with_peer(from);
                     let chunk = &buf[..n];
                     if let Some(file) = &save_to {
-                        idle_until = Instant::now() + transfer::UDP_IDLE;
-                        match transfer::Header::parse(chunk, hub.data.max_file_bytes) {
+                        idle_until = Instant::now() + udp_transfer::UDP_IDLE;
+                        match udp_transfer::Header::parse(chunk, data.max_file_bytes) {
                             Ok((header, payload)) => {
-                                save_datagram(&hub, &endpoint, file, &mut receiving, &mut ended, from, header, payload).await;
+                                let saving = Saving { ctx: &at, data: &data, tasks: &tasks, file };
+                                save_datagram(saving, &mut receiving, &mut ended, from, header, payload).await;
                             }
                             Err(why) => {
-                                hub.log.emit(&origin, EventKind::RecvFrom { data: Payload::from_bytes(chunk), rtt_us: None });
-                                ignored(&hub, &origin, why);
+                                at.emit(EventKind::RecvFrom { data: Payload::from_bytes(chunk), rtt_us: None });
+                                ignored(&at, why);
                             }
                         }
                         continue;
                     }
                     // Logged before it is shown: whatever a page has seen survives a crash.
                     if let Some(log) = &mut log {
-                        log.write(&hub, &origin, &from.to_string(), chunk);
+                        log.write(&at, &from.to_string(), chunk);
                     }
-                    hub.log.emit(&origin, EventKind::RecvFrom { data: Payload::from_bytes(chunk), rtt_us: None });
+                    at.emit(EventKind::RecvFrom { data: Payload::from_bytes(chunk), rtt_us: None });
                     if let Some(reply) = spec.behaviour.reply(chunk) {
                         // A failed reply is recorded; the server goes on serving others.
-                        let _ = send_datagram(&hub, &origin, (&socket, &endpoint.life), &mut trouble, &reply, from, false).await;
+                        let _ = send_datagram(&at, &socket, &mut trouble, &reply, from, false).await;
                     }
                 }
                 Err(err) => {
                     // Errors on an unconnected UDP socket concern one datagram, not the socket.
                     endpoint.emit(EventKind::Error {
                         op: Op::RecvFrom.name().into(),
-                        error: explain(&err, Op::RecvFrom, Proto::Udp, endpoint.origin.local.as_deref().unwrap_or("")),
+                        error: explain(&err, Op::RecvFrom, Proto::Udp, ctx.origin.local.as_deref().unwrap_or("")),
                     });
                 }
             },
@@ -151,23 +162,33 @@ async fn run(
 
 /// Takes one datagram of a file transfer: the next of the one in progress, the first of a new
 /// one, or one to ignore (another sender's, another file's, a late duplicate).
-#[allow(clippy::too_many_arguments)]
+/// What saving a datagram needs: the socket (at the sender), the data directory, where the
+/// writer thread runs, and the file's name.
+struct Saving<'a> {
+    ctx: &'a Ctx,
+    data: &'a DataDir,
+    tasks: &'a TaskTracker,
+    file: &'a str,
+}
+
 async fn save_datagram(
-    hub: &Arc<Hub>,
-    endpoint: &EndpointHandle,
-    file: &str,
+    saving: Saving<'_>,
     receiving: &mut Option<UdpTransfer>,
-    ended: &mut Option<(SocketAddr, transfer::Header, Instant)>,
+    ended: &mut Option<(SocketAddr, udp_transfer::Header, Instant)>,
     from: SocketAddr,
-    header: transfer::Header,
+    header: udp_transfer::Header,
     payload: &[u8],
 ) {
-    let origin = with_peer(endpoint, from);
+    let Saving {
+        ctx: at,
+        data,
+        tasks,
+        file,
+    } = saving;
     if let Some(transfer) = receiving.as_ref() {
         if transfer.from != from {
             return ignored(
-                hub,
-                &origin,
+                at,
                 format!(
                     "a datagram from {from} was ignored: a file from {} is being received, and \
                      two senders never go into one file",
@@ -177,8 +198,7 @@ async fn save_datagram(
         }
         if !header.same_file(&transfer.header) {
             return ignored(
-                hub,
-                &origin,
+                at,
                 "a datagram was ignored: its header announces another file than the first \
                  datagram of this transfer did"
                     .into(),
@@ -191,42 +211,30 @@ async fn save_datagram(
         *ended = receiving.take().map(|t| (t.from, t.header, Instant::now()));
         return;
     }
-    if let Some((at, last, when)) = ended {
-        if *at == from && header.same_file(last) && when.elapsed() < transfer::UDP_IDLE {
+    if let Some((from_before, last, when)) = ended {
+        if *from_before == from && header.same_file(last) && when.elapsed() < udp_transfer::UDP_IDLE
+        {
             return; // a late copy of the file just received
         }
     }
-    match UdpTransfer::start(hub, &origin, &endpoint.life, file, from, header) {
+    match UdpTransfer::start(at, data, tasks, file, from, header) {
         Ok(transfer) => {
             let ok = transfer.take(header.seq, payload).await;
             *receiving = ok.then_some(transfer);
         }
         Err(error) => {
-            hub.log.emit(
-                &origin,
-                EventKind::Error {
-                    op: "open".into(),
-                    error,
-                },
-            );
+            at.emit(EventKind::Error {
+                op: "open".into(),
+                error,
+            });
         }
     }
 }
 
 /// Records why a datagram sent to a save-to-file server was not saved.
-fn ignored(hub: &Hub, origin: &Origin, why: String) {
-    hub.log.emit(
-        origin,
-        EventKind::Error {
-            op: "save".into(),
-            error: ErrorInfo::new(ErrorKind::InvalidRequest, why),
-        },
-    );
-}
-
-fn with_peer(endpoint: &EndpointHandle, peer: SocketAddr) -> Origin {
-    Origin {
-        peer: Some(peer.to_string()),
-        ..endpoint.origin.clone()
-    }
+fn ignored(at: &Ctx, why: String) {
+    at.emit(EventKind::Error {
+        op: "save".into(),
+        error: ErrorInfo::new(ErrorKind::InvalidRequest, why),
+    });
 }

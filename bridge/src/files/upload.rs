@@ -17,7 +17,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use shared::{ErrorInfo, ErrorKind, MAX_UPLOAD_CHUNK};
 
-use crate::datadir::{self, DataDir, PartFile};
+use super::datadir::{self, DataDir, PartFile};
 
 /// Uploads open at once.
 const MAX_OPEN: usize = 8;

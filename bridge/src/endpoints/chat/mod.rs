@@ -1,6 +1,7 @@
-//! The chat server behaviour: a room per server, line-based. Lines go straight into each
-//! member's socket, and what it cannot take at once waits in its own bounded outbox, drained by
-//! its own writer task (see `outbox`). A member that reads slowly but steadily slows the
+//! The chat server behaviour: a room per server, line-based. What members say is gathered and
+//! sent out in rounds (below): each round's bytes go straight into each member's socket, and
+//! what a socket cannot take at once waits in its own bounded outbox, drained by its own writer
+//! task (see `outbox`). A member that reads slowly but steadily slows the
 //! sender down (flow control, nothing is dropped); a member whose writer has made no progress
 //! for [`STUCK_AFTER`] is disconnected, so a stuck client holds up the room for at most that.
 //!
@@ -15,6 +16,8 @@
 //! would hold a member's next round back until the member acknowledged the last one, which a
 //! delayed ACK can put off for 40 ms (measured: see docs/benchmarks.md, "Chat fan-out").
 
+mod outbox;
+
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,11 +27,14 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 
-use super::outbox::{Outbox, Outgoing, Refused, OUTBOX_BYTES};
+use tokio_util::task::TaskTracker;
+
 use super::tcp_stream::{authenticate, recv_failed};
-use crate::events::Origin;
-use crate::hub::{ConnHandle, Control};
-use crate::hub::{Hub, Lifeline};
+use crate::core::control::Control;
+use crate::core::ctx::Ctx;
+use crate::core::lifeline::Lifeline;
+use crate::core::registry::Handle;
+use outbox::{Outbox, Outgoing, Refused, OUTBOX_BYTES};
 
 /// A member whose full outbox has not moved for this long is stuck, and is disconnected.
 const STUCK_AFTER: Duration = Duration::from_secs(1);
@@ -78,8 +84,7 @@ pub(crate) struct Room {
     /// Wakes the fan-out task.
     wake: Notify,
     /// Where a big room's `relayed` events go: the server endpoint.
-    hub: Arc<Hub>,
-    server: Origin,
+    server: Ctx,
     /// Most parts a round is split into (see [`Room::parts`]): the cores, read once (the
     /// standard library reads the cgroup's CPU quota for it).
     max_parts: usize,
@@ -87,18 +92,18 @@ pub(crate) struct Room {
 
 impl Room {
     /// Opens a room and starts its fan-out task, which ends with the server.
-    pub(crate) fn open(hub: Arc<Hub>, server: Origin, life: Lifeline) -> Arc<Self> {
+    pub(crate) fn open(server: Ctx, tasks: &TaskTracker) -> Arc<Self> {
+        let life = server.life.clone();
         let room = Arc::new(Room {
             members: Mutex::new(Members::default()),
             said: Mutex::new(Said::default()),
             wake: Notify::new(),
-            hub: hub.clone(),
             server,
             max_parts: std::thread::available_parallelism()
                 .map_or(1, |n| n.get())
                 .min(MAX_PARTS),
         });
-        hub.tasks.spawn(room.clone().fan_out(life));
+        tasks.spawn(room.clone().fan_out(life));
         room
     }
 
@@ -166,13 +171,10 @@ impl Room {
             .collect();
         let round = Arc::new(Round::new(batch, targets.len() <= SHOWN_ROOM));
         if !round.shown {
-            self.hub.log.emit(
-                &self.server,
-                EventKind::Relayed {
-                    data: Payload::from_bytes(&round.all),
-                    members: targets.len() as u32,
-                },
-            );
+            self.server.emit(EventKind::Relayed {
+                data: Payload::from_bytes(&round.all),
+                members: targets.len() as u32,
+            });
         }
         let parts = self.parts(targets.len());
         if parts == 1 {
@@ -329,30 +331,24 @@ impl Round {
 
 /// Serves one member of the room until it leaves, the server stops, or it falls behind.
 pub(crate) async fn serve(
-    conn: ConnHandle,
+    conn: Handle,
     mut stream: TcpStream,
     mut requests: mpsc::Receiver<Control>,
     spec: TcpServerSpec,
     room: Arc<Room>,
 ) {
-    let hub = conn.hub.clone();
     if let Some(secret) = &spec.secret {
-        if let Err(why) = authenticate(&hub, &conn.origin, &conn.life, &mut stream, secret).await {
+        if let Err(why) = authenticate(&conn.ctx, &mut stream, secret).await {
             return conn.close(ClosedBy::Local, why);
         }
     }
-    let id = conn.origin.conn.unwrap_or_default();
+    let id = conn.ctx.origin.conn.unwrap_or_default();
     // (See the module's notes: without it, rounds wait for the member's delayed ACKs.)
     if let Err(err) = stream.set_nodelay(true) {
         tracing::debug!("TCP_NODELAY not set on a chat member's connection: {err}");
     }
     let (mut reader, writer) = stream.into_split();
-    let out = Arc::new(Outbox::new(
-        writer,
-        hub.clone(),
-        conn.origin.clone(),
-        conn.life.clone(),
-    ));
+    let out = Arc::new(Outbox::new(writer, conn.ctx.clone()));
     room.members().by_id.insert(
         id,
         Member {
@@ -370,7 +366,7 @@ pub(crate) async fn serve(
     let mut line = Vec::new();
     let ending = loop {
         let read = tokio::select! {
-            _ = conn.life.stopped() => break None,
+            _ = conn.life().stopped() => break None,
             Some(request) = requests.recv() => {
                 match request {
                     Control::Send { data, done, .. } => {
@@ -421,7 +417,7 @@ pub(crate) async fn serve(
                 }
             }
             Err(err) => {
-                let by = recv_failed(&hub, &conn.origin, &err);
+                let by = recv_failed(&conn.ctx, &err);
                 break Some((by, "the connection broke; counted as leaving"));
             }
         }

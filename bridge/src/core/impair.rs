@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use shared::{EventKind, Impairment};
 
-use crate::events::Origin;
-use crate::hub::Hub;
+use super::ctx::Ctx;
 
 /// An endpoint's current impairment, changed live by the `impair` command.
 #[derive(Clone, Default)]
@@ -30,13 +29,10 @@ impl Knob {
     }
 
     /// TCP: waits the added delay before a send; returns it.
-    pub(crate) async fn before_send(&self, hub: &Hub, origin: &Origin, bytes: usize) {
+    pub(crate) async fn before_send(&self, ctx: &Ctx, bytes: usize) {
         let delay = self.get().delay_ms;
         if delay > 0 {
-            hub.log.emit(
-                origin,
-                impaired(format!("delayed {delay} ms (simulated)"), bytes),
-            );
+            ctx.emit(impaired(format!("delayed {delay} ms (simulated)"), bytes));
             tokio::time::sleep(Duration::from_millis(u64::from(delay))).await;
         }
     }
@@ -50,13 +46,13 @@ impl Knob {
     }
 
     /// TCP: waits as long as reading `n` bytes should take at the slow reader's rate.
-    pub(crate) async fn after_read(&self, hub: &Hub, origin: &Origin, n: usize) {
+    pub(crate) async fn after_read(&self, ctx: &Ctx, n: usize) {
         let rate = self.get().read_bytes_per_second;
         if rate > 0 {
-            hub.log.emit(
-                origin,
-                impaired(format!("reading slowly: {rate} B/s (simulated)"), n),
-            );
+            ctx.emit(impaired(
+                format!("reading slowly: {rate} B/s (simulated)"),
+                n,
+            ));
             tokio::time::sleep(Duration::from_secs_f64(n as f64 / f64::from(rate))).await;
         }
     }
@@ -155,20 +151,14 @@ impl UdpTrouble {
     }
 
     /// Decides what happens to a datagram about to be sent, recording each decision.
-    pub(crate) fn plan(
-        &mut self,
-        hub: &Hub,
-        origin: &Origin,
-        data: &[u8],
-        to: SocketAddr,
-    ) -> UdpPlan {
+    pub(crate) fn plan(&mut self, ctx: &Ctx, data: &[u8], to: SocketAddr) -> UdpPlan {
         let now = self.knob.get();
         let bytes = data.len();
         if self.dice.roll(now.loss_percent) {
-            hub.log.emit(
-                origin,
-                impaired("dropped: it never left (simulated loss)".into(), bytes),
-            );
+            ctx.emit(impaired(
+                "dropped: it never left (simulated loss)".into(),
+                bytes,
+            ));
             return UdpPlan {
                 copies: 0,
                 delay_ms: 0,
@@ -176,13 +166,10 @@ impl UdpTrouble {
             };
         }
         if self.held.is_none() && self.dice.roll(now.reorder_percent) {
-            hub.log.emit(
-                origin,
-                impaired(
-                    "held back: it goes after the next one (simulated reordering)".into(),
-                    bytes,
-                ),
-            );
+            ctx.emit(impaired(
+                "held back: it goes after the next one (simulated reordering)".into(),
+                bytes,
+            ));
             self.held = Some((data.to_vec(), to));
             return UdpPlan {
                 copies: 0,
@@ -191,19 +178,19 @@ impl UdpTrouble {
             };
         }
         let copies = if self.dice.roll(now.duplicate_percent) {
-            hub.log.emit(
-                origin,
-                impaired("duplicated: it goes twice (simulated)".into(), bytes),
-            );
+            ctx.emit(impaired(
+                "duplicated: it goes twice (simulated)".into(),
+                bytes,
+            ));
             2
         } else {
             1
         };
         if now.delay_ms > 0 {
-            hub.log.emit(
-                origin,
-                impaired(format!("delayed {} ms (simulated)", now.delay_ms), bytes),
-            );
+            ctx.emit(impaired(
+                format!("delayed {} ms (simulated)", now.delay_ms),
+                bytes,
+            ));
         }
         UdpPlan {
             copies,

@@ -26,7 +26,7 @@ use tokio_util::task::TaskTracker;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::admission::Gate;
+use super::admission::Gate;
 use crate::hub::Hub;
 use crate::security::{host_allowed, origin_allowed};
 
@@ -253,7 +253,7 @@ async fn websocket(
         .on_upgrade(move |socket| {
             let tasks = hub.tasks.clone();
             let place = waiting.admit();
-            tasks.track_future(crate::session::run(socket, hub, place, sessions))
+            tasks.track_future(super::session::run(socket, hub, place, sessions))
         })
 }
 
@@ -325,7 +325,7 @@ async fn status(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let sessions = state.hub.config.max_sessions - state.sessions.available_permits();
     let body = serde_json::json!({
         "tasks": tasks,
-        "endpoints": state.hub.endpoint_count(),
+        "endpoints": state.hub.registry.len(),
         "sessions": sessions,
     });
     (

@@ -1,6 +1,6 @@
-//! A chat member's way out: lines are written straight into its socket by whoever delivers
-//! them (the member that spoke), and only what the socket cannot take at once waits in a
-//! bounded queue that the member's own writer task drains. `ncat --broker` gets its speed the
+//! A chat member's way out: a round's bytes are written straight into its socket by whoever
+//! delivers them (the room's fan-out task, or one of its parts), and only what the socket
+//! cannot take at once waits in a bounded queue that the member's own writer task drains. `ncat --broker` gets its speed the
 //! same way, by writing from the loop that read; a queue and a task wake-up per line per member
 //! cost more than the write itself (measured: see docs/benchmarks.md).
 //!
@@ -16,9 +16,9 @@ use shared::{ClosedBy, EventKind, Payload};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 
-use crate::events::Origin;
+use crate::core::ctx::Ctx;
+use crate::core::lifeline::Lifeline;
 use crate::explain::{explain, Op, Proto};
-use crate::hub::{Hub, Lifeline};
 
 /// Bytes that may wait for one member (lines are batched, so bytes, not lines, bound memory).
 pub(crate) const OUTBOX_BYTES: usize = 256 << 10;
@@ -64,28 +64,19 @@ pub(crate) struct Outbox {
     waiting: Mutex<Waiting>,
     /// Wakes the writer task when lines start to wait.
     wake: Notify,
-    hub: Arc<Hub>,
-    origin: Origin,
-    life: Lifeline,
+    ctx: Ctx,
     /// When the member last took bytes, in ms since `epoch`.
     progress: AtomicU64,
     epoch: Instant,
 }
 
 impl Outbox {
-    pub(crate) fn new(
-        socket: OwnedWriteHalf,
-        hub: Arc<Hub>,
-        origin: Origin,
-        life: Lifeline,
-    ) -> Self {
+    pub(crate) fn new(socket: OwnedWriteHalf, ctx: Ctx) -> Self {
         Outbox {
             socket,
             waiting: Mutex::new(Waiting::default()),
             wake: Notify::new(),
-            hub,
-            origin,
-            life,
+            ctx,
             progress: AtomicU64::new(0),
             epoch: Instant::now(),
         }
@@ -107,7 +98,7 @@ impl Outbox {
     }
 
     pub(crate) fn life(&self) -> &Lifeline {
-        &self.life
+        &self.ctx.life
     }
 
     /// Writes the line now if the socket takes it and nothing waits; otherwise queues it.
@@ -119,12 +110,9 @@ impl Outbox {
             return Err(Refused::Full);
         }
         if line.shown {
-            self.hub.log.emit(
-                &self.origin,
-                EventKind::Send {
-                    data: Payload::from_bytes(&line.text),
-                },
-            );
+            self.ctx.emit(EventKind::Send {
+                data: Payload::from_bytes(&line.text),
+            });
         }
         if waiting.lines.is_empty() {
             match self.socket.try_write(&line.text) {
@@ -154,15 +142,13 @@ impl Outbox {
     }
 
     fn failed(&self, err: &std::io::Error) {
-        let peer = self.origin.peer.as_deref().unwrap_or("the client");
-        self.hub.log.emit(
-            &self.origin,
-            EventKind::Error {
-                op: Op::Send.name().into(),
-                error: explain(err, Op::Send, Proto::Tcp, peer),
-            },
-        );
-        self.life
+        let peer = self.ctx.peer_name();
+        self.ctx.emit(EventKind::Error {
+            op: Op::Send.name().into(),
+            error: explain(err, Op::Send, Proto::Tcp, peer),
+        });
+        self.ctx
+            .life
             .stop(ClosedBy::Peer, "the client stopped taking messages");
     }
 
@@ -170,12 +156,12 @@ impl Outbox {
     pub(crate) async fn drain(self: Arc<Self>) {
         loop {
             tokio::select! {
-                _ = self.life.stopped() => return,
+                _ = self.ctx.life.stopped() => return,
                 _ = self.wake.notified() => {}
             }
             loop {
                 tokio::select! {
-                    _ = self.life.stopped() => return,
+                    _ = self.ctx.life.stopped() => return,
                     ready = self.socket.writable() => if let Err(err) = ready {
                         return self.failed(&err);
                     },

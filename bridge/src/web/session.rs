@@ -1,33 +1,30 @@
-//! One WebSocket session: the hello (version and token), then requests in and replies and
-//! event batches out.
+//! One WebSocket session: the hello (version and token), then requests in, each carried out
+//! on its own (a connect may take seconds) and answered with one reply; what goes out to the
+//! page is `viewer`'s job.
 //!
 //! Until its hello is accepted a connection holds only a place among the waiting ones (a
 //! newcomer pushes the oldest out, `admission`) and may send no more than a few control
-//! frames; only then does it take one of the `max_sessions` places.
-//!
-//! A writer task owns the socket's sending half. It sends the welcome (the endpoints and the
-//! first part of the history), then the rest of the history in batches, then events as they
-//! come: a pump moves them from the log's live stream into this viewer's own queue, bounded in
-//! bytes, dropping the oldest (and saying "missed N") when the page reads too slowly, so that
-//! nothing else ever waits for it. A write that the page does not take within three ping
-//! intervals (60 s) ends the session: the limit holds from the first byte of the welcome.
+//! frames; only then does it take one of the `max_sessions` places. A session runs at most
+//! so many sockets and commands at once, carries out its uploads in order, and its uploads
+//! (and a comparison it asked for) end with it.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
-use serde::Serialize;
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::stream::SplitStream;
+use futures_util::StreamExt;
 use shared::{
     close_code, ClientMessage, ErrorInfo, ErrorKind, Event, Hello, Outcome, Reply, ServerMessage,
     Snapshot, Welcome, PROTOCOL_VERSION,
 };
-use tokio::sync::{broadcast, mpsc, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::admission::Ticket;
+use super::admission::Ticket;
+use super::viewer::{
+    close_message, take_batch, write_loop, Outgoing, Viewer, Writer, CLOSE_GOING_AWAY, WRITER_WAIT,
+};
 use crate::hub::Hub;
 
 /// How long a new session may take to say hello.
@@ -36,32 +33,14 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// none; each ping is owed a pong, so a peer without the token that floods them is closed
 /// rather than answered.
 const MAX_CONTROL_BEFORE_HELLO: usize = 8;
-/// Most events in one batch message.
-const MAX_BATCH: usize = 1024;
-/// Most bytes of events in one batch message (a larger single event still goes, alone): keeps
-/// each message well within what browsers and client libraries accept.
-const MAX_BATCH_BYTES: usize = 512 * 1024;
 /// Most commands one session may have running at once.
 const MAX_IN_FLIGHT: usize = 32;
-/// How long a closing session waits for its last messages to go out.
-const WRITER_WAIT: Duration = Duration::from_secs(5);
 /// Standard close code for a message over the size limit.
 const CLOSE_TOO_BIG: u16 = 1009;
-/// Standard close code for a bridge that is going away.
-const CLOSE_GOING_AWAY: u16 = 1001;
 /// Standard close code for a peer that broke the rules (control frames before its hello).
 const CLOSE_POLICY: u16 = 1008;
 
-type Sink = SplitSink<WebSocket, Message>;
 type Stream = SplitStream<WebSocket>;
-
-/// What the reader asks the writer to send.
-enum Outgoing {
-    Message(Box<ServerMessage>),
-    /// A WebSocket ping: is the page still there?
-    Ping,
-    Close(u16, &'static str),
-}
 
 /// Runs a session until the client leaves, the socket fails or the bridge shuts down.
 /// `waiting` is this connection's place among those that have not said hello; `sessions`
@@ -72,7 +51,11 @@ pub(crate) async fn run(
     waiting: Ticket,
     sessions: Arc<Semaphore>,
 ) {
-    let (mut sink, mut stream) = socket.split();
+    let (sink, mut stream) = socket.split();
+    let mut sink = Writer {
+        sink,
+        stall: WRITER_WAIT,
+    };
     let said = tokio::select! {
         said = hello(&mut stream, &hub) => said,
         _ = waiting.evicted() => Err((
@@ -103,16 +86,15 @@ pub(crate) async fn run(
         Ok(permit) => permit,
         Err((code, error)) => {
             tracing::info!(code, "refused a session: {}", error.explanation);
-            // A peer that does not read must not hold this task either.
-            let _ = tokio::time::timeout(WRITER_WAIT, async {
-                send_json(&mut sink, &ServerMessage::Fatal { error }).await?;
-                sink.send(close_message(code, "session refused")).await
-            })
-            .await;
+            // A peer that does not read must not hold this task either (each write has
+            // WRITER_WAIT).
+            if sink.json(&ServerMessage::Fatal { error }).await.is_ok() {
+                let _ = sink.send(close_message(code, "session refused")).await;
+            }
             return;
         }
     };
-    let (endpoints, subscription) = hub.subscribe();
+    let (endpoints, subscription) = hub.registry.subscribe();
     let mut history = subscription.history;
     let (first, _) = take_batch(&mut history);
     let welcome = ServerMessage::Welcome(Box::new(Welcome {
@@ -136,7 +118,7 @@ pub(crate) async fn run(
     let (outgoing, outbox) = mpsc::channel(64);
     let writer_done = CancellationToken::new();
     let writer = tokio::spawn(write_loop(
-        sink,
+        sink.sink,
         viewer,
         outbox,
         hub.clone(),
@@ -149,14 +131,6 @@ pub(crate) async fn run(
     if tokio::time::timeout(WRITER_WAIT, writer).await.is_err() {
         abort.abort();
     }
-}
-
-/// What a new viewer is sent, in order: the welcome, the rest of the history, then the live
-/// stream.
-struct Viewer {
-    welcome: ServerMessage,
-    history: VecDeque<Arc<Event>>,
-    live: broadcast::Receiver<Arc<Event>>,
 }
 
 /// Waits for the hello and checks it; on refusal returns the close code and the reason.
@@ -413,7 +387,7 @@ impl SessionSockets {
     fn reserve(&self, hub: &Hub) -> Result<(), ErrorInfo> {
         let mut state = self.state.lock().expect("session sockets lock");
         let (ids, pending) = &mut *state;
-        ids.retain(|id| hub.alive(*id));
+        ids.retain(|id| hub.registry.alive(*id));
         if ids.len() + *pending >= self.max {
             return Err(ErrorInfo::new(
                 ErrorKind::LimitReached,
@@ -458,213 +432,4 @@ fn is_too_big(err: axum::Error) -> bool {
         inner.downcast_ref::<tokio_tungstenite::tungstenite::Error>(),
         Some(tokio_tungstenite::tungstenite::Error::Capacity(_))
     )
-}
-
-/// The events waiting for one viewer: the history not yet sent (shared with the log, so it
-/// costs nothing extra), then live events, bounded in bytes.
-#[derive(Default)]
-struct ViewerQueue {
-    history: VecDeque<Arc<Event>>,
-    events: VecDeque<Arc<Event>>,
-    bytes: usize,
-    missed: u64,
-}
-
-/// Takes up to [`MAX_BATCH`] events or about [`MAX_BATCH_BYTES`] off the front of `from`;
-/// returns them and the bytes they hold.
-fn take_batch(from: &mut VecDeque<Arc<Event>>) -> (Vec<Arc<Event>>, usize) {
-    let mut batch = Vec::new();
-    let mut bytes = 0;
-    while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
-        let Some(event) = from.pop_front() else {
-            break;
-        };
-        bytes += event.kept_bytes();
-        batch.push(event);
-    }
-    (batch, bytes)
-}
-
-/// Moves events from the bridge's stream into this viewer's queue as they come, so that the
-/// shared stream never waits for a slow viewer; drops (and counts) the oldest that do not fit.
-///
-/// The budget (`Config::viewer_bytes`, 8 MiB) is what a page that stops reading costs: before
-/// it, the shared stream kept 4096 events for it, which at 64 KiB each was 256 MiB.
-async fn pump(
-    budget: usize,
-    mut live: broadcast::Receiver<Arc<Event>>,
-    queue: Arc<std::sync::Mutex<ViewerQueue>>,
-    wake: Arc<tokio::sync::Notify>,
-    done: CancellationToken,
-) {
-    loop {
-        let received = tokio::select! {
-            _ = done.cancelled() => return,
-            received = live.recv() => received,
-        };
-        {
-            let mut queue = queue.lock().expect("viewer queue lock");
-            match received {
-                Ok(event) => {
-                    // Over budget, the oldest go: a page that catches up sees what is
-                    // happening now, and is told how many it missed before that.
-                    let size = event.kept_bytes();
-                    while queue.bytes + size > budget {
-                        let Some(old) = queue.events.pop_front() else {
-                            break;
-                        };
-                        queue.bytes -= old.kept_bytes();
-                        queue.missed += 1;
-                    }
-                    queue.bytes += size;
-                    queue.events.push_back(event);
-                }
-                Err(broadcast::error::RecvError::Lagged(count)) => queue.missed += count,
-                Err(broadcast::error::RecvError::Closed) => return,
-            }
-        }
-        wake.notify_one();
-    }
-}
-
-/// Sends the welcome, then replies and event batches until told to stop; cancels `done` when
-/// it ends. A page that takes no write within three ping intervals is given up on.
-async fn write_loop(
-    sink: Sink,
-    viewer: Viewer,
-    mut outbox: mpsc::Receiver<Outgoing>,
-    hub: Arc<Hub>,
-    done: CancellationToken,
-) {
-    let mut sink = Writer {
-        sink,
-        stall: hub.config.ping_every * 3,
-    };
-    let queue = Arc::new(std::sync::Mutex::new(ViewerQueue {
-        history: viewer.history,
-        ..ViewerQueue::default()
-    }));
-    let wake = Arc::new(tokio::sync::Notify::new());
-    let budget = hub.config.viewer_bytes;
-    // The pump stops with `done`, which this loop cancels however it ends (even aborted).
-    tokio::spawn(pump(
-        budget,
-        viewer.live,
-        queue.clone(),
-        wake.clone(),
-        done.clone(),
-    ));
-    let _done = done.drop_guard();
-    if sink.json(&viewer.welcome).await.is_err() {
-        return;
-    }
-    drop(viewer.welcome);
-    wake.notify_one();
-    loop {
-        let sent = tokio::select! {
-            biased;
-            _ = hub.root.stopped() => {
-                sink.stall = WRITER_WAIT;
-                let error = ErrorInfo::new(ErrorKind::Other, "The bridge is shutting down.");
-                if sink.json(&ServerMessage::Fatal { error }).await.is_ok() {
-                    let _ = sink.send(close_message(CLOSE_GOING_AWAY, "bridge shutting down")).await;
-                }
-                return;
-            }
-            out = outbox.recv() => match out {
-                None => return,
-                Some(Outgoing::Message(message)) => sink.json(&message).await,
-                Some(Outgoing::Ping) => sink.send(Message::Ping(Vec::new().into())).await,
-                Some(Outgoing::Close(code, reason)) => {
-                    let _ = sink.send(close_message(code, reason)).await;
-                    return;
-                }
-            },
-            _ = wake.notified() => send_waiting(&mut sink, &queue, &wake).await,
-        };
-        if sent.is_err() {
-            return;
-        }
-    }
-}
-
-/// The socket's sending half, with a time limit on every write.
-struct Writer {
-    sink: Sink,
-    /// How long one write may wait for the page to read.
-    stall: Duration,
-}
-
-impl Writer {
-    async fn send(&mut self, message: Message) -> Result<(), axum::Error> {
-        match tokio::time::timeout(self.stall, self.sink.send(message)).await {
-            Ok(sent) => sent,
-            Err(_) => {
-                tracing::info!(
-                    "closing a session whose page took nothing for {} s",
-                    self.stall.as_secs()
-                );
-                Err(axum::Error::new(std::io::Error::from(
-                    std::io::ErrorKind::TimedOut,
-                )))
-            }
-        }
-    }
-
-    async fn json(&mut self, message: &impl Serialize) -> Result<(), axum::Error> {
-        let text = serde_json::to_string(message).map_err(axum::Error::new)?;
-        self.send(Message::Text(text.into())).await
-    }
-}
-
-/// The wire form of an events message, borrowing the shared events instead of copying them.
-#[derive(Serialize)]
-#[serde(tag = "type", rename = "events")]
-struct EventsOut<'a> {
-    events: &'a [Arc<Event>],
-}
-
-/// Sends what waits as one message (the history first), then says how many were missed, if
-/// any. An idle bridge sends each event at once; a busy one sends big batches, because events
-/// pile up while a batch is written.
-async fn send_waiting(
-    sink: &mut Writer,
-    queue: &std::sync::Mutex<ViewerQueue>,
-    wake: &tokio::sync::Notify,
-) -> Result<(), axum::Error> {
-    let (batch, missed, more) = {
-        let mut queue = queue.lock().expect("viewer queue lock");
-        let batch = if queue.history.is_empty() {
-            let (batch, bytes) = take_batch(&mut queue.events);
-            queue.bytes -= bytes;
-            batch
-        } else {
-            take_batch(&mut queue.history).0
-        };
-        let missed = std::mem::take(&mut queue.missed);
-        let more = !queue.events.is_empty() || !queue.history.is_empty();
-        (batch, missed, more)
-    };
-    if more {
-        wake.notify_one();
-    }
-    if !batch.is_empty() {
-        sink.json(&EventsOut { events: &batch }).await?;
-    }
-    if missed > 0 {
-        sink.json(&ServerMessage::Missed { count: missed }).await?;
-    }
-    Ok(())
-}
-
-async fn send_json(sink: &mut Sink, message: &impl Serialize) -> Result<(), axum::Error> {
-    let text = serde_json::to_string(message).map_err(axum::Error::new)?;
-    sink.send(Message::Text(text.into())).await
-}
-
-fn close_message(code: u16, reason: &'static str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.into(),
-    }))
 }

@@ -1,0 +1,93 @@
+//! What the bridge allows and how much it keeps: the command line's settings, with safe
+//! defaults for everything ([`Config::new`]).
+
+use std::time::Duration;
+
+use shared::{Limits, Scope};
+
+use crate::security::Token;
+
+/// Largest received file by default: far above any lab's, far below a disk.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 4 << 30;
+
+/// What the bridge allows and how much it keeps. [`Config::new`] gives the safe defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Which addresses endpoints may use.
+    pub scope: Scope,
+    /// The secret every session must present.
+    pub token: Token,
+    /// Origins allowed besides the bridge's own and `trunk serve`'s.
+    pub extra_origins: Vec<String>,
+    /// Whether servers may bind ports below 1024.
+    pub allow_privileged_ports: bool,
+    /// Most endpoints alive at once.
+    pub max_endpoints: usize,
+    /// Most accepted connections per server at once.
+    pub max_connections_per_server: usize,
+    /// Most WebSocket sessions at once.
+    pub max_sessions: usize,
+    /// Events kept for viewers that connect later.
+    pub history_events: usize,
+    /// Memory the payloads kept in that history may take (their base64 and preview text).
+    pub history_bytes: usize,
+    /// How many events the shared live stream holds for a viewer's pump (which moves them at
+    /// once into that viewer's own queue, bounded by `viewer_bytes`).
+    pub live_capacity: usize,
+    /// Largest WebSocket message accepted.
+    pub max_message_bytes: usize,
+    /// Largest WebSocket frame accepted.
+    pub max_frame_bytes: usize,
+    /// The built frontend (trunk's `dist/`) to serve; `None` serves a note instead.
+    pub static_dir: Option<std::path::PathBuf>,
+    /// Where server logs and transferred files are kept.
+    pub data_dir: std::path::PathBuf,
+    /// Largest file a transfer or an upload writes into the data directory.
+    pub max_file_bytes: u64,
+    /// Memory the events waiting for one viewer may take; beyond it the oldest are dropped and
+    /// the viewer is told how many it missed.
+    pub viewer_bytes: usize,
+    /// Sockets (servers and clients) one session may run at once; `max_endpoints` bounds all
+    /// sessions together.
+    pub max_endpoints_per_session: usize,
+    /// A session that has sent nothing for this long is pinged; one that answers nothing for
+    /// three times this long is closed as dead (a laptop lid shut, a network gone).
+    pub ping_every: Duration,
+}
+
+impl Config {
+    /// Loopback only, no privileged ports, and limits that keep memory bounded.
+    pub fn new(token: Token) -> Self {
+        Config {
+            scope: Scope::Loopback,
+            token,
+            extra_origins: Vec::new(),
+            allow_privileged_ports: false,
+            max_endpoints: 64,
+            max_connections_per_server: 64,
+            max_sessions: 32,
+            history_events: 10_000,
+            history_bytes: 24 << 20,
+            live_capacity: 4096,
+            max_message_bytes: 1 << 20,
+            max_frame_bytes: 256 << 10,
+            static_dir: None,
+            data_dir: std::path::PathBuf::from("playground-data"),
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            ping_every: Duration::from_secs(20),
+            max_endpoints_per_session: 32,
+            viewer_bytes: 8 << 20,
+        }
+    }
+
+    /// The limits as clients see them.
+    pub(crate) fn limits(&self) -> Limits {
+        Limits {
+            max_message_bytes: self.max_message_bytes,
+            max_frame_bytes: self.max_frame_bytes,
+            max_endpoints: self.max_endpoints,
+            max_connections_per_server: self.max_connections_per_server,
+            history_events: self.history_events,
+        }
+    }
+}

@@ -1,0 +1,388 @@
+//! The registry: what the bridge runs right now, its live endpoints and their accepted
+//! connections. Each socket task holds a [`Handle`] to its entry, through which everything it
+//! does is recorded, and which takes the entry out when the socket closes (or when dropped,
+//! should the task end any other way).
+//!
+//! Registry changes (an endpoint appears, gets its address, accepts, closes) are recorded as
+//! events while the registry lock is held, and a new viewer takes its snapshot under the same
+//! lock: the endpoint list it gets always agrees with the events it gets.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use shared::{
+    ClosedBy, ConnId, ConnInfo, EndpointId, EndpointInfo, EndpointSpec, ErrorInfo, ErrorKind,
+    EventKind, Target,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::control::Control;
+use super::ctx::Ctx;
+use super::event_log::{EventLog, Origin, Subscription};
+use super::impair::Knob;
+use super::lifeline::Lifeline;
+
+struct ConnEntry {
+    life: Lifeline,
+    finished: CancellationToken,
+    control: mpsc::Sender<Control>,
+}
+
+struct EndpointEntry {
+    info: EndpointInfo,
+    impair: Knob,
+    life: Lifeline,
+    finished: CancellationToken,
+    control: Option<mpsc::Sender<Control>>,
+    conns: BTreeMap<ConnId, ConnEntry>,
+}
+
+/// The live endpoints and connections; see the module header.
+pub(crate) struct Registry {
+    log: Arc<EventLog>,
+    max_endpoints: usize,
+    entries: Mutex<BTreeMap<EndpointId, EndpointEntry>>,
+    next_endpoint: AtomicU32,
+    next_conn: AtomicU32,
+    /// Stopped when the bridge shuts down; every endpoint's lifeline descends from it.
+    pub(crate) root: Lifeline,
+}
+
+impl Registry {
+    pub(crate) fn new(log: Arc<EventLog>, max_endpoints: usize, root: Lifeline) -> Arc<Self> {
+        Arc::new(Registry {
+            log,
+            max_endpoints,
+            entries: Mutex::new(BTreeMap::new()),
+            next_endpoint: AtomicU32::new(1),
+            next_conn: AtomicU32::new(1),
+            root,
+        })
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, BTreeMap<EndpointId, EndpointEntry>> {
+        self.entries.lock().expect("registry lock")
+    }
+
+    /// How many endpoints run now.
+    pub(crate) fn len(&self) -> usize {
+        self.entries().len()
+    }
+
+    /// Whether this endpoint still runs.
+    pub(crate) fn alive(&self, id: EndpointId) -> bool {
+        self.entries().contains_key(&id)
+    }
+
+    /// The endpoints alive now and the event history, consistent with each other, plus the
+    /// live stream that follows.
+    pub(crate) fn subscribe(&self) -> (Vec<EndpointInfo>, Subscription) {
+        let entries = self.entries();
+        let endpoints = entries.values().map(|e| e.info.clone()).collect();
+        (endpoints, self.log.subscribe())
+    }
+
+    /// Registers a new endpoint and records its socket() event.
+    pub(crate) fn create_endpoint(
+        self: &Arc<Self>,
+        spec: EndpointSpec,
+    ) -> Result<Handle, ErrorInfo> {
+        if let Some(impairment) = spec.impairment() {
+            check_impairment(impairment)?;
+        }
+        let mut entries = self.entries();
+        if entries.len() >= self.max_endpoints {
+            return Err(ErrorInfo::new(
+                ErrorKind::LimitReached,
+                format!(
+                    "The bridge already runs {} servers and clients, its limit.",
+                    self.max_endpoints
+                ),
+            )
+            .with_hint("Close some, or reset, before creating more."));
+        }
+        let id = self.next_endpoint.fetch_add(1, Ordering::Relaxed);
+        let life = self.root.child();
+        let impair = Knob::new(spec.impairment().cloned());
+        let finished = CancellationToken::new();
+        entries.insert(
+            id,
+            EndpointEntry {
+                info: EndpointInfo {
+                    id,
+                    spec: spec.clone(),
+                    local: None,
+                    peer: None,
+                    connections: Vec::new(),
+                },
+                life: life.clone(),
+                finished: finished.clone(),
+                control: None,
+                conns: BTreeMap::new(),
+                impair: impair.clone(),
+            },
+        );
+        let ctx = Ctx {
+            origin: Origin::endpoint(id),
+            log: self.log.clone(),
+            life,
+        };
+        ctx.emit(EventKind::Socket { spec });
+        Ok(Handle {
+            registry: self.clone(),
+            ctx,
+            finished,
+            closed: false,
+            impair,
+        })
+    }
+
+    /// Where commands for a client, a UDP server or an accepted connection go.
+    pub(crate) fn control(&self, target: Target) -> Result<mpsc::Sender<Control>, ErrorInfo> {
+        let entries = self.entries();
+        let endpoint = entries
+            .get(&target.endpoint)
+            .ok_or_else(|| unknown_endpoint(target.endpoint))?;
+        match target.conn {
+            Some(conn) => endpoint
+                .conns
+                .get(&conn)
+                .map(|c| c.control.clone())
+                .ok_or_else(|| unknown_conn(target.endpoint, conn)),
+            None => endpoint.control.clone().ok_or_else(|| {
+                ErrorInfo::new(
+                    ErrorKind::Unsupported,
+                    format!(
+                        "Endpoint #{} is a TCP server: data goes over one of its accepted \
+                         connections, not the listening socket.",
+                        target.endpoint
+                    ),
+                )
+                .with_hint("Name the connection (conn) to send on.")
+            }),
+        }
+    }
+
+    /// Stops an endpoint (a server with all its connections) or one accepted connection, and
+    /// returns a token that is cancelled once it has closed.
+    pub(crate) fn stop(
+        &self,
+        target: Target,
+        by: ClosedBy,
+        reason: &str,
+    ) -> Result<CancellationToken, ErrorInfo> {
+        let entries = self.entries();
+        let endpoint = entries
+            .get(&target.endpoint)
+            .ok_or_else(|| unknown_endpoint(target.endpoint))?;
+        let (life, finished) = match target.conn {
+            Some(conn) => {
+                let c = endpoint
+                    .conns
+                    .get(&conn)
+                    .ok_or_else(|| unknown_conn(target.endpoint, conn))?;
+                (&c.life, &c.finished)
+            }
+            None => (&endpoint.life, &endpoint.finished),
+        };
+        life.stop(by, reason);
+        Ok(finished.clone())
+    }
+
+    /// Changes an endpoint's simulated network trouble.
+    pub(crate) fn set_impairment(
+        &self,
+        endpoint: EndpointId,
+        impairment: shared::Impairment,
+    ) -> Result<(), ErrorInfo> {
+        check_impairment(&impairment)?;
+        let entries = self.entries();
+        let entry = entries
+            .get(&endpoint)
+            .ok_or_else(|| unknown_endpoint(endpoint))?;
+        entry.impair.set(impairment);
+        Ok(())
+    }
+
+    /// Stops every endpoint; returns their finished tokens.
+    pub(crate) fn stop_all(&self, by: ClosedBy, reason: &str) -> Vec<CancellationToken> {
+        self.entries()
+            .values()
+            .map(|e| {
+                e.life.stop(by, reason);
+                e.finished.clone()
+            })
+            .collect()
+    }
+}
+
+fn check_impairment(impairment: &shared::Impairment) -> Result<(), ErrorInfo> {
+    impairment.check().map_err(|why| {
+        ErrorInfo::new(
+            ErrorKind::InvalidRequest,
+            format!("That simulated trouble is not possible: {why}."),
+        )
+    })
+}
+
+fn unknown_endpoint(id: EndpointId) -> ErrorInfo {
+    ErrorInfo::new(
+        ErrorKind::UnknownEndpoint,
+        format!("There is no endpoint #{id}: it was closed, or never existed."),
+    )
+}
+
+fn unknown_conn(id: EndpointId, conn: ConnId) -> ErrorInfo {
+    ErrorInfo::new(
+        ErrorKind::UnknownEndpoint,
+        format!("Server #{id} has no open connection #{conn}: it was closed, or never existed."),
+    )
+}
+
+/// What a socket task holds while it runs, for an endpoint or one accepted connection of a
+/// server (`ctx.origin.conn`): it records events, keeps the registry up to date, and takes the
+/// entry out of the registry when it closes (or when dropped, should the task end any other
+/// way).
+pub(crate) struct Handle {
+    registry: Arc<Registry>,
+    /// Where the socket is, the log, and its lifeline: what the task's helpers take.
+    pub(crate) ctx: Ctx,
+    finished: CancellationToken,
+    closed: bool,
+    /// Simulated network trouble, shared by a server with its accepted connections.
+    pub(crate) impair: Knob,
+}
+
+impl Handle {
+    /// Records an event on this socket.
+    pub(crate) fn emit(&self, kind: EventKind) {
+        self.ctx.emit(kind);
+    }
+
+    /// The socket's lifeline.
+    pub(crate) fn life(&self) -> &Lifeline {
+        &self.ctx.life
+    }
+
+    /// Records that the socket now has `local` (and, for a client, `peer`) and emits `kind`
+    /// (bind or connect).
+    pub(crate) fn set_addresses(&mut self, local: String, peer: Option<String>, kind: EventKind) {
+        let mut entries = self.registry.entries();
+        if let Some(entry) = entries.get_mut(&self.ctx.origin.endpoint) {
+            entry.info.local = Some(local.clone());
+            entry.info.peer.clone_from(&peer);
+        }
+        self.ctx.origin.local = Some(local);
+        self.ctx.origin.peer = peer;
+        self.ctx.emit(kind);
+    }
+
+    /// Makes the endpoint reachable for send/shutdown commands.
+    pub(crate) fn set_control(&self, control: mpsc::Sender<Control>) {
+        if let Some(entry) = self.registry.entries().get_mut(&self.ctx.origin.endpoint) {
+            entry.control = Some(control);
+        }
+    }
+
+    /// A snapshot of this endpoint for a reply.
+    pub(crate) fn info(&self) -> Option<EndpointInfo> {
+        self.registry
+            .entries()
+            .get(&self.ctx.origin.endpoint)
+            .map(|e| e.info.clone())
+    }
+
+    /// Registers a connection this server accepted and records accept(); returns its handle.
+    pub(crate) fn accept(
+        &self,
+        local: SocketAddr,
+        peer: SocketAddr,
+        control: mpsc::Sender<Control>,
+    ) -> Handle {
+        let id = self.registry.next_conn.fetch_add(1, Ordering::Relaxed);
+        let life = self.ctx.life.child();
+        let finished = CancellationToken::new();
+        let ctx = Ctx {
+            origin: Origin {
+                endpoint: self.ctx.origin.endpoint,
+                conn: Some(id),
+                local: Some(local.to_string()),
+                peer: Some(peer.to_string()),
+            },
+            log: self.ctx.log.clone(),
+            life: life.clone(),
+        };
+        let info = ConnInfo {
+            id,
+            peer: peer.to_string(),
+            local: local.to_string(),
+        };
+        let mut entries = self.registry.entries();
+        if let Some(entry) = entries.get_mut(&self.ctx.origin.endpoint) {
+            entry.info.connections.push(info);
+            entry.conns.insert(
+                id,
+                ConnEntry {
+                    life,
+                    finished: finished.clone(),
+                    control,
+                },
+            );
+        }
+        ctx.emit(EventKind::Accept);
+        Handle {
+            registry: self.registry.clone(),
+            ctx,
+            finished,
+            closed: false,
+            impair: self.impair.clone(),
+        }
+    }
+
+    /// Records close() and takes the socket out of the registry.
+    pub(crate) fn close(mut self, by: ClosedBy, reason: impl Into<String>) {
+        self.finish(by, reason.into());
+    }
+
+    /// Closes with the reason the lifeline was stopped for.
+    pub(crate) fn close_stopped(self) {
+        let (by, reason) = self.ctx.life.reason();
+        self.close(by, reason);
+    }
+
+    fn finish(&mut self, by: ClosedBy, reason: String) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        let mut entries = self.registry.entries();
+        let endpoint = self.ctx.origin.endpoint;
+        match self.ctx.origin.conn {
+            None => {
+                entries.remove(&endpoint);
+            }
+            Some(conn) => {
+                if let Some(entry) = entries.get_mut(&endpoint) {
+                    entry.conns.remove(&conn);
+                    entry.info.connections.retain(|c| c.id != conn);
+                }
+            }
+        }
+        self.ctx.emit(EventKind::Close { by, reason });
+        drop(entries);
+        self.finished.cancel();
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let what = match self.ctx.origin.conn {
+            None => "the endpoint stopped unexpectedly",
+            Some(_) => "the connection stopped unexpectedly",
+        };
+        self.finish(ClosedBy::Bridge, what.into());
+    }
+}

@@ -1,0 +1,8 @@
+//! The HTTP and WebSocket edge: routes and their guards (`server`), room for peers that have
+//! not shown the token yet (`admission`), one session per WebSocket (`session`), and what each
+//! viewer is sent, through a queue of its own (`viewer`).
+
+pub(crate) mod admission;
+pub(crate) mod server;
+mod session;
+mod viewer;
