@@ -164,7 +164,7 @@ async fn bridge_process(data: &std::path::Path, shell_prefix: &str) -> BridgePro
         .arg("-c")
         .arg(format!(
             "{shell_prefix} exec '{}' --listen 127.0.0.1:0 --token {TOKEN} --data-dir '{}'",
-            env!("CARGO_BIN_EXE_bridge"),
+            common::bridge_binary().display(),
             data.display()
         ))
         .stderr(Stdio::null());

@@ -361,7 +361,7 @@ async fn traversal_payloads_never_leave_the_data_directory() {
 /// The bridge binary without `--token`, logging at trace level (everything) into a pipe read
 /// at the end.
 async fn bridge_with_fresh_token() -> BridgeProcess {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_bridge"));
+    let mut command = tokio::process::Command::new(common::bridge_binary());
     command
         .args(["--listen", "127.0.0.1:0"])
         .env("RUST_LOG", "trace")

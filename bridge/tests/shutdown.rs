@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 
 #[tokio::test]
 async fn ctrl_c_closes_every_socket_and_exits_cleanly() {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_bridge"))
+    let mut child = tokio::process::Command::new(common::bridge_binary())
         .args(["--listen", "127.0.0.1:0", "--token", TOKEN])
         .env("RUST_LOG", "debug")
         .stdout(Stdio::piped())

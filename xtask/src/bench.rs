@@ -5,7 +5,7 @@
 
 use crate::frontend;
 use crate::test::BROWSER_TESTS;
-use crate::tools::{cargo, no_args, output, root, run_tests};
+use crate::tools::{cargo, no_args, output, root, run, run_tests};
 
 const START: &str = "<!-- bench:start -->";
 const END: &str = "<!-- bench:end -->";
@@ -20,6 +20,11 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
         frontend::BUDGET_GZIP_BYTES / 1000
     )];
     let dist = frontend::dist().to_string_lossy().into_owned();
+    // The benchmarks start the bridge binary as a process of its own.
+    run(
+        &cargo(),
+        &["build", "--release", "-p", "bridge", "--bin", "bridge"],
+    )?;
     for bench in [
         "bridge_bench",
         "throughput_bench",
@@ -30,7 +35,7 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
             "test",
             "--release",
             "-p",
-            "bridge",
+            "bench",
             "--test",
             bench,
             "--",

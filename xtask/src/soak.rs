@@ -1,4 +1,4 @@
-//! `cargo xtask soak [SECONDS]`: the soak test (bridge/tests/soak.rs), SECONDS of clients
+//! `cargo xtask soak [SECONDS]`: the soak test (bench/tests/soak.rs), SECONDS of clients
 //! connecting, sending and disconnecting (default 180), with optimisations. Never part of
 //! `cargo xtask test`.
 
@@ -9,11 +9,15 @@ pub(crate) fn soak(args: &[String]) -> Result<(), String> {
     std::env::set_var("SOAK_SECONDS", seconds.to_string());
     run(
         &cargo(),
+        &["build", "--release", "-p", "bridge", "--bin", "bridge"],
+    )?;
+    run(
+        &cargo(),
         &[
             "test",
             "--release",
             "-p",
-            "bridge",
+            "bench",
             "--test",
             "soak",
             "--",

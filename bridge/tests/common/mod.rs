@@ -575,6 +575,27 @@ pub fn resident_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The bridge binary: cargo names it for the bridge's own tests; the bench crate's tests find
+/// it beside them (`target/<profile>/bridge`, which `cargo xtask bench` and a workspace test
+/// run build first).
+pub fn bridge_binary() -> std::path::PathBuf {
+    if let Some(path) = option_env!("CARGO_BIN_EXE_bridge") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().expect("the test's own path");
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join("bridge"))
+        .expect("the test runs from target/<profile>/deps");
+    assert!(
+        path.exists(),
+        "{} is missing: build it first (cargo build -p bridge)",
+        path.display()
+    );
+    path
+}
+
 /// A bridge running as its own process (to interrupt, limit or measure it).
 pub struct BridgeProcess {
     pub child: tokio::process::Child,
@@ -586,7 +607,7 @@ pub struct BridgeProcess {
 impl BridgeProcess {
     /// The bridge binary with `--listen 127.0.0.1:0 --token TOKEN` and `args`.
     pub async fn start(args: &[&str]) -> BridgeProcess {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_bridge"));
+        let mut command = tokio::process::Command::new(bridge_binary());
         command
             .args(["--listen", "127.0.0.1:0", "--token", TOKEN])
             .args(args)

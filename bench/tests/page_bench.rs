@@ -2,6 +2,8 @@
 //! first renders, and how long frames take while it ingests 100,000 real events. Prints medians
 //! and worst cases for docs/benchmarks.md.
 
+// The bridge's own test harness: one set of helpers for its tests and these.
+#[path = "../../bridge/tests/common/mod.rs"]
 mod common;
 
 use common::browser::{dist, Browser};

@@ -7,6 +7,8 @@
 //! threads, memory within a margin), never panicked, and logged every message. Loopback only,
 //! bounded in time.
 
+// The bridge's own test harness: one set of helpers for its tests and these.
+#[path = "../../bridge/tests/common/mod.rs"]
 mod common;
 
 use std::process::Stdio;
@@ -49,7 +51,7 @@ async fn soak() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(180);
     let data = TempDir::new("soak");
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_bridge"));
+    let mut command = tokio::process::Command::new(common::bridge_binary());
     command
         .args(["--listen", "127.0.0.1:0", "--token", TOKEN])
         .args(["--max-connections", "256", "--data-dir"])

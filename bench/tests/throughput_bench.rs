@@ -4,6 +4,8 @@
 //! the lab's Python pair (`sendfile` client, `recv(1024)` + `write` receiver). Each prints one
 //! `BENCH` line with medians over several rounds and the ratios.
 
+// The bridge's own test harness: one set of helpers for its tests and these.
+#[path = "../../bridge/tests/common/mod.rs"]
 mod common;
 
 use std::path::Path;

@@ -1,6 +1,8 @@
 //! Bridge benchmarks, run by `cargo xtask bench` (never as tests): each is measured next to its
 //! anchor in the same run, and prints one `BENCH` line with medians, p99 and ratios.
 
+// The bridge's own test harness: one set of helpers for its tests and these.
+#[path = "../../bridge/tests/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};

@@ -4,6 +4,8 @@
 //! ncat can hold (it multiplexes with select(), which stops at file descriptor 1024), then the
 //! bridge alone at 10,000 clients, with its peak memory per client.
 
+// The bridge's own test harness: one set of helpers for its tests and these.
+#[path = "../../bridge/tests/common/mod.rs"]
 mod common;
 
 use std::collections::HashMap;
