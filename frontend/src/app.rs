@@ -17,7 +17,7 @@ use crate::components::replay::ReplayBar;
 use crate::components::sequence::Sequence;
 use crate::components::timeline::Timeline;
 use crate::components::trouble::Trouble;
-use crate::hooks::use_bridge;
+use crate::hooks::{use_bridge, use_replay};
 use crate::labs::PRESETS;
 use crate::state::{Action, ConvKey, Link, State};
 
@@ -41,45 +41,9 @@ pub fn App() -> Html {
     let lecture = use_state(|| false);
     let tab = use_state(|| Tab::Conversation);
     let only_selected = use_state(|| false);
-    let playing = use_state(|| false);
     let slow = use_state(|| false);
-    let speed = use_state(|| 100u32);
-    let generation = use_mut_ref(|| 0u64);
-    // Playing a recording: each step waits as long as the recorded gap (scaled by the speed).
-    {
-        let (dispatch, playing_set, generation) =
-            (state.dispatcher(), playing.clone(), generation.clone());
-        let replay = state.replay.clone();
-        let (is_playing, speed) = (*playing, *speed);
-        use_effect_with(
-            (is_playing, replay.as_ref().map(|r| r.position), speed),
-            move |_| {
-                *generation.borrow_mut() += 1;
-                let mine = *generation.borrow();
-                if let (true, Some(replay)) = (is_playing, replay) {
-                    let position = replay.position;
-                    if position >= replay.events.len() {
-                        playing_set.set(false);
-                    } else {
-                        let gap_us = match position {
-                            0 => 0,
-                            p => replay.events[p]
-                                .t_us
-                                .saturating_sub(replay.events[p - 1].t_us),
-                        };
-                        let wait_ms = (gap_us / 10 / u64::from(speed.max(1))).clamp(30, 1500);
-                        yew::platform::spawn_local(async move {
-                            yew::platform::time::sleep(std::time::Duration::from_millis(wait_ms))
-                                .await;
-                            if *generation.borrow() == mine {
-                                dispatch.dispatch(Action::ReplayTo(position + 1));
-                            }
-                        });
-                    }
-                }
-            },
-        );
-    }
+    let player = use_replay(&state);
+    let (playing, speed) = (player.playing.clone(), player.speed.clone());
     let dark = use_state(prefers_dark);
     let run = bridge.runner();
     // Marks the first render, so benchmarks can read when the page became usable.
@@ -125,7 +89,7 @@ pub fn App() -> Html {
         Callback::from(move |index: usize| {
             let bridge = bridge.clone();
             let preset = &PRESETS[index];
-            let key = crate::hooks::token::random_fernet_key().unwrap_or_default();
+            let key = crate::token::random_fernet_key().unwrap_or_default();
             yew::platform::spawn_local(async move {
                 for command in preset.commands(&key) {
                     if !bridge.run(preset.name, command).await {

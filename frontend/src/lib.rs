@@ -2,9 +2,10 @@
 //! every socket call as it happens.
 //!
 //! Laid out like yew's `function_todomvc`: `state.rs` holds the state, its `Action`s and the
-//! reducer (plain Rust, tested natively); `hooks/` owns the WebSocket; `components/` are leaf
-//! views that get data and callbacks and never change state themselves; `format.rs` and
-//! `labs.rs` are pure helpers.
+//! reducer (plain Rust, tested natively); `hooks/` owns the WebSocket and the replay player;
+//! `components/` are leaf views that get data and callbacks and never change state
+//! themselves; `app.rs` holds the state and lays the page out; `format.rs` and `labs.rs` are
+//! pure helpers, `token.rs` reads the session token from the URL.
 
 pub mod format;
 pub mod labs;
@@ -17,6 +18,8 @@ mod app;
 mod components;
 #[cfg(target_arch = "wasm32")]
 mod hooks;
+#[cfg(target_arch = "wasm32")]
+mod token;
 
 /// Mounts the app on the page's body.
 #[cfg(target_arch = "wasm32")]

@@ -164,14 +164,15 @@ impl Filter {
     }
 }
 
-/// Everything the page shows.
-#[derive(Debug, Clone)]
+/// Everything the page shows. Compared field by field (derived, so a new field counts); the
+/// event log by identity and `version`, not by content.
+#[derive(Debug, Clone, PartialEq)]
 pub struct State {
     pub link: Link,
     pub bridge: Option<BridgeInfo>,
     /// Endpoints alive now, with their open connections.
     pub endpoints: VecMap<EndpointId, EndpointInfo>,
-    pub log: Rc<RefCell<Log>>,
+    pub log: SharedLog,
     /// Counts changes to `log`.
     pub version: u64,
     /// The conversation shown in the middle.
@@ -215,7 +216,7 @@ impl Default for State {
             link: Link::Connecting,
             bridge: None,
             endpoints: VecMap::new(),
-            log: Rc::new(RefCell::new(Log::default())),
+            log: SharedLog::default(),
             version: 0,
             selected: None,
             notice: None,
@@ -230,22 +231,29 @@ impl Default for State {
     }
 }
 
-impl PartialEq for State {
+/// The event log, shared (not cloned) by every copy of the state. Two are equal when they are
+/// the same log: its changes are counted by `State::version`.
+#[derive(Debug, Clone, Default)]
+pub struct SharedLog(Rc<RefCell<Log>>);
+
+impl PartialEq for SharedLog {
     fn eq(&self, other: &Self) -> bool {
-        self.version == other.version
-            && Rc::ptr_eq(&self.log, &other.log)
-            && self.link == other.link
-            && self.endpoints == other.endpoints
-            && self.selected == other.selected
-            && self.notice == other.notice
-            && self.bridge == other.bridge
-            && self.files == other.files
-            && self.uploads == other.uploads
-            && self.comparison == other.comparison
-            && self.transfers == other.transfers
-            && self.program == other.program
-            && self.highlight == other.highlight
-            && self.replay == other.replay
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl SharedLog {
+    /// Which log this is, for memo keys.
+    pub fn id(&self) -> usize {
+        Rc::as_ptr(&self.0) as usize
+    }
+}
+
+impl std::ops::Deref for SharedLog {
+    type Target = RefCell<Log>;
+
+    fn deref(&self) -> &RefCell<Log> {
+        &self.0
     }
 }
 
@@ -343,7 +351,7 @@ impl State {
                         track_endpoint(&mut self.endpoints, event);
                         log.push(event.clone());
                     }
-                    self.log = Rc::new(RefCell::new(log));
+                    self.log = SharedLog(Rc::new(RefCell::new(log)));
                     self.version += 1;
                     self.replay = Some(Rc::new(Replay {
                         events: replay.events.clone(),
@@ -371,7 +379,7 @@ impl State {
                 for event in snapshot.events {
                     log.push(event);
                 }
-                self.log = Rc::new(RefCell::new(log));
+                self.log = SharedLog(Rc::new(RefCell::new(log)));
                 self.version += 1;
                 self.endpoints = snapshot.endpoints.into_iter().map(|e| (e.id, e)).collect();
                 self.bridge = Some(BridgeInfo {

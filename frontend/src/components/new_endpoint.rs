@@ -217,7 +217,7 @@ pub fn NewEndpoint(props: &Props) -> Html {
     let on_generate = {
         let set = set("key");
         Callback::from(move |_: MouseEvent| {
-            if let Some(key) = crate::hooks::token::random_fernet_key() {
+            if let Some(key) = crate::token::random_fernet_key() {
                 set.emit(key);
             }
         })

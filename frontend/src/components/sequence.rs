@@ -3,7 +3,6 @@
 //! close between lanes, and a mark for each recv() chunk with its byte count. Clicking an item
 //! selects its event in the timeline.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -11,7 +10,7 @@ use shared::{Event, EventKind};
 use yew::prelude::*;
 
 use crate::format;
-use crate::state::{ConvKey, Log};
+use crate::state::{ConvKey, SharedLog};
 
 /// Events drawn at most (the latest ones).
 const MAX_ROWS: usize = 300;
@@ -21,7 +20,7 @@ const TOP: i64 = 44;
 
 #[derive(Properties)]
 pub struct Props {
-    pub log: Rc<RefCell<Log>>,
+    pub log: SharedLog,
     pub version: u64,
     /// Only this conversation's lanes (its socket and its peer's), if set.
     pub only: Option<ConvKey>,
@@ -30,9 +29,7 @@ pub struct Props {
 
 impl PartialEq for Props {
     fn eq(&self, other: &Self) -> bool {
-        self.version == other.version
-            && Rc::ptr_eq(&self.log, &other.log)
-            && self.only == other.only
+        self.version == other.version && self.log == other.log && self.only == other.only
     }
 }
 

@@ -2,21 +2,18 @@
 //! rows in view are drawn (fixed row height), so 100,000 events scroll as smoothly as 100. It
 //! follows new events unless the person has scrolled away, and filters by endpoint and kind.
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
 use web_sys::{HtmlElement, HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
 use crate::format::{self, Group};
-use crate::state::{ConvKey, Filter, Log};
+use crate::state::{ConvKey, Filter, SharedLog};
 
 /// Rows drawn above and below the visible ones, so fast scrolling shows no gaps.
 const OVERSCAN: usize = 8;
 
 #[derive(Properties)]
 pub struct Props {
-    pub log: Rc<RefCell<Log>>,
+    pub log: SharedLog,
     /// Changes whenever the log does.
     pub version: u64,
     /// Names of all endpoints seen, for the filter.
@@ -31,7 +28,7 @@ pub struct Props {
 impl PartialEq for Props {
     fn eq(&self, other: &Self) -> bool {
         self.version == other.version
-            && Rc::ptr_eq(&self.log, &other.log)
+            && self.log == other.log
             && self.names == other.names
             && self.started_unix_ms == other.started_unix_ms
             && self.lecture == other.lecture
@@ -53,11 +50,7 @@ pub fn Timeline(props: &Props) -> Html {
     let rows = {
         let log = props.log.clone();
         use_memo(
-            (
-                (*filter).clone(),
-                props.version,
-                Rc::as_ptr(&props.log) as usize,
-            ),
+            ((*filter).clone(), props.version, props.log.id()),
             move |(filter, _, _)| log.borrow().filtered(filter),
         )
     };
