@@ -83,8 +83,8 @@ pub(crate) async fn execute(hub: &Arc<Hub>, command: Command) -> Outcome {
             .set_impairment(endpoint, impairment)
             .map(|()| ReplyData::Done),
         Command::PythonProgram { spec } => Ok(ReplyData::Program {
-            file: shared::python::file_name(&spec).to_string(),
-            code: shared::python::program(&spec),
+            file: crate::python::file_name(&spec).to_string(),
+            code: crate::python::program(&spec),
         }),
         Command::FernetKey => Ok(ReplyData::Key {
             key: crate::crypto::new_key(),

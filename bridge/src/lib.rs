@@ -24,6 +24,7 @@ mod explain;
 mod fetch;
 mod files;
 mod hub;
+mod python;
 mod security;
 mod web;
 
@@ -32,6 +33,7 @@ use std::time::Duration;
 
 pub use config::{Config, DEFAULT_MAX_FILE_BYTES};
 pub use files::datadir::check_confined;
+pub use python::{file_name as python_file_name, program as python_program};
 pub use security::{Token, MIN_TOKEN_LEN};
 use shared::ClosedBy;
 pub use shared::Scope;

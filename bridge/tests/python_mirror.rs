@@ -19,8 +19,8 @@ struct Program {
 
 impl Program {
     async fn start(spec: &EndpointSpec, dir: &std::path::Path) -> Program {
-        let path = dir.join(shared::python::file_name(spec));
-        std::fs::write(&path, shared::python::program(spec)).unwrap();
+        let path = dir.join(bridge::python_file_name(spec));
+        std::fs::write(&path, bridge::python_program(spec)).unwrap();
         let mut child = tokio::process::Command::new("python3")
             .arg("-u")
             .arg(&path)
@@ -297,4 +297,85 @@ async fn generated_udp_programs_and_clients() {
         let line = program.line_starting("Message").await;
         assert!(line.ends_with(expected), "{line}");
     }
+}
+
+/// Every combination a spec can turn on renders a program that Python parses (the templates'
+/// `if`s cannot leave a block half open or an indentation wrong).
+#[tokio::test]
+async fn every_kind_of_spec_renders_python_that_parses() {
+    let behaviours = [
+        json!({"kind": "print_only"}),
+        json!({"kind": "echo"}),
+        json!({"kind": "uppercase"}),
+        json!({"kind": "prefix", "prefix": "ACK: "}),
+        json!({"kind": "fixed", "reply": "Thanks for connecting\n"}),
+        json!({"kind": "manual"}),
+        json!({"kind": "save_to_file", "file": "got.bin"}),
+        json!({"kind": "discard"}),
+        json!({"kind": "chat"}),
+        json!({"kind": "fernet_echo", "key": "uSXH0cQh_5_x-VNPhNYD7ZfFxb4bCbTrD9q5kNp6BxI="}),
+    ];
+    let mut specs = Vec::new();
+    for behaviour in &behaviours {
+        for (secret, log, policy) in [
+            (None, None, json!({"kind": "one_shot"})),
+            (
+                Some("s3cret"),
+                Some("log.txt"),
+                json!({"kind": "persistent", "quit_word": "exit"}),
+            ),
+        ] {
+            for concurrency in ["one_at_a_time", "concurrent"] {
+                specs.push(
+                    json!({"type": "tcp_server", "port": 12000, "behaviour": behaviour,
+                    "secret": secret, "log_file": log, "policy": policy,
+                    "concurrency": concurrency}),
+                );
+            }
+            specs.push(
+                json!({"type": "udp_server", "port": 0, "behaviour": behaviour,
+                "log_file": log}),
+            );
+        }
+    }
+    for (secret, key) in [(None, None), (Some("s3cret"), Some("k"))] {
+        specs.push(
+            json!({"type": "tcp_client", "host": "localhost", "port": 12000,
+            "secret": secret, "fernet_key": key}),
+        );
+    }
+    for connect in [false, true] {
+        specs.push(json!({"type": "udp_client", "port": 12000, "connect": connect}));
+    }
+    let programs: Vec<String> = specs
+        .iter()
+        .map(|spec| {
+            let spec: EndpointSpec = serde_json::from_value(spec.clone()).expect("a spec");
+            bridge::python_program(&spec)
+        })
+        .collect();
+    let checker = "import ast, json, sys\nfor code in json.load(sys.stdin):\n    ast.parse(code)\nprint('ok')\n";
+    let mut child = tokio::process::Command::new("python3")
+        .args(["-c", checker])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(serde_json::to_string(&programs).unwrap().as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    let out = tokio::time::timeout(WAIT, child.wait_with_output())
+        .await
+        .expect("python3 in time")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "a program does not parse: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
 }

@@ -19,7 +19,6 @@ pub mod json;
 mod message_wire;
 mod messages;
 mod payload;
-pub mod python;
 mod recording;
 mod spec_wire;
 

@@ -1,0 +1,6 @@
+{% if secret %}
+    if not authenticate(conn):
+        print("Refused", addr, "- wrong secret")
+        conn.close()
+        return
+{% endif %}
