@@ -1,7 +1,7 @@
-//! The soak test (issue 7), run by `cargo xtask soak [SECONDS]` (default 180), never by CI: a
+//! The soak test (docs/reliability.md), run by `cargo xtask soak [SECONDS]` (default 180), never by CI: a
 //! bridge process with a logging TCP echo server and a logging UDP echo server; 64 workers
 //! connect, send, read the echo and disconnect, over and over, for SECONDS. Beside them run
-//! hostile peers (issue 13): a ping flood without the token, a page that says hello and never
+//! hostile peers (docs/security.md): a ping flood without the token, a page that says hello and never
 //! reads, and garbage headers sent to a UDP save-to-file server. Then it checks that memory
 //! stayed bounded all along, the bridge is back to its baseline (open file descriptors,
 //! threads, memory within a margin), never panicked, and logged every message. Loopback only,

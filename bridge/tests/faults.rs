@@ -1,4 +1,4 @@
-//! Faults (issue 7): a peer that resets mid-transfer, a peer that never reads, a data directory
+//! Faults (docs/reliability.md): a peer that resets mid-transfer, a peer that never reads, a data directory
 //! that cannot be written, a disk that fills, Ctrl-C in the middle of a transfer, and a page
 //! that stops reading while a gigabyte streams in. Each ends as a clear event and a consistent
 //! state (a partial file keeps its `.part` name), and the bridge keeps serving everything else.

@@ -1,4 +1,4 @@
-//! Hostile clients of the bridge itself (issue 7): requests that trickle their headers or send
+//! Hostile clients of the bridge itself (docs/security.md): requests that trickle their headers or send
 //! far too many, floods of idle connections, pages that stop answering, and the headers that
 //! keep the token out of other sites' hands. Every wait is bounded.
 

@@ -1,7 +1,7 @@
 //! A map kept as a sorted `Vec` of pairs: the page's maps (endpoints, specs, uploads, form
 //! fields) hold tens of entries, where a sorted vector is as fast as a B-tree, and its code is
 //! a fraction of the size: each B-tree key/value type brought its own copy of the tree's
-//! insert, remove and rebalancing code into the page (issue 6's size budget).
+//! insert, remove and rebalancing code into the page (the page's size budget, docs/benchmarks.md).
 
 use std::borrow::Borrow;
 

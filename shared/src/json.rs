@@ -3,7 +3,7 @@
 //!
 //! Why not serde here: serde's derived readers are generic code, instantiated once per type
 //! and per field; in the WebAssembly page they were about 45 KB of the 240 KB it shipped
-//! gzipped (issue 6 asks for 200). This is one parser into a borrowed tree ([`Json`]) and plain
+//! gzipped (the budget is 200, docs/benchmarks.md). This is one parser into a borrowed tree ([`Json`]) and plain
 //! field reads ([`FromJson`], [`Fields`]). Native code keeps using serde: [`Json`] implements
 //! `Deserialize`, and [`via_json!`](crate::via_json) gives each type read here a `Deserialize`
 //! that goes through its [`FromJson`], so every type has exactly one reader, whichever side

@@ -7,8 +7,8 @@ use std::process::Command;
 
 use crate::tools::{self, root};
 
-/// Most bytes the page's wasm and JavaScript may take, gzipped: issue 6's 200 KB (issue 3
-/// allowed 250). Counted in thousands, the stricter reading.
+/// Most bytes the page's wasm and JavaScript may take, gzipped: 200 KB (docs/benchmarks.md,
+/// "Page size"). Counted in thousands, the stricter reading.
 pub(crate) const BUDGET_GZIP_BYTES: u64 = 200 * 1000;
 
 /// Where trunk puts the built page.

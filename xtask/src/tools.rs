@@ -10,7 +10,6 @@ pub(crate) fn root() -> PathBuf {
     manifest.parent().map(PathBuf::from).unwrap_or(manifest)
 }
 
-/// Runs a command in the workspace root, echoing it first; fails if it fails.
 /// The optional `[SECONDS]` argument of `command` (`what` says what it counts), or `default`.
 pub(crate) fn seconds_arg(
     args: &[String],
@@ -34,6 +33,7 @@ pub(crate) fn no_args(args: &[String], command: &str) -> Result<(), String> {
     }
 }
 
+/// Runs a command in the workspace root, echoing it first; fails if it fails.
 pub(crate) fn run(program: &str, args: &[&str]) -> Result<(), String> {
     eprintln!("$ {program} {}", args.join(" "));
     let status = Command::new(program)
@@ -48,7 +48,7 @@ pub(crate) fn run(program: &str, args: &[&str]) -> Result<(), String> {
     }
 }
 
-/// Runs `cargo test`-like command, passing its output through, and adds up the
+/// Runs a `cargo test`-like command, passing its output through, and adds up the
 /// `test result: ... N passed; M failed` lines of every test binary.
 pub(crate) fn run_counting_tests(
     program: &str,
