@@ -1,7 +1,9 @@
 //! Simulated network trouble at the socket boundary (loopback never loses anything): UDP loss,
 //! duplication, reordering and delay on what an endpoint sends, and for TCP a delay before each
 //! send and a slow reader. Every action is recorded as an `impaired` event, so the timeline
-//! always says the trouble was simulated.
+//! always says the trouble was simulated. What waits out a UDP delay is bounded per socket
+//! ([`MAX_DELAYED`] datagrams, [`MAX_DELAYED_BYTES`]); beyond that a datagram is dropped, and
+//! the event says why.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -28,7 +30,7 @@ impl Knob {
         *self.0.lock().expect("impairment lock") = impairment;
     }
 
-    /// TCP: waits the added delay before a send; returns it.
+    /// TCP: waits the added delay before a send, and records that it did.
     pub(crate) async fn before_send(&self, ctx: &Ctx, bytes: usize) {
         let delay = self.get().delay_ms;
         if delay > 0 {
@@ -37,7 +39,7 @@ impl Knob {
         }
     }
 
-    /// TCP: how many bytes the next read may take, and after a read of `n`, how long to wait.
+    /// TCP: how many bytes the next read may take (a slow reader: a tenth of a second's worth).
     pub(crate) fn read_limit(&self, buffer: usize) -> usize {
         match self.get().read_bytes_per_second as usize {
             0 => buffer,
