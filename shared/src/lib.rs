@@ -21,6 +21,7 @@ mod messages;
 mod payload;
 mod recording;
 mod spec_wire;
+mod specs;
 
 pub use commands::*;
 pub use compare::*;
@@ -29,6 +30,7 @@ pub use events::*;
 pub use messages::*;
 pub use payload::*;
 pub use recording::*;
+pub use specs::*;
 
 /// For the fuzzer (`fuzz/`) and its kept inputs: the page's JSON reader agrees with
 /// serde_json, and `text` is read as every message either side reads. Reading may fail, never panic; a client message that reads writes back and reads

@@ -4,11 +4,11 @@
 //! specs inside events; the bridge reads the same specs inside commands, through the same
 //! code ([`via_json!`](crate::via_json)).
 
-use crate::commands::{
+use crate::json::{Fields, FromJson, Json};
+use crate::specs::{
     default_backlog, default_behaviour, default_bind, default_concurrency, default_connect_timeout,
     default_policy, default_recv_buffer, default_recv_timeout,
 };
-use crate::json::{Fields, FromJson, Json};
 use crate::{
     Behaviour, Concurrency, ConnectionPolicy, EndpointSpec, Impairment, TcpClientSpec,
     TcpServerSpec, UdpClientSpec, UdpServerSpec,
