@@ -80,6 +80,11 @@ async fn soak() {
         .endpoint(cmd(json!({"op": "udp_server_start", "port": 0,
                              "behaviour": {"kind": "echo"}, "log_file": "udp.txt"})))
         .await;
+    // The target of the hostile peers' garbage headers, part of the baseline like the others.
+    let saver = c
+        .endpoint(cmd(json!({"op": "udp_server_start", "port": 0,
+            "behaviour": {"kind": "save_to_file", "file": "garbage.bin"}})))
+        .await;
     // The viewer keeps reading (it is a page left open), in the background.
     let viewing = tokio::spawn(async move {
         // Read raw frames: the soak's quiet end must not trip the client's own 10 s wait.
@@ -139,7 +144,7 @@ async fn soak() {
             }
         }));
     }
-    let hostile = hostile_peers(&mut Bridge::elsewhere(addr).client().await, addr, until).await;
+    let hostile = hostile_peers(addr, port_of(&saver), until);
     let mut peak = baseline;
     while workers.iter().any(|w| !w.is_finished()) {
         let now = footprint(pid);
@@ -230,17 +235,13 @@ async fn soak() {
 }
 
 /// Runs the hostile peers until `until`: returns how many ping floods the bridge cut off, how
-/// many pages that never read it held, and how many garbage datagrams went to a UDP saver.
-async fn hostile_peers(
-    c: &mut Client,
+/// many pages that never read it held, and how many garbage datagrams went to the UDP saver on
+/// port `saver`.
+fn hostile_peers(
     addr: std::net::SocketAddr,
+    saver: u16,
     until: Instant,
 ) -> tokio::task::JoinHandle<(u64, u64, u64)> {
-    let saver = c
-        .endpoint(cmd(json!({"op": "udp_server_start", "port": 0,
-            "behaviour": {"kind": "save_to_file", "file": "garbage.bin"}})))
-        .await;
-    let saver = port_of(&saver);
     tokio::spawn(async move {
         let flooding = tokio::spawn(async move {
             let mut cut_off = 0;

@@ -194,20 +194,31 @@ async fn transfer(
     Ok(ReplyData::Transfer(report))
 }
 
-/// Fetches the URL, records it on the sending endpoint, and sends the body like a `send`.
+/// Fetches the URL (each step recorded on the sending endpoint as it happens), records the
+/// result, and sends the body like a `send`.
 async fn fetch_send(hub: &Hub, fetch: FetchSendCommand) -> Result<ReplyData, ErrorInfo> {
     let target = Target {
         endpoint: fetch.endpoint,
         conn: fetch.conn,
     };
     hub.registry.control(target)?;
-    let (status, body) = crate::fetch::get(&fetch.url, hub.config.scope).await?;
+    let origin = crate::core::event_log::Origin {
+        endpoint: fetch.endpoint,
+        conn: fetch.conn,
+        ..Default::default()
+    };
+    let step = |step: &str, detail: String| {
+        hub.log.emit(
+            &origin,
+            shared::EventKind::FetchStep {
+                step: step.to_string(),
+                detail,
+            },
+        );
+    };
+    let (status, body) = hub.fetcher.get(&fetch.url, &step).await?;
     hub.log.emit(
-        &crate::core::event_log::Origin {
-            endpoint: fetch.endpoint,
-            conn: fetch.conn,
-            ..Default::default()
-        },
+        &origin,
         shared::EventKind::Fetch {
             url: fetch.url.clone(),
             status,
@@ -260,7 +271,7 @@ async fn parse_destination(hub: &Hub, text: &str) -> Result<std::net::SocketAddr
     };
     let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
     let port: u16 = port.parse().map_err(|_| bad())?;
-    resolve(host, port, hub.config.scope, Purpose::Connect).await
+    resolve(host, port, &hub.config.reach(), Purpose::Connect).await
 }
 
 async fn close(hub: &Hub, target: Target) -> Result<ReplyData, ErrorInfo> {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use shared::{Limits, Scope};
 
-use crate::security::Token;
+use crate::security::{Reach, Token};
 
 /// Largest received file by default: far above any lab's, far below a disk.
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 4 << 30;
@@ -15,6 +15,14 @@ pub const DEFAULT_MAX_FILE_BYTES: u64 = 4 << 30;
 pub struct Config {
     /// Which addresses endpoints may use.
     pub scope: Scope,
+    /// Whether clients may connect to public (internet) addresses (`--allow-internet`).
+    pub allow_internet: bool,
+    /// Names pointed at other addresses for this run (`--resolve`), for tests and offline
+    /// classrooms.
+    pub resolve: Vec<(String, u16, std::net::SocketAddr)>,
+    /// More certificates (PEM) that fetches trust besides the usual roots
+    /// (`--extra-root-cert`), for tests and classrooms with their own server.
+    pub extra_root_certs: Vec<std::path::PathBuf>,
     /// The secret every session must present.
     pub token: Token,
     /// Origins allowed besides the bridge's own and `trunk serve`'s.
@@ -60,6 +68,9 @@ impl Config {
     pub fn new(token: Token) -> Self {
         Config {
             scope: Scope::Loopback,
+            allow_internet: false,
+            resolve: Vec::new(),
+            extra_root_certs: Vec::new(),
             token,
             extra_origins: Vec::new(),
             allow_privileged_ports: false,
@@ -77,6 +88,15 @@ impl Config {
             ping_every: Duration::from_secs(20),
             max_endpoints_per_session: 32,
             viewer_bytes: 8 << 20,
+        }
+    }
+
+    /// Where endpoints and fetches may go.
+    pub(crate) fn reach(&self) -> Reach {
+        Reach {
+            internet: self.allow_internet,
+            names: self.resolve.clone(),
+            ..Reach::new(self.scope)
         }
     }
 

@@ -36,17 +36,22 @@ pub(crate) struct Hub {
     work: Mutex<CancellationToken>,
     /// One comparison at a time: its sockets are outside the endpoint caps.
     pub(crate) comparing: tokio::sync::Semaphore,
+    /// Makes `fetch_send`'s requests (where they may go, whom TLS trusts).
+    pub(crate) fetcher: crate::fetch::Fetcher,
 }
 
 impl Hub {
-    pub(crate) fn new(config: Config) -> Arc<Hub> {
+    /// Puts the bridge together; fails only on an unreadable `--extra-root-cert`.
+    pub(crate) fn new(config: Config) -> Result<Arc<Hub>, String> {
         let log = Arc::new(EventLog::new(
             config.history_events,
             config.history_bytes,
             config.live_capacity,
         ));
         let root = Lifeline::root();
-        Arc::new(Hub {
+        let fetcher = crate::fetch::Fetcher::new(config.reach(), &config.extra_root_certs)?;
+        Ok(Arc::new(Hub {
+            fetcher,
             registry: Registry::new(log.clone(), config.max_endpoints, root.clone()),
             work: Mutex::new(root.token.child_token()),
             comparing: tokio::sync::Semaphore::new(1),
@@ -56,7 +61,7 @@ impl Hub {
             log,
             root,
             tasks: TaskTracker::new(),
-        })
+        }))
     }
 
     /// Records a bridge-level event (endpoint 0).

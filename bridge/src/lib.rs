@@ -34,7 +34,7 @@ use std::time::Duration;
 pub use config::{Config, DEFAULT_MAX_FILE_BYTES};
 pub use files::datadir::check_confined;
 pub use python::{file_name as python_file_name, program as python_program};
-pub use security::{Token, MIN_TOKEN_LEN};
+pub use security::{parse_resolve, Token, MIN_TOKEN_LEN};
 use shared::ClosedBy;
 pub use shared::Scope;
 pub use web::server::{HEADER_TIMEOUT, MAX_HEAD_BYTES, MAX_HTTP_CONNECTIONS};
@@ -75,7 +75,7 @@ pub async fn run(
     let listen = listener.local_addr()?;
     let mut origins = security::default_origins(listen);
     origins.extend(config.extra_origins.iter().cloned());
-    let hub = hub::Hub::new(config);
+    let hub = hub::Hub::new(config).map_err(std::io::Error::other)?;
     let app = web::server::router(hub.clone(), listen, origins);
     let root = hub.root.clone();
     let stopping = async move {

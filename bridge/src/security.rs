@@ -115,16 +115,128 @@ pub(crate) fn origin_allowed(origin: Option<&str>, allowed: &[String]) -> bool {
 }
 
 /// Why an address is wanted: servers may bind the unspecified address (all interfaces) when
-/// the LAN is allowed; nobody connects to it.
+/// the LAN is allowed; nobody connects to it. A fetch is one GET made by the person holding
+/// the token, as their own browser would: it may reach public addresses by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Purpose {
     Bind,
     Connect,
+    Fetch,
 }
 
-/// Whether the policy lets an endpoint use this address.
-pub(crate) fn check_ip(ip: IpAddr, scope: Scope, purpose: Purpose) -> Result<(), ErrorInfo> {
+/// Where endpoints and fetches may go: the address scope (`--allow-lan`), whether clients may
+/// connect to public addresses (`--allow-internet`), and names pointed at other addresses for
+/// this run (`--resolve NAME:PORT:ADDRESS`, meant for tests and offline classrooms).
+#[derive(Debug, Clone)]
+pub struct Reach {
+    pub scope: Scope,
+    pub internet: bool,
+    pub names: Vec<(String, u16, SocketAddr)>,
+}
+
+impl Reach {
+    /// Only the scope: no public addresses for clients, no names pointed elsewhere.
+    pub fn new(scope: Scope) -> Reach {
+        Reach {
+            scope,
+            internet: false,
+            names: Vec::new(),
+        }
+    }
+
+    /// Where `--resolve` points `host:port`, if it does.
+    fn pointed(&self, host: &str, port: u16) -> Option<SocketAddr> {
+        self.names
+            .iter()
+            .find(|(name, p, _)| *p == port && name.eq_ignore_ascii_case(host))
+            .map(|(_, _, to)| *to)
+    }
+}
+
+/// Parses `--resolve NAME:PORT:ADDRESS` (ADDRESS with or without a port of its own: the
+/// connection then goes there, as curl's `--connect-to` does).
+pub fn parse_resolve(text: &str) -> Result<(String, u16, SocketAddr), String> {
+    let bad =
+        || format!("'{text}' is not NAME:PORT:ADDRESS, such as api.open-meteo.com:443:127.0.0.1");
+    let (name, rest) = text.split_once(':').ok_or_else(bad)?;
+    let (port, address) = rest.split_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let address = address.trim_start_matches('[');
+    let to = match address.parse::<IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, port),
+        Err(_) => address
+            .replacen(']', "", 1)
+            .parse::<SocketAddr>()
+            .or_else(|_| format!("[{address}").parse::<SocketAddr>())
+            .map_err(|_| bad())?,
+    };
+    if name.is_empty() || !is_host_name(name) {
+        return Err(bad());
+    }
+    Ok((name.to_ascii_lowercase(), port, to))
+}
+
+/// Addresses that are never reached, whatever the flags: link-local ones (the cloud metadata
+/// services live at 169.254.169.254 and fe80::, and hand out credentials) and the metadata
+/// addresses outside that range.
+fn never(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local() || v4 == std::net::Ipv4Addr::new(100, 100, 100, 200),
+        IpAddr::V6(v6) => {
+            (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6
+                    == "fd00:ec2::254"
+                        .parse::<std::net::Ipv6Addr>()
+                        .expect("an address")
+        }
+    }
+}
+
+/// The IPv4 address inside a NAT64 (64:ff9b::/96) or 6to4 (2002::/16) address: it is judged
+/// as that address, where it leads.
+fn embedded_v4(ip: IpAddr) -> Option<IpAddr> {
+    let IpAddr::V6(v6) = ip else { return None };
+    let s = v6.segments();
+    let v4 =
+        |hi: u16, lo: u16| IpAddr::from([(hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8]);
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return Some(v4(s[6], s[7]));
+    }
+    (s[0] == 0x2002).then(|| v4(s[1], s[2]))
+}
+
+/// A public unicast address: one of the internet's, none of the special ranges (private,
+/// shared, documentation, benchmarking, reserved, Teredo).
+fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && c == 0)
+                || (a == 198 && (18..20).contains(&b))
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            (s[0] & 0xe000) == 0x2000 && !(s[0] == 0x2001 && (s[1] == 0x0db8 || s[1] == 0))
+        }
+    }
+}
+
+/// Whether the policy lets an endpoint (or a fetch) use this address.
+pub(crate) fn check_ip(ip: IpAddr, reach: &Reach, purpose: Purpose) -> Result<(), ErrorInfo> {
     let ip = ip.to_canonical();
+    if let Some(inside) = embedded_v4(ip) {
+        return check_ip(inside, reach, purpose);
+    }
     if ip.is_multicast() || ip == IpAddr::from([255, 255, 255, 255]) {
         return Err(ErrorInfo::new(
             ErrorKind::NotAllowed,
@@ -133,7 +245,7 @@ pub(crate) fn check_ip(ip: IpAddr, scope: Scope, purpose: Purpose) -> Result<(),
         .with_hint("Use the address of one machine, such as 127.0.0.1."));
     }
     if ip.is_unspecified() {
-        return match (purpose, scope) {
+        return match (purpose, reach.scope) {
             (Purpose::Bind, Scope::Lan) => Ok(()),
             (Purpose::Bind, Scope::Loopback) => Err(ErrorInfo::new(
                 ErrorKind::NotAllowed,
@@ -145,7 +257,7 @@ pub(crate) fn check_ip(ip: IpAddr, scope: Scope, purpose: Purpose) -> Result<(),
             .with_hint(
                 "Bind to 127.0.0.1, or restart the bridge with --allow-lan to serve other machines.",
             )),
-            (Purpose::Connect, _) => Err(ErrorInfo::new(
+            (_, _) => Err(ErrorInfo::new(
                 ErrorKind::NotAllowed,
                 format!("{ip} is not the address of a machine, so there is nothing to connect to."),
             )
@@ -155,27 +267,63 @@ pub(crate) fn check_ip(ip: IpAddr, scope: Scope, purpose: Purpose) -> Result<(),
     if ip.is_loopback() {
         return Ok(());
     }
-    if scope == Scope::Lan && is_lan(ip) {
-        return Ok(());
+    if never(ip) {
+        return Err(ErrorInfo::new(
+            ErrorKind::NotAllowed,
+            format!(
+                "{ip} is a link-local or cloud metadata address, which the bridge never reaches \
+                 (on a cloud machine it hands out the machine's credentials)."
+            ),
+        )
+        .with_hint("Use the address of a machine, such as 127.0.0.1."));
     }
-    let (explanation, hint) = match scope {
-        Scope::Loopback => (
+    if is_lan(ip) {
+        if reach.scope == Scope::Lan {
+            return Ok(());
+        }
+        return Err(ErrorInfo::new(
+            ErrorKind::NotAllowed,
             format!(
                 "The bridge only opens sockets on this machine's loopback addresses \
-                 (127.0.0.1, ::1), and {ip} is not one."
+                 (127.0.0.1, ::1), and {ip} is not one: it is on a local network."
             ),
+        )
+        .with_hint(
             "Restart the bridge with --allow-lan to reach other machines on your network.",
-        ),
-        Scope::Lan => (
-            format!(
-                "{ip} is not on a local network (a private range; link-local addresses such as \
-                 169.254.169.254 are never reached), and the bridge only reaches machines on \
-                 this network."
-            ),
-            "Use the address of a machine on your own network.",
-        ),
-    };
-    Err(ErrorInfo::new(ErrorKind::NotAllowed, explanation).with_hint(hint))
+        ));
+    }
+    if is_public(ip) {
+        return match purpose {
+            Purpose::Fetch => Ok(()),
+            Purpose::Connect if reach.internet => Ok(()),
+            Purpose::Connect => Err(ErrorInfo::new(
+                ErrorKind::NotAllowed,
+                format!(
+                    "{ip} is an address on the internet, and the bridge's clients only reach \
+                     this machine{}.",
+                    if reach.scope == Scope::Lan {
+                        " and your network"
+                    } else {
+                        ""
+                    }
+                ),
+            )
+            .with_hint(
+                "Restart the bridge with --allow-internet to let clients reach the internet \
+                 (fetch_send may already).",
+            )),
+            Purpose::Bind => Err(ErrorInfo::new(
+                ErrorKind::NotAllowed,
+                format!("{ip} is not an address of this machine a server could bind."),
+            )
+            .with_hint("Bind to 127.0.0.1, or with --allow-lan to this machine's LAN address.")),
+        };
+    }
+    Err(ErrorInfo::new(
+        ErrorKind::NotAllowed,
+        format!("{ip} is in a special range (documentation, shared or reserved), not a machine the playground reaches."),
+    )
+    .with_hint("Use the address of a machine, such as 127.0.0.1."))
 }
 
 /// Private ranges (10/8, 172.16/12, 192.168/16, fc00::/7). Link-local addresses are not
@@ -195,7 +343,7 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) async fn resolve(
     host: &str,
     port: u16,
-    scope: Scope,
+    reach: &Reach,
     purpose: Purpose,
 ) -> Result<SocketAddr, ErrorInfo> {
     let trimmed = host.trim();
@@ -203,11 +351,15 @@ pub(crate) async fn resolve(
     if trimmed.is_empty() && purpose == Purpose::Bind {
         // Python's `bind(('', port))`: all interfaces.
         let addr = SocketAddr::from(([0, 0, 0, 0], port));
-        check_ip(addr.ip(), scope, purpose)?;
+        check_ip(addr.ip(), reach, purpose)?;
         return Ok(addr);
     }
+    if let Some(to) = reach.pointed(literal, port) {
+        check_ip(to.ip(), reach, purpose)?;
+        return Ok(to);
+    }
     if let Ok(ip) = literal.parse::<IpAddr>() {
-        check_ip(ip, scope, purpose)?;
+        check_ip(ip, reach, purpose)?;
         return Ok(SocketAddr::new(ip, port));
     }
     let failed = |detail: String| {
@@ -238,7 +390,7 @@ pub(crate) async fn resolve(
             Ok(Err(e)) => return Err(failed(e.to_string())),
             Err(_) => return Err(failed("the lookup took too long".into())),
         };
-    first_allowed(&found, scope, purpose)
+    first_allowed(&found, reach, purpose)
         .unwrap_or_else(|| Err(failed("the name has no addresses".into())))
 }
 
@@ -246,12 +398,12 @@ pub(crate) async fn resolve(
 /// no addresses. Every address a name gives is judged, never the name.
 fn first_allowed(
     found: &[SocketAddr],
-    scope: Scope,
+    reach: &Reach,
     purpose: Purpose,
 ) -> Option<Result<SocketAddr, ErrorInfo>> {
     let mut refusal = None;
     for addr in found {
-        match check_ip(addr.ip(), scope, purpose) {
+        match check_ip(addr.ip(), reach, purpose) {
             Ok(()) => return Some(Ok(*addr)),
             Err(e) => refusal = refusal.or(Some(e)),
         }
@@ -324,30 +476,146 @@ mod tests {
     fn address_policy() {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         use Purpose::*;
-        assert!(check_ip(ip("127.0.0.1"), Scope::Loopback, Connect).is_ok());
-        assert!(check_ip(ip("127.3.4.5"), Scope::Loopback, Connect).is_ok());
-        assert!(check_ip(ip("::ffff:127.0.0.1"), Scope::Loopback, Connect).is_ok());
-        assert!(check_ip(ip("::1"), Scope::Loopback, Bind).is_ok());
-        assert!(check_ip(ip("192.168.1.5"), Scope::Loopback, Connect).is_err());
-        assert!(check_ip(ip("192.168.1.5"), Scope::Lan, Connect).is_ok());
-        assert!(check_ip(ip("8.8.8.8"), Scope::Lan, Connect).is_err());
-        assert!(check_ip(ip("0.0.0.0"), Scope::Loopback, Bind).is_err());
-        assert!(check_ip(ip("0.0.0.0"), Scope::Lan, Bind).is_ok());
-        assert!(check_ip(ip("0.0.0.0"), Scope::Lan, Connect).is_err());
-        assert!(check_ip(ip("224.0.0.1"), Scope::Lan, Connect).is_err());
-        assert!(check_ip(ip("ff02::1"), Scope::Lan, Connect).is_err());
-        assert!(check_ip(ip("255.255.255.255"), Scope::Lan, Connect).is_err());
+        assert!(check_ip(ip("127.0.0.1"), &Reach::new(Scope::Loopback), Connect).is_ok());
+        assert!(check_ip(ip("127.3.4.5"), &Reach::new(Scope::Loopback), Connect).is_ok());
+        assert!(check_ip(
+            ip("::ffff:127.0.0.1"),
+            &Reach::new(Scope::Loopback),
+            Connect
+        )
+        .is_ok());
+        assert!(check_ip(ip("::1"), &Reach::new(Scope::Loopback), Bind).is_ok());
+        assert!(check_ip(ip("192.168.1.5"), &Reach::new(Scope::Loopback), Connect).is_err());
+        assert!(check_ip(ip("192.168.1.5"), &Reach::new(Scope::Lan), Connect).is_ok());
+        assert!(check_ip(ip("8.8.8.8"), &Reach::new(Scope::Lan), Connect).is_err());
+        assert!(check_ip(ip("0.0.0.0"), &Reach::new(Scope::Loopback), Bind).is_err());
+        assert!(check_ip(ip("0.0.0.0"), &Reach::new(Scope::Lan), Bind).is_ok());
+        assert!(check_ip(ip("0.0.0.0"), &Reach::new(Scope::Lan), Connect).is_err());
+        assert!(check_ip(ip("224.0.0.1"), &Reach::new(Scope::Lan), Connect).is_err());
+        assert!(check_ip(ip("ff02::1"), &Reach::new(Scope::Lan), Connect).is_err());
+        assert!(check_ip(ip("255.255.255.255"), &Reach::new(Scope::Lan), Connect).is_err());
         // Link-local, even on a LAN: the metadata service of cloud machines lives there.
-        assert!(check_ip(ip("169.254.169.254"), Scope::Lan, Connect).is_err());
-        assert!(check_ip(ip("fe80::1"), Scope::Lan, Connect).is_err());
+        assert!(check_ip(ip("169.254.169.254"), &Reach::new(Scope::Lan), Connect).is_err());
+        assert!(check_ip(ip("fe80::1"), &Reach::new(Scope::Lan), Connect).is_err());
         // IPv4-mapped IPv6 is judged as the IPv4 address inside.
-        assert!(check_ip(ip("::ffff:169.254.169.254"), Scope::Lan, Connect).is_err());
-        assert!(check_ip(ip("::ffff:10.0.0.1"), Scope::Loopback, Connect).is_err());
-        assert!(check_ip(ip("::ffff:10.0.0.1"), Scope::Lan, Connect).is_ok());
-        assert!(check_ip(ip("::ffff:224.0.0.1"), Scope::Lan, Connect).is_err());
-        let err = check_ip(ip("10.0.0.1"), Scope::Loopback, Connect).unwrap_err();
+        assert!(check_ip(
+            ip("::ffff:169.254.169.254"),
+            &Reach::new(Scope::Lan),
+            Connect
+        )
+        .is_err());
+        assert!(check_ip(ip("::ffff:10.0.0.1"), &Reach::new(Scope::Loopback), Connect).is_err());
+        assert!(check_ip(ip("::ffff:10.0.0.1"), &Reach::new(Scope::Lan), Connect).is_ok());
+        assert!(check_ip(ip("::ffff:224.0.0.1"), &Reach::new(Scope::Lan), Connect).is_err());
+        let err = check_ip(ip("10.0.0.1"), &Reach::new(Scope::Loopback), Connect).unwrap_err();
         assert_eq!(err.kind, ErrorKind::NotAllowed);
         assert!(err.hint.unwrap().contains("--allow-lan"));
+    }
+
+    #[test]
+    fn fetches_reach_the_internet_and_clients_only_when_allowed() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        use Purpose::*;
+        let loopback = Reach::new(Scope::Loopback);
+        let internet = Reach {
+            internet: true,
+            ..Reach::new(Scope::Loopback)
+        };
+        // A public address: fetched by default, connected to only with --allow-internet.
+        for public in [
+            "93.184.215.14",
+            "2606:4700::6810:84e5",
+            "::ffff:93.184.215.14",
+        ] {
+            assert!(check_ip(ip(public), &loopback, Fetch).is_ok(), "{public}");
+            let refused = check_ip(ip(public), &loopback, Connect).unwrap_err();
+            assert!(
+                refused.hint.unwrap().contains("--allow-internet"),
+                "{public}"
+            );
+            assert!(check_ip(ip(public), &internet, Connect).is_ok(), "{public}");
+            assert!(check_ip(ip(public), &internet, Bind).is_err(), "{public}");
+        }
+        // Private ranges only with --allow-lan, for fetches too.
+        assert!(check_ip(ip("192.168.1.5"), &internet, Fetch).is_err());
+        assert!(check_ip(ip("192.168.1.5"), &Reach::new(Scope::Lan), Fetch).is_ok());
+        // Link-local and the metadata addresses never, in every spelling a resolver or a URL
+        // gives them (the numeric spellings are resolved first, see below).
+        let anything = Reach {
+            internet: true,
+            ..Reach::new(Scope::Lan)
+        };
+        for never in [
+            "169.254.169.254",
+            "169.254.0.1",
+            "::ffff:169.254.169.254",
+            "::ffff:a9fe:a9fe",
+            "fe80::1",
+            "fd00:ec2::254",
+            "100.100.100.200",
+            "64:ff9b::a9fe:a9fe",
+            "2002:a9fe:a9fe::1",
+        ] {
+            for purpose in [Fetch, Connect, Bind] {
+                assert!(check_ip(ip(never), &anything, purpose).is_err(), "{never}");
+            }
+        }
+        // Special ranges are no machine on the internet.
+        for special in [
+            "192.0.2.1",
+            "100.64.0.1",
+            "240.0.0.1",
+            "2001:db8::1",
+            "198.18.0.1",
+        ] {
+            assert!(
+                check_ip(ip(special), &anything, Fetch).is_err(),
+                "{special}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_can_be_pointed_elsewhere_for_a_run() {
+        assert_eq!(
+            parse_resolve("api.open-meteo.com:443:127.0.0.1").unwrap(),
+            (
+                "api.open-meteo.com".into(),
+                443,
+                "127.0.0.1:443".parse().unwrap()
+            )
+        );
+        assert_eq!(
+            parse_resolve("API.example.org:443:127.0.0.1:8443")
+                .unwrap()
+                .2,
+            "127.0.0.1:8443".parse().unwrap()
+        );
+        assert_eq!(
+            parse_resolve("x.test:80:[::1]:8080").unwrap().2,
+            "[::1]:8080".parse().unwrap()
+        );
+        assert!(parse_resolve("no-port").is_err());
+        assert!(parse_resolve("a b:80:127.0.0.1").is_err());
+        assert!(parse_resolve("x.test:http:127.0.0.1").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_pointed_name_is_never_looked_up_and_still_judged() {
+        let mut reach = Reach::new(Scope::Loopback);
+        reach
+            .names
+            .push(parse_resolve("api.open-meteo.com:443:127.0.0.1:8443").unwrap());
+        reach
+            .names
+            .push(parse_resolve("evil.example:80:169.254.169.254").unwrap());
+        let to = resolve("api.open-meteo.com", 443, &reach, Purpose::Fetch)
+            .await
+            .unwrap();
+        assert_eq!(to, "127.0.0.1:8443".parse().unwrap());
+        assert!(resolve("evil.example", 80, &reach, Purpose::Fetch)
+            .await
+            .is_err());
     }
 
     #[test]
@@ -368,7 +636,11 @@ mod tests {
             "[ff02::1]:80",
             "0.0.0.0:80",
         ] {
-            let result = first_allowed(&addrs(&[hostile]), Scope::Loopback, Purpose::Connect);
+            let result = first_allowed(
+                &addrs(&[hostile]),
+                &Reach::new(Scope::Loopback),
+                Purpose::Connect,
+            );
             assert!(matches!(result, Some(Err(_))), "{hostile} was allowed");
         }
         // With --allow-lan, still never link-local, multicast or broadcast.
@@ -377,7 +649,11 @@ mod tests {
             "[::ffff:169.254.1.1]:80",
             "224.0.0.1:80",
         ] {
-            let result = first_allowed(&addrs(&[hostile]), Scope::Lan, Purpose::Connect);
+            let result = first_allowed(
+                &addrs(&[hostile]),
+                &Reach::new(Scope::Lan),
+                Purpose::Connect,
+            );
             assert!(
                 matches!(result, Some(Err(_))),
                 "{hostile} was allowed on a LAN"
@@ -385,21 +661,26 @@ mod tests {
         }
         // A name that resolves to both a refused and an allowed address gets the allowed one.
         let mixed = addrs(&["169.254.169.254:80", "127.0.0.1:80"]);
-        let chosen = first_allowed(&mixed, Scope::Loopback, Purpose::Connect);
+        let chosen = first_allowed(&mixed, &Reach::new(Scope::Loopback), Purpose::Connect);
         assert_eq!(chosen.unwrap().unwrap(), mixed[1]);
-        assert!(first_allowed(&[], Scope::Loopback, Purpose::Connect).is_none());
+        assert!(first_allowed(&[], &Reach::new(Scope::Loopback), Purpose::Connect).is_none());
     }
 
     #[tokio::test]
     async fn resolve_checks_the_resolved_address() {
-        let addr = resolve("localhost", 80, Scope::Loopback, Purpose::Connect)
-            .await
-            .unwrap();
+        let addr = resolve(
+            "localhost",
+            80,
+            &Reach::new(Scope::Loopback),
+            Purpose::Connect,
+        )
+        .await
+        .unwrap();
         assert!(addr.ip().is_loopback());
         let err = resolve(
             "no-such-host.invalid",
             80,
-            Scope::Loopback,
+            &Reach::new(Scope::Loopback),
             Purpose::Connect,
         )
         .await
@@ -407,10 +688,10 @@ mod tests {
         assert_eq!(err.kind, ErrorKind::NameResolutionFailed);
         // Numeric spellings that resolvers accept (inet_aton) are judged by what they mean.
         for sneaky in ["0xa9fea9fe", "2852039166", "0251.0376.0251.0376", "10.1"] {
-            let result = resolve(sneaky, 80, Scope::Loopback, Purpose::Connect).await;
+            let result = resolve(sneaky, 80, &Reach::new(Scope::Loopback), Purpose::Connect).await;
             assert!(result.is_err(), "{sneaky} resolved to {result:?}");
         }
-        let err = resolve("", 80, Scope::Loopback, Purpose::Bind)
+        let err = resolve("", 80, &Reach::new(Scope::Loopback), Purpose::Bind)
             .await
             .unwrap_err();
         assert_eq!(err.kind, ErrorKind::NotAllowed);

@@ -496,6 +496,10 @@ async fn idle_peers_without_the_token_cannot_lock_the_page_out() {
     }
     let status = bridge_status(bridge.addr).await;
     assert_eq!(status["sessions"], 1, "{status}");
+    // The page's own session was not pushed out with them: it left the HTTP budget when it
+    // became a WebSocket.
+    let mut page = page;
+    page.ok(cmd(json!({"op": "list_files"}))).await;
     drop((silent, idle));
 }
 

@@ -138,6 +138,7 @@ pub fn call(kind: &EventKind) -> String {
         EventKind::Auth { ok: true, .. } => "auth ok".into(),
         EventKind::Auth { ok: false, .. } => "auth FAILED".into(),
         EventKind::Fetch { .. } => "HTTP GET".into(),
+        EventKind::FetchStep { step, .. } => format!("HTTP {step}"),
         EventKind::Impaired { .. } => "simulated".into(),
         EventKind::TcpState { .. } => "TCP state".into(),
     }
@@ -199,6 +200,7 @@ pub fn detail(event: &Event) -> String {
         EventKind::Auth { detail, .. } => detail.clone(),
         EventKind::Impaired { action, bytes: n } => format!("{} ({})", action, bytes(*n)),
         EventKind::TcpState { state } => format!("{state} (as the kernel reports it)"),
+        EventKind::FetchStep { detail, .. } => detail.clone(),
         EventKind::Fetch {
             url,
             status,
@@ -334,6 +336,7 @@ impl Group {
             | EventKind::Decrypted { .. } => Group::Data,
             EventKind::Auth { ok: true, .. }
             | EventKind::Fetch { .. }
+            | EventKind::FetchStep { .. }
             | EventKind::TcpState { .. } => Group::Setup,
             EventKind::Impaired { .. } => Group::Problems,
             EventKind::Auth { ok: false, .. } => Group::Problems,

@@ -79,6 +79,10 @@ impl FromJson for Event {
                     status: f.req("status")?,
                     bytes: f.req("bytes")?,
                 },
+                "fetch_step" => EventKind::FetchStep {
+                    step: f.req("step")?,
+                    detail: f.req("detail")?,
+                },
                 "impaired" => EventKind::Impaired {
                     action: f.req("action")?,
                     bytes: f.req("bytes")?,
@@ -280,6 +284,10 @@ mod tests {
                 url: "http://x/".into(),
                 status: 200,
                 bytes: 32,
+            },
+            EventKind::FetchStep {
+                step: "tls".into(),
+                detail: "TLS 1.3".into(),
             },
             EventKind::Reset,
         ];

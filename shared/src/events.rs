@@ -178,6 +178,16 @@ pub enum EventKind {
         /// Body bytes.
         bytes: usize,
     },
+    /// One step of a `fetch_send`'s HTTP GET, as it happens: `resolve` (the name and the
+    /// address the policy allowed), `connect`, `tls` (the version, the cipher suite and the
+    /// certificate verified), `request`, `redirect` (where to next) and `response` (status
+    /// and size). The `fetch` event follows when the body is ready to send.
+    FetchStep {
+        /// Which step.
+        step: String,
+        /// What happened, in words.
+        detail: String,
+    },
     /// The challenge-response before a server serves a client.
     Auth {
         /// Whether the client proved it knows the secret.
@@ -321,6 +331,7 @@ impl EventKind {
             | EventKind::Fetch { url: text, .. }
             | EventKind::Auth { detail: text, .. } => text.len(),
             EventKind::Error { op, error } => op.len() + error.kept_bytes(),
+            EventKind::FetchStep { step, detail } => step.len() + detail.len(),
             EventKind::Transfer(report) => report.file.len() + report.sha256.len(),
             EventKind::Bind
             | EventKind::Listen { .. }
@@ -361,6 +372,7 @@ impl EventKind {
             EventKind::Decrypted { .. } => "decrypted",
             EventKind::Auth { .. } => "auth",
             EventKind::Fetch { .. } => "fetch",
+            EventKind::FetchStep { .. } => "fetch_step",
             EventKind::Impaired { .. } => "impaired",
             EventKind::TcpState { .. } => "tcp_state",
         }

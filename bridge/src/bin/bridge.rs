@@ -20,6 +20,19 @@ struct Args {
     /// use two machines. Loopback only without it.
     #[arg(long)]
     allow_lan: bool,
+    /// Let clients connect to addresses on the internet (a web page fetched by hand over a TCP
+    /// socket). Servers still bind loopback (or the LAN with --allow-lan); fetch_send reaches
+    /// public addresses without this flag.
+    #[arg(long)]
+    allow_internet: bool,
+    /// Point NAME:PORT at ADDRESS for this run instead of asking DNS (ADDRESS may carry a port
+    /// of its own): for tests and offline classrooms with their own server.
+    #[arg(long = "resolve", value_name = "NAME:PORT:ADDRESS", value_parser = bridge::parse_resolve)]
+    resolve: Vec<(String, u16, SocketAddr)>,
+    /// A PEM file of certificates that fetches trust besides the usual roots (a classroom's
+    /// own server, or a test's).
+    #[arg(long = "extra-root-cert", value_name = "FILE")]
+    extra_root_certs: Vec<PathBuf>,
     /// Let servers bind ports below 1024 (the OS may still refuse without privileges).
     #[arg(long)]
     allow_privileged_ports: bool,
@@ -127,6 +140,12 @@ async fn serve(args: Args) -> Result<(), String> {
     config.allow_privileged_ports = args.allow_privileged_ports;
     config.data_dir = args.data_dir;
     config.max_file_bytes = args.max_file_bytes;
+    config.allow_internet = args.allow_internet;
+    config.resolve = args.resolve;
+    config.extra_root_certs = args.extra_root_certs;
+    if config.allow_internet {
+        tracing::warn!("--allow-internet: clients may connect to addresses on the internet");
+    }
     config.max_connections_per_server = args.max_connections as usize;
     raise_open_files_limit(args.max_connections);
     config.static_dir = match args.dist {

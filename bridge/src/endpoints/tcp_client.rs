@@ -43,7 +43,7 @@ pub(crate) async fn connect(
         endpoint.close(ClosedBy::Local, "connect() failed");
         Err(info)
     };
-    let addr = match resolve(&spec.host, spec.port, hub.config.scope, Purpose::Connect).await {
+    let addr = match resolve(&spec.host, spec.port, &hub.config.reach(), Purpose::Connect).await {
         Ok(addr) => addr,
         Err(info) => return fail(endpoint, info),
     };

@@ -47,7 +47,7 @@ pub(crate) async fn start(hub: &Arc<Hub>, spec: TcpServerSpec) -> Result<Endpoin
             ),
         ));
     }
-    let addr = resolve(&spec.bind, spec.port, hub.config.scope, Purpose::Bind).await?;
+    let addr = resolve(&spec.bind, spec.port, &hub.config.reach(), Purpose::Bind).await?;
     let mut endpoint = hub
         .registry
         .create_endpoint(EndpointSpec::TcpServer(spec.clone()))?;

@@ -39,7 +39,7 @@ pub(crate) async fn open(hub: &Arc<Hub>, spec: UdpClientSpec) -> Result<Endpoint
         endpoint.close(ClosedBy::Local, format!("{}() failed", op.name()));
         Err(info)
     };
-    let server = match resolve(&spec.host, spec.port, hub.config.scope, Purpose::Connect).await {
+    let server = match resolve(&spec.host, spec.port, &hub.config.reach(), Purpose::Connect).await {
         Ok(addr) => addr,
         Err(info) => return fail(endpoint, Op::SendTo, info),
     };

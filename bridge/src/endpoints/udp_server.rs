@@ -36,7 +36,7 @@ pub(crate) async fn start(hub: &Arc<Hub>, spec: UdpServerSpec) -> Result<Endpoin
             "Discard counts a TCP stream; a UDP server shows every datagram (use print_only).",
         ));
     }
-    let addr = resolve(&spec.bind, spec.port, hub.config.scope, Purpose::Bind).await?;
+    let addr = resolve(&spec.bind, spec.port, &hub.config.reach(), Purpose::Bind).await?;
     let mut endpoint = hub
         .registry
         .create_endpoint(EndpointSpec::UdpServer(spec.clone()))?;
