@@ -346,21 +346,33 @@ pub(crate) async fn resolve(
     reach: &Reach,
     purpose: Purpose,
 ) -> Result<SocketAddr, ErrorInfo> {
+    Ok(resolve_all(host, port, reach, purpose).await?[0])
+}
+
+/// Every address `host` resolves to that the policy allows, in the resolver's order and
+/// without repeats (never empty): a client tries each in turn, as Python's
+/// `socket.create_connection` does (`localhost` is both ::1 and 127.0.0.1).
+pub(crate) async fn resolve_all(
+    host: &str,
+    port: u16,
+    reach: &Reach,
+    purpose: Purpose,
+) -> Result<Vec<SocketAddr>, ErrorInfo> {
     let trimmed = host.trim();
     let literal = trimmed.trim_start_matches('[').trim_end_matches(']');
     if trimmed.is_empty() && purpose == Purpose::Bind {
         // Python's `bind(('', port))`: all interfaces.
         let addr = SocketAddr::from(([0, 0, 0, 0], port));
         check_ip(addr.ip(), reach, purpose)?;
-        return Ok(addr);
+        return Ok(vec![addr]);
     }
     if let Some(to) = reach.pointed(literal, port) {
         check_ip(to.ip(), reach, purpose)?;
-        return Ok(to);
+        return Ok(vec![to]);
     }
     if let Ok(ip) = literal.parse::<IpAddr>() {
         check_ip(ip, reach, purpose)?;
-        return Ok(SocketAddr::new(ip, port));
+        return Ok(vec![SocketAddr::new(ip, port)]);
     }
     let failed = |detail: String| {
         ErrorInfo::new(
@@ -390,8 +402,34 @@ pub(crate) async fn resolve(
             Ok(Err(e)) => return Err(failed(e.to_string())),
             Err(_) => return Err(failed("the lookup took too long".into())),
         };
-    first_allowed(&found, reach, purpose)
-        .unwrap_or_else(|| Err(failed("the name has no addresses".into())))
+    let mut found = found;
+    // RFC 6761: localhost is this machine, on both stacks, whatever the hosts file lists (on
+    // many systems only 127.0.0.1): a server on ::1 is as local as one on 127.0.0.1.
+    let lower = trimmed.to_ascii_lowercase();
+    let lower = lower.trim_end_matches('.');
+    if lower == "localhost" || lower.ends_with(".localhost") {
+        for ip in [
+            IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+            IpAddr::from([127, 0, 0, 1]),
+        ] {
+            if !found.iter().any(|a| a.ip() == ip) {
+                found.push(SocketAddr::new(ip, port));
+            }
+        }
+    }
+    let mut allowed: Vec<SocketAddr> = Vec::new();
+    for addr in &found {
+        if !allowed.contains(addr) && check_ip(addr.ip(), reach, purpose).is_ok() {
+            allowed.push(*addr);
+        }
+    }
+    if allowed.is_empty() {
+        // Say why the first one was refused.
+        return first_allowed(&found, reach, purpose)
+            .unwrap_or_else(|| Err(failed("the name has no addresses".into())))
+            .map(|addr| vec![addr]);
+    }
+    Ok(allowed)
 }
 
 /// The first resolved address the policy allows, else the refusal of the first one; None for

@@ -656,3 +656,50 @@ async fn a_hung_tab_while_a_gigabyte_streams_in() {
     browser.close().await;
     let _ = bridge.child.kill().await;
 }
+
+#[tokio::test]
+async fn the_web_api_exercise_from_its_preset() {
+    let Some(dist) = dist() else { return };
+    let _ports = fixed_ports().await;
+    // The handout's host, pointed at a stand-in on 127.0.0.1 whose authority this run trusts:
+    // the certificate is checked for real, and nothing leaves the machine.
+    let cert = common::https::authority("api.open-meteo.com", false);
+    let server = common::https::https_server(&cert).await;
+    let dir = TempDir::new("browser-web-api");
+    let ca = dir.0.join("ca.pem");
+    std::fs::write(&ca, &cert.ca_pem).unwrap();
+    let bridge = Bridge::start_with(move |c| {
+        c.static_dir = Some(dist);
+        c.resolve = vec![("api.open-meteo.com".into(), 443, server)];
+        c.extra_root_certs = vec![ca];
+    })
+    .await;
+    let mut watcher = bridge.client().await;
+    let browser = Browser::start().await;
+    browser.open_connected(&bridge).await;
+    // The Labs menu's last preset (frontend/src/labs.rs); its server's label confirms it.
+    browser.preset(12).await;
+    browser
+        .wait_text(".endpoint-list .label", "TCP server :12011")
+        .await;
+    // The fetch, step by step, in the timeline: the certificate verified.
+    browser
+        .wait_text(".row[data-kind='fetch_step']", "verified")
+        .await;
+    browser
+        .wait_text(".row[data-kind='fetch']", "open-meteo.com")
+        .await;
+    // And the JSON arrived at the receiving server.
+    watcher
+        .wait_until("the weather JSON at the server", |ev| {
+            ev.iter().any(|e| {
+                matches!(e.kind, shared::EventKind::Recv { .. })
+                    && text(e).contains("current_weather")
+                    && e.conn.is_some()
+            })
+        })
+        .await;
+    browser.screenshot("web-api").await;
+    browser.close().await;
+    bridge.shutdown().await;
+}

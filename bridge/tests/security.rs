@@ -363,3 +363,55 @@ async fn slow_viewer_is_told_what_it_missed() {
     );
     // The bridge was never blocked by it: the fast viewer got every echo (checked above).
 }
+
+/// localhost is both ::1 and 127.0.0.1: a client to it tries each, the timeline shows every
+/// try, and a refusal says where a server does listen when it is on the other address.
+#[tokio::test]
+async fn localhost_means_both_stacks() {
+    let bridge = Bridge::start().await;
+    let mut c = bridge.client().await;
+    // A server on ::1 only; the client names localhost.
+    let v6 = std::net::TcpListener::bind("[::1]:0").unwrap();
+    let port = v6.local_addr().unwrap().port();
+    let client = c
+        .endpoint(cmd(
+            json!({"op": "tcp_client_connect", "host": "localhost", "port": port}),
+        ))
+        .await;
+    assert_eq!(
+        client.peer.as_deref(),
+        Some(format!("[::1]:{port}").as_str())
+    );
+    let tries: Vec<String> = c
+        .events
+        .iter()
+        .filter(|e| e.endpoint == client.id && e.kind == shared::EventKind::Connecting)
+        .filter_map(|e| e.peer.clone())
+        .collect();
+    assert!(tries.contains(&format!("[::1]:{port}")), "{tries:?}");
+    // A server on 127.0.0.1 only; the client names ::1: refused, and told where it listens.
+    let v4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = v4.local_addr().unwrap().port();
+    let refused = c
+        .err(cmd(
+            json!({"op": "tcp_client_connect", "host": "::1", "port": port}),
+        ))
+        .await;
+    assert_eq!(refused.kind, ErrorKind::ConnectionRefused);
+    let hint = refused.hint.unwrap_or_default();
+    assert!(hint.contains(&format!("127.0.0.1:{port}")), "{hint}");
+    // Nothing listening on either: every address is named.
+    let free = free_tcp_port();
+    let none = c
+        .err(cmd(
+            json!({"op": "tcp_client_connect", "host": "localhost", "port": free}),
+        ))
+        .await;
+    assert!(
+        none.explanation.contains(&format!("[::1]:{free}"))
+            && none.explanation.contains(&format!("127.0.0.1:{free}")),
+        "{}",
+        none.explanation
+    );
+    drop((v4, v6));
+}

@@ -91,13 +91,25 @@ pub fn App() -> Html {
             let preset = &PRESETS[index];
             let key = crate::token::random_fernet_key().unwrap_or_default();
             yew::platform::spawn_local(async move {
+                let mut last = None;
                 for command in preset.commands(&key) {
-                    if !bridge.run(preset.name, command).await {
-                        return;
+                    match bridge.run_for(preset.name, command).await {
+                        None => return,
+                        Some(shared::ReplyData::Endpoint(info)) => last = Some(info.id),
+                        Some(_) => {}
                     }
                 }
                 if let Some((port, n, encrypted)) = preset.chat_clients {
                     join_chat(&bridge, port, n, encrypted.then_some(key)).await;
+                }
+                if let (Some(url), Some(endpoint)) = (preset.fetch, last) {
+                    let command = shared::Command::FetchSend(shared::FetchSendCommand {
+                        endpoint,
+                        conn: None,
+                        to: None,
+                        url: url.to_string(),
+                    });
+                    bridge.run(&format!("Fetch {url}"), command).await;
                 }
             });
         })

@@ -17,7 +17,13 @@ pub struct Preset {
     /// Chat clients to connect afterwards: the chat server's port, how many, and whether they
     /// encrypt with the preset's key.
     pub chat_clients: Option<(u16, usize, bool)>,
+    /// A URL the last client fetches and sends on (`fetch_send`) once everything is up.
+    pub fetch: Option<&'static str>,
 }
+
+/// The weather URL of the Goldsmiths workshop's Exercise 8, exactly as the handout gives it.
+pub const WEATHER_URL: &str =
+    "https://api.open-meteo.com/v1/forecast?latitude=51.47&longitude=0.0363&current_weather=true";
 
 impl Preset {
     /// The commands to send, in order, with `key` for any Fernet key.
@@ -57,6 +63,7 @@ pub const PRESETS: &[Preset] = &[
             ]
         },
         chat_clients: None,
+        fetch: None,
     },
     Preset {
         name: "\"Thanks for connecting\" :8080",
@@ -75,6 +82,7 @@ pub const PRESETS: &[Preset] = &[
             ]
         },
         chat_clients: None,
+        fetch: None,
     },
     Preset {
         name: "Echo until \"exit\" :12001",
@@ -90,6 +98,7 @@ pub const PRESETS: &[Preset] = &[
             ]
         },
         chat_clients: None,
+        fetch: None,
     },
     Preset {
         name: "UDP echo :12002",
@@ -105,6 +114,7 @@ pub const PRESETS: &[Preset] = &[
             ]
         },
         chat_clients: None,
+        fetch: None,
     },
     Preset {
         name: "\"ACK: \" echo :12003",
@@ -125,6 +135,7 @@ pub const PRESETS: &[Preset] = &[
             ]
         },
         chat_clients: None,
+        fetch: None,
     },
     Preset {
         name: "Logging echo :12004",
@@ -143,6 +154,7 @@ pub const PRESETS: &[Preset] = &[
             ]
         },
         chat_clients: None,
+        fetch: None,
     },
     Preset {
         name: "File transfer over TCP :12005",
@@ -162,6 +174,7 @@ pub const PRESETS: &[Preset] = &[
             ]
         },
         chat_clients: None,
+        fetch: None,
     },
     Preset {
         name: "File transfer over UDP :12006",
@@ -180,6 +193,7 @@ pub const PRESETS: &[Preset] = &[
             ]
         },
         chat_clients: None,
+        fetch: None,
     },
     Preset {
         name: "Chat room :12007",
@@ -193,6 +207,7 @@ pub const PRESETS: &[Preset] = &[
             })]
         },
         chat_clients: Some((12007, 3, false)),
+        fetch: None,
     },
     Preset {
         name: "Encrypted echo :12008",
@@ -212,6 +227,7 @@ pub const PRESETS: &[Preset] = &[
             ]
         },
         chat_clients: None,
+        fetch: None,
     },
     Preset {
         name: "Authenticated server :12009",
@@ -233,6 +249,7 @@ pub const PRESETS: &[Preset] = &[
             ]
         },
         chat_clients: None,
+        fetch: None,
     },
     Preset {
         name: "Encrypted chat :12010",
@@ -246,6 +263,27 @@ pub const PRESETS: &[Preset] = &[
             })]
         },
         chat_clients: Some((12010, 2, true)),
+        fetch: None,
+    },
+    Preset {
+        name: "Web API: weather over TCP :12011",
+        description: "Goldsmiths Exercise 8: fetch the current weather from open-meteo over \
+                      HTTPS and send it to a server over TCP. The client fetches the handout's \
+                      URL once everything is up; the server prints the JSON it receives. Fetch \
+                      again from the client's composer.",
+        steps: |_| {
+            vec![
+                Command::TcpServerStart(TcpServerSpec {
+                    policy: persistent(None),
+                    concurrency: Concurrency::Concurrent,
+                    recv_buffer: 4096,
+                    ..tcp_server(12011, Behaviour::PrintOnly)
+                }),
+                client(12011),
+            ]
+        },
+        chat_clients: None,
+        fetch: Some(WEATHER_URL),
     },
 ];
 

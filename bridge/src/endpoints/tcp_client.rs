@@ -19,7 +19,7 @@ use crate::crypto;
 use crate::explain::{connect_timed_out, explain, Op, Proto};
 use crate::files::datadir::DataDir;
 use crate::hub::Hub;
-use crate::security::{resolve, Purpose};
+use crate::security::{resolve_all, Purpose};
 
 /// Connects; replies once the connection is up, or with the explained failure.
 pub(crate) async fn connect(
@@ -43,36 +43,56 @@ pub(crate) async fn connect(
         endpoint.close(ClosedBy::Local, "connect() failed");
         Err(info)
     };
-    let addr = match resolve(&spec.host, spec.port, &hub.config.reach(), Purpose::Connect).await {
-        Ok(addr) => addr,
-        Err(info) => return fail(endpoint, info),
-    };
-    endpoint.ctx.origin.peer = Some(addr.to_string());
-    endpoint.emit(EventKind::Connecting);
-    let socket = match if addr.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
-    } {
-        Ok(socket) => socket,
-        Err(err) => {
-            return fail(
-                endpoint,
-                explain(&err, Op::Connect, Proto::Tcp, &addr.to_string()),
-            )
-        }
-    };
+    let addrs =
+        match resolve_all(&spec.host, spec.port, &hub.config.reach(), Purpose::Connect).await {
+            Ok(addrs) => addrs,
+            Err(info) => return fail(endpoint, info),
+        };
+    // Every address the name has, in turn, as Python's socket.create_connection() does
+    // (localhost is ::1 and 127.0.0.1): each try is a connecting event, each failure an error.
     let wait = Duration::from_millis(spec.timeout_ms);
-    let stream = tokio::select! {
-        _ = endpoint.life().stopped() => {
-            endpoint.close_stopped();
-            return Err(ErrorInfo::new(ErrorKind::ConnectionAborted, "The client was closed while it was connecting."));
+    let mut tried = Vec::new();
+    let mut stream = None;
+    for addr in &addrs {
+        endpoint.ctx.origin.peer = Some(addr.to_string());
+        endpoint.emit(EventKind::Connecting);
+        let attempt = async {
+            let socket = if addr.is_ipv4() {
+                TcpSocket::new_v4()
+            } else {
+                TcpSocket::new_v6()
+            }
+            .map_err(|err| explain(&err, Op::Connect, Proto::Tcp, &addr.to_string()))?;
+            match tokio::time::timeout(wait, socket.connect(*addr)).await {
+                Ok(Ok(stream)) => Ok(stream),
+                Ok(Err(err)) => Err(explain(&err, Op::Connect, Proto::Tcp, &addr.to_string())),
+                Err(_) => Err(connect_timed_out(&addr.to_string(), spec.timeout_ms)),
+            }
+        };
+        let result = tokio::select! {
+            _ = endpoint.life().stopped() => {
+                endpoint.close_stopped();
+                return Err(ErrorInfo::new(ErrorKind::ConnectionAborted, "The client was closed while it was connecting."));
+            }
+            result = attempt => result,
+        };
+        match result {
+            Ok(connected) => {
+                stream = Some((connected, *addr));
+                break;
+            }
+            Err(info) => tried.push((*addr, info)),
         }
-        connected = tokio::time::timeout(wait, socket.connect(addr)) => match connected {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(err)) => return fail(endpoint, explain(&err, Op::Connect, Proto::Tcp, &addr.to_string())),
-            Err(_) => return fail(endpoint, connect_timed_out(&addr.to_string(), spec.timeout_ms)),
-        },
+        if tried.len() < addrs.len() {
+            let (_, info) = tried.last().expect("just pushed");
+            endpoint.emit(EventKind::Error {
+                op: Op::Connect.name().into(),
+                error: info.clone(),
+            });
+        }
+    }
+    let Some((stream, addr)) = stream else {
+        return fail(endpoint, every_try_failed(&spec.host, tried));
     };
     let local = match stream.local_addr() {
         Ok(local) => local.to_string(),
@@ -177,6 +197,42 @@ async fn run(
             },
         }
     }
+}
+
+/// Why no address of `host` took the connection: the last try's explanation, with every address
+/// tried, and where a server does listen on that port on this machine if it is another
+/// address (a server on ::1 and a client to 127.0.0.1, say).
+fn every_try_failed(host: &str, tried: Vec<(std::net::SocketAddr, ErrorInfo)>) -> ErrorInfo {
+    let port = tried.first().map_or(0, |(a, _)| a.port());
+    let addrs: Vec<std::net::SocketAddr> = tried.iter().map(|(a, _)| *a).collect();
+    let Some((_, mut info)) = tried.into_iter().last() else {
+        return ErrorInfo::new(
+            ErrorKind::NameResolutionFailed,
+            format!("'{host}' has no address."),
+        );
+    };
+    if addrs.len() > 1 {
+        let list: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+        info.explanation = format!(
+            "{} (every address of {host} was tried: {}.)",
+            info.explanation,
+            list.join(", ")
+        );
+    }
+    if info.kind == ErrorKind::ConnectionRefused {
+        let elsewhere: Vec<String> = super::tcp_state::listening_on(port)
+            .into_iter()
+            .filter(|l| !addrs.contains(l) && !l.ip().is_unspecified())
+            .map(|l| l.to_string())
+            .collect();
+        if let Some(there) = elsewhere.first() {
+            info.hint = Some(format!(
+                "A server does listen on port {port} of this machine, at {there}: connect there \
+                 (or to localhost, which is both ::1 and 127.0.0.1)."
+            ));
+        }
+    }
+    info
 }
 
 /// What a client with a secret or a key makes of one received line; returns an answer to send

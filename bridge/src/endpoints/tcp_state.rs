@@ -141,6 +141,45 @@ fn in_table(local: SocketAddr, peer: SocketAddr) -> Option<&'static str> {
     })
 }
 
+/// The addresses of this machine where a TCP server listens on `port` (from /proc/net/tcp and
+/// tcp6; empty where the system has no such table).
+pub(crate) fn listening_on(port: u16) -> Vec<SocketAddr> {
+    let mut found = Vec::new();
+    for (path, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
+        let Ok(table) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        for line in table.lines().skip(1) {
+            let mut fields = line.split_whitespace().skip(1);
+            let (Some(local), Some(_), Some("0A")) = (fields.next(), fields.next(), fields.next())
+            else {
+                continue;
+            };
+            if let Some(addr) = parse_hex_addr(local, v6).filter(|a| a.port() == port) {
+                found.push(addr);
+            }
+        }
+    }
+    found
+}
+
+/// The reverse of [`hex_addr`].
+fn parse_hex_addr(text: &str, v6: bool) -> Option<SocketAddr> {
+    let (ip, port) = text.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let word = |i: usize| u32::from_str_radix(ip.get(i * 8..i * 8 + 8)?, 16).ok();
+    let ip = if v6 {
+        let mut octets = [0u8; 16];
+        for i in 0..4 {
+            octets[i * 4..i * 4 + 4].copy_from_slice(&word(i)?.to_le_bytes());
+        }
+        std::net::IpAddr::from(octets)
+    } else {
+        std::net::IpAddr::from(word(0)?.to_le_bytes())
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
 /// An address as /proc/net/tcp writes it: the IP in the kernel's byte order, then the port.
 fn hex_addr(addr: SocketAddr) -> String {
     let ip = match addr.ip() {
@@ -157,11 +196,15 @@ fn hex_addr(addr: SocketAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddr;
 
     #[test]
     fn proc_net_tcp_addresses() {
         let addr: SocketAddr = "127.0.0.1:12000".parse().unwrap();
         assert_eq!(hex_addr(addr), "0100007F:2EE0");
+        assert_eq!(parse_hex_addr("0100007F:2EE0", false), Some(addr));
+        let v6: SocketAddr = "[::1]:12000".parse().unwrap();
+        assert_eq!(parse_hex_addr(&hex_addr(v6), true), Some(v6));
         assert_eq!(name(6), Some("TIME_WAIT"));
         assert_eq!(name(99), None);
     }

@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod hostile;
+pub mod https;
 
 use std::net::SocketAddr;
 use std::time::Duration;

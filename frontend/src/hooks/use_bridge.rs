@@ -96,18 +96,23 @@ impl Bridge {
     /// Runs a command in the background: a failure becomes a notice titled `title`, a new client
     /// gets selected. Returns whether it worked, for steps that depend on it.
     pub async fn run(&self, title: &str, command: Command) -> bool {
+        self.run_for(title, command).await.is_some()
+    }
+
+    /// Like [`Self::run`]; returns the reply's data (None if the command failed).
+    pub async fn run_for(&self, title: &str, command: Command) -> Option<ReplyData> {
         match self.request(command).await {
             Outcome::Ok(ReplyData::Endpoint(info)) => {
-                self.0.dispatch.dispatch(Action::Created(info));
-                true
+                self.0.dispatch.dispatch(Action::Created(info.clone()));
+                Some(ReplyData::Endpoint(info))
             }
-            Outcome::Ok(_) => true,
+            Outcome::Ok(data) => Some(data),
             Outcome::Error(error) => {
                 self.0.dispatch.dispatch(Action::Failed {
                     title: title.to_string(),
                     error,
                 });
-                false
+                None
             }
         }
     }
