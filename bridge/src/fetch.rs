@@ -9,7 +9,8 @@
 //! `--extra-root-cert`, for the URL's name (SNI). Redirects are followed, at most
 //! [`MAX_REDIRECTS`], each hop judged by the policy again; a gzip body is accepted and
 //! unpacked. The body is at most 256 KiB (unpacked too), the whole fetch at most 10 s. Each
-//! step is reported as it happens (`fetch_step` events), and every failure is explained.
+//! step is reported as it happens (`fetch_step` events: the TLS step names the certificate's
+//! subject and issuer, read with `x509-parser`), and every failure is explained.
 
 use std::io::Read as _;
 use std::net::SocketAddr;
@@ -146,11 +147,16 @@ impl Fetcher {
         let suite = session
             .negotiated_cipher_suite()
             .map_or(String::new(), |s| format!("{:?}", s.suite()));
-        let chain = session.peer_certificates().map_or(0, |c| c.len());
+        let (subject, issuer) = session
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(|leaf| x509_parser::parse_x509_certificate(leaf).ok())
+            .map(|(_, cert)| (cert.subject().to_string(), cert.issuer().to_string()))
+            .unwrap_or_default();
         step(
             "tls",
             format!(
-                "{version}, {suite}; the certificate for {} is verified (a chain of {chain})",
+                "{version}, {suite}; certificate of {subject}, issued by {issuer}, verified for {}",
                 target.host
             ),
         );

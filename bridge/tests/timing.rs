@@ -149,9 +149,12 @@ async fn fetch_a_url_and_send_the_body() {
             "url": "http://api.weather.invalid/today"})))
         .await;
     assert_eq!(unknown.kind, ErrorKind::NameResolutionFailed);
+    // A private address without --allow-lan: refused before any connection (a public one is
+    // allowed for fetches, which tests/fetch.rs and the policy's unit tests cover without ever
+    // sending anything off this machine).
     let outside = c
         .err(cmd(
-            json!({"op": "fetch_send", "endpoint": client.id, "url": "http://93.184.216.34/"}),
+            json!({"op": "fetch_send", "endpoint": client.id, "url": "http://10.1.2.3/"}),
         ))
         .await;
     assert_eq!(
@@ -159,11 +162,16 @@ async fn fetch_a_url_and_send_the_body() {
         ErrorKind::NotAllowed,
         "the address policy applies to fetches too"
     );
+    // HTTPS to a server that speaks plain HTTP: the TLS handshake fails, in words.
     let tls = c
         .err(cmd(
-            json!({"op": "fetch_send", "endpoint": client.id, "url": "https://127.0.0.1/"}),
+            json!({"op": "fetch_send", "endpoint": client.id, "url": format!("https://127.0.0.1:{port}/")}),
         ))
         .await;
-    assert!(tls.explanation.contains("HTTPS"), "{}", tls.explanation);
+    assert!(
+        tls.explanation.contains("The HTTPS connection failed"),
+        "{}",
+        tls.explanation
+    );
     let _ = http.kill().await;
 }
