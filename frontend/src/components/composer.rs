@@ -61,7 +61,8 @@ pub fn Composer(props: &Props) -> Html {
     let hex = use_state(|| false);
     let ending = use_state(|| 0usize);
     let last = use_state(|| None::<DataInput>);
-    let url = use_state(|| "http://127.0.0.1:8000/".to_string());
+    // The web-API exercise's URL, ready to fetch again (the handout's Exercise 8).
+    let url = use_state(|| crate::labs::WEATHER_URL.to_string());
 
     // A line-based peer gets "\n" after each message unless the person chooses otherwise.
     {
