@@ -284,25 +284,31 @@ async fn every_byte_of_an_event_counts_and_commands_carry_bounded_texts() {
     assert!(late.welcome.snapshot.history_dropped > 0);
 }
 
-#[tokio::test]
-async fn a_late_page_gets_a_large_history_in_batches() {
-    let bridge = Bridge::start().await;
-    let mut c = bridge.client().await;
+/// Sends `chunks` messages of 64 KiB through a TCP pair (each received one an event of its
+/// 64 KiB), and waits until all arrived: a history of `chunks` × 87 KB kept.
+async fn fill_history(c: &mut Client, chunks: usize) {
     let (server, client) = c
         .tcp_pair(
             json!({"behaviour": {"kind": "print_only"}, "recv_buffer": 65536,
             "policy": {"kind": "persistent"}}),
         )
         .await;
-    // About 15 MB of history: 120 events of 64 KiB.
     let chunk = "z".repeat(64 * 1024);
-    for _ in 0..120 {
+    for _ in 0..chunks {
         c.ok(send_text(client.id, None, &chunk)).await;
     }
     c.wait_until("everything received", |ev| {
-        received(ev, server.id, None).len() >= 120 * 64 * 1024
+        received(ev, server.id, None).len() >= chunks * 64 * 1024
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_late_page_gets_a_large_history_in_batches() {
+    let bridge = Bridge::start().await;
+    let mut c = bridge.client().await;
+    // About 15 MB of history: 120 events of 64 KiB.
+    fill_history(&mut c, 120).await;
     let origin = format!("http://{}", bridge.addr);
     let mut ws = bridge
         .raw(Some(&bridge.addr.to_string()), Some(&origin))
@@ -341,20 +347,7 @@ async fn a_page_that_stops_reading_during_the_welcome_is_dropped() {
     // Pings every second: a page that takes nothing for 3 s is given up on.
     let bridge = Bridge::start_with(|c| c.ping_every = Duration::from_secs(1)).await;
     let mut c = bridge.client().await;
-    let (server, client) = c
-        .tcp_pair(
-            json!({"behaviour": {"kind": "print_only"}, "recv_buffer": 65536,
-            "policy": {"kind": "persistent"}}),
-        )
-        .await;
-    let chunk = "w".repeat(64 * 1024);
-    for _ in 0..100 {
-        c.ok(send_text(client.id, None, &chunk)).await;
-    }
-    c.wait_until("everything received", |ev| {
-        received(ev, server.id, None).len() >= 100 * 64 * 1024
-    })
-    .await;
+    fill_history(&mut c, 100).await;
     drop(c);
     let mut stream = stingy_connection(bridge.addr).await;
     handshake(&mut stream, bridge.addr).await;
