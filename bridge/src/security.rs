@@ -375,11 +375,19 @@ pub(crate) async fn resolve_all(
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
     let failed = |detail: String| {
+        let hint = match purpose {
+            // A fetch names a server elsewhere: a lookup also fails when this machine is offline.
+            Purpose::Fetch => {
+                "Check the spelling of the URL's host, and that this machine is on \
+                               the internet (the lookup needs a DNS server)."
+            }
+            _ => "Check the spelling; use 127.0.0.1 (or localhost) for this machine.",
+        };
         ErrorInfo::new(
             ErrorKind::NameResolutionFailed,
             format!("Could not find the address of '{trimmed}': {detail}."),
         )
-        .with_hint("Check the spelling; use 127.0.0.1 (or localhost) for this machine.")
+        .with_hint(hint)
     };
     if trimmed.is_empty() {
         return Err(failed("no host name was given".into()));

@@ -149,6 +149,10 @@ async fn fetch_a_url_and_send_the_body() {
             "url": "http://api.weather.invalid/today"})))
         .await;
     assert_eq!(unknown.kind, ErrorKind::NameResolutionFailed);
+    assert!(
+        unknown.hint.unwrap_or_default().contains("on the internet"),
+        "a fetch's failed lookup may also mean this machine is offline"
+    );
     // A private address without --allow-lan: refused before any connection (a public one is
     // allowed for fetches, which tests/fetch.rs and the policy's unit tests cover without ever
     // sending anything off this machine).
