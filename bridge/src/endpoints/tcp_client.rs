@@ -12,7 +12,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 
 use super::tcp_state;
-use super::tcp_stream::{carry_out, close_tcp, closed_by, recv_failed, send_all};
+use super::tcp_stream::{carry_out, close_tcp, closed_by, recv_failed, send_all, SendRequest};
 use crate::core::control::Control;
 use crate::core::registry::Handle;
 use crate::crypto;
@@ -139,9 +139,8 @@ async fn run(
         tokio::select! {
             _ = ctx.life.stopped() => return close_tcp(endpoint, None),
             _ = poll.tick() => watch.check(&ctx, tcp_state::of_socket(fd)),
-            Some(request) = requests.recv() => match carry_out(&ctx, &data, &mut writer, &mut watch, request).await {
-                None => {}
-                Some(Control::Send { data, tamper, done, .. }) => {
+            Some(request) = requests.recv() => {
+                if let Some(SendRequest { data, tamper, done }) = carry_out(&ctx, &data, &mut writer, &mut watch, request).await {
                     // Chat commands (`/nick alice`) go in clear; everything else is encrypted.
                     let wire = match &fernet {
                         Some(cipher) if !data.starts_with(b"/") => {
@@ -162,7 +161,6 @@ async fn run(
                         return close_tcp(endpoint, Some((by, "sending failed".into())));
                     }
                 }
-                Some(_) => unreachable!("carry_out hands back only sends"),
             },
             received = reader.read(&mut buf[..limit]) => match received {
                 Ok(0) => {

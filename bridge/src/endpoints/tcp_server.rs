@@ -16,7 +16,9 @@ use tokio_util::task::TaskTracker;
 
 use super::chat;
 use super::tcp_state;
-use super::tcp_stream::{authenticate, carry_out, close_tcp, closed_by, recv_failed, send_all};
+use super::tcp_stream::{
+    authenticate, carry_out, close_tcp, closed_by, recv_failed, send_all, SendRequest,
+};
 use crate::core::control::Control;
 use crate::core::registry::Handle;
 use crate::crypto;
@@ -319,9 +321,8 @@ async fn serve(
         tokio::select! {
             _ = ctx.life.stopped() => return close_tcp(conn, None),
             _ = poll.tick() => watch.check(&ctx, tcp_state::of_socket(fd)),
-            Some(request) = requests.recv() => match carry_out(&ctx, &data, &mut writer, &mut watch, request).await {
-                None => {}
-                Some(Control::Send { data, done, .. }) => {
+            Some(request) = requests.recv() => {
+                if let Some(SendRequest { data, done, .. }) = carry_out(&ctx, &data, &mut writer, &mut watch, request).await {
                     conn.impair.before_send(&ctx, data.len()).await;
                     let result = send_all(&ctx, &mut writer, &data).await;
                     let failed = result.as_ref().err().map(closed_by);
@@ -333,7 +334,6 @@ async fn serve(
                         return finish(conn, ClosedBy::Local, "one-shot server: closed after its reply");
                     }
                 }
-                Some(_) => unreachable!("carry_out hands back only sends"),
             },
             received = reader.read(&mut buf[..limit]), if reading => match received {
                 Ok(0) => {

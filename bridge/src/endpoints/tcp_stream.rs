@@ -147,6 +147,13 @@ pub(crate) fn closed_by(info: &ErrorInfo) -> ClosedBy {
     }
 }
 
+/// What a `send` request asks for, handed back by [`carry_out`].
+pub(crate) struct SendRequest {
+    pub(crate) data: Vec<u8>,
+    pub(crate) tamper: bool,
+    pub(crate) done: tokio::sync::oneshot::Sender<Result<usize, ErrorInfo>>,
+}
+
 /// Carries out the requests a TCP client and an accepted connection answer alike: shutting
 /// down the write side, sending a file, sending test data. A `send` differs between them (a
 /// client may encrypt it, a one-shot server closes after it), so it is handed back.
@@ -156,7 +163,7 @@ pub(crate) async fn carry_out(
     writer: &mut OwnedWriteHalf,
     watch: &mut tcp_state::Watch,
     request: Control,
-) -> Option<Control> {
+) -> Option<SendRequest> {
     match request {
         Control::ShutdownWrite { done } => {
             let _ = done.send(shutdown_write(ctx, writer).await);
@@ -172,7 +179,9 @@ pub(crate) async fn carry_out(
             let source = tcp_transfer::Source::Generated(bytes);
             let _ = done.send(tcp_transfer::send_tcp(ctx, data, writer, source).await);
         }
-        send @ Control::Send { .. } => return Some(send),
+        Control::Send {
+            data, tamper, done, ..
+        } => return Some(SendRequest { data, tamper, done }),
     }
     None
 }
