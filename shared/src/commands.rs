@@ -98,10 +98,10 @@ impl Command {
         // "host:port", with brackets around an IPv6 address.
         let address = MAX_HOST + 8;
         match self {
-            Command::TcpServerStart(s) => EndpointSpec::TcpServer(s.clone()).check_lengths(),
-            Command::UdpServerStart(s) => EndpointSpec::UdpServer(s.clone()).check_lengths(),
-            Command::TcpClientConnect(c) => EndpointSpec::TcpClient(c.clone()).check_lengths(),
-            Command::UdpClientOpen(c) => EndpointSpec::UdpClient(c.clone()).check_lengths(),
+            Command::TcpServerStart(s) => s.check_lengths(),
+            Command::UdpServerStart(s) => s.check_lengths(),
+            Command::TcpClientConnect(c) => c.check_lengths(),
+            Command::UdpClientOpen(c) => c.check_lengths(),
             Command::PythonProgram { spec } => spec.check_lengths(),
             Command::Send(send) => within_opt("to", &send.to, address),
             Command::FetchSend(fetch) => {

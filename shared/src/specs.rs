@@ -49,32 +49,52 @@ impl Behaviour {
 
 impl EndpointSpec {
     /// Whether every text in the spec is within its limit (see [`Command::check_lengths`]).
+    ///
+    /// [`Command::check_lengths`]: crate::Command::check_lengths
     pub fn check_lengths(&self) -> Result<(), String> {
         match self {
-            EndpointSpec::TcpServer(s) => {
-                within("bind", &s.bind, MAX_HOST)?;
-                s.behaviour.check_lengths()?;
-                within_opt("log_file", &s.log_file, MAX_FILE_NAME)?;
-                within_opt("secret", &s.secret, MAX_SPEC_TEXT)?;
-                match &s.policy {
-                    ConnectionPolicy::Persistent { quit_word } => {
-                        within_opt("quit_word", quit_word, MAX_SPEC_TEXT)
-                    }
-                    ConnectionPolicy::OneShot => Ok(()),
-                }
-            }
-            EndpointSpec::UdpServer(s) => {
-                within("bind", &s.bind, MAX_HOST)?;
-                s.behaviour.check_lengths()?;
-                within_opt("log_file", &s.log_file, MAX_FILE_NAME)
-            }
-            EndpointSpec::TcpClient(c) => {
-                within("host", &c.host, MAX_HOST)?;
-                within_opt("secret", &c.secret, MAX_SPEC_TEXT)?;
-                within_opt("fernet_key", &c.fernet_key, MAX_SPEC_TEXT)
-            }
-            EndpointSpec::UdpClient(c) => within("host", &c.host, MAX_HOST),
+            EndpointSpec::TcpServer(s) => s.check_lengths(),
+            EndpointSpec::UdpServer(s) => s.check_lengths(),
+            EndpointSpec::TcpClient(c) => c.check_lengths(),
+            EndpointSpec::UdpClient(c) => c.check_lengths(),
         }
+    }
+}
+
+impl TcpServerSpec {
+    pub(crate) fn check_lengths(&self) -> Result<(), String> {
+        within("bind", &self.bind, MAX_HOST)?;
+        self.behaviour.check_lengths()?;
+        within_opt("log_file", &self.log_file, MAX_FILE_NAME)?;
+        within_opt("secret", &self.secret, MAX_SPEC_TEXT)?;
+        match &self.policy {
+            ConnectionPolicy::Persistent { quit_word } => {
+                within_opt("quit_word", quit_word, MAX_SPEC_TEXT)
+            }
+            ConnectionPolicy::OneShot => Ok(()),
+        }
+    }
+}
+
+impl UdpServerSpec {
+    pub(crate) fn check_lengths(&self) -> Result<(), String> {
+        within("bind", &self.bind, MAX_HOST)?;
+        self.behaviour.check_lengths()?;
+        within_opt("log_file", &self.log_file, MAX_FILE_NAME)
+    }
+}
+
+impl TcpClientSpec {
+    pub(crate) fn check_lengths(&self) -> Result<(), String> {
+        within("host", &self.host, MAX_HOST)?;
+        within_opt("secret", &self.secret, MAX_SPEC_TEXT)?;
+        within_opt("fernet_key", &self.fernet_key, MAX_SPEC_TEXT)
+    }
+}
+
+impl UdpClientSpec {
+    pub(crate) fn check_lengths(&self) -> Result<(), String> {
+        within("host", &self.host, MAX_HOST)
     }
 }
 
