@@ -81,14 +81,16 @@ pub(crate) async fn connect(
                 stream = Some((connected, *addr));
                 break;
             }
-            Err(info) => tried.push((*addr, info)),
-        }
-        if tried.len() < addrs.len() {
-            let (_, info) = tried.last().expect("just pushed");
-            endpoint.emit(EventKind::Error {
-                op: Op::Connect.name().into(),
-                error: info.clone(),
-            });
+            Err(info) => {
+                // The last failure is recorded with the close, as the explanation of all.
+                if tried.len() + 1 < addrs.len() {
+                    endpoint.emit(EventKind::Error {
+                        op: Op::Connect.name().into(),
+                        error: info.clone(),
+                    });
+                }
+                tried.push((*addr, info));
+            }
         }
     }
     let Some((stream, addr)) = stream else {
