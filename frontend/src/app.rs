@@ -17,7 +17,7 @@ use crate::components::replay::ReplayBar;
 use crate::components::sequence::Sequence;
 use crate::components::timeline::Timeline;
 use crate::components::trouble::Trouble;
-use crate::hooks::{use_bridge, use_replay};
+use crate::hooks::{use_bridge, use_replay, use_slow_motion};
 use crate::labs::PRESETS;
 use crate::state::{Action, ConvKey, Link, State};
 
@@ -41,7 +41,7 @@ pub fn App() -> Html {
     let lecture = use_state(|| false);
     let tab = use_state(|| Tab::Conversation);
     let only_selected = use_state(|| false);
-    let slow = use_state(|| false);
+    let (slow, toggle_slow) = use_slow_motion(&bridge);
     let player = use_replay(&state);
     let (playing, speed) = (player.playing.clone(), player.speed.clone());
     let dark = use_state(prefers_dark);
@@ -231,13 +231,6 @@ pub fn App() -> Html {
         let lecture = lecture.clone();
         Callback::from(move |()| lecture.set(!*lecture))
     };
-    let toggle_slow = {
-        let (slow, bridge) = (slow.clone(), bridge.clone());
-        Callback::from(move |()| {
-            bridge.set_slow_motion(!*slow);
-            slow.set(!*slow);
-        })
-    };
     let toggle_theme = {
         let dark = dark.clone();
         Callback::from(move |()| dark.set(!*dark))
@@ -325,7 +318,7 @@ pub fn App() -> Html {
                 {on_reset}
                 lecture={*lecture}
                 on_lecture={toggle_lecture}
-                slow={*slow}
+                {slow}
                 on_slow={toggle_slow}
                 dark={*dark}
                 on_theme={toggle_theme}
