@@ -194,9 +194,8 @@ async fn read_events(c: &mut Client, before: usize, wanted: usize) -> (usize, In
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark: run with cargo xtask bench"]
 async fn events_delivered_to_a_native_viewer() {
-    // Room for a viewer that falls 400,000 events behind, so that none is dropped here.
+    // Room for a viewer that falls far behind (1 GiB of events), so that none is dropped here.
     let bridge = Bridge::start_with(|c| {
-        c.live_capacity = 400_000;
         c.viewer_bytes = 1 << 30;
         c.history_events = 1000;
     })
@@ -259,7 +258,7 @@ async fn bridge_at_rest() {
 /// and from a backlog. Never timed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smoke_events_live_and_backlog() {
-    let bridge = Bridge::start_with(|c| c.live_capacity = 10_000).await;
+    let bridge = Bridge::start_with(|c| c.viewer_bytes = 64 << 20).await;
     let mut c = bridge.client().await;
     let addr = c.print_only_udp_server().await;
     let mut late = bridge.client().await;

@@ -35,7 +35,6 @@ async fn page_first_render_and_100k_events() {
     let bridge = Bridge::start_with(|c| {
         c.static_dir = Some(dist);
         // The page should get every event; the default lets a slow tab skip ahead instead.
-        c.live_capacity = 1 << 17;
         c.viewer_bytes = 1 << 30;
     })
     .await;
@@ -183,7 +182,6 @@ async fn page_ingest_at_60k_per_second_then_scroll() {
     };
     let bridge = Bridge::start_with(|c| {
         c.static_dir = Some(dist);
-        c.live_capacity = 1 << 18;
         c.viewer_bytes = 1 << 30;
     })
     .await;

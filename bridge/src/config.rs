@@ -39,9 +39,6 @@ pub struct Config {
     pub history_events: usize,
     /// Memory the payloads kept in that history may take (their base64 and preview text).
     pub history_bytes: usize,
-    /// How many events the shared live stream holds for a viewer's pump (which moves them at
-    /// once into that viewer's own queue, bounded by `viewer_bytes`).
-    pub live_capacity: usize,
     /// Largest WebSocket message accepted.
     pub max_message_bytes: usize,
     /// Largest WebSocket frame accepted.
@@ -79,7 +76,6 @@ impl Config {
             max_sessions: 32,
             history_events: 10_000,
             history_bytes: 24 << 20,
-            live_capacity: 4096,
             max_message_bytes: 1 << 20,
             max_frame_bytes: 256 << 10,
             static_dir: None,

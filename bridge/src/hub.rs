@@ -43,11 +43,7 @@ pub(crate) struct Hub {
 impl Hub {
     /// Puts the bridge together; fails only on an unreadable `--extra-root-cert`.
     pub(crate) fn new(config: Config) -> Result<Arc<Hub>, String> {
-        let log = Arc::new(EventLog::new(
-            config.history_events,
-            config.history_bytes,
-            config.live_capacity,
-        ));
+        let log = Arc::new(EventLog::new(config.history_events, config.history_bytes));
         let root = Lifeline::root();
         let fetcher = crate::fetch::Fetcher::new(config.reach(), &config.extra_root_certs)?;
         Ok(Arc::new(Hub {

@@ -187,7 +187,7 @@ fn text_of(events: &[shared::Event], endpoint: u32) -> String {
 
 #[tokio::test]
 async fn a_stuck_client_does_not_stall_the_room() {
-    let bridge = Bridge::start_with(|c| c.live_capacity = 1 << 16).await;
+    let bridge = Bridge::start().await;
     let mut c = bridge.client().await;
     let port = chat_server(&mut c).await;
     // The stuck member: joins with a tiny receive buffer, then never reads.

@@ -327,7 +327,7 @@ async fn oversized_message_closes_that_session_only() {
 
 #[tokio::test]
 async fn slow_viewer_is_told_what_it_missed() {
-    let bridge = Bridge::start_with(|config| config.live_capacity = 16).await;
+    let bridge = Bridge::start().await;
     let mut slow = bridge.client().await;
     let before = slow.welcome.snapshot.events.last().map_or(0, |e| e.seq);
     let mut fast = bridge.client().await;

@@ -77,12 +77,12 @@ impl Registry {
         self.entries().contains_key(&id)
     }
 
-    /// The endpoints alive now and the event history, consistent with each other, plus the
-    /// live stream that follows.
-    pub(crate) fn subscribe(&self) -> (Vec<EndpointInfo>, Subscription) {
+    /// The endpoints alive now and the event history, consistent with each other, plus a feed
+    /// of what follows holding at most `budget` bytes of events.
+    pub(crate) fn subscribe(&self, budget: usize) -> (Vec<EndpointInfo>, Subscription) {
         let entries = self.entries();
         let endpoints = entries.values().map(|e| e.info.clone()).collect();
-        (endpoints, self.log.subscribe())
+        (endpoints, self.log.subscribe(budget))
     }
 
     /// Registers a new endpoint and records its socket() event.

@@ -94,7 +94,7 @@ pub(crate) async fn run(
             return;
         }
     };
-    let (endpoints, subscription) = hub.registry.subscribe();
+    let (endpoints, subscription) = hub.registry.subscribe(hub.config.viewer_bytes);
     let mut history = subscription.history;
     let (first, _) = take_batch(&mut history);
     let welcome = ServerMessage::Welcome(Box::new(Welcome {
@@ -110,10 +110,10 @@ pub(crate) async fn run(
             history_dropped: subscription.history_dropped,
         },
     }));
+    subscription.feed.lock().history = history;
     let viewer = Viewer {
         welcome,
-        history,
-        live: subscription.live,
+        feed: subscription.feed,
     };
     let (outgoing, outbox) = mpsc::channel(64);
     let writer_done = CancellationToken::new();

@@ -2,9 +2,9 @@
 //! endpoints and the first part of the history, the rest of the history in batches, then live
 //! events as they come), through a queue of its own.
 //!
-//! A pump moves events from the log's live stream into this viewer's queue, bounded in bytes,
-//! dropping the oldest (and saying "missed N") when the page reads too slowly, so that nothing
-//! else ever waits for it. A write that the page does not take within three ping intervals
+//! The event log puts live events straight into this viewer's feed, bounded in bytes
+//! (`Config::viewer_bytes`, 8 MiB), dropping the oldest (and saying "missed N") when the page
+//! reads too slowly, so that nothing else ever waits for it. A write that the page does not take within three ping intervals
 //! (60 s) ends the session: the limit holds from the first byte of the welcome.
 
 use std::collections::VecDeque;
@@ -16,9 +16,10 @@ use futures_util::stream::SplitSink;
 use futures_util::SinkExt;
 use serde::Serialize;
 use shared::{ErrorInfo, ErrorKind, Event, ServerMessage};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::core::event_log::Feed;
 use crate::hub::Hub;
 
 /// Most events in one batch message.
@@ -41,22 +42,11 @@ pub(super) enum Outgoing {
     Close(u16, &'static str),
 }
 
-/// What a new viewer is sent, in order: the welcome, the rest of the history, then the live
-/// stream.
+/// What a new viewer is sent, in order: the welcome, the rest of the history (which the
+/// session puts into the feed's queue), then the live events the log puts there.
 pub(super) struct Viewer {
     pub(super) welcome: ServerMessage,
-    pub(super) history: VecDeque<Arc<Event>>,
-    pub(super) live: broadcast::Receiver<Arc<Event>>,
-}
-
-/// The events waiting for one viewer: the history not yet sent (shared with the log, so it
-/// costs nothing extra), then live events, bounded in bytes.
-#[derive(Default)]
-struct ViewerQueue {
-    history: VecDeque<Arc<Event>>,
-    events: VecDeque<Arc<Event>>,
-    bytes: usize,
-    missed: u64,
+    pub(super) feed: Arc<Feed>,
 }
 
 /// Takes up to [`MAX_BATCH`] events or about [`MAX_BATCH_BYTES`] off the front of `from`;
@@ -74,48 +64,6 @@ pub(super) fn take_batch(from: &mut VecDeque<Arc<Event>>) -> (Vec<Arc<Event>>, u
     (batch, bytes)
 }
 
-/// Moves events from the bridge's stream into this viewer's queue as they come, so that the
-/// shared stream never waits for a slow viewer; drops (and counts) the oldest that do not fit.
-///
-/// The budget (`Config::viewer_bytes`, 8 MiB) is what a page that stops reading costs: before
-/// it, the shared stream kept 4096 events for it, which at 64 KiB each was 256 MiB.
-async fn pump(
-    budget: usize,
-    mut live: broadcast::Receiver<Arc<Event>>,
-    queue: Arc<std::sync::Mutex<ViewerQueue>>,
-    wake: Arc<tokio::sync::Notify>,
-    done: CancellationToken,
-) {
-    loop {
-        let received = tokio::select! {
-            _ = done.cancelled() => return,
-            received = live.recv() => received,
-        };
-        {
-            let mut queue = queue.lock().expect("viewer queue lock");
-            match received {
-                Ok(event) => {
-                    // Over budget, the oldest go: a page that catches up sees what is
-                    // happening now, and is told how many it missed before that.
-                    let size = event.kept_bytes();
-                    while queue.bytes + size > budget {
-                        let Some(old) = queue.events.pop_front() else {
-                            break;
-                        };
-                        queue.bytes -= old.kept_bytes();
-                        queue.missed += 1;
-                    }
-                    queue.bytes += size;
-                    queue.events.push_back(event);
-                }
-                Err(broadcast::error::RecvError::Lagged(count)) => queue.missed += count,
-                Err(broadcast::error::RecvError::Closed) => return,
-            }
-        }
-        wake.notify_one();
-    }
-}
-
 /// Sends the welcome, then replies and event batches until told to stop; cancels `done` when
 /// it ends. A page that takes no write within three ping intervals is given up on.
 pub(super) async fn write_loop(
@@ -129,26 +77,13 @@ pub(super) async fn write_loop(
         sink,
         stall: hub.config.ping_every * 3,
     };
-    let queue = Arc::new(std::sync::Mutex::new(ViewerQueue {
-        history: viewer.history,
-        ..ViewerQueue::default()
-    }));
-    let wake = Arc::new(tokio::sync::Notify::new());
-    let budget = hub.config.viewer_bytes;
-    // The pump stops with `done`, which this loop cancels however it ends (even aborted).
-    tokio::spawn(pump(
-        budget,
-        viewer.live,
-        queue.clone(),
-        wake.clone(),
-        done.clone(),
-    ));
+    let feed = viewer.feed;
     let _done = done.drop_guard();
     if sink.json(&viewer.welcome).await.is_err() {
         return;
     }
     drop(viewer.welcome);
-    wake.notify_one();
+    feed.wake.notify_one();
     loop {
         let sent = tokio::select! {
             biased;
@@ -169,7 +104,7 @@ pub(super) async fn write_loop(
                     return;
                 }
             },
-            _ = wake.notified() => send_waiting(&mut sink, &queue, &wake).await,
+            _ = feed.wake.notified() => send_waiting(&mut sink, &feed).await,
         };
         if sent.is_err() {
             return;
@@ -216,13 +151,9 @@ struct EventsOut<'a> {
 /// Sends what waits as one message (the history first), then says how many were missed, if
 /// any. An idle bridge sends each event at once; a busy one sends big batches, because events
 /// pile up while a batch is written.
-async fn send_waiting(
-    sink: &mut Writer,
-    queue: &std::sync::Mutex<ViewerQueue>,
-    wake: &tokio::sync::Notify,
-) -> Result<(), axum::Error> {
+async fn send_waiting(sink: &mut Writer, feed: &Feed) -> Result<(), axum::Error> {
     let (batch, missed, more) = {
-        let mut queue = queue.lock().expect("viewer queue lock");
+        let mut queue = feed.lock();
         let batch = if queue.history.is_empty() {
             let (batch, bytes) = take_batch(&mut queue.events);
             queue.bytes -= bytes;
@@ -235,7 +166,7 @@ async fn send_waiting(
         (batch, missed, more)
     };
     if more {
-        wake.notify_one();
+        feed.wake.notify_one();
     }
     if !batch.is_empty() {
         sink.json(&EventsOut { events: &batch }).await?;
