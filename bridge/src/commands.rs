@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::core::control::Control;
 use crate::endpoints::{tcp_client, tcp_server, udp_client, udp_server};
 use crate::hub::Hub;
+use crate::programs;
 use crate::security::{resolve, Purpose};
 
 /// How long a send may wait for the socket before the reply says so. The send itself goes on
@@ -89,11 +90,54 @@ pub(crate) async fn execute(hub: &Arc<Hub>, command: Command) -> Outcome {
         Command::FernetKey => Ok(ReplyData::Key {
             key: crate::crypto::new_key(),
         }),
+        Command::ProgramSave { file, source } => save_program(hub, &file, &source),
+        Command::FileRead { file } => hub
+            .data
+            .read_text(&file, shared::MAX_PROGRAM_SOURCE)
+            .map(|code| ReplyData::Program { file, code }),
+        Command::ProgramRun { file, args } => programs::runner::run(hub, file, args)
+            .await
+            .map(ReplyData::Endpoint),
+        Command::ProgramInput { program, text } => {
+            hub.programs.input(program, text).map(|()| ReplyData::Done)
+        }
+        Command::ProgramSource { program } => hub
+            .programs
+            .source(program)
+            .map(|(file, code)| ReplyData::Program { file, code }),
+        Command::TraceAttach {
+            argv,
+            pid,
+            script,
+            source,
+        } => programs::attach(hub, argv, pid, script, source).map(ReplyData::Endpoint),
+        Command::TraceRecords { program, records } => programs::records(hub, program, records)
+            .await
+            .map(|()| ReplyData::Done),
+        Command::TraceExit {
+            program,
+            code,
+            signal,
+        } => programs::exited(hub, program, code, signal, None)
+            .await
+            .map(|()| ReplyData::Done),
     };
     match result {
         Ok(data) => Outcome::Ok(data),
         Err(error) => Outcome::Error(error),
     }
+}
+
+/// Saves the page editor's program as a `.py` file of the data directory.
+fn save_program(hub: &Hub, file: &str, source: &str) -> Result<ReplyData, ErrorInfo> {
+    if !file.ends_with(".py") {
+        return Err(ErrorInfo::new(
+            ErrorKind::InvalidRequest,
+            format!("'{file}' does not end in .py: programs are saved as Python files."),
+        ));
+    }
+    hub.data.write_whole(file, source.as_bytes())?;
+    hub.data.list().map(|files| ReplyData::Files { files })
 }
 
 /// Runs a comparison, one at a time, until it ends or a reset stops it.

@@ -29,6 +29,13 @@ pub struct Config {
     pub extra_origins: Vec<String>,
     /// Whether servers may bind ports below 1024.
     pub allow_privileged_ports: bool,
+    /// Whether the page may run programs (`program_run`). On by default; the command line
+    /// turns it off when the bridge listens beyond loopback, unless `--allow-programs`.
+    pub allow_programs: bool,
+    /// The Python the page's programs run with.
+    pub python: String,
+    /// Most programs running at once (from the page and from terminals together).
+    pub max_programs: usize,
     /// Most endpoints alive at once.
     pub max_endpoints: usize,
     /// Most accepted connections per server at once.
@@ -71,6 +78,9 @@ impl Config {
             token,
             extra_origins: Vec::new(),
             allow_privileged_ports: false,
+            allow_programs: true,
+            python: "python3".into(),
+            max_programs: 8,
             max_endpoints: 64,
             max_connections_per_server: 64,
             max_sessions: 32,

@@ -38,6 +38,8 @@ pub(crate) struct Hub {
     pub(crate) comparing: tokio::sync::Semaphore,
     /// Makes `fetch_send`'s requests (where they may go, whom TLS trusts).
     pub(crate) fetcher: crate::fetch::Fetcher,
+    /// The person's programs running now, traced.
+    pub(crate) programs: crate::programs::Programs,
 }
 
 impl Hub {
@@ -53,6 +55,7 @@ impl Hub {
             comparing: tokio::sync::Semaphore::new(1),
             data: DataDir::new(config.data_dir.clone(), config.max_file_bytes),
             uploads: Default::default(),
+            programs: crate::programs::Programs::new(config.max_programs),
             config,
             log,
             root,

@@ -9,6 +9,8 @@
 //!   token, sessions, each viewer's queue);
 //! - `commands`: one command in, one outcome out; `hub`: what a running bridge holds;
 //! - `endpoints/`: the playground's own sockets, one file per kind, and the chat room;
+//! - `programs/`: the person's own programs, run from the page or a terminal and traced
+//!   (the Python shim, its channel, the tracer, `bridge trace`, the runtime file);
 //! - `files/`: the data directory, uploads, file transfers and message logs;
 //! - `core/`: what runs now (the registry), lifelines, the event log, simulated trouble;
 //! - leaves: `config`, `security` (token, address policy), `explain` (OS errors in plain
@@ -24,6 +26,7 @@ mod explain;
 mod fetch;
 mod files;
 mod hub;
+mod programs;
 mod python;
 mod security;
 mod web;
@@ -33,6 +36,8 @@ use std::time::Duration;
 
 pub use config::{Config, DEFAULT_MAX_FILE_BYTES};
 pub use files::datadir::check_confined;
+pub use programs::runtime::{RuntimeFile, RuntimeInfo};
+pub use programs::trace_cmd::{run as trace, TraceArgs};
 pub use python::{file_name as python_file_name, program as python_program};
 pub use security::{parse_resolve, Token, MIN_TOKEN_LEN};
 use shared::ClosedBy;

@@ -57,6 +57,14 @@ pub fn endpoint_name(id: u32, spec: &EndpointSpec, local: Option<&str>) -> Strin
         }
         EndpointSpec::TcpClient(c) => format!("TCP client #{id} → :{}", c.port),
         EndpointSpec::UdpClient(c) => format!("UDP client #{id} → :{}", c.port),
+        EndpointSpec::Program(p) => p.label(),
+        EndpointSpec::Traced(t) => {
+            let kind = if t.is_udp() { "UDP" } else { "TCP" };
+            match own_port {
+                Some(port) => format!("{}: {kind} socket :{port}", t.label),
+                None => format!("{}: {kind} socket #{id}", t.label),
+            }
+        }
     }
 }
 
@@ -104,6 +112,14 @@ pub fn server_summary(spec: &EndpointSpec) -> String {
             c.port,
             if c.connect { ", connected" } else { "" }
         ),
+        EndpointSpec::Program(p) => {
+            let place = match p.from {
+                shared::ProgramFrom::Page => "run from the page",
+                shared::ProgramFrom::Terminal => "in a terminal (bridge trace)",
+            };
+            format!("{}, {place}, pid {}", p.argv.join(" "), p.pid)
+        }
+        EndpointSpec::Traced(t) => format!("a socket of {} (pid {})", t.label, t.pid),
     }
 }
 
@@ -113,6 +129,9 @@ pub fn call(kind: &EventKind) -> String {
         EventKind::Socket { spec } => match spec {
             EndpointSpec::TcpServer(_) | EndpointSpec::TcpClient(_) => "socket(TCP)".into(),
             EndpointSpec::UdpServer(_) | EndpointSpec::UdpClient(_) => "socket(UDP)".into(),
+            EndpointSpec::Program(_) => "program started".into(),
+            EndpointSpec::Traced(t) if t.is_udp() => "socket(UDP)".into(),
+            EndpointSpec::Traced(_) => "socket(TCP)".into(),
         },
         EventKind::Bind => "bind()".into(),
         EventKind::Listen { backlog } => format!("listen({backlog})"),
@@ -141,6 +160,12 @@ pub fn call(kind: &EventKind) -> String {
         EventKind::FetchStep { step, .. } => format!("HTTP {step}"),
         EventKind::Impaired { .. } => "simulated".into(),
         EventKind::TcpState { .. } => "TCP state".into(),
+        EventKind::Waiting { op } => format!("{op}() waiting…"),
+        EventKind::Call { op, .. } => format!("{op}()"),
+        EventKind::Output { stream, .. } if stream == "stdin" => "input".into(),
+        EventKind::Output { stream, .. } => stream.clone(),
+        EventKind::Exit { .. } => "program ended".into(),
+        EventKind::Dropped { .. } => "not shown".into(),
     }
 }
 
@@ -201,6 +226,14 @@ pub fn detail(event: &Event) -> String {
         EventKind::Impaired { action, bytes: n } => format!("{} ({})", action, bytes(*n)),
         EventKind::TcpState { state } => format!("{state} (as the kernel reports it)"),
         EventKind::FetchStep { detail, .. } => detail.clone(),
+        EventKind::Waiting { .. } => "the program is blocked here until this call returns".into(),
+        EventKind::Call { detail, .. } => detail.clone(),
+        EventKind::Output { data, .. } => preview(data),
+        EventKind::Exit { detail, .. } => detail.clone(),
+        EventKind::Dropped { what, count } => match what.as_str() {
+            "console" => format!("{} of console output beyond what the page shows", bytes(*count as usize)),
+            _ => format!("{count} calls beyond what the page shows (the program went on)"),
+        },
         EventKind::Fetch {
             url,
             status,
@@ -324,7 +357,12 @@ impl Group {
             | EventKind::Backlog { .. }
             | EventKind::Accept
             | EventKind::Connecting
-            | EventKind::Connect => Group::Setup,
+            | EventKind::Connect
+            | EventKind::Waiting { .. }
+            | EventKind::Call { .. } => Group::Setup,
+            EventKind::Output { .. } => Group::Data,
+            EventKind::Exit { .. } => Group::Ending,
+            EventKind::Dropped { .. } => Group::Problems,
             EventKind::Send { .. }
             | EventKind::Recv { .. }
             | EventKind::SendTo { .. }

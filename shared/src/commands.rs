@@ -7,10 +7,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::specs::{within, within_opt, MAX_FILE_NAME, MAX_HOST, MAX_URL};
+use crate::specs::{within, within_opt, MAX_FILE_NAME, MAX_HOST, MAX_SPEC_TEXT, MAX_URL};
 use crate::{
     DataInput, EndpointSpec, Impairment, TcpClientSpec, TcpServerSpec, UdpClientSpec, UdpServerSpec,
 };
+use crate::{MAX_PROGRAM_ARGS, MAX_PROGRAM_INPUT, MAX_PROGRAM_SOURCE, MAX_TRACE_RECORDS};
 
 /// Identifies an endpoint (a server or a client) for as long as the bridge runs. Id 0 stands
 /// for the bridge itself in events such as a reset.
@@ -87,6 +88,72 @@ pub enum Command {
         /// The endpoint's spec.
         spec: EndpointSpec,
     },
+    /// Save a program (the page's editor) as a `.py` file in the data directory.
+    ProgramSave {
+        /// File name in the data directory, ending in `.py`.
+        file: String,
+        /// The program's text (at most 256 KiB).
+        source: String,
+    },
+    /// Read a text file of the data directory (at most 256 KiB), such as a program to edit.
+    FileRead {
+        /// File name in the data directory.
+        file: String,
+    },
+    /// Run a Python program of the data directory, traced: `python3 FILE ARGS...`, in the data
+    /// directory, its console shown in the page. Replies with the program endpoint.
+    ProgramRun {
+        /// The `.py` file in the data directory.
+        file: String,
+        /// Its arguments (`sys.argv[1:]`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        args: Vec<String>,
+    },
+    /// Text for a running program's stdin, as typed (end it with `\n` for `input()`).
+    ProgramInput {
+        /// The program endpoint.
+        program: EndpointId,
+        /// What to write.
+        text: String,
+    },
+    /// The source of a program's script, for the source view: a page program's file, or what
+    /// `bridge trace` sent with `trace_attach`.
+    ProgramSource {
+        /// The program endpoint.
+        program: EndpointId,
+    },
+    /// `bridge trace` runs a program in a terminal and shows it here: replies with the program
+    /// endpoint its records then name.
+    TraceAttach {
+        /// The command line.
+        argv: Vec<String>,
+        /// The process id.
+        pid: u32,
+        /// The Python script, as named on the command line.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        script: Option<String>,
+        /// The script's text (at most 256 KiB), for the source view.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
+    },
+    /// What the shim reported, in order (at most 1024 records a command).
+    TraceRecords {
+        /// The program endpoint from `trace_attach`.
+        program: EndpointId,
+        /// The records.
+        records: Vec<crate::TraceRecord>,
+    },
+    /// A terminal's program ended.
+    TraceExit {
+        /// The program endpoint from `trace_attach`.
+        program: EndpointId,
+        /// Its exit status, when it exited.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<i32>,
+        /// The signal that ended it, when one did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signal: Option<i32>,
+    },
 }
 
 impl Command {
@@ -109,7 +176,34 @@ impl Command {
                 within_opt("to", &fetch.to, address)
             }
             Command::SendFile(send) => within("file", &send.file, MAX_FILE_NAME),
-            Command::UploadStart { file, .. } => within("file", file, MAX_FILE_NAME),
+            Command::UploadStart { file, .. } | Command::FileRead { file } => {
+                within("file", file, MAX_FILE_NAME)
+            }
+            Command::ProgramSave { file, source } => {
+                within("file", file, MAX_FILE_NAME)?;
+                within("source", source, MAX_PROGRAM_SOURCE)
+            }
+            Command::ProgramRun { file, args } => {
+                within("file", file, MAX_FILE_NAME)?;
+                check_args(args)
+            }
+            Command::ProgramInput { text, .. } => within("text", text, MAX_PROGRAM_INPUT),
+            Command::TraceAttach {
+                argv,
+                script,
+                source,
+                ..
+            } => {
+                check_args(argv)?;
+                within_opt("script", script, MAX_SPEC_TEXT)?;
+                within_opt("source", source, MAX_PROGRAM_SOURCE)
+            }
+            Command::TraceRecords { records, .. } if records.len() > MAX_TRACE_RECORDS => {
+                Err(format!(
+                    "{} records; at most {MAX_TRACE_RECORDS} go in one command",
+                    records.len()
+                ))
+            }
             _ => Ok(()),
         }
     }
@@ -136,8 +230,29 @@ impl Command {
             Command::UploadFinish { .. } => "upload_finish",
             Command::PythonProgram { .. } => "python_program",
             Command::Impair { .. } => "impair",
+            Command::ProgramSave { .. } => "program_save",
+            Command::FileRead { .. } => "file_read",
+            Command::ProgramRun { .. } => "program_run",
+            Command::ProgramInput { .. } => "program_input",
+            Command::ProgramSource { .. } => "program_source",
+            Command::TraceAttach { .. } => "trace_attach",
+            Command::TraceRecords { .. } => "trace_records",
+            Command::TraceExit { .. } => "trace_exit",
         }
     }
+}
+
+/// A program's command line: at most [`MAX_PROGRAM_ARGS`] arguments of at most
+/// [`MAX_SPEC_TEXT`] bytes.
+fn check_args(args: &[String]) -> Result<(), String> {
+    if args.len() > MAX_PROGRAM_ARGS {
+        return Err(format!(
+            "{} arguments; at most {MAX_PROGRAM_ARGS} are accepted",
+            args.len()
+        ));
+    }
+    args.iter()
+        .try_for_each(|arg| within("an argument", arg, MAX_SPEC_TEXT))
 }
 
 /// Names an endpoint, and optionally one accepted connection of a server.

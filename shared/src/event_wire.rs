@@ -94,6 +94,24 @@ impl FromJson for Event {
                     data: f.req("data")?,
                     members: f.req("members")?,
                 },
+                "waiting" => EventKind::Waiting { op: f.req("op")? },
+                "call" => EventKind::Call {
+                    op: f.req("op")?,
+                    detail: f.req("detail")?,
+                },
+                "output" => EventKind::Output {
+                    stream: f.req("stream")?,
+                    data: f.req("data")?,
+                },
+                "exit" => EventKind::Exit {
+                    code: f.opt("code")?,
+                    signal: f.opt("signal")?,
+                    detail: f.req("detail")?,
+                },
+                "dropped" => EventKind::Dropped {
+                    what: f.req("what")?,
+                    count: f.req("count")?,
+                },
                 other => return Err(format!("unknown event kind `{other}`")),
             })
         })()
@@ -105,6 +123,7 @@ impl FromJson for Event {
             conn: f.opt("conn")?,
             local: f.opt("local")?,
             peer: f.opt("peer")?,
+            at: f.opt("at")?,
             kind: event_kind,
         })
     }
@@ -137,6 +156,7 @@ impl FromJson for Payload {
             preview: f.req("preview")?,
             utf8: f.req("utf8")?,
             truncated: f.req("truncated")?,
+            omitted: f.or("omitted", || 0)?,
         })
     }
 }
@@ -225,6 +245,7 @@ crate::via_json!(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::CodeAt;
 
     #[test]
     fn every_kind_reads_back_what_was_written() {
@@ -290,8 +311,36 @@ mod tests {
                 detail: "TLS 1.3".into(),
             },
             EventKind::Reset,
+            EventKind::Waiting {
+                op: "accept".into(),
+            },
+            EventKind::Call {
+                op: "settimeout".into(),
+                detail: "settimeout(5.0)".into(),
+            },
+            EventKind::Output {
+                stream: "stdout".into(),
+                data: Payload::from_bytes(b"ready\n"),
+            },
+            EventKind::Exit {
+                code: Some(1),
+                signal: None,
+                detail: "exited with status 1".into(),
+            },
+            EventKind::Dropped {
+                what: "console".into(),
+                count: 7,
+            },
         ];
-        for kind in kinds {
+        for (n, kind) in kinds.into_iter().enumerate() {
+            let at = CodeAt {
+                file: "tcp_server.py".into(),
+                line: 15,
+                code: "c, addr = s.accept()".into(),
+                thread: "MainThread".into(),
+                pid: 42,
+                blocked_us: (n % 2 == 0).then_some(7),
+            };
             let event = Event {
                 seq: 1,
                 t_us: 2,
@@ -299,6 +348,7 @@ mod tests {
                 conn: Some(4),
                 local: Some("127.0.0.1:1".into()),
                 peer: None,
+                at: (n % 3 == 0).then(|| Box::new(at)),
                 kind,
             };
             let json = serde_json::to_string(&event).unwrap();

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::{ConnId, EndpointId, EndpointSpec, ErrorInfo, Payload};
+use crate::{CodeAt, ConnId, EndpointId, EndpointSpec, ErrorInfo, Payload};
 
 /// One thing that happened on a socket. Read from JSON by `event_wire`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -23,6 +23,9 @@ pub struct Event {
     /// The address of the other side, where there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer: Option<String>,
+    /// The line of code that made the call, for a traced program's events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Box<CodeAt>>,
     /// What happened.
     #[serde(flatten)]
     pub kind: EventKind,
@@ -188,6 +191,46 @@ pub enum EventKind {
         /// What happened, in words.
         detail: String,
     },
+    /// A traced program's call blocks: it has been waiting (in accept, connect, recv ...)
+    /// for a while; the call's own event follows when it returns, with how long it waited.
+    Waiting {
+        /// The call that waits.
+        op: String,
+    },
+    /// A traced program made a call that is neither data nor a connection step
+    /// (`settimeout`, `setblocking`, `setsockopt`, `getaddrinfo`, `select` ...).
+    Call {
+        /// The call.
+        op: String,
+        /// Its arguments and result, in words.
+        detail: String,
+    },
+    /// A program the bridge runs wrote to its console, or was given a line of input.
+    Output {
+        /// `stdout`, `stderr`, or `stdin` (what the page typed in).
+        stream: String,
+        /// What was written.
+        data: Payload,
+    },
+    /// A program ended.
+    Exit {
+        /// Its exit status, when it exited.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<i32>,
+        /// The signal that ended it, when one did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signal: Option<i32>,
+        /// What happened, in words.
+        detail: String,
+    },
+    /// A program produced more than the bridge shows (console bytes or socket calls beyond
+    /// its rate), or the shim could not report some calls: counted here instead.
+    Dropped {
+        /// `console`, `calls`.
+        what: String,
+        /// How many (bytes of console, or calls).
+        count: u64,
+    },
     /// The challenge-response before a server serves a client.
     Auth {
         /// Whether the client proved it knows the secret.
@@ -306,7 +349,11 @@ impl Event {
     /// flood of events with long texts (a spec, an error, a URL) counts as much as one of data.
     pub fn kept_bytes(&self) -> usize {
         let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
-        std::mem::size_of::<Event>() + text(&self.local) + text(&self.peer) + self.kind.kept_bytes()
+        std::mem::size_of::<Event>()
+            + text(&self.local)
+            + text(&self.peer)
+            + self.at.as_ref().map_or(0, |at| at.kept_bytes())
+            + self.kind.kept_bytes()
     }
 }
 
@@ -320,7 +367,8 @@ impl EventKind {
             | EventKind::RecvFrom { data, .. }
             | EventKind::Relayed { data, .. }
             | EventKind::Encrypted { plaintext: data }
-            | EventKind::Decrypted { plaintext: data } => data.kept_bytes(),
+            | EventKind::Decrypted { plaintext: data }
+            | EventKind::Output { data, .. } => data.kept_bytes(),
             // Rare (one per endpoint): measured exactly, whatever the spec holds.
             EventKind::Socket { spec } => serde_json::to_string(spec).map_or(0, |s| s.len()),
             EventKind::Close { reason: text, .. }
@@ -329,7 +377,11 @@ impl EventKind {
             | EventKind::Impaired { action: text, .. }
             | EventKind::TcpState { state: text }
             | EventKind::Fetch { url: text, .. }
-            | EventKind::Auth { detail: text, .. } => text.len(),
+            | EventKind::Auth { detail: text, .. }
+            | EventKind::Waiting { op: text }
+            | EventKind::Exit { detail: text, .. }
+            | EventKind::Dropped { what: text, .. } => text.len(),
+            EventKind::Call { op, detail } => op.len() + detail.len(),
             EventKind::Error { op, error } => op.len() + error.kept_bytes(),
             EventKind::FetchStep { step, detail } => step.len() + detail.len(),
             EventKind::Transfer(report) => report.file.len() + report.sha256.len(),
@@ -375,6 +427,11 @@ impl EventKind {
             EventKind::FetchStep { .. } => "fetch_step",
             EventKind::Impaired { .. } => "impaired",
             EventKind::TcpState { .. } => "tcp_state",
+            EventKind::Waiting { .. } => "waiting",
+            EventKind::Call { .. } => "call",
+            EventKind::Output { .. } => "output",
+            EventKind::Exit { .. } => "exit",
+            EventKind::Dropped { .. } => "dropped",
         }
     }
 

@@ -19,6 +19,7 @@ pub mod json;
 mod message_wire;
 mod messages;
 mod payload;
+mod programs;
 mod recording;
 mod spec_wire;
 mod specs;
@@ -29,6 +30,7 @@ pub use errors::*;
 pub use events::*;
 pub use messages::*;
 pub use payload::*;
+pub use programs::*;
 pub use recording::*;
 pub use specs::*;
 

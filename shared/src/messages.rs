@@ -25,6 +25,18 @@ pub struct Hello {
     /// Free text naming the client, for the bridge's log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+    /// Whether this session is sent events (the default). `bridge trace`, which only reports,
+    /// says `false`: its welcome carries no history, and it gets replies only.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub watch: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
 }
 
 /// The token is a secret: it never appears in a log line through `Debug`.
@@ -34,6 +46,7 @@ impl std::fmt::Debug for Hello {
             .field("protocol", &self.protocol)
             .field("token", &"<redacted>")
             .field("client", &self.client)
+            .field("watch", &self.watch)
             .finish()
     }
 }

@@ -20,6 +20,14 @@ pub struct Payload {
     pub utf8: bool,
     /// Whether the preview stops before the end of the payload.
     pub truncated: bool,
+    /// Bytes at the end that `base64` does not carry, so that `len` stays exact: a traced
+    /// program's send or recv of more than 64 KiB keeps its first 64 KiB (0 everywhere else).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub omitted: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Payload {
@@ -38,7 +46,20 @@ impl Payload {
             preview: String::from_utf8_lossy(&bytes[..cut]).into_owned(),
             utf8: std::str::from_utf8(bytes).is_ok(),
             truncated: cut < bytes.len(),
+            omitted: 0,
         }
+    }
+
+    /// The first bytes of `len` (a call's data kept only in part): `base64` carries `head`,
+    /// `len` counts them all.
+    pub fn from_head(head: &[u8], len: usize) -> Self {
+        let mut payload = Payload::from_bytes(head);
+        if len > head.len() {
+            payload.omitted = len - head.len();
+            payload.len = len;
+            payload.truncated = true;
+        }
+        payload
     }
 
     /// The exact bytes back; `None` if `base64` is not valid base64.

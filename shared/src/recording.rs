@@ -56,6 +56,7 @@ mod tests {
             conn: None,
             local: Some("127.0.0.1:1".into()),
             peer: None,
+            at: None,
             kind: EventKind::Bind,
         };
         let recording = Recording::new(42, vec![event]);

@@ -23,6 +23,8 @@ impl FromJson for EndpointSpec {
             "udp_server" => UdpServerSpec::from_fields(&mut f).map(EndpointSpec::UdpServer),
             "tcp_client" => TcpClientSpec::from_fields(&mut f).map(EndpointSpec::TcpClient),
             "udp_client" => UdpClientSpec::from_fields(&mut f).map(EndpointSpec::UdpClient),
+            "program" => crate::ProgramSpec::from_fields(&mut f).map(EndpointSpec::Program),
+            "traced" => crate::TracedSpec::from_fields(&mut f).map(EndpointSpec::Traced),
             other => return Err(format!("unknown endpoint type `{other}`")),
         })
         .map_err(|e| format!("a {kind} spec {e}"))

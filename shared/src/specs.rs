@@ -57,6 +57,8 @@ impl EndpointSpec {
             EndpointSpec::UdpServer(s) => s.check_lengths(),
             EndpointSpec::TcpClient(c) => c.check_lengths(),
             EndpointSpec::UdpClient(c) => c.check_lengths(),
+            // Made by the bridge from what it runs, never taken from a command.
+            EndpointSpec::Program(_) | EndpointSpec::Traced(_) => Ok(()),
         }
     }
 }
@@ -324,6 +326,10 @@ pub enum EndpointSpec {
     TcpClient(TcpClientSpec),
     /// See [`UdpClientSpec`].
     UdpClient(UdpClientSpec),
+    /// The person's own program (see [`crate::ProgramSpec`]).
+    Program(crate::ProgramSpec),
+    /// One socket of a traced program (see [`crate::TracedSpec`]).
+    Traced(crate::TracedSpec),
 }
 
 impl EndpointSpec {
@@ -334,7 +340,13 @@ impl EndpointSpec {
             EndpointSpec::UdpServer(s) => s.impair.as_ref(),
             EndpointSpec::TcpClient(c) => c.impair.as_ref(),
             EndpointSpec::UdpClient(c) => c.impair.as_ref(),
+            EndpointSpec::Program(_) | EndpointSpec::Traced(_) => None,
         }
+    }
+
+    /// Whether it is a program, or a socket of one: not the playground's own.
+    pub fn is_programs(&self) -> bool {
+        matches!(self, EndpointSpec::Program(_) | EndpointSpec::Traced(_))
     }
 }
 

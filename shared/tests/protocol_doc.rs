@@ -64,8 +64,10 @@ fn every_message_from_the_bridge_parses_and_each_kind_is_shown() {
             kinds.insert(event.kind.name());
             if let Some(data) = event.kind.data() {
                 let bytes = data.bytes().expect("valid base64");
-                assert_eq!(bytes.len(), data.len);
-                assert_eq!(String::from_utf8_lossy(&bytes), data.preview);
+                assert_eq!(bytes.len() + data.omitted, data.len);
+                if data.omitted == 0 {
+                    assert_eq!(String::from_utf8_lossy(&bytes), data.preview);
+                }
             }
         }
     };

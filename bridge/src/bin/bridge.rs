@@ -1,5 +1,7 @@
-//! The bridge's command line: parse flags, set up logging, bind, print the URL to open, and run
-//! until Ctrl-C (or SIGTERM), then close every socket and exit.
+//! The bridge's command line: parse flags, set up logging, bind, print the URL to open, write
+//! the runtime file, and run until Ctrl-C (or SIGTERM), then close every socket and exit. Or,
+//! as `bridge trace -- python3 prog.py`, run a program in this terminal, traced, shown in the
+//! running bridge.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -7,11 +9,36 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use bridge::{Config, Scope, Token};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 /// Socket Playground bridge: real TCP and UDP sockets, watched from the browser.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Sub>,
+    #[command(flatten)]
+    serve: Args,
+}
+
+#[derive(Debug, Subcommand)]
+enum Sub {
+    /// Run the bridge (what `bridge` alone does).
+    Serve(Args),
+    /// Run a Python program in this terminal and show its every socket call in the running
+    /// bridge: `bridge trace -- python3 tcp_server.py`.
+    Trace {
+        /// The bridge to show it in, as it printed its URL (http://HOST:PORT/#token=...).
+        /// Default: the one running on this machine (from its runtime file).
+        #[arg(long)]
+        url: Option<String>,
+        /// The program and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
 struct Args {
     /// Address and port the bridge listens on. Anything but loopback exposes it to the network.
     #[arg(long, default_value = "127.0.0.1:7777")]
@@ -56,6 +83,10 @@ struct Args {
     /// Largest file a transfer or an upload may write into the data directory, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = bridge::DEFAULT_MAX_FILE_BYTES)]
     max_file_bytes: u64,
+    /// Let the page run programs even though the bridge listens beyond loopback (anyone with
+    /// the token could then run code on this machine). Always allowed on loopback.
+    #[arg(long)]
+    allow_programs: bool,
 }
 
 /// Event payloads are copied into buffers of tens of kilobytes, many per second under load.
@@ -83,6 +114,26 @@ const QUIET_LIBRARIES: [&str; 5] = [
 ];
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Sub::Trace { url, command }) = cli.command {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        return match runtime {
+            Ok(runtime) => {
+                let code = runtime.block_on(bridge::trace(bridge::TraceArgs { url, command }));
+                ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(1))
+            }
+            Err(e) => {
+                eprintln!("bridge trace: cannot start the async runtime: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let args = match cli.command {
+        Some(Sub::Serve(args)) => args,
+        _ => cli.serve,
+    };
     tune_allocator();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -92,11 +143,11 @@ fn main() -> ExitCode {
                 eprintln!("bridge: cannot start the async runtime: {e}");
                 ExitCode::FAILURE
             },
-            |runtime| runtime.block_on(run()),
+            |runtime| runtime.block_on(run(args)),
         )
 }
 
-async fn run() -> ExitCode {
+async fn run(args: Args) -> ExitCode {
     let mut filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     // Whatever RUST_LOG asks for, the libraries that see the WebSocket's frames and the HTTP
@@ -108,7 +159,6 @@ async fn run() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
     match serve(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -161,6 +211,10 @@ async fn serve(args: Args) -> Result<(), String> {
     if config.static_dir.is_none() {
         tracing::warn!("no built page to serve (see --dist): only the WebSocket is available");
     }
+    config.allow_programs = listen.ip().is_loopback() || args.allow_programs;
+    if args.allow_programs && !listen.ip().is_loopback() {
+        tracing::warn!("--allow-programs: anyone with the token can run programs on this machine");
+    }
     if args.allow_lan {
         config.scope = Scope::Lan;
         tracing::warn!("--allow-lan: servers and clients may use addresses on the local network");
@@ -170,6 +224,25 @@ async fn serve(args: Args) -> Result<(), String> {
     } else {
         listen
     };
+    // `bridge trace` finds this bridge through it (written before the URL is printed, so it
+    // is there once the URL is); removed when this function returns.
+    let data_dir =
+        std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+    let runtime_file = bridge::RuntimeFile::write(&bridge::RuntimeInfo {
+        url: format!("http://{host}/"),
+        token: token.expose().to_string(),
+        pid: std::process::id(),
+        data_dir: data_dir.display().to_string(),
+        started_unix_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+    });
+    match &runtime_file {
+        Ok(file) => {
+            tracing::info!(path = %file.path().display(), "wrote the runtime file for `bridge trace`")
+        }
+        Err(e) => tracing::warn!("no runtime file for `bridge trace` ({e}): it will need --url"),
+    }
     // The one place the token is shown: in the URL's fragment, which browsers never send.
     println!("Socket Playground bridge is running. Open this URL:");
     println!("URL: http://{host}/#token={}", token.expose());

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use shared::{ConnId, EndpointId, Event, EventKind};
+use shared::{CodeAt, ConnId, EndpointId, Event, EventKind};
 use tokio::sync::Notify;
 
 /// Where an event happened: the socket's identity and addresses. Endpoint tasks keep one per
@@ -18,6 +18,9 @@ pub(crate) struct Origin {
     pub(crate) conn: Option<ConnId>,
     pub(crate) local: Option<String>,
     pub(crate) peer: Option<String>,
+    /// The line of a traced program that made the calls recorded now (set by its tracer for
+    /// each call, and only there).
+    pub(crate) at: Option<Box<CodeAt>>,
 }
 
 impl Origin {
@@ -78,6 +81,15 @@ pub(crate) struct FeedQueue {
 }
 
 impl Feed {
+    /// A feed no log fills: a session that asked for replies only.
+    pub(crate) fn detached() -> Arc<Feed> {
+        Arc::new(Feed {
+            queue: Mutex::new(FeedQueue::default()),
+            wake: Notify::new(),
+            budget: 0,
+        })
+    }
+
     /// Adds a live event; over budget, the oldest go: a viewer that catches up sees what is
     /// happening now, and is told how many it missed before that.
     fn push(&self, event: Arc<Event>) {
@@ -153,6 +165,7 @@ impl EventLog {
             conn: origin.conn,
             local: origin.local.clone(),
             peer: origin.peer.clone(),
+            at: origin.at.clone(),
             kind,
         });
         history.next_seq += 1;

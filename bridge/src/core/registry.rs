@@ -28,7 +28,8 @@ use super::lifeline::Lifeline;
 struct ConnEntry {
     life: Lifeline,
     finished: CancellationToken,
-    control: mpsc::Sender<Control>,
+    /// `None` for a traced program's connection, which only its program acts on.
+    control: Option<mpsc::Sender<Control>>,
 }
 
 struct EndpointEntry {
@@ -90,6 +91,16 @@ impl Registry {
         self: &Arc<Self>,
         spec: EndpointSpec,
     ) -> Result<Handle, ErrorInfo> {
+        self.create_endpoint_at(spec, None)
+    }
+
+    /// Registers a new endpoint and records its socket() event, made by the line `at` of a
+    /// traced program.
+    pub(crate) fn create_endpoint_at(
+        self: &Arc<Self>,
+        spec: EndpointSpec,
+        at: Option<Box<shared::CodeAt>>,
+    ) -> Result<Handle, ErrorInfo> {
         if let Some(impairment) = spec.impairment() {
             check_impairment(impairment)?;
         }
@@ -125,12 +136,16 @@ impl Registry {
                 impair: impair.clone(),
             },
         );
-        let ctx = Ctx {
-            origin: Origin::endpoint(id),
+        let mut ctx = Ctx {
+            origin: Origin {
+                at,
+                ..Origin::endpoint(id)
+            },
             log: self.log.clone(),
             life,
         };
         ctx.emit(EventKind::Socket { spec });
+        ctx.origin.at = None;
         Ok(Handle {
             registry: self.clone(),
             ctx,
@@ -147,11 +162,14 @@ impl Registry {
             .get(&target.endpoint)
             .ok_or_else(|| unknown_endpoint(target.endpoint))?;
         match target.conn {
+            _ if endpoint.info.spec.is_programs() => Err(not_ours(target.endpoint)),
             Some(conn) => endpoint
                 .conns
                 .get(&conn)
-                .map(|c| c.control.clone())
-                .ok_or_else(|| unknown_conn(target.endpoint, conn)),
+                .ok_or_else(|| unknown_conn(target.endpoint, conn))?
+                .control
+                .clone()
+                .ok_or_else(|| not_ours(target.endpoint)),
             None => endpoint.control.clone().ok_or_else(|| {
                 ErrorInfo::new(
                     ErrorKind::Unsupported,
@@ -178,6 +196,9 @@ impl Registry {
         let endpoint = entries
             .get(&target.endpoint)
             .ok_or_else(|| unknown_endpoint(target.endpoint))?;
+        if matches!(endpoint.info.spec, EndpointSpec::Traced(_)) {
+            return Err(not_ours(target.endpoint));
+        }
         let (life, finished) = match target.conn {
             Some(conn) => {
                 let c = endpoint
@@ -235,6 +256,15 @@ fn unknown_endpoint(id: EndpointId) -> ErrorInfo {
     )
 }
 
+/// A traced program's socket: only the program acts on it.
+fn not_ours(id: EndpointId) -> ErrorInfo {
+    ErrorInfo::new(
+        ErrorKind::Unsupported,
+        format!("Endpoint #{id} is a socket of your own program: only the program sends on it or closes it."),
+    )
+    .with_hint("Stop the program to close its sockets.")
+}
+
 fn unknown_conn(id: EndpointId, conn: ConnId) -> ErrorInfo {
     ErrorInfo::new(
         ErrorKind::UnknownEndpoint,
@@ -280,6 +310,15 @@ impl Handle {
         self.ctx.emit(kind);
     }
 
+    /// Records that the socket now has `local`, without an event: a traced UDP socket that
+    /// the OS bound at its first sendto().
+    pub(crate) fn learn_local(&mut self, local: String) {
+        if let Some(entry) = self.registry.entries().get_mut(&self.ctx.origin.endpoint) {
+            entry.info.local = Some(local.clone());
+        }
+        self.ctx.origin.local = Some(local);
+    }
+
     /// Makes the endpoint reachable for send/shutdown commands.
     pub(crate) fn set_control(&self, control: mpsc::Sender<Control>) {
         if let Some(entry) = self.registry.entries().get_mut(&self.ctx.origin.endpoint) {
@@ -302,24 +341,33 @@ impl Handle {
         peer: SocketAddr,
         control: mpsc::Sender<Control>,
     ) -> Handle {
+        self.accept_named(local.to_string(), peer.to_string(), Some(control))
+    }
+
+    /// [`Handle::accept`] with the addresses as text (a traced program reports them so) and
+    /// no control for a traced program's connection; the accept() event carries this
+    /// handle's line of code, if it has one.
+    pub(crate) fn accept_named(
+        &self,
+        local: String,
+        peer: String,
+        control: Option<mpsc::Sender<Control>>,
+    ) -> Handle {
         let id = self.registry.next_conn.fetch_add(1, Ordering::Relaxed);
         let life = self.ctx.life.child();
         let finished = CancellationToken::new();
-        let ctx = Ctx {
+        let mut ctx = Ctx {
             origin: Origin {
                 endpoint: self.ctx.origin.endpoint,
                 conn: Some(id),
-                local: Some(local.to_string()),
-                peer: Some(peer.to_string()),
+                local: Some(local.clone()),
+                peer: Some(peer.clone()),
+                at: self.ctx.origin.at.clone(),
             },
             log: self.ctx.log.clone(),
             life: life.clone(),
         };
-        let info = ConnInfo {
-            id,
-            peer: peer.to_string(),
-            local: local.to_string(),
-        };
+        let info = ConnInfo { id, peer, local };
         let mut entries = self.registry.entries();
         if let Some(entry) = entries.get_mut(&self.ctx.origin.endpoint) {
             entry.info.connections.push(info);
@@ -333,6 +381,7 @@ impl Handle {
             );
         }
         ctx.emit(EventKind::Accept);
+        ctx.origin.at = None;
         Handle {
             registry: self.registry.clone(),
             ctx,

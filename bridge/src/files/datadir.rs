@@ -78,6 +78,48 @@ impl DataDir {
         })
     }
 
+    /// The folder itself (created if need be): where programs run.
+    pub(crate) fn root(&self) -> Result<&Path, ErrorInfo> {
+        self.ensure()?;
+        Ok(&self.root)
+    }
+
+    /// Reads a small text file (a program), at most `max` bytes of it; refuses links and
+    /// anything but a regular file.
+    pub(crate) fn read_text(&self, name: &str, max: usize) -> Result<String, ErrorInfo> {
+        use std::io::Read as _;
+        let (file, len) = self.open(name)?;
+        if len > max as u64 {
+            return Err(ErrorInfo::new(
+                ErrorKind::LimitReached,
+                format!("'{name}' is {len} bytes long; at most {max} are shown as text."),
+            ));
+        }
+        let mut bytes = Vec::new();
+        file.take(max as u64)
+            .read_to_end(&mut bytes)
+            .map_err(|e| io_error(name, &e))?;
+        String::from_utf8(bytes).map_err(|_| {
+            ErrorInfo::new(
+                ErrorKind::InvalidRequest,
+                format!("'{name}' is not text (UTF-8), so it cannot be shown or edited."),
+            )
+        })
+    }
+
+    /// Writes a small file whole (a program from the editor): into `name.part`, then renamed,
+    /// so a reader never sees half of it.
+    pub(crate) fn write_whole(&self, name: &str, bytes: &[u8]) -> Result<(), ErrorInfo> {
+        use std::io::Write as _;
+        let mut part = self.create_part(name, Some(bytes.len() as u64))?;
+        part.file
+            .write_all(bytes)
+            .and_then(|()| part.file.sync_all())
+            .map_err(|e| io_error(name, &e))?;
+        finish(part).map_err(|e| io_error(name, &e))?;
+        Ok(())
+    }
+
     /// The path for `name`, or why that name is refused.
     pub(crate) fn path(&self, name: &str) -> Result<PathBuf, ErrorInfo> {
         check_name(name)?;

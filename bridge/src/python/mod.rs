@@ -62,6 +62,11 @@ pub fn program(spec: &EndpointSpec) -> String {
         EndpointSpec::UdpServer(s) => udp_server(s),
         EndpointSpec::TcpClient(c) => tcp_client(c),
         EndpointSpec::UdpClient(c) => udp_client(c),
+        EndpointSpec::Program(_) | EndpointSpec::Traced(_) => {
+            "# This is your own program: the playground shows its source and its calls,\n\
+             # it does not write another one for it.\n"
+                .to_string()
+        }
     }
 }
 
@@ -72,6 +77,7 @@ pub fn file_name(spec: &EndpointSpec) -> &'static str {
         EndpointSpec::UdpServer(_) => "udp_server.py",
         EndpointSpec::TcpClient(_) => "tcp_client.py",
         EndpointSpec::UdpClient(_) => "udp_client.py",
+        EndpointSpec::Program(_) | EndpointSpec::Traced(_) => "your_program.py",
     }
 }
 

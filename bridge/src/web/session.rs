@@ -25,6 +25,7 @@ use super::admission::Ticket;
 use super::viewer::{
     close_message, take_batch, write_loop, Outgoing, Viewer, Writer, CLOSE_GOING_AWAY, WRITER_WAIT,
 };
+use crate::core::event_log::{Feed, Subscription};
 use crate::hub::Hub;
 
 /// How long a new session may take to say hello.
@@ -67,6 +68,7 @@ pub(crate) async fn run(
         )),
     };
     drop(waiting);
+    let watch = said.as_ref().map_or(true, |hello| hello.watch);
     let admitted = said.and_then(|_| {
         sessions.try_acquire_owned().map_err(|_| {
             (
@@ -94,7 +96,15 @@ pub(crate) async fn run(
             return;
         }
     };
-    let (endpoints, subscription) = hub.registry.subscribe(hub.config.viewer_bytes);
+    let (endpoints, mut subscription) = hub.registry.subscribe(hub.config.viewer_bytes);
+    if !watch {
+        // Replies only: no history, and a feed the log does not fill.
+        subscription = Subscription {
+            history: Default::default(),
+            history_dropped: 0,
+            feed: Feed::detached(),
+        };
+    }
     let mut history = subscription.history;
     let (first, _) = take_batch(&mut history);
     let welcome = ServerMessage::Welcome(Box::new(Welcome {
@@ -221,9 +231,10 @@ async fn read_loop(
     // Work that belongs to this page (its uploads, a comparison) ends with it.
     let ended = CancellationToken::new();
     let _ended = ended.clone().drop_guard();
-    let mut uploads = SessionUploads {
+    let mut owned = SessionOwned {
         hub: hub.clone(),
-        ids: Vec::new(),
+        uploads: Vec::new(),
+        programs: Vec::new(),
     };
     let ping_every = hub.config.ping_every;
     let mut heard = tokio::time::Instant::now();
@@ -281,11 +292,17 @@ async fn read_loop(
                 continue;
             }
         };
-        // Uploads are carried out one after another, in the order their chunks arrived.
-        if is_upload(&request.command) {
+        // Uploads and a terminal's trace records are carried out one after another, in the
+        // order they arrived.
+        if in_order(&request.command) {
+            let attach = matches!(request.command, shared::Command::TraceAttach { .. });
             let outcome = crate::commands::execute(hub, request.command).await;
-            if let Outcome::Ok(shared::ReplyData::Upload { upload }) = &outcome {
-                uploads.ids.push(*upload);
+            match &outcome {
+                Outcome::Ok(shared::ReplyData::Upload { upload }) => owned.uploads.push(*upload),
+                Outcome::Ok(shared::ReplyData::Endpoint(info)) if attach => {
+                    owned.programs.push(info.id)
+                }
+                _ => {}
             }
             let _ = outgoing.send(reply(Some(request.id), outcome)).await;
             continue;
@@ -336,25 +353,40 @@ async fn read_loop(
     }
 }
 
-/// Whether a command is part of an upload (carried out in order, in the session's loop).
-fn is_upload(command: &shared::Command) -> bool {
+/// Whether a command is part of an upload or of a terminal's trace (carried out in order, in
+/// the session's loop).
+fn in_order(command: &shared::Command) -> bool {
     use shared::Command::*;
     matches!(
         command,
-        UploadStart { .. } | UploadChunk { .. } | UploadFinish { .. }
+        UploadStart { .. }
+            | UploadChunk { .. }
+            | UploadFinish { .. }
+            | TraceAttach { .. }
+            | TraceRecords { .. }
+            | TraceExit { .. }
     )
 }
 
-/// The uploads a session started; those still open when it ends are dropped.
-struct SessionUploads {
+/// What a session started that ends with it: uploads still open are dropped, and programs a
+/// terminal attached are shown as ended (`bridge trace` went away without saying).
+struct SessionOwned {
     hub: Arc<Hub>,
-    ids: Vec<u64>,
+    uploads: Vec<u64>,
+    programs: Vec<shared::EndpointId>,
 }
 
-impl Drop for SessionUploads {
+impl Drop for SessionOwned {
     fn drop(&mut self) {
-        for id in &self.ids {
+        for id in &self.uploads {
             self.hub.uploads.abort(*id);
+        }
+        if !self.programs.is_empty() {
+            let hub = self.hub.clone();
+            let programs = std::mem::take(&mut self.programs);
+            self.hub.tasks.spawn(async move {
+                crate::programs::detach_all(&hub, &programs).await;
+            });
         }
     }
 }

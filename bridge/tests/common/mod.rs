@@ -153,6 +153,7 @@ impl Client {
             protocol: PROTOCOL_VERSION,
             token: token.to_string(),
             client: Some("bridge tests".into()),
+            watch: true,
         });
         ws.send(Message::text(serde_json::to_string(&hello).unwrap()))
             .await

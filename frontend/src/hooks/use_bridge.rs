@@ -269,6 +269,7 @@ fn connect(inner: &Rc<Inner>) {
                 protocol: PROTOCOL_VERSION,
                 token: token.clone(),
                 client: Some("socket playground page".into()),
+                watch: true,
             });
             let _ = socket.send_with_str(&serde_json::to_string(&hello).unwrap_or_default());
         })

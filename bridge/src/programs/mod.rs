@@ -1,0 +1,280 @@
+//! The student's own programs, traced: the ones the page runs (`runner`) and the ones a
+//! terminal runs under `bridge trace` (`terminal` here, `trace_cmd` on the other side), the
+//! Python shim both inject (`shim/sitecustomize.py`), the channel it reports on (`channel`),
+//! and the tracer that turns its reports into events (`tracer`).
+//!
+//! Only the token's holder can start or attach a program; at most `Config::max_programs` run
+//! at once. A program's own sockets are its own: the address policy applies to the
+//! playground's endpoints, not to what a person's program does (docs/security.md).
+
+pub(crate) mod channel;
+pub(crate) mod runner;
+pub mod runtime;
+pub(crate) mod shim;
+pub mod trace_cmd;
+pub(crate) mod tracer;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use shared::{
+    EndpointId, EndpointInfo, EndpointSpec, ErrorInfo, ErrorKind, EventKind, ProgramFrom,
+    ProgramSpec, TraceRecord, MAX_PROGRAM_SOURCE,
+};
+use tokio::sync::mpsc;
+
+use crate::hub::Hub;
+use tracer::Tracer;
+
+/// A running program, as the commands that act on it find it.
+struct Entry {
+    /// Where `program_input` goes (programs the page runs).
+    stdin: Option<mpsc::Sender<Vec<u8>>>,
+    /// The script's name and text, for the source view.
+    source: Option<(String, String)>,
+    /// The tracer of a terminal's program, fed by `trace_records`.
+    terminal: Option<Arc<tokio::sync::Mutex<Option<Tracer>>>>,
+}
+
+#[derive(Default)]
+struct Table {
+    entries: HashMap<EndpointId, Entry>,
+    /// Programs being started, counted against the limit.
+    starting: usize,
+}
+
+/// The running programs. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Programs {
+    table: Arc<Mutex<Table>>,
+    max: usize,
+    shim: shim::Shim,
+}
+
+/// A place among the running programs, given back if the program never starts.
+pub(crate) struct Slot {
+    programs: Programs,
+    taken: bool,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if !self.taken {
+            self.programs.table().starting -= 1;
+        }
+    }
+}
+
+impl Slot {
+    fn fill(mut self, id: EndpointId, entry: Entry) {
+        self.taken = true;
+        let mut table = self.programs.table();
+        table.starting -= 1;
+        table.entries.insert(id, entry);
+    }
+}
+
+impl Programs {
+    pub(crate) fn new(max: usize) -> Self {
+        Programs {
+            table: Arc::default(),
+            max,
+            shim: shim::Shim::default(),
+        }
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().expect("programs lock")
+    }
+
+    /// A place for one more program, unless as many as allowed run.
+    pub(crate) fn reserve(&self) -> Result<Slot, ErrorInfo> {
+        let mut table = self.table();
+        if table.entries.len() + table.starting >= self.max {
+            return Err(ErrorInfo::new(
+                ErrorKind::LimitReached,
+                format!("{} programs run already, the most at once.", self.max),
+            )
+            .with_hint("Stop one of them first."));
+        }
+        table.starting += 1;
+        Ok(Slot {
+            programs: self.clone(),
+            taken: false,
+        })
+    }
+
+    /// The program has ended.
+    pub(crate) fn remove(&self, id: EndpointId) {
+        self.table().entries.remove(&id);
+    }
+
+    /// The directory holding the shim, written at first use.
+    pub(crate) fn shim_dir(&self) -> Result<std::path::PathBuf, ErrorInfo> {
+        self.shim.dir()
+    }
+
+    /// Feeds a page program's stdin.
+    pub(crate) fn input(&self, id: EndpointId, text: String) -> Result<(), ErrorInfo> {
+        let table = self.table();
+        let Some(entry) = table.entries.get(&id) else {
+            return Err(not_running(id));
+        };
+        let Some(stdin) = &entry.stdin else {
+            return Err(ErrorInfo::new(
+                ErrorKind::Unsupported,
+                format!("Program #{id} runs in a terminal: type its input there."),
+            ));
+        };
+        stdin.try_send(text.into_bytes()).map_err(|_| {
+            ErrorInfo::new(
+                ErrorKind::LimitReached,
+                format!("Program #{id} is not reading its input (its stdin is full, or closed)."),
+            )
+        })
+    }
+
+    /// The source of a program's script.
+    pub(crate) fn source(&self, id: EndpointId) -> Result<(String, String), ErrorInfo> {
+        let table = self.table();
+        let entry = table.entries.get(&id).ok_or_else(|| not_running(id))?;
+        entry.source.clone().ok_or_else(|| {
+            ErrorInfo::new(
+                ErrorKind::Unsupported,
+                format!("The source of program #{id} was not sent to the bridge."),
+            )
+        })
+    }
+
+    fn terminal(
+        &self,
+        id: EndpointId,
+    ) -> Result<Arc<tokio::sync::Mutex<Option<Tracer>>>, ErrorInfo> {
+        let table = self.table();
+        table
+            .entries
+            .get(&id)
+            .and_then(|e| e.terminal.clone())
+            .ok_or_else(|| not_running(id))
+    }
+}
+
+fn not_running(id: EndpointId) -> ErrorInfo {
+    ErrorInfo::new(
+        ErrorKind::UnknownEndpoint,
+        format!("There is no running program #{id}: it ended, was reset, or never existed."),
+    )
+}
+
+/// `trace_attach`: a terminal's program is shown from now on; its records follow in
+/// `trace_records`. The program is shown as ended when the session that attached it ends, or
+/// when a reset or the page stops it (the terminal's program itself goes on).
+pub(crate) fn attach(
+    hub: &Arc<Hub>,
+    argv: Vec<String>,
+    pid: u32,
+    script: Option<String>,
+    source: Option<String>,
+) -> Result<EndpointInfo, ErrorInfo> {
+    let slot = hub.programs.reserve()?;
+    let spec = ProgramSpec {
+        argv,
+        from: ProgramFrom::Terminal,
+        pid,
+        script: script.clone(),
+    };
+    let handle = hub.registry.create_endpoint(EndpointSpec::Program(spec))?;
+    let info = handle.info().ok_or_else(|| not_running(0))?;
+    let life = handle.life().clone();
+    let id = info.id;
+    let tracer = Arc::new(tokio::sync::Mutex::new(Some(Tracer::new(
+        hub.registry.clone(),
+        handle,
+    ))));
+    slot.fill(
+        id,
+        Entry {
+            stdin: None,
+            source: script
+                .clone()
+                .zip(source.filter(|s| s.len() <= MAX_PROGRAM_SOURCE)),
+            terminal: Some(tracer.clone()),
+        },
+    );
+    // A reset, the bridge stopping, or a close from the page: the program is no longer shown.
+    let programs = hub.programs.clone();
+    hub.tasks.spawn(async move {
+        life.stopped().await;
+        let (_, reason) = life.reason();
+        if let Some(tracer) = tracer.lock().await.take() {
+            tracer.finish(None, None, format!("no longer traced: {reason}"));
+        }
+        programs.remove(id);
+    });
+    Ok(info)
+}
+
+/// `trace_records`: shows what a terminal's program did, in order.
+pub(crate) async fn records(
+    hub: &Hub,
+    id: EndpointId,
+    records: Vec<TraceRecord>,
+) -> Result<(), ErrorInfo> {
+    let tracer = hub.programs.terminal(id)?;
+    let mut tracer = tracer.lock().await;
+    let tracer = tracer.as_mut().ok_or_else(|| not_running(id))?;
+    for record in records {
+        tracer.record(record);
+    }
+    Ok(())
+}
+
+/// `trace_exit` (or the end of the session that attached it): the terminal's program ended.
+pub(crate) async fn exited(
+    hub: &Hub,
+    id: EndpointId,
+    code: Option<i32>,
+    signal: Option<i32>,
+    detail: Option<String>,
+) -> Result<(), ErrorInfo> {
+    let tracer = hub.programs.terminal(id)?;
+    let tracer = tracer.lock().await.take().ok_or_else(|| not_running(id))?;
+    let detail = detail.unwrap_or_else(|| runner::describe_exit(code, signal));
+    tracer.finish(code, signal, detail);
+    hub.programs.remove(id);
+    Ok(())
+}
+
+/// Records a line of a page program's console (or what was typed into it).
+pub(crate) fn console_event(stream: &str, bytes: &[u8]) -> EventKind {
+    EventKind::Output {
+        stream: stream.into(),
+        data: shared::Payload::from_bytes(bytes),
+    }
+}
+
+/// Why the page may not run a program here.
+pub(crate) fn check_allowed(hub: &Hub) -> Result<(), ErrorInfo> {
+    if hub.config.allow_programs {
+        return Ok(());
+    }
+    Err(ErrorInfo::new(
+        ErrorKind::NotAllowed,
+        "This bridge listens beyond this machine, so running programs from the page is off.",
+    )
+    .with_hint("Start the bridge with --allow-programs to allow it, or run `bridge trace -- python3 your_program.py` in a terminal."))
+}
+
+/// Closes the program endpoints of a session's terminals that went away without `trace_exit`.
+pub(crate) async fn detach_all(hub: &Hub, ids: &[EndpointId]) {
+    for &id in ids {
+        let _ = exited(
+            hub,
+            id,
+            None,
+            None,
+            Some("no longer traced: `bridge trace` went away".into()),
+        )
+        .await;
+    }
+}
