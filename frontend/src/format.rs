@@ -431,6 +431,7 @@ mod tests {
             conn: None,
             local: None,
             peer: None,
+            at: None,
             kind: EventKind::Transfer(report),
         };
         let text = detail(&event(report.clone()));

@@ -500,6 +500,7 @@ mod tests {
             conn,
             local: Some("127.0.0.1:12000".into()),
             peer: conn.map(|c| format!("127.0.0.1:{}", 50000 + c)),
+            at: None,
             kind,
         }
     }
