@@ -111,16 +111,14 @@ pub(crate) async fn execute(hub: &Arc<Hub>, command: Command) -> Outcome {
             script,
             source,
         } => programs::attach(hub, argv, pid, script, source).map(ReplyData::Endpoint),
-        Command::TraceRecords { program, records } => programs::records(hub, program, records)
-            .await
-            .map(|()| ReplyData::Done),
+        Command::TraceRecords { program, records } => {
+            programs::records(hub, program, records).map(|()| ReplyData::Done)
+        }
         Command::TraceExit {
             program,
             code,
             signal,
-        } => programs::exited(hub, program, code, signal, None)
-            .await
-            .map(|()| ReplyData::Done),
+        } => programs::exited(hub, program, code, signal, None).map(|()| ReplyData::Done),
     };
     match result {
         Ok(data) => Outcome::Ok(data),

@@ -231,7 +231,10 @@ pub fn detail(event: &Event) -> String {
         EventKind::Output { data, .. } => preview(data),
         EventKind::Exit { detail, .. } => detail.clone(),
         EventKind::Dropped { what, count } => match what.as_str() {
-            "console" => format!("{} of console output beyond what the page shows", bytes(*count as usize)),
+            "console" => format!(
+                "{} of console output beyond what the page shows",
+                bytes(*count as usize)
+            ),
             _ => format!("{count} calls beyond what the page shows (the program went on)"),
         },
         EventKind::Fetch {

@@ -166,9 +166,13 @@ pub struct TraceRecord {
     /// The student's line that made the call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<CodeAt>,
-    /// When the call began, in microseconds of the shim's monotonic clock.
+    /// When the call began, in microseconds of the system's monotonic clock
+    /// (`time.monotonic_ns() // 1000`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub t_us: Option<u64>,
+    /// When it returned, on the same clock (not on a `wait`, which is sent before its call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_us: Option<u64>,
     /// lost: how many records could not be sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,

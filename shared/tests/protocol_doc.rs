@@ -46,6 +46,14 @@ fn every_message_to_the_bridge_parses_and_each_command_is_shown() {
         "upload_finish",
         "impair",
         "python_program",
+        "program_save",
+        "file_read",
+        "program_run",
+        "program_input",
+        "program_source",
+        "trace_attach",
+        "trace_records",
+        "trace_exit",
     ];
     for name in all {
         assert!(
@@ -131,6 +139,11 @@ fn every_message_from_the_bridge_parses_and_each_kind_is_shown() {
         "timeout",
         "error",
         "reset",
+        "waiting",
+        "call",
+        "output",
+        "exit",
+        "dropped",
     ] {
         assert!(kinds.contains(kind), "docs/protocol.md has no {kind} event");
     }

@@ -1,13 +1,15 @@
 //! The student's own programs, traced: the ones the page runs (`runner`) and the ones a
 //! terminal runs under `bridge trace` (`terminal` here, `trace_cmd` on the other side), the
 //! Python shim both inject (`shim/sitecustomize.py`), the channel it reports on (`channel`),
-//! and the tracer that turns its reports into events (`tracer`).
+//! the one order for several programs' calls (`merge`), and the tracer that turns reports
+//! into events (`tracer`).
 //!
 //! Only the token's holder can start or attach a program; at most `Config::max_programs` run
 //! at once. A program's own sockets are its own: the address policy applies to the
 //! playground's endpoints, not to what a person's program does (docs/security.md).
 
 pub(crate) mod channel;
+pub(crate) mod merge;
 pub(crate) mod runner;
 pub mod runtime;
 pub(crate) mod shim;
@@ -24,6 +26,7 @@ use shared::{
 use tokio::sync::mpsc;
 
 use crate::hub::Hub;
+use merge::{Item, Merger, Shared};
 use tracer::Tracer;
 
 /// A running program, as the commands that act on it find it.
@@ -32,8 +35,10 @@ struct Entry {
     stdin: Option<mpsc::Sender<Vec<u8>>>,
     /// The script's name and text, for the source view.
     source: Option<(String, String)>,
-    /// The tracer of a terminal's program, fed by `trace_records`.
-    terminal: Option<Arc<tokio::sync::Mutex<Option<Tracer>>>>,
+    /// The program's tracer.
+    tracer: Shared,
+    /// Whether it runs in a terminal (fed by `trace_records`).
+    terminal: bool,
 }
 
 #[derive(Default)]
@@ -49,6 +54,8 @@ pub(crate) struct Programs {
     table: Arc<Mutex<Table>>,
     max: usize,
     shim: shim::Shim,
+    /// Where every program's reports are put in one order.
+    pub(crate) merger: Merger,
 }
 
 /// A place among the running programs, given back if the program never starts.
@@ -80,6 +87,7 @@ impl Programs {
             table: Arc::default(),
             max,
             shim: shim::Shim::default(),
+            merger: Merger::default(),
         }
     }
 
@@ -146,15 +154,14 @@ impl Programs {
         })
     }
 
-    fn terminal(
-        &self,
-        id: EndpointId,
-    ) -> Result<Arc<tokio::sync::Mutex<Option<Tracer>>>, ErrorInfo> {
+    /// The tracer of a terminal's program.
+    fn terminal(&self, id: EndpointId) -> Result<Shared, ErrorInfo> {
         let table = self.table();
         table
             .entries
             .get(&id)
-            .and_then(|e| e.terminal.clone())
+            .filter(|e| e.terminal)
+            .map(|e| e.tracer.clone())
             .ok_or_else(|| not_running(id))
     }
 }
@@ -187,7 +194,7 @@ pub(crate) fn attach(
     let info = handle.info().ok_or_else(|| not_running(0))?;
     let life = handle.life().clone();
     let id = info.id;
-    let tracer = Arc::new(tokio::sync::Mutex::new(Some(Tracer::new(
+    let tracer: Shared = Arc::new(std::sync::Mutex::new(Some(Tracer::new(
         hub.registry.clone(),
         handle,
     ))));
@@ -198,39 +205,47 @@ pub(crate) fn attach(
             source: script
                 .clone()
                 .zip(source.filter(|s| s.len() <= MAX_PROGRAM_SOURCE)),
-            terminal: Some(tracer.clone()),
+            tracer: tracer.clone(),
+            terminal: true,
         },
     );
+    hub.programs.merger.register(id);
     // A reset, the bridge stopping, or a close from the page: the program is no longer shown.
     let programs = hub.programs.clone();
     hub.tasks.spawn(async move {
         life.stopped().await;
         let (_, reason) = life.reason();
-        if let Some(tracer) = tracer.lock().await.take() {
-            tracer.finish(None, None, format!("no longer traced: {reason}"));
-        }
+        programs.merger.push(
+            id,
+            &tracer,
+            Item::Finish {
+                code: None,
+                signal: None,
+                detail: format!("no longer traced: {reason}"),
+            },
+        );
         programs.remove(id);
     });
     Ok(info)
 }
 
 /// `trace_records`: shows what a terminal's program did, in order.
-pub(crate) async fn records(
+pub(crate) fn records(
     hub: &Hub,
     id: EndpointId,
     records: Vec<TraceRecord>,
 ) -> Result<(), ErrorInfo> {
     let tracer = hub.programs.terminal(id)?;
-    let mut tracer = tracer.lock().await;
-    let tracer = tracer.as_mut().ok_or_else(|| not_running(id))?;
     for record in records {
-        tracer.record(record);
+        hub.programs
+            .merger
+            .push(id, &tracer, Item::Record(Box::new(record)));
     }
     Ok(())
 }
 
 /// `trace_exit` (or the end of the session that attached it): the terminal's program ended.
-pub(crate) async fn exited(
+pub(crate) fn exited(
     hub: &Hub,
     id: EndpointId,
     code: Option<i32>,
@@ -238,9 +253,16 @@ pub(crate) async fn exited(
     detail: Option<String>,
 ) -> Result<(), ErrorInfo> {
     let tracer = hub.programs.terminal(id)?;
-    let tracer = tracer.lock().await.take().ok_or_else(|| not_running(id))?;
     let detail = detail.unwrap_or_else(|| runner::describe_exit(code, signal));
-    tracer.finish(code, signal, detail);
+    hub.programs.merger.push(
+        id,
+        &tracer,
+        Item::Finish {
+            code,
+            signal,
+            detail,
+        },
+    );
     hub.programs.remove(id);
     Ok(())
 }
@@ -266,7 +288,7 @@ pub(crate) fn check_allowed(hub: &Hub) -> Result<(), ErrorInfo> {
 }
 
 /// Closes the program endpoints of a session's terminals that went away without `trace_exit`.
-pub(crate) async fn detach_all(hub: &Hub, ids: &[EndpointId]) {
+pub(crate) fn detach_all(hub: &Hub, ids: &[EndpointId]) {
     for &id in ids {
         let _ = exited(
             hub,
@@ -274,7 +296,6 @@ pub(crate) async fn detach_all(hub: &Hub, ids: &[EndpointId]) {
             None,
             None,
             Some("no longer traced: `bridge trace` went away".into()),
-        )
-        .await;
+        );
     }
 }

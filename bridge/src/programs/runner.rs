@@ -18,6 +18,7 @@ use tokio::process::{Child, ChildStderr, ChildStdout};
 use tokio::sync::mpsc;
 
 use super::channel::{self, Channel};
+use super::merge::{Item, Shared};
 use super::tracer::Tracer;
 use super::{check_allowed, console_event, Entry, Programs};
 use crate::core::ctx::Ctx;
@@ -98,23 +99,45 @@ pub(crate) async fn run(
     };
     let info = handle.info().ok_or_else(|| super::not_running(0))?;
     let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
+    if let Some(stdin) = child.stdin.take() {
+        hub.tasks
+            .spawn(feed_stdin(stdin, stdin_rx, handle.ctx.clone()));
+    }
+    let life = handle.life().clone();
+    let tracer: Shared = Arc::new(std::sync::Mutex::new(Some(Tracer::new(
+        hub.registry.clone(),
+        handle,
+    ))));
     slot.fill(
         info.id,
         Entry {
             stdin: Some(stdin_tx),
             source: Some((file, source)),
-            terminal: None,
+            tracer: tracer.clone(),
+            terminal: false,
         },
     );
-    if let Some(stdin) = child.stdin.take() {
-        hub.tasks
-            .spawn(feed_stdin(stdin, stdin_rx, handle.ctx.clone()));
-    }
-    let programs = hub.programs.clone();
-    let tracer = Tracer::new(hub.registry.clone(), handle);
-    hub.tasks
-        .spawn(supervise(child, pid, channel, tracer, programs));
+    hub.programs.merger.register(info.id);
+    let shown = Shown {
+        programs: hub.programs.clone(),
+        id: info.id,
+        tracer,
+    };
+    hub.tasks.spawn(supervise(child, pid, channel, life, shown));
     Ok(info)
+}
+
+/// Where a running program's reports and console go: into the one order of every program's.
+struct Shown {
+    programs: Programs,
+    id: shared::EndpointId,
+    tracer: Shared,
+}
+
+impl Shown {
+    fn push(&self, item: Item) {
+        self.programs.merger.push(self.id, &self.tracer, item);
+    }
 }
 
 /// PYTHONPATH with the shim first, then what the bridge itself was given.
@@ -189,7 +212,7 @@ impl Console {
         }
     }
 
-    fn show(&mut self, tracer: &Tracer, stream: &str, bytes: &[u8]) {
+    fn show(&mut self, shown: &Shown, stream: &str, bytes: &[u8]) {
         let now = Instant::now();
         self.tokens = (self.tokens
             + now.duration_since(self.refilled).as_secs_f64() * CONSOLE_RATE)
@@ -200,16 +223,16 @@ impl Console {
             return;
         }
         self.tokens -= bytes.len() as f64;
-        self.report(tracer);
-        tracer.program().emit(console_event(stream, bytes));
+        self.report(shown);
+        shown.push(Item::Program(console_event(stream, bytes)));
     }
 
-    fn report(&mut self, tracer: &Tracer) {
+    fn report(&mut self, shown: &Shown) {
         if self.dropped > 0 {
-            tracer.program().emit(EventKind::Dropped {
+            shown.push(Item::Program(EventKind::Dropped {
                 what: "console".into(),
                 count: std::mem::take(&mut self.dropped),
-            });
+            }));
         }
     }
 }
@@ -241,15 +264,7 @@ async fn read_pipe(pipe: &mut Option<Pipe>, buf: &mut [u8]) -> Option<usize> {
 }
 
 /// Watches the program until it ends: its reports, its console, a stop.
-async fn supervise(
-    mut child: Child,
-    pid: u32,
-    mut channel: Channel,
-    mut tracer: Tracer,
-    programs: Programs,
-) {
-    let id = tracer.program_id();
-    let life: Lifeline = tracer.program().life().clone();
+async fn supervise(mut child: Child, pid: u32, mut channel: Channel, life: Lifeline, shown: Shown) {
     let mut out = child.stdout.take().map(Pipe::Out);
     let mut err = child.stderr.take().map(Pipe::Err);
     let (mut out_buf, mut err_buf) = ([0u8; CONSOLE_CHUNK], [0u8; CONSOLE_CHUNK]);
@@ -269,15 +284,15 @@ async fn supervise(
                 kill_at = Some(tokio::time::Instant::now() + Duration::from_secs(3600));
             }
             records = channel.next(), if reporting => match records {
-                Ok(records) => records.into_iter().for_each(|r| tracer.record(r)),
+                Ok(records) => records.into_iter().for_each(|r| shown.push(Item::Record(Box::new(r)))),
                 Err(_) => reporting = false,
             },
             n = read_pipe(&mut out, &mut out_buf) => match n {
-                Some(n) => console.show(&tracer, "stdout", &out_buf[..n]),
+                Some(n) => console.show(&shown, "stdout", &out_buf[..n]),
                 None => out = None,
             },
             n = read_pipe(&mut err, &mut err_buf) => match n {
-                Some(n) => console.show(&tracer, "stderr", &err_buf[..n]),
+                Some(n) => console.show(&shown, "stderr", &err_buf[..n]),
                 None => err = None,
             },
         }
@@ -285,36 +300,53 @@ async fn supervise(
     // What it forked goes with it.
     signal_group(pid, libc::SIGKILL);
     for record in channel.drain(10_000) {
-        tracer.record(record);
+        shown.push(Item::Record(Box::new(record)));
     }
     // The last of its console, which it wrote just before it ended.
     let deadline = tokio::time::Instant::now() + LAST_OUTPUT_WAIT;
     while out.is_some() || err.is_some() {
         tokio::select! {
             n = read_pipe(&mut out, &mut out_buf) => match n {
-                Some(n) => console.show(&tracer, "stdout", &out_buf[..n]),
+                Some(n) => console.show(&shown, "stdout", &out_buf[..n]),
                 None => out = None,
             },
             n = read_pipe(&mut err, &mut err_buf) => match n {
-                Some(n) => console.show(&tracer, "stderr", &err_buf[..n]),
+                Some(n) => console.show(&shown, "stderr", &err_buf[..n]),
                 None => err = None,
             },
             _ = tokio::time::sleep_until(deadline) => break,
         }
     }
-    console.report(&tracer);
+    console.report(&shown);
     let (code, signal) = match &status {
         Ok(status) => (status.code(), status.signal()),
         Err(_) => (None, None),
     };
     let detail = if kill_at.is_some() {
         let (_, reason) = life.reason();
-        format!("{} ({reason})", describe_exit(code, signal))
+        let why = if reason.starts_with("closed") {
+            "you stopped it".to_string()
+        } else if reason.starts_with("reset") {
+            "a reset stopped it".to_string()
+        } else {
+            reason
+        };
+        match signal {
+            Some(libc::SIGKILL) => format!(
+                "{why}: it ignored SIGTERM, so it was killed (SIGKILL) {} s later",
+                KILL_AFTER.as_secs()
+            ),
+            _ => format!("{why}: {}", describe_exit(code, signal)),
+        }
     } else {
         describe_exit(code, signal)
     };
-    tracer.finish(code, signal, detail);
-    programs.remove(id);
+    shown.push(Item::Finish {
+        code,
+        signal,
+        detail,
+    });
+    shown.programs.remove(shown.id);
 }
 
 /// How a program ended, in words.

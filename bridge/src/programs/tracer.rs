@@ -22,9 +22,9 @@ use crate::core::registry::{Handle, Registry};
 use crate::explain::{explain, Op, Proto};
 
 /// Calls shown at once before the rate applies.
-const BURST: f64 = 20_000.0;
+const BURST: f64 = 5_000.0;
 /// Calls shown per second after the burst.
-const RATE: f64 = 10_000.0;
+const RATE: f64 = 2_000.0;
 /// Longest file name, source line and thread name kept from a record.
 const MAX_AT_TEXT: usize = 300;
 

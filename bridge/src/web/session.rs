@@ -381,13 +381,7 @@ impl Drop for SessionOwned {
         for id in &self.uploads {
             self.hub.uploads.abort(*id);
         }
-        if !self.programs.is_empty() {
-            let hub = self.hub.clone();
-            let programs = std::mem::take(&mut self.programs);
-            self.hub.tasks.spawn(async move {
-                crate::programs::detach_all(&hub, &programs).await;
-            });
-        }
+        crate::programs::detach_all(&self.hub, &self.programs);
     }
 }
 

@@ -67,6 +67,18 @@ def _install():
             user_files[filename] = known
         return known
 
+    cwd = os.getcwd() + os.sep
+    shown_names = {}
+
+    def shown_name(filename):
+        """The file as the student names it: relative to where the program runs, when it
+        is there (Python makes the main script's path absolute)."""
+        shown = shown_names.get(filename)
+        if shown is None:
+            shown = filename[len(cwd):] if filename.startswith(cwd) else filename
+            shown_names[filename] = shown
+        return shown
+
     def site():
         """The student's line that led to this call: the innermost frame outside the
         standard library and this file (create_connection's connect() is the line that
@@ -83,7 +95,7 @@ def _install():
         frame = frame or first
         if frame is None:
             return None
-        filename = frame.f_code.co_filename
+        filename = shown_name(frame.f_code.co_filename)
         line = frame.f_lineno
         try:
             text = linecache.getline(filename, line).strip()
@@ -103,6 +115,11 @@ def _install():
         if state["lost"]:
             lost, state["lost"] = state["lost"], 0
             send({"op": "lost", "count": lost})
+        # When the call returned (a wait is sent before its call): the bridge orders the calls
+        # of several programs by these times.
+        if record["op"] != "wait":
+            record["end_us"] = now_us()
+            record.setdefault("t_us", record["end_us"])
         try:
             chan.send(dumps(record).encode("utf-8", "replace"))
         except InterruptedError:
@@ -503,7 +520,7 @@ def _install():
             at = None
             for frame in reversed(traceback.extract_tb(tb)):
                 if is_user(frame.filename):
-                    at = {"file": frame.filename, "line": frame.lineno or 0,
+                    at = {"file": shown_name(frame.filename), "line": frame.lineno or 0,
                           "code": (frame.line or "").strip()[:300],
                           "thread": threading.current_thread().name, "pid": state["pid"]}
                     break
