@@ -707,3 +707,135 @@ async fn the_web_api_exercise_from_its_preset() {
     browser.close().await;
     bridge.shutdown().await;
 }
+
+/// Picks `file` in the Programs tab, gives it `args`, and runs it.
+async fn run_program_from_the_page(browser: &Browser, file: &str, args: &str) {
+    browser
+        .click(".middle-tabs button[data-tab='Programs']")
+        .await;
+    let option = format!("#program-open option[value='{file}']");
+    browser.click(&option).await;
+    let wanted = file.to_string();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    // The editor shows the file once the bridge has sent it.
+    loop {
+        let name = browser
+            .client
+            .execute(
+                "return document.querySelector('#program-name').value",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if name == json!(wanted) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{file} was not opened"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    browser.type_into("#program-args", args).await;
+    browser.click("#program-run").await;
+}
+
+/// The handout's own server and client (Kurose & Ross), run from the page: the client's
+/// input() is answered in its console, each call shows up with the line that made it, the
+/// Source tab marks the line of a picked call, and the sequence diagram faces the two.
+#[tokio::test]
+async fn the_students_own_programs_run_from_the_page() {
+    let Some(dist) = dist() else { return };
+    let data = TempDir::new("page-programs");
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/programs");
+    for name in ["kurose_tcp_server.py", "kurose_tcp_client.py"] {
+        std::fs::copy(fixtures.join(name), data.0.join(name)).unwrap();
+    }
+    let dir = data.0.clone();
+    let bridge = Bridge::start_with(move |c| {
+        c.static_dir = Some(dist);
+        c.data_dir = dir;
+    })
+    .await;
+    let browser = Browser::start().await;
+    browser.open_connected(&bridge).await;
+    let port = free_tcp_port().to_string();
+    run_program_from_the_page(&browser, "kurose_tcp_server.py", &port).await;
+    browser
+        .wait_text(".endpoint-list .program .label", "kurose_tcp_server.py")
+        .await;
+    // Where the server is stuck, in the list, with its line.
+    browser
+        .wait_text(".endpoint-list .traced", "waiting in accept() at line 15")
+        .await;
+    run_program_from_the_page(&browser, "kurose_tcp_client.py", &port).await;
+    // The client is selected: its console asks the handout's question.
+    browser
+        .wait_text(".console", "Input lowercase sentence:")
+        .await;
+    browser.type_into("#program-stdin", "hello world\n").await;
+    browser
+        .wait_text(".console", "From Server: HELLO WORLD")
+        .await;
+    browser
+        .wait_text("#program-state", "exited normally (status 0)")
+        .await;
+    // Each call on the timeline, with its line.
+    browser.wait_text(".row[data-kind='send']", "line 16").await;
+    browser.wait_text(".row[data-kind='recv']", "line 19").await;
+    // A picked call's line, marked in the Source tab.
+    browser
+        .click(".row[data-kind='recv'][title*='kurose_tcp_server.py:19']")
+        .await;
+    browser
+        .click(".middle-tabs button[data-tab='Source']")
+        .await;
+    browser
+        .wait_text("#source-caption", "recv() was made by line 19")
+        .await;
+    browser
+        .wait_text(
+            ".source-text",
+            "message = connectionSocket.recv(1024).decode()",
+        )
+        .await;
+    let marked = browser
+        .client
+        .execute(
+            "return document.querySelector('.source .marked').dataset.line",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(marked, json!("19"));
+    browser.screenshot("programs-source").await;
+    // The two programs' sockets face each other: the client's send goes to the server's
+    // accepted connection, not to "outside".
+    browser
+        .click(".middle-tabs button[data-tab='Sequence']")
+        .await;
+    browser
+        .wait_text(".sequence-svg .item[data-kind='send']", "send() 11 B · L16")
+        .await;
+    let lanes = browser
+        .client
+        .execute(
+            "return [...document.querySelectorAll('.sequence-svg .lane-name')].map(t => t.textContent)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let lanes = lanes.to_string();
+    assert!(!lanes.contains("outside"), "{lanes}");
+    assert!(lanes.contains("kurose_tcp_cl"), "{lanes}");
+    browser.screenshot("programs-sequence").await;
+    // Stopping the server from the list ends it.
+    browser
+        .click(".endpoint-list .program .item button.small")
+        .await;
+    browser
+        .wait_text(".timeline .row[data-kind='exit']", "you stopped it")
+        .await;
+    browser.close().await;
+    bridge.shutdown().await;
+}

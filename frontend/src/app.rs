@@ -6,15 +6,18 @@ use yew::prelude::*;
 
 use crate::components::compare::Compare;
 use crate::components::composer::{Composer, SendTarget};
+use crate::components::console::Console;
 use crate::components::conversation::Conversation;
 use crate::components::endpoint_list::EndpointList;
 use crate::components::files::{FileSender, Files};
 use crate::components::header::Header;
 use crate::components::new_endpoint::NewEndpoint;
 use crate::components::notice::NoticeBar;
+use crate::components::programs::Programs;
 use crate::components::python::{save_text, Python};
 use crate::components::replay::ReplayBar;
 use crate::components::sequence::Sequence;
+use crate::components::source::Source;
 use crate::components::timeline::Timeline;
 use crate::components::trouble::Trouble;
 use crate::hooks::{use_bridge, use_replay, use_slow_motion};
@@ -28,6 +31,8 @@ const CONVERSATION_LIMIT: usize = 400;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tab {
     Conversation,
+    Programs,
+    Source,
     Files,
     Compare,
     Python,
@@ -45,6 +50,8 @@ pub fn App() -> Html {
     let player = use_replay(&state);
     let (playing, speed) = (player.playing.clone(), player.speed.clone());
     let dark = use_state(prefers_dark);
+    // A file opened into the Programs tab's editor: (file, text).
+    let loaded = use_state(|| None::<std::rc::Rc<(String, String)>>);
     let run = bridge.runner();
     // Marks the first render, so benchmarks can read when the page became usable.
     use_effect_with((), |_| {
@@ -84,6 +91,50 @@ pub fn App() -> Html {
             }
         });
     }
+    // The Source tab asks the bridge for the selected program's script.
+    let selected_program = state
+        .selected
+        .and_then(|key| state.log.borrow().program_of(key.endpoint));
+    {
+        let bridge = bridge.clone();
+        let wanted = (*tab == Tab::Source).then_some(selected_program).flatten();
+        use_effect_with(wanted, move |wanted| {
+            if let Some(program) = *wanted {
+                yew::platform::spawn_local(async move { bridge.program_source(program).await });
+            }
+        });
+    }
+    let on_open_program = {
+        let (bridge, loaded) = (bridge.clone(), loaded.clone());
+        Callback::from(move |file: String| {
+            let (bridge, loaded) = (bridge.clone(), loaded.clone());
+            yew::platform::spawn_local(async move {
+                if let Some(code) = bridge.read_file(&file).await {
+                    loaded.set(Some(std::rc::Rc::new((file, code))));
+                }
+            });
+        })
+    };
+    let on_save_program = {
+        let bridge = bridge.clone();
+        Callback::from(move |(file, source): (String, String)| {
+            let bridge = bridge.clone();
+            yew::platform::spawn_local(async move {
+                bridge.save_program(&file, &source).await;
+            });
+        })
+    };
+    let on_run_program = {
+        let (bridge, tab) = (bridge.clone(), tab.clone());
+        Callback::from(move |(file, source, args): (String, String, String)| {
+            let bridge = bridge.clone();
+            // The new program gets selected: show its console.
+            tab.set(Tab::Conversation);
+            yew::platform::spawn_local(async move {
+                bridge.run_program(&file, &source, &args).await;
+            });
+        })
+    };
     let on_preset = {
         let bridge = bridge.clone();
         Callback::from(move |index: usize| {
@@ -300,10 +351,112 @@ pub fn App() -> Html {
             _ => None,
         })
         .collect();
+    // Where the person's programs are stuck: a traced socket whose last call waits.
+    let waiting: Vec<(ConvKey, String)> = log
+        .conversations
+        .keys()
+        .filter(|key| {
+            matches!(
+                log.specs.get(&key.endpoint),
+                Some((EndpointSpec::Traced(_), _))
+            )
+        })
+        .filter_map(|key| {
+            let last = log.last_of(*key)?;
+            match &last.kind {
+                shared::EventKind::Waiting { op } => {
+                    let line = last
+                        .at
+                        .as_ref()
+                        .map_or(String::new(), |at| format!(" at line {}", at.line));
+                    Some((*key, format!("{op}(){line}")))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    let console = state.selected.and_then(|key| {
+        let (spec, _) = log.specs.get(&key.endpoint)?;
+        let EndpointSpec::Program(spec) = spec else {
+            return None;
+        };
+        let (events, _) = log.conversation(key, CONVERSATION_LIMIT);
+        let program = key.endpoint;
+        let stuck = waiting
+            .iter()
+            .filter(|(k, _)| log.program_of(k.endpoint) == Some(program))
+            .map(|(_, w)| w.clone())
+            .collect::<Vec<_>>();
+        Some((program, spec.clone(), events, stuck))
+    });
+    // The Source tab: the picked call's line if it is this program's, else the latest call's.
+    let source_view = {
+        let program = selected_program;
+        let in_program =
+            |e: &shared::Event| program.is_some() && log.program_of(e.endpoint) == program;
+        let picked = state
+            .highlight
+            .and_then(|seq| log.events.iter().rev().find(|e| e.seq == seq))
+            .filter(|e| e.at.is_some() && in_program(e))
+            .or_else(|| {
+                state.selected.and_then(|key| {
+                    let (events, _) = log.conversation(key, 50);
+                    events
+                        .into_iter()
+                        .rev()
+                        .find(|e| e.at.is_some())
+                        .and_then(|e| log.events.iter().rev().find(|x| x.seq == e.seq))
+                })
+            });
+        let mut calls: Vec<u32> = Vec::new();
+        if *tab == Tab::Source {
+            for e in log.events.iter().filter(|e| in_program(e)) {
+                if let Some(at) = &e.at {
+                    let line = at.line as usize;
+                    if calls.len() <= line {
+                        calls.resize(line + 1, 0);
+                    }
+                    calls[line] += 1;
+                }
+            }
+        }
+        let code = match (&state.source, program) {
+            (Some(source), Some(p)) if source.0 == p => Some((source.1.clone(), source.2.clone())),
+            _ => None,
+        };
+        (
+            program.map(|p| log.name(p)),
+            code,
+            picked.and_then(|e| e.at.as_ref().map(|at| at.line)),
+            picked.map(|e| crate::format::call(&e.kind)),
+            calls,
+        )
+    };
+    let on_program_input = {
+        let bridge = bridge.clone();
+        let program = console.as_ref().map(|c| c.0);
+        Callback::from(move |text: String| {
+            if let Some(program) = program {
+                let bridge = bridge.clone();
+                yew::platform::spawn_local(
+                    async move { bridge.program_input(program, &text).await },
+                );
+            }
+        })
+    };
+    let on_program_stop = {
+        let run = run.clone();
+        let program = console.as_ref().map(|c| (c.0, c.1.label()));
+        Callback::from(move |()| {
+            if let Some((program, name)) = &program {
+                run.emit((format!("Stop {name}"), Command::close(*program, None)));
+            }
+        })
+    };
     let tab_button = |which: Tab, label: &'static str| {
         let tab_set = tab.clone();
         html! {
-            <button type="button" role="tab" aria-selected={(*tab == which).to_string()}
+            <button type="button" role="tab" aria-selected={(*tab == which).to_string()} data-tab={label}
                     class={classes!((*tab == which).then_some("active"))}
                     onclick={Callback::from(move |_: MouseEvent| tab_set.set(which))}>{ label }</button>
         }
@@ -337,6 +490,7 @@ pub fn App() -> Html {
                         on_select={on_select.clone()}
                         on_command={run.clone()}
                         on_chat_clients={on_chat_clients}
+                        waiting={waiting}
                     />
                     <NewEndpoint on_command={run.clone()} enabled={connected} />
                 </section>
@@ -346,12 +500,20 @@ pub fn App() -> Html {
                     }
                     <div class="tabs middle-tabs" role="tablist">
                         { tab_button(Tab::Conversation, "Conversation") }
+                        { tab_button(Tab::Programs, "Programs") }
+                        { tab_button(Tab::Source, "Source") }
                         { tab_button(Tab::Files, "Files") }
                         { tab_button(Tab::Compare, "TCP vs UDP") }
                         { tab_button(Tab::Sequence, "Sequence") }
                         { tab_button(Tab::Python, "Python") }
                     </div>
-                    if *tab == Tab::Conversation {
+                    if *tab == Tab::Conversation && console.is_some() {
+                        if let Some((program, spec, events, stuck)) = console.clone() {
+                            <Console {spec} {events} waiting={stuck}
+                                     running={state.endpoints.get(&program).is_some()}
+                                     on_input={on_program_input} on_stop={on_program_stop} />
+                        }
+                    } else if *tab == Tab::Conversation {
                         <Conversation
                             {title}
                             roles={roles}
@@ -363,6 +525,13 @@ pub fn App() -> Html {
                         if let Some((endpoint, udp, initial)) = trouble {
                             <Trouble {endpoint} {udp} {initial} on_command={run.clone()} />
                         }
+                    } else if *tab == Tab::Programs {
+                        <Programs files={state.files.clone()} loaded={(*loaded).clone()}
+                                  on_open={on_open_program} on_save={on_save_program}
+                                  on_run={on_run_program} enabled={connected} />
+                    } else if *tab == Tab::Source {
+                        <Source name={source_view.0} code={source_view.1} line={source_view.2}
+                                call={source_view.3} calls={source_view.4} />
                     } else if *tab == Tab::Files {
                         <Files files={state.files.clone()} uploads={state.uploads.clone()} sender={sender}
                                {on_upload} {on_download} {on_refresh} on_send={on_send_file} />
@@ -376,7 +545,7 @@ pub fn App() -> Html {
                         </label>
                         <Sequence log={state.log.clone()} version={state.version}
                                   only={only_selected.then_some(state.selected).flatten()}
-                                  on_select={on_pick} />
+                                  on_select={on_pick.clone()} />
                     } else if *tab == Tab::Compare {
                         <Compare report={state.comparison.clone()} on_run={on_compare} enabled={connected} />
                     } else {
@@ -391,6 +560,7 @@ pub fn App() -> Html {
                         started_unix_ms={started_unix_ms}
                         lecture={*lecture}
                         on_select={on_select}
+                        on_pick={on_pick.clone()}
                         highlight={state.highlight}
                     />
                 </section>

@@ -59,10 +59,10 @@ pub fn endpoint_name(id: u32, spec: &EndpointSpec, local: Option<&str>) -> Strin
         EndpointSpec::UdpClient(c) => format!("UDP client #{id} → :{}", c.port),
         EndpointSpec::Program(p) => p.label(),
         EndpointSpec::Traced(t) => {
-            let kind = if t.is_udp() { "UDP" } else { "TCP" };
+            let kind = if t.is_udp() { " UDP" } else { "" };
             match own_port {
-                Some(port) => format!("{}: {kind} socket :{port}", t.label),
-                None => format!("{}: {kind} socket #{id}", t.label),
+                Some(port) => format!("{}{kind} :{port}", t.label),
+                None => format!("{}{kind} socket #{id}", t.label),
             }
         }
     }
@@ -289,6 +289,24 @@ pub fn detail(event: &Event) -> String {
             )
         }
     }
+}
+
+/// The line of a traced program's call, `line 19`, if the event has one.
+pub fn line(event: &Event) -> Option<String> {
+    event.at.as_ref().map(|at| format!("line {}", at.line))
+}
+
+/// Where a traced call came from, for a tooltip: `tcp_server.py:19  message = ...`, and how
+/// long it waited, if it did.
+pub fn code_at(event: &Event) -> Option<String> {
+    let at = event.at.as_ref()?;
+    let waited = at
+        .blocked_us
+        .filter(|us| *us >= 1000)
+        .map_or(String::new(), |us| {
+            format!(" (waited {} s)", shared::decimal(us / 1000, 3))
+        });
+    Some(format!("{}:{}  {}{waited}", at.file, at.line, at.code))
 }
 
 /// What a transfer moved: its file, or "test data" for bulk data (`send_bulk`, `discard`),

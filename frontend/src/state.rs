@@ -91,7 +91,7 @@ impl Log {
         if let EventKind::Socket { spec } = &event.kind {
             self.specs.insert(event.endpoint, (spec.clone(), None));
         }
-        if matches!(event.kind, EventKind::Bind) && event.conn.is_none() {
+        if matches!(event.kind, EventKind::Bind | EventKind::Connect) && event.conn.is_none() {
             if let Some(entry) = self.specs.get_mut(&event.endpoint) {
                 entry.1.clone_from(&event.local);
             }
@@ -113,6 +113,23 @@ impl Log {
             None if id == 0 => "bridge".to_string(),
             None => format!("#{id}"),
         }
+    }
+
+    /// The program an endpoint is, or belongs to (a traced socket), if any.
+    pub fn program_of(&self, id: EndpointId) -> Option<EndpointId> {
+        match self.specs.get(&id).map(|(spec, _)| spec) {
+            Some(EndpointSpec::Program(_)) => Some(id),
+            Some(EndpointSpec::Traced(t)) => Some(t.program),
+            _ => None,
+        }
+    }
+
+    /// The last event of a conversation.
+    pub fn last_of(&self, key: ConvKey) -> Option<&Rc<Event>> {
+        self.conversations
+            .get(&key)
+            .and_then(|indexes| indexes.last())
+            .map(|i| &self.events[*i])
     }
 
     /// A conversation's events, at most the last `limit`, and how many earlier were left out.
@@ -188,6 +205,8 @@ pub struct State {
     pub transfers: u64,
     /// The Python mirror of an endpoint, as the bridge wrote it: endpoint, file name, code.
     pub program: Option<Rc<(EndpointId, String, String)>>,
+    /// The source of a traced program (program endpoint, file, code), for the Source tab.
+    pub source: Option<Rc<(EndpointId, String, String)>>,
     /// The event picked elsewhere (the sequence diagram), shown in the timeline.
     pub highlight: Option<u64>,
     /// A recording being replayed instead of the live bridge.
@@ -225,6 +244,7 @@ impl Default for State {
             comparison: None,
             transfers: 0,
             program: None,
+            source: None,
             highlight: None,
             replay: None,
         }
@@ -300,6 +320,12 @@ pub enum Action {
     /// The Python mirror of an endpoint arrived.
     Program {
         endpoint: EndpointId,
+        file: String,
+        code: String,
+    },
+    /// The source of a traced program arrived.
+    Source {
+        program: EndpointId,
         file: String,
         code: String,
     },
@@ -411,7 +437,9 @@ impl State {
             Action::Created(info) => {
                 if matches!(
                     info.spec,
-                    EndpointSpec::TcpClient(_) | EndpointSpec::UdpClient(_)
+                    EndpointSpec::TcpClient(_)
+                        | EndpointSpec::UdpClient(_)
+                        | EndpointSpec::Program(_)
                 ) {
                     self.selected = Some(ConvKey {
                         endpoint: info.id,
@@ -435,6 +463,11 @@ impl State {
                 file,
                 code,
             } => self.program = Some(Rc::new((endpoint, file, code))),
+            Action::Source {
+                program,
+                file,
+                code,
+            } => self.source = Some(Rc::new((program, file, code))),
         }
         self
     }

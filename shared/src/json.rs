@@ -473,17 +473,28 @@ impl FromJson for String {
     }
 }
 
+/// A plain loop, not `collect()`: each element type instantiates this, and the page carries
+/// every instance (collecting into a `Result` brought an iterator adapter of several KB each).
 impl<T: FromJson> FromJson for Vec<T> {
     fn from_json(value: Json<'_>) -> Result<Self, String> {
-        match value {
-            Json::Arr(items) => items
-                .into_iter()
-                .enumerate()
-                .map(|(i, item)| T::from_json(item).map_err(|e| format!("[{i}]: {e}")))
-                .collect(),
-            other => other.expected("an array"),
+        let Json::Arr(items) = value else {
+            return value.expected("an array");
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.into_iter().enumerate() {
+            match T::from_json(item) {
+                Ok(v) => out.push(v),
+                Err(e) => return Err(at_index(i, e)),
+            }
         }
+        Ok(out)
     }
+}
+
+#[cold]
+#[inline(never)]
+fn at_index(i: usize, error: String) -> String {
+    format!("[{i}]: {error}")
 }
 
 impl<T: FromJson> FromJson for Option<T> {

@@ -85,6 +85,36 @@ fn superseded(events: &[Rc<Event>], i: usize, event: &Event) -> bool {
 }
 
 fn message(event: &Event, mine: &str, theirs: &str, sent_hashes: &[String]) -> Html {
+    let body = message_body(event, mine, theirs, sent_hashes);
+    // A traced program's call: the line of code that made it, under the message.
+    match &event.at {
+        Some(at) => html! {
+            <>
+                { body }
+                <li class={classes!("code-at", call_side(event))} data-line={at.line.to_string()}
+                    title={format::code_at(event).unwrap_or_default()}>
+                    <span class="n">{ format!("line {}", at.line) }</span>
+                    <code>{ at.code.clone() }</code>
+                    if let Some(us) = at.blocked_us.filter(|us| *us >= 100_000) {
+                        <span class="muted">{ format!(" waited {} s", shared::decimal(us / 1000, 3)) }</span>
+                    }
+                </li>
+            </>
+        },
+        None => body,
+    }
+}
+
+/// Which side of the conversation a call's line sits on.
+fn call_side(event: &Event) -> &'static str {
+    match event.kind {
+        EventKind::Send { .. } | EventKind::SendTo { .. } => "sent",
+        EventKind::Recv { .. } | EventKind::RecvFrom { .. } => "received",
+        _ => "middle",
+    }
+}
+
+fn message_body(event: &Event, mine: &str, theirs: &str, sent_hashes: &[String]) -> Html {
     let t = format::relative(event.t_us);
     let peer = event.peer.clone().unwrap_or_default();
     match &event.kind {

@@ -1,5 +1,7 @@
-//! The endpoints alive now: servers with their accepted connections beneath them, and clients.
-//! Clicking one shows its conversation; buttons stop or close it.
+//! The endpoints alive now: servers with their accepted connections beneath them, clients, and
+//! the person's own programs with their sockets beneath them (and where each is stuck).
+//! Clicking one shows its conversation (a program: its console); buttons stop or close it (a
+//! program's sockets are the program's: stop the program instead).
 
 use shared::{Command, EndpointInfo, EndpointSpec};
 use yew::prelude::*;
@@ -15,6 +17,9 @@ pub struct Props {
     pub on_command: Callback<(String, Command)>,
     /// (chat server port, how many) chat clients to connect.
     pub on_chat_clients: Callback<(u16, usize)>,
+    /// The traced sockets (and their connections) blocked in a call now, with where
+    /// (`accept() at line 15`).
+    pub waiting: Vec<(ConvKey, String)>,
 }
 
 #[function_component]
@@ -23,31 +28,96 @@ pub fn EndpointList(props: &Props) -> Html {
     let item = |key: ConvKey,
                 label: String,
                 detail: String,
-                button: &'static str,
-                title: String| {
+                button: Option<&'static str>,
+                title: String,
+                class: &'static str| {
         let selected = props.selected == Some(key);
         let on_select = props.on_select.reform(move |_: MouseEvent| key);
         let on_close = props
             .on_command
             .reform(move |_: MouseEvent| (title.clone(), Command::close(key.endpoint, key.conn)));
         html! {
-            <div class={classes!("item", key.conn.map(|_| "conn"), selected.then_some("selected"))}>
+            <div class={classes!("item", class, key.conn.map(|_| "conn"), selected.then_some("selected"))}>
                 <button type="button" class="select" onclick={on_select}
                         aria-current={selected.then_some("true")}>
                     <span class="label">{ label }</span>
                     <span class="muted">{ detail }</span>
                 </button>
-                <button type="button" class="small" onclick={on_close}>{ button }</button>
+                if let Some(button) = button {
+                    <button type="button" class="small" onclick={on_close}>{ button }</button>
+                }
             </div>
+        }
+    };
+    let alive = |id: shared::EndpointId| props.endpoints.iter().any(|e| e.id == id);
+    // A program's socket, beneath its program: where it is stuck, or its addresses.
+    let socket = |e: &EndpointInfo| {
+        let key = ConvKey {
+            endpoint: e.id,
+            conn: None,
+        };
+        let waits = |key: ConvKey| {
+            props
+                .waiting
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, w)| w)
+        };
+        let name = format::endpoint_name(e.id, &e.spec, e.local.as_deref());
+        let detail = match (waits(key).map(|w| ((), w)), &e.local, &e.peer) {
+            (Some((_, w)), _, _) => format!("waiting in {w}"),
+            (None, Some(local), Some(peer)) => format!("{local} → {peer}"),
+            (None, Some(local), None) => format!("on {local}"),
+            (None, None, _) => "not bound or connected yet".into(),
+        };
+        html! {
+            <>
+                { item(key, name, detail, None, String::new(), "traced") }
+                { for e.connections.iter().map(|c| {
+                    let key = ConvKey { endpoint: e.id, conn: Some(c.id) };
+                    let detail = match waits(key) {
+                        Some(w) => format!("waiting in {w}"),
+                        None => "accepted connection".to_string(),
+                    };
+                    item(key, format!("#{} {}", c.id, c.peer), detail, None, String::new(), "traced")
+                }) }
+            </>
         }
     };
     html! {
         <div class="endpoint-list">
             <h2>{ "Endpoints" }</h2>
             if props.endpoints.is_empty() {
-                <p class="muted">{ "Nothing runs yet. Pick a lab above, or create a server below." }</p>
+                <p class="muted">{ "Nothing runs yet. Pick a lab above, create a server below, or run your own program (Programs tab)." }</p>
             }
             { for props.endpoints.iter().map(|e| {
+                if let EndpointSpec::Traced(t) = &e.spec {
+                    // Shown beneath its program (or alone, should the program be gone).
+                    if alive(t.program) {
+                        return html! {};
+                    }
+                    return html! { <div class="group">{ socket(e) }</div> };
+                }
+                if let EndpointSpec::Program(p) = &e.spec {
+                    let key = ConvKey { endpoint: e.id, conn: None };
+                    let name = p.label();
+                    let place = match p.from {
+                        shared::ProgramFrom::Page => "your program",
+                        shared::ProgramFrom::Terminal => "your program, in a terminal",
+                    };
+                    let (button, title) = match p.from {
+                        shared::ProgramFrom::Page => (Some("Stop"), format!("Stop {name}")),
+                        shared::ProgramFrom::Terminal => (Some("Untrace"), format!("Stop showing {name}")),
+                    };
+                    return html! {
+                        <div class="group program">
+                            { item(key, format!("▶ {name}"), format!("{place} · pid {}", p.pid), button, title, "program") }
+                            { for props.endpoints.iter()
+                                .filter(|s| matches!(&s.spec, EndpointSpec::Traced(t) if t.program == e.id))
+                                .map(|s| html! { <div class="sockets">{ socket(s) }</div> }) }
+                        </div>
+                    };
+                }
                 let name = format::endpoint_name(e.id, &e.spec, e.local.as_deref());
                 let key = ConvKey { endpoint: e.id, conn: None };
                 let is_server = matches!(e.spec, EndpointSpec::TcpServer(_) | EndpointSpec::UdpServer(_));
@@ -56,7 +126,7 @@ pub fn EndpointList(props: &Props) -> Html {
                     (_, Some(local), Some(peer)) => format!("{local} → {peer}"),
                     _ => format::server_summary(&e.spec),
                 };
-                let (button, title) = if is_server { ("Stop", format!("Stop {name}")) } else { ("Close", format!("Close {name}")) };
+                let (button, title) = if is_server { (Some("Stop"), format!("Stop {name}")) } else { (Some("Close"), format!("Close {name}")) };
                 let chat_port = match &e.spec {
                     EndpointSpec::TcpServer(s) if s.behaviour == shared::Behaviour::Chat => {
                         e.local.as_deref().and_then(|l| format::port(l).parse::<u16>().ok())
@@ -65,7 +135,7 @@ pub fn EndpointList(props: &Props) -> Html {
                 };
                 html! {
                     <div class="group">
-                        { item(key, name.clone(), detail, button, title) }
+                        { item(key, name.clone(), detail, button, title, "") }
                         if let Some(port) = chat_port {
                             <div class="item conn chat-join">
                                 <input type="number" min="1" max="50" class="short" value={joiners.to_string()}
@@ -84,8 +154,9 @@ pub fn EndpointList(props: &Props) -> Html {
                             ConvKey { endpoint: e.id, conn: Some(c.id) },
                             format!("#{} {}", c.id, c.peer),
                             "accepted connection".into(),
-                            "Close",
+                            Some("Close"),
                             format!("Close connection #{}", c.id),
+                            "",
                         )) }
                     </div>
                 }

@@ -1,6 +1,8 @@
 //! The sequence diagram: one lane per socket (the listening socket, each accepted socket, each
 //! client, and outside peers), and in time order an arrow for each connect, accept, send and
-//! close between lanes, and a mark for each recv() chunk with its byte count. Clicking an item
+//! close between lanes, and a mark for each recv() chunk with its byte count. A traced program's
+//! sockets are lanes like the playground's, matched by their addresses, so a client and a server
+//! of the person's own face each other; their calls say their line (`L19`). Clicking an item
 //! selects its event in the timeline.
 
 use std::collections::HashMap;
@@ -14,7 +16,7 @@ use crate::state::{ConvKey, SharedLog};
 
 /// Events drawn at most (the latest ones).
 const MAX_ROWS: usize = 300;
-const LANE_W: i64 = 150;
+const LANE_W: i64 = 180;
 const ROW_H: i64 = 26;
 const TOP: i64 = 44;
 
@@ -50,7 +52,15 @@ pub fn Sequence(props: &Props) -> Html {
             e.endpoint != 0
                 && !matches!(
                     e.kind,
-                    EventKind::TcpState { .. } | EventKind::Progress { .. }
+                    EventKind::TcpState { .. }
+                        | EventKind::Progress { .. }
+                        | EventKind::Output { .. }
+                        | EventKind::Exit { .. }
+                        | EventKind::Dropped { .. }
+                )
+                && !matches!(
+                    log.specs.get(&e.endpoint),
+                    Some((shared::EndpointSpec::Program(_), _))
                 )
         })
         .collect();
@@ -134,6 +144,10 @@ pub fn Sequence(props: &Props) -> Html {
             EventKind::Shutdown => "shutdown → FIN".into(),
             other => format::call(other),
         };
+        let label = match &e.at {
+            Some(at) => format!("{label} · L{}", at.line),
+            None => label,
+        };
         let y = TOP + row as i64 * ROW_H + ROW_H / 2;
         let x = |lane: i64| lane * LANE_W + LANE_W / 2;
         let event = (*e).clone();
@@ -207,7 +221,20 @@ fn arrow(x1: i64, x2: i64, y: i64, label: &str, group: &'static str) -> Html {
     }
 }
 
-/// Lane titles stay short: `TCP client #2 → :12000` becomes `TCP client #2`.
+/// Lane titles stay short: `TCP client #2 → :12000` becomes `TCP client #2`, and a long
+/// program name is cut before its port, `kurose_tcp_se… :12000`.
 fn short(name: &str) -> String {
-    name.split(" → ").next().unwrap_or(name).to_string()
+    const MOST: usize = 20;
+    let name = name.split(" → ").next().unwrap_or(name);
+    if name.chars().count() <= MOST {
+        return name.to_string();
+    }
+    let (label, rest) = name.rsplit_once(" :").map_or((name, ""), |(l, p)| (l, p));
+    let keep = MOST.saturating_sub(rest.len() + 3).max(4);
+    let cut: String = label.chars().take(keep).collect();
+    if rest.is_empty() {
+        format!("{cut}…")
+    } else {
+        format!("{cut}… :{rest}")
+    }
 }

@@ -21,6 +21,8 @@ pub struct Props {
     pub started_unix_ms: u64,
     pub lecture: bool,
     pub on_select: Callback<ConvKey>,
+    /// A traced call clicked: picked, to show its line.
+    pub on_pick: Callback<std::rc::Rc<shared::Event>>,
     /// An event picked elsewhere: scrolled to and marked.
     pub highlight: Option<u64>,
 }
@@ -34,6 +36,7 @@ impl PartialEq for Props {
             && self.lecture == other.lecture
             && self.highlight == other.highlight
             && self.on_select == other.on_select
+            && self.on_pick == other.on_pick
     }
 }
 
@@ -131,18 +134,33 @@ pub fn Timeline(props: &Props) -> Html {
             format::relative(event.t_us)
         };
         let key = ConvKey::of(event);
-        let on_click = props.on_select.reform(move |_: MouseEvent| key);
+        // A traced call is picked (its line shows in the Source tab), anything else selects
+        // its conversation.
+        let on_click = if event.at.is_some() {
+            let event = event.clone();
+            props.on_pick.reform(move |_: MouseEvent| event.clone())
+        } else {
+            props.on_select.reform(move |_: MouseEvent| key)
+        };
         let group = Group::of(&event.kind);
+        let detail = match format::line(event) {
+            Some(line) => format!("{line} · {}", format::detail(event)),
+            None => format::detail(event),
+        };
+        let title = match format::code_at(event) {
+            Some(code) => format!("{code}\n{detail}"),
+            None => detail.clone(),
+        };
         html! {
             <button type="button" key={event.seq}
                     class={classes!("row", group.label(), (props.highlight == Some(event.seq)).then_some("highlight"))}
                     style={format!("top:{}px;height:{}px", top as i64, row_height as i64)}
                     data-kind={event.kind.name()} onclick={on_click}
-                    title={format::detail(event)}>
+                    title={title}>
                 <span class="t">{ time }</span>
                 <span class="ep">{ log.name(event.endpoint) }{ event.conn.map(|c| format!(" #{c}")).unwrap_or_default() }</span>
                 <span class="call">{ format::call(&event.kind) }</span>
-                <span class="detail">{ format::detail(event) }</span>
+                <span class="detail">{ detail }</span>
             </button>
         }
     });

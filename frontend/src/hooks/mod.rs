@@ -1,8 +1,9 @@
 //! Custom hooks: `use_bridge` owns the WebSocket to the bridge (with `files`, its commands
-//! for the data directory); `use_replay` plays a recording back step by step;
+//! for the data directory, and `programs`, for the person's own programs); `use_replay` plays a recording back step by step;
 //! `use_slow_motion` turns lecture mode's slow motion on and off.
 
 mod files;
+mod programs;
 mod use_bridge;
 mod use_replay;
 mod use_slow_motion;
