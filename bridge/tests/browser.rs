@@ -237,7 +237,7 @@ async fn file_upload_and_transfer_with_matching_hashes() {
     // Upload a file from the browser, in chunks, with a progress bar.
     let path = source.0.join("lab.bin");
     write_pattern(&path, 3_000_000);
-    browser.click(".middle-tabs button:nth-child(2)").await;
+    browser.click(".middle-tabs button[data-tab='Files']").await;
     let input = browser
         .client
         .find(Locator::Css("#upload-input"))
@@ -256,7 +256,9 @@ async fn file_upload_and_transfer_with_matching_hashes() {
 
     // Send it from the selected client to the saving server.
     browser.click("tr[data-file='lab.bin'] .send-file").await;
-    browser.click(".middle-tabs button:nth-child(1)").await;
+    browser
+        .click(".middle-tabs button[data-tab='Conversation']")
+        .await;
     browser
         .wait_text(".msg.transfer", "lab.bin sent 2.9 MiB, complete")
         .await;
@@ -374,7 +376,9 @@ async fn encrypted_echo_tampering_and_the_tcp_udp_comparison() {
         .await;
     browser.screenshot("encrypted").await;
 
-    browser.click(".middle-tabs button:nth-child(3)").await;
+    browser
+        .click(".middle-tabs button[data-tab='TCP vs UDP']")
+        .await;
     browser.type_into("#cmp-count", "200").await;
     browser.type_into("#cmp-file", "2").await;
     browser.click("#compare-run").await;
@@ -438,7 +442,9 @@ async fn sequence_diagram_draws_the_calls_and_picks_events() {
     browser.wait_text(".conv-title", "TCP client").await;
     browser.type_into("#composer-input", "hello\u{E007}").await;
     browser.wait_text(".msg.received .text", "HELLO").await;
-    browser.click(".middle-tabs button:nth-child(4)").await;
+    browser
+        .click(".middle-tabs button[data-tab='Sequence']")
+        .await;
     // Lanes: the listening socket, the accepted socket and the client.
     let lanes = browser
         .wait_text(".sequence-svg", "TCP server :12000 #")
@@ -827,7 +833,7 @@ async fn the_students_own_programs_run_from_the_page() {
         .unwrap();
     let lanes = lanes.to_string();
     assert!(!lanes.contains("outside"), "{lanes}");
-    assert!(lanes.contains("kurose_tcp_cl"), "{lanes}");
+    assert!(lanes.contains("kurose_tcp_c"), "{lanes}");
     browser.screenshot("programs-sequence").await;
     // Stopping the server from the list ends it.
     browser

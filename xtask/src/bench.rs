@@ -30,6 +30,7 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
         "throughput_bench",
         "chat_bench",
         "page_bench",
+        "programs_bench",
     ] {
         let command = [
             "test",

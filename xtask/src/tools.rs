@@ -220,12 +220,14 @@ pub(crate) fn ensure_chromium() -> Result<(), String> {
     ensure_debian(&[(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")])
 }
 
-/// The tools the benchmarks compare the bridge with: iperf3, socat and ncat (`--broker`).
+/// The tools the benchmarks compare the bridge with: iperf3, socat, ncat (`--broker`) and
+/// strace (the anchor for tracing a program).
 pub(crate) fn ensure_bench_anchors() -> Result<(), String> {
     ensure_debian(&[
         ("/usr/bin/iperf3", "iperf3"),
         ("/usr/bin/socat", "socat"),
         ("/usr/bin/ncat", "ncat"),
+        ("/usr/bin/strace", "strace"),
     ])
 }
 

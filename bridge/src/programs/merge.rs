@@ -2,7 +2,8 @@
 //! channel, read by its own task, so a client's send() could be recorded after the server's
 //! recv() that it caused. Every report carries the system's monotonic time of its call, so
 //! they pass through here: held for [`HOLD`] while two or more programs are traced (not held
-//! for one), and shown in the order of their times. A call that waits for the other side
+//! for one; a shim's batches are at most about 100 ms old), and shown in the order of their
+//! times. A call that waits for the other side
 //! (accept, recv, recvfrom, select) counts from when it returned, every other call from when
 //! it began: a send begins before the recv it feeds returns, and a connect before its accept.
 //!
@@ -19,8 +20,9 @@ use tokio::sync::Notify;
 
 use super::tracer::Tracer;
 
-/// How long reports wait for those of other programs while several are traced.
-pub(crate) const HOLD: Duration = Duration::from_millis(15);
+/// How long reports wait for those of other programs while several are traced: a shim sends
+/// what it has at least every 100 ms (and before a call blocks, at most every 20 ms).
+pub(crate) const HOLD: Duration = Duration::from_millis(120);
 /// A report timed further than this from now is timed as it arrives (a terminal on another
 /// machine, whose clock is its own).
 const PLAUSIBLE: u64 = 10_000_000;

@@ -25,6 +25,8 @@ use crate::explain::{explain, Op, Proto};
 const BURST: f64 = 5_000.0;
 /// Calls shown per second after the burst.
 const RATE: f64 = 2_000.0;
+/// How long a call must have waited for its event to say so.
+const MIN_BLOCKED_US: u64 = 1000;
 /// Longest file name, source line and thread name kept from a record.
 const MAX_AT_TEXT: usize = 300;
 
@@ -112,7 +114,18 @@ impl Tracer {
             return;
         }
         self.report_dropped();
-        let at = record.at.take().map(|at| Box::new(trimmed(at)));
+        let mut at = record.at.take().map(|at| Box::new(trimmed(at)));
+        if let (Some(at), Some(began), Some(ended)) = (at.as_mut(), record.t_us, record.end_us) {
+            // A call that can wait says how long it did, when that was long enough to notice.
+            let can_wait = matches!(
+                record.op.as_str(),
+                "accept" | "connect" | "recv" | "recvfrom"
+            ) || record.call.as_deref() == Some("select");
+            let waited = ended.saturating_sub(began);
+            if can_wait && waited >= MIN_BLOCKED_US {
+                at.blocked_us = Some(waited);
+            }
+        }
         match record.op.as_str() {
             "socket" => self.socket(&record, at),
             "exception" => self.exception(&record, at),

@@ -22,6 +22,7 @@ def _install():
     if fd is None:
         return
     import _socket
+    import _thread
     import binascii
     import json
     import linecache
@@ -48,7 +49,8 @@ def _install():
     shim_file = os.path.abspath(__file__)
     max_data = 64 * 1024
     dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-    state = {"pid": os.getpid(), "next": 0, "lost": 0, "on": True}
+    state = {"pid": os.getpid(), "next": 0, "lost": 0, "on": True, "watching": None, "flushed": 0}
+    state["pids"] = str(state["pid"])
     local = threading.local()
     fds = {}
     user_files = {}
@@ -79,10 +81,14 @@ def _install():
             shown_names[filename] = shown
         return shown
 
+    site_cache = {}
+    names = {}
+
     def site():
-        """The student's line that led to this call: the innermost frame outside the
-        standard library and this file (create_connection's connect() is the line that
-        called create_connection)."""
+        """The student's line that led to this call, as the JSON of a record's `at`: the
+        innermost frame outside the standard library and this file (create_connection's
+        connect() is the line that called create_connection). Each line's text is looked up
+        and written once; a call costs a frame walk and two dictionary lookups."""
         frame = sys._getframe(2)
         first = None
         while frame is not None:
@@ -94,39 +100,124 @@ def _install():
             frame = frame.f_back
         frame = frame or first
         if frame is None:
-            return None
-        filename = shown_name(frame.f_code.co_filename)
-        line = frame.f_lineno
-        try:
-            text = linecache.getline(filename, line).strip()
-        except Exception:
-            text = ""
-        return {
-            "file": filename,
-            "line": line,
-            "code": text[:300],
-            "thread": threading.current_thread().name,
-            "pid": state["pid"],
-        }
+            return "null"
+        key = (frame.f_code, frame.f_lineno)
+        place = site_cache.get(key)
+        if place is None:
+            filename = shown_name(frame.f_code.co_filename)
+            try:
+                text = linecache.getline(frame.f_code.co_filename, key[1]).strip()
+            except Exception:
+                text = ""
+            place = '{"file":%s,"line":%d,"code":%s,"thread":' % (
+                dumps(filename), key[1], dumps(text[:300]))
+            site_cache[key] = place
+        name = threading.current_thread().name
+        thread = names.get(name)
+        if thread is None:
+            thread = names[name] = dumps(name)
+        return place + thread + ',"pid":' + state["pids"] + "}"
 
-    def send(record):
+    # Records wait here and go as one datagram (one line of JSON each) when the program is
+    # about to block, every 100 ms, before it forks and when it exits: a datagram for every
+    # call woke the reader for each, which cost more than the calls.
+    buf = []
+    size = [0]
+    buf_lock = _thread.allocate_lock()
+    max_batch = 32 * 1024
+
+    def flush():
+        state["flushed"] = now_us()
+        with buf_lock:
+            if not buf:
+                return
+            batch = "\n".join(buf)
+            del buf[:]
+            size[0] = 0
+        try:
+            chan.send(batch.encode("utf-8", "replace"))
+        except InterruptedError:
+            state["lost"] += batch.count("\n") + 1
+        except OSError:
+            # The bridge is gone: the program goes on untraced.
+            state["on"] = False
+
+    def send(record, at=None):
+        """Queues one record (its `at` already written as JSON). When the call returned is
+        added here (a wait is sent before its call returns): the bridge orders the calls of
+        several programs by these times."""
         if not state["on"]:
             return
         if state["lost"]:
             lost, state["lost"] = state["lost"], 0
             send({"op": "lost", "count": lost})
-        # When the call returned (a wait is sent before its call): the bridge orders the calls
-        # of several programs by these times.
         if record["op"] != "wait":
             record["end_us"] = now_us()
             record.setdefault("t_us", record["end_us"])
+        text = dumps(record)
+        if at is not None:
+            text = text[:-1] + ',"at":' + at + "}"
+        if size[0] + len(text) > max_batch:
+            flush()
+        with buf_lock:
+            buf.append(text)
+            size[0] += len(text) + 1
+
+    def push(text):
+        """Queues a record already written as JSON (the fast paths')."""
+        if state["lost"]:
+            lost, state["lost"] = state["lost"], 0
+            send({"op": "lost", "count": lost})
+        if size[0] + len(text) > max_batch:
+            flush()
+        with buf_lock:
+            buf.append(text)
+            size[0] += len(text) + 1
+
+    def head(data, n):
+        """The base64 of the first bytes of `data` (of its first `n`, if given) and how many
+        bytes there were; never raises (the call already happened: what the program gets must
+        be what it returned)."""
         try:
-            chan.send(dumps(record).encode("utf-8", "replace"))
-        except InterruptedError:
-            state["lost"] += 1
-        except OSError:
-            # The bridge is gone: the program goes on untraced.
-            state["on"] = False
+            view = memoryview(data).cast("B")
+            if n is None:
+                n = len(view)
+            return binascii.b2a_base64(view[:min(n, max_data)], newline=False).decode("ascii"), n
+        except Exception:
+            return "", n or 0
+
+    # Calls that may block, by thread: [began, socket, call, at, reported]. A watcher thread
+    # reports those still waiting after 100 ms (most return at once, and a report for each
+    # would double the cost of every recv()).
+    pending = {}
+
+    def watch():
+        while state["on"]:
+            time.sleep(0.1)
+            flush()
+            now = now_us()
+            for entry in list(pending.values()):
+                if not entry[4] and now - entry[0] >= 100000:
+                    entry[4] = True
+                    record = {"op": "wait", "call": entry[2], "t_us": entry[0]}
+                    if entry[1] is not None:
+                        record["sock"] = entry[1]
+                    send(record, entry[3])
+                    flush()
+
+    def start_watching():
+        if state["watching"] != state["pid"]:
+            state["watching"] = state["pid"]
+            _thread.start_new_thread(watch, ())
+
+    def waiting(began, sock_id, call, at):
+        """A call that may block is about to be made: what waits is sent first, unless it
+        went out less than 20 ms ago (a program in a tight request-reply loop would send a
+        datagram per round trip; the watcher sends the rest within 100 ms)."""
+        start_watching()
+        pending[_thread.get_ident()] = [began, sock_id, call, at, False]
+        if began - state["flushed"] >= 20000:
+            flush()
 
     def address(addr):
         if isinstance(addr, tuple) and len(addr) >= 2:
@@ -151,34 +242,49 @@ def _install():
         return record
 
     class Call:
-        """One traced call: where it came from, and the record that reports it."""
+        """One traced call: where it came from, when it began, and what it did."""
 
-        __slots__ = ("record", "quiet")
+        __slots__ = ("op", "sock", "at", "began", "quiet", "waits")
+
+        @classmethod
+        def later(cls, sock, op, at, began):
+            """The Call of a fast path's call that failed (its line and start already taken)."""
+            call = cls.__new__(cls)
+            call.quiet, call.op, call.sock = False, op, sock._sp_id
+            call.at, call.began, call.waits = at, began, False
+            return call
 
         def __init__(self, sock, op, wait):
             self.quiet = getattr(local, "busy", False) or not state["on"]
             if self.quiet:
                 return
-            self.record = {"op": op, "sock": sock._sp_id, "at": site(), "t_us": now_us()}
-            if wait and sock.gettimeout() != 0.0:
-                send({"op": "wait", "sock": sock._sp_id, "call": op,
-                      "at": self.record["at"], "t_us": self.record["t_us"]})
+            self.op = op
+            self.sock = sock._sp_id
+            self.at = site()
+            self.began = now_us()
+            self.waits = wait and sock.gettimeout() != 0.0
+            if self.waits:
+                waiting(self.began, self.sock, op, self.at)
 
-        def done(self, **fields):
-            if not self.quiet:
-                self.record.update(fields)
-                send(self.record)
-
-        def failed(self, sock, err, **fields):
+        def done(self, **record):
             if self.quiet:
                 return
-            self.record.update(fields)
-            failure(self.record, err)
+            if self.waits:
+                pending.pop(_thread.get_ident(), None)
+            record["op"] = self.op
+            record["sock"] = self.sock
+            record["t_us"] = self.began
+            send(record, self.at)
+
+        def failed(self, sock, err, **record):
+            if self.quiet:
+                return
+            failure(record, err)
             if isinstance(err, socket.timeout) or type(err).__name__ == "TimeoutError":
                 timeout = sock.gettimeout()
                 if timeout:
-                    self.record["timeout_ms"] = int(timeout * 1000)
-            send(self.record)
+                    record["timeout_ms"] = int(timeout * 1000)
+            self.done(**record)
 
     def new_id():
         state["next"] += 1
@@ -208,6 +314,7 @@ def _install():
                 return
             self._sp_id = new_id()
             fds[self.fileno()] = self._sp_id
+            start_watching()
             if fileno is None and state["on"] and not getattr(local, "busy", False):
                 kind = self.type & ~getattr(socket, "SOCK_NONBLOCK", 0) & ~getattr(socket, "SOCK_CLOEXEC", 0)
                 send({
@@ -215,8 +322,7 @@ def _install():
                     "sock": self._sp_id,
                     "family": "ipv6" if self.family == socket.AF_INET6 else "ipv4",
                     "transport": "udp" if kind == socket.SOCK_DGRAM else "tcp",
-                    "at": site(),
-                })
+                }, site())
 
         def _traced(self):
             return self._sp_id is not None
@@ -280,27 +386,59 @@ def _install():
                 return real_socket.connect_ex(self, addr)
             return self._connect(addr, real_socket.connect_ex)
 
-        def _send(self, op, method, data, *args):
-            call = Call(self, op, False)
+        # send, sendall, recv and recv_into are what a program does most: their records are
+        # written directly, without a Call or a dictionary (each of those cost microseconds a
+        # call; issue 16's benchmark holds tracing to half the time of an untraced program).
+        def _send(self, method, data, *args):
+            if getattr(local, "busy", False) or not state["on"]:
+                return method(self, data, *args)
+            at = site()
+            began = now_us()
             try:
                 result = method(self, data, *args)
             except BaseException as err:
-                call.failed(self, err)
+                Call.later(self, "send", at, began).failed(self, err)
                 raise
-            sent = len(memoryview(data).cast("B")) if result is None else result
-            payload, n = encode(memoryview(data).cast("B")[:sent])
-            call.done(data=payload, len=n)
+            payload, n = head(data, result)
+            push('{"op":"send","sock":"%s","t_us":%d,"end_us":%d,"data":"%s","len":%d,"at":%s}' % (
+                self._sp_id, began, now_us(), payload, n, at))
             return result
 
         def send(self, data, *args):
-            if not self._traced():
+            if self._sp_id is None:
                 return real_socket.send(self, data, *args)
-            return self._send("send", real_socket.send, data, *args)
+            return self._send(real_socket.send, data, *args)
 
         def sendall(self, data, *args):
-            if not self._traced():
+            if self._sp_id is None:
                 return real_socket.sendall(self, data, *args)
-            return self._send("send", real_socket.sendall, data, *args)
+            return self._send(real_socket.sendall, data, *args)
+
+        def _received(self, method, buffer, *args):
+            """recv (buffer None) or recv_into: the call, its wait, and its record."""
+            if getattr(local, "busy", False) or not state["on"]:
+                return method(self, *args) if buffer is None else method(self, buffer, *args)
+            at = site()
+            began = now_us()
+            blocks = self.gettimeout() != 0.0
+            if blocks:
+                waiting(began, self._sp_id, "recv", at)
+            try:
+                result = method(self, *args) if buffer is None else method(self, buffer, *args)
+            except BaseException as err:
+                if blocks:
+                    pending.pop(_thread.get_ident(), None)
+                Call.later(self, "recv", at, began).failed(self, err)
+                raise
+            if blocks:
+                pending.pop(_thread.get_ident(), None)
+            if buffer is None:
+                payload, n = head(result, None)
+            else:
+                payload, n = head(buffer, result)
+            push('{"op":"recv","sock":"%s","t_us":%d,"end_us":%d,"data":"%s","len":%d,"at":%s}' % (
+                self._sp_id, began, now_us(), payload, n, at))
+            return result
 
         def sendto(self, data, *args):
             if not self._traced():
@@ -347,20 +485,14 @@ def _install():
             return call, result
 
         def recv(self, *args):
-            if not self._traced():
+            if self._sp_id is None:
                 return real_socket.recv(self, *args)
-            call, data = self._recv("recv", real_socket.recv, *args)
-            payload, n = encode(data)
-            call.done(data=payload, len=n)
-            return data
+            return self._received(real_socket.recv, None, *args)
 
         def recv_into(self, buffer, *args):
-            if not self._traced():
+            if self._sp_id is None:
                 return real_socket.recv_into(self, buffer, *args)
-            call, n = self._recv("recv", real_socket.recv_into, buffer, *args)
-            payload, _ = encode(memoryview(buffer).cast("B")[:n])
-            call.done(data=payload, len=n)
-            return n
+            return self._received(real_socket.recv_into, buffer, *args)
 
         def recvfrom(self, *args):
             if not self._traced():
@@ -452,15 +584,15 @@ def _install():
         try:
             result = real_getaddrinfo(host, port, *args, **kwargs)
         except BaseException as err:
-            send(failure({"op": "call", "call": "getaddrinfo", "detail": detail, "at": at, "t_us": start}, err))
+            send(failure({"op": "call", "call": "getaddrinfo", "detail": detail, "t_us": start}, err), at)
             raise
         found = []
         for entry in result:
             text = address(entry[4])
             if text not in found:
                 found.append(text)
-        send({"op": "call", "call": "getaddrinfo", "at": at, "t_us": start,
-              "detail": "%s gave %s" % (detail, ", ".join(found[:8]) or "nothing")})
+        send({"op": "call", "call": "getaddrinfo", "t_us": start,
+              "detail": "%s gave %s" % (detail, ", ".join(found[:8]) or "nothing")}, at)
         return result
 
     def traced_ids(objects):
@@ -482,15 +614,17 @@ def _install():
         start = now_us()
         blocking = not timeout or timeout[0] is None or timeout[0] > 0
         if blocking:
-            send({"op": "wait", "call": "select", "at": at, "t_us": start})
+            waiting(start, None, "select", at)
         try:
             ready = real_select(rlist, wlist, xlist, *timeout)
         except BaseException as err:
-            send(failure({"op": "call", "call": "select", "detail": "select()", "at": at, "t_us": start}, err))
+            pending.pop(_thread.get_ident(), None)
+            send(failure({"op": "call", "call": "select", "detail": "select()", "t_us": start}, err), at)
             raise
+        pending.pop(_thread.get_ident(), None)
         count = len(ready[0]) + len(ready[1]) + len(ready[2])
-        send({"op": "call", "call": "select", "at": at, "t_us": start,
-              "detail": "select() on %d socket%s: %d ready" % (len(watched), "" if len(watched) == 1 else "s", count)})
+        send({"op": "call", "call": "select", "t_us": start,
+              "detail": "select() on %d socket%s: %d ready" % (len(watched), "" if len(watched) == 1 else "s", count)}, at)
         return ready
 
     def traced_selector(cls):
@@ -503,11 +637,14 @@ def _install():
             at = site()
             start = now_us()
             if timeout is None or timeout > 0:
-                send({"op": "wait", "call": "select", "at": at, "t_us": start})
-            ready = real(self, timeout)
-            send({"op": "call", "call": "select", "at": at, "t_us": start,
+                waiting(start, None, "select", at)
+            try:
+                ready = real(self, timeout)
+            finally:
+                pending.pop(_thread.get_ident(), None)
+            send({"op": "call", "call": "select", "t_us": start,
                   "detail": "%s.select() on %d socket%s: %d ready" % (
-                      cls.__name__, len(fds_watched), "" if len(fds_watched) == 1 else "s", len(ready))})
+                      cls.__name__, len(fds_watched), "" if len(fds_watched) == 1 else "s", len(ready))}, at)
             return ready
 
         cls.select = select
@@ -525,7 +662,9 @@ def _install():
                           "thread": threading.current_thread().name, "pid": state["pid"]}
                     break
             text = "".join(traceback.format_exception(kind, value, tb))
-            send(failure({"op": "exception", "at": at, "traceback": text[-8000:]}, value))
+            send(failure({"op": "exception", "traceback": text[-8000:]}, value),
+                 dumps(at) if at else None)
+            flush()
         except Exception:
             pass
 
@@ -544,8 +683,13 @@ def _install():
     def after_fork():
         parent = state["pid"]
         state["pid"] = os.getpid()
+        state["pids"] = str(state["pid"])
         state["next"] = 0
-        send({"op": "fork", "detail": str(parent)})
+        # The watcher thread stayed in the parent; this process starts its own when needed.
+        pending.clear()
+        del buf[:]
+        size[0] = 0
+        send({"op": "fork", "detail": str(parent)}, site())
 
     socket.socket = TracedSocket
     socket.SocketType = TracedSocket
@@ -558,7 +702,18 @@ def _install():
     if real_thread_excepthook is not None:
         threading.excepthook = thread_excepthook
     if hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=after_fork)
+        os.register_at_fork(before=flush, after_in_child=after_fork)
+    # What is queued goes out when the program ends, also through os._exit (as forked
+    # children of multiprocessing end).
+    import atexit
+    atexit.register(flush)
+    real_exit = os._exit
+
+    def exit_now(status):
+        flush()
+        real_exit(status)
+
+    os._exit = exit_now
 
 
 def _forget_path(here):
