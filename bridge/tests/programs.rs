@@ -870,3 +870,134 @@ async fn bridge_trace_with_a_url_and_a_program_that_exits_with_an_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("untraced"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_select_makefile_and_create_connection_are_traced() {
+    let data = data_dir("programs-threads");
+    std::fs::write(
+        data.0.join("threads.py"),
+        r#"import select, socket, threading
+srv = socket.create_server(("127.0.0.1", 0))
+port = srv.getsockname()[1]
+def serve():
+    conn, _ = srv.accept()
+    f = conn.makefile("rwb")
+    line = f.readline()
+    f.write(line.upper())
+    f.flush()
+    conn.close()
+t = threading.Thread(target=serve, name="handler")
+t.start()
+c = socket.create_connection(("127.0.0.1", port))
+c.sendall(b"hi\n")
+select.select([c], [], [], 5)
+print(c.recv(10))
+t.join()
+"#,
+    )
+    .unwrap();
+    let bridge = bridge_for(&data).await;
+    let mut c = bridge.client().await;
+    let program = run(&mut c, "threads.py", &[]).await;
+    let (code, _, _) = wait_exit(&mut c, program).await;
+    assert_eq!(code, Some(0), "{}", console(&c.events, program));
+    assert!(console(&c.events, program).contains("b'HI\\n'"));
+    let socks = sockets_of(&c.events, program);
+    let find = |kind: &str, line: u32| {
+        c.events
+            .iter()
+            .find(|e| {
+                socks.contains(&e.endpoint)
+                    && e.kind.name() == kind
+                    && e.at.as_ref().is_some_and(|at| at.line == line)
+            })
+            .unwrap_or_else(|| panic!("no {kind} at line {line}: {:?}", calls(&c.events, program)))
+            .clone()
+    };
+    // create_server and create_connection: their calls are the lines that called them.
+    find("listen", 2);
+    find("connect", 13);
+    // The handler thread's calls say so; makefile's reads and writes are recv and send.
+    let accept = find("accept", 5);
+    assert_eq!(accept.at.unwrap().thread, "handler");
+    assert_eq!(text(&find("recv", 7)), "hi\n");
+    assert_eq!(text(&find("send", 9)), "HI\n");
+    // select() and getaddrinfo() are calls of the program.
+    assert!(c.events.iter().any(|e| {
+        e.at.as_ref().is_some_and(|at| at.line == 15)
+            && matches!(&e.kind, EventKind::Call { op, detail } if op == "select" && detail.contains("1 ready"))
+    }));
+    assert!(c.events.iter().any(|e| {
+        e.at.as_ref().is_some_and(|at| at.line == 13)
+            && matches!(&e.kind, EventKind::Call { op, .. } if op == "getaddrinfo")
+    }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handouts_programs_run_traced_from_a_terminal() {
+    let data = TempDir::new("programs-terminal");
+    let bridge = bridge_for(&data).await;
+    let mut c = bridge.client().await;
+    let runtime = TempDir::new("programs-terminal-runtime");
+    let url = format!("http://{}/#token={TOKEN}", bridge.addr);
+    let program_of = |events: &[Event], name: &str| {
+        events.iter().rev().find_map(|e| match &e.kind {
+            EventKind::Socket {
+                spec: EndpointSpec::Program(p),
+            } if p.script.as_deref().is_some_and(|s| s.ends_with(name)) => Some(e.endpoint),
+            _ => None,
+        })
+    };
+    for lab in LABS {
+        let port = port_for(lab).to_string();
+        let mut server = trace_command(&runtime.0, Some(&url), lab.server, &[&port])
+            .spawn()
+            .unwrap();
+        c.wait_until(&format!("{} in the bridge", lab.server), |ev| {
+            program_of(ev, lab.server)
+                .is_some_and(|p| calls(ev, p).contains(&(kind_name(lab.ready.0), lab.ready.1)))
+        })
+        .await;
+        let server_id = program_of(&c.events, lab.server).unwrap();
+        let mut client = trace_command(&runtime.0, Some(&url), lab.client, &[&port])
+            .spawn()
+            .unwrap();
+        let mut stdin = client.stdin.take().unwrap();
+        if let Some((_, answer)) = lab.input {
+            stdin.write_all(answer.as_bytes()).await.unwrap();
+        }
+        drop(stdin);
+        let out = tokio::time::timeout(WAIT, client.wait_with_output())
+            .await
+            .expect("the client ends")
+            .unwrap();
+        let printed = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}: {printed}", lab.client);
+        assert!(printed.contains(lab.prints), "{}: {printed}", lab.client);
+        c.wait_until(&format!("{} ends in the bridge", lab.client), |ev| {
+            program_of(ev, lab.client).is_some_and(|p| exit_of(ev, p).is_some())
+        })
+        .await;
+        let client_id = program_of(&c.events, lab.client).unwrap();
+        assert_eq!(
+            calls(&c.events, client_id),
+            lab.client_calls,
+            "{}",
+            lab.client
+        );
+        let n = lab.server_calls.len();
+        c.wait_until(&format!("the calls of {}", lab.server), |ev| {
+            calls(ev, server_id).len() >= n
+        })
+        .await;
+        assert_eq!(
+            first(calls(&c.events, server_id), n),
+            lab.server_calls,
+            "{}",
+            lab.server
+        );
+        let _ = server.start_kill();
+        server.wait().await.unwrap();
+        wait_exit(&mut c, server_id).await;
+    }
+}
