@@ -83,7 +83,8 @@ pub fn App() -> Html {
                     .specs
                     .get(&key.endpoint)
                     .map(|(s, _)| s.clone());
-                spec.map(|spec| (key.endpoint, spec))
+                spec.filter(|spec| !spec.is_programs())
+                    .map(|spec| (key.endpoint, spec))
             });
         use_effect_with(wanted, move |wanted| {
             if let Some((endpoint, spec)) = wanted.clone() {
@@ -97,7 +98,9 @@ pub fn App() -> Html {
         .and_then(|key| state.log.borrow().program_of(key.endpoint));
     {
         let bridge = bridge.clone();
-        let wanted = (*tab == Tab::Source).then_some(selected_program).flatten();
+        let wanted = matches!(*tab, Tab::Source | Tab::Python)
+            .then_some(selected_program)
+            .flatten();
         use_effect_with(wanted, move |wanted| {
             if let Some(program) = *wanted {
                 yew::platform::spawn_local(async move { bridge.program_source(program).await });
@@ -322,8 +325,12 @@ pub fn App() -> Html {
         ))
     });
     let python_name = state.selected.map(|key| log.name(key.endpoint));
-    let python_program = match (&state.program, state.selected) {
-        (Some(program), Some(key)) if program.0 == key.endpoint => {
+    // For the person's own program, the Python tab shows that program itself.
+    let python_program = match (&state.program, &state.source, state.selected) {
+        (_, Some(source), Some(_)) if selected_program == Some(source.0) => {
+            Some((source.1.clone(), source.2.clone()))
+        }
+        (Some(program), _, Some(key)) if program.0 == key.endpoint => {
             Some((program.1.clone(), program.2.clone()))
         }
         _ => None,
