@@ -1001,3 +1001,84 @@ async fn the_handouts_programs_run_traced_from_a_terminal() {
         wait_exit(&mut c, server_id).await;
     }
 }
+
+#[tokio::test]
+async fn beyond_loopback_the_page_runs_programs_only_when_allowed() {
+    let data = data_dir("programs-off");
+    let dir = data.0.clone();
+    // What the command line sets when the bridge listens beyond loopback without
+    // --allow-programs.
+    let bridge = Bridge::start_with(move |c| {
+        c.data_dir = dir;
+        c.allow_programs = false;
+    })
+    .await;
+    let mut c = bridge.client().await;
+    let error = c
+        .err(cmd(
+            json!({"op": "program_run", "file": "antony_client.py", "args": ["1"]}),
+        ))
+        .await;
+    assert_eq!(error.kind, ErrorKind::NotAllowed, "{error:?}");
+    assert!(error.hint.unwrap_or_default().contains("--allow-programs"));
+    // A terminal's program is still shown: it runs there, as its user.
+    let attached = c
+        .endpoint(cmd(
+            json!({"op": "trace_attach", "argv": ["python3", "x.py"], "pid": 1}),
+        ))
+        .await;
+    c.ok(cmd(
+        json!({"op": "trace_exit", "program": attached.id, "code": 0}),
+    ))
+    .await;
+    wait_exit(&mut c, attached.id).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multiprocessing_child_reports_before_it_ends() {
+    let data = data_dir("programs-mp");
+    std::fs::write(
+        data.0.join("mp.py"),
+        r#"import multiprocessing, os, socket
+def child(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.sendto(b"from the child", ("127.0.0.1", port))
+if __name__ == "__main__":
+    multiprocessing.set_start_method("fork")
+    r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    r.bind(("127.0.0.1", 0))
+    p = multiprocessing.Process(target=child, args=(r.getsockname()[1],))
+    p.start()
+    print(r.recvfrom(100)[0], os.getpid(), p.pid)
+    p.join()
+"#,
+    )
+    .unwrap();
+    let bridge = bridge_for(&data).await;
+    let mut c = bridge.client().await;
+    let program = run(&mut c, "mp.py", &[]).await;
+    let (code, _, _) = wait_exit(&mut c, program).await;
+    assert_eq!(code, Some(0), "{}", console(&c.events, program));
+    let printed = console(&c.events, program);
+    let pids: Vec<u32> = printed
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let [parent, child] = pids[..] else {
+        panic!("two pids in {printed:?}")
+    };
+    let sent = c
+        .events
+        .iter()
+        .find(|e| e.kind.name() == "send_to")
+        .expect("the child's sendto, reported before it ended");
+    let at = sent.at.as_ref().unwrap();
+    assert_eq!((at.pid, at.line), (child, 4));
+    let got = c
+        .events
+        .iter()
+        .find(|e| e.kind.name() == "recv_from")
+        .expect("the parent's recvfrom");
+    assert_eq!(got.at.as_ref().unwrap().pid, parent);
+    assert_eq!(text(got), "from the child");
+}
