@@ -1082,3 +1082,16 @@ if __name__ == "__main__":
     assert_eq!(got.at.as_ref().unwrap().pid, parent);
     assert_eq!(text(got), "from the child");
 }
+
+/// The shim must load on every Python the labs use (3.8 to 3.13); this machine has one, so
+/// at least its syntax is held to 3.8's grammar.
+#[tokio::test]
+async fn the_shim_is_written_in_python_3_8() {
+    let shim = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/programs/shim/sitecustomize.py");
+    let out = python(
+        "import ast, sys\nast.parse(open(sys.argv[1]).read(), feature_version=(3, 8))\nprint('ok')",
+        &[shim.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(out.trim(), "ok");
+}
