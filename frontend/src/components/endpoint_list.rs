@@ -111,7 +111,7 @@ pub fn EndpointList(props: &Props) -> Html {
                     };
                     return html! {
                         <div class="group program">
-                            { item(key, format!("▶ {name}"), format!("{place} · pid {}", p.pid), button, title, "program") }
+                            { item(key, format!("▶\u{a0}{name}"), format!("{place} · pid {}", p.pid), button, title, "program") }
                             { for props.endpoints.iter()
                                 .filter(|s| matches!(&s.spec, EndpointSpec::Traced(t) if t.program == e.id))
                                 .map(|s| html! { <div class="sockets">{ socket(s) }</div> }) }

@@ -23,7 +23,8 @@ pub fn Source(props: &Props) -> Html {
     let view = use_node_ref();
     {
         let view = view.clone();
-        use_effect_with(props.line, move |line| {
+        // Once the source is there too: the bar exists only then.
+        use_effect_with((props.line, props.code.is_some()), move |(line, _)| {
             if let (Some(_), Some(el)) = (line, view.cast::<web_sys::Element>()) {
                 if let Ok(Some(bar)) = el.query_selector(".marked") {
                     bar.scroll_into_view_with_bool(false);
