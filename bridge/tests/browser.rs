@@ -815,6 +815,16 @@ async fn the_students_own_programs_run_from_the_page() {
         .unwrap();
     assert_eq!(marked, json!("19"));
     browser.screenshot("programs-source").await;
+    // The Python tab shows the student's own program, not a generated one.
+    browser
+        .click(".middle-tabs button[data-tab='Python']")
+        .await;
+    browser
+        .wait_text(
+            "#python-code",
+            "connectionSocket, clientAddress = serverSocket.accept()",
+        )
+        .await;
     // The two programs' sockets face each other: the client's send goes to the server's
     // accepted connection, not to "outside".
     browser
