@@ -294,6 +294,28 @@ fn port_for(lab: &Lab) -> u16 {
     }
 }
 
+/// Checks that `lab`'s client made exactly its calls and its server (which goes on waiting)
+/// began with its own, once they have been seen.
+async fn check_lab_calls(c: &mut Client, lab: &Lab, server: u32, client: u32) {
+    assert_eq!(
+        calls(&c.events, client),
+        lab.client_calls,
+        "the calls of {}",
+        lab.client
+    );
+    let n = lab.server_calls.len();
+    c.wait_until(&format!("the calls of {}", lab.server), |ev| {
+        calls(ev, server).len() >= n
+    })
+    .await;
+    assert_eq!(
+        first(calls(&c.events, server), n),
+        lab.server_calls,
+        "the calls of {}",
+        lab.server
+    );
+}
+
 /// The first `n` calls, to compare with what a lab expects (a server goes on to wait).
 fn first(calls: Vec<(&'static str, u32)>, n: usize) -> Vec<(&'static str, u32)> {
     calls.into_iter().take(n).collect()
@@ -333,23 +355,7 @@ async fn the_handouts_programs_run_from_the_page_call_by_call() {
             lab.client,
             console(&c.events, client)
         );
-        assert_eq!(
-            calls(&c.events, client),
-            lab.client_calls,
-            "the calls of {}",
-            lab.client
-        );
-        let n = lab.server_calls.len();
-        c.wait_until(&format!("the calls of {}", lab.server), |ev| {
-            calls(ev, server).len() >= n
-        })
-        .await;
-        assert_eq!(
-            first(calls(&c.events, server), n),
-            lab.server_calls,
-            "the calls of {}",
-            lab.server
-        );
+        check_lab_calls(&mut c, lab, server, client).await;
         // Two programs, one order: what the client sent comes before what the server got.
         let first_seq = |program: u32, kind: &str| {
             let socks = sockets_of(&c.events, program);
@@ -979,23 +985,7 @@ async fn the_handouts_programs_run_traced_from_a_terminal() {
         })
         .await;
         let client_id = program_of(&c.events, lab.client).unwrap();
-        assert_eq!(
-            calls(&c.events, client_id),
-            lab.client_calls,
-            "{}",
-            lab.client
-        );
-        let n = lab.server_calls.len();
-        c.wait_until(&format!("the calls of {}", lab.server), |ev| {
-            calls(ev, server_id).len() >= n
-        })
-        .await;
-        assert_eq!(
-            first(calls(&c.events, server_id), n),
-            lab.server_calls,
-            "{}",
-            lab.server
-        );
+        check_lab_calls(&mut c, lab, server_id, client_id).await;
         let _ = server.start_kill();
         server.wait().await.unwrap();
         wait_exit(&mut c, server_id).await;

@@ -263,12 +263,46 @@ async fn read_pipe(pipe: &mut Option<Pipe>, buf: &mut [u8]) -> Option<usize> {
     }
 }
 
+/// The program's stdout and stderr, read as they are written and shown within the console's
+/// rate.
+struct Pipes {
+    out: Option<Pipe>,
+    err: Option<Pipe>,
+    out_buf: [u8; CONSOLE_CHUNK],
+    err_buf: [u8; CONSOLE_CHUNK],
+    console: Console,
+}
+
+impl Pipes {
+    fn open(&self) -> bool {
+        self.out.is_some() || self.err.is_some()
+    }
+
+    /// Shows the next piece either pipe gives (or notes that one closed); pending forever
+    /// once both are closed. Cancel-safe.
+    async fn show_next(&mut self, shown: &Shown) {
+        tokio::select! {
+            n = read_pipe(&mut self.out, &mut self.out_buf) => match n {
+                Some(n) => self.console.show(shown, "stdout", &self.out_buf[..n]),
+                None => self.out = None,
+            },
+            n = read_pipe(&mut self.err, &mut self.err_buf) => match n {
+                Some(n) => self.console.show(shown, "stderr", &self.err_buf[..n]),
+                None => self.err = None,
+            },
+        }
+    }
+}
+
 /// Watches the program until it ends: its reports, its console, a stop.
 async fn supervise(mut child: Child, pid: u32, mut channel: Channel, life: Lifeline, shown: Shown) {
-    let mut out = child.stdout.take().map(Pipe::Out);
-    let mut err = child.stderr.take().map(Pipe::Err);
-    let (mut out_buf, mut err_buf) = ([0u8; CONSOLE_CHUNK], [0u8; CONSOLE_CHUNK]);
-    let mut console = Console::new();
+    let mut pipes = Pipes {
+        out: child.stdout.take().map(Pipe::Out),
+        err: child.stderr.take().map(Pipe::Err),
+        out_buf: [0; CONSOLE_CHUNK],
+        err_buf: [0; CONSOLE_CHUNK],
+        console: Console::new(),
+    };
     let mut kill_at: Option<tokio::time::Instant> = None;
     let mut reporting = true;
     let status = loop {
@@ -287,14 +321,7 @@ async fn supervise(mut child: Child, pid: u32, mut channel: Channel, life: Lifel
                 Ok(records) => records.into_iter().for_each(|r| shown.push(Item::Record(Box::new(r)))),
                 Err(_) => reporting = false,
             },
-            n = read_pipe(&mut out, &mut out_buf) => match n {
-                Some(n) => console.show(&shown, "stdout", &out_buf[..n]),
-                None => out = None,
-            },
-            n = read_pipe(&mut err, &mut err_buf) => match n {
-                Some(n) => console.show(&shown, "stderr", &err_buf[..n]),
-                None => err = None,
-            },
+            () = pipes.show_next(&shown) => {}
         }
     };
     // What it forked goes with it.
@@ -304,19 +331,13 @@ async fn supervise(mut child: Child, pid: u32, mut channel: Channel, life: Lifel
     }
     // The last of its console, which it wrote just before it ended.
     let deadline = tokio::time::Instant::now() + LAST_OUTPUT_WAIT;
-    while out.is_some() || err.is_some() {
+    while pipes.open() {
         tokio::select! {
-            n = read_pipe(&mut out, &mut out_buf) => match n {
-                Some(n) => console.show(&shown, "stdout", &out_buf[..n]),
-                None => out = None,
-            },
-            n = read_pipe(&mut err, &mut err_buf) => match n {
-                Some(n) => console.show(&shown, "stderr", &err_buf[..n]),
-                None => err = None,
-            },
+            () = pipes.show_next(&shown) => {}
             _ = tokio::time::sleep_until(deadline) => break,
         }
     }
+    let console = &mut pipes.console;
     console.report(&shown);
     let (code, signal) = match &status {
         Ok(status) => (status.code(), status.signal()),
