@@ -167,6 +167,13 @@ async fn lecture_mode_and_dark_theme_for_a_projector() {
         .await;
     browser.type_into("#composer-input", "ping\u{E007}").await;
     browser.wait_text(".msg.received .text", "ping").await;
+    // recvfrom() says who sent the datagram, sendto() where it went (issue 17, item 7).
+    browser
+        .wait_text(".msg.received .who", "← server 127.0.0.1:12002")
+        .await;
+    browser
+        .wait_text(".msg.sent .who", "client → 127.0.0.1:12002")
+        .await;
     // Simulated loss, changed live: the next datagram never arrives, and the page says why.
     browser.click("details.trouble.live summary").await;
     browser.type_into("details.trouble.live input", "100").await;
@@ -852,6 +859,108 @@ async fn the_students_own_programs_run_from_the_page() {
     browser
         .wait_text(".timeline .row[data-kind='exit']", "you stopped it")
         .await;
+    browser.close().await;
+    bridge.shutdown().await;
+}
+
+/// While a recording is on screen nothing reaches the bridge (issue 17, item 1): Stop on a
+/// replayed server whose id is a live server's leaves the live one running, and says why.
+#[tokio::test]
+async fn a_replay_never_acts_on_the_live_bridge() {
+    let Some(dist) = dist() else { return };
+    let _ports = fixed_ports().await;
+    let dir = TempDir::new("replay-live");
+    let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
+    let browser = Browser::start().await;
+    browser.open_connected(&bridge).await;
+    // "Thanks for connecting": the live server is endpoint #1, on :8080.
+    browser.preset(1).await;
+    browser
+        .wait_text(".endpoint-list .label", "TCP server :8080")
+        .await;
+    // A recording whose endpoint #1 was a TCP server on :12000.
+    let spec = shared::EndpointSpec::TcpServer(shared::TcpServerSpec {
+        port: 12000,
+        ..Default::default()
+    });
+    let event = |seq: u64, kind: shared::EventKind| shared::Event {
+        seq,
+        t_us: seq * 1000,
+        endpoint: 1,
+        conn: None,
+        local: (seq > 1).then(|| "127.0.0.1:12000".to_string()),
+        peer: None,
+        at: None,
+        kind,
+    };
+    let recording = shared::Recording::new(
+        0,
+        vec![
+            event(1, shared::EventKind::Socket { spec }),
+            event(2, shared::EventKind::Bind),
+            event(3, shared::EventKind::Listen { backlog: 1 }),
+        ],
+    );
+    let file = dir.0.join("other-lab.json");
+    std::fs::write(&file, serde_json::to_string(&recording).unwrap()).unwrap();
+    browser
+        .client
+        .find(Locator::Css("#open-recording"))
+        .await
+        .unwrap()
+        .send_keys(file.to_str().unwrap())
+        .await
+        .unwrap();
+    browser
+        .wait_text("#replay-banner", "A RECORDING, not the live bridge")
+        .await;
+    browser.click("#replay-end").await;
+    browser
+        .wait_text(".endpoint-list .label", "TCP server :12000")
+        .await;
+    browser.click(".endpoint-list .item button.small").await;
+    browser
+        .wait_text(".notice", "nothing is sent to the bridge")
+        .await;
+    browser.screenshot("replay-refuses-commands").await;
+    // The live server still runs.
+    let c = bridge.client().await;
+    assert!(
+        c.welcome
+            .snapshot
+            .endpoints
+            .iter()
+            .any(|e| e.id == 1 && e.local.as_deref().is_some_and(|l| l.ends_with(":8080"))),
+        "{:?}",
+        c.welcome.snapshot.endpoints
+    );
+    browser.close().await;
+    bridge.shutdown().await;
+}
+
+/// The timeline's time and endpoint columns show their whole text, in relative and in clock
+/// time, and the page says rows can be clicked (issue 17, item 5).
+#[tokio::test]
+async fn timeline_columns_show_whole_times_and_names() {
+    let Some(dist) = dist() else { return };
+    let _ports = fixed_ports().await;
+    let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
+    let browser = Browser::start().await;
+    browser.open_connected(&bridge).await;
+    browser.preset(0).await;
+    browser
+        .wait_text(".row[data-kind='connect']", "127.0.0.1")
+        .await;
+    browser.wait_text("#timeline-hint", "Click a row").await;
+    let cut = "return [...document.querySelectorAll('.row .t, .row .ep')]
+        .filter(s => s.scrollWidth > s.clientWidth + 1).map(s => s.textContent)";
+    let relative = browser.client.execute(cut, vec![]).await.unwrap();
+    assert_eq!(relative, json!([]), "cut in relative time");
+    browser.click(".timeline-head button.small").await;
+    browser.wait_text(".row.clock .t", ":").await;
+    let clock = browser.client.execute(cut, vec![]).await.unwrap();
+    assert_eq!(clock, json!([]), "cut in clock time");
+    browser.screenshot("timeline-columns").await;
     browser.close().await;
     bridge.shutdown().await;
 }

@@ -719,3 +719,25 @@ async fn tcp_states_as_the_kernel_reports_them() {
     })
     .await;
 }
+
+/// A print-only one-shot server closes without claiming a reply it never sent (issue 17,
+/// item 4).
+#[tokio::test]
+async fn a_print_only_server_says_it_sent_no_reply() {
+    let bridge = Bridge::start().await;
+    let mut c = bridge.client().await;
+    let (server, client) = c
+        .tcp_pair(json!({"behaviour": {"kind": "print_only"}}))
+        .await;
+    c.ok(send_text(client.id, None, "just printed")).await;
+    let closed = c
+        .wait_for("the connection's close", |e| {
+            e.endpoint == server.id && e.conn.is_some() && is_close(e)
+        })
+        .await;
+    let EventKind::Close { reason, .. } = &closed.kind else {
+        unreachable!()
+    };
+    assert!(reason.contains("no reply"), "{reason}");
+    assert!(!reason.contains("one reply"), "{reason}");
+}

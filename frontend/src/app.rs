@@ -60,6 +60,11 @@ pub fn App() -> Html {
         }
     });
 
+    // While a recording is on screen, nothing reaches the bridge.
+    {
+        let bridge = bridge.clone();
+        use_effect_with(state.replay.is_some(), move |on| bridge.set_replaying(*on));
+    }
     // The file list follows the data directory: on connect and after every transfer.
     {
         let bridge = bridge.clone();

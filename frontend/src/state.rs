@@ -359,6 +359,10 @@ impl State {
             }
             Action::ReplayLoad(recording) => {
                 let started_unix_ms = recording.started_unix_ms;
+                // What was selected and said belongs to the live bridge, not to the recording.
+                self.selected = None;
+                self.notice = None;
+                self.highlight = None;
                 self.replay = Some(Rc::new(Replay {
                     events: recording.events,
                     position: 0,

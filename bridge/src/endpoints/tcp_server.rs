@@ -370,7 +370,12 @@ async fn serve(
                     }
                     if one_shot {
                         if !manual {
-                            return finish(conn, ClosedBy::Local, "one-shot server: one recv(), one reply, close()");
+                            let reason = if spec.behaviour == Behaviour::PrintOnly {
+                                "one-shot server: one recv(), printed, no reply (print only), close()"
+                            } else {
+                                "one-shot server: one recv(), one reply, close()"
+                            };
+                            return finish(conn, ClosedBy::Local, reason);
                         }
                         reading = false;
                     }

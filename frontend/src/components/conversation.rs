@@ -120,7 +120,11 @@ fn message_body(event: &Event, mine: &str, theirs: &str, sent_hashes: &[String])
     match &event.kind {
         EventKind::Send { data } | EventKind::SendTo { data } => html! {
             <li class="msg sent" data-kind={event.kind.name()}>
-                <span class="who">{ format!("{mine} →") }</span>
+                <span class="who">{ match &event.kind {
+                    // recvfrom() and sendto() are about addresses: say which.
+                    EventKind::SendTo { .. } if !peer.is_empty() => format!("{mine} → {peer}"),
+                    _ => format!("{mine} →"),
+                } }</span>
                 <span class="text">{ format::preview(data) }</span>
                 <span class="meta">{ format!("{} · {}() · {t}", format::bytes(data.len), if matches!(event.kind, EventKind::Send{..}) { "send" } else { "sendto" }) }</span>
             </li>
@@ -134,7 +138,10 @@ fn message_body(event: &Event, mine: &str, theirs: &str, sent_hashes: &[String])
             let rtt = rtt_us.map_or(String::new(), |us| format!(" · round trip {us} µs"));
             html! {
                 <li class="msg received" data-kind={event.kind.name()}>
-                    <span class="who">{ format!("← {theirs}") }</span>
+                    <span class="who">{ match &event.kind {
+                        EventKind::RecvFrom { .. } if !peer.is_empty() => format!("← {theirs} {peer}"),
+                        _ => format!("← {theirs}"),
+                    } }</span>
                     <span class="text">{ format::preview(data) }</span>
                     <span class="meta">{ format!("{} in one {call}() · {t}{rtt}", format::bytes(data.len)) }</span>
                 </li>

@@ -36,7 +36,7 @@ pub fn ReplayBar(props: &Props) -> Html {
     let on_leave = props.on_leave.reform(|_: MouseEvent| ());
     html! {
         <div class="replay-bar" role="toolbar" aria-label="Replay">
-            <strong>{ "Replay" }</strong>
+            <strong id="replay-banner">{ "▶ A RECORDING, not the live bridge: nothing you press here reaches the bridge." }</strong>
             <span id="replay-position">{ format!("{position} / {total} events") }</span>
             <button type="button" class="small" onclick={go(0)} title="To the start">{ "Start" }</button>
             <button type="button" class="small" id="replay-back" onclick={go(position.saturating_sub(1))}

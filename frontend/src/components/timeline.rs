@@ -153,7 +153,7 @@ pub fn Timeline(props: &Props) -> Html {
         };
         html! {
             <button type="button" key={event.seq}
-                    class={classes!("row", group.label(), (props.highlight == Some(event.seq)).then_some("highlight"))}
+                    class={classes!("row", group.label(), clock.then_some("clock"), (props.highlight == Some(event.seq)).then_some("highlight"))}
                     style={format!("top:{}px;height:{}px", top as i64, row_height as i64)}
                     data-kind={event.kind.name()} onclick={on_click}
                     title={title}>
@@ -210,6 +210,7 @@ pub fn Timeline(props: &Props) -> Html {
                 <span class="muted" id="event-count">{ format!("{total} events") }</span>
                 <button type="button" class="small" onclick={on_clock}>{ if *clock { "relative time" } else { "clock time" } }</button>
             </div>
+            <p class="muted small-print" id="timeline-hint">{ "Click a row to see its conversation (or, for your program's calls, its line)." }</p>
             <div class="filters">
                 <select aria-label="Show the events of" onchange={on_endpoint}>
                     <option value="" selected={filter.endpoint.is_none()}>{ "all endpoints" }</option>

@@ -57,6 +57,9 @@ struct Inner {
     frame_scheduled: Cell<bool>,
     /// Slow motion (lecture mode): events wait here and are shown one at a time.
     slow: Cell<bool>,
+    /// A recording is on screen: no command reaches the bridge (a Stop pressed on a replayed
+    /// server must not close a live one that has the same id).
+    replaying: Cell<bool>,
     queue: RefCell<std::collections::VecDeque<shared::Event>>,
 }
 
@@ -71,8 +74,23 @@ impl Bridge {
         self.0.token.clone().unwrap_or_default()
     }
 
-    /// Sends a command and waits for its reply.
+    /// Whether a recording is on screen (see `Inner::replaying`).
+    pub fn set_replaying(&self, on: bool) {
+        self.0.replaying.set(on);
+    }
+
+    /// Sends a command and waits for its reply; while a recording is on screen, refuses it
+    /// without sending.
     pub async fn request(&self, command: Command) -> Outcome {
+        if self.0.replaying.get() {
+            return Outcome::Error(
+                shared::ErrorInfo::new(
+                    shared::ErrorKind::NotAllowed,
+                    "A recording is on screen, not the live bridge: nothing is sent to the bridge while it is.",
+                )
+                .with_hint("Press \"Back to live\" to work with the bridge again."),
+            );
+        }
         let id = self.0.next_id.get();
         self.0.next_id.set(id + 1);
         let text = serde_json::to_string(&ClientMessage::Request(Request { id, command }))
@@ -216,6 +234,7 @@ pub fn use_bridge(dispatch: UseReducerDispatcher<State>) -> Bridge {
             frame_scheduled: Cell::new(false),
             slow: Cell::new(false),
             queue: RefCell::new(std::collections::VecDeque::new()),
+            replaying: Cell::new(false),
         }))
     });
     {
