@@ -338,3 +338,38 @@ async fn members_sockets_send_at_once() {
         "the room's socket for this member sends at once"
     );
 }
+
+/// What a member gets from the room is what others said, not a reply to its own send: no
+/// round trip is shown for it (issue 17, item 4: "* dave left" showed a 5 s round trip).
+#[tokio::test]
+async fn a_chat_member_is_shown_no_round_trips() {
+    let bridge = Bridge::start().await;
+    let mut c = bridge.client().await;
+    let port = chat_server(&mut c).await;
+    let connect = || cmd(json!({"op": "tcp_client_connect", "port": port}));
+    let ada = c.endpoint(connect()).await;
+    c.ok(send_text(ada.id, None, "/nick ada\n")).await;
+    let dave = c.endpoint(connect()).await;
+    c.ok(send_text(dave.id, None, "/nick dave\n")).await;
+    c.ok(send_text(dave.id, None, "bye\n")).await;
+    c.ok(shared::Command::close(dave.id, None)).await;
+    c.wait_until("ada hears that dave left", |ev| {
+        received(ev, ada.id, None)
+            .windows(b"left".len())
+            .any(|w| w == b"left")
+    })
+    .await;
+    let timed: Vec<_> = c
+        .events
+        .iter()
+        .filter(|e| e.endpoint == ada.id)
+        .filter_map(|e| match &e.kind {
+            EventKind::Recv { rtt_us, .. } => *rtt_us,
+            _ => None,
+        })
+        .collect();
+    assert!(
+        timed.is_empty(),
+        "round trips shown in a chat room: {timed:?}"
+    );
+}

@@ -82,7 +82,9 @@ pub enum EventKind {
         /// The bytes received.
         data: Payload,
         /// For a client: microseconds from its last send() to this first recv() after it,
-        /// both measured at the socket (the round-trip time of a request and its reply).
+        /// both measured at the socket (the round-trip time of a request and its reply). Not
+        /// for a member of one of the bridge's chat rooms, where what arrives is what others
+        /// said.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rtt_us: Option<u64>,
     },

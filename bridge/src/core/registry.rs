@@ -73,6 +73,15 @@ impl Registry {
         self.entries().len()
     }
 
+    /// Whether a chat room of this bridge listens on `addr`: what a client gets from it is
+    /// what others said, never a reply to its own send, so no round trip is measured.
+    pub(crate) fn chat_room_at(&self, addr: &str) -> bool {
+        self.entries().values().any(|e| {
+            matches!(&e.info.spec, EndpointSpec::TcpServer(s) if s.behaviour == shared::Behaviour::Chat)
+                && e.info.local.as_deref() == Some(addr)
+        })
+    }
+
     /// Whether this endpoint still runs.
     pub(crate) fn alive(&self, id: EndpointId) -> bool {
         self.entries().contains_key(&id)

@@ -109,17 +109,27 @@ pub(crate) async fn connect(
     let (control, requests) = mpsc::channel(16);
     endpoint.set_control(control);
     let info = endpoint.info();
-    hub.tasks
-        .spawn(run(endpoint, stream, requests, spec, hub.data.clone()));
+    let round_trips = !hub.registry.chat_room_at(&addr.to_string());
+    hub.tasks.spawn(run(
+        endpoint,
+        stream,
+        requests,
+        spec,
+        hub.data.clone(),
+        round_trips,
+    ));
     info.ok_or_else(|| ErrorInfo::new(ErrorKind::UnknownEndpoint, "The client closed at once."))
 }
 
+/// `round_trips`: whether the first recv() after a send() is that send's reply (not in a
+/// chat room, where it is what someone else said).
 async fn run(
     endpoint: Handle,
     stream: TcpStream,
     mut requests: mpsc::Receiver<Control>,
     spec: TcpClientSpec,
     data: DataDir,
+    round_trips: bool,
 ) {
     let ctx = endpoint.ctx.clone();
     let (mut reader, mut writer) = stream.into_split();
@@ -172,7 +182,10 @@ async fn run(
                     return close_tcp(endpoint, Some((ClosedBy::Peer, "the server closed the connection".into())));
                 }
                 Ok(n) => {
-                    let rtt_us = sent_at.take().map(|t| t.elapsed().as_micros() as u64);
+                    let rtt_us = sent_at
+                        .take()
+                        .filter(|_| round_trips)
+                        .map(|t| t.elapsed().as_micros() as u64);
                     endpoint.emit(EventKind::Recv { data: Payload::from_bytes(&buf[..n]), rtt_us });
                     endpoint.impair.after_read(&ctx, n).await;
                     if fernet.is_none() && spec.secret.is_none() {
