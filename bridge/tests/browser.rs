@@ -267,7 +267,7 @@ async fn file_upload_and_transfer_with_matching_hashes() {
         .click(".middle-tabs button[data-tab='Conversation']")
         .await;
     browser
-        .wait_text(".msg.transfer", "lab.bin sent 2.9 MiB, complete")
+        .wait_text(".msg.transfer", "lab.bin sent 2.9 MiB, all of it sent")
         .await;
     // The receiving side's report, opened from the timeline, says the hashes match.
     browser
@@ -586,7 +586,7 @@ async fn speed_test_from_the_page_into_a_discard_server() {
     browser.wait_text(".conv-title", "TCP client").await;
     browser.click("#bulk-button").await;
     let sent = browser
-        .wait_text(".msg.transfer", "test data sent 95.4 MiB, complete")
+        .wait_text(".msg.transfer", "test data sent 95.4 MiB, all of it sent")
         .await;
     assert!(sent.contains("MB/s"), "{sent}");
     // The server's side: counted, not kept, and no event per chunk.
@@ -961,6 +961,59 @@ async fn timeline_columns_show_whole_times_and_names() {
     let clock = browser.client.execute(cut, vec![]).await.unwrap();
     assert_eq!(clock, json!([]), "cut in clock time");
     browser.screenshot("timeline-columns").await;
+    browser.close().await;
+    bridge.shutdown().await;
+}
+
+/// A UDP file sender's line says what arrived, next to what it sent (issue 17, item 2: with
+/// datagrams lost, the sender's box said "complete, 0 missing" while the receiver's said
+/// INCOMPLETE, in a timeline row only).
+#[tokio::test]
+async fn a_udp_sender_is_told_what_arrived() {
+    let Some(dist) = dist() else { return };
+    let data = TempDir::new("udp-arrived");
+    write_pattern(&data.0.join("lossy.bin"), 100 * 1000);
+    let dir = data.0.clone();
+    let bridge = Bridge::start_with(move |c| {
+        c.static_dir = Some(dist);
+        c.data_dir = dir;
+    })
+    .await;
+    let browser = Browser::start().await;
+    browser.open_connected(&bridge).await;
+    let mut c = bridge.client().await;
+    let server = c
+        .endpoint(cmd(json!({"op": "udp_server_start", "port": 0,
+            "behaviour": {"kind": "save_to_file", "file": "arrived.bin"}})))
+        .await;
+    let client = c
+        .endpoint(cmd(
+            json!({"op": "udp_client_open", "port": port_of(&server),
+            "impair": {"loss_percent": 30}}),
+        ))
+        .await;
+    c.transfer(cmd(json!({"op": "send_file", "endpoint": client.id,
+        "file": "lossy.bin", "datagram_size": 1000})))
+        .await;
+    let report = c.report_within(server.id, 3 * WAIT).await;
+    assert!(!report.complete, "30% of 100 datagrams lost: {report:?}");
+    browser
+        .click(".endpoint-list .group:nth-child(3) .select")
+        .await;
+    browser.wait_text(".conv-title", "UDP client").await;
+    let sent = browser
+        .wait_text(".msg.transfer", "of 100 datagrams sent")
+        .await;
+    assert!(!sent.contains("0 missing"), "{sent}");
+    let arrived = browser
+        .wait_text("#transfer-arrived", "ARRIVED INCOMPLETE")
+        .await;
+    let got = report.datagrams.unwrap();
+    assert!(
+        arrived.contains(&format!("{} of 100 datagrams", got.received)),
+        "{arrived}"
+    );
+    browser.screenshot("udp-arrived").await;
     browser.close().await;
     bridge.shutdown().await;
 }

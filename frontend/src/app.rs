@@ -353,6 +353,14 @@ pub fn App() -> Html {
             }
         })
     };
+    let arrivals: Vec<std::rc::Rc<shared::Event>> = log
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(&e.kind, shared::EventKind::Transfer(r) if r.direction == shared::Direction::Received)
+        })
+        .cloned()
+        .collect();
     let sent_hashes: Vec<String> = log
         .events
         .iter()
@@ -532,6 +540,7 @@ pub fn App() -> Html {
                             conversation={conversation}
                             started_unix_ms={started_unix_ms}
                             sent_hashes={sent_hashes}
+                            arrivals={arrivals}
                         />
                         <Composer target={target} on_command={run.clone()} />
                         if let Some((endpoint, udp, initial)) = trouble {

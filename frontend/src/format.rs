@@ -262,11 +262,22 @@ pub fn detail(event: &Event) -> String {
                 (_, true) => "complete",
                 (_, false) => "INCOMPLETE",
             };
+            // A sender knows what it sent, never what arrived: it says so, not "complete".
+            let sent = report.direction == shared::Direction::Sent;
+            let state = match (sent, report.complete) {
+                (true, true) => "all of it sent",
+                (true, false) => "NOT all sent",
+                _ => state,
+            };
             let udp = report.datagrams.as_ref().map_or(String::new(), |d| {
-                format!(
-                    ", {}/{} datagrams, {} missing, {} out of order",
-                    d.received, d.expected, d.missing, d.out_of_order
-                )
+                if sent {
+                    format!(", {} of {} datagrams sent", d.received, d.expected)
+                } else {
+                    format!(
+                        ", {}/{} datagrams arrived, {} missing, {} out of order",
+                        d.received, d.expected, d.missing, d.out_of_order
+                    )
+                }
             });
             let what = transfer_name(&report.file);
             let hash = if report.sha256.is_empty() {

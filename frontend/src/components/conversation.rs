@@ -18,6 +18,8 @@ pub struct Props {
     pub roles: (String, String),
     /// SHA-256 of every file sent in this session, to tell a receiver whether its copy matches.
     pub sent_hashes: Vec<String>,
+    /// Every receiver's transfer report in this session, to tell a sender what arrived.
+    pub arrivals: Vec<Rc<Event>>,
 }
 
 /// The last TCP state the kernel reported for this conversation.
@@ -67,7 +69,7 @@ pub fn Conversation(props: &Props) -> Html {
                 if events.is_empty() {
                     <li class="line muted">{ "Nothing yet." }</li>
                 }
-                { for events.iter().enumerate().filter(|(i, e)| !superseded(events, *i, e)).map(|(_, e)| message(e, mine, theirs, &props.sent_hashes)) }
+                { for events.iter().enumerate().filter(|(i, e)| !superseded(events, *i, e)).map(|(_, e)| message(e, mine, theirs, &props.sent_hashes, &props.arrivals)) }
             </ol>
         </div>
     }
@@ -84,8 +86,14 @@ fn superseded(events: &[Rc<Event>], i: usize, event: &Event) -> bool {
         })
 }
 
-fn message(event: &Event, mine: &str, theirs: &str, sent_hashes: &[String]) -> Html {
-    let body = message_body(event, mine, theirs, sent_hashes);
+fn message(
+    event: &Event,
+    mine: &str,
+    theirs: &str,
+    sent_hashes: &[String],
+    arrivals: &[Rc<Event>],
+) -> Html {
+    let body = message_body(event, mine, theirs, sent_hashes, arrivals);
     // A traced program's call: the line of code that made it, under the message.
     match &event.at {
         Some(at) => html! {
@@ -114,7 +122,23 @@ fn call_side(event: &Event) -> &'static str {
     }
 }
 
-fn message_body(event: &Event, mine: &str, theirs: &str, sent_hashes: &[String]) -> Html {
+/// What the receiver of a file this socket sent got: its report, matched by address (the
+/// receiver's peer is this sender).
+fn arrival<'a>(event: &Event, arrivals: &'a [Rc<Event>]) -> Option<&'a shared::TransferReport> {
+    let local = event.local.as_deref()?;
+    arrivals.iter().rev().find_map(|e| match &e.kind {
+        EventKind::Transfer(r) if e.peer.as_deref() == Some(local) => Some(r),
+        _ => None,
+    })
+}
+
+fn message_body(
+    event: &Event,
+    mine: &str,
+    theirs: &str,
+    sent_hashes: &[String],
+    arrivals: &[Rc<Event>],
+) -> Html {
     let t = format::relative(event.t_us);
     let peer = event.peer.clone().unwrap_or_default();
     match &event.kind {
@@ -178,9 +202,38 @@ fn message_body(event: &Event, mine: &str, theirs: &str, sent_hashes: &[String])
                 (_, true, false) => " (no matching sender in this session to compare with)".into(),
                 (_, false, _) => " ✗ incomplete".into(),
             };
+            // The sender's line says what arrived too, where the sender looks.
+            let arrived = (report.direction == shared::Direction::Sent)
+                .then(|| arrival(event, arrivals))
+                .flatten()
+                .map(|got| {
+                    let count = got.datagrams.as_ref().map_or(String::new(), |d| {
+                        format!(
+                            "{} of {} datagrams, {} missing",
+                            d.received, d.expected, d.missing
+                        )
+                    });
+                    match (
+                        got.complete && got.sha256 == report.sha256,
+                        count.is_empty(),
+                    ) {
+                        (true, _) => {
+                            "ARRIVED whole at the receiver ✓ (SHA-256 matches)".to_string()
+                        }
+                        (false, true) => format!(
+                            "ARRIVED INCOMPLETE: the receiver got {}",
+                            format::bytes(got.bytes as usize)
+                        ),
+                        (false, false) => format!("ARRIVED INCOMPLETE: the receiver got {count}"),
+                    }
+                });
+            let lost = arrived.as_deref().is_some_and(|a| a.contains("INCOMPLETE"));
             html! {
-                <li class={classes!("msg", "transfer", (!report.complete).then_some("error"))} data-kind="transfer">
+                <li class={classes!("msg", "transfer", (!report.complete || lost).then_some("error"))} data-kind="transfer">
                     <strong>{ format!("{}{verdict}", format::detail(event)) }</strong>
+                    if let Some(arrived) = arrived {
+                        <strong class="arrived" id="transfer-arrived">{ arrived }</strong>
+                    }
                     if hashed {
                         <span class="meta">{ format!("SHA-256 {}", report.sha256) }</span>
                     }
