@@ -1017,3 +1017,66 @@ async fn a_udp_sender_is_told_what_arrived() {
     browser.close().await;
     bridge.shutdown().await;
 }
+
+/// Waits (bounded) for a recording to be saved at `path`, replacing any older one there.
+async fn saved_recording(path: &std::path::Path) -> shared::Recording {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(recording) =
+            shared::Recording::parse(&std::fs::read_to_string(path).unwrap_or_default())
+        {
+            return recording;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing saved at {path:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// A new demo (issue 17, item 12): Clear empties the timeline, the conversation and the
+/// error banner; Export still saves everything, and "Export this lab" what came after.
+#[tokio::test]
+async fn clear_starts_a_new_demo_and_export_keeps_the_history() {
+    let Some(dist) = dist() else { return };
+    let _ports = fixed_ports().await;
+    let downloads = TempDir::new("clear-downloads");
+    let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
+    let browser = Browser::start_in(Some(&downloads.0)).await;
+    browser.open_connected(&bridge).await;
+    browser.preset(0).await;
+    browser.type_into("#composer-input", "hello\u{E007}").await;
+    browser.wait_text(".msg.received .text", "HELLO").await;
+    let before = timeline_rows(&browser).await.len();
+    assert!(before > 5);
+    browser.click("#clear").await;
+    browser.wait_text("#event-count", "0 events").await;
+    browser
+        .wait_text(".conversation-view", "Select a client or a connection")
+        .await;
+    browser.click("#export").await;
+    let file = downloads.0.join("socket-playground-session.json");
+    let all = saved_recording(&file).await;
+    assert!(
+        all.events.len() >= before,
+        "{} < {before}",
+        all.events.len()
+    );
+    std::fs::remove_file(&file).unwrap();
+    let mut c = bridge.client().await;
+    let server = c
+        .endpoint(cmd(json!({"op": "udp_server_start", "port": 0})))
+        .await;
+    // socket() and bind() of the new server: the view counts from the Clear.
+    browser.wait_text("#event-count", "2 events").await;
+    browser.click("#export-lab").await;
+    let lab = saved_recording(&file).await;
+    assert!(
+        lab.events.iter().all(|e| e.endpoint == server.id),
+        "only this lab: {:?}",
+        lab.events
+    );
+    browser.close().await;
+    bridge.shutdown().await;
+}

@@ -229,13 +229,13 @@ pub fn App() -> Html {
     };
     let on_export = {
         let state = state.clone();
-        Callback::from(move |()| {
+        Callback::from(move |all: bool| {
             let started = state.bridge.as_ref().map_or(0, |b| b.started_unix_ms);
-            let events = state
-                .log
-                .borrow()
-                .events
+            let log = state.log.borrow();
+            let earlier = if all { &log.earlier[..] } else { &[] };
+            let events = earlier
                 .iter()
+                .chain(log.events.iter())
                 .map(|e| shared::Event::clone(e))
                 .collect();
             let recording = shared::Recording::new(started, events);
@@ -282,6 +282,10 @@ pub fn App() -> Html {
             let _ = window.location().reload();
         }
     });
+    let on_clear = {
+        let dispatch = state.dispatcher();
+        Callback::from(move |()| dispatch.dispatch(Action::Clear))
+    };
     let on_dismiss = {
         let dispatch = state.dispatcher();
         Callback::from(move |()| dispatch.dispatch(Action::DismissNotice))
@@ -496,6 +500,8 @@ pub fn App() -> Html {
                 dark={*dark}
                 on_theme={toggle_theme}
                 {on_export}
+                {on_clear}
+                cleared={!state.log.borrow().earlier.is_empty()}
                 {on_open}
             />
             if let Some(replay) = state.replay.clone() {

@@ -84,6 +84,8 @@ pub struct Log {
     pub missed: u64,
     /// Events older than the bridge's history when this tab connected.
     pub dropped: u64,
+    /// Events before the last Clear: no longer shown, still exported.
+    pub earlier: Vec<Rc<Event>>,
 }
 
 impl Log {
@@ -329,6 +331,9 @@ pub enum Action {
         file: String,
         code: String,
     },
+    /// A new demo: the views start empty (what runs stays, and so does the history, for
+    /// Export).
+    Clear,
 }
 
 impl State {
@@ -472,6 +477,22 @@ impl State {
                 file,
                 code,
             } => self.source = Some(Rc::new((program, file, code))),
+            Action::Clear => {
+                let mut old = std::mem::take(&mut *self.log.borrow_mut());
+                let mut earlier = std::mem::take(&mut old.earlier);
+                earlier.append(&mut old.events);
+                let log = Log {
+                    specs: old.specs,
+                    earlier,
+                    ..Log::default()
+                };
+                self.log = SharedLog(Rc::new(RefCell::new(log)));
+                self.version += 1;
+                self.selected = None;
+                self.notice = None;
+                self.highlight = None;
+                self.comparison = None;
+            }
         }
         self
     }
@@ -640,6 +661,33 @@ mod tests {
             conn: None,
         };
         assert!(state.log.borrow().conversation(other, 4).0.is_empty());
+    }
+
+    #[test]
+    fn clear_empties_the_views_and_keeps_the_history_and_what_runs() {
+        let spec = EndpointSpec::TcpServer(shared::TcpServerSpec::default());
+        let state = State::default()
+            .apply(welcome(Vec::new(), Vec::new()))
+            .apply(Action::Events(vec![
+                event(1, 1, None, EventKind::Socket { spec }),
+                event(2, 1, None, EventKind::Bind),
+            ]))
+            .apply(Action::Select(Some(ConvKey {
+                endpoint: 1,
+                conn: None,
+            })))
+            .apply(Action::Clear)
+            .apply(Action::Events(vec![event(3, 1, None, EventKind::Eof)]));
+        let log = state.log.borrow();
+        assert_eq!(
+            log.events.len(),
+            1,
+            "only what came after the Clear is shown"
+        );
+        assert_eq!(log.earlier.len(), 2, "the rest stays for Export");
+        assert_eq!(state.selected, None);
+        assert!(state.endpoints.contains_key(&1), "what runs still runs");
+        assert!(log.name(1).starts_with("TCP server"), "and keeps its name");
     }
 
     #[test]

@@ -20,7 +20,13 @@ pub struct Props {
     pub dark: bool,
     pub on_theme: Callback<()>,
     /// Save what the page shows as a recording.
-    pub on_export: Callback<()>,
+    /// Export: `true` for everything since the page connected, `false` for the current lab
+    /// (since the last Clear).
+    pub on_export: Callback<bool>,
+    /// A new demo: the views start empty.
+    pub on_clear: Callback<()>,
+    /// Whether something was cleared (then "Export this lab" is offered too).
+    pub cleared: bool,
     /// Open a recording to replay.
     pub on_open: Callback<web_sys::File>,
 }
@@ -120,14 +126,20 @@ pub fn Header(props: &Props) -> Html {
                     }) }
                 </div>
             </details>
-            <button type="button" id="export" onclick={props.on_export.reform(|_: MouseEvent| ())}
-                    title="Save the endpoints and events as a recording to replay later">{ "Export" }</button>
+            <button type="button" id="export" onclick={props.on_export.reform(|_: MouseEvent| true)}
+                    title="Save every event since this page connected as a recording to replay later">{ "Export" }</button>
+            if props.cleared {
+                <button type="button" id="export-lab" onclick={props.on_export.reform(|_: MouseEvent| false)}
+                        title="Save only what happened since the last Clear">{ "Export this lab" }</button>
+            }
             <label class="open-recording" title="Replay a recording, no bridge needed">{ "Replay…" }
                 <input id="open-recording" type="file" accept=".json,application/json"
                        onchange={on_open} />
             </label>
             <button type="button" onclick={on_reset} disabled={!connected}
                     title="Close every server and client">{ "Reset" }</button>
+            <button type="button" id="clear" onclick={props.on_clear.reform(|_: MouseEvent| ())}
+                    title="A new demo: empty the timeline, the conversation and the diagrams (Export still has it all)">{ "Clear" }</button>
             <button type="button" onclick={on_lecture} aria-pressed={props.lecture.to_string()}>
                 { if props.lecture { "Normal size" } else { "Lecture mode" } }
             </button>
