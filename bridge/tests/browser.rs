@@ -1080,3 +1080,64 @@ async fn clear_starts_a_new_demo_and_export_keeps_the_history() {
     browser.close().await;
     bridge.shutdown().await;
 }
+
+/// The number in an element's text, such as "12 waiting".
+async fn number_in(browser: &Browser, css: &str) -> usize {
+    let text = browser.wait_text(css, "").await;
+    text.split_whitespace()
+        .find_map(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no number in {text:?}"))
+}
+
+/// Slow motion pauses, steps, says how many calls wait, and marks the newest shown (issue 17,
+/// item 11).
+#[tokio::test]
+async fn slow_motion_pauses_steps_and_marks_the_newest() {
+    let Some(dist) = dist() else { return };
+    let _ports = fixed_ports().await;
+    let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
+    let browser = Browser::start().await;
+    browser.open_connected(&bridge).await;
+    browser.preset(3).await;
+    browser
+        .wait_text(".endpoint-list .label", "UDP client")
+        .await;
+    browser.click("#slow-motion").await;
+    browser.click("#slow-pause").await;
+    browser.wait_text("#slow-pause", "Go on").await;
+    let shown = number_in(&browser, "#event-count").await;
+    for word in ["one", "two", "three"] {
+        browser
+            .type_into("#composer-input", &format!("{word}\u{E007}"))
+            .await;
+    }
+    // Each echo is four calls: sendto, recvfrom, sendto, recvfrom.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while number_in(&browser, "#slow-queued").await < 12 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the calls did not queue"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        number_in(&browser, "#event-count").await,
+        shown,
+        "paused: none shown"
+    );
+    browser.click("#slow-step").await;
+    browser
+        .wait_text("#event-count", &format!("{} events", shown + 1))
+        .await;
+    assert_eq!(number_in(&browser, "#slow-queued").await, 11);
+    let marked = browser.wait_text(".row.highlight", "").await;
+    assert!(
+        marked.contains("sendto"),
+        "the newest call is marked: {marked}"
+    );
+    browser.screenshot("slow-motion-paused").await;
+    browser.click("#slow-pause").await;
+    browser.wait_text("#slow-queued", "0 waiting").await;
+    browser.close().await;
+    bridge.shutdown().await;
+}

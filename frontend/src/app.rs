@@ -46,7 +46,7 @@ pub fn App() -> Html {
     let lecture = use_state(|| false);
     let tab = use_state(|| Tab::Conversation);
     let only_selected = use_state(|| false);
-    let (slow, toggle_slow) = use_slow_motion(&bridge);
+    let slow = use_slow_motion(&bridge);
     let player = use_replay(&state);
     let (playing, speed) = (player.playing.clone(), player.speed.clone());
     let dark = use_state(prefers_dark);
@@ -496,7 +496,7 @@ pub fn App() -> Html {
                 lecture={*lecture}
                 on_lecture={toggle_lecture}
                 {slow}
-                on_slow={toggle_slow}
+                queued={state.queued}
                 dark={*dark}
                 on_theme={toggle_theme}
                 {on_export}

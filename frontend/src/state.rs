@@ -213,6 +213,8 @@ pub struct State {
     pub highlight: Option<u64>,
     /// A recording being replayed instead of the live bridge.
     pub replay: Option<Rc<Replay>>,
+    /// Slow motion: events received and not shown yet.
+    pub queued: usize,
 }
 
 /// A recording on screen: its events, and how many of them are shown.
@@ -249,6 +251,7 @@ impl Default for State {
             source: None,
             highlight: None,
             replay: None,
+            queued: 0,
         }
     }
 }
@@ -334,6 +337,11 @@ pub enum Action {
     /// A new demo: the views start empty (what runs stays, and so does the history, for
     /// Export).
     Clear,
+    /// Slow motion: how many events wait to be shown.
+    Queued(usize),
+    /// Slow motion showed this event: mark it in the timeline (without changing what is
+    /// selected).
+    Mark(u64),
 }
 
 impl State {
@@ -477,6 +485,8 @@ impl State {
                 file,
                 code,
             } => self.source = Some(Rc::new((program, file, code))),
+            Action::Queued(n) => self.queued = n,
+            Action::Mark(seq) => self.highlight = Some(seq),
             Action::Clear => {
                 let mut old = std::mem::take(&mut *self.log.borrow_mut());
                 let mut earlier = std::mem::take(&mut old.earlier);

@@ -15,8 +15,10 @@ pub struct Props {
     pub lecture: bool,
     pub on_lecture: Callback<()>,
     /// Slow motion: events shown one at a time.
-    pub slow: bool,
-    pub on_slow: Callback<()>,
+    /// Slow motion's state and buttons.
+    pub slow: crate::hooks::SlowMotion,
+    /// Events waiting to be shown in slow motion.
+    pub queued: usize,
     pub dark: bool,
     pub on_theme: Callback<()>,
     /// Save what the page shows as a recording.
@@ -143,11 +145,20 @@ pub fn Header(props: &Props) -> Html {
             <button type="button" onclick={on_lecture} aria-pressed={props.lecture.to_string()}>
                 { if props.lecture { "Normal size" } else { "Lecture mode" } }
             </button>
-            <button type="button" id="slow-motion" onclick={props.on_slow.reform(|_: MouseEvent| ())}
-                    aria-pressed={props.slow.to_string()}
+            <button type="button" id="slow-motion" onclick={props.slow.toggle.reform(|_: MouseEvent| ())}
+                    aria-pressed={props.slow.on.to_string()}
                     title="Show the socket calls one at a time, so each can be pointed at">
-                { if props.slow { "Normal speed" } else { "Slow motion" } }
+                { if props.slow.on { "Normal speed" } else { "Slow motion" } }
             </button>
+            if props.slow.on {
+                <button type="button" id="slow-pause" onclick={props.slow.pause.reform(|_: MouseEvent| ())}
+                        aria-pressed={props.slow.paused.to_string()}>
+                    { if props.slow.paused { "▶ Go on" } else { "⏸ Pause" } }
+                </button>
+                <button type="button" id="slow-step" onclick={props.slow.step.reform(|_: MouseEvent| ())}
+                        disabled={props.queued == 0} title="Show the next socket call">{ "Step" }</button>
+                <span id="slow-queued" class="muted">{ format!("{} waiting", props.queued) }</span>
+            }
             <button type="button" onclick={on_theme} aria-label="Switch between light and dark">
                 { if props.dark { "Light" } else { "Dark" } }
             </button>

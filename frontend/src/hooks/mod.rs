@@ -10,4 +10,4 @@ mod use_slow_motion;
 
 pub use use_bridge::{use_bridge, Bridge};
 pub use use_replay::use_replay;
-pub use use_slow_motion::use_slow_motion;
+pub use use_slow_motion::{use_slow_motion, SlowMotion};

@@ -61,6 +61,8 @@ struct Inner {
     /// server must not close a live one that has the same id).
     replaying: Cell<bool>,
     queue: RefCell<std::collections::VecDeque<shared::Event>>,
+    /// Slow motion is paused: events wait until a step or until it goes on.
+    paused: Cell<bool>,
 }
 
 impl Bridge {
@@ -145,10 +147,12 @@ impl Bridge {
     pub fn set_slow_motion(&self, on: bool) {
         let was = self.0.slow.replace(on);
         if !on {
+            self.0.paused.set(false);
             let waiting: Vec<_> = self.0.queue.borrow_mut().drain(..).collect();
             if !waiting.is_empty() {
                 self.0.dispatch.dispatch(Action::Events(waiting));
             }
+            self.0.dispatch.dispatch(Action::Queued(0));
             return;
         }
         if was {
@@ -162,12 +166,21 @@ impl Bridge {
                 if !inner.slow.get() {
                     return;
                 }
-                let next = inner.queue.borrow_mut().pop_front();
-                if let Some(event) = next {
-                    inner.dispatch.dispatch(Action::Events(vec![event]));
+                if !inner.paused.get() {
+                    show_one(&inner);
                 }
             }
         });
+    }
+
+    /// Slow motion: holds the events (`true`) or goes on showing them.
+    pub fn set_slow_paused(&self, paused: bool) {
+        self.0.paused.set(paused);
+    }
+
+    /// Slow motion: shows the next waiting event now.
+    pub fn slow_step(&self) {
+        show_one(&self.0);
     }
 
     /// Asks the bridge for the Python mirror of an endpoint.
@@ -235,6 +248,7 @@ pub fn use_bridge(dispatch: UseReducerDispatcher<State>) -> Bridge {
             slow: Cell::new(false),
             queue: RefCell::new(std::collections::VecDeque::new()),
             replaying: Cell::new(false),
+            paused: Cell::new(false),
         }))
     });
     {
@@ -324,7 +338,12 @@ fn receive(inner: &Rc<Inner>, text: &str) {
             inner.dispatch.dispatch(Action::Welcome(welcome));
         }
         ServerMessage::Events { events } if inner.slow.get() => {
-            inner.queue.borrow_mut().extend(events);
+            let waiting = {
+                let mut queue = inner.queue.borrow_mut();
+                queue.extend(events);
+                queue.len()
+            };
+            inner.dispatch.dispatch(Action::Queued(waiting));
         }
         ServerMessage::Events { events } => {
             inner.unshown.borrow_mut().extend(events);
@@ -399,4 +418,19 @@ fn retry_later(inner: &Rc<Inner>) {
             connect(&inner);
         }
     });
+}
+
+/// Slow motion shows the next waiting event, marked in the timeline, and says how many wait.
+fn show_one(inner: &Inner) {
+    let (next, left) = {
+        let mut queue = inner.queue.borrow_mut();
+        let next = queue.pop_front();
+        (next, queue.len())
+    };
+    if let Some(event) = next {
+        let seq = event.seq;
+        inner.dispatch.dispatch(Action::Events(vec![event]));
+        inner.dispatch.dispatch(Action::Mark(seq));
+        inner.dispatch.dispatch(Action::Queued(left));
+    }
 }
