@@ -1141,3 +1141,48 @@ async fn slow_motion_pauses_steps_and_marks_the_newest() {
     browser.close().await;
     bridge.shutdown().await;
 }
+
+/// What a print-only server printed stays in view after the connection closed: the closed
+/// connection stays listed (folded) under its server, and the server's own line shows its
+/// connections' messages (issue 17, item 6).
+#[tokio::test]
+async fn closed_connections_stay_listed_and_the_server_shows_what_it_got() {
+    let Some(dist) = dist() else { return };
+    let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
+    let browser = Browser::start().await;
+    browser.open_connected(&bridge).await;
+    let mut c = bridge.client().await;
+    let server = c
+        .endpoint(cmd(json!({"op": "tcp_server_start", "port": 0,
+            "behaviour": {"kind": "print_only"}})))
+        .await;
+    let port = port_of(&server).to_string();
+    python(
+        "import socket, sys\ns = socket.create_connection(('127.0.0.1', int(sys.argv[1])))\ns.sendall(b'printed by the server')\ns.close()",
+        &[&port],
+    )
+    .await;
+    c.wait_for("the connection's close", |e| {
+        e.endpoint == server.id && e.conn.is_some() && is_close(e)
+    })
+    .await;
+    browser
+        .wait_text(".endpoint-list .item.closed", "closed")
+        .await;
+    browser
+        .click(".endpoint-list .group:nth-child(2) .item .select")
+        .await;
+    browser.wait_text(".conv-title", "TCP server").await;
+    browser
+        .wait_text(".msg.received .text", "printed by the server")
+        .await;
+    browser.wait_text(".msg.received .who", "client #").await;
+    // The closed connection opens its own conversation.
+    browser.click(".endpoint-list .item.closed .select").await;
+    browser.wait_text(".conv-title", "connection #").await;
+    browser
+        .wait_text(".msg.received .text", "printed by the server")
+        .await;
+    browser.close().await;
+    bridge.shutdown().await;
+}

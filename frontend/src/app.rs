@@ -306,7 +306,17 @@ pub fn App() -> Html {
         .unwrap_or_default();
     let (conversation, title, target) = match state.selected {
         Some(key) => {
-            let (events, skipped) = log.conversation(key, CONVERSATION_LIMIT);
+            // A TCP server's own line shows its connections' messages too.
+            let server = key.conn.is_none()
+                && matches!(
+                    log.specs.get(&key.endpoint),
+                    Some((EndpointSpec::TcpServer(_), _))
+                );
+            let (events, skipped) = if server {
+                log.server_conversation(key.endpoint, CONVERSATION_LIMIT)
+            } else {
+                log.conversation(key, CONVERSATION_LIMIT)
+            };
             let title = conversation_title(&state, key);
             (Some((events, skipped)), title, send_target(&state, key))
         }
@@ -374,6 +384,21 @@ pub fn App() -> Html {
             }
             _ => None,
         })
+        .collect();
+    // Connections that closed, for each live TCP server: they stay listed until it stops.
+    let closed: Vec<(shared::EndpointId, Vec<(shared::ConnId, String)>)> = state
+        .endpoints
+        .values()
+        .filter(|e| matches!(e.spec, EndpointSpec::TcpServer(_)))
+        .map(|e| {
+            let gone = log
+                .connections_of(e.id)
+                .into_iter()
+                .filter(|(conn, _)| !e.connections.iter().any(|c| c.id == *conn))
+                .collect();
+            (e.id, gone)
+        })
+        .filter(|(_, gone): &(_, Vec<_>)| !gone.is_empty())
         .collect();
     // Where the person's programs are stuck: a traced socket whose last call waits.
     let waiting: Vec<(ConvKey, String)> = log
@@ -517,6 +542,7 @@ pub fn App() -> Html {
                         on_command={run.clone()}
                         on_chat_clients={on_chat_clients}
                         waiting={waiting}
+                        closed={closed}
                     />
                     <NewEndpoint on_command={run.clone()} enabled={connected} />
                 </section>

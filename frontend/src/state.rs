@@ -126,6 +126,68 @@ impl Log {
         }
     }
 
+    /// A TCP server's events and all its connections', in order, at most the last `limit`,
+    /// and how many earlier were left out: what a print-only server printed stays there after
+    /// the connection closed. (The conversations' lists are merged by hand: a sort brought
+    /// its own copy of the sorting code into the page.)
+    pub fn server_conversation(
+        &self,
+        endpoint: EndpointId,
+        limit: usize,
+    ) -> (Vec<Rc<Event>>, usize) {
+        let lists: Vec<&Vec<usize>> = self
+            .conversations
+            .iter()
+            .filter(|(key, _)| key.endpoint == endpoint)
+            .map(|(_, at)| at)
+            .collect();
+        let mut next = vec![0usize; lists.len()];
+        let mut merged = Vec::new();
+        loop {
+            let mut best: Option<(usize, usize)> = None;
+            for (list, at) in lists.iter().zip(&next) {
+                if let Some(&index) = list.get(*at) {
+                    if best.is_none_or(|(b, _)| index < b) {
+                        best = Some((index, 0));
+                    }
+                }
+            }
+            let Some((index, _)) = best else { break };
+            for (list, at) in lists.iter().zip(next.iter_mut()) {
+                if list.get(*at) == Some(&index) {
+                    *at += 1;
+                }
+            }
+            merged.push(index);
+        }
+        let skip = merged.len().saturating_sub(limit);
+        let events = merged[skip..]
+            .iter()
+            .map(|i| self.events[*i].clone())
+            .collect();
+        (events, skip)
+    }
+
+    /// The connections of a server seen in the log (accepted, whether still open or not),
+    /// with the client's address, by id.
+    pub fn connections_of(&self, endpoint: EndpointId) -> Vec<(ConnId, String)> {
+        let mut conns: VecMap<ConnId, String> = VecMap::new();
+        for key in self
+            .conversations
+            .keys()
+            .filter(|key| key.endpoint == endpoint)
+        {
+            if let Some(conn) = key.conn {
+                let peer = self
+                    .last_of(*key)
+                    .and_then(|e| e.peer.clone())
+                    .unwrap_or_default();
+                conns.insert(conn, peer);
+            }
+        }
+        conns.iter().map(|(c, p)| (*c, p.clone())).collect()
+    }
+
     /// The last event of a conversation.
     pub fn last_of(&self, key: ConvKey) -> Option<&Rc<Event>> {
         self.conversations
@@ -671,6 +733,29 @@ mod tests {
             conn: None,
         };
         assert!(state.log.borrow().conversation(other, 4).0.is_empty());
+    }
+
+    #[test]
+    fn a_servers_line_merges_its_connections_in_order() {
+        let spec = EndpointSpec::TcpServer(shared::TcpServerSpec::default());
+        let state = State::default()
+            .apply(welcome(Vec::new(), Vec::new()))
+            .apply(Action::Events(vec![
+                event(1, 1, None, EventKind::Socket { spec }),
+                event(2, 1, Some(1), EventKind::Accept),
+                event(3, 1, Some(2), EventKind::Accept),
+                event(4, 1, Some(1), EventKind::Eof),
+                event(5, 2, None, EventKind::Bind),
+                event(6, 1, Some(2), EventKind::Eof),
+            ]));
+        let log = state.log.borrow();
+        let (events, skipped) = log.server_conversation(1, 10);
+        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+        assert_eq!((seqs, skipped), (vec![1, 2, 3, 4, 6], 0));
+        let (last, skipped) = log.server_conversation(1, 2);
+        assert_eq!((last.len(), skipped), (2, 3));
+        let conns: Vec<u32> = log.connections_of(1).iter().map(|(c, _)| *c).collect();
+        assert_eq!(conns, [1, 2]);
     }
 
     #[test]

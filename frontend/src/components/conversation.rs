@@ -55,6 +55,7 @@ pub fn Conversation(props: &Props) -> Html {
         };
     };
     let (mine, theirs) = (props.roles.0.as_str(), props.roles.1.as_str());
+    let merged = events.iter().any(|e| e.conn.is_none()) && events.iter().any(|e| e.conn.is_some());
     html! {
         <div class="conversation-view" ref={view}>
             <h2>{ "Conversation" }</h2>
@@ -69,7 +70,14 @@ pub fn Conversation(props: &Props) -> Html {
                 if events.is_empty() {
                     <li class="line muted">{ "Nothing yet." }</li>
                 }
-                { for events.iter().enumerate().filter(|(i, e)| !superseded(events, *i, e)).map(|(_, e)| message(e, mine, theirs, &props.sent_hashes, &props.arrivals)) }
+                { for events.iter().enumerate().filter(|(i, e)| !superseded(events, *i, e)).map(|(_, e)| {
+                    // A server's own line holds all its connections: say whose each is.
+                    let theirs = match e.conn {
+                        Some(conn) if merged => format!("{theirs} #{conn}"),
+                        _ => theirs.to_string(),
+                    };
+                    message(e, mine, &theirs, &props.sent_hashes, &props.arrivals)
+                }) }
             </ol>
         </div>
     }

@@ -20,6 +20,8 @@ pub struct Props {
     /// The traced sockets (and their connections) blocked in a call now, with where
     /// (`accept() at line 15`).
     pub waiting: Vec<(ConvKey, String)>,
+    /// The connections of each live server that have closed (they stay listed, folded).
+    pub closed: Vec<(shared::EndpointId, Vec<(shared::ConnId, String)>)>,
 }
 
 #[function_component]
@@ -150,14 +152,19 @@ pub fn EndpointList(props: &Props) -> Html {
                                 </button>
                             </div>
                         }
-                        { for e.connections.iter().map(|c| item(
-                            ConvKey { endpoint: e.id, conn: Some(c.id) },
-                            format!("#{} {}", c.id, c.peer),
-                            "accepted connection".into(),
-                            Some("Close"),
-                            format!("Close connection #{}", c.id),
-                            "",
-                        )) }
+                        // Open connections, then the closed ones (they stay until the server
+                        // stops, so what a print-only server got can still be found).
+                        { for e.connections.iter().map(|c| (c.id, c.peer.as_str(), true))
+                            .chain(props.closed.iter().filter(|(id, _)| *id == e.id)
+                                .flat_map(|(_, gone)| gone.iter().map(|(conn, peer)| (*conn, peer.as_str(), false))))
+                            .map(|(conn, peer, open)| item(
+                                ConvKey { endpoint: e.id, conn: Some(conn) },
+                                format!("#{conn} {peer}"),
+                                if open { "accepted connection" } else { "closed" }.into(),
+                                open.then_some("Close"),
+                                format!("Close connection #{conn}"),
+                                if open { "" } else { "closed" },
+                            )) }
                     </div>
                 }
             }) }
