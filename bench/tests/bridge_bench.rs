@@ -20,23 +20,7 @@ fn spread(mut samples: Vec<u64>) -> (u64, u64) {
 
 /// A direct tokio TCP echo: the anchor for round trips.
 async fn direct_tcp_round_trips(n: usize) -> Vec<u64> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await.unwrap();
-        s.set_nodelay(true).unwrap();
-        let mut buf = [0u8; 4096];
-        loop {
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(k) => {
-                    if s.write_all(&buf[..k]).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
+    let addr = tcp_echo_server().await;
     let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
     client.set_nodelay(true).unwrap();
     let (message, mut reply) = ([b'x'; 64], [0u8; 64]);

@@ -11,7 +11,6 @@ mod common;
 use std::process::Stdio;
 
 use common::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ROUND_TRIPS: usize = 10_000;
 const RUNS: usize = 5;
@@ -30,34 +29,6 @@ for _ in range(n):
 print("%.6f" % (time.perf_counter() - began))
 s.close()
 "#;
-
-/// An echo server for any number of connections, one task each.
-async fn echo_server() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = listener.accept().await else {
-                return;
-            };
-            s.set_nodelay(true).unwrap();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                loop {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(k) => {
-                            if s.write_all(&buf[..k]).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-            });
-        }
-    });
-    port
-}
 
 /// Runs `program args...` and returns the loop time the client printed (seconds).
 async fn loop_seconds(program: &str, args: &[&str]) -> f64 {
@@ -99,7 +70,7 @@ async fn a_traced_python_client_against_strace() {
     let bridge = BridgeProcess::start(&["--data-dir", data.0.to_str().unwrap()]).await;
     let url = format!("http://{}/#token={TOKEN}", bridge.addr);
     let mut watcher = bridge.client().await;
-    let port = echo_server().await.to_string();
+    let port = tcp_echo_server().await.port().to_string();
     let n = ROUND_TRIPS.to_string();
     let binary = bridge_binary();
     let binary = binary.to_str().unwrap();

@@ -367,24 +367,18 @@ pub fn App() -> Html {
             }
         })
     };
-    let arrivals: Vec<std::rc::Rc<shared::Event>> = log
-        .events
-        .iter()
-        .filter(|e| {
-            matches!(&e.kind, shared::EventKind::Transfer(r) if r.direction == shared::Direction::Received)
-        })
-        .cloned()
-        .collect();
-    let sent_hashes: Vec<String> = log
-        .events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            shared::EventKind::Transfer(r) if r.direction == shared::Direction::Sent => {
-                Some(r.sha256.clone())
+    // The file transfers' reports, in one pass over the log: what each sender sent (its
+    // hash, to tell a receiver whether its copy matches) and what each receiver got.
+    let mut sent_hashes: Vec<String> = Vec::new();
+    let mut arrivals: Vec<std::rc::Rc<shared::Event>> = Vec::new();
+    for e in &log.events {
+        if let shared::EventKind::Transfer(r) = &e.kind {
+            match r.direction {
+                shared::Direction::Sent => sent_hashes.push(r.sha256.clone()),
+                shared::Direction::Received => arrivals.push(e.clone()),
             }
-            _ => None,
-        })
-        .collect();
+        }
+    }
     // Connections that closed, for each live TCP server: they stay listed until it stops.
     let closed: Vec<(shared::EndpointId, Vec<(shared::ConnId, String)>)> = state
         .endpoints

@@ -735,3 +735,30 @@ pub fn transfer_report(events: &[Event], endpoint: u32) -> Option<shared::Transf
         _ => None,
     })
 }
+
+/// A plain tokio TCP echo server on 127.0.0.1 (any free port) for any number of connections,
+/// one task each, with Nagle off: the anchor the benchmarks compare with.
+pub async fn tcp_echo_server() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            s.set_nodelay(true).unwrap();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(k) => {
+                            if s.write_all(&buf[..k]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}

@@ -76,7 +76,7 @@ pub fn Conversation(props: &Props) -> Html {
                         Some(conn) if merged => format!("{theirs} #{conn}"),
                         _ => theirs.to_string(),
                     };
-                    message(e, mine, &theirs, &props.sent_hashes, &props.arrivals)
+                    message(e, mine, &theirs, props)
                 }) }
             </ol>
         </div>
@@ -94,14 +94,8 @@ fn superseded(events: &[Rc<Event>], i: usize, event: &Event) -> bool {
         })
 }
 
-fn message(
-    event: &Event,
-    mine: &str,
-    theirs: &str,
-    sent_hashes: &[String],
-    arrivals: &[Rc<Event>],
-) -> Html {
-    let body = message_body(event, mine, theirs, sent_hashes, arrivals);
+fn message(event: &Event, mine: &str, theirs: &str, props: &Props) -> Html {
+    let body = message_body(event, mine, theirs, props);
     // A traced program's call: the line of code that made it, under the message.
     match &event.at {
         Some(at) => html! {
@@ -140,13 +134,8 @@ fn arrival<'a>(event: &Event, arrivals: &'a [Rc<Event>]) -> Option<&'a shared::T
     })
 }
 
-fn message_body(
-    event: &Event,
-    mine: &str,
-    theirs: &str,
-    sent_hashes: &[String],
-    arrivals: &[Rc<Event>],
-) -> Html {
+fn message_body(event: &Event, mine: &str, theirs: &str, props: &Props) -> Html {
+    let (sent_hashes, arrivals) = (&props.sent_hashes, &props.arrivals);
     let t = format::relative(event.t_us);
     let peer = event.peer.clone().unwrap_or_default();
     match &event.kind {

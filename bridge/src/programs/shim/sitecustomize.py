@@ -229,10 +229,6 @@ def _install():
             return "%s:%s" % (host, addr[1])
         return str(addr)
 
-    def encode(data):
-        view = memoryview(data).cast("B")
-        return binascii.b2a_base64(view[:max_data], newline=False).decode("ascii"), len(view)
-
     def failure(record, err):
         record["error"] = type(err).__name__
         record["message"] = str(err)[:1000]
@@ -450,7 +446,7 @@ def _install():
             except BaseException as err:
                 call.failed(self, err, peer=target)
                 raise
-            payload, n = encode(memoryview(data).cast("B")[:result])
+            payload, n = head(data, result)
             call.done(data=payload, len=n, peer=target, local=sockname(self))
             return result
 
@@ -468,10 +464,10 @@ def _install():
                 raise
             local.busy = False
             try:
-                head = os.pread(file.fileno(), min(sent, max_data), start)
+                first = os.pread(file.fileno(), min(sent, max_data), start)
             except (OSError, AttributeError, ValueError):
-                head = b""
-            payload, _ = encode(head)
+                first = b""
+            payload, _ = head(first, None)
             call.done(data=payload, len=sent, call="sendfile")
             return sent
 
@@ -498,7 +494,7 @@ def _install():
             if not self._traced():
                 return real_socket.recvfrom(self, *args)
             call, (data, addr) = self._recv("recvfrom", real_socket.recvfrom, *args)
-            payload, n = encode(data)
+            payload, n = head(data, None)
             call.done(data=payload, len=n, peer=address(addr), local=sockname(self))
             return data, addr
 
@@ -506,7 +502,7 @@ def _install():
             if not self._traced():
                 return real_socket.recvfrom_into(self, buffer, *args)
             call, (n, addr) = self._recv("recvfrom", real_socket.recvfrom_into, buffer, *args)
-            payload, _ = encode(memoryview(buffer).cast("B")[:n])
+            payload, _ = head(buffer, n)
             call.done(data=payload, len=n, peer=address(addr), local=sockname(self))
             return n, addr
 
