@@ -32,7 +32,7 @@ async fn uppercase_preset_hello_in_the_page() {
     browser.client.refresh().await.unwrap();
     browser.wait_text("#bridge-status", "connected").await;
 
-    browser.preset(0).await;
+    browser.uppercase_with_client().await;
     browser
         .wait_text(".endpoint-list .label", "TCP server :12000")
         .await;
@@ -161,7 +161,7 @@ async fn lecture_mode_and_dark_theme_for_a_projector() {
     let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
     let browser = Browser::start().await;
     browser.open_connected(&bridge).await;
-    browser.preset(3).await;
+    browser.preset("udp-echo").await;
     browser
         .wait_text(".endpoint-list .label", "UDP server :12002")
         .await;
@@ -235,7 +235,7 @@ async fn file_upload_and_transfer_with_matching_hashes() {
     .await;
     let browser = Browser::start().await;
     browser.open_connected(&bridge).await;
-    browser.preset(6).await;
+    browser.preset("file-tcp").await;
     browser
         .wait_text(".endpoint-list .label", "TCP server :12005")
         .await;
@@ -291,7 +291,7 @@ async fn chat_room_in_the_page_with_a_python_member() {
     let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
     let browser = Browser::start().await;
     browser.open_connected(&bridge).await;
-    browser.preset(8).await;
+    browser.preset("chat").await;
     browser
         .wait_text(".endpoint-list .label", "TCP server :12007")
         .await;
@@ -357,7 +357,7 @@ async fn encrypted_echo_tampering_and_the_tcp_udp_comparison() {
     let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
     let browser = Browser::start().await;
     browser.open_connected(&bridge).await;
-    browser.preset(9).await;
+    browser.preset("fernet").await;
     browser
         .wait_text(".endpoint-list .label", "TCP server :12008")
         .await;
@@ -409,7 +409,7 @@ async fn encrypted_chat_preset_members_read_each_other() {
     let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
     let browser = Browser::start().await;
     browser.open_connected(&bridge).await;
-    browser.preset(11).await;
+    browser.preset("fernet-chat").await;
     browser
         .wait_text(".endpoint-list .label", "TCP server :12010")
         .await;
@@ -445,7 +445,14 @@ async fn sequence_diagram_draws_the_calls_and_picks_events() {
     let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
     let browser = Browser::start().await;
     browser.open_connected(&bridge).await;
-    browser.preset(0).await;
+    // An earlier lab, which the diagram leaves out unless asked (issue 17, item 8).
+    browser.preset("udp-echo").await;
+    browser.wait_text(".conv-title", "UDP client").await;
+    browser
+        .type_into("#composer-input", "earlier\u{E007}")
+        .await;
+    browser.wait_text(".msg.received .text", "earlier").await;
+    browser.uppercase_with_client().await;
     browser.wait_text(".conv-title", "TCP client").await;
     browser.type_into("#composer-input", "hello\u{E007}").await;
     browser.wait_text(".msg.received .text", "HELLO").await;
@@ -454,9 +461,28 @@ async fn sequence_diagram_draws_the_calls_and_picks_events() {
         .await;
     // Lanes: the listening socket, the accepted socket and the client.
     let lanes = browser
-        .wait_text(".sequence-svg", "TCP server :12000 #")
+        .wait_text(".sequence-svg", "TCP server :12000 conn")
         .await;
-    assert!(lanes.contains("TCP client #2"), "{lanes}");
+    assert!(lanes.contains("TCP client #4"), "{lanes}");
+    assert!(!lanes.contains("UDP"), "only this lab: {lanes}");
+    // Each arrow says what was sent, not only how much.
+    browser
+        .wait_text(".sequence-svg .item[data-kind='send']", "\"hello\"")
+        .await;
+    browser
+        .wait_text(".sequence-svg .item[data-kind='send']", "\"HELLO\"")
+        .await;
+    // Everything, on request; the choice stays across tabs.
+    browser.click("#sequence-scope option[value='all']").await;
+    browser.wait_text(".sequence-svg", "UDP client").await;
+    browser
+        .click(".middle-tabs button[data-tab='Conversation']")
+        .await;
+    browser
+        .click(".middle-tabs button[data-tab='Sequence']")
+        .await;
+    browser.wait_text(".sequence-svg", "UDP client").await;
+    browser.click("#sequence-scope option[value='lab']").await;
     for kind in ["connect", "accept", "send", "recv", "close"] {
         browser
             .wait_text(&format!(".sequence-svg .item[data-kind='{kind}']"), "")
@@ -508,7 +534,7 @@ async fn exported_session_replays_to_the_same_timeline_without_a_bridge() {
     let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
     let browser = Browser::start_in(Some(&downloads.0)).await;
     browser.open_connected(&bridge).await;
-    browser.preset(0).await;
+    browser.uppercase_with_client().await;
     browser.wait_text(".conv-title", "TCP client").await;
     browser.type_into("#composer-input", "hello\u{E007}").await;
     browser.wait_text(".msg.received .text", "HELLO").await;
@@ -695,7 +721,7 @@ async fn the_web_api_exercise_from_its_preset() {
     let browser = Browser::start().await;
     browser.open_connected(&bridge).await;
     // The Labs menu's last preset (frontend/src/labs.rs); its server's label confirms it.
-    browser.preset(12).await;
+    browser.preset("web-api").await;
     browser
         .wait_text(".endpoint-list .label", "TCP server :12011")
         .await;
@@ -874,7 +900,7 @@ async fn a_replay_never_acts_on_the_live_bridge() {
     let browser = Browser::start().await;
     browser.open_connected(&bridge).await;
     // "Thanks for connecting": the live server is endpoint #1, on :8080.
-    browser.preset(1).await;
+    browser.preset("thanks").await;
     browser
         .wait_text(".endpoint-list .label", "TCP server :8080")
         .await;
@@ -947,7 +973,7 @@ async fn timeline_columns_show_whole_times_and_names() {
     let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
     let browser = Browser::start().await;
     browser.open_connected(&bridge).await;
-    browser.preset(0).await;
+    browser.uppercase_with_client().await;
     browser
         .wait_text(".row[data-kind='connect']", "127.0.0.1")
         .await;
@@ -1053,7 +1079,7 @@ async fn clear_starts_a_new_demo_and_export_keeps_the_history() {
     let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
     let browser = Browser::start_in(Some(&downloads.0)).await;
     browser.open_connected(&bridge).await;
-    browser.preset(0).await;
+    browser.uppercase_with_client().await;
     browser.type_into("#composer-input", "hello\u{E007}").await;
     browser.wait_text(".msg.received .text", "HELLO").await;
     let before = timeline_rows(&browser).await.len();
@@ -1106,7 +1132,7 @@ async fn slow_motion_pauses_steps_and_marks_the_newest() {
     let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
     let browser = Browser::start().await;
     browser.open_connected(&bridge).await;
-    browser.preset(3).await;
+    browser.preset("udp-echo").await;
     browser
         .wait_text(".endpoint-list .label", "UDP client")
         .await;
@@ -1184,13 +1210,100 @@ async fn closed_connections_stay_listed_and_the_server_shows_what_it_got() {
     browser
         .wait_text(".msg.received .text", "printed by the server")
         .await;
-    browser.wait_text(".msg.received .who", "client #").await;
+    browser
+        .wait_text(".msg.received .who", "client (conn 1)")
+        .await;
     // The closed connection opens its own conversation.
     browser.click(".endpoint-list .item.closed .select").await;
-    browser.wait_text(".conv-title", "connection #").await;
+    browser.wait_text(".conv-title", ", conn 1 (").await;
     browser
         .wait_text(".msg.received .text", "printed by the server")
         .await;
+    browser.close().await;
+    bridge.shutdown().await;
+}
+
+/// A one-at-a-time lab connects no client of its own, so the handout's client is served at
+/// once; the server's card says who is served and who waits in the backlog, and the lab card
+/// says what to do and what to expect (issue 17, item 3).
+#[tokio::test]
+async fn a_one_at_a_time_lab_serves_the_students_client_first() {
+    let Some(dist) = dist() else { return };
+    let _ports = fixed_ports().await;
+    let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
+    let browser = Browser::start().await;
+    browser.open_connected(&bridge).await;
+    browser.preset("uppercase").await;
+    browser
+        .wait_text("#lab-card .one-at-a-time", "One client at a time")
+        .await;
+    browser.wait_text("#lab-card li", "TCPClient.py").await;
+    browser.wait_text("#lab-card .expect", "upper case").await;
+    browser
+        .wait_text(".endpoint-list .label", "TCP server :12000")
+        .await;
+    // The handout's client, run right away, is served: no client of the playground's is ahead.
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/programs/kurose_tcp_client.py"
+    );
+    let mut handout = tokio::process::Command::new("python3")
+        .arg(fixture)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = handout.stdin.take().unwrap();
+    stdin.write_all(b"first in line\n").await.unwrap();
+    let out = tokio::time::timeout(WAIT, handout.wait_with_output())
+        .await
+        .expect("the handout's client is served in time")
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("From Server: FIRST IN LINE"),
+        "{out:?}"
+    );
+    // One client held by the server, another behind it: the card says so.
+    let hold = "import socket, sys\ns = socket.create_connection(('127.0.0.1', 12000))\nprint('in', flush=True)\nsys.stdin.readline()\ns.sendall(sys.argv[1].encode())\nprint(s.recv(1024).decode(), flush=True)";
+    let start = |word: &str| {
+        tokio::process::Command::new("python3")
+            .args(["-c", hold, word])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    };
+    let mut served = start("served");
+    let mut served_out = tokio::io::BufReader::new(served.stdout.take().unwrap()).lines();
+    assert_eq!(next_line(&mut served_out).await, "in");
+    browser
+        .wait_text(".endpoint-list .item.conn", "being served")
+        .await;
+    let mut waits = start("waited");
+    let mut waits_out = tokio::io::BufReader::new(waits.stdout.take().unwrap()).lines();
+    assert_eq!(next_line(&mut waits_out).await, "in");
+    browser
+        .wait_text(
+            ".endpoint-list .item.backlog",
+            "1 client waits in the backlog",
+        )
+        .await;
+    // The first is done: the one that waited is accepted, and nobody waits any more.
+    served.stdin.take().unwrap().write_all(b"\n").await.unwrap();
+    assert_eq!(next_line(&mut served_out).await, "SERVED");
+    browser.wait_gone(".endpoint-list .item.backlog").await;
+    waits.stdin.take().unwrap().write_all(b"\n").await.unwrap();
+    assert_eq!(next_line(&mut waits_out).await, "WAITED");
+    // Then the playground's own client, from the lab card.
+    browser.click("#lab-client").await;
+    browser
+        .wait_text(".endpoint-list .label", "TCP client")
+        .await;
+    browser.type_into("#composer-input", "ours\u{E007}").await;
+    browser.wait_text(".msg.received .text", "OURS").await;
+    browser.screenshot("one-at-a-time-lab").await;
     browser.close().await;
     bridge.shutdown().await;
 }

@@ -11,6 +11,7 @@ use crate::components::conversation::Conversation;
 use crate::components::endpoint_list::EndpointList;
 use crate::components::files::{FileSender, Files};
 use crate::components::header::Header;
+use crate::components::lab_card::LabCard;
 use crate::components::new_endpoint::NewEndpoint;
 use crate::components::notice::NoticeBar;
 use crate::components::programs::Programs;
@@ -45,7 +46,11 @@ pub fn App() -> Html {
     let bridge = use_bridge(state.dispatcher());
     let lecture = use_state(|| false);
     let tab = use_state(|| Tab::Conversation);
-    let only_selected = use_state(|| false);
+    // What the sequence diagram draws: "lab" (since the last preset or Reset), "selected"
+    // (the selected conversation) or "all"; kept while the page is open.
+    let seq_scope = use_state(|| "lab".to_string());
+    // The lab the last preset set up, shown as a card until closed, reset or replaced.
+    let lab = use_state(|| None::<usize>);
     let slow = use_slow_motion(&bridge);
     let player = use_replay(&state);
     let (playing, speed) = (player.playing.clone(), player.speed.clone());
@@ -144,10 +149,12 @@ pub fn App() -> Html {
         })
     };
     let on_preset = {
-        let bridge = bridge.clone();
+        let (bridge, lab, dispatch) = (bridge.clone(), lab.clone(), state.dispatcher());
         Callback::from(move |index: usize| {
             let bridge = bridge.clone();
             let preset = &PRESETS[index];
+            lab.set(Some(index));
+            dispatch.dispatch(Action::LabStarted);
             let key = crate::token::random_fernet_key().unwrap_or_default();
             yew::platform::spawn_local(async move {
                 let mut last = None;
@@ -211,8 +218,22 @@ pub fn App() -> Html {
         })
     };
     let on_reset = {
+        let (run, lab) = (run.clone(), lab.clone());
+        Callback::from(move |()| {
+            lab.set(None);
+            run.emit(("Reset".into(), Command::Reset))
+        })
+    };
+    let on_lab_client = {
         let run = run.clone();
-        Callback::from(move |()| run.emit(("Reset".into(), Command::Reset)))
+        Callback::from(move |port: u16| {
+            let connect = Command::TcpClientConnect(shared::TcpClientSpec::to("127.0.0.1", port));
+            run.emit(("Connect the playground's client".into(), connect))
+        })
+    };
+    let on_lab_close = {
+        let lab = lab.clone();
+        Callback::from(move |()| lab.set(None))
     };
     let on_select = {
         let dispatch = state.dispatcher();
@@ -323,11 +344,24 @@ pub fn App() -> Html {
         None => (None, String::new(), None),
     };
     let started_unix_ms = state.bridge.as_ref().map_or(0, |b| b.started_unix_ms);
-    let names = log
-        .specs
-        .keys()
-        .map(|id| (*id, log.name(*id)))
-        .collect::<Vec<_>>();
+    // The timeline's filter: the endpoints of this demo, each name once (a second server on
+    // the same port, after the first stopped, gets its number).
+    let mut names: Vec<(shared::EndpointId, String)> = Vec::new();
+    for id in log.specs.keys() {
+        let here = state.endpoints.contains_key(id)
+            || log.conversations.contains_key(&ConvKey {
+                endpoint: *id,
+                conn: None,
+            });
+        if !here {
+            continue;
+        }
+        let mut name = log.name(*id);
+        if names.iter().any(|(_, n)| *n == name) {
+            name = format!("{name} (#{})", log.shown(*id));
+        }
+        names.push((*id, name));
+    }
     let connected = state.link == Link::Open;
     let sender = state.selected.and_then(|key| file_sender(&state, key));
     // Simulated trouble applies to live endpoints, per endpoint (a server's connections share it).
@@ -393,6 +427,30 @@ pub fn App() -> Html {
             (e.id, gone)
         })
         .filter(|(_, gone): &(_, Vec<_>)| !gone.is_empty())
+        .collect();
+    // How many clients wait in the backlog of each one-at-a-time TCP server (its latest report).
+    let backlog: Vec<(shared::EndpointId, u32)> = state
+        .endpoints
+        .values()
+        .filter(|e| {
+            matches!(&e.spec, EndpointSpec::TcpServer(s)
+                if s.concurrency == shared::Concurrency::OneAtATime)
+        })
+        .filter_map(|e| {
+            let key = ConvKey {
+                endpoint: e.id,
+                conn: None,
+            };
+            let indices = log.conversations.get(&key)?;
+            indices
+                .iter()
+                .rev()
+                .find_map(|&i| match log.events[i].kind {
+                    shared::EventKind::Backlog { waiting } => Some((e.id, waiting)),
+                    _ => None,
+                })
+        })
+        .filter(|(_, waiting)| *waiting > 0)
         .collect();
     // Where the person's programs are stuck: a traced socket whose last call waits.
     let waiting: Vec<(ConvKey, String)> = log
@@ -529,6 +587,9 @@ pub fn App() -> Html {
             }
             <main class="columns">
                 <section class="panel endpoints" aria-label="Endpoints">
+                    if let Some(preset) = *lab {
+                        <LabCard {preset} on_client={on_lab_client} on_close={on_lab_close} />
+                    }
                     <EndpointList
                         endpoints={state.endpoints.values().cloned().collect::<Vec<_>>()}
                         selected={state.selected}
@@ -537,8 +598,11 @@ pub fn App() -> Html {
                         on_chat_clients={on_chat_clients}
                         waiting={waiting}
                         closed={closed}
+                        backlog={backlog}
+                        base={log.base}
                     />
-                    <NewEndpoint on_command={run.clone()} enabled={connected} />
+                    <NewEndpoint on_command={run.clone()} enabled={connected}
+                                 lab_port={lab.and_then(|i| PRESETS.get(i)).and_then(|p| p.server_port())} />
                 </section>
                 <section class="panel conversation" aria-label="Conversation">
                     if let Some(notice) = state.notice.clone() {
@@ -567,6 +631,7 @@ pub fn App() -> Html {
                             started_unix_ms={started_unix_ms}
                             sent_hashes={sent_hashes}
                             arrivals={arrivals}
+                            conn_base={log.base.1}
                         />
                         <Composer target={target} on_command={run.clone()} />
                         if let Some((endpoint, udp, initial)) = trouble {
@@ -583,15 +648,22 @@ pub fn App() -> Html {
                         <Files files={state.files.clone()} uploads={state.uploads.clone()} sender={sender}
                                {on_upload} {on_download} {on_refresh} on_send={on_send_file} />
                     } else if *tab == Tab::Sequence {
-                        <label class="check only">
-                            <input type="checkbox" checked={*only_selected} onchange={{
-                                let only_selected = only_selected.clone();
-                                Callback::from(move |_: Event| only_selected.set(!*only_selected))
-                            }} />
-                            { "only the selected conversation" }
+                        <label class="only">{ "Show " }
+                            <select id="sequence-scope" onchange={{
+                                let seq_scope = seq_scope.clone();
+                                Callback::from(move |e: Event| seq_scope.set(
+                                    e.target_unchecked_into::<web_sys::HtmlSelectElement>().value()))
+                            }}>
+                                { for [("lab", "this lab (since the last preset or Reset)"),
+                                       ("selected", "only the selected conversation"),
+                                       ("all", "everything")].into_iter().map(|(value, text)| html! {
+                                    <option {value} selected={*seq_scope == value}>{ text }</option>
+                                }) }
+                            </select>
                         </label>
                         <Sequence log={state.log.clone()} version={state.version}
-                                  only={only_selected.then_some(state.selected).flatten()}
+                                  only={(*seq_scope == "selected").then_some(state.selected).flatten()}
+                                  start={if *seq_scope == "lab" { log.lab_start } else { 0 }}
                                   on_select={on_pick.clone()} />
                     } else if *tab == Tab::Compare {
                         <Compare report={state.comparison.clone()} on_run={on_compare} enabled={connected} />
@@ -627,7 +699,7 @@ fn conversation_title(state: &State, key: ConvKey) -> String {
                 .and_then(|e| e.connections.iter().find(|c| c.id == conn))
                 .map(|c| c.peer.clone())
                 .unwrap_or_else(|| "closed".into());
-            format!("{name}, connection #{conn} ({peer})")
+            format!("{name}, {} ({peer})", log.conn_name(conn))
         }
         None => name,
     }
@@ -645,7 +717,9 @@ fn send_target(state: &State, key: ConvKey) -> Option<SendTarget> {
             .then(|| SendTarget::tcp(key.endpoint, Some(conn), label)),
         (EndpointSpec::TcpClient(spec), None) => Some(SendTarget {
             fernet: spec.fernet_key.is_some(),
-            lines: talks_to_chat(state, endpoint.peer.as_deref()),
+            lines: peer_behaviour(state, endpoint.peer.as_deref()) == Some(shared::Behaviour::Chat),
+            discard: peer_behaviour(state, endpoint.peer.as_deref())
+                == Some(shared::Behaviour::Discard),
             ..SendTarget::tcp(key.endpoint, None, label)
         }),
         (EndpointSpec::UdpClient(_), None) => Some(SendTarget::udp(key.endpoint, None, label)),
@@ -690,14 +764,14 @@ async fn join_chat(bridge: &crate::hooks::Bridge, port: u16, n: usize, key: Opti
     }
 }
 
-/// Whether `peer` is one of this bridge's chat servers (which read lines).
-fn talks_to_chat(state: &State, peer: Option<&str>) -> bool {
-    let Some(port) = peer.map(crate::format::port) else {
-        return false;
-    };
-    state.endpoints.values().any(|e| {
-        matches!(&e.spec, EndpointSpec::TcpServer(s) if s.behaviour == shared::Behaviour::Chat)
-            && e.local.as_deref().map(crate::format::port) == Some(port)
+/// How the bridge's TCP server at `peer` behaves, if `peer` is one of them.
+fn peer_behaviour(state: &State, peer: Option<&str>) -> Option<shared::Behaviour> {
+    let port = peer.map(crate::format::port)?;
+    state.endpoints.values().find_map(|e| match &e.spec {
+        EndpointSpec::TcpServer(s) if e.local.as_deref().map(crate::format::port) == Some(port) => {
+            Some(s.behaviour.clone())
+        }
+        _ => None,
     })
 }
 

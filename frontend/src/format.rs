@@ -365,6 +365,17 @@ pub fn preview(data: &Payload) -> String {
     }
 }
 
+/// [`preview`] cut to about `chars` characters, for a label with little room.
+pub fn short_preview(data: &Payload, chars: usize) -> String {
+    let text = preview(data);
+    if text.chars().count() <= chars + 1 {
+        return text;
+    }
+    let mut short: String = text.chars().take(chars).collect();
+    short.push('…');
+    short
+}
+
 /// Which group of the timeline filter an event belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Group {

@@ -8,6 +8,8 @@ use shared::{
 
 /// A lab preset: commands run in order, each after the previous one succeeded.
 pub struct Preset {
+    /// A stable name for the page's markup (`data-preset`) and its tests.
+    pub id: &'static str,
     /// Short name for the menu.
     pub name: &'static str,
     /// What it sets up and what to try.
@@ -19,6 +21,15 @@ pub struct Preset {
     pub chat_clients: Option<(u16, usize, bool)>,
     /// A URL the last client fetches and sends on (`fetch_send`) once everything is up.
     pub fetch: Option<&'static str>,
+    /// The server serves one client at a time, as the handout's does, so the preset connects
+    /// no client of its own: one would hold the server and leave the student's own client
+    /// waiting in the backlog. The lab card offers the playground's client (to this port)
+    /// after the student's.
+    pub own_client_first: Option<u16>,
+    /// What to do, in the handout's order.
+    pub steps_to_try: &'static [&'static str],
+    /// What the handout says the student should see.
+    pub expect: &'static str,
 }
 
 /// The weather URL of the Goldsmiths workshop's Exercise 8, exactly as the handout gives it.
@@ -29,6 +40,15 @@ impl Preset {
     /// The commands to send, in order, with `key` for any Fernet key.
     pub fn commands(&self, key: &str) -> Vec<Command> {
         (self.steps)(key)
+    }
+
+    /// The port of the server the preset starts first.
+    pub fn server_port(&self) -> Option<u16> {
+        match self.commands("").first()? {
+            Command::TcpServerStart(s) => Some(s.port),
+            Command::UdpServerStart(s) => Some(s.port),
+            _ => None,
+        }
     }
 }
 
@@ -53,19 +73,28 @@ fn client(port: u16) -> Command {
 /// Every preset, in the order of the labs.
 pub const PRESETS: &[Preset] = &[
     Preset {
+        id: "uppercase",
         name: "Uppercase server :12000",
         description: "Kurose & Ross: listen(1), one recv(1024), reply in upper case, close. \
-                      A client is connected: send it a lowercase sentence.",
+                      One client at a time: run yours first.",
         steps: |_| {
-            vec![
-                Command::TcpServerStart(tcp_server(12000, Behaviour::Uppercase)),
-                client(12000),
-            ]
+            vec![Command::TcpServerStart(tcp_server(
+                12000,
+                Behaviour::Uppercase,
+            ))]
         },
         chat_clients: None,
         fetch: None,
+        own_client_first: Some(12000),
+        steps_to_try: &[
+            "Run the handout's client: python3 TCPClient.py (a terminal, or the Programs tab).",
+            "Type a sentence in lower case and press Enter.",
+        ],
+        expect: "From Server: the sentence in upper case; the server closes the connection and \
+                 waits for the next client.",
     },
     Preset {
+        id: "thanks",
         name: "\"Thanks for connecting\" :8080",
         description: "listen(5); every client gets \"Thanks for connecting\" and is closed. \
                       Connect twice and compare the clients' ephemeral ports.",
@@ -83,24 +112,59 @@ pub const PRESETS: &[Preset] = &[
         },
         chat_clients: None,
         fetch: None,
+        own_client_first: None,
+        steps_to_try: &[
+            "Run the handout's client, or nc 127.0.0.1 8080, twice.",
+            "Compare the two connections' ports in Endpoints.",
+        ],
+        expect: "Thanks for connecting, then the connection closes; each client has its own port.",
     },
     Preset {
-        name: "Echo until \"exit\" :12001",
-        description: "The server echoes every message on one connection and closes when \
-                      \"exit\" arrives. A client is connected.",
+        id: "print-only",
+        name: "Print-only server :12014",
+        description: "ELEN task 1: the server prints each sentence it receives and sends nothing \
+                      back. A client is connected.",
         steps: |_| {
             vec![
                 Command::TcpServerStart(TcpServerSpec {
-                    policy: persistent(Some("exit")),
-                    ..tcp_server(12001, Behaviour::Echo)
+                    policy: persistent(None),
+                    concurrency: Concurrency::Concurrent,
+                    ..tcp_server(12014, Behaviour::PrintOnly)
                 }),
-                client(12001),
+                client(12014),
             ]
         },
         chat_clients: None,
         fetch: None,
+        own_client_first: None,
+        steps_to_try: &[
+            "Send a sentence from the client below, or run your own client.",
+            "Click the server in Endpoints to see what it printed.",
+        ],
+        expect: "The server shows each sentence; the client gets no reply.",
     },
     Preset {
+        id: "echo-exit",
+        name: "Echo until \"exit\" :12001",
+        description: "The server echoes every message on one connection and closes when \
+                      \"exit\" arrives. One client at a time: run yours first.",
+        steps: |_| {
+            vec![Command::TcpServerStart(TcpServerSpec {
+                policy: persistent(Some("exit")),
+                ..tcp_server(12001, Behaviour::Echo)
+            })]
+        },
+        chat_clients: None,
+        fetch: None,
+        own_client_first: Some(12001),
+        steps_to_try: &[
+            "Run your client (ELEN task 3), or nc 127.0.0.1 12001.",
+            "Send a few messages, then exit.",
+        ],
+        expect: "Every message comes back; after exit the server closes the connection.",
+    },
+    Preset {
+        id: "udp-echo",
         name: "UDP echo :12002",
         description: "No connection: every datagram is echoed to its sender. A UDP client \
                       is ready to sendto().",
@@ -115,8 +179,15 @@ pub const PRESETS: &[Preset] = &[
         },
         chat_clients: None,
         fetch: None,
+        own_client_first: None,
+        steps_to_try: &[
+            "Send from the client below, or run your UDP client (ELEN task 4).",
+            "Look at the sender's address on each datagram the server got.",
+        ],
+        expect: "Each datagram comes back to the address it came from, whole.",
     },
     Preset {
+        id: "ack",
         name: "\"ACK: \" echo :12003",
         description: "Every message comes back as \"ACK: \" + message, until the client \
                       closes. A client is connected.",
@@ -136,8 +207,41 @@ pub const PRESETS: &[Preset] = &[
         },
         chat_clients: None,
         fetch: None,
+        own_client_first: None,
+        steps_to_try: &["Send a message from the client, or run the workshop's client."],
+        expect: "Server response: ACK: and your message.",
     },
     Preset {
+        id: "timing",
+        name: "Timing: TCP and UDP :12012",
+        description: "Goldsmiths Exercises 1 and 2: a TCP and a UDP echo server, a client for \
+                      each. Every reply shows its round trip.",
+        steps: |_| {
+            vec![
+                Command::TcpServerStart(TcpServerSpec {
+                    policy: persistent(None),
+                    concurrency: Concurrency::Concurrent,
+                    ..tcp_server(12012, Behaviour::Echo)
+                }),
+                Command::UdpServerStart(UdpServerSpec {
+                    port: 12013,
+                    ..UdpServerSpec::default()
+                }),
+                client(12012),
+                Command::UdpClientOpen(UdpClientSpec::to("127.0.0.1", 12013)),
+            ]
+        },
+        chat_clients: None,
+        fetch: None,
+        own_client_first: None,
+        steps_to_try: &[
+            "Send the same message from the TCP client and from the UDP client.",
+            "For many at once, use the TCP vs UDP tab.",
+        ],
+        expect: "Each reply's round trip in microseconds; TCP also paid for its handshake.",
+    },
+    Preset {
+        id: "logging",
         name: "Logging echo :12004",
         description: "Echoes every message and appends it to received.txt in the data \
                       directory (see the Files tab). A client is connected.",
@@ -155,8 +259,15 @@ pub const PRESETS: &[Preset] = &[
         },
         chat_clients: None,
         fetch: None,
+        own_client_first: None,
+        steps_to_try: &[
+            "Send a few messages.",
+            "Open received.txt in the Files tab.",
+        ],
+        expect: "Each message echoed, and one line for it in received.txt.",
     },
     Preset {
+        id: "file-tcp",
         name: "File transfer over TCP :12005",
         description: "A server saves whatever a client sends, until EOF, to received.bin. A \
                       client is connected: upload a file in the Files tab and send it.",
@@ -175,8 +286,12 @@ pub const PRESETS: &[Preset] = &[
         },
         chat_clients: None,
         fetch: None,
+        own_client_first: None,
+        steps_to_try: &["Upload a file in the Files tab, select the client, Send."],
+        expect: "received.bin with the same SHA-256 as the file sent.",
     },
     Preset {
+        id: "file-udp",
         name: "File transfer over UDP :12006",
         description: "The same with numbered datagrams: the receiver reports what went \
                       missing or came out of order. A UDP client is ready.",
@@ -194,8 +309,15 @@ pub const PRESETS: &[Preset] = &[
         },
         chat_clients: None,
         fetch: None,
+        own_client_first: None,
+        steps_to_try: &[
+            "Send a file from the client (Files tab).",
+            "Then turn on simulated loss and send again.",
+        ],
+        expect: "What arrived beside what was sent: with loss, datagrams go missing.",
     },
     Preset {
+        id: "chat",
         name: "Chat room :12007",
         description: "Relays every line to everyone else, with nicknames, /who and join and \
                       leave notices. Three clients join; nc or Python can join too.",
@@ -208,8 +330,15 @@ pub const PRESETS: &[Preset] = &[
         },
         chat_clients: Some((12007, 3, false)),
         fetch: None,
+        own_client_first: None,
+        steps_to_try: &[
+            "Say something from one member.",
+            "Join with nc 127.0.0.1 12007.",
+        ],
+        expect: "Every other member gets the line; the sender does not.",
     },
     Preset {
+        id: "fernet",
         name: "Encrypted echo :12008",
         description: "Fernet, as in Python's cryptography: the client encrypts, the server \
                       decrypts and encrypts its echo. Try \"Send tampered\".",
@@ -228,8 +357,12 @@ pub const PRESETS: &[Preset] = &[
         },
         chat_clients: None,
         fetch: None,
+        own_client_first: None,
+        steps_to_try: &["Send a message, then Send tampered."],
+        expect: "Only tokens on the wire; a tampered token is refused with ERROR.",
     },
     Preset {
+        id: "auth",
         name: "Authenticated server :12009",
         description: "Serves only clients that answer its challenge with the secret \
                       \"open sesame\" (HMAC, never sent in the clear). A client that knows it \
@@ -250,8 +383,15 @@ pub const PRESETS: &[Preset] = &[
         },
         chat_clients: None,
         fetch: None,
+        own_client_first: None,
+        steps_to_try: &[
+            "Send from the client.",
+            "Connect with nc 127.0.0.1 12009 and answer wrong.",
+        ],
+        expect: "The client is served; a wrong answer is refused and closed.",
     },
     Preset {
+        id: "fernet-chat",
         name: "Encrypted chat :12010",
         description: "A chat room whose members share a Fernet key: the server relays only \
                       tokens, each member decrypts. Two members join.",
@@ -264,8 +404,12 @@ pub const PRESETS: &[Preset] = &[
         },
         chat_clients: Some((12010, 2, true)),
         fetch: None,
+        own_client_first: None,
+        steps_to_try: &["Say something from one member."],
+        expect: "The server relays a token; the other member reads the text.",
     },
     Preset {
+        id: "web-api",
         name: "Web API: weather over TCP :12011",
         description: "Goldsmiths Exercise 8: fetch the current weather from open-meteo over \
                       HTTPS and send it to a server over TCP. The client fetches the handout's \
@@ -284,6 +428,9 @@ pub const PRESETS: &[Preset] = &[
         },
         chat_clients: None,
         fetch: Some(WEATHER_URL),
+        own_client_first: None,
+        steps_to_try: &["Watch the fetch in the timeline, then click the server."],
+        expect: "The server prints the weather JSON the client sent on.",
     },
 ];
 

@@ -84,12 +84,38 @@ pub struct Log {
     pub missed: u64,
     /// Events older than the bridge's history when this tab connected.
     pub dropped: u64,
-    /// Events before the last Clear: no longer shown, still exported.
+    /// Events before the last Clear or Reset: no longer shown, still exported.
     pub earlier: Vec<Rc<Event>>,
+    /// The highest endpoint and connection ids before the last Reset: the page numbers what
+    /// came after it from 1 again (the bridge's ids stay unique, so a late command can never
+    /// reach a newer endpoint that took an old number).
+    pub base: (EndpointId, ConnId),
+    /// The highest endpoint and connection ids seen.
+    seen: (EndpointId, ConnId),
+    /// Where the current lab began in `events` (the last preset; a Reset starts at 0): what
+    /// the sequence diagram draws unless asked for more.
+    pub lab_start: usize,
 }
 
 impl Log {
+    /// The number the page shows for an endpoint: counted from the last Reset.
+    pub fn shown(&self, id: EndpointId) -> EndpointId {
+        id.saturating_sub(self.base.0)
+    }
+
+    /// What the page calls a server's connection: "conn 3" (endpoints are "#3").
+    pub fn conn_name(&self, conn: ConnId) -> String {
+        format!("conn {}", conn.saturating_sub(self.base.1))
+    }
+
     fn push(&mut self, event: Event) {
+        self.seen.0 = self.seen.0.max(event.endpoint);
+        self.seen.1 = self.seen.1.max(event.conn.unwrap_or(0));
+        if matches!(event.kind, EventKind::Reset) {
+            // Everything was closed: a new demo starts (Export still has what came before).
+            self.base = self.seen;
+            self.start_over();
+        }
         if let EventKind::Socket { spec } = &event.kind {
             self.specs.insert(event.endpoint, (spec.clone(), None));
         }
@@ -108,10 +134,21 @@ impl Log {
         self.events.push(Rc::new(event));
     }
 
+    /// Moves what is shown into `earlier`: the views start empty, the names stay known.
+    fn start_over(&mut self) {
+        let mut earlier = std::mem::take(&mut self.earlier);
+        earlier.append(&mut self.events);
+        self.earlier = earlier;
+        self.conversations.clear();
+        self.lab_start = 0;
+    }
+
     /// A name for an endpoint, also after it closed.
     pub fn name(&self, id: EndpointId) -> String {
         match self.specs.get(&id) {
-            Some((spec, local)) => crate::format::endpoint_name(id, spec, local.as_deref()),
+            Some((spec, local)) => {
+                crate::format::endpoint_name(self.shown(id), spec, local.as_deref())
+            }
             None if id == 0 => "bridge".to_string(),
             None => format!("#{id}"),
         }
@@ -399,6 +436,8 @@ pub enum Action {
     /// A new demo: the views start empty (what runs stays, and so does the history, for
     /// Export).
     Clear,
+    /// A preset set up a new lab: the sequence diagram starts there.
+    LabStarted,
     /// Slow motion: how many events wait to be shown.
     Queued(usize),
     /// Slow motion showed this event: mark it in the timeline (without changing what is
@@ -496,17 +535,24 @@ impl State {
                 self.link = Link::Open;
             }
             Action::Events(events) => {
+                let mut reset = false;
                 {
                     let mut log = self.log.borrow_mut();
                     for event in events {
                         if matches!(event.kind, EventKind::Transfer(_)) {
                             self.transfers += 1;
                         }
+                        reset |= matches!(event.kind, EventKind::Reset);
                         track_endpoint(&mut self.endpoints, &event);
                         log.push(event);
                     }
                 }
                 self.version += 1;
+                if reset {
+                    let log = std::mem::take(&mut *self.log.borrow_mut());
+                    self.log = SharedLog(Rc::new(RefCell::new(log)));
+                    self.start_over();
+                }
             }
             Action::Missed(count) => {
                 self.log.borrow_mut().missed += count;
@@ -550,23 +596,30 @@ impl State {
             Action::Queued(n) => self.queued = n,
             Action::Mark(seq) => self.highlight = Some(seq),
             Action::Clear => {
+                // A fresh log (views compare logs by identity), the names kept.
                 let mut old = std::mem::take(&mut *self.log.borrow_mut());
-                let mut earlier = std::mem::take(&mut old.earlier);
-                earlier.append(&mut old.events);
-                let log = Log {
-                    specs: old.specs,
-                    earlier,
-                    ..Log::default()
-                };
-                self.log = SharedLog(Rc::new(RefCell::new(log)));
-                self.version += 1;
-                self.selected = None;
-                self.notice = None;
-                self.highlight = None;
-                self.comparison = None;
+                old.start_over();
+                self.log = SharedLog(Rc::new(RefCell::new(old)));
+                self.start_over();
+            }
+            Action::LabStarted => {
+                let mut log = self.log.borrow_mut();
+                log.lab_start = log.events.len();
             }
         }
         self
+    }
+}
+
+impl State {
+    /// What belongs to the demo before: the selection, a notice, the picked event, the
+    /// comparison.
+    fn start_over(&mut self) {
+        self.version += 1;
+        self.selected = None;
+        self.notice = None;
+        self.highlight = None;
+        self.comparison = None;
     }
 }
 
@@ -783,6 +836,48 @@ mod tests {
         assert_eq!(state.selected, None);
         assert!(state.endpoints.contains_key(&1), "what runs still runs");
         assert!(log.name(1).starts_with("TCP server"), "and keeps its name");
+    }
+
+    #[test]
+    fn a_reset_starts_a_new_demo_numbered_from_one() {
+        let client = EndpointSpec::TcpClient(shared::TcpClientSpec::to("127.0.0.1", 12000));
+        let server = EndpointSpec::TcpServer(shared::TcpServerSpec::default());
+        let state = State::default()
+            .apply(welcome(Vec::new(), Vec::new()))
+            .apply(Action::Events(vec![
+                event(
+                    1,
+                    1,
+                    None,
+                    EventKind::Socket {
+                        spec: server.clone(),
+                    },
+                ),
+                event(2, 1, Some(4), EventKind::Accept),
+                event(
+                    3,
+                    2,
+                    None,
+                    EventKind::Socket {
+                        spec: client.clone(),
+                    },
+                ),
+                event(4, 0, None, EventKind::Reset),
+                event(5, 3, None, EventKind::Socket { spec: server }),
+                event(6, 3, Some(5), EventKind::Accept),
+                event(7, 4, None, EventKind::Socket { spec: client }),
+            ]));
+        let log = state.log.borrow();
+        let seqs: Vec<u64> = log.events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [4, 5, 6, 7], "the views start at the Reset");
+        assert_eq!(log.earlier.len(), 3, "what came before is kept for Export");
+        assert_eq!(log.shown(3), 1, "the first endpoint after the Reset is #1");
+        assert!(log.name(4).starts_with("TCP client #2"), "{}", log.name(4));
+        assert_eq!(log.conn_name(5), "conn 1");
+        assert!(
+            log.name(2).starts_with("TCP client #"),
+            "an old name still reads"
+        );
     }
 
     #[test]

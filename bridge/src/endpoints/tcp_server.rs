@@ -115,6 +115,8 @@ async fn accept_loop(
     let connections = TaskTracker::new();
     let room = (spec.behaviour == Behaviour::Chat)
         .then(|| chat::Room::open(endpoint.ctx.clone(), &serving.tasks));
+    // Clients waiting in the backlog, as last reported (one-at-a-time servers).
+    let mut waiting = 0;
     loop {
         let accepted = tokio::select! {
             _ = endpoint.life().stopped() => break,
@@ -174,7 +176,9 @@ async fn accept_loop(
             Concurrency::Concurrent => {
                 connections.spawn(served);
             }
-            Concurrency::OneAtATime => serve_watching_backlog(&endpoint, &listener, served).await,
+            Concurrency::OneAtATime => {
+                serve_watching_backlog(&endpoint, &listener, served, &mut waiting).await
+            }
         }
     }
     // Close the listening socket first, so that new clients are refused while the open
@@ -185,23 +189,25 @@ async fn accept_loop(
     endpoint.close_stopped();
 }
 
-/// Serves one client while reporting how many others wait in the listen backlog.
+/// Serves one client while reporting how many others wait in the listen backlog, whenever
+/// that changes. `waiting` is the count last reported, kept from one client to the next: the
+/// one that waited is accepted now, so a count of 1 must become 0 on screen.
 async fn serve_watching_backlog(
     endpoint: &Handle,
     listener: &TcpListener,
     served: impl std::future::Future<Output = ()>,
+    waiting: &mut u32,
 ) {
     tokio::pin!(served);
     let mut poll = tokio::time::interval(BACKLOG_POLL);
-    let mut waiting = 0;
     loop {
         tokio::select! {
             _ = &mut served => return,
             _ = poll.tick() => {
                 if let Some(now) = backlog_len(listener) {
-                    if now != waiting {
-                        waiting = now;
-                        endpoint.emit(EventKind::Backlog { waiting });
+                    if now != *waiting {
+                        *waiting = now;
+                        endpoint.emit(EventKind::Backlog { waiting: now });
                     }
                 }
             }

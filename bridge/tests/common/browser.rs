@@ -108,10 +108,18 @@ impl Browser {
         self.wait_text("#bridge-status", "connected").await;
     }
 
-    /// Applies the lab preset with this index from the Labs menu.
-    pub async fn preset(&self, index: usize) {
+    /// Applies the lab preset with this id (`frontend/src/labs.rs`) from the Labs menu.
+    pub async fn preset(&self, id: &str) {
         self.click(".labs summary").await;
-        self.click(&format!("button[data-preset='{index}']")).await;
+        self.click(&format!("button[data-preset='{id}']")).await;
+    }
+
+    /// The uppercase preset with the playground's client connected to it (the lab card
+    /// offers it after the student's own, since the server serves one client at a time).
+    pub async fn uppercase_with_client(&self) {
+        self.preset("uppercase").await;
+        self.click("#lab-client").await;
+        self.wait_text(".endpoint-list .label", "TCP client").await;
     }
 
     /// Opens the URL the bridge prints, token in the fragment.
@@ -142,6 +150,26 @@ impl Browser {
             if tokio::time::Instant::now() > deadline {
                 self.screenshot("failure").await;
                 panic!("no '{css}' containing {needle:?}; saw {seen:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until no element matches `css` (what the page stopped showing).
+    pub async fn wait_gone(&self, css: &str) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let found = self
+                .client
+                .find_all(Locator::Css(css))
+                .await
+                .unwrap_or_default();
+            if found.is_empty() {
+                return;
+            }
+            if tokio::time::Instant::now() > deadline {
+                self.screenshot("failure").await;
+                panic!("'{css}' is still shown");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

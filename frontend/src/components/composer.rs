@@ -19,6 +19,8 @@ pub struct SendTarget {
     pub fernet: bool,
     /// Whether the peer reads lines (a chat server): then Enter adds a newline by default.
     pub lines: bool,
+    /// Whether the peer is a discard server of this bridge: then a speed test is offered.
+    pub discard: bool,
 }
 
 impl SendTarget {
@@ -31,18 +33,15 @@ impl SendTarget {
             tcp: true,
             fernet: false,
             lines: false,
+            discard: false,
         }
     }
 
     pub fn udp(endpoint: u32, to: Option<String>, label: String) -> Self {
         SendTarget {
-            endpoint,
-            conn: None,
             to,
-            label,
             tcp: false,
-            fernet: false,
-            lines: false,
+            ..SendTarget::tcp(endpoint, None, label)
         }
     }
 }
@@ -242,7 +241,7 @@ pub fn Composer(props: &Props) -> Html {
                         { "Shut down sending" }
                     </button>
                 }
-                if target.tcp && target.conn.is_none() {
+                if target.discard {
                     <button type="button" class="small" id="bulk-button" onclick={on_bulk}
                             title="Send 100 MB of generated data as fast as TCP takes it, then shut down sending">
                         { "Speed test: send 100 MB" }

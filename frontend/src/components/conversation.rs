@@ -20,6 +20,8 @@ pub struct Props {
     pub sent_hashes: Vec<String>,
     /// Every receiver's transfer report in this session, to tell a sender what arrived.
     pub arrivals: Vec<Rc<Event>>,
+    /// Connection numbers shown count from this (the last Reset's highest).
+    pub conn_base: u32,
 }
 
 /// The last TCP state the kernel reported for this conversation.
@@ -73,7 +75,9 @@ pub fn Conversation(props: &Props) -> Html {
                 { for events.iter().enumerate().filter(|(i, e)| !superseded(events, *i, e)).map(|(_, e)| {
                     // A server's own line holds all its connections: say whose each is.
                     let theirs = match e.conn {
-                        Some(conn) if merged => format!("{theirs} #{conn}"),
+                        Some(conn) if merged => {
+                            format!("{theirs} (conn {})", conn.saturating_sub(props.conn_base))
+                        }
                         _ => theirs.to_string(),
                     };
                     message(e, mine, &theirs, props)

@@ -22,6 +22,11 @@ pub struct Props {
     pub waiting: Vec<(ConvKey, String)>,
     /// The connections of each live server that have closed (they stay listed, folded).
     pub closed: Vec<(shared::EndpointId, Vec<(shared::ConnId, String)>)>,
+    /// One-at-a-time servers with clients waiting in their listen backlog: how many.
+    pub backlog: Vec<(shared::EndpointId, u32)>,
+    /// The highest endpoint and connection ids before the last Reset: numbers shown count
+    /// from there.
+    pub base: (u32, u32),
 }
 
 #[function_component]
@@ -65,7 +70,11 @@ pub fn EndpointList(props: &Props) -> Html {
                 .find(|(k, _)| *k == key)
                 .map(|(_, w)| w)
         };
-        let name = format::endpoint_name(e.id, &e.spec, e.local.as_deref());
+        let name = format::endpoint_name(
+            e.id.saturating_sub(props.base.0),
+            &e.spec,
+            e.local.as_deref(),
+        );
         let detail = match (waits(key).map(|w| ((), w)), &e.local, &e.peer) {
             (Some((_, w)), _, _) => format!("waiting in {w}"),
             (None, Some(local), Some(peer)) => format!("{local} → {peer}"),
@@ -81,7 +90,7 @@ pub fn EndpointList(props: &Props) -> Html {
                         Some(w) => format!("waiting in {w}"),
                         None => "accepted connection".to_string(),
                     };
-                    item(key, format!("#{} {}", c.id, c.peer), detail, None, String::new(), "traced")
+                    item(key, format!("conn {} · {}", c.id.saturating_sub(props.base.1), c.peer), detail, None, String::new(), "traced")
                 }) }
             </>
         }
@@ -120,7 +129,7 @@ pub fn EndpointList(props: &Props) -> Html {
                         </div>
                     };
                 }
-                let name = format::endpoint_name(e.id, &e.spec, e.local.as_deref());
+                let name = format::endpoint_name(e.id.saturating_sub(props.base.0), &e.spec, e.local.as_deref());
                 let key = ConvKey { endpoint: e.id, conn: None };
                 let is_server = matches!(e.spec, EndpointSpec::TcpServer(_) | EndpointSpec::UdpServer(_));
                 let detail = match (&e.spec, &e.local, &e.peer) {
@@ -129,6 +138,10 @@ pub fn EndpointList(props: &Props) -> Html {
                     _ => format::server_summary(&e.spec),
                 };
                 let (button, title) = if is_server { (Some("Stop"), format!("Stop {name}")) } else { (Some("Close"), format!("Close {name}")) };
+                // A server that serves one client at a time says who it serves and who waits.
+                let one_at_a_time = matches!(&e.spec, EndpointSpec::TcpServer(s)
+                    if s.concurrency == shared::Concurrency::OneAtATime);
+                let waiting = props.backlog.iter().find(|(id, _)| *id == e.id).map(|(_, n)| *n);
                 let chat_port = match &e.spec {
                     EndpointSpec::TcpServer(s) if s.behaviour == shared::Behaviour::Chat => {
                         e.local.as_deref().and_then(|l| format::port(l).parse::<u16>().ok())
@@ -159,12 +172,24 @@ pub fn EndpointList(props: &Props) -> Html {
                                 .flat_map(|(_, gone)| gone.iter().map(|(conn, peer)| (*conn, peer.as_str(), false))))
                             .map(|(conn, peer, open)| item(
                                 ConvKey { endpoint: e.id, conn: Some(conn) },
-                                format!("#{conn} {peer}"),
-                                if open { "accepted connection" } else { "closed" }.into(),
+                                format!("conn {} · {peer}", conn.saturating_sub(props.base.1)),
+                                match (open, one_at_a_time) {
+                                    (true, true) => "being served",
+                                    (true, false) => "accepted connection",
+                                    (false, _) => "closed",
+                                }.into(),
                                 open.then_some("Close"),
-                                format!("Close connection #{conn}"),
+                                format!("Close conn {}", conn.saturating_sub(props.base.1)),
                                 if open { "" } else { "closed" },
                             )) }
+                        if let Some(n) = waiting {
+                            <div class="item conn backlog" role="status">
+                                { match n {
+                                    1 => "1 client waits in the backlog: it is accepted when the one being served is done.".to_string(),
+                                    n => format!("{n} clients wait in the backlog: the next is accepted when the one being served is done."),
+                                } }
+                            </div>
+                        }
                     </div>
                 }
             }) }

@@ -120,7 +120,7 @@ pub fn Header(props: &Props) -> Html {
                         });
                         html! {
                             <button type="button" role="menuitem" disabled={!connected}
-                                    data-preset={i.to_string()} onclick={on_click}>
+                                    data-preset={preset.id} onclick={on_click}>
                                 <strong>{ preset.name }</strong>
                                 <span>{ preset.description }</span>
                             </button>

@@ -7,6 +7,7 @@ pub mod conversation;
 pub mod endpoint_list;
 pub mod files;
 pub mod header;
+pub mod lab_card;
 pub mod new_endpoint;
 pub mod notice;
 pub mod programs;

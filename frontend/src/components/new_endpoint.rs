@@ -15,6 +15,8 @@ pub struct Props {
     pub on_command: Callback<(String, Command)>,
     /// Whether the bridge is connected (else the form cannot submit).
     pub enabled: bool,
+    /// The port of the server the last lab preset started: the client forms aim at it.
+    pub lab_port: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +52,8 @@ fn defaults() -> Fields {
         ("bind", "127.0.0.1"),
         ("host", "127.0.0.1"),
         ("port", "12000"),
+        // A client's server port is its own field: the server form's port is where to listen.
+        ("to_port", "12000"),
         ("backlog", "1"),
         ("behaviour", "echo"),
         ("behaviour_text", ""),
@@ -121,7 +125,10 @@ fn build(kind: Kind, f: &Fields) -> Result<Command, String> {
         read_bytes_per_second: number(f, "slow_read", "Reading speed")?,
     };
     let impair = (impairment != Impairment::default()).then_some(impairment);
-    let port: u16 = number(f, "port", "Port")?;
+    let port: u16 = match kind {
+        Kind::TcpServer | Kind::UdpServer => number(f, "port", "Port")?,
+        Kind::TcpClient | Kind::UdpClient => number(f, "to_port", "Server port")?,
+    };
     let recv_buffer: usize = number(f, "recv_buffer", "recv() buffer")?;
     Ok(match kind {
         Kind::TcpServer => Command::TcpServerStart(TcpServerSpec {
@@ -177,6 +184,17 @@ pub fn NewEndpoint(props: &Props) -> Html {
     let kind = use_state(|| Kind::TcpServer);
     let fields = use_state(defaults);
     let problem = use_state(|| None::<String>);
+    // A lab preset points the client forms at its server.
+    {
+        let fields = fields.clone();
+        use_effect_with(props.lab_port, move |port| {
+            if let Some(port) = port {
+                let mut next = (*fields).clone();
+                next.insert("to_port", port.to_string());
+                fields.set(next);
+            }
+        });
+    }
 
     let set = |name: &'static str| {
         let fields = fields.clone();
@@ -287,17 +305,20 @@ pub fn NewEndpoint(props: &Props) -> Html {
         Kind::TcpClient => html! {
             <>
                 { text("host", "Server address", "") }
-                { text("port", "Server port", "") }
+                { text("to_port", "Server port", "") }
                 { text("timeout_ms", "connect() timeout (ms)", "") }
                 { text("recv_buffer", "recv() buffer (bytes)", "") }
-                { text("secret", "Shared secret (optional)", "answers the server's challenge") }
-                { key_field }
+                <details class="extras">
+                    <summary>{ "Authentication and encryption (optional)" }</summary>
+                    { text("secret", "Shared secret", "answers the server's challenge") }
+                    { key_field }
+                </details>
             </>
         },
         Kind::UdpClient => html! {
             <>
                 { text("host", "Server address", "") }
-                { text("port", "Server port", "") }
+                { text("to_port", "Server port", "") }
                 <label class="check"><input type="checkbox" checked={fields["connect"] == "on"} onchange={on_connect} />
                     <span>{ "connect() the socket (then a closed port shows as an error)" }</span></label>
                 { text("recv_timeout_ms", "Wait for a reply (ms)", "") }

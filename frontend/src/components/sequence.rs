@@ -26,12 +26,17 @@ pub struct Props {
     pub version: u64,
     /// Only this conversation's lanes (its socket and its peer's), if set.
     pub only: Option<ConvKey>,
+    /// Where in the log to begin: the current lab's start, or 0 for everything.
+    pub start: usize,
     pub on_select: Callback<Rc<Event>>,
 }
 
 impl PartialEq for Props {
     fn eq(&self, other: &Self) -> bool {
-        self.version == other.version && self.log == other.log && self.only == other.only
+        self.version == other.version
+            && self.log == other.log
+            && self.only == other.only
+            && self.start == other.start
     }
 }
 
@@ -45,8 +50,8 @@ enum Lane {
 #[function_component]
 pub fn Sequence(props: &Props) -> Html {
     let log = props.log.borrow();
-    let events: Vec<&Rc<Event>> = log
-        .events
+    let start = props.start.min(log.events.len());
+    let events: Vec<&Rc<Event>> = log.events[start..]
         .iter()
         .filter(|e| {
             e.endpoint != 0
@@ -134,12 +139,16 @@ pub fn Sequence(props: &Props) -> Html {
         };
         let to = arrow_to.map(|lane| lane_of(lane, &mut lanes));
         let label = match &e.kind {
-            EventKind::Send { data } | EventKind::SendTo { data } => {
-                format!("{} {}", format::call(&e.kind), format::bytes(data.len))
-            }
-            EventKind::Recv { data, .. } | EventKind::RecvFrom { data, .. } => {
-                format!("{} {}", format::call(&e.kind), format::bytes(data.len))
-            }
+            // What was said, shortened, as well as how much.
+            EventKind::Send { data }
+            | EventKind::SendTo { data }
+            | EventKind::Recv { data, .. }
+            | EventKind::RecvFrom { data, .. } => format!(
+                "{} {} {}",
+                format::call(&e.kind),
+                format::short_preview(data, 14),
+                format::bytes(data.len)
+            ),
             EventKind::Close { .. } => "close() → FIN".into(),
             EventKind::Shutdown => "shutdown → FIN".into(),
             other => format::call(other),
@@ -176,7 +185,7 @@ pub fn Sequence(props: &Props) -> Html {
             Lane::Socket(key) => {
                 let name = log.name(key.endpoint);
                 match key.conn {
-                    Some(conn) => format!("{} #{conn}", short(&name)),
+                    Some(conn) => format!("{} {}", short(&name), log.conn_name(conn)),
                     None => short(&name),
                 }
             }

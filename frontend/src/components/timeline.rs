@@ -158,7 +158,7 @@ pub fn Timeline(props: &Props) -> Html {
                     data-kind={event.kind.name()} onclick={on_click}
                     title={title}>
                 <span class="t">{ time }</span>
-                <span class="ep">{ log.name(event.endpoint) }{ event.conn.map(|c| format!(" #{c}")).unwrap_or_default() }</span>
+                <span class="ep">{ log.name(event.endpoint) }{ event.conn.map(|c| format!(" {}", log.conn_name(c))).unwrap_or_default() }</span>
                 <span class="call">{ format::call(&event.kind) }</span>
                 <span class="detail">{ detail }</span>
             </button>
