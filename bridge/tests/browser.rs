@@ -1307,3 +1307,158 @@ async fn a_one_at_a_time_lab_serves_the_students_client_first() {
     browser.close().await;
     bridge.shutdown().await;
 }
+
+/// Names a student can tell apart: endpoints are "#N", a server's connections "conn N", both
+/// counted from the last Reset, which starts a new demo; the timeline's filter lists each
+/// endpoint once (issue 17, item 9).
+#[tokio::test]
+async fn names_are_unique_and_count_from_the_last_reset() {
+    let Some(dist) = dist() else { return };
+    let _ports = fixed_ports().await;
+    let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
+    let browser = Browser::start().await;
+    browser.open_connected(&bridge).await;
+    for _ in 0..2 {
+        browser.preset("thanks").await;
+        browser.wait_text(".conv-title", "TCP client #2").await;
+        browser.type_into("#composer-input", "hi\u{E007}").await;
+        browser
+            .wait_text(".msg.received .text", "Thanks for connecting")
+            .await;
+        browser
+            .wait_text(".endpoint-list .item.closed .label", "conn 1 · 127.0.0.1:")
+            .await;
+        browser
+            .wait_text(".timeline-body .row .ep", "TCP server :8080 conn 1")
+            .await;
+        browser
+            .wait_text(".timeline-body .row .ep", "TCP client #2 → :8080")
+            .await;
+        let options: Vec<String> = serde_json::from_value(
+            browser
+                .client
+                .execute(
+                    "return [...document.querySelectorAll('.filters select option')].map(o => o.textContent)",
+                    vec![],
+                )
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            options,
+            ["all endpoints", "TCP server :8080", "TCP client #2 → :8080"],
+            "each endpoint of this demo once"
+        );
+        // Reset: everything closes and the next demo starts empty, numbered from 1 again.
+        browser.click("#reset").await;
+        browser
+            .wait_text(".endpoint-list", "Nothing runs yet")
+            .await;
+        browser
+            .wait_gone(".timeline-body .row[data-kind='accept']")
+            .await;
+    }
+    browser.close().await;
+    bridge.shutdown().await;
+}
+
+/// Lecture mode on a 1024x768 projector: nothing scrolls sideways, no button is cut, one view
+/// can fill the screen, and the diagrams are drawn at projector size (issue 17, item 10). The
+/// screenshots at the three sizes are for people to look at.
+#[tokio::test]
+async fn lecture_mode_fits_a_1024_by_768_projector() {
+    let Some(dist) = dist() else { return };
+    let _ports = fixed_ports().await;
+    let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
+    let browser = Browser::start().await;
+    browser.open_connected(&bridge).await;
+    browser.uppercase_with_client().await;
+    browser.type_into("#composer-input", "hello\u{E007}").await;
+    browser.wait_text(".msg.received .text", "HELLO").await;
+    let number = |v: serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+    for (width, height) in [(1600, 1000), (1280, 800), (1024, 768)] {
+        browser.viewport(width, height).await;
+        for lecture in [false, true] {
+            if lecture {
+                browser.click("#lecture").await;
+                browser.wait_text("#lecture", "Normal size").await;
+            }
+            let mode = if lecture { "lecture" } else { "normal" };
+            browser
+                .screenshot(&format!("size-{width}x{height}-{mode}"))
+                .await;
+            // No sideways scrolling, and every button shows its whole label.
+            let sideways = browser
+                .client
+                .execute(
+                    "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert!(
+                number(sideways.clone()) <= 0.0,
+                "{width}x{height} {mode}: scrolls sideways by {sideways}"
+            );
+            let cut = browser
+                .client
+                .execute(
+                    // (Timeline rows cut their detail on purpose: a click shows it whole.)
+                    "return [...document.querySelectorAll('button:not(.row)')].filter(b => b.offsetParent && b.scrollWidth > b.clientWidth + 1).map(b => b.textContent)",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert_eq!(cut, json!([]), "{width}x{height} {mode}: buttons cut");
+            if lecture {
+                browser.click("#lecture").await;
+                browser.wait_text("#lecture", "Lecture mode").await;
+            }
+        }
+    }
+    // At 1024x768 in lecture mode: one view fills the screen, diagrams at projector size.
+    browser.click("#lecture").await;
+    browser.click("#focus-conversation").await;
+    let wide = |css: &'static str| {
+        let client = browser.client.clone();
+        async move {
+            let script = format!(
+                "const e = document.querySelector('{css}'); return e ? e.getBoundingClientRect().width / innerWidth : 0"
+            );
+            client.execute(&script, vec![]).await.unwrap()
+        }
+    };
+    assert!(
+        number(wide(".panel.conversation").await) > 0.9,
+        "the conversation fills the screen"
+    );
+    let font = |css: &'static str| {
+        let client = browser.client.clone();
+        async move {
+            let script = format!(
+                "const e = document.querySelector('{css}'); return e ? parseFloat(getComputedStyle(e).fontSize) * (e.ownerSVGElement ? e.ownerSVGElement.getBoundingClientRect().width / e.ownerSVGElement.viewBox.baseVal.width || 1 : 1) : 0"
+            );
+            client.execute(&script, vec![]).await.unwrap()
+        }
+    };
+    let state_label = number(font(".tcp-machine text, .tcp-machine .state").await);
+    assert!(state_label >= 16.0, "TCP state labels at {state_label} px");
+    browser.screenshot("lecture-1024-conversation").await;
+    browser
+        .click(".middle-tabs button[data-tab='Sequence']")
+        .await;
+    browser.wait_text(".sequence-svg", "TCP client").await;
+    let arrow_label = number(font(".sequence-svg text").await);
+    assert!(arrow_label >= 16.0, "sequence labels at {arrow_label} px");
+    browser.screenshot("lecture-1024-sequence").await;
+    browser.click("#focus-timeline").await;
+    assert!(
+        number(wide(".panel.timeline-panel").await) > 0.9,
+        "the timeline fills the screen"
+    );
+    browser.screenshot("lecture-1024-timeline").await;
+    browser.click("#focus-all").await;
+    browser.close().await;
+    bridge.shutdown().await;
+}

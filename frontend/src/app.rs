@@ -45,6 +45,9 @@ pub fn App() -> Html {
     let state = use_reducer(State::default);
     let bridge = use_bridge(state.dispatcher());
     let lecture = use_state(|| false);
+    // In lecture mode one view may fill the screen: "all", "conversation", "sequence" or
+    // "timeline".
+    let focus = use_state(|| "all");
     let tab = use_state(|| Tab::Conversation);
     // What the sequence diagram draws: "lab" (since the last preset or Reset), "selected"
     // (the selected conversation) or "all"; kept while the page is open.
@@ -312,8 +315,22 @@ pub fn App() -> Html {
         Callback::from(move |()| dispatch.dispatch(Action::DismissNotice))
     };
     let toggle_lecture = {
-        let lecture = lecture.clone();
-        Callback::from(move |()| lecture.set(!*lecture))
+        let (lecture, focus) = (lecture.clone(), focus.clone());
+        Callback::from(move |()| {
+            focus.set("all");
+            lecture.set(!*lecture)
+        })
+    };
+    let on_focus = {
+        let (focus, tab) = (focus.clone(), tab.clone());
+        Callback::from(move |view: &'static str| {
+            match view {
+                "sequence" => tab.set(Tab::Sequence),
+                "conversation" => tab.set(Tab::Conversation),
+                _ => {}
+            }
+            focus.set(view)
+        })
     };
     let toggle_theme = {
         let dark = dark.clone();
@@ -572,6 +589,8 @@ pub fn App() -> Html {
                 {on_reset}
                 lecture={*lecture}
                 on_lecture={toggle_lecture}
+                focus={*focus}
+                {on_focus}
                 {slow}
                 queued={state.queued}
                 dark={*dark}
@@ -585,7 +604,7 @@ pub fn App() -> Html {
                 <ReplayBar {replay} playing={*playing} speed={*speed}
                            {on_step} {on_play} {on_speed} {on_leave} />
             }
-            <main class="columns">
+            <main class={classes!("columns", format!("focus-{}", if *lecture { *focus } else { "all" }))}>
                 <section class="panel endpoints" aria-label="Endpoints">
                     if let Some(preset) = *lab {
                         <LabCard {preset} on_client={on_lab_client} on_close={on_lab_close} />
@@ -661,7 +680,7 @@ pub fn App() -> Html {
                                 }) }
                             </select>
                         </label>
-                        <Sequence log={state.log.clone()} version={state.version}
+                        <Sequence log={state.log.clone()} version={state.version} large={*lecture}
                                   only={(*seq_scope == "selected").then_some(state.selected).flatten()}
                                   start={if *seq_scope == "lab" { log.lab_start } else { 0 }}
                                   on_select={on_pick.clone()} />

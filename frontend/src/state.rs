@@ -7,7 +7,6 @@
 //! cheap, and views re-render when `version` moves.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 
 use crate::vec_map::{VecMap, VecSet};
 use std::rc::Rc;
@@ -77,7 +76,7 @@ pub struct Notice {
 pub struct Log {
     pub events: Vec<Rc<Event>>,
     /// Positions in `events` of each conversation's events.
-    pub conversations: HashMap<ConvKey, Vec<usize>>,
+    pub conversations: VecMap<ConvKey, Vec<usize>>,
     /// Spec and address of every endpoint seen, including closed ones, for naming.
     pub specs: VecMap<EndpointId, (EndpointSpec, Option<String>)>,
     /// Events the bridge skipped for this tab because it read too slowly.
@@ -126,10 +125,13 @@ impl Log {
         }
         let index = self.events.len();
         if event.endpoint != 0 {
-            self.conversations
-                .entry(ConvKey::of(&event))
-                .or_default()
-                .push(index);
+            let key = ConvKey::of(&event);
+            match self.conversations.get_mut(&key) {
+                Some(indexes) => indexes.push(index),
+                None => {
+                    self.conversations.insert(key, vec![index]);
+                }
+            }
         }
         self.events.push(Rc::new(event));
     }

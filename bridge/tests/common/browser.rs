@@ -175,6 +175,25 @@ impl Browser {
         }
     }
 
+    /// Makes the page's own area `width` x `height` CSS pixels (the window is larger by
+    /// whatever the browser draws around the page).
+    pub async fn viewport(&self, width: u32, height: u32) {
+        self.client.set_window_size(width, height).await.unwrap();
+        let around = self
+            .client
+            .execute(
+                "return [outerWidth - innerWidth, outerHeight - innerHeight]",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let extra = |i: usize| around[i].as_u64().unwrap_or(0) as u32;
+        self.client
+            .set_window_size(width + extra(0), height + extra(1))
+            .await
+            .unwrap();
+    }
+
     pub async fn click(&self, css: &str) {
         self.client
             .wait()

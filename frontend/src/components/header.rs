@@ -14,6 +14,9 @@ pub struct Props {
     pub on_reset: Callback<()>,
     pub lecture: bool,
     pub on_lecture: Callback<()>,
+    /// In lecture mode, the view that fills the screen ("all" for the three columns).
+    pub focus: &'static str,
+    pub on_focus: Callback<&'static str>,
     /// Slow motion: events shown one at a time.
     /// Slow motion's state and buttons.
     pub slow: crate::hooks::SlowMotion,
@@ -138,13 +141,23 @@ pub fn Header(props: &Props) -> Html {
                 <input id="open-recording" type="file" accept=".json,application/json"
                        onchange={on_open} />
             </label>
-            <button type="button" onclick={on_reset} disabled={!connected}
-                    title="Close every server and client">{ "Reset" }</button>
+            <button type="button" id="reset" onclick={on_reset} disabled={!connected}
+                    title="Close every server, client and program and start a new demo, numbered from 1 (Export still has it all)">{ "Reset" }</button>
             <button type="button" id="clear" onclick={props.on_clear.reform(|_: MouseEvent| ())}
                     title="A new demo: empty the timeline, the conversation and the diagrams (Export still has it all)">{ "Clear" }</button>
-            <button type="button" onclick={on_lecture} aria-pressed={props.lecture.to_string()}>
+            <button type="button" id="lecture" onclick={on_lecture} aria-pressed={props.lecture.to_string()}>
                 { if props.lecture { "Normal size" } else { "Lecture mode" } }
             </button>
+            if props.lecture {
+                <div class="focus" role="group" aria-label="Fill the screen with">
+                    { for [("all", "All"), ("conversation", "Conversation"), ("sequence", "Sequence"),
+                           ("timeline", "Timeline")].into_iter().map(|(view, label)| html! {
+                        <button type="button" class="small" id={format!("focus-{view}")}
+                                aria-pressed={(props.focus == view).to_string()}
+                                onclick={props.on_focus.reform(move |_: MouseEvent| view)}>{ label }</button>
+                    }) }
+                </div>
+            }
             <button type="button" id="slow-motion" onclick={props.slow.toggle.reform(|_: MouseEvent| ())}
                     aria-pressed={props.slow.on.to_string()}
                     title="Show the socket calls one at a time, so each can be pointed at">

@@ -5,7 +5,6 @@
 //! of the person's own face each other; their calls say their line (`L19`). Clicking an item
 //! selects its event in the timeline.
 
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use shared::{Event, EventKind};
@@ -13,6 +12,7 @@ use yew::prelude::*;
 
 use crate::format;
 use crate::state::{ConvKey, SharedLog};
+use crate::vec_map::VecMap;
 
 /// Events drawn at most (the latest ones).
 const MAX_ROWS: usize = 300;
@@ -28,6 +28,8 @@ pub struct Props {
     pub only: Option<ConvKey>,
     /// Where in the log to begin: the current lab's start, or 0 for everything.
     pub start: usize,
+    /// Drawn half as large again, for a projector (lecture mode).
+    pub large: bool,
     pub on_select: Callback<Rc<Event>>,
 }
 
@@ -37,6 +39,7 @@ impl PartialEq for Props {
             && self.log == other.log
             && self.only == other.only
             && self.start == other.start
+            && self.large == other.large
     }
 }
 
@@ -70,8 +73,9 @@ pub fn Sequence(props: &Props) -> Html {
         })
         .collect();
     // Which socket has which address: a connected socket by (local, peer), a listener by local.
-    let mut connected: HashMap<(String, String), ConvKey> = HashMap::new();
-    let mut listening: HashMap<String, ConvKey> = HashMap::new();
+    // (Sorted vectors, not hash maps: each map type brought its own code into the page.)
+    let mut connected: VecMap<(String, String), ConvKey> = VecMap::new();
+    let mut listening: VecMap<String, ConvKey> = VecMap::new();
     for e in &events {
         let key = ConvKey::of(e);
         match (&e.local, &e.peer, &e.kind) {
@@ -79,9 +83,10 @@ pub fn Sequence(props: &Props) -> Html {
                 listening.insert(local.clone(), key);
             }
             (Some(local), Some(peer), _) => {
-                connected
-                    .entry((local.clone(), peer.clone()))
-                    .or_insert(key);
+                let pair = (local.clone(), peer.clone());
+                if !connected.contains_key(&pair) {
+                    connected.insert(pair, key);
+                }
             }
             _ => {}
         }
@@ -177,7 +182,8 @@ pub fn Sequence(props: &Props) -> Html {
         };
         items.push(html! { <g class="item" data-kind={e.kind.name()} data-seq={e.seq.to_string()} onclick={on_click}>{ item }</g> });
     }
-    let width = (lanes.len() as i64).max(1) * LANE_W;
+    // Half a lane more on the right: the last lane's labels run past its line.
+    let width = (lanes.len() as i64).max(1) * LANE_W + LANE_W / 2;
     let height = TOP + shown.len() as i64 * ROW_H + 10;
     let lane_names: Vec<String> = lanes
         .iter()
@@ -197,7 +203,8 @@ pub fn Sequence(props: &Props) -> Html {
             if shown.is_empty() {
                 <p class="muted">{ "Nothing to draw yet: start a lab, and each socket call appears here as it happens." }</p>
             } else {
-                <svg class="sequence-svg" width={width.to_string()} height={height.to_string()}
+                <svg class="sequence-svg" width={(if props.large { width * 3 / 2 } else { width }).to_string()}
+                     height={(if props.large { height * 3 / 2 } else { height }).to_string()}
                      viewBox={format!("0 0 {width} {height}")} role="img" aria-label="Sequence diagram of the socket calls">
                     <defs>
                         <marker id="head" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">

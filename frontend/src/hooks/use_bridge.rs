@@ -5,7 +5,6 @@
 //! The data directory's commands (uploads, downloads) are in `files`.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
@@ -46,7 +45,7 @@ struct Inner {
     socket: RefCell<Option<WebSocket>>,
     /// The callbacks of the current socket: kept alive while it is.
     handlers: RefCell<Vec<Box<dyn std::any::Any>>>,
-    pending: RefCell<HashMap<u64, oneshot::Sender<Outcome>>>,
+    pending: RefCell<crate::vec_map::VecMap<u64, oneshot::Sender<Outcome>>>,
     next_id: Cell<u64>,
     attempt: Cell<u32>,
     /// Set when the bridge refused this tab (no point in retrying) or the app unmounted.
@@ -239,7 +238,7 @@ pub fn use_bridge(dispatch: UseReducerDispatcher<State>) -> Bridge {
             token: crate::token::load(),
             socket: RefCell::new(None),
             handlers: RefCell::new(Vec::new()),
-            pending: RefCell::new(HashMap::new()),
+            pending: RefCell::new(crate::vec_map::VecMap::new()),
             next_id: Cell::new(1),
             attempt: Cell::new(0),
             given_up: Cell::new(false),
