@@ -257,15 +257,10 @@ pub fn App() -> Html {
             let started = state.bridge.as_ref().map_or(0, |b| b.started_unix_ms);
             let log = state.log.borrow();
             let earlier = if all { &log.earlier[..] } else { &[] };
-            let events = earlier
-                .iter()
-                .chain(log.events.iter())
-                .map(|e| shared::Event::clone(e))
-                .collect();
-            let recording = shared::Recording::new(started, events);
-            if let Ok(text) = serde_json::to_string(&recording) {
-                save_text("socket-playground-session.json", &text);
-            }
+            // Written by hand (shared::json_out), not by serde: the page's size.
+            let events = earlier.iter().chain(log.events.iter()).map(|e| &**e);
+            let text = shared::json_out::recording(started, events);
+            save_text("socket-playground-session.json", &text);
         })
     };
     let on_open = {

@@ -517,6 +517,16 @@ impl<T: FromJson> FromJson for Box<T> {
 #[doc(hidden)]
 macro_rules! json_names {
     ($ty:ty { $($name:literal => $variant:expr),* $(,)? }) => {
+        impl $ty {
+            /// The name the protocol gives this value (the writer's side of the same table).
+            #[allow(dead_code)]
+            pub(crate) fn json_name(&self) -> &'static str {
+                $(if *self == $variant {
+                    return $name;
+                })*
+                ""
+            }
+        }
         impl $crate::json::FromJson for $ty {
             fn from_json(value: $crate::json::Json<'_>) -> Result<Self, String> {
                 match value {

@@ -16,6 +16,7 @@ mod errors;
 mod event_wire;
 mod events;
 pub mod json;
+pub mod json_out;
 mod message_wire;
 mod messages;
 mod payload;

@@ -148,3 +148,48 @@ fn every_message_from_the_bridge_parses_and_each_kind_is_shown() {
         assert!(kinds.contains(kind), "docs/protocol.md has no {kind} event");
     }
 }
+
+/// The page writes its commands and recordings with its own small writer (`json_out`), not
+/// serde: for every example here, both must write the same JSON, member for member.
+#[test]
+fn the_pages_writer_writes_every_example_as_serde_does() {
+    use shared::json::{parse, same};
+    let agree = |ours: &str, theirs: &str| {
+        assert!(
+            same(&parse(ours).unwrap(), &parse(theirs).unwrap()),
+            "ours:  {ours}\nserde: {theirs}"
+        );
+    };
+    let mut commands = 0;
+    for text in examples("to-bridge") {
+        let message: ClientMessage = serde_json::from_str(&text).unwrap();
+        let ours = match &message {
+            ClientMessage::Hello(hello) => Some(shared::json_out::hello(hello)),
+            ClientMessage::Request(r) => shared::json_out::request(r.id, &r.command),
+        };
+        // Only `bridge trace`'s commands are not the page's to write.
+        if let Some(ours) = ours {
+            agree(&ours, &serde_json::to_string(&message).unwrap());
+            commands += 1;
+        }
+    }
+    let mut events = Vec::new();
+    for text in examples("from-bridge") {
+        match serde_json::from_str::<ServerMessage>(&text).unwrap() {
+            ServerMessage::Welcome(welcome) => events.extend(welcome.snapshot.events),
+            ServerMessage::Events { events: more } => events.extend(more),
+            _ => {}
+        }
+    }
+    for event in &events {
+        let ours = shared::json_out::recording(5, std::iter::once(event));
+        let theirs =
+            serde_json::to_string(&shared::Recording::new(5, vec![event.clone()])).unwrap();
+        agree(&ours, &theirs);
+    }
+    assert!(
+        commands > 20 && events.len() > 30,
+        "{commands} commands, {} events",
+        events.len()
+    );
+}

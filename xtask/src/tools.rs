@@ -190,13 +190,15 @@ pub(crate) fn ensure_wasm_bindgen() -> Result<(), String> {
     )
 }
 
-/// binaryen 132 from npm (Debian's is too old for this rustc's wasm); returns the folder to put
-/// on PATH so trunk finds its wasm-opt.
+/// binaryen 132 from npm (Debian's is too old for this rustc's wasm) and terser 5 (trunk's own
+/// JavaScript minifier cannot read wasm-bindgen's `export ... as default` and leaves the glue
+/// as it is); returns the folder to put on PATH so trunk finds its wasm-opt.
 pub(crate) fn ensure_wasm_opt() -> Result<PathBuf, String> {
     let bin = tools_dir().join("node_modules").join(".bin");
     let wasm_opt = bin.join("wasm-opt");
     let version = output(&wasm_opt.to_string_lossy(), &["--version"]).unwrap_or_default();
-    if version.contains("version 132") {
+    let terser = output(&bin.join("terser").to_string_lossy(), &["--version"]).unwrap_or_default();
+    if version.contains("version 132") && terser.starts_with("terser 5") {
         return Ok(bin);
     }
     std::fs::create_dir_all(tools_dir()).map_err(|e| format!("cannot create .tools: {e}"))?;
@@ -210,6 +212,7 @@ pub(crate) fn ensure_wasm_opt() -> Result<PathBuf, String> {
             "--no-audit",
             "--no-fund",
             "binaryen@132",
+            "terser@5",
         ],
     )?;
     Ok(bin)

@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use futures_channel::oneshot;
 use shared::{
-    ClientMessage, Command, ErrorInfo, ErrorKind, Hello, Outcome, ReplyData, Request,
-    ServerMessage, PROTOCOL_VERSION,
+    Command, ErrorInfo, ErrorKind, Hello, Outcome, ReplyData, ServerMessage, PROTOCOL_VERSION,
 };
 use wasm_bindgen::prelude::*;
 use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
@@ -94,8 +93,8 @@ impl Bridge {
         }
         let id = self.0.next_id.get();
         self.0.next_id.set(id + 1);
-        let text = serde_json::to_string(&ClientMessage::Request(Request { id, command }))
-            .unwrap_or_default();
+        // Written by hand (shared::json_out), not by serde: the page's size.
+        let text = shared::json_out::request(id, &command).unwrap_or_default();
         let (done, answer) = oneshot::channel();
         let sent = match &*self.0.socket.borrow() {
             Some(socket) if socket.ready_state() == WebSocket::OPEN => {
@@ -297,13 +296,13 @@ fn connect(inner: &Rc<Inner>) {
     let on_open = {
         let socket = socket.clone();
         Closure::<dyn FnMut(Event)>::new(move |_| {
-            let hello = ClientMessage::Hello(Hello {
+            let hello = Hello {
                 protocol: PROTOCOL_VERSION,
                 token: token.clone(),
                 client: Some("socket playground page".into()),
                 watch: true,
-            });
-            let _ = socket.send_with_str(&serde_json::to_string(&hello).unwrap_or_default());
+            };
+            let _ = socket.send_with_str(&shared::json_out::hello(&hello));
         })
     };
     let weak = Rc::downgrade(inner);
