@@ -664,7 +664,7 @@ mod tests {
         }
         for conn in [None, Some(4)] {
             let target = Target { endpoint: 1, conn };
-            check(Command::ShutdownWrite(target.clone()));
+            check(Command::ShutdownWrite(target));
             check(Command::Close(target));
         }
         check(Command::Reset);
