@@ -139,17 +139,44 @@ async fn page_says_when_the_bridge_is_gone_and_recovers() {
     let addr = bridge.addr;
     let browser = Browser::start().await;
     browser.open_connected(&bridge).await;
+    let mut c = bridge.client().await;
+    c.tcp_pair(json!({})).await;
+    browser
+        .wait_text(".endpoint-list .label", "TCP client")
+        .await;
+    browser
+        .click(".endpoint-list .group:nth-child(3) .select")
+        .await;
+    browser.wait_text(".conv-title", "TCP client").await;
+    drop(c);
     bridge.shutdown().await;
     browser.wait_text("#bridge-status", "reconnecting").await;
+    // What is listed is how things stood, and nothing can be sent (issue 17).
+    browser
+        .wait_text("#endpoints-stale", "Not connected to the bridge")
+        .await;
+    browser
+        .wait_text("#composer-offline", "nothing can be sent")
+        .await;
+    let send_disabled = browser
+        .client
+        .execute(
+            "return document.querySelector('#send-button').matches(':disabled')",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(send_disabled, json!(true));
     browser.screenshot("bridge-gone").await;
     let again = Bridge::start_at(addr, |c| c.static_dir = Some(dist)).await;
     browser
         .wait_text("#bridge-status", "bridge: connected")
         .await;
-    // The new bridge's (empty) state is shown.
+    // The new bridge's (empty) state is shown, and the page says why everything changed.
     browser
         .wait_text(".endpoint-list", "Nothing runs yet")
         .await;
+    browser.wait_text("#info", "was restarted").await;
     drop(again);
     browser.close().await;
 }
@@ -181,6 +208,13 @@ async fn lecture_mode_and_dark_theme_for_a_projector() {
     browser.type_into("#composer-input", "lost\u{E007}").await;
     browser
         .wait_text(".row[data-kind='impaired']", "dropped")
+        .await;
+    // Trouble that is on says so, on the panel and on the endpoint (issue 17).
+    browser
+        .wait_text("details.trouble.live summary", "now: ON")
+        .await;
+    browser
+        .wait_text(".endpoint-list .muted", "simulated trouble on")
         .await;
     // Slow motion still shows every event, one at a time.
     browser.click("#slow-motion").await;
@@ -326,6 +360,13 @@ print(line.strip(), flush=True)
     let mut names: Vec<&str> = who.split(": ").nth(1).unwrap().split(", ").collect();
     names.sort_unstable();
     assert_eq!(names, ["ada", "bob", "cleo", "py"], "{who}");
+    // Members show their nicknames, the playground's and the Python one (issue 17).
+    browser
+        .wait_text(".endpoint-list .muted", "chat as \"ada\"")
+        .await;
+    browser
+        .wait_text(".endpoint-list .conn .muted", "in the chat as \"py\"")
+        .await;
     // Talk as ada: select her and type.
     browser
         .click(".endpoint-list .group:nth-child(3) .select")
@@ -864,7 +905,10 @@ async fn the_students_own_programs_run_from_the_page() {
         .click(".middle-tabs button[data-tab='Sequence']")
         .await;
     browser
-        .wait_text(".sequence-svg .item[data-kind='send']", "send() 11 B · L16")
+        .wait_text(
+            ".sequence-svg .item[data-kind='send']",
+            "send() \"hello world\" 11 B · L16",
+        )
         .await;
     let lanes = browser
         .client
@@ -1459,6 +1503,97 @@ async fn lecture_mode_fits_a_1024_by_768_projector() {
     );
     browser.screenshot("lecture-1024-timeline").await;
     browser.click("#focus-all").await;
+    browser.close().await;
+    bridge.shutdown().await;
+}
+
+/// A recording is shared with others: Export leaves the shared secrets and Fernet keys out
+/// unless "with keys" is ticked, and says so (issue 17).
+#[tokio::test]
+async fn export_leaves_secrets_out_unless_asked() {
+    let Some(dist) = dist() else { return };
+    let _ports = fixed_ports().await;
+    let downloads = TempDir::new("downloads");
+    let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
+    let browser = Browser::start_in(Some(&downloads.0)).await;
+    browser.open_connected(&bridge).await;
+    browser.preset("auth").await;
+    browser.wait_text(".conv-title", "TCP client").await;
+    let saved = |n: usize| {
+        let dir = downloads.0.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            loop {
+                let mut texts: Vec<String> = std::fs::read_dir(&dir)
+                    .unwrap()
+                    .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
+                    .filter(|t| shared::Recording::parse(t).is_ok())
+                    .collect();
+                if texts.len() >= n {
+                    texts.sort_by_key(|t| t.contains("open sesame"));
+                    return texts;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "no export saved");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    };
+    browser.click("#export").await;
+    let first = saved(1).await;
+    assert!(!first[0].contains("open sesame"), "the secret stays out");
+    assert!(first[0].contains(shared::json_out::LEFT_OUT));
+    browser.click("#export-secrets").await;
+    browser.click("#export").await;
+    let both = saved(2).await;
+    assert!(
+        both[1].contains("open sesame"),
+        "asked for: the secret is in"
+    );
+    browser.close().await;
+    bridge.shutdown().await;
+}
+
+/// The Files tab: the list is current when the tab opens (a server's log grows without a
+/// transfer), it says where the data directory is, and a text file can be read in the page.
+/// The Python tab's Copy says what it did, and its program is one block (issue 17).
+#[tokio::test]
+async fn files_are_current_and_readable_and_copy_answers() {
+    let Some(dist) = dist() else { return };
+    let _ports = fixed_ports().await;
+    let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
+    let browser = Browser::start().await;
+    browser.open_connected(&bridge).await;
+    browser.preset("logging").await;
+    browser.wait_text(".conv-title", "TCP client").await;
+    browser
+        .type_into("#composer-input", "written to the log\u{E007}")
+        .await;
+    browser
+        .wait_text(".msg.received .text", "written to the log")
+        .await;
+    browser.click(".middle-tabs button[data-tab='Files']").await;
+    browser.wait_text("#data-dir", "/").await;
+    browser
+        .click("tr[data-file='received.txt'] .view-file")
+        .await;
+    browser.wait_text("#file-text", "written to the log").await;
+    browser.screenshot("files-view").await;
+    browser
+        .click(".middle-tabs button[data-tab='Python']")
+        .await;
+    browser.wait_text("#python-code", "import socket").await;
+    browser.click("#python-copy").await;
+    let said = browser.wait_text("#python-copy", "Cop").await;
+    assert_ne!(said, "Copy", "Copy says whether it copied");
+    let border = browser
+        .client
+        .execute(
+            "return getComputedStyle(document.querySelector('#python-code code')).borderTopWidth",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(border, json!("0px"), "one block, not a box per line");
     browser.close().await;
     bridge.shutdown().await;
 }

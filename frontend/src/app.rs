@@ -8,15 +8,15 @@ use crate::components::compare::Compare;
 use crate::components::composer::{Composer, SendTarget};
 use crate::components::console::Console;
 use crate::components::conversation::Conversation;
-use crate::components::endpoint_list::EndpointList;
-use crate::components::files::{FileSender, Files};
-use crate::components::header::Header;
-use crate::components::lab_card::LabCard;
+use crate::components::endpoint_list::{self, endpoint_list};
+use crate::components::files::{self, files, FileSender};
+use crate::components::header::{self, header};
+use crate::components::lab_card::{self, lab_card};
 use crate::components::new_endpoint::NewEndpoint;
-use crate::components::notice::NoticeBar;
+use crate::components::notice::{self, notice_bar};
 use crate::components::programs::Programs;
 use crate::components::python::{save_text, Python};
-use crate::components::replay::ReplayBar;
+use crate::components::replay::{self, replay_bar};
 use crate::components::sequence::Sequence;
 use crate::components::source::Source;
 use crate::components::timeline::Timeline;
@@ -54,12 +54,21 @@ pub fn App() -> Html {
     let seq_scope = use_state(|| "lab".to_string());
     // The lab the last preset set up, shown as a card until closed, reset or replaced.
     let lab = use_state(|| None::<usize>);
+    // The state of views that are plain functions (see their modules): the Labs menu, whether
+    // Export takes the keys along (a recording is shared: they stay out unless asked for),
+    // how many chat clients to add, the datagram size of a UDP file send.
+    let labs_menu = use_node_ref();
+    let export_secrets = use_state(|| false);
+    let joiners = use_state(|| 3usize);
+    let datagram = use_state(|| 1400usize);
     let slow = use_slow_motion(&bridge);
     let player = use_replay(&state);
     let (playing, speed) = (player.playing.clone(), player.speed.clone());
     let dark = use_state(prefers_dark);
     // A file opened into the Programs tab's editor: (file, text).
     let loaded = use_state(|| None::<std::rc::Rc<(String, String)>>);
+    // A text file of the data directory shown in the Files tab: (file, text).
+    let viewing = use_state(|| None::<std::rc::Rc<(String, String)>>);
     let run = bridge.runner();
     // Marks the first render, so benchmarks can read when the page became usable.
     use_effect_with((), |_| {
@@ -73,15 +82,20 @@ pub fn App() -> Html {
         let bridge = bridge.clone();
         use_effect_with(state.replay.is_some(), move |on| bridge.set_replaying(*on));
     }
-    // The file list follows the data directory: on connect and after every transfer.
+    // The file list follows the data directory: on connect, after every transfer, and each
+    // time the Files tab is opened (a server's log grows without a transfer).
     {
         let bridge = bridge.clone();
         let connected = state.link == Link::Open;
-        use_effect_with((connected, state.transfers), move |(connected, _)| {
-            if *connected {
-                yew::platform::spawn_local(async move { bridge.refresh_files().await });
-            }
-        });
+        let files_tab = *tab == Tab::Files;
+        use_effect_with(
+            (connected, state.transfers, files_tab),
+            move |(connected, _, _)| {
+                if *connected {
+                    yew::platform::spawn_local(async move { bridge.refresh_files().await });
+                }
+            },
+        );
     }
     // The Python tab asks the bridge for the selected endpoint's program.
     {
@@ -130,6 +144,21 @@ pub fn App() -> Html {
                 }
             });
         })
+    };
+    let on_view = {
+        let (bridge, viewing) = (bridge.clone(), viewing.clone());
+        Callback::from(move |file: String| {
+            let (bridge, viewing) = (bridge.clone(), viewing.clone());
+            yew::platform::spawn_local(async move {
+                if let Some(text) = bridge.read_file(&file).await {
+                    viewing.set(Some(std::rc::Rc::new((file, text))));
+                }
+            });
+        })
+    };
+    let on_close_view = {
+        let viewing = viewing.clone();
+        Callback::from(move |()| viewing.set(None))
     };
     let on_save_program = {
         let bridge = bridge.clone();
@@ -253,13 +282,13 @@ pub fn App() -> Html {
     };
     let on_export = {
         let state = state.clone();
-        Callback::from(move |all: bool| {
+        Callback::from(move |(all, secrets): (bool, bool)| {
             let started = state.bridge.as_ref().map_or(0, |b| b.started_unix_ms);
             let log = state.log.borrow();
             let earlier = if all { &log.earlier[..] } else { &[] };
             // Written by hand (shared::json_out), not by serde: the page's size.
             let events = earlier.iter().chain(log.events.iter()).map(|e| &**e);
-            let text = shared::json_out::recording(started, events);
+            let text = shared::json_out::recording(started, events, secrets);
             save_text("socket-playground-session.json", &text);
         })
     };
@@ -464,6 +493,45 @@ pub fn App() -> Html {
         })
         .filter(|(_, waiting)| *waiting > 0)
         .collect();
+    // Chat members' nicknames: what a client said it is called (its first line, or the last
+    // "/nick NAME"), and what each member of a chat server said.
+    let nicks: Vec<(ConvKey, String)> = log
+        .conversations
+        .iter()
+        .filter_map(|(key, indexes)| {
+            let spec = &log.specs.get(&key.endpoint)?.0;
+            let chat_server = matches!(spec, EndpointSpec::TcpServer(s) if s.behaviour == shared::Behaviour::Chat);
+            let member = match (spec, key.conn) {
+                (EndpointSpec::TcpServer(_), Some(_)) => chat_server,
+                (EndpointSpec::TcpClient(_), None) => {
+                    let peer = state.endpoints.get(&key.endpoint).and_then(|e| e.peer.as_deref());
+                    peer_behaviour(&state, peer) == Some(shared::Behaviour::Chat)
+                }
+                _ => false,
+            };
+            if !member {
+                return None;
+            }
+            let mut nick = None::<String>;
+            for &i in indexes {
+                let text = match &log.events[i].kind {
+                    shared::EventKind::Send { data } if key.conn.is_none() => &data.preview,
+                    shared::EventKind::Recv { data, .. } if key.conn.is_some() => &data.preview,
+                    _ => continue,
+                };
+                for line in text.lines() {
+                    match line.strip_prefix("/nick ") {
+                        Some(name) => nick = Some(name.trim().to_string()),
+                        None if nick.is_none() && !line.starts_with('/') => {
+                            nick = Some(line.trim().to_string())
+                        }
+                        None => {}
+                    }
+                }
+            }
+            nick.filter(|n| !n.is_empty()).map(|n| (*key, n))
+        })
+        .collect();
     // Where the person's programs are stuck: a traced socket whose last call waits.
     let waiting: Vec<(ConvKey, String)> = log
         .conversations
@@ -577,50 +645,32 @@ pub fn App() -> Html {
 
     html! {
         <div class={classes!("app", dark.then_some("dark"), lecture.then_some("lecture"))}>
-            <Header
-                link={state.link.clone()}
-                bridge={state.bridge.clone()}
-                {on_preset}
-                {on_reset}
-                lecture={*lecture}
-                on_lecture={toggle_lecture}
-                focus={*focus}
-                {on_focus}
-                {slow}
-                queued={state.queued}
-                dark={*dark}
-                on_theme={toggle_theme}
-                {on_export}
-                {on_clear}
-                cleared={!state.log.borrow().earlier.is_empty()}
-                {on_open}
-            />
+            { header(&header::Props { menu: labs_menu.clone(), secrets: export_secrets.clone(), link: state.link.clone(), bridge: state.bridge.clone(), on_preset, on_reset, lecture: *lecture, on_lecture: toggle_lecture, focus: *focus, on_focus, slow, queued: state.queued, dark: *dark, on_theme: toggle_theme, on_export, on_clear, cleared: !state.log.borrow().earlier.is_empty(), on_open }) }
             if let Some(replay) = state.replay.clone() {
-                <ReplayBar {replay} playing={*playing} speed={*speed}
-                           {on_step} {on_play} {on_speed} {on_leave} />
+                { replay_bar(&replay::Props { replay, playing: *playing, speed: *speed,
+                                             on_step, on_play, on_speed, on_leave }) }
             }
             <main class={classes!("columns", format!("focus-{}", if *lecture { *focus } else { "all" }))}>
                 <section class="panel endpoints" aria-label="Endpoints">
                     if let Some(preset) = *lab {
-                        <LabCard {preset} on_client={on_lab_client} on_close={on_lab_close} />
+                        { lab_card(&lab_card::Props { preset, on_client: on_lab_client, on_close: on_lab_close }) }
                     }
-                    <EndpointList
-                        endpoints={state.endpoints.values().cloned().collect::<Vec<_>>()}
-                        selected={state.selected}
-                        on_select={on_select.clone()}
-                        on_command={run.clone()}
-                        on_chat_clients={on_chat_clients}
-                        waiting={waiting}
-                        closed={closed}
-                        backlog={backlog}
-                        base={log.base}
-                    />
+                    { endpoint_list(&endpoint_list::Props { joiners: joiners.clone(), endpoints: state.endpoints.values().cloned().collect::<Vec<_>>(), selected: state.selected, on_select: on_select.clone(), on_command: run.clone(), on_chat_clients, waiting, closed, backlog, base: log.base, live: connected || state.replay.is_some(), nicks }) }
                     <NewEndpoint on_command={run.clone()} enabled={connected}
                                  lab_port={lab.and_then(|i| PRESETS.get(i)).and_then(|p| p.server_port())} />
                 </section>
                 <section class="panel conversation" aria-label="Conversation">
                     if let Some(notice) = state.notice.clone() {
-                        <NoticeBar {notice} on_dismiss={on_dismiss} />
+                        { notice_bar(&notice::Props { notice, on_dismiss }) }
+                    }
+                    if let Some(info) = state.info.clone() {
+                        <div class="info" role="status" id="info">
+                            <span>{ info }</span>
+                            <button type="button" aria-label="Dismiss" onclick={{
+                                let dispatch = state.dispatcher();
+                                Callback::from(move |_: MouseEvent| dispatch.dispatch(Action::DismissInfo))
+                            }}>{ "✕" }</button>
+                        </div>
                     }
                     <div class="tabs middle-tabs" role="tablist">
                         { tab_button(Tab::Conversation, "Conversation") }
@@ -647,7 +697,7 @@ pub fn App() -> Html {
                             arrivals={arrivals}
                             conn_base={log.base.1}
                         />
-                        <Composer target={target} on_command={run.clone()} />
+                        <Composer target={target} on_command={run.clone()} enabled={connected} />
                         if let Some((endpoint, udp, initial)) = trouble {
                             <Trouble {endpoint} {udp} {initial} on_command={run.clone()} />
                         }
@@ -659,8 +709,7 @@ pub fn App() -> Html {
                         <Source name={source_view.0} code={source_view.1} line={source_view.2}
                                 call={source_view.3} calls={source_view.4} />
                     } else if *tab == Tab::Files {
-                        <Files files={state.files.clone()} uploads={state.uploads.clone()} sender={sender}
-                               {on_upload} {on_download} {on_refresh} on_send={on_send_file} />
+                        { files(&files::Props { datagram: datagram.clone(), files: state.files.clone(), uploads: state.uploads.clone(), sender, on_upload, on_download, on_refresh, on_send: on_send_file, data_dir: state.bridge.as_ref().map(|b| b.data_dir.clone()).unwrap_or_default(), on_view, viewing: (*viewing).clone(), on_close_view }) }
                     } else if *tab == Tab::Sequence {
                         <label class="only">{ "Show " }
                             <select id="sequence-scope" onchange={{

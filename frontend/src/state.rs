@@ -61,6 +61,8 @@ pub struct BridgeInfo {
     pub started_unix_ms: u64,
     pub scope: Scope,
     pub limits: Limits,
+    /// Where the data directory is, as the bridge said.
+    pub data_dir: String,
 }
 
 /// What a view shows of a command that failed.
@@ -298,6 +300,8 @@ pub struct State {
     /// The conversation shown in the middle.
     pub selected: Option<ConvKey>,
     pub notice: Option<Notice>,
+    /// What changed without the person asking, said once: the page came back to a bridge.
+    pub info: Option<String>,
     /// The data directory, as last listed.
     pub files: Vec<FileInfo>,
     /// Uploads from this tab: file name, bytes so far, size, and the SHA-256 once done.
@@ -344,6 +348,7 @@ impl Default for State {
             version: 0,
             selected: None,
             notice: None,
+            info: None,
             files: Vec::new(),
             uploads: VecMap::new(),
             comparison: None,
@@ -405,6 +410,9 @@ pub enum Action {
     Created(EndpointInfo),
     Select(Option<ConvKey>),
     DismissNotice,
+    DismissInfo,
+    /// An endpoint's simulated trouble was changed (by this page).
+    Impaired(EndpointId, shared::Impairment),
     /// The data directory was listed.
     Files(Vec<FileInfo>),
     /// An upload moved on (or ended: `sha256` set, or `failed`).
@@ -512,8 +520,18 @@ impl State {
                     scope,
                     limits,
                     snapshot,
+                    data_dir,
                     ..
                 } = *welcome;
+                // Back after a lost connection: say what the page now shows.
+                if let Some(before) = &self.bridge {
+                    self.info = Some(if before.started_unix_ms == started_unix_ms {
+                        "Connected again: the bridge sent what it holds, so the views show it afresh."
+                    } else {
+                        "Connected to a bridge that was restarted: the views show what the new \
+                         bridge holds. What the old one showed is gone, unless it was exported."
+                    }.to_string());
+                }
                 let mut log = Log {
                     dropped: snapshot.history_dropped,
                     ..Log::default()
@@ -533,6 +551,7 @@ impl State {
                     started_unix_ms,
                     scope,
                     limits,
+                    data_dir,
                 });
                 self.link = Link::Open;
             }
@@ -576,6 +595,19 @@ impl State {
             }
             Action::Select(key) => self.selected = key,
             Action::DismissNotice => self.notice = None,
+            Action::DismissInfo => self.info = None,
+            Action::Impaired(endpoint, impairment) => {
+                let on = (impairment != shared::Impairment::default()).then_some(impairment);
+                if let Some(e) = self.endpoints.get_mut(&endpoint) {
+                    match &mut e.spec {
+                        EndpointSpec::TcpServer(s) => s.impair = on,
+                        EndpointSpec::UdpServer(s) => s.impair = on,
+                        EndpointSpec::TcpClient(s) => s.impair = on,
+                        EndpointSpec::UdpClient(s) => s.impair = on,
+                        EndpointSpec::Program(_) | EndpointSpec::Traced(_) => {}
+                    }
+                }
+            }
             Action::Files(files) => self.files = files,
             Action::Upload { file, upload } => {
                 self.uploads.insert(file, upload);
@@ -708,6 +740,7 @@ mod tests {
                 max_connections_per_server: 64,
                 history_events: 10_000,
             },
+            data_dir: String::new(),
             snapshot: Snapshot {
                 endpoints,
                 events,

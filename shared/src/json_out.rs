@@ -178,9 +178,9 @@ impl Obj<'_> {
         let mut o = Obj::open(out);
         o.str("op", command.name());
         match command {
-            Command::TcpServerStart(s) => tcp_server(&mut o, s),
+            Command::TcpServerStart(s) => tcp_server(&mut o, s, true),
             Command::UdpServerStart(s) => udp_server(&mut o, s),
-            Command::TcpClientConnect(s) => tcp_client(&mut o, s),
+            Command::TcpClientConnect(s) => tcp_client(&mut o, s, true),
             Command::UdpClientOpen(s) => udp_client(&mut o, s),
             Command::Send(s) => {
                 o.num("endpoint", s.endpoint.into())
@@ -248,7 +248,7 @@ impl Obj<'_> {
                     .obj("impairment", &|i| impair_fields(i, impairment));
             }
             Command::PythonProgram { spec } => {
-                o.obj("spec", &|s| endpoint_spec(s, spec));
+                o.obj("spec", &|s| endpoint_spec(s, spec, true));
             }
             Command::ProgramSave { file, source } => {
                 o.str("file", file).str("source", source);
@@ -279,8 +279,16 @@ impl Obj<'_> {
     }
 }
 
-/// A recording (the page's Export), as JSON.
-pub fn recording<'e>(started_unix_ms: u64, events: impl Iterator<Item = &'e Event>) -> String {
+/// What a recording holds instead of a shared secret or a key, when asked to leave them out.
+pub const LEFT_OUT: &str = "(left out of this recording)";
+
+/// A recording (the page's Export), as JSON; with `secrets` false, the shared secrets and
+/// Fernet keys in the endpoints' specs are replaced by [`LEFT_OUT`].
+pub fn recording<'e>(
+    started_unix_ms: u64,
+    events: impl Iterator<Item = &'e Event>,
+    secrets: bool,
+) -> String {
     let mut text = String::new();
     let mut o = Obj::open(&mut text);
     let r = Recording::new(started_unix_ms, Vec::new());
@@ -294,7 +302,7 @@ pub fn recording<'e>(started_unix_ms: u64, events: impl Iterator<Item = &'e Even
             out.push(',');
         }
         let mut e_obj = Obj::open(out);
-        event(&mut e_obj, e);
+        event(&mut e_obj, e, secrets);
         e_obj.end();
     }
     out.push(']');
@@ -326,7 +334,7 @@ fn error(o: &mut Obj, e: &ErrorInfo) {
 }
 
 /// One event's members (its kind's flattened in, as serde does).
-fn event(o: &mut Obj, e: &Event) {
+fn event(o: &mut Obj, e: &Event, secrets: bool) {
     o.num("seq", e.seq)
         .num("t_us", e.t_us)
         .num("endpoint", e.endpoint.into())
@@ -346,7 +354,7 @@ fn event(o: &mut Obj, e: &Event) {
     o.str("kind", e.kind.name());
     match &e.kind {
         EventKind::Socket { spec } => {
-            o.obj("spec", &|o| endpoint_spec(o, spec));
+            o.obj("spec", &|o| endpoint_spec(o, spec, secrets));
         }
         EventKind::Bind
         | EventKind::Accept
@@ -451,7 +459,12 @@ fn event(o: &mut Obj, e: &Event) {
     }
 }
 
-fn behaviour(o: &mut Obj, b: &Behaviour) {
+/// A secret as it is, or [`LEFT_OUT`].
+fn secret(text: Option<&str>, secrets: bool) -> Option<&str> {
+    text.map(|t| if secrets { t } else { LEFT_OUT })
+}
+
+fn behaviour(o: &mut Obj, b: &Behaviour, secrets: bool) {
     o.obj("behaviour", &|o| {
         let kind = match b {
             Behaviour::PrintOnly => "print_only",
@@ -470,7 +483,7 @@ fn behaviour(o: &mut Obj, b: &Behaviour) {
             Behaviour::Prefix { prefix } => o.str("prefix", prefix),
             Behaviour::Fixed { reply } => o.str("reply", reply),
             Behaviour::SaveToFile { file } => o.str("file", file),
-            Behaviour::FernetEcho { key } => o.str("key", key),
+            Behaviour::FernetEcho { key } => o.str("key", if secrets { key } else { LEFT_OUT }),
             _ => o,
         };
     });
@@ -491,11 +504,11 @@ fn impair(o: &mut Obj, i: &Option<Impairment>) {
     }
 }
 
-fn tcp_server(o: &mut Obj, s: &TcpServerSpec) {
+fn tcp_server(o: &mut Obj, s: &TcpServerSpec, secrets: bool) {
     o.str("bind", &s.bind)
         .num("port", s.port.into())
         .num("backlog", s.backlog.into());
-    behaviour(o, &s.behaviour);
+    behaviour(o, &s.behaviour, secrets);
     o.obj("policy", &|o| match &s.policy {
         ConnectionPolicy::OneShot => {
             o.str("kind", "one_shot");
@@ -508,25 +521,25 @@ fn tcp_server(o: &mut Obj, s: &TcpServerSpec) {
     o.str("concurrency", s.concurrency.json_name())
         .num("recv_buffer", s.recv_buffer as u64)
         .opt_str("log_file", s.log_file.as_deref())
-        .opt_str("secret", s.secret.as_deref());
+        .opt_str("secret", secret(s.secret.as_deref(), secrets));
     impair(o, &s.impair);
 }
 
 fn udp_server(o: &mut Obj, s: &UdpServerSpec) {
     o.str("bind", &s.bind).num("port", s.port.into());
-    behaviour(o, &s.behaviour);
+    behaviour(o, &s.behaviour, true);
     o.num("recv_buffer", s.recv_buffer as u64)
         .opt_str("log_file", s.log_file.as_deref());
     impair(o, &s.impair);
 }
 
-fn tcp_client(o: &mut Obj, s: &TcpClientSpec) {
+fn tcp_client(o: &mut Obj, s: &TcpClientSpec, secrets: bool) {
     o.str("host", &s.host)
         .num("port", s.port.into())
         .num("timeout_ms", s.timeout_ms)
         .num("recv_buffer", s.recv_buffer as u64)
-        .opt_str("secret", s.secret.as_deref())
-        .opt_str("fernet_key", s.fernet_key.as_deref());
+        .opt_str("secret", secret(s.secret.as_deref(), secrets))
+        .opt_str("fernet_key", secret(s.fernet_key.as_deref(), secrets));
     impair(o, &s.impair);
 }
 
@@ -539,11 +552,11 @@ fn udp_client(o: &mut Obj, s: &UdpClientSpec) {
     impair(o, &s.impair);
 }
 
-fn endpoint_spec(o: &mut Obj, spec: &EndpointSpec) {
+fn endpoint_spec(o: &mut Obj, spec: &EndpointSpec, secrets: bool) {
     match spec {
-        EndpointSpec::TcpServer(s) => tcp_server(o.str("type", "tcp_server"), s),
+        EndpointSpec::TcpServer(s) => tcp_server(o.str("type", "tcp_server"), s, secrets),
         EndpointSpec::UdpServer(s) => udp_server(o.str("type", "udp_server"), s),
-        EndpointSpec::TcpClient(s) => tcp_client(o.str("type", "tcp_client"), s),
+        EndpointSpec::TcpClient(s) => tcp_client(o.str("type", "tcp_client"), s, secrets),
         EndpointSpec::UdpClient(s) => udp_client(o.str("type", "udp_client"), s),
         EndpointSpec::Program(p) => {
             o.str("type", "program")
@@ -761,6 +774,37 @@ mod tests {
             None,
             "the terminal's commands are not the page's"
         );
+    }
+
+    #[test]
+    fn a_recording_can_leave_the_secrets_out() {
+        let spec = EndpointSpec::TcpServer(TcpServerSpec {
+            secret: Some("open sesame".into()),
+            behaviour: Behaviour::FernetEcho {
+                key: "the-fernet-key".into(),
+            },
+            ..TcpServerSpec::default()
+        });
+        let event = Event {
+            seq: 1,
+            t_us: 2,
+            endpoint: 3,
+            conn: None,
+            local: None,
+            peer: None,
+            at: None,
+            kind: EventKind::Socket { spec },
+        };
+        let with = recording(0, std::iter::once(&event), true);
+        assert!(
+            with.contains("open sesame") && with.contains("the-fernet-key"),
+            "{with}"
+        );
+        let without = recording(0, std::iter::once(&event), false);
+        assert!(!without.contains("open sesame") && !without.contains("the-fernet-key"));
+        assert_eq!(without.matches(LEFT_OUT).count(), 2, "{without}");
+        let back = crate::Recording::parse(&without).expect("still a recording");
+        assert_eq!(back.events.len(), 1);
     }
 
     #[test]

@@ -32,6 +32,7 @@ impl FromJson for ServerMessage {
                     now_us: f.req("now_us")?,
                     scope: f.req("scope")?,
                     limits: f.req("limits")?,
+                    data_dir: f.or("data_dir", String::new)?,
                     snapshot: f.req("snapshot")?,
                 })),
                 "reply" => ServerMessage::Reply(Reply {

@@ -101,6 +101,10 @@ pub struct Welcome {
     pub scope: Scope,
     /// The bridge's limits.
     pub limits: Limits,
+    /// Where the data directory is (an absolute path, for the person: the page shows it in
+    /// its Files tab); empty from a bridge that does not say.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub data_dir: String,
     /// The endpoints alive now, and the recent events.
     pub snapshot: Snapshot,
 }

@@ -182,7 +182,7 @@ fn the_pages_writer_writes_every_example_as_serde_does() {
         }
     }
     for event in &events {
-        let ours = shared::json_out::recording(5, std::iter::once(event));
+        let ours = shared::json_out::recording(5, std::iter::once(event), true);
         let theirs =
             serde_json::to_string(&shared::Recording::new(5, vec![event.clone()])).unwrap();
         agree(&ours, &theirs);

@@ -114,6 +114,10 @@ pub(crate) async fn run(
         now_us: hub.log.now_us(),
         scope: hub.config.scope,
         limits: hub.config.limits(),
+        data_dir: std::path::absolute(&hub.config.data_dir)
+            .unwrap_or_else(|_| hub.config.data_dir.clone())
+            .display()
+            .to_string(),
         snapshot: Snapshot {
             endpoints,
             events: first.iter().map(|e| Event::clone(e)).collect(),

@@ -50,6 +50,8 @@ impl SendTarget {
 pub struct Props {
     pub target: Option<SendTarget>,
     pub on_command: Callback<(String, Command)>,
+    /// Whether the bridge is connected: while it is not, nothing can be sent.
+    pub enabled: bool,
 }
 
 const ENDINGS: [(&str, &str); 3] = [("none", ""), ("\\n", "\n"), ("\\r\\n", "\r\n")];
@@ -200,7 +202,11 @@ pub fn Composer(props: &Props) -> Html {
         "message, Enter to send"
     };
     html! {
-        <div class="composer">
+        // A disabled fieldset disables every control inside it.
+        <fieldset class="composer" disabled={!props.enabled}>
+            if !props.enabled {
+                <p class="warn" id="composer-offline">{ "The bridge is not connected: nothing can be sent until it is back." }</p>
+            }
             <div class="composer-row">
                 <fieldset class="mode">
                     <legend class="sr-only">{ "Format" }</legend>
@@ -250,6 +256,6 @@ pub fn Composer(props: &Props) -> Html {
                 <button type="button" class="small" onclick={on_close}>{ "Close" }</button>
                 if let Some(to) = &target.to { <span class="muted">{ format!("sends to {to}") }</span> }
             </div>
-        </div>
+        </fieldset>
     }
 }

@@ -24,10 +24,10 @@ pub struct Props {
     pub conn_base: u32,
 }
 
-/// The last TCP state the kernel reported for this conversation.
-fn tcp_state(events: &[Rc<Event>]) -> Option<String> {
+/// The last TCP state the kernel reported for this conversation, and when.
+fn tcp_state(events: &[Rc<Event>]) -> Option<(String, u64)> {
     events.iter().rev().find_map(|e| match &e.kind {
-        EventKind::TcpState { state } => Some(state.clone()),
+        EventKind::TcpState { state } => Some((state.clone(), e.t_us)),
         _ => None,
     })
 }
@@ -62,8 +62,10 @@ pub fn Conversation(props: &Props) -> Html {
         <div class="conversation-view" ref={view}>
             <h2>{ "Conversation" }</h2>
             <p class="conv-title">{ &props.title }</p>
-            if let Some(state) = tcp_state(events) {
-                <crate::components::tcp_machine::TcpMachine {state} />
+            if let Some((state, t_us)) = tcp_state(events) {
+                { crate::components::tcp_machine::tcp_machine(&crate::components::tcp_machine::Props {
+                    state, at: crate::format::relative(t_us),
+                }) }
             }
             <ol class="messages" aria-live="polite">
                 if *skipped > 0 {

@@ -9,8 +9,9 @@ use yew::prelude::*;
 use crate::format;
 use crate::state::ConvKey;
 
-#[derive(Properties, PartialEq)]
 pub struct Props {
+    /// How many chat clients "add chat clients" adds (kept by `App`).
+    pub joiners: UseStateHandle<usize>,
     pub endpoints: Vec<EndpointInfo>,
     pub selected: Option<ConvKey>,
     pub on_select: Callback<ConvKey>,
@@ -27,11 +28,17 @@ pub struct Props {
     /// The highest endpoint and connection ids before the last Reset: numbers shown count
     /// from there.
     pub base: (u32, u32),
+    /// Whether what is listed is the bridge's now: while the page is not connected it is how
+    /// things stood, greyed, and its buttons do nothing.
+    pub live: bool,
+    /// Chat members' nicknames: clients (no `conn`) and a chat server's connections.
+    pub nicks: Vec<(ConvKey, String)>,
 }
 
-#[function_component]
-pub fn EndpointList(props: &Props) -> Html {
-    let joiners = use_state(|| 3usize);
+/// A plain function, not a component (its state lives in `App`): each component brings its
+/// own copy of yew's lifecycle code into the page (docs/benchmarks.md, "Page size").
+pub fn endpoint_list(props: &Props) -> Html {
+    let joiners = props.joiners.clone();
     let item = |key: ConvKey,
                 label: String,
                 detail: String,
@@ -96,8 +103,11 @@ pub fn EndpointList(props: &Props) -> Html {
         }
     };
     html! {
-        <div class="endpoint-list">
+        <div class={classes!("endpoint-list", (!props.live).then_some("stale"))}>
             <h2>{ "Endpoints" }</h2>
+            if !props.live && !props.endpoints.is_empty() {
+                <p class="warn" id="endpoints-stale">{ "Not connected to the bridge: this is how things stood when the connection was lost." }</p>
+            }
             if props.endpoints.is_empty() {
                 <p class="muted">{ "Nothing runs yet. Pick a lab above, create a server below, or run your own program (Programs tab)." }</p>
             }
@@ -137,6 +147,16 @@ pub fn EndpointList(props: &Props) -> Html {
                     (_, Some(local), Some(peer)) => format!("{local} → {peer}"),
                     _ => format::server_summary(&e.spec),
                 };
+                // Simulated trouble changes what happens: say it is on, where the endpoint is.
+                let detail = match e.spec.impairment() {
+                    Some(_) => format!("{detail} · simulated trouble on"),
+                    None => detail,
+                };
+                let nick = |key: ConvKey| props.nicks.iter().find(|(k, _)| *k == key).map(|(_, n)| n.as_str());
+                let detail = match nick(key) {
+                    Some(n) => format!("chat as \"{n}\" · {detail}"),
+                    None => detail,
+                };
                 let (button, title) = if is_server { (Some("Stop"), format!("Stop {name}")) } else { (Some("Close"), format!("Close {name}")) };
                 // A server that serves one client at a time says who it serves and who waits.
                 let one_at_a_time = matches!(&e.spec, EndpointSpec::TcpServer(s)
@@ -173,11 +193,12 @@ pub fn EndpointList(props: &Props) -> Html {
                             .map(|(conn, peer, open)| item(
                                 ConvKey { endpoint: e.id, conn: Some(conn) },
                                 format!("conn {} · {peer}", conn.saturating_sub(props.base.1)),
-                                match (open, one_at_a_time) {
-                                    (true, true) => "being served",
-                                    (true, false) => "accepted connection",
-                                    (false, _) => "closed",
-                                }.into(),
+                                match (open, one_at_a_time, nick(ConvKey { endpoint: e.id, conn: Some(conn) })) {
+                                    (true, _, Some(n)) => format!("in the chat as \"{n}\""),
+                                    (true, true, None) => "being served".into(),
+                                    (true, false, None) => "accepted connection".into(),
+                                    (false, _, _) => "closed".into(),
+                                },
                                 open.then_some("Close"),
                                 format!("Close conn {}", conn.saturating_sub(props.base.1)),
                                 if open { "" } else { "closed" },

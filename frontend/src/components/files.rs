@@ -19,8 +19,9 @@ pub struct FileSender {
     pub udp: bool,
 }
 
-#[derive(Properties, PartialEq)]
 pub struct Props {
+    /// Bytes per datagram for a UDP send (kept by `App`).
+    pub datagram: UseStateHandle<usize>,
     pub files: Vec<FileInfo>,
     pub uploads: VecMap<String, Upload>,
     pub sender: Option<FileSender>,
@@ -29,11 +30,19 @@ pub struct Props {
     pub on_refresh: Callback<()>,
     /// (file, datagram size) to send from `sender`.
     pub on_send: Callback<(String, usize)>,
+    /// Where the data directory is.
+    pub data_dir: String,
+    /// Show a text file of it here.
+    pub on_view: Callback<String>,
+    /// The text file shown: (name, text).
+    pub viewing: Option<std::rc::Rc<(String, String)>>,
+    pub on_close_view: Callback<()>,
 }
 
-#[function_component]
-pub fn Files(props: &Props) -> Html {
-    let datagram = use_state(|| 1400usize);
+/// A plain function, not a component (its state lives in `App`): each component brings its
+/// own copy of yew's lifecycle code into the page (docs/benchmarks.md, "Page size").
+pub fn files(props: &Props) -> Html {
+    let datagram = props.datagram.clone();
     let on_pick = {
         let on_upload = props.on_upload.clone();
         Callback::from(move |e: Event| {
@@ -61,6 +70,9 @@ pub fn Files(props: &Props) -> Html {
             <h2>{ "Files" }</h2>
             <p class="muted">
                 { "The bridge's data directory: what servers logged or saved, and what clients can send." }
+                if !props.data_dir.is_empty() {
+                    { " It is " }<code id="data-dir">{ &props.data_dir }</code>{ "." }
+                }
             </p>
             <div class="composer-row">
                 <label class="upload">{ "Upload a file " }
@@ -104,12 +116,17 @@ pub fn Files(props: &Props) -> Html {
                     { for props.files.iter().map(|f| {
                         let name = f.name.clone();
                         let on_download = props.on_download.reform({ let name = name.clone(); move |_: MouseEvent| name.clone() });
+                        let on_view = props.on_view.reform({ let name = name.clone(); move |_: MouseEvent| name.clone() });
                         let on_send = props.on_send.reform({ let name = name.clone(); let size = *datagram; move |_: MouseEvent| (name.clone(), size) });
                         html! {
                             <tr data-file={name.clone()}>
                                 <td>{ &f.name }</td>
                                 <td>{ format::bytes(f.bytes as usize) }</td>
                                 <td>
+                                    if f.bytes <= 256 * 1024 {
+                                        <button type="button" class="small view-file" onclick={on_view}
+                                                title="Show it here, as text">{ "View" }</button>
+                                    }
                                     <button type="button" class="small" onclick={on_download}>{ "Download" }</button>
                                     <button type="button" class="small send-file" disabled={props.sender.is_none()} onclick={on_send}>{ "Send" }</button>
                                 </td>
@@ -118,6 +135,16 @@ pub fn Files(props: &Props) -> Html {
                     }) }
                 </tbody>
             </table>
+            if let Some(viewing) = &props.viewing {
+                <div class="file-view">
+                    <div class="lab-head">
+                        <strong>{ &viewing.0 }</strong>
+                        <button type="button" class="small" aria-label="Close the file"
+                                onclick={props.on_close_view.reform(|_: MouseEvent| ())}>{ "✕" }</button>
+                    </div>
+                    <pre id="file-text">{ &viewing.1 }</pre>
+                </div>
+            }
         </div>
     }
 }

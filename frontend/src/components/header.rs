@@ -6,8 +6,11 @@ use yew::prelude::*;
 use crate::labs::PRESETS;
 use crate::state::{BridgeInfo, Link};
 
-#[derive(Properties, PartialEq)]
 pub struct Props {
+    /// The Labs menu (folded away after a pick) and whether Export takes the keys along
+    /// (kept by `App`).
+    pub menu: NodeRef,
+    pub secrets: UseStateHandle<bool>,
     pub link: Link,
     pub bridge: Option<BridgeInfo>,
     pub on_preset: Callback<usize>,
@@ -25,9 +28,9 @@ pub struct Props {
     pub dark: bool,
     pub on_theme: Callback<()>,
     /// Save what the page shows as a recording.
-    /// Export: `true` for everything since the page connected, `false` for the current lab
-    /// (since the last Clear).
-    pub on_export: Callback<bool>,
+    /// Export: (`true` for everything since the page connected, `false` for the current lab
+    /// since the last Clear; whether shared secrets and Fernet keys go in too).
+    pub on_export: Callback<(bool, bool)>,
     /// A new demo: the views start empty.
     pub on_clear: Callback<()>,
     /// Whether something was cleared (then "Export this lab" is offered too).
@@ -36,8 +39,9 @@ pub struct Props {
     pub on_open: Callback<web_sys::File>,
 }
 
-#[function_component]
-pub fn Header(props: &Props) -> Html {
+/// A plain function, not a component (its state lives in `App`): each component brings its
+/// own copy of yew's lifecycle code into the page (docs/benchmarks.md, "Page size").
+pub fn header(props: &Props) -> Html {
     let (class, text, help): (&str, String, Option<Html>) = match &props.link {
         Link::Open => (
             "ok",
@@ -90,7 +94,7 @@ pub fn Header(props: &Props) -> Html {
     let on_lecture = props.on_lecture.reform(|_: MouseEvent| ());
     let on_theme = props.on_theme.reform(|_: MouseEvent| ());
     let connected = props.link == Link::Open;
-    let menu = use_node_ref();
+    let (menu, secrets) = (props.menu.clone(), props.secrets.clone());
     let on_open = {
         let on_open = props.on_open.clone();
         Callback::from(move |e: Event| {
@@ -131,12 +135,17 @@ pub fn Header(props: &Props) -> Html {
                     }) }
                 </div>
             </details>
-            <button type="button" id="export" onclick={props.on_export.reform(|_: MouseEvent| true)}
+            <button type="button" id="export" onclick={{ let s = *secrets; props.on_export.reform(move |_: MouseEvent| (true, s)) }}
                     title="Save every event since this page connected as a recording to replay later">{ "Export" }</button>
             if props.cleared {
-                <button type="button" id="export-lab" onclick={props.on_export.reform(|_: MouseEvent| false)}
+                <button type="button" id="export-lab" onclick={{ let s = *secrets; props.on_export.reform(move |_: MouseEvent| (false, s)) }}
                         title="Save only what happened since the last Clear">{ "Export this lab" }</button>
             }
+            <label class="check" title="A recording holds the endpoints' shared secrets and Fernet keys only when this is ticked">
+                <input type="checkbox" id="export-secrets" checked={*secrets}
+                       onchange={{ let secrets = secrets.clone(); Callback::from(move |_: Event| secrets.set(!*secrets)) }} />
+                { "with keys" }
+            </label>
             <label class="open-recording" title="Replay a recording, no bridge needed">{ "Replay…" }
                 <input id="open-recording" type="file" accept=".json,application/json"
                        onchange={on_open} />

@@ -6,7 +6,6 @@ use yew::prelude::*;
 
 use crate::labs::PRESETS;
 
-#[derive(Properties, PartialEq)]
 pub struct Props {
     /// Which preset (an index into `PRESETS`).
     pub preset: usize,
@@ -15,8 +14,9 @@ pub struct Props {
     pub on_close: Callback<()>,
 }
 
-#[function_component]
-pub fn LabCard(props: &Props) -> Html {
+/// A plain function, not a component: it keeps no state, and each component brings its own
+/// copy of yew's lifecycle code into the page (docs/benchmarks.md, "Page size").
+pub fn lab_card(props: &Props) -> Html {
     let Some(preset) = PRESETS.get(props.preset) else {
         return html! {};
     };

@@ -285,7 +285,7 @@ pub fn NewEndpoint(props: &Props) -> Html {
                 { text("port", "Port", "0 picks any free port") }
                 { text("backlog", "listen() backlog", "how many clients may wait to be accepted") }
                 { behaviour }
-                { choice("policy", "Connection", &[("one_shot", "one recv(), reply, close"), ("persistent", "keep open until closed")]) }
+                { choice("policy", "Connection", &[("one_shot", "one message, then close"), ("persistent", "open until closed")]) }
                 if fields["policy"] == "persistent" {
                     { text("quit_word", "Quit word", "the server closes when this arrives; empty: never") }
                 }
@@ -363,7 +363,7 @@ pub fn NewEndpoint(props: &Props) -> Html {
             </div>
             <div class="fields">{ form_fields }</div>
             <details class="trouble">
-                <summary>{ "Simulated network trouble" }</summary>
+                <summary>{ "Simulated network trouble from the start" }</summary>
                 <div class="fields">
                     if matches!(*kind, Kind::UdpServer | Kind::UdpClient) {
                         { text("loss", "Loss %", "datagrams it sends that silently vanish") }

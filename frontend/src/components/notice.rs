@@ -4,14 +4,14 @@ use yew::prelude::*;
 
 use crate::state::Notice;
 
-#[derive(Properties, PartialEq)]
 pub struct Props {
     pub notice: Notice,
     pub on_dismiss: Callback<()>,
 }
 
-#[function_component]
-pub fn NoticeBar(props: &Props) -> Html {
+/// A plain function, not a component: it keeps no state, and each component brings its own
+/// copy of yew's lifecycle code into the page (docs/benchmarks.md, "Page size").
+pub fn notice_bar(props: &Props) -> Html {
     let error = &props.notice.error;
     let on_click = props.on_dismiss.reform(|_: MouseEvent| ());
     html! {

@@ -14,6 +14,12 @@ pub struct Props {
 
 #[function_component]
 pub fn Python(props: &Props) -> Html {
+    // What Copy did, said on the button: the clipboard gives no sign of its own.
+    let copied = use_state(|| None::<bool>);
+    {
+        let copied = copied.clone();
+        use_effect_with(props.program.clone(), move |_| copied.set(None));
+    }
     let (Some(name), Some((file, code))) = (&props.name, &props.program) else {
         return html! {
             <div class="python">
@@ -23,11 +29,17 @@ pub fn Python(props: &Props) -> Html {
         };
     };
     let on_copy = {
-        let code = code.clone();
+        let (code, copied) = (code.clone(), copied.clone());
         Callback::from(move |_: MouseEvent| {
-            if let Some(window) = web_sys::window() {
-                let _ = window.navigator().clipboard().write_text(&code);
-            }
+            let Some(window) = web_sys::window() else {
+                return;
+            };
+            let written = window.navigator().clipboard().write_text(&code);
+            let copied = copied.clone();
+            yew::platform::spawn_local(async move {
+                let done = wasm_bindgen_futures::JsFuture::from(written).await;
+                copied.set(Some(done.is_ok()));
+            });
         })
     };
     let on_download = {
@@ -39,7 +51,11 @@ pub fn Python(props: &Props) -> Html {
             <h2>{ "Python" }</h2>
             <p class="conv-title">{ format!("{name}, as a Python 3 program") }</p>
             <div class="composer-row">
-                <button type="button" class="small" onclick={on_copy}>{ "Copy" }</button>
+                <button type="button" class="small" id="python-copy" onclick={on_copy}>{ match *copied {
+                    None => "Copy",
+                    Some(true) => "Copied ✓",
+                    Some(false) => "Copy failed: select the text and copy it by hand",
+                } }</button>
                 <button type="button" class="small" onclick={on_download}>{ format!("Download {file}") }</button>
                 <span class="muted">{ format!("then: python3 {file}") }</span>
             </div>

@@ -7,7 +7,6 @@ use yew::prelude::*;
 
 use crate::state::Replay;
 
-#[derive(Properties, PartialEq)]
 pub struct Props {
     pub replay: Rc<Replay>,
     pub playing: bool,
@@ -19,8 +18,9 @@ pub struct Props {
     pub on_leave: Callback<()>,
 }
 
-#[function_component]
-pub fn ReplayBar(props: &Props) -> Html {
+/// A plain function, not a component: it keeps no state, and each component brings its own
+/// copy of yew's lifecycle code into the page (docs/benchmarks.md, "Page size").
+pub fn replay_bar(props: &Props) -> Html {
     let (position, total) = (props.replay.position, props.replay.events.len());
     let go = |to: usize| props.on_step.reform(move |_: MouseEvent| to);
     let on_play = {

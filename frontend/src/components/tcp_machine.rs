@@ -19,10 +19,11 @@ const STATES: [(&str, i64, i64); 11] = [
     ("TIME_WAIT", 0, 5),
 ];
 
-#[derive(Properties, PartialEq)]
 pub struct Props {
     /// The current state, as the last `tcp_state` event said.
     pub state: String,
+    /// When the kernel said so (the timeline's time).
+    pub at: String,
 }
 
 /// The transitions a socket's state takes (RFC 793, Figure 6), by index into `STATES`: open,
@@ -44,8 +45,9 @@ const STEPS: [(usize, usize); 14] = [
     (10, 0), // after twice the maximum segment lifetime
 ];
 
-#[function_component]
-pub fn TcpMachine(props: &Props) -> Html {
+/// A plain function, not a component: it keeps no state, and each component brings its own
+/// copy of yew's lifecycle code into the page (docs/benchmarks.md, "Page size").
+pub fn tcp_machine(props: &Props) -> Html {
     let (w, h, gap_x, gap_y) = (104i64, 22i64, 118i64, 42i64);
     let at = |i: usize| {
         let (_, col, row) = STATES[i];
@@ -98,7 +100,10 @@ pub fn TcpMachine(props: &Props) -> Html {
                     }
                 }) }
             </svg>
-            <figcaption>{ format!("TCP state now: {} (as the kernel reports it)", props.state) }</figcaption>
+            <figcaption>{ format!("TCP state now: {} (as the kernel reported it at {})", props.state, props.at) }</figcaption>
+            if props.state == "TIME_WAIT" {
+                <p class="muted small-print">{ "The kernel keeps TIME_WAIT for about 60 seconds, then forgets the connection." }</p>
+            }
         </figure>
     }
 }

@@ -56,7 +56,11 @@ pub fn Trouble(props: &Props) -> Html {
     };
     html! {
         <details class="trouble live">
-            <summary>{ "Simulated network trouble" }</summary>
+            <summary>{ if props.initial == shared::Impairment::default() {
+                "Simulated network trouble, now: off"
+            } else {
+                "Simulated network trouble, now: ON"
+            } }</summary>
             <div class="composer-row">
                 if props.udp {
                     { field("loss % ", u32::from(now.loss_percent), |i, v| i.loss_percent = pct(v)) }

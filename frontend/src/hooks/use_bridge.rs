@@ -119,12 +119,27 @@ impl Bridge {
 
     /// Like [`Self::run`]; returns the reply's data (None if the command failed).
     pub async fn run_for(&self, title: &str, command: Command) -> Option<ReplyData> {
+        // Changed trouble is not an event: the page keeps what it set, for the badge.
+        let impaired = match &command {
+            Command::Impair {
+                endpoint,
+                impairment,
+            } => Some((*endpoint, impairment.clone())),
+            _ => None,
+        };
         match self.request(command).await {
             Outcome::Ok(ReplyData::Endpoint(info)) => {
                 self.0.dispatch.dispatch(Action::Created(info.clone()));
                 Some(ReplyData::Endpoint(info))
             }
-            Outcome::Ok(data) => Some(data),
+            Outcome::Ok(data) => {
+                if let Some((endpoint, impairment)) = impaired {
+                    self.0
+                        .dispatch
+                        .dispatch(Action::Impaired(endpoint, impairment));
+                }
+                Some(data)
+            }
             Outcome::Error(error) => {
                 self.0.dispatch.dispatch(Action::Failed {
                     title: title.to_string(),
