@@ -1365,6 +1365,28 @@ async fn names_are_unique_and_count_from_the_last_reset() {
     for _ in 0..2 {
         browser.preset("thanks").await;
         browser.wait_text(".conv-title", "TCP client #2").await;
+        // The New form's client aims at the lab's server; the server form keeps its own port.
+        browser
+            .click(".new-endpoint .tabs button:nth-child(3)")
+            .await;
+        let aimed = browser
+            .client
+            .execute(
+                "return document.querySelector('#new-to_port').value",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(aimed, json!("8080"));
+        browser
+            .click(".new-endpoint .tabs button:nth-child(1)")
+            .await;
+        let own = browser
+            .client
+            .execute("return document.querySelector('#new-port').value", vec![])
+            .await
+            .unwrap();
+        assert_eq!(own, json!("12000"));
         browser.type_into("#composer-input", "hi\u{E007}").await;
         browser
             .wait_text(".msg.received .text", "Thanks for connecting")
@@ -1461,6 +1483,31 @@ async fn lecture_mode_fits_a_1024_by_768_projector() {
             }
         }
     }
+    // The Labs menu fits the screen (it scrolls inside), and the state machine draws its
+    // transitions, not only its boxes.
+    browser.click(".labs summary").await;
+    let menu_bottom = browser
+        .client
+        .execute(
+            "return document.querySelector('.labs-menu').getBoundingClientRect().bottom - innerHeight",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        number(menu_bottom.clone()) <= 0.0,
+        "the Labs menu runs {menu_bottom} px off the screen"
+    );
+    browser.click(".labs summary").await;
+    let steps = browser
+        .client
+        .execute(
+            "return document.querySelectorAll('.tcp-machine .step').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(steps, json!(14), "the transitions of RFC 793's diagram");
     // At 1024x768 in lecture mode: one view fills the screen, diagrams at projector size.
     browser.click("#lecture").await;
     browser.click("#focus-conversation").await;
