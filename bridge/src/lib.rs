@@ -14,8 +14,10 @@
 //! - `files/`: the data directory, uploads, file transfers and message logs;
 //! - `core/`: what runs now (the registry), lifelines, the event log, simulated trouble;
 //! - leaves: `config`, `security` (token, address policy), `explain` (OS errors in plain
-//!   words), `crypto`, `fetch`, `compare`, `python` (the Python mirror of each endpoint).
+//!   words), `crypto`, `fetch`, `compare`, `python` (the Python mirror of each endpoint);
+//! - `checks/`: `bridge check`, a lab's scenario played against a student's program.
 
+pub mod checks;
 mod commands;
 mod compare;
 mod config;

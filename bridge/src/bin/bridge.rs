@@ -36,6 +36,35 @@ enum Sub {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
+    /// Check a student's program against a lab's handout: `bridge check
+    /// kurose-uppercase-server --program TCPServer.py`, or `--target 127.0.0.1:12000` for a
+    /// server running elsewhere. `bridge check --list` names the labs; docs/checks.md tells
+    /// how to write one.
+    Check {
+        /// The lab (see --list), or a scenario file (.toml).
+        lab: Option<String>,
+        /// A server that is running already, as HOST:PORT.
+        #[arg(long, value_name = "HOST:PORT")]
+        target: Option<String>,
+        /// The student's program: the checker runs it with python3, in its own folder.
+        #[arg(long, value_name = "FILE")]
+        program: Option<std::path::PathBuf>,
+        /// Another port than the handout's (pass it to the program too, after --).
+        #[arg(long)]
+        port: Option<u16>,
+        /// A folder of the course's own checks (*.toml), next to the built-in ones.
+        #[arg(long, value_name = "DIR")]
+        course: Option<std::path::PathBuf>,
+        /// Write the result as Gradescope's results.json here.
+        #[arg(long, value_name = "FILE")]
+        json: Option<std::path::PathBuf>,
+        /// List the checks.
+        #[arg(long)]
+        list: bool,
+        /// The program's arguments.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -126,6 +155,44 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("bridge trace: cannot start the async runtime: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(Sub::Check {
+        lab,
+        target,
+        program,
+        port,
+        course,
+        json,
+        list,
+        args,
+    }) = cli.command
+    {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build();
+        return match runtime {
+            Ok(runtime) => {
+                let code = runtime.block_on(bridge::checks::check_cmd::run(
+                    bridge::checks::check_cmd::CheckArgs {
+                        lab,
+                        target,
+                        program,
+                        args,
+                        port,
+                        course,
+                        json,
+                        list,
+                        python: None,
+                    },
+                ));
+                ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(1))
+            }
+            Err(e) => {
+                eprintln!("bridge check: cannot start the async runtime: {e}");
                 ExitCode::FAILURE
             }
         };

@@ -1,0 +1,224 @@
+//! `bridge check LAB --target HOST:PORT` or `bridge check LAB --program server.py`: runs a
+//! lab's check against a server someone started, or starts the student's program itself
+//! (`python3 -u FILE ARGS` in the file's folder, in its own process group), waits until it
+//! listens on the lab's port (read from the kernel's socket tables, so that no probe
+//! connection counts as a client), runs the scenario, stops the program and prints the table.
+//! Exit status: 0 all steps passed, 1 a step failed, 2 the check could not run.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+
+use super::report::Report;
+use super::run::{self, Output, Printed};
+use super::scenario::{Check, Transport};
+
+/// How long a started program has to start listening.
+const START_WAIT: Duration = Duration::from_secs(10);
+
+/// What `bridge check` was asked.
+#[derive(Debug, Default)]
+pub struct CheckArgs {
+    /// The lab's name, or a scenario file (`.toml`); none with `list`.
+    pub lab: Option<String>,
+    /// A server already running.
+    pub target: Option<String>,
+    /// The student's program, to run.
+    pub program: Option<PathBuf>,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Another port than the handout's (the program must then be told it, in `args`).
+    pub port: Option<u16>,
+    /// A course's own scenarios.
+    pub course: Option<PathBuf>,
+    /// Where to write Gradescope's `results.json`.
+    pub json: Option<PathBuf>,
+    /// List the checks instead.
+    pub list: bool,
+    pub python: Option<String>,
+}
+
+/// Runs the command; returns the exit status.
+pub async fn run(args: CheckArgs) -> i32 {
+    match check(args).await {
+        Ok(code) => code,
+        Err(why) => {
+            eprintln!("bridge check: {why}");
+            2
+        }
+    }
+}
+
+async fn check(args: CheckArgs) -> Result<i32, String> {
+    if args.list {
+        for check in super::all(args.course.as_deref())? {
+            println!("{:<32} {}", check.lab, check.title);
+        }
+        return Ok(0);
+    }
+    let lab = args
+        .lab
+        .as_deref()
+        .ok_or("name a lab (bridge check --list shows them) or a scenario file")?;
+    let check = super::find(lab, args.course.as_deref())?;
+    let (steps, subject) = match (&args.target, &args.program) {
+        (Some(target), None) => {
+            let addr = resolve(target).await?;
+            (run::run(&check, addr, None).await, target.clone())
+        }
+        (None, Some(program)) => {
+            let port = args.port.unwrap_or(check.port);
+            let output: Output = Arc::new(Printed::default());
+            let mut child = start(&args, program, &check, port, &output).await?;
+            let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+            let steps = run::run(&check, addr, Some(&output)).await;
+            stop(&mut child).await;
+            (steps, format!("python3 {}", program.display()))
+        }
+        _ => return Err("give exactly one of --target HOST:PORT and --program FILE".into()),
+    };
+    let report = Report {
+        check: &check,
+        subject,
+        steps,
+    };
+    print!("{}", report.text());
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report.gradescope()).unwrap_or_default();
+        std::fs::write(path, json).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(if report.passed() { 0 } else { 1 })
+}
+
+/// `HOST:PORT`, resolved.
+async fn resolve(target: &str) -> Result<SocketAddr, String> {
+    let mut addrs = tokio::net::lookup_host(target).await.map_err(|e| {
+        format!("'{target}' is not an address with a port, such as 127.0.0.1:12000: {e}")
+    })?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("'{target}' resolves to no address"))
+}
+
+/// Starts the program and waits until it listens on `port`.
+async fn start(
+    args: &CheckArgs,
+    program: &std::path::Path,
+    check: &Check,
+    port: u16,
+    output: &Output,
+) -> Result<tokio::process::Child, String> {
+    let tcp = check.transport == Transport::Tcp;
+    if listening(port, tcp) {
+        return Err(format!(
+            "something listens on port {port} already: stop it first (ss -lntup 'sport = :{port}' shows what)"
+        ));
+    }
+    if !program.is_file() {
+        return Err(format!("{}: no such program", program.display()));
+    }
+    let dir = program
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let file = program.file_name().unwrap_or_default();
+    let python = args.python.as_deref().unwrap_or("python3");
+    let mut child = tokio::process::Command::new(python)
+        .arg("-u")
+        .arg(file)
+        .args(&args.args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run {python}: {e}"))?;
+    for pipe in [
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let output = output.clone();
+        tokio::spawn(async move {
+            let mut pipe = pipe;
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+                output.push(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        });
+    }
+    let deadline = tokio::time::Instant::now() + START_WAIT;
+    loop {
+        if listening(port, tcp) {
+            return Ok(child);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "{} ended ({status}) before it listened on port {port}. It printed:\n{}",
+                program.display(),
+                output.text()
+            ));
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!(
+                "{} did not listen on port {port} within {} s (does it use the handout's port, or the one given with --port?)",
+                program.display(),
+                START_WAIT.as_secs()
+            ));
+        }
+        // The kernel's tables are read again shortly: there is nothing to wait on for a
+        // socket another process binds.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Stops the program and everything it started: SIGTERM, then SIGKILL after a second.
+async fn stop(child: &mut tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        // SAFETY: kill() with a process group id only sends a signal.
+        unsafe { libc::kill(-(pid as i32), libc::SIGTERM) };
+        if tokio::time::timeout(Duration::from_secs(1), child.wait())
+            .await
+            .is_err()
+        {
+            unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+            let _ = child.wait().await;
+        }
+    }
+}
+
+/// Whether some socket on this machine listens on `port` (TCP) or is bound to it (UDP), from
+/// the kernel's tables (`/proc/net/tcp`, `tcp6`, `udp`, `udp6`).
+fn listening(port: u16, tcp: bool) -> bool {
+    let (files, state) = if tcp {
+        (["/proc/net/tcp", "/proc/net/tcp6"], "0A")
+    } else {
+        (["/proc/net/udp", "/proc/net/udp6"], "07")
+    };
+    let wanted = format!(":{port:04X}");
+    files.iter().any(|file| {
+        std::fs::read_to_string(file).is_ok_and(|table| {
+            table.lines().skip(1).any(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                fields.len() > 3 && fields[1].ends_with(&wanted) && fields[3] == state
+            })
+        })
+    })
+}
