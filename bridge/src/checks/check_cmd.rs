@@ -170,10 +170,16 @@ async fn start(
             return Ok(child);
         }
         if let Ok(Some(status)) = child.try_wait() {
+            let printed = output.text();
+            // The usual reason when a check runs again at once.
+            let hint = if printed.contains("Address already in use") {
+                format!("\nPort {port} is still held by the last run's connections (TIME_WAIT, about a minute): wait, or let the server set SO_REUSEADDR before bind().")
+            } else {
+                String::new()
+            };
             return Err(format!(
-                "{} ended ({status}) before it listened on port {port}. It printed:\n{}",
+                "{} ended ({status}) before it listened on port {port}. It printed:\n{printed}{hint}",
                 program.display(),
-                output.text()
             ));
         }
         if tokio::time::Instant::now() > deadline {
