@@ -65,6 +65,27 @@ async fn the_handouts_servers_pass_their_checks() {
         ("elen-exit-server", programs("elen_echo_server.py"), false),
         ("elen-echo-server", programs("elen_echo_server.py"), false),
         ("thanks-server", programs("antony_server.py"), false),
+        (
+            "goldsmiths-log-server",
+            programs("goldsmiths_log_server.py"),
+            false,
+        ),
+        (
+            "goldsmiths-file-server",
+            programs("goldsmiths_log_server.py"),
+            false,
+        ),
+        (
+            "goldsmiths-empty-file-server",
+            programs("goldsmiths_log_server.py"),
+            false,
+        ),
+        (
+            "kurose-uppercase-client",
+            programs("kurose_tcp_client.py"),
+            false,
+        ),
+        ("elen-udp-echo-client", programs("elen_udp_client.py"), true),
         ("elen-udp-echo-server", programs("elen_udp_server.py"), true),
         (
             "goldsmiths-ack-server",
@@ -82,9 +103,11 @@ async fn the_handouts_servers_pass_their_checks() {
             false,
         ),
     ] {
-        let (code, report) = check_program(lab, program, udp, &[]).await;
+        let (code, report) = check_program(lab, program.clone(), udp, &[]).await;
         assert_eq!(code, 0, "{lab}:\n{report}");
         assert!(report.contains("PASSED"), "{report}");
+        // The program ran in a folder of its own: nothing it wrote lands beside it.
+        assert!(!program.with_file_name("received_file.txt").exists());
     }
 }
 
@@ -126,6 +149,20 @@ async fn typical_mistakes_fail_at_the_right_step_in_plain_words() {
             false,
             "FAIL  6. second gets a reply containing",
             "not served while the first stayed connected: serve each client in its own thread",
+        ),
+        (
+            "goldsmiths-log-server",
+            "goldsmiths_log_at_exit.py",
+            false,
+            "FAIL  4. the program's file received_file.txt contains \"a line for the log\"",
+            "does not contain \"a line for the log\" (it has 0 bytes)",
+        ),
+        (
+            "kurose-uppercase-client",
+            "kurose_client_no_print.py",
+            false,
+            "FAIL  5. the program prints \"HELLO WORLD\"",
+            "the program did not print \"HELLO WORLD\"",
         ),
         (
             "elen-udp-echo-server",

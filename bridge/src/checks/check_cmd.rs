@@ -14,8 +14,8 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
 use super::report::Report;
-use super::run::{self, Output, Printed};
-use super::scenario::{Check, Transport};
+use super::run::{self, Context, Listen, Output, Printed};
+use super::scenario::{Check, Role, Transport};
 
 /// How long a started program has to start listening.
 const START_WAIT: Duration = Duration::from_secs(10);
@@ -66,17 +66,49 @@ async fn check(args: CheckArgs) -> Result<i32, String> {
         .ok_or("name a lab (bridge check --list shows them) or a scenario file")?;
     let check = super::find(lab, args.course.as_deref())?;
     let (steps, subject) = match (&args.target, &args.program) {
+        (Some(_), None) if check.program == Role::Client => {
+            return Err(format!(
+                "{} checks a client program: the checker is its server and runs it, so give --program FILE",
+                check.lab
+            ))
+        }
         (Some(target), None) => {
             let addr = resolve(target).await?;
-            (run::run(&check, addr, None).await, target.clone())
+            let steps = run::run(&check, addr, &mut Context::default()).await;
+            (steps, target.clone())
         }
         (None, Some(program)) => {
             let port = args.port.unwrap_or(check.port);
-            let output: Output = Arc::new(Printed::default());
-            let mut child = start(&args, program, &check, port, &output).await?;
             let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-            let steps = run::run(&check, addr, Some(&output)).await;
+            let output: Output = Arc::new(Printed::default());
+            // A client program finds its server listening when it starts.
+            let listen = match (check.program, check.transport) {
+                (Role::Server, _) => None,
+                (Role::Client, Transport::Tcp) => Some(Listen::Tcp(
+                    tokio::net::TcpListener::bind(addr)
+                        .await
+                        .map_err(|e| format!("cannot listen on {addr} as the program's server: {e}"))?,
+                )),
+                (Role::Client, Transport::Udp) => Some(Listen::Udp(Arc::new(
+                    tokio::net::UdpSocket::bind(addr)
+                        .await
+                        .map_err(|e| format!("cannot bind {addr} as the program's server: {e}"))?,
+                ))),
+            };
+            // The program runs in a fresh folder of its own, with a copy of itself: what it
+            // writes is checked there, and nothing of one run is seen by the next.
+            let dir = Workdir::new(program)?;
+            let mut child = start(&args, &dir.program, &check, port, &output).await?;
+            let mut ctx = Context {
+                output: Some(output),
+                stdin: child.stdin.take(),
+                listen,
+                dir: Some(dir.path.clone()),
+            };
+            let steps = run::run(&check, addr, &mut ctx).await;
+            drop(ctx);
             stop(&mut child).await;
+            drop(dir);
             (steps, format!("python3 {}", program.display()))
         }
         _ => return Err("give exactly one of --target HOST:PORT and --program FILE".into()),
@@ -113,7 +145,8 @@ async fn start(
     output: &Output,
 ) -> Result<tokio::process::Child, String> {
     let tcp = check.transport == Transport::Tcp;
-    if listening(port, tcp) {
+    let server = check.program == Role::Server;
+    if server && listening(port, tcp) {
         return Err(format!(
             "something listens on port {port} already: stop it first (ss -lntup 'sport = :{port}' shows what)"
         ));
@@ -132,7 +165,7 @@ async fn start(
         .arg(file)
         .args(&args.args)
         .current_dir(dir)
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -164,6 +197,10 @@ async fn start(
             }
         });
     }
+    if !server {
+        // A client connects when it is ready: its check's accept step waits for it.
+        return Ok(child);
+    }
     let deadline = tokio::time::Instant::now() + START_WAIT;
     loop {
         if listening(port, tcp) {
@@ -192,6 +229,42 @@ async fn start(
         // The kernel's tables are read again shortly: there is nothing to wait on for a
         // socket another process binds.
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A temporary working folder (0700) holding a copy of the program; removed when dropped.
+struct Workdir {
+    path: PathBuf,
+    program: PathBuf,
+}
+
+impl Workdir {
+    fn new(program: &std::path::Path) -> Result<Workdir, String> {
+        use std::os::unix::fs::DirBuilderExt;
+        if !program.is_file() {
+            return Err(format!("{}: no such program", program.display()));
+        }
+        let mut nonce = [0u8; 8];
+        getrandom::fill(&mut nonce).map_err(|e| format!("no randomness: {e}"))?;
+        let path = std::env::temp_dir().join(format!("bridge-check-{}", hex::encode(nonce)));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .map_err(|e| format!("cannot make a working folder: {e}"))?;
+        let name = program.file_name().unwrap_or_default();
+        let copy = path.join(name);
+        std::fs::copy(program, &copy)
+            .map_err(|e| format!("cannot copy {}: {e}", program.display()))?;
+        Ok(Workdir {
+            path,
+            program: copy,
+        })
+    }
+}
+
+impl Drop for Workdir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
     }
 }
 

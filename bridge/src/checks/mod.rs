@@ -19,6 +19,10 @@ const BUILTIN: &[(&str, &str)] = &[
         "kurose-uppercase-server",
         include_str!("builtin/kurose-uppercase-server.toml"),
     ),
+    (
+        "kurose-uppercase-client",
+        include_str!("builtin/kurose-uppercase-client.toml"),
+    ),
     ("thanks-server", include_str!("builtin/thanks-server.toml")),
     (
         "elen-print-server",
@@ -37,8 +41,24 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("builtin/elen-udp-echo-server.toml"),
     ),
     (
+        "elen-udp-echo-client",
+        include_str!("builtin/elen-udp-echo-client.toml"),
+    ),
+    (
         "goldsmiths-ack-server",
         include_str!("builtin/goldsmiths-ack-server.toml"),
+    ),
+    (
+        "goldsmiths-log-server",
+        include_str!("builtin/goldsmiths-log-server.toml"),
+    ),
+    (
+        "goldsmiths-file-server",
+        include_str!("builtin/goldsmiths-file-server.toml"),
+    ),
+    (
+        "goldsmiths-empty-file-server",
+        include_str!("builtin/goldsmiths-empty-file-server.toml"),
     ),
     (
         "goldsmiths-concurrent-server",

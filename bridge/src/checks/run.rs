@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::Instant;
 
-use super::scenario::{Check, Step, Transport};
+use super::scenario::{Check, Role, Step, Transport};
 use crate::explain::{explain, Op, Proto};
 
 /// What the program has printed so far (stdout and stderr), when the checker runs it: kept up
@@ -50,6 +50,23 @@ impl Printed {
 
 pub type Output = Arc<Printed>;
 
+/// The checker's listening socket, for a client program.
+pub enum Listen {
+    Tcp(tokio::net::TcpListener),
+    Udp(Arc<UdpSocket>),
+}
+
+/// What a run has besides the target: the program's output and standard input (when the
+/// checker runs it) and, for a client program, the socket it connects to.
+#[derive(Default)]
+pub struct Context {
+    pub output: Option<Output>,
+    pub stdin: Option<tokio::process::ChildStdin>,
+    pub listen: Option<Listen>,
+    /// The program's working folder, where `expect_file` looks.
+    pub dir: Option<std::path::PathBuf>,
+}
+
 /// How one step went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -75,9 +92,16 @@ enum Client {
         buf: Vec<u8>,
         closed: bool,
         last_sent: String,
+        /// Everything this client sent, hashed, for `expect_file`'s `same_as_sent`.
+        sent: sha2::Sha256,
+        sent_len: u64,
     },
     Udp {
-        socket: UdpSocket,
+        socket: Arc<UdpSocket>,
+        /// Where this client's datagrams go, and whose it takes.
+        peer: SocketAddr,
+        /// A datagram that arrived before its `expect` (the one an `accept` waited for).
+        pending: Option<Vec<u8>>,
         last_sent: String,
     },
 }
@@ -91,9 +115,26 @@ pub fn quote(text: &str) -> String {
     format!("{shown:?}")
 }
 
-fn describe(step: &Step) -> String {
+fn describe(step: &Step, role: Role) -> String {
+    // A client program is the one that talks first: its steps read from its side.
+    if role == Role::Client {
+        match step {
+            Step::Expect { text: Some(t), .. } => return format!("the program sends {}", quote(t)),
+            Step::Expect {
+                contains: Some(c), ..
+            } => return format!("the program sends something containing {}", quote(c)),
+            Step::Send { text: Some(t), .. } => return format!("the checker replies {}", quote(t)),
+            Step::ExpectClose { .. } => return "the program closes its connection".into(),
+            Step::ExpectOpen { for_ms, .. } => {
+                return format!("the program keeps its connection open for {for_ms} ms")
+            }
+            _ => {}
+        }
+    }
     match step {
         Step::Connect { client } => format!("connect client {client}"),
+        Step::Accept { client, .. } => format!("the program connects (called {client} here)"),
+        Step::Type { text } => format!("type {} into the program", quote(text)),
         Step::Send {
             client,
             text,
@@ -129,6 +170,21 @@ fn describe(step: &Step) -> String {
         }
         Step::ExpectOutput { contains, .. } => format!("the program prints {}", quote(contains)),
         Step::Close { client } => format!("close client {client}"),
+        Step::Shutdown { client } => {
+            format!("client {client} stops sending (shutdown: the end of the data)")
+        }
+        Step::ExpectFile {
+            file,
+            contains,
+            same_as_sent,
+            ..
+        } => match (contains, same_as_sent) {
+            (Some(c), _) => format!("the program's file {file} contains {}", quote(c)),
+            (None, Some(client)) => {
+                format!("the program's file {file} holds exactly what {client} sent")
+            }
+            (None, None) => String::new(),
+        },
         Step::Abort { client } => {
             format!("client {client} is killed (its kernel resets the connection)")
         }
@@ -138,7 +194,9 @@ fn describe(step: &Step) -> String {
 
 /// Runs `check` against the server at `target`. `output` is what the program prints, when
 /// the checker runs it (for `expect_output`, and to say what a crashed server said last).
-pub async fn run(check: &Check, target: SocketAddr, output: Option<&Output>) -> Vec<StepResult> {
+pub async fn run(check: &Check, target: SocketAddr, ctx: &mut Context) -> Vec<StepResult> {
+    let output = ctx.output.clone();
+    let output = output.as_ref();
     let mut steps: Vec<(Step, bool)> = check.steps.iter().map(|s| (s.clone(), false)).collect();
     if check.robustness {
         for step in robustness(check) {
@@ -152,7 +210,7 @@ pub async fn run(check: &Check, target: SocketAddr, output: Option<&Output>) -> 
     let mut results = Vec::new();
     let mut failed = false;
     for (step, lenient) in &steps {
-        let what = describe(step);
+        let what = describe(step, check.program);
         if failed {
             results.push(StepResult {
                 what,
@@ -160,7 +218,7 @@ pub async fn run(check: &Check, target: SocketAddr, output: Option<&Output>) -> 
             });
             continue;
         }
-        let mut verdict = one(check, step, target, output, &mut clients).await;
+        let mut verdict = one(check, step, target, ctx, &mut clients).await;
         // The unkind clients' own sends may fail (the server closed on them): only what the
         // server does next counts.
         if *lenient && matches!(verdict, Verdict::Failed(_)) {
@@ -245,11 +303,87 @@ async fn one(
     check: &Check,
     step: &Step,
     target: SocketAddr,
-    output: Option<&Output>,
+    ctx: &mut Context,
     clients: &mut HashMap<String, Client>,
 ) -> Verdict {
     let timeout = |ms: &Option<u64>| Duration::from_millis(ms.unwrap_or(check.timeout_ms));
+    let output = ctx.output.clone();
+    let output = output.as_ref();
     match step {
+        Step::Accept { client, timeout_ms } => {
+            let wait = timeout(timeout_ms);
+            let waited = format!(
+                "the program did not connect to {target} within {} ms (does it use the handout's address and port?)",
+                wait.as_millis()
+            );
+            match &ctx.listen {
+                Some(Listen::Tcp(listener)) => {
+                    match tokio::time::timeout(wait, listener.accept()).await {
+                        Ok(Ok((stream, _))) => {
+                            let _ = stream.set_nodelay(true);
+                            clients.insert(
+                                client.clone(),
+                                Client::Tcp {
+                                    stream,
+                                    buf: Vec::new(),
+                                    closed: false,
+                                    last_sent: String::new(),
+                                    sent: Default::default(),
+                                    sent_len: 0,
+                                },
+                            );
+                            Verdict::Passed
+                        }
+                        Ok(Err(e)) => Verdict::Failed(format!("accept() failed: {e}")),
+                        Err(_) => Verdict::Failed(waited),
+                    }
+                }
+                Some(Listen::Udp(socket)) => {
+                    let mut datagram = vec![0u8; 65536];
+                    match tokio::time::timeout(wait, socket.recv_from(&mut datagram)).await {
+                        Ok(Ok((n, peer))) => {
+                            datagram.truncate(n);
+                            clients.insert(
+                                client.clone(),
+                                Client::Udp {
+                                    socket: socket.clone(),
+                                    peer,
+                                    pending: Some(datagram),
+                                    last_sent: String::new(),
+                                },
+                            );
+                            Verdict::Passed
+                        }
+                        Ok(Err(e)) => Verdict::Failed(format!("recvfrom() failed: {e}")),
+                        Err(_) => Verdict::Failed(format!(
+                            "no datagram from the program reached {target} within {} ms",
+                            wait.as_millis()
+                        )),
+                    }
+                }
+                None => Verdict::Skipped(
+                    "skipped: a client program is checked only when the checker runs it (--program)".into(),
+                ),
+            }
+        }
+        Step::Type { text } => match &mut ctx.stdin {
+            Some(stdin) => {
+                let line = format!("{text}\n");
+                match stdin.write_all(line.as_bytes()).await {
+                    Ok(()) => {
+                        let _ = stdin.flush().await;
+                        Verdict::Passed
+                    }
+                    Err(_) => Verdict::Failed(
+                        "the program no longer reads its input: it ended, or closed its standard input".into(),
+                    ),
+                }
+            }
+            None => Verdict::Skipped(
+                "skipped: typing into a program works only when the checker runs it (--program)"
+                    .into(),
+            ),
+        },
         Step::Connect { client } => match check.transport {
             Transport::Tcp => {
                 let connect = TcpStream::connect(target);
@@ -263,6 +397,8 @@ async fn one(
                                 buf: Vec::new(),
                                 closed: false,
                                 last_sent: String::new(),
+                                sent: Default::default(),
+                                sent_len: 0,
                             },
                         );
                         Verdict::Passed
@@ -292,7 +428,9 @@ async fn one(
                         clients.insert(
                             client.clone(),
                             Client::Udp {
-                                socket,
+                                socket: Arc::new(socket),
+                                peer: target,
+                                pending: None,
                                 last_sent: String::new(),
                             },
                         );
@@ -318,9 +456,16 @@ async fn one(
                 .unwrap_or_else(|| format!("{} bytes", data.len()));
             match clients.get_mut(client) {
                 Some(Client::Tcp {
-                    stream, last_sent, ..
+                    stream,
+                    last_sent,
+                    sent,
+                    sent_len,
+                    ..
                 }) => {
+                    use sha2::Digest as _;
                     *last_sent = shown;
+                    sent.update(&data);
+                    *sent_len += data.len() as u64;
                     let (first, second) = match pause_ms {
                         Some(_) => data.split_at(data.len() / 2),
                         None => (&data[..], &[][..]),
@@ -338,9 +483,14 @@ async fn one(
                         )),
                     }
                 }
-                Some(Client::Udp { socket, last_sent }) => {
+                Some(Client::Udp {
+                    socket,
+                    peer,
+                    last_sent,
+                    ..
+                }) => {
                     *last_sent = shown;
-                    match socket.send_to(&data, target).await {
+                    match socket.send_to(&data, *peer).await {
                         Ok(_) => Verdict::Passed,
                         Err(e) => Verdict::Failed(format!(
                             "sendto() failed: {}",
@@ -370,6 +520,7 @@ async fn one(
                     buf,
                     closed,
                     last_sent,
+                    ..
                 }) => {
                     let done = |buf: &[u8]| {
                         if whole {
@@ -396,15 +547,27 @@ async fn one(
                     }
                     (got, last_sent.clone(), how)
                 }
-                Some(Client::Udp { socket, last_sent }) => {
+                Some(Client::Udp {
+                    socket,
+                    peer,
+                    pending,
+                    last_sent,
+                }) => {
                     let mut datagram = vec![0u8; 65536];
-                    match tokio::time::timeout(wait, socket.recv_from(&mut datagram)).await {
+                    let received = match pending.take() {
+                        Some(first) => {
+                            let n = first.len();
+                            datagram[..n].copy_from_slice(&first);
+                            Ok(Ok((n, *peer)))
+                        }
+                        None => tokio::time::timeout(wait, socket.recv_from(&mut datagram)).await,
+                    };
+                    match received {
                         Ok(Ok((n, from))) => {
                             let got = String::from_utf8_lossy(&datagram[..n]).into_owned();
-                            if from.port() != target.port() {
+                            if from.port() != peer.port() {
                                 return Verdict::Failed(format!(
-                                    "the reply came from {from}, not from the server's port {}: reply with the server's own socket",
-                                    target.port()
+                                    "the datagram came from {from}, not from {peer}: reply with the socket the datagram came to",
                                 ));
                             }
                             let matched = if whole {
@@ -429,10 +592,16 @@ async fn one(
                 }
                 None => return Verdict::Failed(format!("client {client} is not open")),
             };
-            let expected = if whole {
-                format!("expected {} back", quote(wanted))
-            } else {
-                format!("expected a reply containing {}", quote(wanted))
+            let expected = match (whole, check.program) {
+                (true, Role::Server) => format!("expected {} back", quote(wanted)),
+                (false, Role::Server) => format!("expected a reply containing {}", quote(wanted)),
+                (true, Role::Client) => format!("expected the program to send {}", quote(wanted)),
+                (false, Role::Client) => {
+                    format!(
+                        "expected the program to send something containing {}",
+                        quote(wanted)
+                    )
+                }
             };
             let sent = if sent.is_empty() {
                 String::new()
@@ -527,7 +696,15 @@ async fn one(
                         ))
                     }
                 }
-                Some(Client::Udp { socket, .. }) => {
+                Some(Client::Udp {
+                    socket, pending, ..
+                }) => {
+                    if let Some(first) = pending.take() {
+                        return Verdict::Failed(format!(
+                            "expected no reply, got {}",
+                            quote(&String::from_utf8_lossy(&first))
+                        ));
+                    }
                     let mut datagram = vec![0u8; 65536];
                     match tokio::time::timeout(wait, socket.recv_from(&mut datagram)).await {
                         Ok(Ok((n, _))) => Verdict::Failed(format!(
@@ -568,6 +745,48 @@ async fn one(
                 }
             }
         }
+        Step::Shutdown { client } => match clients.get_mut(client) {
+            Some(Client::Tcp { stream, .. }) => match stream.shutdown().await {
+                Ok(()) => Verdict::Passed,
+                Err(e) => Verdict::Failed(format!("shutdown() failed: {e}")),
+            },
+            _ => Verdict::Failed(format!("client {client} is not a TCP connection")),
+        },
+        Step::ExpectFile {
+            file,
+            contains,
+            same_as_sent,
+            timeout_ms,
+            why,
+        } => {
+            let Some(dir) = &ctx.dir else {
+                return Verdict::Skipped(
+                    "skipped: the program's files are seen only when the checker runs it (--program)".into(),
+                );
+            };
+            let path = dir.join(file);
+            let wanted = match same_as_sent.as_deref().map(|c| clients.get(c)) {
+                Some(Some(Client::Tcp { sent, sent_len, .. })) => {
+                    use sha2::Digest as _;
+                    Some((hex::encode(sent.clone().finalize()), *sent_len))
+                }
+                Some(_) => return Verdict::Failed("that client is not a TCP connection".into()),
+                None => None,
+            };
+            let why = why.as_deref().map(|w| format!(": {w}")).unwrap_or_default();
+            let deadline = Instant::now() + timeout(timeout_ms);
+            loop {
+                let (ok, state) = file_state(&path, contains.as_deref(), wanted.as_ref()).await;
+                if ok {
+                    return Verdict::Passed;
+                }
+                if Instant::now() >= deadline {
+                    return Verdict::Failed(format!("{file} {state}{why}"));
+                }
+                // The program writes the file at its own pace; it is read again shortly.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
         Step::Close { client } => {
             if let Some(Client::Tcp { mut stream, .. }) = clients.remove(client) {
                 let _ = stream.shutdown().await;
@@ -585,6 +804,60 @@ async fn one(
             Verdict::Passed
         }
     }
+}
+
+/// Whether the file is as wanted, and if not, what it is: "does not exist", "has 0 bytes",
+/// "has 1000 of the 10000000 bytes sent", "has the same size but other bytes".
+async fn file_state(
+    path: &std::path::Path,
+    contains: Option<&str>,
+    wanted: Option<&(String, u64)>,
+) -> (bool, String) {
+    use sha2::Digest as _;
+    let meta = match tokio::fs::symlink_metadata(path).await {
+        Ok(meta) if meta.is_file() => meta,
+        Ok(_) => return (false, "is not a regular file".into()),
+        Err(_) => return (false, "does not exist".into()),
+    };
+    if let Some((hash, len)) = wanted {
+        if meta.len() != *len {
+            return (false, format!("has {} of the {len} bytes sent", meta.len()));
+        }
+        let bytes = tokio::fs::read(path).await.unwrap_or_default();
+        let same = hex::encode(sha2::Sha256::digest(&bytes)) == *hash;
+        return (
+            same,
+            "has as many bytes as were sent, but not the same ones (SHA-256 differs)".into(),
+        );
+    }
+    let Some(contains) = contains else {
+        return (false, String::new());
+    };
+    // Read at most what a check's text can be, and a little: a log, not a disk.
+    let mut text = Vec::new();
+    if let Ok(file) = tokio::fs::File::open(path).await {
+        let _ = file
+            .take(super::scenario::MAX_TEXT as u64 * 4)
+            .read_to_end(&mut text)
+            .await;
+    }
+    let text = String::from_utf8_lossy(&text);
+    if text.contains(contains) {
+        return (true, String::new());
+    }
+    (
+        false,
+        format!(
+            "does not contain {} (it has {} bytes{})",
+            quote(contains),
+            meta.len(),
+            if text.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", quote(&text))
+            }
+        ),
+    )
 }
 
 /// How a read ended.
