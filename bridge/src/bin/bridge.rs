@@ -61,6 +61,15 @@ enum Sub {
         /// List the checks.
         #[arg(long)]
         list: bool,
+        /// Check every submission (*.py) in this folder, for a class.
+        #[arg(long, value_name = "DIR")]
+        programs: Option<std::path::PathBuf>,
+        /// With --programs: write grades.csv and each submission's results.json here.
+        #[arg(long, value_name = "DIR")]
+        report: Option<std::path::PathBuf>,
+        /// With --programs: the most seconds one submission may take (default 60).
+        #[arg(long, value_name = "SECONDS")]
+        timeout: Option<u64>,
         /// The program's arguments.
         #[arg(last = true)]
         args: Vec<String>,
@@ -167,6 +176,9 @@ fn main() -> ExitCode {
         course,
         json,
         list,
+        programs,
+        report,
+        timeout,
         args,
     }) = cli.command
     {
@@ -186,6 +198,9 @@ fn main() -> ExitCode {
                         course,
                         json,
                         list,
+                        programs,
+                        report,
+                        timeout_s: timeout,
                         python: None,
                     },
                 ));

@@ -39,6 +39,13 @@ pub struct CheckArgs {
     pub json: Option<PathBuf>,
     /// List the checks instead.
     pub list: bool,
+    /// Every submission (`*.py`) in this folder, for a class.
+    pub programs: Option<PathBuf>,
+    /// Where a class's grades go: `grades.csv` and one `NAME.json` (Gradescope's
+    /// results.json) per submission.
+    pub report: Option<PathBuf>,
+    /// How long one submission may take, in seconds (a class run).
+    pub timeout_s: Option<u64>,
     pub python: Option<String>,
 }
 
@@ -65,7 +72,14 @@ async fn check(args: CheckArgs) -> Result<i32, String> {
         .as_deref()
         .ok_or("name a lab (bridge check --list shows them) or a scenario file")?;
     let check = super::find(lab, args.course.as_deref())?;
+    if let Some(dir) = &args.programs {
+        return class(&args, &check, dir).await;
+    }
     let (steps, subject) = match (&args.target, &args.program) {
+        (None, Some(program)) => (
+            run_program(&args, &check, program).await?,
+            format!("python3 {}", program.display()),
+        ),
         (Some(_), None) if check.program == Role::Client => {
             return Err(format!(
                 "{} checks a client program: the checker is its server and runs it, so give --program FILE",
@@ -76,40 +90,6 @@ async fn check(args: CheckArgs) -> Result<i32, String> {
             let addr = resolve(target).await?;
             let steps = run::run(&check, addr, &mut Context::default()).await;
             (steps, target.clone())
-        }
-        (None, Some(program)) => {
-            let port = args.port.unwrap_or(check.port);
-            let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-            let output: Output = Arc::new(Printed::default());
-            // A client program finds its server listening when it starts.
-            let listen = match (check.program, check.transport) {
-                (Role::Server, _) => None,
-                (Role::Client, Transport::Tcp) => Some(Listen::Tcp(
-                    tokio::net::TcpListener::bind(addr)
-                        .await
-                        .map_err(|e| format!("cannot listen on {addr} as the program's server: {e}"))?,
-                )),
-                (Role::Client, Transport::Udp) => Some(Listen::Udp(Arc::new(
-                    tokio::net::UdpSocket::bind(addr)
-                        .await
-                        .map_err(|e| format!("cannot bind {addr} as the program's server: {e}"))?,
-                ))),
-            };
-            // The program runs in a fresh folder of its own, with a copy of itself: what it
-            // writes is checked there, and nothing of one run is seen by the next.
-            let dir = Workdir::new(program)?;
-            let mut child = start(&args, &dir.program, &check, port, &output).await?;
-            let mut ctx = Context {
-                output: Some(output),
-                stdin: child.stdin.take(),
-                listen,
-                dir: Some(dir.path.clone()),
-            };
-            let steps = run::run(&check, addr, &mut ctx).await;
-            drop(ctx);
-            stop(&mut child).await;
-            drop(dir);
-            (steps, format!("python3 {}", program.display()))
         }
         _ => return Err("give exactly one of --target HOST:PORT and --program FILE".into()),
     };
@@ -124,6 +104,152 @@ async fn check(args: CheckArgs) -> Result<i32, String> {
         std::fs::write(path, json).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(if report.passed() { 0 } else { 1 })
+}
+
+/// Runs `program` (a copy, in a fresh folder) and the check against it.
+async fn run_program(
+    args: &CheckArgs,
+    check: &Check,
+    program: &std::path::Path,
+) -> Result<Vec<run::StepResult>, String> {
+    let port = args.port.unwrap_or(check.port);
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let output: Output = Arc::new(Printed::default());
+    // A client program finds its server listening when it starts.
+    let listen = match (check.program, check.transport) {
+        (Role::Server, _) => None,
+        (Role::Client, Transport::Tcp) => Some(Listen::Tcp(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} as the program's server: {e}"))?,
+        )),
+        (Role::Client, Transport::Udp) => Some(Listen::Udp(Arc::new(
+            tokio::net::UdpSocket::bind(addr)
+                .await
+                .map_err(|e| format!("cannot bind {addr} as the program's server: {e}"))?,
+        ))),
+    };
+    // The program runs in a fresh folder of its own, with a copy of itself: what it
+    // writes is checked there, and nothing of one run is seen by the next.
+    let dir = Workdir::new(program)?;
+    let mut child = start(args, &dir.program, &check, port, &output).await?;
+    let mut ctx = Context {
+        output: Some(output),
+        stdin: child.stdin.take(),
+        listen,
+        dir: Some(dir.path.clone()),
+        child: Some(child),
+    };
+    let steps = run::run(&check, addr, &mut ctx).await;
+    if let Some(mut child) = ctx.child.take() {
+        drop(ctx);
+        stop(&mut child).await;
+    }
+    drop(dir);
+    Ok(steps)
+}
+
+/// Every submission in `dir`, one after another (each on the lab's port, which the run leaves
+/// free for the next: the checker resets what it saw closed, so no TIME_WAIT stays on it),
+/// each within the timeout; a table, and with `--report` a CSV and each one's results.json.
+async fn class(args: &CheckArgs, check: &Check, dir: &std::path::Path) -> Result<i32, String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("py") && p.is_file())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(format!("{} holds no .py files", dir.display()));
+    }
+    if let Some(report) = &args.report {
+        std::fs::create_dir_all(report)
+            .map_err(|e| format!("cannot create {}: {e}", report.display()))?;
+    }
+    let limit = Duration::from_secs(args.timeout_s.unwrap_or(60));
+    println!(
+        "Check: {} ({}), {} submissions, one after another (each on port {})\n",
+        check.title,
+        check.lab,
+        files.len(),
+        args.port.unwrap_or(check.port)
+    );
+    let mut csv = String::from("student,score,max_score,passed,first_failure\n");
+    let mut all_passed = true;
+    for file in &files {
+        let student = file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("?")
+            .to_string();
+        let steps = match tokio::time::timeout(limit, run_program(args, check, file)).await {
+            Ok(Ok(steps)) => steps,
+            Ok(Err(why)) => vec![run::StepResult {
+                what: "start the program".into(),
+                verdict: run::Verdict::Failed(why),
+            }],
+            Err(_) => vec![run::StepResult {
+                what: "finish within the time for one submission".into(),
+                verdict: run::Verdict::Failed(format!(
+                    "the check did not finish within {} s",
+                    limit.as_secs()
+                )),
+            }],
+        };
+        let report = Report {
+            check,
+            subject: format!("python3 {}", file.display()),
+            steps,
+        };
+        let (passed, counted) = report.score();
+        let first = report
+            .steps
+            .iter()
+            .enumerate()
+            .find_map(|(i, s)| match &s.verdict {
+                run::Verdict::Failed(why) => Some(format!(
+                    "step {} ({}): {}",
+                    i + 1,
+                    s.what,
+                    why.lines().next().unwrap_or("")
+                )),
+                _ => None,
+            })
+            .unwrap_or_default();
+        all_passed &= report.passed();
+        println!(
+            "{student:<24} {passed:>3}/{counted:<3} {}{}",
+            if report.passed() { "passed" } else { "FAILED " },
+            first
+        );
+        csv.push_str(&format!(
+            "{},{passed},{counted},{},{}\n",
+            csv_field(&student),
+            report.passed(),
+            csv_field(&first)
+        ));
+        if let Some(dir) = &args.report {
+            let json = serde_json::to_string_pretty(&report.gradescope()).unwrap_or_default();
+            let path = dir.join(format!("{student}.json"));
+            std::fs::write(&path, json)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+    }
+    if let Some(dir) = &args.report {
+        let path = dir.join("grades.csv");
+        std::fs::write(&path, csv).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        println!("\nGrades: {}", path.display());
+    }
+    Ok(if all_passed { 0 } else { 1 })
+}
+
+/// A CSV field, quoted when it must be (RFC 4180).
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
 }
 
 /// `HOST:PORT`, resolved.

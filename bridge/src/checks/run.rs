@@ -65,6 +65,8 @@ pub struct Context {
     pub listen: Option<Listen>,
     /// The program's working folder, where `expect_file` looks.
     pub dir: Option<std::path::PathBuf>,
+    /// The program, when the checker runs it: a failing step says whether it still runs.
+    pub child: Option<tokio::process::Child>,
 }
 
 /// How one step went.
@@ -226,6 +228,13 @@ pub async fn run(check: &Check, target: SocketAddr, ctx: &mut Context) -> Vec<St
         }
         if let Verdict::Failed(why) = &verdict {
             failed = true;
+            let ended = match ctx.child.as_mut().map(|c| c.try_wait()) {
+                Some(Ok(Some(status))) => {
+                    format!("\nThe program is no longer running: it ended ({status}).")
+                }
+                _ => String::new(),
+            };
+            let why = format!("{why}{ended}");
             let why = match output.map(tail) {
                 Some(last) if !last.is_empty() => {
                     format!("{why}\nThe program's last output:\n{last}")
@@ -235,6 +244,18 @@ pub async fn run(check: &Check, target: SocketAddr, ctx: &mut Context) -> Vec<St
             verdict = Verdict::Failed(why);
         }
         results.push(StepResult { what, verdict });
+    }
+    // What is still open is closed. A program the checker runs is stopped next, so a reset
+    // does no harm there and leaves nothing lingering on the lab's port; a server someone
+    // else runs (`--target`) gets an ordinary close, which cannot break a reply in flight.
+    for (_, client) in clients {
+        if let Client::Tcp { mut stream, .. } = client {
+            if ctx.child.is_some() {
+                reset(&stream);
+            } else {
+                let _ = stream.shutdown().await;
+            }
+        }
     }
     results
 }
@@ -638,8 +659,15 @@ async fn one(
             };
             let before = buf.len();
             match read_until(stream, buf, closed, wait, |_| false).await {
-                Read::Closed => Verdict::Passed,
-                Read::Error(_) => Verdict::Passed,
+                Read::Closed | Read::Error(_) => {
+                    // Seen closed: answer with a reset, so that the server's side of the
+                    // connection does not linger in TIME_WAIT on the lab's port (the next
+                    // submission's server could not bind it without SO_REUSEADDR).
+                    if let Some(Client::Tcp { stream, .. }) = clients.remove(client) {
+                        reset(&stream);
+                    }
+                    Verdict::Passed
+                }
                 _ if buf.len() > before => Verdict::Failed(format!(
                     "expected the server to close the connection, but it sent {} and kept it open",
                     quote(&String::from_utf8_lossy(&buf[before..]))
