@@ -132,7 +132,7 @@ async fn run_program(
     // The program runs in a fresh folder of its own, with a copy of itself: what it
     // writes is checked there, and nothing of one run is seen by the next.
     let dir = Workdir::new(program)?;
-    let mut child = start(args, &dir.program, &check, port, &output).await?;
+    let mut child = start(args, &dir.program, check, port, &output).await?;
     let mut ctx = Context {
         output: Some(output),
         stdin: child.stdin.take(),
@@ -140,7 +140,7 @@ async fn run_program(
         dir: Some(dir.path.clone()),
         child: Some(child),
     };
-    let steps = run::run(&check, addr, &mut ctx).await;
+    let steps = run::run(check, addr, &mut ctx).await;
     if let Some(mut child) = ctx.child.take() {
         drop(ctx);
         stop(&mut child).await;
