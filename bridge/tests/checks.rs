@@ -288,9 +288,9 @@ async fn a_courses_own_checks_are_read_and_bad_ones_explained() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("there is no check called 'no-such-lab'"));
 }
 
-/// A class: every submission in a folder, one after another on the same port (the checker
-/// leaves no TIME_WAIT on it, so even servers without SO_REUSEADDR bind it again), a table, a
-/// CSV and each submission's results.json.
+/// A class: every submission in a folder, several at once in network namespaces, or one after
+/// another on the same port (the checker leaves no TIME_WAIT on it, so even servers without
+/// SO_REUSEADDR bind it again); a table, a CSV and each submission's results.json.
 #[tokio::test]
 async fn a_folder_of_submissions_is_graded() {
     let class = TempDir::new("class");
@@ -301,38 +301,41 @@ async fn a_folder_of_submissions_is_graded() {
     ] {
         std::fs::copy(program, class.0.join(format!("{student}.py"))).unwrap();
     }
-    let report = TempDir::new("class-report");
+    // Several at once where network namespaces are allowed (each on the handout's port in its
+    // own), else one after another; and one after another when asked, on one shared port.
     let port = free_tcp_port().to_string();
-    let out = tokio::process::Command::new(bridge_binary())
-        .args(["check", "goldsmiths-ack-server", "--programs"])
-        .arg(&class.0)
-        .arg("--report")
-        .arg(&report.0)
-        .args(["--port", &port, "--", &port])
-        .output()
-        .await
-        .unwrap();
-    let table = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "one submission fails:\n{table}");
-    assert!(
-        table.contains("3 submissions, one after another"),
-        "{table}"
-    );
-    let csv = std::fs::read_to_string(report.0.join("grades.csv")).unwrap();
-    let rows: Vec<&str> = csv.lines().collect();
-    assert_eq!(rows[0], "student,score,max_score,passed,first_failure");
-    assert!(rows[1].starts_with("alice,17,17,true,"), "{csv}");
-    assert!(rows[2].starts_with("bob,2,17,false,\"step 3"), "{csv}");
-    assert!(
-        rows[2].contains("without the \"\"ACK: \"\" prefix"),
-        "{csv}"
-    );
-    assert!(
-        rows[3].starts_with("carol,17,17,true,"),
-        "the port was free again: {csv}"
-    );
-    let bob: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(report.0.join("bob.json")).unwrap()).unwrap();
-    assert_eq!(bob["score"], 2);
-    assert_eq!(bob["tests"][2]["status"], "failed");
+    for (jobs, mode) in [("4", ""), ("1", "one after another")] {
+        let report = TempDir::new("class-report");
+        let out = tokio::process::Command::new(bridge_binary())
+            .args(["check", "goldsmiths-ack-server", "--programs"])
+            .arg(&class.0)
+            .arg("--report")
+            .arg(&report.0)
+            .args(["--jobs", jobs, "--port", &port, "--", &port])
+            .output()
+            .await
+            .unwrap();
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "one submission fails:\n{table}");
+        assert!(table.contains("3 submissions,"), "{table}");
+        assert!(table.contains(mode), "{table}");
+        let csv = std::fs::read_to_string(report.0.join("grades.csv")).unwrap();
+        let rows: Vec<&str> = csv.lines().collect();
+        assert_eq!(rows[0], "student,score,max_score,passed,first_failure");
+        assert!(rows[1].starts_with("alice,17,17,true,"), "{csv}");
+        assert!(rows[2].starts_with("bob,2,17,false,\"step 3"), "{csv}");
+        assert!(
+            rows[2].contains("without the \"\"ACK: \"\" prefix"),
+            "{csv}"
+        );
+        assert!(
+            rows[3].starts_with("carol,17,17,true,"),
+            "the port was free again: {csv}"
+        );
+        let bob: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(report.0.join("bob.json")).unwrap())
+                .unwrap();
+        assert_eq!(bob["score"], 2);
+        assert_eq!(bob["tests"][2]["status"], "failed");
+    }
 }

@@ -31,6 +31,7 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
         "chat_bench",
         "page_bench",
         "programs_bench",
+        "checks_bench",
     ] {
         let command = [
             "test",

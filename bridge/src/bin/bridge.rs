@@ -70,6 +70,13 @@ enum Sub {
         /// With --programs: the most seconds one submission may take (default 60).
         #[arg(long, value_name = "SECONDS")]
         timeout: Option<u64>,
+        /// With --programs: how many at once (default: twice the cores; more than one needs
+        /// network namespaces: root, or user namespaces).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Run in a network namespace of one's own (what --programs asks of each submission).
+        #[arg(long, hide = true)]
+        isolated: bool,
         /// The program's arguments.
         #[arg(last = true)]
         args: Vec<String>,
@@ -179,9 +186,18 @@ fn main() -> ExitCode {
         programs,
         report,
         timeout,
+        jobs,
+        isolated,
         args,
     }) = cli.command
     {
+        // Before any thread: a user namespace refuses a multithreaded process.
+        if isolated {
+            if let Err(why) = bridge::checks::netns::enter() {
+                eprintln!("bridge check: {why}");
+                return ExitCode::from(3);
+            }
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -201,6 +217,7 @@ fn main() -> ExitCode {
                         programs,
                         report,
                         timeout_s: timeout,
+                        jobs,
                         python: None,
                     },
                 ));

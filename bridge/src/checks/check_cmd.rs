@@ -46,6 +46,8 @@ pub struct CheckArgs {
     pub report: Option<PathBuf>,
     /// How long one submission may take, in seconds (a class run).
     pub timeout_s: Option<u64>,
+    /// How many submissions at once (a class run; several need network namespaces).
+    pub jobs: Option<usize>,
     pub python: Option<String>,
 }
 
@@ -149,9 +151,11 @@ async fn run_program(
     Ok(steps)
 }
 
-/// Every submission in `dir`, one after another (each on the lab's port, which the run leaves
-/// free for the next: the checker resets what it saw closed, so no TIME_WAIT stays on it),
-/// each within the timeout; a table, and with `--report` a CSV and each one's results.json.
+/// Every submission in `dir`, each within the timeout; a table, and with `--report` a CSV and
+/// each one's results.json. Several at once, each in a network namespace of its own (where the
+/// handout's port is free for it), when this machine allows that and `--jobs` is not 1; else
+/// one after another on the lab's port, which each run leaves free for the next (the checker
+/// resets what it saw closed, so no TIME_WAIT stays on it), and the table says so.
 async fn class(args: &CheckArgs, check: &Check, dir: &std::path::Path) -> Result<i32, String> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
@@ -167,69 +171,104 @@ async fn class(args: &CheckArgs, check: &Check, dir: &std::path::Path) -> Result
             .map_err(|e| format!("cannot create {}: {e}", report.display()))?;
     }
     let limit = Duration::from_secs(args.timeout_s.unwrap_or(60));
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get() * 2));
+    let isolated = if jobs > 1 {
+        isolation().await
+    } else {
+        Err("--jobs 1".into())
+    };
+    let how = match &isolated {
+        Ok(()) => format!("{jobs} at a time, each in a network namespace of its own"),
+        Err(why) => format!(
+            "one after another on port {} (several at once needs network namespaces: {why})",
+            args.port.unwrap_or(check.port)
+        ),
+    };
     println!(
-        "Check: {} ({}), {} submissions, one after another (each on port {})\n",
+        "Check: {} ({}), {} submissions, {how}\n",
         check.title,
         check.lab,
-        files.len(),
-        args.port.unwrap_or(check.port)
+        files.len()
     );
+    let results: Vec<serde_json::Value> = if isolated.is_ok() {
+        let gate = Arc::new(tokio::sync::Semaphore::new(jobs));
+        let mut running = Vec::new();
+        for file in &files {
+            let (gate, file) = (gate.clone(), file.clone());
+            let child_args = isolated_args(args, check, &file);
+            running.push(tokio::spawn(async move {
+                let _turn = gate.acquire_owned().await;
+                isolated_run(child_args, &file, limit).await
+            }));
+        }
+        let mut results = Vec::new();
+        for run in running {
+            results.push(
+                run.await
+                    .unwrap_or_else(|e| failed("run the check", &e.to_string())),
+            );
+        }
+        results
+    } else {
+        let mut results = Vec::new();
+        for file in &files {
+            let value = match tokio::time::timeout(limit, run_program(args, check, file)).await {
+                Ok(Ok(steps)) => Report {
+                    check,
+                    subject: format!("python3 {}", file.display()),
+                    steps,
+                }
+                .gradescope(),
+                Ok(Err(why)) => failed("start the program", &why),
+                Err(_) => failed(
+                    "finish within the time for one submission",
+                    &format!("the check did not finish within {} s", limit.as_secs()),
+                ),
+            };
+            results.push(value);
+        }
+        results
+    };
     let mut csv = String::from("student,score,max_score,passed,first_failure\n");
     let mut all_passed = true;
-    for file in &files {
+    for (file, result) in files.iter().zip(&results) {
         let student = file
             .file_stem()
             .and_then(|s| s.to_str())
             .unwrap_or("?")
             .to_string();
-        let steps = match tokio::time::timeout(limit, run_program(args, check, file)).await {
-            Ok(Ok(steps)) => steps,
-            Ok(Err(why)) => vec![run::StepResult {
-                what: "start the program".into(),
-                verdict: run::Verdict::Failed(why),
-            }],
-            Err(_) => vec![run::StepResult {
-                what: "finish within the time for one submission".into(),
-                verdict: run::Verdict::Failed(format!(
-                    "the check did not finish within {} s",
-                    limit.as_secs()
-                )),
-            }],
-        };
-        let report = Report {
-            check,
-            subject: format!("python3 {}", file.display()),
-            steps,
-        };
-        let (passed, counted) = report.score();
-        let first = report
-            .steps
-            .iter()
-            .enumerate()
-            .find_map(|(i, s)| match &s.verdict {
-                run::Verdict::Failed(why) => Some(format!(
-                    "step {} ({}): {}",
-                    i + 1,
-                    s.what,
-                    why.lines().next().unwrap_or("")
-                )),
-                _ => None,
+        let (passed, counted) = (
+            result["score"].as_u64().unwrap_or(0),
+            result["max_score"].as_u64().unwrap_or(0),
+        );
+        let ok = counted > 0 && passed == counted;
+        let first = result["tests"]
+            .as_array()
+            .and_then(|tests| tests.iter().find(|t| t["status"] != "passed"))
+            .map(|t| {
+                let output = t["output"].as_str().unwrap_or("");
+                format!(
+                    "step {}: {}",
+                    t["name"].as_str().unwrap_or(""),
+                    output.lines().next().unwrap_or("")
+                )
             })
             .unwrap_or_default();
-        all_passed &= report.passed();
+        all_passed &= ok;
         println!(
             "{student:<24} {passed:>3}/{counted:<3} {}{}",
-            if report.passed() { "passed" } else { "FAILED " },
+            if ok { "passed" } else { "FAILED " },
             first
         );
         csv.push_str(&format!(
-            "{},{passed},{counted},{},{}\n",
+            "{},{passed},{counted},{ok},{}\n",
             csv_field(&student),
-            report.passed(),
             csv_field(&first)
         ));
         if let Some(dir) = &args.report {
-            let json = serde_json::to_string_pretty(&report.gradescope()).unwrap_or_default();
+            let json = serde_json::to_string_pretty(result).unwrap_or_default();
             let path = dir.join(format!("{student}.json"));
             std::fs::write(&path, json)
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -241,6 +280,124 @@ async fn class(args: &CheckArgs, check: &Check, dir: &std::path::Path) -> Result
         println!("\nGrades: {}", path.display());
     }
     Ok(if all_passed { 0 } else { 1 })
+}
+
+/// A submission that could not be checked, as Gradescope reads it: one failed test.
+fn failed(what: &str, why: &str) -> serde_json::Value {
+    serde_json::json!({
+        "score": 0,
+        "max_score": 1,
+        "tests": [{"name": format!("1. {what}"), "score": 0, "max_score": 1, "status": "failed", "output": why}],
+    })
+}
+
+/// Whether this machine lets a check run in a network namespace of its own (tried once, with a
+/// child that only enters one).
+async fn isolation() -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = tokio::process::Command::new(exe)
+        .args(["check", "--isolated", "--list"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .await
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        let said = String::from_utf8_lossy(&out.stderr);
+        Err(said.trim().trim_start_matches("bridge check: ").to_string())
+    }
+}
+
+/// The command line of one submission's isolated check.
+fn isolated_args(
+    args: &CheckArgs,
+    check: &Check,
+    file: &std::path::Path,
+) -> Vec<std::ffi::OsString> {
+    let mut out: Vec<std::ffi::OsString> = vec!["check".into(), "--isolated".into()];
+    match (&args.lab, &args.course) {
+        (Some(lab), _) if lab.ends_with(".toml") => out.push(lab.into()),
+        _ => out.push(check.lab.clone().into()),
+    }
+    if let Some(course) = &args.course {
+        out.push("--course".into());
+        out.push(course.into());
+    }
+    out.push("--program".into());
+    out.push(file.into());
+    if let Some(port) = args.port {
+        out.push("--port".into());
+        out.push(port.to_string().into());
+    }
+    if !args.args.is_empty() {
+        out.push("--".into());
+        out.extend(args.args.iter().map(Into::into));
+    }
+    out
+}
+
+/// Runs one submission's check in a child in its own network namespace; its results.json.
+async fn isolated_run(
+    mut command: Vec<std::ffi::OsString>,
+    file: &std::path::Path,
+    limit: Duration,
+) -> serde_json::Value {
+    let Ok(exe) = std::env::current_exe() else {
+        return failed("run the check", "the bridge's own program cannot be found");
+    };
+    let out = match tempfile_path() {
+        Ok(path) => path,
+        Err(why) => return failed("run the check", &why),
+    };
+    // `--json FILE` goes before `--` (the program's arguments).
+    let at = command
+        .iter()
+        .position(|a| a == "--")
+        .unwrap_or(command.len());
+    command.insert(at, out.clone().into());
+    command.insert(at, "--json".into());
+    let child = tokio::process::Command::new(exe)
+        .args(&command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn();
+    let Ok(child) = child else {
+        return failed("run the check", "the check's own process did not start");
+    };
+    let value = match tokio::time::timeout(limit, child.wait_with_output()).await {
+        Err(_) => failed(
+            "finish within the time for one submission",
+            &format!(
+                "the check of {} did not finish within {} s",
+                file.display(),
+                limit.as_secs()
+            ),
+        ),
+        Ok(Err(e)) => failed("run the check", &e.to_string()),
+        Ok(Ok(done)) => match std::fs::read_to_string(&out) {
+            Ok(text) => serde_json::from_str(&text)
+                .unwrap_or_else(|e| failed("run the check", &e.to_string())),
+            Err(_) => failed(
+                "start the program",
+                String::from_utf8_lossy(&done.stderr)
+                    .trim()
+                    .trim_start_matches("bridge check: "),
+            ),
+        },
+    };
+    let _ = std::fs::remove_file(&out);
+    value
+}
+
+/// A fresh file name in the temporary folder for a child's results.
+fn tempfile_path() -> Result<PathBuf, String> {
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce).map_err(|e| format!("no randomness: {e}"))?;
+    Ok(std::env::temp_dir().join(format!("bridge-check-{}.json", hex::encode(nonce))))
 }
 
 /// A CSV field, quoted when it must be (RFC 4180).

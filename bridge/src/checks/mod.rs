@@ -4,9 +4,11 @@
 //! folder given with `--course`. `run` plays a scenario against the program with real sockets
 //! and judges each step; `report` turns the verdicts into the terminal's table and a
 //! Gradescope `results.json`; `check_cmd` is `bridge check`, which can also start the
-//! student's program itself.
+//! student's program itself, and check a class's submissions several at once, each in a
+//! network namespace of its own (`netns`).
 
 pub mod check_cmd;
+pub mod netns;
 pub mod report;
 pub mod run;
 pub mod scenario;
