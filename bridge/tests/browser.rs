@@ -1607,7 +1607,12 @@ async fn export_leaves_secrets_out_unless_asked() {
 async fn files_are_current_and_readable_and_copy_answers() {
     let Some(dist) = dist() else { return };
     let _ports = fixed_ports().await;
-    let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
+    let data = TempDir::new("files-tab");
+    let bridge = Bridge::start_with(|c| {
+        c.static_dir = Some(dist);
+        c.data_dir = data.0.clone();
+    })
+    .await;
     let browser = Browser::start().await;
     browser.open_connected(&bridge).await;
     browser.preset("logging").await;

@@ -165,6 +165,13 @@ async fn typical_mistakes_fail_at_the_right_step_in_plain_words() {
             "the program did not print \"HELLO WORLD\"",
         ),
         (
+            "goldsmiths-chat-server",
+            "chat_echoes_sender.py",
+            false,
+            "FAIL  9. a does not get \"hello from a\" back",
+            "the server sent the line back to its sender: broadcast to the others only",
+        ),
+        (
             "elen-udp-echo-server",
             "elen_udp_wrong_sender.py",
             true,

@@ -63,6 +63,10 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("builtin/goldsmiths-empty-file-server.toml"),
     ),
     (
+        "goldsmiths-chat-server",
+        include_str!("builtin/goldsmiths-chat-server.toml"),
+    ),
+    (
         "goldsmiths-concurrent-server",
         include_str!("builtin/goldsmiths-concurrent-server.toml"),
     ),

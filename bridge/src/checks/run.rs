@@ -108,6 +108,21 @@ enum Client {
     },
 }
 
+impl Client {
+    /// A new TCP client (connected or accepted): nothing received or sent yet.
+    fn tcp(stream: TcpStream) -> Client {
+        let _ = stream.set_nodelay(true);
+        Client::Tcp {
+            stream,
+            buf: Vec::new(),
+            closed: false,
+            last_sent: String::new(),
+            sent: Default::default(),
+            sent_len: 0,
+        }
+    }
+}
+
 /// Shows a text the way the report quotes it: in double quotes, cut at 200 characters.
 pub fn quote(text: &str) -> String {
     let mut shown: String = text.chars().take(200).collect();
@@ -163,6 +178,13 @@ fn describe(step: &Step, role: Role) -> String {
             (None, Some(c)) => format!("{client} gets a reply containing {}", quote(c)),
             (None, None) => String::new(),
         },
+        Step::ExpectAny { client, any_of, .. } => {
+            let words: Vec<String> = any_of.iter().map(|w| quote(w)).collect();
+            format!("{client} gets a line with one of {}", words.join(", "))
+        }
+        Step::ExpectNot {
+            client, contains, ..
+        } => format!("{client} does not get {} back", quote(contains)),
         Step::ExpectClose { client, .. } => format!("the server closes {client}'s connection"),
         Step::ExpectOpen { client, for_ms, .. } => {
             format!("the server keeps {client}'s connection open for {for_ms} ms")
@@ -341,17 +363,9 @@ async fn one(
                 Some(Listen::Tcp(listener)) => {
                     match tokio::time::timeout(wait, listener.accept()).await {
                         Ok(Ok((stream, _))) => {
-                            let _ = stream.set_nodelay(true);
                             clients.insert(
                                 client.clone(),
-                                Client::Tcp {
-                                    stream,
-                                    buf: Vec::new(),
-                                    closed: false,
-                                    last_sent: String::new(),
-                                    sent: Default::default(),
-                                    sent_len: 0,
-                                },
+                                Client::tcp(stream),
                             );
                             Verdict::Passed
                         }
@@ -410,17 +424,9 @@ async fn one(
                 let connect = TcpStream::connect(target);
                 match tokio::time::timeout(Duration::from_millis(check.timeout_ms), connect).await {
                     Ok(Ok(stream)) => {
-                        let _ = stream.set_nodelay(true);
                         clients.insert(
                             client.clone(),
-                            Client::Tcp {
-                                stream,
-                                buf: Vec::new(),
-                                closed: false,
-                                last_sent: String::new(),
-                                sent: Default::default(),
-                                sent_len: 0,
-                            },
+                            Client::tcp(stream),
                         );
                         Verdict::Passed
                     }
@@ -641,6 +647,84 @@ async fn one(
                 .map(|h| format!(": {h}"))
                 .unwrap_or_default();
             Verdict::Failed(format!("{sent}{expected}, {got_words}{hint}"))
+        }
+        Step::ExpectAny {
+            client,
+            any_of,
+            timeout_ms,
+            hints,
+        } => {
+            let wait = timeout(timeout_ms);
+            let Some(Client::Tcp {
+                stream,
+                buf,
+                closed,
+                ..
+            }) = clients.get_mut(client)
+            else {
+                return Verdict::Failed(format!("client {client} is not a TCP connection"));
+            };
+            let lower: Vec<String> = any_of.iter().map(|w| w.to_lowercase()).collect();
+            // Where the first of them ends in what arrived, if one is there.
+            let found = |buf: &[u8]| {
+                let text = String::from_utf8_lossy(buf).to_lowercase();
+                lower
+                    .iter()
+                    .filter_map(|w| text.find(w.as_str()).map(|i| i + w.len()))
+                    .min()
+            };
+            read_until(stream, buf, closed, wait, |b| found(b).is_some()).await;
+            if let Some(end) = found(buf) {
+                // The rest of that line is part of it.
+                let end = end.min(buf.len());
+                let end = buf[end..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(end, |i| end + i + 1);
+                buf.drain(..end);
+                return Verdict::Passed;
+            }
+            let got = String::from_utf8_lossy(buf).into_owned();
+            let hint = hints
+                .get(got.trim_end())
+                .map(|h| format!(": {h}"))
+                .unwrap_or_default();
+            let words: Vec<String> = any_of.iter().map(|w| quote(w)).collect();
+            let got = if got.is_empty() {
+                format!("got nothing within {} ms", wait.as_millis())
+            } else {
+                format!("got {}", quote(&got))
+            };
+            Verdict::Failed(format!(
+                "expected a line with one of {}, {got}{hint}",
+                words.join(", ")
+            ))
+        }
+        Step::ExpectNot {
+            client,
+            contains,
+            for_ms,
+            why,
+        } => {
+            let Some(Client::Tcp {
+                stream,
+                buf,
+                closed,
+                ..
+            }) = clients.get_mut(client)
+            else {
+                return Verdict::Failed(format!("client {client} is not a TCP connection"));
+            };
+            let has = |b: &[u8]| String::from_utf8_lossy(b).contains(contains.as_str());
+            read_until(stream, buf, closed, Duration::from_millis(*for_ms), has).await;
+            if has(buf) {
+                return Verdict::Failed(format!(
+                    "got {} back{}",
+                    quote(&String::from_utf8_lossy(buf)),
+                    why.as_deref().map(|w| format!(": {w}")).unwrap_or_default()
+                ));
+            }
+            Verdict::Passed
         }
         Step::ExpectClose {
             client,

@@ -116,6 +116,25 @@ pub enum Step {
         #[serde(default)]
         hints: BTreeMap<String, String>,
     },
+    /// Wait for a reply containing any one of `any_of`, in upper or lower case: for what
+    /// students word their own way ("* bob joined", "Bob has entered the chat").
+    ExpectAny {
+        client: String,
+        any_of: Vec<String>,
+        #[serde(default)]
+        timeout_ms: Option<u64>,
+        #[serde(default)]
+        hints: BTreeMap<String, String>,
+    },
+    /// Nothing containing `contains` reaches this client for `for_ms` (a chat server must not
+    /// send a line back to its sender); anything else may.
+    ExpectNot {
+        client: String,
+        contains: String,
+        for_ms: u64,
+        #[serde(default)]
+        why: Option<String>,
+    },
     /// The program closes this connection (TCP): recv() returns 0 bytes.
     ExpectClose {
         client: String,
@@ -169,19 +188,26 @@ pub enum Step {
 
 impl Step {
     /// The client a step acts on, if any.
-    pub fn client(&self) -> Option<&str> {
+    pub fn client(&self) -> Option<String> {
+        self.clone().client_mut().cloned()
+    }
+
+    /// The same, to change (one list of which step names which client).
+    fn client_mut(&mut self) -> Option<&mut String> {
         match self {
             Step::Connect { client }
             | Step::Accept { client, .. }
             | Step::Send { client, .. }
             | Step::Expect { client, .. }
+            | Step::ExpectAny { client, .. }
+            | Step::ExpectNot { client, .. }
             | Step::ExpectClose { client, .. }
             | Step::ExpectOpen { client, .. }
             | Step::ExpectSilence { client, .. }
             | Step::Close { client }
             | Step::Shutdown { client }
             | Step::Abort { client } => Some(client),
-            Step::ExpectFile { same_as_sent, .. } => same_as_sent.as_deref(),
+            Step::ExpectFile { same_as_sent, .. } => same_as_sent.as_mut(),
             Step::ExpectOutput { .. } | Step::Type { .. } | Step::Wait { .. } => None,
         }
     }
@@ -194,6 +220,8 @@ impl Step {
             Step::Type { .. } => "type",
             Step::Send { .. } => "send",
             Step::Expect { .. } => "expect",
+            Step::ExpectAny { .. } => "expect_any",
+            Step::ExpectNot { .. } => "expect_not",
             Step::ExpectClose { .. } => "expect_close",
             Step::ExpectOpen { .. } => "expect_open",
             Step::ExpectSilence { .. } => "expect_silence",
@@ -209,23 +237,8 @@ impl Step {
     /// The same step for a client of another name (the robustness round's second run).
     pub fn renamed(&self, suffix: &str) -> Step {
         let mut step = self.clone();
-        match &mut step {
-            Step::Connect { client }
-            | Step::Accept { client, .. }
-            | Step::Send { client, .. }
-            | Step::Expect { client, .. }
-            | Step::ExpectClose { client, .. }
-            | Step::ExpectOpen { client, .. }
-            | Step::ExpectSilence { client, .. }
-            | Step::Close { client }
-            | Step::Shutdown { client }
-            | Step::Abort { client } => client.push_str(suffix),
-            Step::ExpectFile { same_as_sent, .. } => {
-                if let Some(client) = same_as_sent {
-                    client.push_str(suffix)
-                }
-            }
-            Step::ExpectOutput { .. } | Step::Type { .. } | Step::Wait { .. } => {}
+        if let Some(client) = step.client_mut() {
+            client.push_str(suffix);
         }
         step
     }
@@ -271,7 +284,7 @@ impl Check {
         if self.timeout_ms == 0 || self.timeout_ms > MAX_WAIT_MS {
             return Err(format!("timeout_ms must be 1 to {MAX_WAIT_MS}"));
         }
-        let mut open: Vec<&str> = Vec::new();
+        let mut open: Vec<String> = Vec::new();
         for (i, step) in self.steps.iter().enumerate() {
             let at = |what: String| format!("step {} ({}): {what}", i + 1, step.name());
             if let Some(client) = step.client() {
@@ -361,6 +374,26 @@ impl Check {
                     return Err(at(
                         "give a plain file name, and either contains or same_as_sent".into(),
                     ));
+                }
+                Step::ExpectAny {
+                    any_of, timeout_ms, ..
+                } => {
+                    if any_of.is_empty()
+                        || any_of.len() > 32
+                        || any_of.iter().any(|t| t.is_empty() || t.len() > 256)
+                    {
+                        return Err(at("any_of lists 1 to 32 texts of 1 to 256 bytes".into()));
+                    }
+                    if timeout_ms.is_some_and(long) {
+                        return Err(at(format!("timeout_ms must be 1 to {MAX_WAIT_MS}")));
+                    }
+                }
+                Step::ExpectNot {
+                    contains, for_ms, ..
+                } if contains.is_empty() || contains.len() > MAX_TEXT || long(*for_ms) => {
+                    return Err(at(format!(
+                        "give contains (1 to {MAX_TEXT} bytes) and for_ms (1 to {MAX_WAIT_MS})"
+                    )));
                 }
                 Step::Type { text } if text.len() > MAX_TEXT => {
                     return Err(at(format!("a typed line is at most {MAX_TEXT} bytes")));
