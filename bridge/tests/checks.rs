@@ -344,5 +344,12 @@ async fn a_folder_of_submissions_is_graded() {
                 .unwrap();
         assert_eq!(bob["score"], 2);
         assert_eq!(bob["tests"][2]["status"], "failed");
+        // What happened, as a recording the page replays: bob's echo is in it.
+        let recording = shared::Recording::parse(
+            &std::fs::read_to_string(report.0.join("bob.recording.json")).unwrap(),
+        )
+        .unwrap();
+        assert!(recording.events.iter().any(|e| matches!(&e.kind,
+            shared::EventKind::Recv { data, .. } if data.preview == "hello")));
     }
 }

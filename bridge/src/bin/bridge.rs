@@ -58,6 +58,9 @@ enum Sub {
         /// Write the result as Gradescope's results.json here.
         #[arg(long, value_name = "FILE")]
         json: Option<std::path::PathBuf>,
+        /// Write what the checker's sockets did here, as a recording the page's Replay opens.
+        #[arg(long, value_name = "FILE")]
+        recording: Option<std::path::PathBuf>,
         /// List the checks.
         #[arg(long)]
         list: bool,
@@ -182,6 +185,7 @@ fn main() -> ExitCode {
         port,
         course,
         json,
+        recording,
         list,
         programs,
         report,
@@ -214,6 +218,7 @@ fn main() -> ExitCode {
                         course,
                         json,
                         list,
+                        recording,
                         programs,
                         report,
                         timeout_s: timeout,

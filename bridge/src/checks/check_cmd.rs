@@ -39,6 +39,8 @@ pub struct CheckArgs {
     pub json: Option<PathBuf>,
     /// List the checks instead.
     pub list: bool,
+    /// Where to write what the checker's sockets did, as a recording the page replays.
+    pub recording: Option<PathBuf>,
     /// Every submission (`*.py`) in this folder, for a class.
     pub programs: Option<PathBuf>,
     /// Where a class's grades go: `grades.csv` and one `NAME.json` (Gradescope's
@@ -79,7 +81,11 @@ async fn check(args: CheckArgs) -> Result<i32, String> {
     }
     let (steps, subject) = match (&args.target, &args.program) {
         (None, Some(program)) => (
-            run_program(&args, &check, program).await?,
+            {
+                let (steps, recording) = run_program(&args, &check, program).await?;
+                save_recording(args.recording.as_deref(), &recording)?;
+                steps
+            },
             format!("python3 {}", program.display()),
         ),
         (Some(_), None) if check.program == Role::Client => {
@@ -90,7 +96,10 @@ async fn check(args: CheckArgs) -> Result<i32, String> {
         }
         (Some(target), None) => {
             let addr = resolve(target).await?;
-            let steps = run::run(&check, addr, &mut Context::default()).await;
+            let mut ctx = Context::default();
+            let began_unix_ms = unix_ms();
+            let steps = run::run(&check, addr, &mut ctx).await;
+            save_recording(args.recording.as_deref(), &ctx.recorder.recording(began_unix_ms))?;
             (steps, target.clone())
         }
         _ => return Err("give exactly one of --target HOST:PORT and --program FILE".into()),
@@ -113,7 +122,7 @@ async fn run_program(
     args: &CheckArgs,
     check: &Check,
     program: &std::path::Path,
-) -> Result<Vec<run::StepResult>, String> {
+) -> Result<(Vec<run::StepResult>, shared::Recording), String> {
     let port = args.port.unwrap_or(check.port);
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let output: Output = Arc::new(Printed::default());
@@ -141,14 +150,17 @@ async fn run_program(
         listen,
         dir: Some(dir.path.clone()),
         child: Some(child),
+        recorder: run::Recorder::default(),
     };
+    let began_unix_ms = unix_ms();
     let steps = run::run(check, addr, &mut ctx).await;
+    let recording = ctx.recorder.recording(began_unix_ms);
     if let Some(mut child) = ctx.child.take() {
         drop(ctx);
         stop(&mut child).await;
     }
     drop(dir);
-    Ok(steps)
+    Ok((steps, recording))
 }
 
 /// Every submission in `dir`, each within the timeout; a table, and with `--report` a CSV and
@@ -215,12 +227,17 @@ async fn class(args: &CheckArgs, check: &Check, dir: &std::path::Path) -> Result
         let mut results = Vec::new();
         for file in &files {
             let value = match tokio::time::timeout(limit, run_program(args, check, file)).await {
-                Ok(Ok(steps)) => Report {
-                    check,
-                    subject: format!("python3 {}", file.display()),
-                    steps,
+                Ok(Ok((steps, recording))) => {
+                    if let Some(dir) = &args.report {
+                        save_recording(Some(&recording_path(dir, file)), &recording)?;
+                    }
+                    Report {
+                        check,
+                        subject: format!("python3 {}", file.display()),
+                        steps,
+                    }
+                    .gradescope()
                 }
-                .gradescope(),
                 Ok(Err(why)) => failed("start the program", &why),
                 Err(_) => failed(
                     "finish within the time for one submission",
@@ -327,6 +344,10 @@ fn isolated_args(
     }
     out.push("--program".into());
     out.push(file.into());
+    if let Some(report) = &args.report {
+        out.push("--recording".into());
+        out.push(recording_path(report, file).into());
+    }
     if let Some(port) = args.port {
         out.push("--port".into());
         out.push(port.to_string().into());
@@ -398,6 +419,34 @@ fn tempfile_path() -> Result<PathBuf, String> {
     let mut nonce = [0u8; 8];
     getrandom::fill(&mut nonce).map_err(|e| format!("no randomness: {e}"))?;
     Ok(std::env::temp_dir().join(format!("bridge-check-{}.json", hex::encode(nonce))))
+}
+
+/// Now, in Unix milliseconds (a recording's `started_unix_ms`).
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Where a class run keeps a submission's recording: `REPORT/STUDENT.recording.json`.
+fn recording_path(report: &std::path::Path, file: &std::path::Path) -> PathBuf {
+    let student = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("submission");
+    report.join(format!("{student}.recording.json"))
+}
+
+/// Writes a run's recording (the page's Replay… opens it), when asked for one.
+fn save_recording(
+    path: Option<&std::path::Path>,
+    recording: &shared::Recording,
+) -> Result<(), String> {
+    let Some(path) = path else {
+        return Ok(());
+    };
+    let text = serde_json::to_string(recording).map_err(|e| e.to_string())?;
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// A CSV field, quoted when it must be (RFC 4180).

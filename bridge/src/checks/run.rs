@@ -50,6 +50,86 @@ impl Printed {
 
 pub type Output = Arc<Printed>;
 
+/// What the checker's own sockets did, as playground events: a run's recording, which the
+/// page's Replay shows like any other (each client an endpoint, each send and recv an event).
+/// Bounded: at most [`Recorder::MAX_EVENTS`] events, each keeping at most 4 KiB of its data.
+#[derive(Clone, Default)]
+pub struct Recorder(Arc<Mutex<Recorded>>);
+
+#[derive(Default)]
+struct Recorded {
+    events: Vec<shared::Event>,
+    began: Option<Instant>,
+    endpoints: u32,
+}
+
+impl Recorder {
+    pub const MAX_EVENTS: usize = 10_000;
+    const KEPT: usize = 4096;
+
+    /// A new endpoint for a client of the checker's: its `socket` event. Returns its id.
+    fn endpoint(&self, spec: shared::EndpointSpec) -> u32 {
+        let id = self.0.lock().map_or(0, |mut r| {
+            r.endpoints += 1;
+            r.endpoints
+        });
+        self.emit(id, None, None, shared::EventKind::Socket { spec });
+        id
+    }
+
+    fn emit(
+        &self,
+        endpoint: u32,
+        local: Option<SocketAddr>,
+        peer: Option<SocketAddr>,
+        kind: shared::EventKind,
+    ) {
+        let Ok(mut r) = self.0.lock() else {
+            return;
+        };
+        if r.events.len() >= Self::MAX_EVENTS {
+            return;
+        }
+        let began = *r.began.get_or_insert_with(Instant::now);
+        let seq = r.events.len() as u64 + 1;
+        r.events.push(shared::Event {
+            seq,
+            t_us: began.elapsed().as_micros() as u64,
+            endpoint,
+            conn: None,
+            local: local.map(|a| a.to_string()),
+            peer: peer.map(|a| a.to_string()),
+            at: None,
+            kind,
+        });
+    }
+
+    fn data(bytes: &[u8]) -> shared::Payload {
+        shared::Payload::from_head(&bytes[..bytes.len().min(Self::KEPT)], bytes.len())
+    }
+
+    /// The run so far, as a recording.
+    pub fn recording(&self, started_unix_ms: u64) -> shared::Recording {
+        let events = self.0.lock().map(|r| r.events.clone()).unwrap_or_default();
+        shared::Recording::new(started_unix_ms, events)
+    }
+}
+
+/// A client's place in the recording: its endpoint and addresses.
+#[derive(Clone)]
+struct Rec {
+    recorder: Recorder,
+    id: u32,
+    local: Option<SocketAddr>,
+    peer: Option<SocketAddr>,
+}
+
+impl Rec {
+    fn emit(&self, kind: shared::EventKind) {
+        self.recorder.emit(self.id, self.local, self.peer, kind);
+    }
+}
+
 /// The checker's listening socket, for a client program.
 pub enum Listen {
     Tcp(tokio::net::TcpListener),
@@ -67,6 +147,8 @@ pub struct Context {
     pub dir: Option<std::path::PathBuf>,
     /// The program, when the checker runs it: a failing step says whether it still runs.
     pub child: Option<tokio::process::Child>,
+    /// What the checker's sockets did.
+    pub recorder: Recorder,
 }
 
 /// How one step went.
@@ -95,8 +177,9 @@ enum Client {
         closed: bool,
         last_sent: String,
         /// Everything this client sent, hashed, for `expect_file`'s `same_as_sent`.
-        sent: sha2::Sha256,
+        sent: Box<sha2::Sha256>,
         sent_len: u64,
+        rec: Rec,
     },
     Udp {
         socket: Arc<UdpSocket>,
@@ -109,10 +192,24 @@ enum Client {
 }
 
 impl Client {
-    /// A new TCP client (connected or accepted): nothing received or sent yet.
-    fn tcp(stream: TcpStream) -> Client {
+    /// A new TCP client (connected or accepted): nothing received or sent yet; recorded as a
+    /// connected TCP client.
+    fn tcp(stream: TcpStream, recorder: &Recorder) -> Client {
         let _ = stream.set_nodelay(true);
+        let (local, peer) = (stream.local_addr().ok(), stream.peer_addr().ok());
+        let spec = shared::EndpointSpec::TcpClient(shared::TcpClientSpec::to(
+            &peer.map_or(String::new(), |p| p.ip().to_string()),
+            peer.map_or(0, |p| p.port()),
+        ));
+        let rec = Rec {
+            id: recorder.endpoint(spec),
+            recorder: recorder.clone(),
+            local,
+            peer,
+        };
+        rec.emit(shared::EventKind::Connect);
         Client::Tcp {
+            rec,
             stream,
             buf: Vec::new(),
             closed: false,
@@ -365,7 +462,7 @@ async fn one(
                         Ok(Ok((stream, _))) => {
                             clients.insert(
                                 client.clone(),
-                                Client::tcp(stream),
+                                Client::tcp(stream, &ctx.recorder),
                             );
                             Verdict::Passed
                         }
@@ -426,7 +523,7 @@ async fn one(
                     Ok(Ok(stream)) => {
                         clients.insert(
                             client.clone(),
-                            Client::tcp(stream),
+                            Client::tcp(stream, &ctx.recorder),
                         );
                         Verdict::Passed
                     }
@@ -487,12 +584,16 @@ async fn one(
                     last_sent,
                     sent,
                     sent_len,
+                    rec,
                     ..
                 }) => {
                     use sha2::Digest as _;
                     *last_sent = shown;
                     sent.update(&data);
                     *sent_len += data.len() as u64;
+                    rec.emit(shared::EventKind::Send {
+                        data: Recorder::data(&data),
+                    });
                     let (first, second) = match pause_ms {
                         Some(_) => data.split_at(data.len() / 2),
                         None => (&data[..], &[][..]),
@@ -546,6 +647,7 @@ async fn one(
                     stream,
                     buf,
                     closed,
+                    rec,
                     last_sent,
                     ..
                 }) => {
@@ -556,7 +658,7 @@ async fn one(
                             String::from_utf8_lossy(buf).contains(wanted)
                         }
                     };
-                    let how = read_until(stream, buf, closed, wait, done).await;
+                    let how = read_until(stream, rec, buf, closed, wait, done).await;
                     let got = String::from_utf8_lossy(buf).into_owned();
                     let matched = if whole {
                         buf.starts_with(wanted.as_bytes())
@@ -659,6 +761,7 @@ async fn one(
                 stream,
                 buf,
                 closed,
+                rec,
                 ..
             }) = clients.get_mut(client)
             else {
@@ -673,7 +776,7 @@ async fn one(
                     .filter_map(|w| text.find(w.as_str()).map(|i| i + w.len()))
                     .min()
             };
-            read_until(stream, buf, closed, wait, |b| found(b).is_some()).await;
+            read_until(stream, rec, buf, closed, wait, |b| found(b).is_some()).await;
             if let Some(end) = found(buf) {
                 // The rest of that line is part of it.
                 let end = end.min(buf.len());
@@ -710,13 +813,22 @@ async fn one(
                 stream,
                 buf,
                 closed,
+                rec,
                 ..
             }) = clients.get_mut(client)
             else {
                 return Verdict::Failed(format!("client {client} is not a TCP connection"));
             };
             let has = |b: &[u8]| String::from_utf8_lossy(b).contains(contains.as_str());
-            read_until(stream, buf, closed, Duration::from_millis(*for_ms), has).await;
+            read_until(
+                stream,
+                rec,
+                buf,
+                closed,
+                Duration::from_millis(*for_ms),
+                has,
+            )
+            .await;
             if has(buf) {
                 return Verdict::Failed(format!(
                     "got {} back{}",
@@ -736,19 +848,24 @@ async fn one(
                 stream,
                 buf,
                 closed,
+                rec,
                 ..
             }) = clients.get_mut(client)
             else {
                 return Verdict::Failed(format!("client {client} is not a TCP connection"));
             };
             let before = buf.len();
-            match read_until(stream, buf, closed, wait, |_| false).await {
+            match read_until(stream, rec, buf, closed, wait, |_| false).await {
                 Read::Closed | Read::Error(_) => {
                     // Seen closed: answer with a reset, so that the server's side of the
                     // connection does not linger in TIME_WAIT on the lab's port (the next
                     // submission's server could not bind it without SO_REUSEADDR).
-                    if let Some(Client::Tcp { stream, .. }) = clients.remove(client) {
+                    if let Some(Client::Tcp { stream, rec, .. }) = clients.remove(client) {
                         reset(&stream);
+                        rec.emit(shared::EventKind::Close {
+                            by: shared::ClosedBy::Peer,
+                            reason: "the program closed the connection".into(),
+                        });
                     }
                     Verdict::Passed
                 }
@@ -772,14 +889,20 @@ async fn one(
                 stream,
                 buf,
                 closed,
+                rec,
                 ..
             }) = clients.get_mut(client)
             else {
                 return Verdict::Failed(format!("client {client} is not a TCP connection"));
             };
-            match read_until(stream, buf, closed, Duration::from_millis(*for_ms), |_| {
-                false
-            })
+            match read_until(
+                stream,
+                rec,
+                buf,
+                closed,
+                Duration::from_millis(*for_ms),
+                |_| false,
+            )
             .await
             {
                 Read::Closed | Read::Error(_) => Verdict::Failed(format!(
@@ -796,9 +919,10 @@ async fn one(
                     stream,
                     buf,
                     closed,
+                    rec,
                     ..
                 }) => {
-                    read_until(stream, buf, closed, wait, |b| !b.is_empty()).await;
+                    read_until(stream, rec, buf, closed, wait, |b| !b.is_empty()).await;
                     if buf.is_empty() {
                         Verdict::Passed
                     } else {
@@ -880,7 +1004,7 @@ async fn one(
             let wanted = match same_as_sent.as_deref().map(|c| clients.get(c)) {
                 Some(Some(Client::Tcp { sent, sent_len, .. })) => {
                     use sha2::Digest as _;
-                    Some((hex::encode(sent.clone().finalize()), *sent_len))
+                    Some((hex::encode((**sent).clone().finalize()), *sent_len))
                 }
                 Some(_) => return Verdict::Failed("that client is not a TCP connection".into()),
                 None => None,
@@ -900,14 +1024,25 @@ async fn one(
             }
         }
         Step::Close { client } => {
-            if let Some(Client::Tcp { mut stream, .. }) = clients.remove(client) {
+            if let Some(Client::Tcp {
+                mut stream, rec, ..
+            }) = clients.remove(client)
+            {
                 let _ = stream.shutdown().await;
+                rec.emit(shared::EventKind::Close {
+                    by: shared::ClosedBy::Local,
+                    reason: "the checker's client closed it".into(),
+                });
             }
             Verdict::Passed
         }
         Step::Abort { client } => {
-            if let Some(Client::Tcp { stream, .. }) = clients.remove(client) {
+            if let Some(Client::Tcp { stream, rec, .. }) = clients.remove(client) {
                 reset(&stream);
+                rec.emit(shared::EventKind::Close {
+                    by: shared::ClosedBy::Local,
+                    reason: "killed: the connection was reset".into(),
+                });
             }
             Verdict::Passed
         }
@@ -986,6 +1121,7 @@ enum Read {
 /// Reads into `buf` until `done(buf)`, the connection ends, or `wait` passes.
 async fn read_until(
     stream: &mut TcpStream,
+    rec: &Rec,
     buf: &mut Vec<u8>,
     closed: &mut bool,
     wait: Duration,
@@ -1008,12 +1144,24 @@ async fn read_until(
             Err(_) => return Read::Timeout,
             Ok(Ok(0)) => {
                 *closed = true;
+                rec.emit(shared::EventKind::Eof);
                 return Read::Closed;
             }
-            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+            Ok(Ok(n)) => {
+                rec.emit(shared::EventKind::Recv {
+                    data: Recorder::data(&chunk[..n]),
+                    rtt_us: None,
+                });
+                buf.extend_from_slice(&chunk[..n]);
+            }
             Ok(Err(e)) => {
                 *closed = true;
-                return Read::Error(explain(&e, Op::Recv, Proto::Tcp, "the server").explanation);
+                let info = explain(&e, Op::Recv, Proto::Tcp, "the server");
+                rec.emit(shared::EventKind::Error {
+                    op: "recv".into(),
+                    error: info.clone(),
+                });
+                return Read::Error(info.explanation);
             }
         }
     }
