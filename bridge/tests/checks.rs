@@ -353,3 +353,62 @@ async fn a_folder_of_submissions_is_graded() {
             shared::EventKind::Recv { data, .. } if data.preview == "hello")));
     }
 }
+
+/// A submission that takes too long is stopped at its time limit, its program with it, and the
+/// next one is checked as usual (in both modes).
+#[tokio::test]
+async fn a_submission_over_its_time_limit_is_stopped() {
+    let class = TempDir::new("class-slow");
+    let slow = format!("hangs_{}.py", std::process::id());
+    std::fs::copy(
+        fixture("checks", "kurose_never_closes.py"),
+        class.0.join(&slow),
+    )
+    .unwrap();
+    std::fs::copy(
+        fixture("programs", "kurose_tcp_server.py"),
+        class.0.join("later.py"),
+    )
+    .unwrap();
+    let port = free_tcp_port().to_string();
+    for jobs in ["4", "1"] {
+        let out = tokio::process::Command::new(bridge_binary())
+            .args(["check", "kurose-uppercase-server", "--programs"])
+            .arg(&class.0)
+            .args([
+                "--timeout",
+                "2",
+                "--jobs",
+                jobs,
+                "--port",
+                &port,
+                "--",
+                &port,
+            ])
+            .output()
+            .await
+            .unwrap();
+        let table = String::from_utf8_lossy(&out.stdout);
+        let rows: Vec<&str> = table
+            .lines()
+            .filter(|l| l.starts_with("hangs_") || l.starts_with("later"))
+            .collect();
+        assert_eq!(rows.len(), 2, "{table}");
+        assert!(
+            rows[0].contains("finish within the time for one submission"),
+            "{table}"
+        );
+        assert!(
+            rows[1].contains("25/25") && rows[1].contains("passed"),
+            "{table}"
+        );
+        let left = std::process::Command::new("pgrep")
+            .args(["-f", &slow])
+            .output()
+            .unwrap();
+        assert!(
+            left.stdout.is_empty(),
+            "the slow program was left running ({jobs} at a time)"
+        );
+    }
+}

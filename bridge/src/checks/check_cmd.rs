@@ -82,7 +82,16 @@ async fn check(args: CheckArgs) -> Result<i32, String> {
     let (steps, subject) = match (&args.target, &args.program) {
         (None, Some(program)) => (
             {
-                let (steps, recording) = run_program(&args, &check, program).await?;
+                // With a time limit (a class's submission), a program that hangs is stopped:
+                // dropping the run kills it (`kill_on_drop`).
+                let run = run_program(&args, &check, program);
+                let ran = match args.timeout_s {
+                    Some(s) => tokio::time::timeout(Duration::from_secs(s), run)
+                        .await
+                        .map_err(|_| format!("the check did not finish within {s} s"))?,
+                    None => run.await,
+                };
+                let (steps, recording) = ran?;
                 save_recording(args.recording.as_deref(), &recording)?;
                 steps
             },
@@ -238,6 +247,9 @@ async fn class(args: &CheckArgs, check: &Check, dir: &std::path::Path) -> Result
                     }
                     .gradescope()
                 }
+                Ok(Err(why)) if why.contains("did not finish within") => {
+                    failed("finish within the time for one submission", &why)
+                }
                 Ok(Err(why)) => failed("start the program", &why),
                 Err(_) => failed(
                     "finish within the time for one submission",
@@ -344,6 +356,9 @@ fn isolated_args(
     }
     out.push("--program".into());
     out.push(file.into());
+    // The child keeps the time limit itself, so that it stops its program when it runs out.
+    out.push("--timeout".into());
+    out.push(args.timeout_s.unwrap_or(60).to_string().into());
     if let Some(report) = &args.report {
         out.push("--recording".into());
         out.push(recording_path(report, file).into());
@@ -389,7 +404,10 @@ async fn isolated_run(
     let Ok(child) = child else {
         return failed("run the check", "the check's own process did not start");
     };
-    let value = match tokio::time::timeout(limit, child.wait_with_output()).await {
+    // A little longer than the child's own limit: it reports that itself, this is a backstop.
+    let value = match tokio::time::timeout(limit + Duration::from_secs(5), child.wait_with_output())
+        .await
+    {
         Err(_) => failed(
             "finish within the time for one submission",
             &format!(
@@ -402,12 +420,16 @@ async fn isolated_run(
         Ok(Ok(done)) => match std::fs::read_to_string(&out) {
             Ok(text) => serde_json::from_str(&text)
                 .unwrap_or_else(|e| failed("run the check", &e.to_string())),
-            Err(_) => failed(
-                "start the program",
-                String::from_utf8_lossy(&done.stderr)
-                    .trim()
-                    .trim_start_matches("bridge check: "),
-            ),
+            Err(_) => {
+                let said = String::from_utf8_lossy(&done.stderr);
+                let said = said.trim().trim_start_matches("bridge check: ");
+                let what = if said.contains("did not finish within") {
+                    "finish within the time for one submission"
+                } else {
+                    "start the program"
+                };
+                failed(what, said)
+            }
         },
     };
     let _ = std::fs::remove_file(&out);
@@ -478,6 +500,12 @@ async fn start(
 ) -> Result<tokio::process::Child, String> {
     let tcp = check.transport == Transport::Tcp;
     let server = check.program == Role::Server;
+    // The previous submission's program may still be going away (a class run that stopped it
+    // at its time limit): give the port a moment to come free.
+    let free_by = tokio::time::Instant::now() + Duration::from_secs(2);
+    while server && listening(port, tcp) && tokio::time::Instant::now() < free_by {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     if server && listening(port, tcp) {
         return Err(format!(
             "something listens on port {port} already: stop it first (ss -lntup 'sport = :{port}' shows what)"
