@@ -319,6 +319,13 @@ impl Check {
                     _ => {}
                 }
             }
+            if self.transport == Transport::Udp
+                && matches!(step, Step::ExpectAny { .. } | Step::ExpectNot { .. })
+            {
+                return Err(at(
+                    "expect_any and expect_not read a TCP stream; for UDP use expect".into(),
+                ));
+            }
             let long = |ms: u64| ms == 0 || ms > MAX_WAIT_MS;
             match step {
                 Step::Send {
@@ -421,6 +428,7 @@ impl Check {
                 {
                     return Err(at("UDP has no connection to close or keep open".into()));
                 }
+
                 _ => {}
             }
         }
@@ -487,6 +495,11 @@ hints = { "hello world" = "the server echoed without upper-casing" }
                 "step 3 (expect): give either text",
             ),
             (GOOD.replace("title", "titel"), "unknown field"),
+            (
+                format!("{GOOD}\n[[step]]\ndo = \"expect_not\"\nclient = \"a\"\ncontains = \"x\"\nfor_ms = 10\n")
+                    .replace("\"tcp\"", "\"udp\""),
+                "step 4 (expect_not): expect_any and expect_not read a TCP stream",
+            ),
             (
                 format!("{GOOD}\n[[step]]\ndo = \"wait\"\nms = 100000\n"),
                 "step 4 (wait)",
