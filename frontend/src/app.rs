@@ -493,45 +493,8 @@ pub fn App() -> Html {
         })
         .filter(|(_, waiting)| *waiting > 0)
         .collect();
-    // Chat members' nicknames: what a client said it is called (its first line, or the last
-    // "/nick NAME"), and what each member of a chat server said.
-    let nicks: Vec<(ConvKey, String)> = log
-        .conversations
-        .iter()
-        .filter_map(|(key, indexes)| {
-            let spec = &log.specs.get(&key.endpoint)?.0;
-            let chat_server = matches!(spec, EndpointSpec::TcpServer(s) if s.behaviour == shared::Behaviour::Chat);
-            let member = match (spec, key.conn) {
-                (EndpointSpec::TcpServer(_), Some(_)) => chat_server,
-                (EndpointSpec::TcpClient(_), None) => {
-                    let peer = state.endpoints.get(&key.endpoint).and_then(|e| e.peer.as_deref());
-                    peer_behaviour(&state, peer) == Some(shared::Behaviour::Chat)
-                }
-                _ => false,
-            };
-            if !member {
-                return None;
-            }
-            let mut nick = None::<String>;
-            for &i in indexes {
-                let text = match &log.events[i].kind {
-                    shared::EventKind::Send { data } if key.conn.is_none() => &data.preview,
-                    shared::EventKind::Recv { data, .. } if key.conn.is_some() => &data.preview,
-                    _ => continue,
-                };
-                for line in text.lines() {
-                    match line.strip_prefix("/nick ") {
-                        Some(name) => nick = Some(name.trim().to_string()),
-                        None if nick.is_none() && !line.starts_with('/') => {
-                            nick = Some(line.trim().to_string())
-                        }
-                        None => {}
-                    }
-                }
-            }
-            nick.filter(|n| !n.is_empty()).map(|n| (*key, n))
-        })
-        .collect();
+    // Chat members' nicknames, kept by the log as the lines come.
+    let nicks: Vec<(ConvKey, String)> = log.nicks.iter().map(|(k, n)| (*k, n.clone())).collect();
     // Where the person's programs are stuck: a traced socket whose last call waits.
     let waiting: Vec<(ConvKey, String)> = log
         .conversations

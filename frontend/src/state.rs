@@ -93,6 +93,10 @@ pub struct Log {
     pub base: (EndpointId, ConnId),
     /// The highest endpoint and connection ids seen.
     seen: (EndpointId, ConnId),
+    /// Chat members' nicknames: what a client of a chat server said it is called (its first
+    /// line, or the last "/nick NAME"), and what each member of a chat server said; noted as
+    /// each line arrives, so no render reads the whole history for them.
+    pub nicks: VecMap<ConvKey, String>,
     /// Where the current lab began in `events` (the last preset; a Reset starts at 0): what
     /// the sequence diagram draws unless asked for more.
     pub lab_start: usize,
@@ -109,7 +113,48 @@ impl Log {
         format!("conn {}", conn.saturating_sub(self.base.1))
     }
 
+    /// Notes a chat member's nickname from a line it sent (a client) or a chat server got.
+    fn note_nick(&mut self, event: &Event) {
+        let text = match (&event.kind, event.conn) {
+            (EventKind::Send { data }, None) | (EventKind::Recv { data, .. }, Some(_)) => {
+                &data.preview
+            }
+            _ => return,
+        };
+        let chat = |spec: &EndpointSpec| matches!(spec, EndpointSpec::TcpServer(s) if s.behaviour == shared::Behaviour::Chat);
+        let member = match (self.specs.get(&event.endpoint), event.conn) {
+            (Some((spec, _)), Some(_)) => chat(spec),
+            (Some((EndpointSpec::TcpClient(_), _)), None) => {
+                let peer = event.peer.as_deref().map(crate::format::port);
+                self.specs.values().any(|(spec, local)| {
+                    chat(spec)
+                        && peer.is_some()
+                        && local.as_deref().map(crate::format::port) == peer
+                })
+            }
+            _ => false,
+        };
+        if !member {
+            return;
+        }
+        let key = ConvKey::of(event);
+        let mut nick = self.nicks.get(&key).cloned();
+        for line in text.lines() {
+            match line.strip_prefix("/nick ") {
+                Some(name) => nick = Some(name.trim().to_string()),
+                None if nick.is_none() && !line.starts_with('/') => {
+                    nick = Some(line.trim().to_string())
+                }
+                None => {}
+            }
+        }
+        if let Some(nick) = nick.filter(|n| !n.is_empty()) {
+            self.nicks.insert(key, nick);
+        }
+    }
+
     fn push(&mut self, event: Event) {
+        self.note_nick(&event);
         self.seen.0 = self.seen.0.max(event.endpoint);
         self.seen.1 = self.seen.1.max(event.conn.unwrap_or(0));
         if matches!(event.kind, EventKind::Reset) {

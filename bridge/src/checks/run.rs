@@ -757,15 +757,9 @@ async fn one(
             hints,
         } => {
             let wait = timeout(timeout_ms);
-            let Some(Client::Tcp {
-                stream,
-                buf,
-                closed,
-                rec,
-                ..
-            }) = clients.get_mut(client)
-            else {
-                return Verdict::Failed(format!("client {client} is not a TCP connection"));
+            let (stream, rec, buf, closed) = match tcp(clients, client) {
+                Ok(parts) => parts,
+                Err(verdict) => return verdict,
             };
             let lower: Vec<String> = any_of.iter().map(|w| w.to_lowercase()).collect();
             // Where the first of them ends in what arrived, if one is there.
@@ -809,15 +803,9 @@ async fn one(
             for_ms,
             why,
         } => {
-            let Some(Client::Tcp {
-                stream,
-                buf,
-                closed,
-                rec,
-                ..
-            }) = clients.get_mut(client)
-            else {
-                return Verdict::Failed(format!("client {client} is not a TCP connection"));
+            let (stream, rec, buf, closed) = match tcp(clients, client) {
+                Ok(parts) => parts,
+                Err(verdict) => return verdict,
             };
             let has = |b: &[u8]| String::from_utf8_lossy(b).contains(contains.as_str());
             read_until(
@@ -844,15 +832,9 @@ async fn one(
             why,
         } => {
             let wait = timeout(timeout_ms);
-            let Some(Client::Tcp {
-                stream,
-                buf,
-                closed,
-                rec,
-                ..
-            }) = clients.get_mut(client)
-            else {
-                return Verdict::Failed(format!("client {client} is not a TCP connection"));
+            let (stream, rec, buf, closed) = match tcp(clients, client) {
+                Ok(parts) => parts,
+                Err(verdict) => return verdict,
             };
             let before = buf.len();
             match read_until(stream, rec, buf, closed, wait, |_| false).await {
@@ -885,15 +867,9 @@ async fn one(
             for_ms,
             why,
         } => {
-            let Some(Client::Tcp {
-                stream,
-                buf,
-                closed,
-                rec,
-                ..
-            }) = clients.get_mut(client)
-            else {
-                return Verdict::Failed(format!("client {client} is not a TCP connection"));
+            let (stream, rec, buf, closed) = match tcp(clients, client) {
+                Ok(parts) => parts,
+                Err(verdict) => return verdict,
             };
             match read_until(
                 stream,
@@ -1105,6 +1081,27 @@ async fn file_state(
             }
         ),
     )
+}
+
+/// A TCP client's stream, recording, unread bytes and whether it was closed; or the verdict
+/// for a step that needs a TCP connection and names something else.
+#[allow(clippy::type_complexity)]
+fn tcp<'a>(
+    clients: &'a mut HashMap<String, Client>,
+    client: &str,
+) -> Result<(&'a mut TcpStream, &'a Rec, &'a mut Vec<u8>, &'a mut bool), Verdict> {
+    match clients.get_mut(client) {
+        Some(Client::Tcp {
+            stream,
+            rec,
+            buf,
+            closed,
+            ..
+        }) => Ok((stream, rec, buf, closed)),
+        _ => Err(Verdict::Failed(format!(
+            "client {client} is not a TCP connection"
+        ))),
+    }
 }
 
 /// How a read ended.
