@@ -601,19 +601,19 @@ pub fn App() -> Html {
         let tab_set = tab.clone();
         html! {
             <button type="button" role="tab" aria-selected={(*tab == which).to_string()} data-tab={label}
-                    class={classes!((*tab == which).then_some("active"))}
+                    class={crate::format::on(*tab == which, "active")}
                     onclick={Callback::from(move |_: MouseEvent| tab_set.set(which))}>{ label }</button>
         }
     };
 
     html! {
-        <div class={classes!("app", dark.then_some("dark"), lecture.then_some("lecture"))}>
+        <div class={crate::format::classes(&["app", crate::format::on(*dark, "dark"), crate::format::on(*lecture, "lecture")])}>
             { header(&header::Props { menu: labs_menu.clone(), secrets: export_secrets.clone(), link: state.link.clone(), bridge: state.bridge.clone(), on_preset, on_reset, lecture: *lecture, on_lecture: toggle_lecture, focus: *focus, on_focus, slow, queued: state.queued, dark: *dark, on_theme: toggle_theme, on_export, on_clear, cleared: !state.log.borrow().earlier.is_empty(), on_open }) }
             if let Some(replay) = state.replay.clone() {
                 { replay_bar(&replay::Props { replay, playing: *playing, speed: *speed,
                                              on_step, on_play, on_speed, on_leave }) }
             }
-            <main class={classes!("columns", format!("focus-{}", if *lecture { *focus } else { "all" }))}>
+            <main class={format!("columns focus-{}", if *lecture { *focus } else { "all" })}>
                 <section class="panel endpoints" aria-label="Endpoints">
                     if let Some(preset) = *lab {
                         { lab_card(&lab_card::Props { preset, on_client: on_lab_client, on_close: on_lab_close }) }

@@ -4,6 +4,28 @@
 use shared::{Behaviour, ClosedBy, ConnectionPolicy, EndpointSpec, Event, EventKind, Payload};
 
 /// Seconds since the bridge started, with milliseconds: `3.512`.
+/// A class attribute from its parts, the empty ones left out. Used instead of yew's `classes!`,
+/// whose ordered set brings a hash table into the page's wasm (its size budget).
+pub fn classes(parts: &[&str]) -> String {
+    let mut out = String::new();
+    for part in parts.iter().filter(|p| !p.is_empty()) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(part);
+    }
+    out
+}
+
+/// `name` when `on`, else nothing: a class that comes and goes.
+pub fn on(on: bool, name: &'static str) -> &'static str {
+    if on {
+        name
+    } else {
+        ""
+    }
+}
+
 pub fn relative(t_us: u64) -> String {
     format!("{}.{:03}", t_us / 1_000_000, (t_us / 1000) % 1000)
 }

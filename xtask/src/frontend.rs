@@ -1,5 +1,5 @@
 //! Builds the frontend for release with trunk, offline (every tool it needs is installed by
-//! `tools`), gzips the files next to the originals (the bridge serves those to browsers that
+//! `tools`), gzips the files next to the originals (zopfli) (the bridge serves those to browsers that
 //! accept gzip), and checks the size budget.
 
 use std::path::{Path, PathBuf};
@@ -103,19 +103,21 @@ fn minify_glue(tools_bin: &Path) -> Result<(), String> {
     std::fs::write(&index, html).map_err(|e| format!("cannot write dist/index.html: {e}"))
 }
 
-/// Writes `file.gz` beside `file` and returns its size.
+/// Writes `file.gz` beside `file` and returns its size. zopfli, not `gzip -9`: its output is
+/// ordinary gzip (any browser inflates it) and 4-5% smaller, for the price of a second or two.
 fn gzip(path: &Path) -> Result<u64, String> {
-    let status = Command::new("gzip")
-        .args(["-9", "-k", "-f", "-n"])
-        .arg(path)
-        .status()
-        .map_err(|e| format!("cannot run gzip: {e}"))?;
-    if !status.success() {
-        return Err(format!("gzip {} failed", path.display()));
-    }
+    let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut packed = Vec::with_capacity(data.len() / 2);
+    zopfli::compress(
+        zopfli::Options::default(),
+        zopfli::Format::Gzip,
+        &data[..],
+        &mut packed,
+    )
+    .map_err(|e| format!("cannot gzip {}: {e}", path.display()))?;
     let mut gz = path.as_os_str().to_owned();
     gz.push(".gz");
-    std::fs::metadata(&gz)
-        .map(|m| m.len())
-        .map_err(|e| format!("no {}: {e}", PathBuf::from(gz).display()))
+    let gz = PathBuf::from(gz);
+    std::fs::write(&gz, &packed).map_err(|e| format!("cannot write {}: {e}", gz.display()))?;
+    Ok(packed.len() as u64)
 }

@@ -79,7 +79,7 @@ pub fn Console(props: &Props) -> Html {
                 <code>{ props.spec.argv.join(" ") }</code>
                 { format!(" · pid {} · {}", props.spec.pid, if from_page { "run from this page" } else { "in a terminal (bridge trace)" }) }
             </p>
-            <p class={classes!("program-state", match &ended { Some((_, true)) => "ok", Some((_, false)) => "bad", None => "live" })}
+            <p class={format::classes(&["program-state", match &ended { Some((_, true)) => "ok", Some((_, false)) => "bad", None => "live" }])}
                id="program-state">{ state }</p>
             { for props.waiting.iter().map(|w| html! { <p class="waiting">{ format!("waiting in {w}") }</p> }) }
             <pre class="console" ref={view} role="log" aria-label="The program's output">{ console_text(&props.events, from_page) }</pre>

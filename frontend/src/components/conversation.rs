@@ -107,7 +107,7 @@ fn message(event: &Event, mine: &str, theirs: &str, props: &Props) -> Html {
         Some(at) => html! {
             <>
                 { body }
-                <li class={classes!("code-at", call_side(event))} data-line={at.line.to_string()}
+                <li class={format::classes(&["code-at", call_side(event)])} data-line={at.line.to_string()}
                     title={format::code_at(event).unwrap_or_default()}>
                     <span class="n">{ format!("line {}", at.line) }</span>
                     <code>{ at.code.clone() }</code>
@@ -232,7 +232,7 @@ fn message_body(event: &Event, mine: &str, theirs: &str, props: &Props) -> Html 
                 });
             let lost = arrived.as_deref().is_some_and(|a| a.contains("INCOMPLETE"));
             html! {
-                <li class={classes!("msg", "transfer", (!report.complete || lost).then_some("error"))} data-kind="transfer">
+                <li class={format::classes(&["msg", "transfer", format::on(!report.complete || lost, "error")])} data-kind="transfer">
                     <strong>{ format!("{}{verdict}", format::detail(event)) }</strong>
                     if let Some(arrived) = arrived {
                         <strong class="arrived" id="transfer-arrived">{ arrived }</strong>

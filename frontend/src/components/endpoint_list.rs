@@ -51,7 +51,7 @@ pub fn endpoint_list(props: &Props) -> Html {
             .on_command
             .reform(move |_: MouseEvent| (title.clone(), Command::close(key.endpoint, key.conn)));
         html! {
-            <div class={classes!("item", class, key.conn.map(|_| "conn"), selected.then_some("selected"))}>
+            <div class={format::classes(&["item", class, format::on(key.conn.is_some(), "conn"), format::on(selected, "selected")])}>
                 <button type="button" class="select" onclick={on_select}
                         aria-current={selected.then_some("true")}>
                     <span class="label">{ label }</span>
@@ -103,7 +103,7 @@ pub fn endpoint_list(props: &Props) -> Html {
         }
     };
     html! {
-        <div class={classes!("endpoint-list", (!props.live).then_some("stale"))}>
+        <div class={format::classes(&["endpoint-list", format::on(!props.live, "stale")])}>
             <h2>{ "Endpoints" }</h2>
             if !props.live && !props.endpoints.is_empty() {
                 <p class="warn" id="endpoints-stale">{ "Not connected to the bridge: this is how things stood when the connection was lost." }</p>

@@ -1,6 +1,7 @@
 //! The top bar: the bridge's status (with the exact command to start it when it is not
 //! running), the lab presets, reset, lecture mode and the theme switch.
 
+use crate::format;
 use yew::prelude::*;
 
 use crate::labs::PRESETS;
@@ -108,7 +109,7 @@ pub fn header(props: &Props) -> Html {
     html! {
         <header class="topbar">
             <h1>{ "Socket Playground" }</h1>
-            <div class={classes!("status", class)} role="status" aria-live="polite" id="bridge-status">
+            <div class={format::classes(&["status", class])} role="status" aria-live="polite" id="bridge-status">
                 <span class="dot" aria-hidden="true"></span>
                 <strong>{ text }</strong>
                 if let Some(help) = help { { help } }

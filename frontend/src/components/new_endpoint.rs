@@ -1,6 +1,7 @@
 //! Forms to create a TCP or UDP server or client with every option the bridge has, filled in
 //! with the labs' values.
 
+use crate::format;
 use crate::vec_map::VecMap;
 
 use shared::{
@@ -357,7 +358,7 @@ pub fn NewEndpoint(props: &Props) -> Html {
                     let on_click = { let kind = kind.clone(); let k = *k; Callback::from(move |_: MouseEvent| kind.set(k)) };
                     html! {
                         <button type="button" role="tab" aria-selected={(*kind == *k).to_string()}
-                                class={classes!((*kind == *k).then_some("active"))} onclick={on_click}>{ k.label() }</button>
+                                class={format::on(*kind == *k, "active")} onclick={on_click}>{ k.label() }</button>
                     }
                 }) }
             </div>

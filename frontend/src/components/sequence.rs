@@ -174,7 +174,7 @@ pub fn Sequence(props: &Props) -> Html {
             }
             Some(to) if to != from => arrow(x(from), x(to), y, &label, group),
             _ => html! {
-                <g class={classes!("mark", group)}>
+                <g class={format::classes(&["mark", group])}>
                     <circle cx={x(from).to_string()} cy={y.to_string()} r="4" />
                     <text x={(x(from) + 8).to_string()} y={(y + 4).to_string()}>{ label }</text>
                 </g>
@@ -230,7 +230,7 @@ pub fn Sequence(props: &Props) -> Html {
 fn arrow(x1: i64, x2: i64, y: i64, label: &str, group: &'static str) -> Html {
     let middle = (x1 + x2) / 2;
     html! {
-        <g class={classes!("arrow", group)}>
+        <g class={format::classes(&["arrow", group])}>
             <line x1={x1.to_string()} y1={y.to_string()} x2={x2.to_string()} y2={y.to_string()} marker-end="url(#head)" />
             <text x={middle.to_string()} y={(y - 4).to_string()} text-anchor="middle">{ label.to_string() }</text>
         </g>

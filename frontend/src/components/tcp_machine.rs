@@ -2,6 +2,7 @@
 //! between them, laid out as in the textbook diagram, with the selected socket's current state
 //! (as the OS reported it) highlighted.
 
+use crate::format;
 use yew::prelude::*;
 
 /// (state, column, row) in the picture.
@@ -93,7 +94,7 @@ pub fn tcp_machine(props: &Props) -> Html {
                     let (x, y) = (4 + col * gap_x, 4 + row * gap_y);
                     let on = props.state == *name;
                     html! {
-                        <g class={classes!("state", on.then_some("now"))} data-state={*name}>
+                        <g class={format::classes(&["state", format::on(on, "now")])} data-state={*name}>
                             <rect x={x.to_string()} y={y.to_string()} width={w.to_string()} height={h.to_string()} rx="5" />
                             <text x={(x + w / 2).to_string()} y={(y + 15).to_string()} text-anchor="middle">{ *name }</text>
                         </g>

@@ -153,7 +153,7 @@ pub fn Timeline(props: &Props) -> Html {
         };
         html! {
             <button type="button" key={event.seq}
-                    class={classes!("row", group.label(), clock.then_some("clock"), (props.highlight == Some(event.seq)).then_some("highlight"))}
+                    class={format::classes(&["row", group.label(), format::on(*clock, "clock"), format::on(props.highlight == Some(event.seq), "highlight")])}
                     style={format!("top:{}px;height:{}px", top as i64, row_height as i64)}
                     data-kind={event.kind.name()} onclick={on_click}
                     title={title}>
@@ -189,7 +189,7 @@ pub fn Timeline(props: &Props) -> Html {
             filter.set(next);
         });
         html! {
-            <label class={classes!("check", group.label())}>
+            <label class={format::classes(&["check", group.label()])}>
                 <input type="checkbox" checked={checked} onchange={on_change} />
                 { group.label() }
             </label>
