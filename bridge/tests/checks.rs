@@ -102,6 +102,16 @@ async fn the_handouts_servers_pass_their_checks() {
             fixture("checks", "elen_print_server.py"),
             false,
         ),
+        (
+            "goldsmiths-fernet-server",
+            fixture("checks", "goldsmiths_fernet_server.py"),
+            false,
+        ),
+        (
+            "goldsmiths-hmac-server",
+            fixture("checks", "goldsmiths_hmac_server.py"),
+            false,
+        ),
     ] {
         let (code, report) = check_program(lab, program.clone(), udp, &[]).await;
         assert_eq!(code, 0, "{lab}:\n{report}");
@@ -177,6 +187,27 @@ async fn typical_mistakes_fail_at_the_right_step_in_plain_words() {
             true,
             "FAIL  6. b gets \"from b\" back",
             "reply to the address recvfrom() returned",
+        ),
+        (
+            "goldsmiths-fernet-server",
+            "fernet_plain_reply.py",
+            false,
+            "FAIL  3. a gets \"meet at noon\" back, encrypted",
+            "got \"meet at noon\", which the lab's key does not decrypt: the reply is in clear",
+        ),
+        (
+            "goldsmiths-fernet-server",
+            "fernet_crash_on_tamper.py",
+            false,
+            "FAIL  5. a gets a line with one of \"error\", \"invalid\"",
+            "the server closed the connection: a tampered token must be refused with an error line: catch cryptography.fernet.InvalidToken",
+        ),
+        (
+            "goldsmiths-hmac-server",
+            "hmac_lets_anyone_in.py",
+            false,
+            "FAIL  8. intruder gets a reply containing \"DENIED\"",
+            "got \"OK\\n\": a client with the wrong secret was let in",
         ),
     ] {
         let (code, report) = check_program(lab, mistakes(program), udp, &[]).await;

@@ -70,6 +70,14 @@ const BUILTIN: &[(&str, &str)] = &[
         "goldsmiths-concurrent-server",
         include_str!("builtin/goldsmiths-concurrent-server.toml"),
     ),
+    (
+        "goldsmiths-fernet-server",
+        include_str!("builtin/goldsmiths-fernet-server.toml"),
+    ),
+    (
+        "goldsmiths-hmac-server",
+        include_str!("builtin/goldsmiths-hmac-server.toml"),
+    ),
 ];
 
 /// Every check there is: the built-in ones, then those of `course` (its `*.toml` files; one

@@ -46,6 +46,20 @@ impl Printed {
     pub fn text(&self) -> String {
         self.text.lock().map(|t| t.clone()).unwrap_or_default()
     }
+
+    /// Waits until nothing more is printed for `quiet` (at most `most` in all): a program that
+    /// just failed a step is often still writing why (a thread's traceback comes after the
+    /// connection it dropped), and the explanation should show it.
+    pub async fn settle(&self, quiet: Duration, most: Duration) {
+        let deadline = Instant::now() + most;
+        loop {
+            let more = self.more.notified();
+            let until = (Instant::now() + quiet).min(deadline);
+            if tokio::time::timeout_at(until, more).await.is_err() || Instant::now() >= deadline {
+                return;
+            }
+        }
+    }
 }
 
 pub type Output = Arc<Printed>;
@@ -254,17 +268,42 @@ fn describe(step: &Step, role: Role) -> String {
             text,
             bytes,
             pause_ms,
+            encrypt,
+            tamper,
         } => {
             let what = match (text, bytes) {
                 (Some(t), _) => quote(t),
                 (None, Some(n)) => format!("{n} bytes"),
                 (None, None) => String::new(),
             };
-            match pause_ms {
-                Some(ms) => format!("send {what} from {client}, in two pieces {ms} ms apart"),
-                None => format!("send {what} from {client}"),
+            match (pause_ms, encrypt, tamper) {
+                (_, true, true) => {
+                    format!("send {what} encrypted from {client}, the token tampered with")
+                }
+                (_, true, false) => format!("send {what} encrypted from {client}"),
+                (Some(ms), _, _) => {
+                    format!("send {what} from {client}, in two pieces {ms} ms apart")
+                }
+                (None, _, _) => format!("send {what} from {client}"),
             }
         }
+        Step::AnswerChallenge { client, secret, .. } => {
+            format!(
+                "{client} answers the server's challenge with the secret {}",
+                quote(secret)
+            )
+        }
+        Step::Expect {
+            client,
+            text,
+            contains,
+            decrypt: true,
+            ..
+        } => match (text, contains) {
+            (Some(t), _) => format!("{client} gets {} back, encrypted", quote(t)),
+            (None, Some(c)) => format!("{client} gets an encrypted reply containing {}", quote(c)),
+            (None, None) => String::new(),
+        },
         Step::Expect {
             client,
             text,
@@ -347,6 +386,11 @@ pub async fn run(check: &Check, target: SocketAddr, ctx: &mut Context) -> Vec<St
         }
         if let Verdict::Failed(why) = &verdict {
             failed = true;
+            if let (Some(output), true) = (output, ctx.child.is_some()) {
+                output
+                    .settle(Duration::from_millis(150), Duration::from_secs(1))
+                    .await;
+            }
             let ended = match ctx.child.as_mut().map(|c| c.try_wait()) {
                 Some(Ok(Some(status))) => {
                     format!("\nThe program is no longer running: it ended ({status}).")
@@ -405,6 +449,8 @@ fn robustness(check: &Check) -> Vec<Step> {
             text: Some("in two pieces".into()),
             bytes: None,
             pause_ms: Some(100),
+            encrypt: false,
+            tamper: false,
         });
         steps.push(Step::Close {
             client: client("halves"),
@@ -418,6 +464,8 @@ fn robustness(check: &Check) -> Vec<Step> {
         text: None,
         bytes: Some(3000),
         pause_ms: None,
+        encrypt: false,
+        tamper: false,
     });
     if check.transport == Transport::Tcp {
         steps.push(Step::Close {
@@ -569,8 +617,22 @@ async fn one(
             text,
             bytes,
             pause_ms,
+            encrypt,
+            tamper,
         } => {
             let data = match (text, bytes) {
+                (Some(t), _) if *encrypt => match cipher(check) {
+                    Ok(cipher) => {
+                        let token = cipher.encrypt(t.trim_end_matches('\n').as_bytes());
+                        let token = if *tamper {
+                            crate::crypto::tamper(&token)
+                        } else {
+                            token
+                        };
+                        format!("{token}\n").into_bytes()
+                    }
+                    Err(e) => return Verdict::Failed(e),
+                },
                 (Some(t), _) => t.as_bytes().to_vec(),
                 (None, Some(n)) => generated(*n),
                 (None, None) => Vec::new(),
@@ -635,6 +697,115 @@ async fn one(
             contains,
             timeout_ms,
             hints,
+            decrypt: true,
+        } => {
+            let wait = timeout(timeout_ms);
+            let (stream, rec, buf, closed) = match tcp(clients, client) {
+                Ok(parts) => parts,
+                Err(verdict) => return verdict,
+            };
+            let how = read_until(stream, rec, buf, closed, wait, |b| b.contains(&b'\n')).await;
+            let Some(end) = buf.iter().position(|&b| b == b'\n') else {
+                let got = String::from_utf8_lossy(buf).into_owned();
+                return Verdict::Failed(match (how, got.is_empty()) {
+                    (_, false) => format!(
+                        "expected a line holding a Fernet token, got {} without its newline",
+                        quote(&got)
+                    ),
+                    (Read::Closed, true) => "got nothing: the server closed the connection".into(),
+                    (Read::Error(e), true) => format!("got nothing: {e}"),
+                    (_, true) => format!("got nothing within {} ms", wait.as_millis()),
+                });
+            };
+            let line: Vec<u8> = buf.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line).trim().to_string();
+            let cipher = match cipher(check) {
+                Ok(cipher) => cipher,
+                Err(e) => return Verdict::Failed(e),
+            };
+            let plain = match crate::crypto::decrypt(&cipher, &line) {
+                Ok(plain) => String::from_utf8_lossy(&plain).into_owned(),
+                Err(_) => {
+                    let hint = hints
+                        .get(&line)
+                        .map(|h| format!(": {h}"))
+                        .unwrap_or_else(|| ": the reply must be a Fernet token of the lab's key (f.encrypt(...)), one a line".into());
+                    return Verdict::Failed(format!(
+                        "got {}, which the lab's key does not decrypt{hint}",
+                        quote(&line)
+                    ));
+                }
+            };
+            let (wanted, matched) = match (text, contains) {
+                (Some(t), _) => (t.trim_end_matches('\n'), plain == t.trim_end_matches('\n')),
+                (None, Some(c)) => (c.as_str(), plain.contains(c.as_str())),
+                (None, None) => ("", true),
+            };
+            if matched {
+                Verdict::Passed
+            } else {
+                let hint = hints
+                    .get(&plain)
+                    .map(|h| format!(": {h}"))
+                    .unwrap_or_default();
+                Verdict::Failed(format!(
+                    "expected {} once decrypted, got a token of {}{hint}",
+                    quote(wanted),
+                    quote(&plain)
+                ))
+            }
+        }
+        Step::AnswerChallenge {
+            client,
+            secret,
+            timeout_ms,
+        } => {
+            let wait = timeout(timeout_ms);
+            let (stream, rec, buf, closed) = match tcp(clients, client) {
+                Ok(parts) => parts,
+                Err(verdict) => return verdict,
+            };
+            let how = read_until(stream, rec, buf, closed, wait, |b| b.contains(&b'\n')).await;
+            let Some(end) = buf.iter().position(|&b| b == b'\n') else {
+                let got = String::from_utf8_lossy(buf).into_owned();
+                return Verdict::Failed(match (how, got.is_empty()) {
+                    (_, false) => format!("expected the challenge \"AUTH <nonce>\" and a newline, got {}", quote(&got)),
+                    (Read::Closed, true) => "expected the challenge \"AUTH <nonce>\", but the server closed the connection".into(),
+                    (Read::Error(e), true) => format!("expected the challenge \"AUTH <nonce>\": {e}"),
+                    (_, true) => format!("expected the challenge \"AUTH <nonce>\" first, got nothing within {} ms: send it as soon as a client connects", wait.as_millis()),
+                });
+            };
+            let line: Vec<u8> = buf.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line).trim().to_string();
+            let Some(nonce) = line
+                .strip_prefix("AUTH ")
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+            else {
+                return Verdict::Failed(format!(
+                    "expected the challenge \"AUTH <nonce>\" first, got {}",
+                    quote(&line)
+                ));
+            };
+            let answer = format!("{}\n", crate::crypto::proof(secret, nonce));
+            rec.emit(shared::EventKind::Send {
+                data: Recorder::data(answer.as_bytes()),
+            });
+            match stream.write_all(answer.as_bytes()).await {
+                Ok(()) => Verdict::Passed,
+                Err(e) => Verdict::Failed(format!(
+                    "sending the answer failed: {}",
+                    explain(&e, Op::Send, Proto::Tcp, &target.to_string()).explanation
+                )),
+            }
+        }
+        Step::Expect {
+            client,
+            text,
+            contains,
+            timeout_ms,
+            hints,
+            decrypt: false,
         } => {
             let wait = timeout(timeout_ms);
             let (wanted, whole) = match (text, contains) {
@@ -770,7 +941,7 @@ async fn one(
                     .filter_map(|w| text.find(w.as_str()).map(|i| i + w.len()))
                     .min()
             };
-            read_until(stream, rec, buf, closed, wait, |b| found(b).is_some()).await;
+            let how = read_until(stream, rec, buf, closed, wait, |b| found(b).is_some()).await;
             if let Some(end) = found(buf) {
                 // The rest of that line is part of it.
                 let end = end.min(buf.len());
@@ -787,10 +958,11 @@ async fn one(
                 .map(|h| format!(": {h}"))
                 .unwrap_or_default();
             let words: Vec<String> = any_of.iter().map(|w| quote(w)).collect();
-            let got = if got.is_empty() {
-                format!("got nothing within {} ms", wait.as_millis())
-            } else {
-                format!("got {}", quote(&got))
+            let got = match (how, got.is_empty()) {
+                (_, false) => format!("got {}", quote(&got)),
+                (Read::Closed, true) => "got nothing: the server closed the connection".into(),
+                (Read::Error(e), true) => format!("got nothing: {e}"),
+                (_, true) => format!("got nothing within {} ms", wait.as_millis()),
             };
             Verdict::Failed(format!(
                 "expected a line with one of {}, {got}{hint}",
@@ -1081,6 +1253,12 @@ async fn file_state(
             }
         ),
     )
+}
+
+/// The check's Fernet cipher (its key was checked when the scenario was read).
+fn cipher(check: &Check) -> Result<fernet::Fernet, String> {
+    let key = check.fernet_key.as_deref().unwrap_or_default();
+    crate::crypto::cipher(key).map_err(|e| e.explanation)
 }
 
 /// A TCP client's stream, recording, unread bytes and whether it was closed; or the verdict
