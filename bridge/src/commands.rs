@@ -95,9 +95,16 @@ pub(crate) async fn execute(hub: &Arc<Hub>, command: Command) -> Outcome {
             .data
             .read_text(&file, shared::MAX_PROGRAM_SOURCE)
             .map(|code| ReplyData::Program { file, code }),
-        Command::ProgramRun { file, args } => programs::runner::run(hub, file, args)
+        Command::ProgramRun { file, args } => programs::runner::run(hub, file, args, None)
             .await
             .map(ReplyData::Endpoint),
+        Command::CheckList => crate::checks::page::list(hub),
+        Command::CheckRun {
+            lab,
+            target,
+            program,
+            args,
+        } => crate::checks::page::run(hub, lab, target, program, args).await,
         Command::ProgramInput { program, text } => {
             hub.programs.input(program, text).map(|()| ReplyData::Done)
         }

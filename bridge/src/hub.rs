@@ -36,6 +36,8 @@ pub(crate) struct Hub {
     work: Mutex<CancellationToken>,
     /// One comparison at a time: its sockets are outside the endpoint caps.
     pub(crate) comparing: tokio::sync::Semaphore,
+    /// One check (`check_run`) at a time: it runs a program on the lab's port.
+    pub(crate) checking: tokio::sync::Semaphore,
     /// Makes `fetch_send`'s requests (where they may go, whom TLS trusts).
     pub(crate) fetcher: crate::fetch::Fetcher,
     /// The person's programs running now, traced.
@@ -53,6 +55,7 @@ impl Hub {
             registry: Registry::new(log.clone(), config.max_endpoints, root.clone()),
             work: Mutex::new(root.token.child_token()),
             comparing: tokio::sync::Semaphore::new(1),
+            checking: tokio::sync::Semaphore::new(1),
             data: DataDir::new(config.data_dir.clone(), config.max_file_bytes),
             uploads: Default::default(),
             programs: crate::programs::Programs::new(config.max_programs),

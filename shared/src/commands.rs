@@ -143,6 +143,26 @@ pub enum Command {
         /// The records.
         records: Vec<crate::TraceRecord>,
     },
+    /// The checks there are (`bridge check --list`): each lab's scenario, built in or the
+    /// course's (`--course DIR`).
+    CheckList,
+    /// Run a check against a server: one that runs already (`target`, `host:port`), or a
+    /// `.py` program of the data directory that the bridge runs traced on the lab's port
+    /// (`program`, as `program_run`, stopped after the check). One check at a time; a
+    /// `check_started` event, then a `check_step` event per step, and the reply at the end.
+    CheckRun {
+        /// The check's name, from `check_list`.
+        lab: String,
+        /// `host:port` of a running server.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
+        /// A `.py` file in the data directory.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        program: Option<String>,
+        /// The program's arguments (`sys.argv[1:]`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        args: Vec<String>,
+    },
     /// A terminal's program ended.
     TraceExit {
         /// The program endpoint from `trace_attach`.
@@ -185,6 +205,17 @@ impl Command {
             }
             Command::ProgramRun { file, args } => {
                 within("file", file, MAX_FILE_NAME)?;
+                check_args(args)
+            }
+            Command::CheckRun {
+                lab,
+                target,
+                program,
+                args,
+            } => {
+                within("lab", lab, MAX_FILE_NAME)?;
+                within_opt("target", target, address)?;
+                within_opt("program", program, MAX_FILE_NAME)?;
                 check_args(args)
             }
             Command::ProgramInput { text, .. } => within("text", text, MAX_PROGRAM_INPUT),
@@ -238,6 +269,8 @@ impl Command {
             Command::TraceAttach { .. } => "trace_attach",
             Command::TraceRecords { .. } => "trace_records",
             Command::TraceExit { .. } => "trace_exit",
+            Command::CheckList => "check_list",
+            Command::CheckRun { .. } => "check_run",
         }
     }
 }

@@ -112,6 +112,16 @@ impl FromJson for Event {
                     what: f.req("what")?,
                     count: f.req("count")?,
                 },
+                "check_started" => EventKind::CheckStarted {
+                    lab: f.req("lab")?,
+                    title: f.req("title")?,
+                    steps: f.req("steps")?,
+                },
+                "check_step" => EventKind::CheckStep {
+                    index: f.req("index")?,
+                    verdict: f.req("verdict")?,
+                    explanation: f.req("explanation")?,
+                },
                 other => return Err(format!("unknown event kind `{other}`")),
             })
         })()
@@ -330,6 +340,16 @@ mod tests {
             EventKind::Dropped {
                 what: "console".into(),
                 count: 7,
+            },
+            EventKind::CheckStarted {
+                lab: "kurose-uppercase-server".into(),
+                title: "Kurose & Ross".into(),
+                steps: vec!["connect client a".into(), "send \"hi\" from a".into()],
+            },
+            EventKind::CheckStep {
+                index: 1,
+                verdict: "failed".into(),
+                explanation: "expected \"HI\" back, got \"hi\"".into(),
             },
         ];
         for (n, kind) in kinds.into_iter().enumerate() {

@@ -160,6 +160,27 @@ pub enum EventKind {
         /// What it said.
         plaintext: Payload,
     },
+    /// A check (`check_run`) began: its lab and the steps it will take, in order. The
+    /// checker's own sockets are endpoints like any other (TCP clients); a `check_step` event
+    /// follows each step, so the events between two of them are that step's.
+    CheckStarted {
+        /// The check's name (`kurose-uppercase-server`).
+        lab: String,
+        /// Its title, for people.
+        title: String,
+        /// What each step does, in words (`send "hello world" from a`).
+        steps: Vec<String>,
+    },
+    /// One step of the running check is done: `passed`, `failed` (then `explanation` says
+    /// why, expected against got) or `skipped` (not run: an earlier step failed).
+    CheckStep {
+        /// Which step, from 0, in `check_started`'s list.
+        index: u32,
+        /// `passed`, `failed` or `skipped`.
+        verdict: String,
+        /// Why it failed or was skipped; empty when it passed.
+        explanation: String,
+    },
     /// The simulated network trouble did something (`dropped`, `duplicated`, `delayed`,
     /// `held back`, `reading slowly`).
     Impaired {
@@ -383,6 +404,14 @@ impl EventKind {
             | EventKind::Waiting { op: text }
             | EventKind::Exit { detail: text, .. }
             | EventKind::Dropped { what: text, .. } => text.len(),
+            EventKind::CheckStarted { lab, title, steps } => {
+                lab.len() + title.len() + steps.iter().map(|s| s.len() + 24).sum::<usize>()
+            }
+            EventKind::CheckStep {
+                verdict,
+                explanation,
+                ..
+            } => verdict.len() + explanation.len(),
             EventKind::Call { op, detail } => op.len() + detail.len(),
             EventKind::Error { op, error } => op.len() + error.kept_bytes(),
             EventKind::FetchStep { step, detail } => step.len() + detail.len(),
@@ -434,6 +463,8 @@ impl EventKind {
             EventKind::Output { .. } => "output",
             EventKind::Exit { .. } => "exit",
             EventKind::Dropped { .. } => "dropped",
+            EventKind::CheckStarted { .. } => "check_started",
+            EventKind::CheckStep { .. } => "check_step",
         }
     }
 

@@ -202,7 +202,20 @@ impl Obj<'_> {
                 o.num("endpoint", t.endpoint.into())
                     .null_or_num("conn", t.conn.map(u64::from));
             }
-            Command::Reset | Command::ListFiles | Command::FernetKey => {}
+            Command::Reset | Command::ListFiles | Command::FernetKey | Command::CheckList => {}
+            Command::CheckRun {
+                lab,
+                target,
+                program,
+                args,
+            } => {
+                o.str("lab", lab)
+                    .opt_str("target", target.as_deref())
+                    .opt_str("program", program.as_deref());
+                if !args.is_empty() {
+                    o.strs("args", args);
+                }
+            }
             Command::SendFile(s) => {
                 o.num("endpoint", s.endpoint.into())
                     .str("file", &s.file)
@@ -455,6 +468,18 @@ fn event(o: &mut Obj, e: &Event, secrets: bool) {
         }
         EventKind::Auth { ok, detail } => {
             o.bool("ok", *ok).str("detail", detail);
+        }
+        EventKind::CheckStarted { lab, title, steps } => {
+            o.str("lab", lab).str("title", title).strs("steps", steps);
+        }
+        EventKind::CheckStep {
+            index,
+            verdict,
+            explanation,
+        } => {
+            o.num("index", (*index).into())
+                .str("verdict", verdict)
+                .str("explanation", explanation);
         }
     }
 }
@@ -752,6 +777,19 @@ mod tests {
             file: "p.py".into(),
         });
         for args in [vec![], vec!["12000".to_string(), "a b".to_string()]] {
+            check(Command::CheckList);
+            check(Command::CheckRun {
+                lab: "kurose-uppercase-server".into(),
+                target: Some("127.0.0.1:12000".into()),
+                program: None,
+                args: Vec::new(),
+            });
+            check(Command::CheckRun {
+                lab: "kurose-uppercase-server".into(),
+                target: None,
+                program: Some("TCPServer.py".into()),
+                args: vec!["12000".into()],
+            });
             check(Command::ProgramRun {
                 file: "p.py".into(),
                 args,

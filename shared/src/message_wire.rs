@@ -5,8 +5,9 @@
 
 use crate::json::{Fields, FromJson, Json};
 use crate::{
-    CompareReport, ConnInfo, EndpointInfo, FileInfo, FileRace, Limits, Outcome, Recording, Reply,
-    ReplyData, RoundTrips, Scope, ServerMessage, Snapshot, Spread, TransferReport, Welcome,
+    CheckInfo, CompareReport, ConnInfo, EndpointInfo, FileInfo, FileRace, Limits, Outcome,
+    Recording, Reply, ReplyData, RoundTrips, Scope, ServerMessage, Snapshot, Spread,
+    TransferReport, Welcome,
 };
 
 /// A reply's outcome: exactly one of `ok` and `error`.
@@ -101,6 +102,14 @@ impl FromJson for ReplyData {
                 "files" => ReplyData::Files {
                     files: f.req("files")?,
                 },
+                "checks" => ReplyData::Checks {
+                    checks: f.req("checks")?,
+                },
+                "check" => ReplyData::Check {
+                    lab: f.req("lab")?,
+                    passed: f.req("passed")?,
+                    total: f.req("total")?,
+                },
                 other => return Err(format!("unknown reply kind `{other}`")),
             })
         })()
@@ -174,6 +183,20 @@ impl FromJson for FileInfo {
             name: f.req("name")?,
             bytes: f.req("bytes")?,
             modified_unix_ms: f.req("modified_unix_ms")?,
+        })
+    }
+}
+
+impl FromJson for CheckInfo {
+    fn from_json(value: Json<'_>) -> Result<Self, String> {
+        let mut f = Fields::of(value)?;
+        Ok(CheckInfo {
+            lab: f.req("lab")?,
+            title: f.req("title")?,
+            about: f.req("about")?,
+            program: f.req("program")?,
+            transport: f.req("transport")?,
+            port: f.req("port")?,
         })
     }
 }

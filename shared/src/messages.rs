@@ -245,6 +245,37 @@ pub enum ReplyData {
         /// Sorted by name.
         files: Vec<FileInfo>,
     },
+    /// The checks there are (`check_list`).
+    Checks {
+        /// In the order `bridge check --list` prints them.
+        checks: Vec<CheckInfo>,
+    },
+    /// How a check went (`check_run`); its steps came as `check_step` events.
+    Check {
+        /// The check's name.
+        lab: String,
+        /// Steps that passed.
+        passed: u32,
+        /// Steps in all.
+        total: u32,
+    },
+}
+
+/// One check a lab has (`check_list`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckInfo {
+    /// Its name, for `check_run`.
+    pub lab: String,
+    /// A title for people.
+    pub title: String,
+    /// What the handout asks the program to do.
+    pub about: String,
+    /// `server` (the checker's clients connect to it) or `client` (the checker is its server).
+    pub program: String,
+    /// `tcp` or `udp`.
+    pub transport: String,
+    /// The handout's port.
+    pub port: u16,
 }
 
 /// A file in the bridge's data directory.

@@ -54,6 +54,8 @@ fn every_message_to_the_bridge_parses_and_each_command_is_shown() {
         "trace_attach",
         "trace_records",
         "trace_exit",
+        "check_list",
+        "check_run",
     ];
     for name in all {
         assert!(
@@ -144,6 +146,8 @@ fn every_message_from_the_bridge_parses_and_each_kind_is_shown() {
         "output",
         "exit",
         "dropped",
+        "check_started",
+        "check_step",
     ] {
         assert!(kinds.contains(kind), "docs/protocol.md has no {kind} event");
     }

@@ -159,7 +159,7 @@ async fn run_program(
         listen,
         dir: Some(dir.path.clone()),
         child: Some(child),
-        recorder: run::Recorder::default(),
+        ..Context::default()
     };
     let began_unix_ms = unix_ms();
     let steps = run::run(check, addr, &mut ctx).await;
@@ -481,7 +481,7 @@ fn csv_field(text: &str) -> String {
 }
 
 /// `HOST:PORT`, resolved.
-async fn resolve(target: &str) -> Result<SocketAddr, String> {
+pub(crate) async fn resolve(target: &str) -> Result<SocketAddr, String> {
     let mut addrs = tokio::net::lookup_host(target).await.map_err(|e| {
         format!("'{target}' is not an address with a port, such as 127.0.0.1:12000: {e}")
     })?;
@@ -645,7 +645,7 @@ async fn stop(child: &mut tokio::process::Child) {
 
 /// Whether some socket on this machine listens on `port` (TCP) or is bound to it (UDP), from
 /// the kernel's tables (`/proc/net/tcp`, `tcp6`, `udp`, `udp6`).
-fn listening(port: u16, tcp: bool) -> bool {
+pub(crate) fn listening(port: u16, tcp: bool) -> bool {
     let (files, state) = if tcp {
         (["/proc/net/tcp", "/proc/net/tcp6"], "0A")
     } else {

@@ -9,6 +9,7 @@
 
 pub mod check_cmd;
 pub mod netns;
+pub(crate) mod page;
 pub mod report;
 pub mod run;
 pub mod scenario;

@@ -75,18 +75,38 @@ struct Recorded {
     events: Vec<shared::Event>,
     began: Option<Instant>,
     endpoints: u32,
+    /// A run from the page: each client is also an endpoint of the bridge, its events in the
+    /// live log as they happen (recording id to handle).
+    live: Option<Arc<crate::core::registry::Registry>>,
+    handles: HashMap<u32, crate::core::registry::Handle>,
 }
 
 impl Recorder {
     pub const MAX_EVENTS: usize = 10_000;
     const KEPT: usize = 4096;
 
+    /// A recorder whose clients are also the bridge's endpoints, shown live (`check_run`).
+    pub(crate) fn live(registry: Arc<crate::core::registry::Registry>) -> Recorder {
+        let recorder = Recorder::default();
+        if let Ok(mut r) = recorder.0.lock() {
+            r.live = Some(registry);
+        }
+        recorder
+    }
+
     /// A new endpoint for a client of the checker's: its `socket` event. Returns its id.
     fn endpoint(&self, spec: shared::EndpointSpec) -> u32 {
-        let id = self.0.lock().map_or(0, |mut r| {
+        let (id, live) = self.0.lock().map_or((0, None), |mut r| {
             r.endpoints += 1;
-            r.endpoints
+            (r.endpoints, r.live.clone())
         });
+        // Live, the bridge's endpoint limit applies: past it the client is only recorded.
+        if let Some(handle) = live.and_then(|registry| registry.create_endpoint(spec.clone()).ok())
+        {
+            if let Ok(mut r) = self.0.lock() {
+                r.handles.insert(id, handle);
+            }
+        }
         self.emit(id, None, None, shared::EventKind::Socket { spec });
         id
     }
@@ -101,6 +121,29 @@ impl Recorder {
         let Ok(mut r) = self.0.lock() else {
             return;
         };
+        // The live endpoint's event (its socket event came with the handle).
+        match (&kind, r.handles.contains_key(&endpoint)) {
+            (_, false) | (shared::EventKind::Socket { .. }, _) => {}
+            (shared::EventKind::Connect, true) => {
+                if let (Some(handle), Some(local)) = (r.handles.get_mut(&endpoint), local) {
+                    handle.set_addresses(
+                        local.to_string(),
+                        peer.map(|p| p.to_string()),
+                        shared::EventKind::Connect,
+                    );
+                }
+            }
+            (shared::EventKind::Close { reason, .. }, true) => {
+                if let Some(handle) = r.handles.remove(&endpoint) {
+                    handle.close(shared::ClosedBy::Local, reason.clone());
+                }
+            }
+            (_, true) => {
+                if let Some(handle) = r.handles.get(&endpoint) {
+                    handle.emit(kind.clone());
+                }
+            }
+        }
         if r.events.len() >= Self::MAX_EVENTS {
             return;
         }
@@ -163,7 +206,20 @@ pub struct Context {
     pub child: Option<tokio::process::Child>,
     /// What the checker's sockets did.
     pub recorder: Recorder,
+    /// The checker started the program (and stops it after the run) without holding its
+    /// process here: the page's run, where the bridge's program registry does.
+    pub runs_program: bool,
+    /// Told of each step as it ends (its index in [`plan`]): the page's run shows them so.
+    pub progress: Option<Progress>,
+    /// Where `type` steps write when there is no `stdin`: a program the bridge runs for the
+    /// page takes its input through the bridge's program registry.
+    pub input: Option<Input>,
 }
+
+/// Told of each step's result as it ends, with its index.
+pub type Progress = Box<dyn FnMut(usize, &StepResult) + Send>;
+/// Writes a line to the program's standard input, or says why it cannot.
+pub type Input = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
 /// How one step went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -357,25 +413,21 @@ fn describe(step: &Step, role: Role) -> String {
 pub async fn run(check: &Check, target: SocketAddr, ctx: &mut Context) -> Vec<StepResult> {
     let output = ctx.output.clone();
     let output = output.as_ref();
-    let mut steps: Vec<(Step, bool)> = check.steps.iter().map(|s| (s.clone(), false)).collect();
-    if check.robustness {
-        for step in robustness(check) {
-            steps.push((step, true));
-        }
-        for step in &check.steps {
-            steps.push((step.renamed("-again"), false));
-        }
-    }
+    let steps = expand(check);
     let mut clients: HashMap<String, Client> = HashMap::new();
     let mut results = Vec::new();
     let mut failed = false;
     for (step, lenient) in &steps {
         let what = describe(step, check.program);
         if failed {
-            results.push(StepResult {
+            let result = StepResult {
                 what,
                 verdict: Verdict::Skipped("not run: an earlier step failed".into()),
-            });
+            };
+            if let Some(progress) = ctx.progress.as_mut() {
+                progress(results.len(), &result);
+            }
+            results.push(result);
             continue;
         }
         let mut verdict = one(check, step, target, ctx, &mut clients).await;
@@ -406,24 +458,64 @@ pub async fn run(check: &Check, target: SocketAddr, ctx: &mut Context) -> Vec<St
             };
             verdict = Verdict::Failed(why);
         }
+        if let Some(progress) = ctx.progress.as_mut() {
+            progress(
+                results.len(),
+                &StepResult {
+                    what: what.clone(),
+                    verdict: verdict.clone(),
+                },
+            );
+        }
         results.push(StepResult { what, verdict });
     }
     // What is still open is closed. A program the checker runs is stopped next, so a reset
     // does no harm there and leaves nothing lingering on the lab's port; a server someone
     // else runs (`--target`) gets an ordinary close, which cannot break a reply in flight.
     for (_, client) in clients {
-        if let Client::Tcp { mut stream, .. } = client {
-            if ctx.child.is_some() {
+        if let Client::Tcp {
+            mut stream, rec, ..
+        } = client
+        {
+            if ctx.child.is_some() || ctx.runs_program {
                 reset(&stream);
             } else {
                 let _ = stream.shutdown().await;
             }
+            rec.emit(shared::EventKind::Close {
+                by: shared::ClosedBy::Local,
+                reason: "the check is over".into(),
+            });
         }
     }
     results
 }
 
 /// The last lines the program printed (at most 12).
+/// The steps a run takes: the scenario's, and with `robustness` the unkind clients (lenient:
+/// their own failures do not count) and the scenario once more.
+fn expand(check: &Check) -> Vec<(Step, bool)> {
+    let mut steps: Vec<(Step, bool)> = check.steps.iter().map(|s| (s.clone(), false)).collect();
+    if check.robustness {
+        for step in robustness(check) {
+            steps.push((step, true));
+        }
+        for step in &check.steps {
+            steps.push((step.renamed("-again"), false));
+        }
+    }
+    steps
+}
+
+/// What each step of a run does, in words, in order: the list a report (or the page) shows
+/// before the verdicts come.
+pub fn plan(check: &Check) -> Vec<String> {
+    expand(check)
+        .iter()
+        .map(|(step, _)| describe(step, check.program))
+        .collect()
+}
+
 fn tail(output: &Output) -> String {
     let text = output.text();
     let lines: Vec<&str> = text.lines().collect();
@@ -559,10 +651,16 @@ async fn one(
                     ),
                 }
             }
-            None => Verdict::Skipped(
-                "skipped: typing into a program works only when the checker runs it (--program)"
-                    .into(),
-            ),
+            None => match &ctx.input {
+                Some(input) => match input(&format!("{text}\n")) {
+                    Ok(()) => Verdict::Passed,
+                    Err(why) => Verdict::Failed(why),
+                },
+                None => Verdict::Skipped(
+                    "skipped: typing into a program works only when the checker runs it (--program)"
+                        .into(),
+                ),
+            },
         },
         Step::Connect { client } => match check.transport {
             Transport::Tcp => {

@@ -39,10 +39,13 @@ const STDIN_QUEUE: usize = 16;
 const LAST_OUTPUT_WAIT: Duration = Duration::from_millis(500);
 
 /// `program_run`: starts the program and replies with its endpoint.
+/// `tee`, when given, gets everything the program prints as well (up to its limit, whatever
+/// the console's rate shows): a check run from the page reads it (`expect_output`).
 pub(crate) async fn run(
     hub: &Arc<Hub>,
     file: String,
     args: Vec<String>,
+    tee: Option<crate::checks::run::Output>,
 ) -> Result<EndpointInfo, ErrorInfo> {
     check_allowed(hub)?;
     if !file.ends_with(".py") {
@@ -122,6 +125,7 @@ pub(crate) async fn run(
         programs: hub.programs.clone(),
         id: info.id,
         tracer,
+        tee,
     };
     hub.tasks.spawn(supervise(child, pid, channel, life, shown));
     Ok(info)
@@ -132,6 +136,7 @@ struct Shown {
     programs: Programs,
     id: shared::EndpointId,
     tracer: Shared,
+    tee: Option<crate::checks::run::Output>,
 }
 
 impl Shown {
@@ -213,6 +218,9 @@ impl Console {
     }
 
     fn show(&mut self, shown: &Shown, stream: &str, bytes: &[u8]) {
+        if let Some(tee) = &shown.tee {
+            tee.push(&String::from_utf8_lossy(bytes));
+        }
         let now = Instant::now();
         self.tokens = (self.tokens
             + now.duration_since(self.refilled).as_secs_f64() * CONSOLE_RATE)

@@ -711,6 +711,22 @@ def _install():
 
     os._exit = exit_now
 
+    # The bridge stops a program with SIGTERM, which ends Python without atexit: what it
+    # did since the watcher's last flush (up to 100 ms of calls) is sent first, then it ends
+    # by the signal as it would have. A program's own SIGTERM handler replaces this one.
+    import signal
+
+    def on_term(signum, frame):
+        flush()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    try:
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, on_term)
+    except (ValueError, OSError):
+        pass
+
 
 def _forget_path(here):
     """Takes this directory out of sys.path and PYTHONPATH, then imports the program's own
