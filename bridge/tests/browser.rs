@@ -1649,3 +1649,170 @@ async fn files_are_current_and_readable_and_copy_answers() {
     browser.close().await;
     bridge.shutdown().await;
 }
+
+/// A server with issue 18's typical mistake for Goldsmiths' exercise 1: it echoes without
+/// "ACK: ". The lab's port, 65432, is its own (no other browser test uses it).
+const ACK_MISTAKE: &str = "import socket\nserver = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\nserver.bind(('127.0.0.1', 65432))\nserver.listen(5)\nwhile True:\n    conn, addr = server.accept()\n    data = conn.recv(1024)\n    conn.sendall(data)\n    conn.close()\n";
+
+/// The Check tab: the student picks the lab and their program, presses Check, and watches the
+/// handout's steps light up; the failing one says expected against got and leads to its
+/// events in the timeline and the sequence diagram, and to the student's line.
+#[tokio::test]
+async fn the_check_panel_runs_the_handouts_steps_against_the_students_program() {
+    let Some(dist) = dist() else { return };
+    let data = TempDir::new("page-check");
+    std::fs::write(data.0.join("ack_server.py"), ACK_MISTAKE).unwrap();
+    let dir = data.0.clone();
+    let bridge = Bridge::start_with(move |c| {
+        c.static_dir = Some(dist);
+        c.data_dir = dir;
+    })
+    .await;
+    let browser = Browser::start().await;
+    browser.viewport(1600, 1000).await;
+    browser.open_connected(&bridge).await;
+    browser.click(".middle-tabs button[data-tab='Check']").await;
+    browser
+        .click("#check-lab option[value='goldsmiths-ack-server']")
+        .await;
+    browser.wait_text("#check-about", "\"ACK: \"").await;
+    browser
+        .wait_text("#check-program option", "ack_server.py")
+        .await;
+    browser.click("#check-run").await;
+    browser
+        .wait_text("#check-summary", "Step 3 failed: 2 of 17 steps passed.")
+        .await;
+    for (verdict, count) in [("passed", 2), ("failed", 1), ("skipped", 14)] {
+        let found = browser
+            .client
+            .execute(
+                &format!("return document.querySelectorAll('#check-steps .step.{verdict}').length"),
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(found, json!(count), "{verdict} steps");
+    }
+    browser
+        .wait_text("#check-steps .step.failed", "3. a gets \"ACK: hello\" back")
+        .await;
+    browser
+        .wait_text(
+            "#check-why",
+            "expected \"ACK: hello\" back, got \"hello\": the server echoed without the \"ACK: \" prefix",
+        )
+        .await;
+    // The program ran traced, and was stopped after the check.
+    browser.wait_text(".row[data-kind='exit']", "").await;
+    browser.screenshot("check-1600x1000").await;
+    for (width, height) in [(1280, 800)] {
+        browser.viewport(width, height).await;
+        browser.screenshot(&format!("check-{width}x{height}")).await;
+    }
+    browser.viewport(1024, 768).await;
+    browser.click("#lecture").await;
+    browser.wait_text("#lecture", "Normal size").await;
+    browser.screenshot("check-1024x768-lecture").await;
+    browser.click("#lecture").await;
+    browser.viewport(1600, 1000).await;
+
+    // The step's evidence: the reply it got, picked in the timeline...
+    browser.click("#check-show-timeline").await;
+    browser
+        .wait_text(".row.highlight[data-kind='recv']", "hello")
+        .await;
+    // ... the student's line that sent it, in the Source tab...
+    browser.click("#check-show-line").await;
+    browser
+        .wait_text("#source-caption", "was made by line 8")
+        .await;
+    // ... and the same reply in the sequence diagram.
+    browser.click(".middle-tabs button[data-tab='Check']").await;
+    browser.click("#check-show-sequence").await;
+    browser
+        .wait_text(".sequence .item.highlight[data-kind='recv']", "hello")
+        .await;
+    browser.screenshot("check-sequence").await;
+    browser.close().await;
+    bridge.shutdown().await;
+}
+
+/// A class run's recording (`bridge check --recording`) opens in the page's Replay: the
+/// checker's clients and what they sent and got are on the timeline.
+#[tokio::test]
+async fn a_check_recording_replays_in_the_page() {
+    let Some(dist) = dist() else { return };
+    let recordings = TempDir::new("check-recording");
+    let port = free_tcp_port();
+    let program = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/programs/goldsmiths_server.py");
+    let mut server = tokio::process::Command::new("python3")
+        .arg(&program)
+        .arg(port.to_string())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let target = format!("127.0.0.1:{port}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !std::process::Command::new("ss")
+        .args(["-Htln", &format!("sport = :{port}")])
+        .output()
+        .is_ok_and(|o| !o.stdout.is_empty())
+    {
+        assert!(tokio::time::Instant::now() < deadline, "the server listens");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let file = recordings.0.join("run.recording.json");
+    let out = tokio::process::Command::new(bridge_binary())
+        .args([
+            "check",
+            "goldsmiths-ack-server",
+            "--target",
+            &target,
+            "--recording",
+        ])
+        .arg(&file)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    server.kill().await.unwrap();
+    let events = shared::Recording::parse(&std::fs::read_to_string(&file).unwrap())
+        .unwrap()
+        .events
+        .len();
+
+    let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
+    let browser = Browser::start().await;
+    browser.open_connected(&bridge).await;
+    let input = browser
+        .client
+        .find(Locator::Css("#open-recording"))
+        .await
+        .unwrap();
+    input.send_keys(file.to_str().unwrap()).await.unwrap();
+    browser
+        .wait_text("#replay-position", &format!("0 / {events} events"))
+        .await;
+    browser.click("#replay-end").await;
+    browser
+        .wait_text("#replay-position", &format!("{events} / {events} events"))
+        .await;
+    browser.wait_text(".row[data-kind='send']", "hello").await;
+    browser
+        .wait_text(".row[data-kind='recv']", "ACK: hello")
+        .await;
+    // Each of the checker's clients is an endpoint of the recording.
+    browser
+        .wait_text(".row[data-kind='connect']", "TCP client #")
+        .await;
+    browser.screenshot("check-recording-replay").await;
+    browser.close().await;
+    bridge.shutdown().await;
+}

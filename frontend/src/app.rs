@@ -4,6 +4,7 @@
 use shared::{Command, EndpointSpec};
 use yew::prelude::*;
 
+use crate::components::check::{self, Check};
 use crate::components::compare::Compare;
 use crate::components::composer::{Composer, SendTarget};
 use crate::components::console::Console;
@@ -33,6 +34,7 @@ const CONVERSATION_LIMIT: usize = 400;
 enum Tab {
     Conversation,
     Programs,
+    Check,
     Source,
     Files,
     Compare,
@@ -241,6 +243,41 @@ pub fn App() -> Html {
             let bridge = bridge.clone();
             yew::platform::spawn_local(async move { bridge.refresh_files().await });
         })
+    };
+    let on_check_list = {
+        let bridge = bridge.clone();
+        Callback::from(move |()| {
+            let bridge = bridge.clone();
+            yew::platform::spawn_local(async move {
+                bridge.check_list().await;
+                bridge.refresh_files().await;
+            });
+        })
+    };
+    let on_check_run = {
+        let bridge = bridge.clone();
+        Callback::from(move |command: shared::Command| {
+            let bridge = bridge.clone();
+            yew::platform::spawn_local(async move { bridge.check(command).await });
+        })
+    };
+    // A failing step's evidence: picked (the timeline scrolls to it), and shown in the
+    // sequence diagram or at the student's line in the Source tab.
+    let on_check_show = {
+        let (dispatch, tab) = (state.dispatcher(), tab.clone());
+        Callback::from(
+            move |(event, to): (std::rc::Rc<shared::Event>, check::Show)| {
+                dispatch.dispatch(Action::Highlight {
+                    seq: event.seq,
+                    key: ConvKey::of(&event),
+                });
+                match to {
+                    check::Show::Timeline => {}
+                    check::Show::Sequence => tab.set(Tab::Sequence),
+                    check::Show::Line => tab.set(Tab::Source),
+                }
+            },
+        )
     };
     let on_compare = {
         let bridge = bridge.clone();
@@ -638,6 +675,7 @@ pub fn App() -> Html {
                     <div class="tabs middle-tabs" role="tablist">
                         { tab_button(Tab::Conversation, "Conversation") }
                         { tab_button(Tab::Programs, "Programs") }
+                        { tab_button(Tab::Check, "Check") }
                         { tab_button(Tab::Source, "Source") }
                         { tab_button(Tab::Files, "Files") }
                         { tab_button(Tab::Compare, "TCP vs UDP") }
@@ -668,6 +706,11 @@ pub fn App() -> Html {
                         <Programs files={state.files.clone()} loaded={(*loaded).clone()}
                                   on_open={on_open_program} on_save={on_save_program}
                                   on_run={on_run_program} enabled={connected} />
+                    } else if *tab == Tab::Check {
+                        <Check checks={state.checks.clone()} files={state.files.clone()}
+                               log={state.log.clone()} version={state.version} enabled={connected}
+                               running={state.checking} on_list={on_check_list}
+                               on_run={on_check_run} on_show={on_check_show} />
                     } else if *tab == Tab::Source {
                         <Source name={source_view.0} code={source_view.1} line={source_view.2}
                                 call={source_view.3} calls={source_view.4} />
@@ -690,6 +733,7 @@ pub fn App() -> Html {
                         <Sequence log={state.log.clone()} version={state.version} large={*lecture}
                                   only={(*seq_scope == "selected").then_some(state.selected).flatten()}
                                   start={if *seq_scope == "lab" { log.lab_start } else { 0 }}
+                                  highlight={state.highlight}
                                   on_select={on_pick.clone()} />
                     } else if *tab == Tab::Compare {
                         <Compare report={state.comparison.clone()} on_run={on_compare} enabled={connected} />

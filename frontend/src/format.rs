@@ -188,6 +188,8 @@ pub fn call(kind: &EventKind) -> String {
         EventKind::Output { stream, .. } => stream.clone(),
         EventKind::Exit { .. } => "program ended".into(),
         EventKind::Dropped { .. } => "not shown".into(),
+        EventKind::CheckStarted { .. } => "check".into(),
+        EventKind::CheckStep { index, verdict, .. } => format!("step {} {verdict}", index + 1),
     }
 }
 
@@ -252,6 +254,10 @@ pub fn detail(event: &Event) -> String {
         EventKind::Call { detail, .. } => detail.clone(),
         EventKind::Output { data, .. } => preview(data),
         EventKind::Exit { detail, .. } => detail.clone(),
+        EventKind::CheckStarted { title, steps, .. } => {
+            format!("{title}: {} steps", steps.len())
+        }
+        EventKind::CheckStep { explanation, .. } => explanation.clone(),
         EventKind::Dropped { what, count } => match what.as_str() {
             "console" => format!(
                 "{} of console output beyond what the page shows",
@@ -428,6 +434,8 @@ impl Group {
             EventKind::Output { .. } => Group::Data,
             EventKind::Exit { .. } => Group::Ending,
             EventKind::Dropped { .. } => Group::Problems,
+            EventKind::CheckStep { verdict, .. } if verdict == "failed" => Group::Problems,
+            EventKind::CheckStarted { .. } | EventKind::CheckStep { .. } => Group::Setup,
             EventKind::Send { .. }
             | EventKind::Recv { .. }
             | EventKind::SendTo { .. }

@@ -100,6 +100,9 @@ pub struct Log {
     /// Where the current lab began in `events` (the last preset; a Reset starts at 0): what
     /// the sequence diagram draws unless asked for more.
     pub lab_start: usize,
+    /// Where in `events` the latest check began (its `check_started`): the Check panel reads
+    /// its steps' verdicts from the events after it.
+    pub check: Option<usize>,
 }
 
 impl Log {
@@ -171,6 +174,9 @@ impl Log {
             }
         }
         let index = self.events.len();
+        if matches!(event.kind, EventKind::CheckStarted { .. }) {
+            self.check = Some(index);
+        }
         if event.endpoint != 0 {
             let key = ConvKey::of(&event);
             match self.conversations.get_mut(&key) {
@@ -190,6 +196,7 @@ impl Log {
         self.earlier = earlier;
         self.conversations.clear();
         self.lab_start = 0;
+        self.check = None;
     }
 
     /// A name for an endpoint, also after it closed.
@@ -353,6 +360,10 @@ pub struct State {
     pub uploads: VecMap<String, Upload>,
     /// The last TCP-versus-UDP comparison.
     pub comparison: Option<Rc<CompareReport>>,
+    /// The checks the bridge has (`check_list`), once asked for.
+    pub checks: Option<Rc<Vec<shared::CheckInfo>>>,
+    /// A check of this page's runs (its reply has not come yet).
+    pub checking: bool,
     /// Transfer reports seen: when it moves, the file list is worth listing again.
     pub transfers: u64,
     /// The Python mirror of an endpoint, as the bridge wrote it: endpoint, file name, code.
@@ -397,6 +408,8 @@ impl Default for State {
             files: Vec::new(),
             uploads: VecMap::new(),
             comparison: None,
+            checks: None,
+            checking: false,
             transfers: 0,
             program: None,
             source: None,
@@ -467,6 +480,10 @@ pub enum Action {
     },
     /// A comparison finished.
     Compared(Box<CompareReport>),
+    /// The bridge's checks were listed.
+    Checks(Vec<shared::CheckInfo>),
+    /// This page's check began (true) or its reply came (false).
+    Checking(bool),
     /// An event was picked: highlight it in the timeline and show its conversation.
     Highlight {
         seq: u64,
@@ -658,6 +675,8 @@ impl State {
                 self.uploads.insert(file, upload);
             }
             Action::Compared(report) => self.comparison = Some(Rc::new(*report)),
+            Action::Checks(checks) => self.checks = Some(Rc::new(checks)),
+            Action::Checking(on) => self.checking = on,
             Action::Highlight { seq, key } => {
                 self.highlight = Some(seq);
                 self.selected = Some(key);

@@ -46,7 +46,13 @@ struct Table {
     entries: HashMap<EndpointId, Entry>,
     /// Programs being started, counted against the limit.
     starting: usize,
+    /// The scripts of the last programs that ended (at most [`ENDED_SOURCES`], each at most
+    /// 256 KiB): a check's failing step points at a line of a program already stopped.
+    ended: std::collections::VecDeque<(EndpointId, (String, String))>,
 }
+
+/// How many ended programs' scripts are kept for the source view.
+const ENDED_SOURCES: usize = 8;
 
 /// The running programs. Cheap to clone.
 #[derive(Clone)]
@@ -114,7 +120,13 @@ impl Programs {
 
     /// The program has ended.
     pub(crate) fn remove(&self, id: EndpointId) {
-        self.table().entries.remove(&id);
+        let mut table = self.table();
+        if let Some(source) = table.entries.remove(&id).and_then(|e| e.source) {
+            if table.ended.len() == ENDED_SOURCES {
+                table.ended.pop_front();
+            }
+            table.ended.push_back((id, source));
+        }
     }
 
     /// The directory holding the shim, written at first use.
@@ -142,9 +154,12 @@ impl Programs {
         })
     }
 
-    /// The source of a program's script.
+    /// The source of a program's script, running or one of the last that ended.
     pub(crate) fn source(&self, id: EndpointId) -> Result<(String, String), ErrorInfo> {
         let table = self.table();
+        if let Some((_, source)) = table.ended.iter().find(|(ended, _)| *ended == id) {
+            return Ok(source.clone());
+        }
         let entry = table.entries.get(&id).ok_or_else(|| not_running(id))?;
         entry.source.clone().ok_or_else(|| {
             ErrorInfo::new(

@@ -1,5 +1,6 @@
 //! Leaf views: each gets data and callbacks as props and never changes state itself.
 
+pub mod check;
 pub mod compare;
 pub mod composer;
 pub mod console;

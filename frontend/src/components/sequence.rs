@@ -30,6 +30,8 @@ pub struct Props {
     pub start: usize,
     /// Drawn half as large again, for a projector (lecture mode).
     pub large: bool,
+    /// An event picked elsewhere (a check's failing step): marked and scrolled to.
+    pub highlight: Option<u64>,
     pub on_select: Callback<Rc<Event>>,
 }
 
@@ -40,6 +42,7 @@ impl PartialEq for Props {
             && self.only == other.only
             && self.start == other.start
             && self.large == other.large
+            && self.highlight == other.highlight
     }
 }
 
@@ -52,6 +55,17 @@ enum Lane {
 
 #[function_component]
 pub fn Sequence(props: &Props) -> Html {
+    // The picked event comes into view.
+    use_effect_with(props.highlight, |highlight| {
+        if highlight.is_some() {
+            let found = web_sys::window()
+                .and_then(|w| w.document())
+                .and_then(|d| d.query_selector(".sequence .item.highlight").ok().flatten());
+            if let Some(item) = found {
+                item.scroll_into_view();
+            }
+        }
+    });
     let log = props.log.borrow();
     let start = props.start.min(log.events.len());
     let events: Vec<&Rc<Event>> = log.events[start..]
@@ -180,7 +194,11 @@ pub fn Sequence(props: &Props) -> Html {
                 </g>
             },
         };
-        items.push(html! { <g class="item" data-kind={e.kind.name()} data-seq={e.seq.to_string()} onclick={on_click}>{ item }</g> });
+        let class = format::classes(&[
+            "item",
+            format::on(props.highlight == Some(e.seq), "highlight"),
+        ]);
+        items.push(html! { <g {class} data-kind={e.kind.name()} data-seq={e.seq.to_string()} onclick={on_click}>{ item }</g> });
     }
     // Half a lane more on the right: the last lane's labels run past its line.
     let width = (lanes.len() as i64).max(1) * LANE_W + LANE_W / 2;

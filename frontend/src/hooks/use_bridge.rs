@@ -223,6 +223,33 @@ impl Bridge {
         }
     }
 
+    /// Lists the bridge's checks into the state.
+    pub async fn check_list(&self) {
+        match self.request(Command::CheckList).await {
+            Outcome::Ok(ReplyData::Checks { checks }) => {
+                self.0.dispatch.dispatch(Action::Checks(checks))
+            }
+            Outcome::Error(error) => self.0.dispatch.dispatch(Action::Failed {
+                title: "List the checks".into(),
+                error,
+            }),
+            Outcome::Ok(_) => {}
+        }
+    }
+
+    /// Runs a check; its steps arrive as events, a failure to run it as a notice.
+    pub async fn check(&self, command: Command) {
+        self.0.dispatch.dispatch(Action::Checking(true));
+        let outcome = self.request(command).await;
+        self.0.dispatch.dispatch(Action::Checking(false));
+        if let Outcome::Error(error) = outcome {
+            self.0.dispatch.dispatch(Action::Failed {
+                title: "Check".into(),
+                error,
+            });
+        }
+    }
+
     /// A callback that runs `(title, command)` pairs.
     pub fn runner(&self) -> Callback<(String, Command)> {
         let bridge = self.clone();
