@@ -99,6 +99,7 @@ pub(crate) async fn execute(hub: &Arc<Hub>, command: Command) -> Outcome {
             .await
             .map(ReplyData::Endpoint),
         Command::CheckList => crate::checks::page::list(hub),
+        Command::CaptureSave { endpoint, conn } => capture_save(hub, endpoint, conn),
         Command::CheckRun {
             lab,
             target,
@@ -131,6 +132,36 @@ pub(crate) async fn execute(hub: &Arc<Hub>, command: Command) -> Outcome {
         Ok(data) => Outcome::Ok(data),
         Err(error) => Outcome::Error(error),
     }
+}
+
+/// Writes the captured packets into a pcapng file of the data directory.
+fn capture_save(
+    hub: &Hub,
+    endpoint: Option<shared::EndpointId>,
+    conn: Option<shared::ConnId>,
+) -> Result<ReplyData, ErrorInfo> {
+    let status = hub.capture.status();
+    let Some((bytes, packets)) = hub.capture.pcapng(endpoint, conn) else {
+        let mut error = ErrorInfo::new(ErrorKind::Unsupported, status.detail);
+        if let Some(hint) = status.hint {
+            error = error.with_hint(hint);
+        }
+        return Err(error);
+    };
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    let file = match (endpoint, conn) {
+        (Some(e), Some(c)) => format!("capture-{stamp}-endpoint{e}-conn{c}.pcapng"),
+        (Some(e), None) => format!("capture-{stamp}-endpoint{e}.pcapng"),
+        _ => format!("capture-{stamp}.pcapng"),
+    };
+    hub.data.write_whole(&file, &bytes)?;
+    Ok(ReplyData::Capture {
+        file,
+        packets: packets as u64,
+    })
 }
 
 /// Saves the page editor's program as a `.py` file of the data directory.

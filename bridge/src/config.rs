@@ -32,6 +32,9 @@ pub struct Config {
     /// Whether the page may run programs (`program_run`). On by default; the command line
     /// turns it off when the bridge listens beyond loopback, unless `--allow-programs`.
     pub allow_programs: bool,
+    /// Whether to capture the endpoints' packets where the bridge may (`--no-capture` turns
+    /// it off).
+    pub capture: bool,
     /// The Python the page's programs run with.
     pub python: String,
     /// Most programs running at once (from the page and from terminals together).
@@ -79,6 +82,7 @@ impl Config {
             extra_origins: Vec::new(),
             allow_privileged_ports: false,
             allow_programs: true,
+            capture: true,
             python: "python3".into(),
             max_programs: 8,
             max_endpoints: 64,

@@ -42,6 +42,8 @@ pub(crate) struct Hub {
     pub(crate) fetcher: crate::fetch::Fetcher,
     /// The person's programs running now, traced.
     pub(crate) programs: crate::programs::Programs,
+    /// The packets of the endpoints' sockets, where the bridge may capture them.
+    pub(crate) capture: crate::capture::Capture,
 }
 
 impl Hub {
@@ -50,9 +52,18 @@ impl Hub {
         let log = Arc::new(EventLog::new(config.history_events, config.history_bytes));
         let root = Lifeline::root();
         let fetcher = crate::fetch::Fetcher::new(config.reach(), &config.extra_root_certs)?;
+        let registry = Registry::new(log.clone(), config.max_endpoints, root.clone());
+        let capture = if config.capture {
+            crate::capture::Capture::open(&registry)
+        } else {
+            crate::capture::Capture::off(
+                "Packets are not captured: the bridge was started with --no-capture.",
+            )
+        };
         Ok(Arc::new(Hub {
             fetcher,
-            registry: Registry::new(log.clone(), config.max_endpoints, root.clone()),
+            capture,
+            registry,
             work: Mutex::new(root.token.child_token()),
             comparing: tokio::sync::Semaphore::new(1),
             checking: tokio::sync::Semaphore::new(1),

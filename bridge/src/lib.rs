@@ -17,6 +17,7 @@
 //!   words), `crypto`, `fetch`, `compare`, `python` (the Python mirror of each endpoint);
 //! - `checks/`: `bridge check`, a lab's scenario played against a student's program.
 
+mod capture;
 pub mod checks;
 mod commands;
 mod compare;
@@ -83,6 +84,15 @@ pub async fn run(
     let mut origins = security::default_origins(listen);
     origins.extend(config.extra_origins.iter().cloned());
     let hub = hub::Hub::new(config).map_err(std::io::Error::other)?;
+    {
+        let hub = hub.clone();
+        let stop = hub.root.token.clone();
+        hub.tasks.clone().spawn(async move {
+            hub.capture
+                .run(hub.registry.clone(), hub.log.clone(), stop)
+                .await
+        });
+    }
     let app = web::server::router(hub.clone(), listen, origins);
     let root = hub.root.clone();
     let stopping = async move {

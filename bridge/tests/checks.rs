@@ -56,6 +56,7 @@ fn failure(report: &str) -> String {
 #[tokio::test]
 async fn the_handouts_servers_pass_their_checks() {
     let programs = |name: &str| fixture("programs", name);
+    let mut passed = std::collections::BTreeSet::new();
     for (lab, program, udp) in [
         (
             "kurose-uppercase-server",
@@ -103,6 +104,11 @@ async fn the_handouts_servers_pass_their_checks() {
             false,
         ),
         (
+            "goldsmiths-chat-server",
+            fixture("checks", "goldsmiths_chat_server.py"),
+            false,
+        ),
+        (
             "goldsmiths-fernet-server",
             fixture("checks", "goldsmiths_fernet_server.py"),
             false,
@@ -118,7 +124,18 @@ async fn the_handouts_servers_pass_their_checks() {
         assert!(report.contains("PASSED"), "{report}");
         // The program ran in a folder of its own: nothing it wrote lands beside it.
         assert!(!program.with_file_name("received_file.txt").exists());
+        passed.insert(lab.to_string());
     }
+    // Every built-in check has a correct program that passes it.
+    let list = std::process::Command::new(bridge_binary())
+        .args(["check", "--list"])
+        .output()
+        .unwrap();
+    let listed: std::collections::BTreeSet<String> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    assert_eq!(passed, listed, "a correct program for each built-in check");
 }
 
 #[tokio::test]

@@ -189,6 +189,11 @@ pub fn call(kind: &EventKind) -> String {
         EventKind::Exit { .. } => "program ended".into(),
         EventKind::Dropped { .. } => "not shown".into(),
         EventKind::CheckStarted { .. } => "check".into(),
+        EventKind::Packet(p) => match p.proto.as_str() {
+            "tcp" => format!("⇄ {}", p.flags),
+            "udp" => "⇄ datagram".into(),
+            _ => "⇄ ICMP".into(),
+        },
         EventKind::CheckStep { index, verdict, .. } => format!("step {} {verdict}", index + 1),
     }
 }
@@ -258,6 +263,28 @@ pub fn detail(event: &Event) -> String {
             format!("{title}: {} steps", steps.len())
         }
         EventKind::CheckStep { explanation, .. } => explanation.clone(),
+        EventKind::Packet(p) => {
+            let mut text = format!("{} → {}", p.src, p.dst);
+            if let (Some(seq), ack) = (p.tcp_seq, p.tcp_ack) {
+                text.push_str(&format!(" seq {seq}"));
+                if let Some(ack) = ack {
+                    text.push_str(&format!(" ack {ack}"));
+                }
+            }
+            if let Some(window) = p.window {
+                text.push_str(&format!(" win {window}"));
+            }
+            if !p.options.is_empty() {
+                text.push_str(&format!(" · {}", p.options));
+            }
+            if p.data.len > 0 {
+                text.push_str(&format!(" · {}", preview(&p.data)));
+            }
+            if !p.detail.is_empty() {
+                text.push_str(&format!(" · {}", p.detail));
+            }
+            text
+        }
         EventKind::Dropped { what, count } => match what.as_str() {
             "console" => format!(
                 "{} of console output beyond what the page shows",
@@ -415,10 +442,18 @@ pub enum Group {
     Ending,
     /// Errors and timeouts.
     Problems,
+    /// Packets on the wire (captured).
+    Wire,
 }
 
 impl Group {
-    pub const ALL: [Group; 4] = [Group::Setup, Group::Data, Group::Ending, Group::Problems];
+    pub const ALL: [Group; 5] = [
+        Group::Setup,
+        Group::Data,
+        Group::Ending,
+        Group::Problems,
+        Group::Wire,
+    ];
 
     pub fn of(kind: &EventKind) -> Group {
         match kind {
@@ -436,6 +471,7 @@ impl Group {
             EventKind::Dropped { .. } => Group::Problems,
             EventKind::CheckStep { verdict, .. } if verdict == "failed" => Group::Problems,
             EventKind::CheckStarted { .. } | EventKind::CheckStep { .. } => Group::Setup,
+            EventKind::Packet(_) => Group::Wire,
             EventKind::Send { .. }
             | EventKind::Recv { .. }
             | EventKind::SendTo { .. }
@@ -464,6 +500,7 @@ impl Group {
             Group::Data => "data",
             Group::Ending => "closing",
             Group::Problems => "errors",
+            Group::Wire => "packets",
         }
     }
 }

@@ -177,7 +177,8 @@ impl Log {
         if matches!(event.kind, EventKind::CheckStarted { .. }) {
             self.check = Some(index);
         }
-        if event.endpoint != 0 {
+        // Packets are on the timeline, not in the conversations: those are the calls.
+        if event.endpoint != 0 && !matches!(event.kind, EventKind::Packet(_)) {
             let key = ConvKey::of(&event);
             match self.conversations.get_mut(&key) {
                 Some(indexes) => indexes.push(index),

@@ -163,6 +163,14 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         args: Vec<String>,
     },
+    /// Save the captured packets (of one endpoint, or one connection of a server, if given)
+    /// as a pcapng file in the data directory, for Wireshark.
+    CaptureSave {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        endpoint: Option<EndpointId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conn: Option<ConnId>,
+    },
     /// A terminal's program ended.
     TraceExit {
         /// The program endpoint from `trace_attach`.
@@ -271,6 +279,7 @@ impl Command {
             Command::TraceExit { .. } => "trace_exit",
             Command::CheckList => "check_list",
             Command::CheckRun { .. } => "check_run",
+            Command::CaptureSave { .. } => "capture_save",
         }
     }
 }

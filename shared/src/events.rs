@@ -141,6 +141,9 @@ pub enum EventKind {
     },
     /// A file transfer ended (completely or not).
     Transfer(TransferReport),
+    /// A packet this socket sent or received, captured on the wire (the bridge runs as root
+    /// or with CAP_NET_RAW): a TCP segment, a UDP datagram, or an ICMP message about one.
+    Packet(Box<crate::PacketInfo>),
     /// A chat server sent one line to many members at once. In a room this big, the members'
     /// send() calls are counted here instead of shown one by one (10,000 members would make
     /// 10,000 events per line).
@@ -416,6 +419,14 @@ impl EventKind {
             EventKind::Error { op, error } => op.len() + error.kept_bytes(),
             EventKind::FetchStep { step, detail } => step.len() + detail.len(),
             EventKind::Transfer(report) => report.file.len() + report.sha256.len(),
+            EventKind::Packet(p) => {
+                p.data.kept_bytes()
+                    + p.src.len()
+                    + p.dst.len()
+                    + p.flags.len()
+                    + p.options.len()
+                    + p.detail.len()
+            }
             EventKind::Bind
             | EventKind::Listen { .. }
             | EventKind::Backlog { .. }
@@ -451,6 +462,7 @@ impl EventKind {
             EventKind::Progress { .. } => "progress",
             EventKind::Relayed { .. } => "relayed",
             EventKind::Transfer(_) => "transfer",
+            EventKind::Packet(_) => "packet",
             EventKind::Encrypted { .. } => "encrypted",
             EventKind::Decrypted { .. } => "decrypted",
             EventKind::Auth { .. } => "auth",

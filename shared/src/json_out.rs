@@ -203,6 +203,10 @@ impl Obj<'_> {
                     .null_or_num("conn", t.conn.map(u64::from));
             }
             Command::Reset | Command::ListFiles | Command::FernetKey | Command::CheckList => {}
+            Command::CaptureSave { endpoint, conn } => {
+                o.opt_num("endpoint", endpoint.map(u64::from))
+                    .opt_num("conn", conn.map(u64::from));
+            }
             Command::CheckRun {
                 lab,
                 target,
@@ -426,6 +430,26 @@ fn event(o: &mut Obj, e: &Event, secrets: bool) {
         EventKind::Relayed { data, members } => {
             payload(o, "data", data);
             o.num("members", (*members).into());
+        }
+        EventKind::Packet(p) => {
+            o.str("proto", &p.proto)
+                .str("dir", &p.dir)
+                .num("wire_us", p.wire_us)
+                .str("src", &p.src)
+                .str("dst", &p.dst);
+            if !p.flags.is_empty() {
+                o.str("flags", &p.flags);
+            }
+            o.opt_num("tcp_seq", p.tcp_seq.map(u64::from))
+                .opt_num("tcp_ack", p.tcp_ack.map(u64::from))
+                .opt_num("window", p.window.map(u64::from));
+            if !p.options.is_empty() {
+                o.str("options", &p.options);
+            }
+            payload(o, "data", &p.data);
+            if !p.detail.is_empty() {
+                o.str("detail", &p.detail);
+            }
         }
         EventKind::Encrypted { plaintext } | EventKind::Decrypted { plaintext } => {
             payload(o, "plaintext", plaintext)
@@ -778,6 +802,10 @@ mod tests {
         });
         for args in [vec![], vec!["12000".to_string(), "a b".to_string()]] {
             check(Command::CheckList);
+            check(Command::CaptureSave {
+                endpoint: Some(3),
+                conn: None,
+            });
             check(Command::CheckRun {
                 lab: "kurose-uppercase-server".into(),
                 target: Some("127.0.0.1:12000".into()),

@@ -34,6 +34,7 @@ impl FromJson for ServerMessage {
                     scope: f.req("scope")?,
                     limits: f.req("limits")?,
                     data_dir: f.or("data_dir", String::new)?,
+                    capture: f.opt("capture")?,
                     snapshot: f.req("snapshot")?,
                 })),
                 "reply" => ServerMessage::Reply(Reply {
@@ -101,6 +102,10 @@ impl FromJson for ReplyData {
                 "key" => ReplyData::Key { key: f.req("key")? },
                 "files" => ReplyData::Files {
                     files: f.req("files")?,
+                },
+                "capture" => ReplyData::Capture {
+                    file: f.req("file")?,
+                    packets: f.req("packets")?,
                 },
                 "checks" => ReplyData::Checks {
                     checks: f.req("checks")?,
@@ -183,6 +188,17 @@ impl FromJson for FileInfo {
             name: f.req("name")?,
             bytes: f.req("bytes")?,
             modified_unix_ms: f.req("modified_unix_ms")?,
+        })
+    }
+}
+
+impl FromJson for crate::CaptureStatus {
+    fn from_json(value: Json<'_>) -> Result<Self, String> {
+        let mut f = Fields::of(value)?;
+        Ok(crate::CaptureStatus {
+            on: f.req("on")?,
+            detail: f.req("detail")?,
+            hint: f.opt("hint")?,
         })
     }
 }

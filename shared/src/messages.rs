@@ -105,6 +105,10 @@ pub struct Welcome {
     /// its Files tab); empty from a bridge that does not say.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub data_dir: String,
+    /// Whether the bridge captures its sockets' packets, and if not why (absent from a
+    /// bridge that does not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<crate::CaptureStatus>,
     /// The endpoints alive now, and the recent events.
     pub snapshot: Snapshot,
 }
@@ -244,6 +248,13 @@ pub enum ReplyData {
     Files {
         /// Sorted by name.
         files: Vec<FileInfo>,
+    },
+    /// The captured packets were saved (`capture_save`).
+    Capture {
+        /// The pcapng file in the data directory.
+        file: String,
+        /// How many packets it holds.
+        packets: u64,
     },
     /// The checks there are (`check_list`).
     Checks {

@@ -135,6 +135,9 @@ struct Args {
     /// the token could then run code on this machine). Always allowed on loopback.
     #[arg(long)]
     allow_programs: bool,
+    /// Do not capture packets, even where the bridge may (root or CAP_NET_RAW).
+    #[arg(long)]
+    no_capture: bool,
 }
 
 /// Event payloads are copied into buffers of tens of kilobytes, many per second under load.
@@ -316,6 +319,7 @@ async fn serve(args: Args) -> Result<(), String> {
         tracing::warn!("no built page to serve (see --dist): only the WebSocket is available");
     }
     config.allow_programs = listen.ip().is_loopback() || args.allow_programs;
+    config.capture = !args.no_capture;
     if args.allow_programs && !listen.ip().is_loopback() {
         tracing::warn!("--allow-programs: anyone with the token can run programs on this machine");
     }

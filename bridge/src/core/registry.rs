@@ -50,9 +50,71 @@ pub(crate) struct Registry {
     next_conn: AtomicU32,
     /// Stopped when the bridge shuts down; every endpoint's lifeline descends from it.
     pub(crate) root: Lifeline,
+    /// Told of every port an endpoint will use, before its first packet: the packet capture
+    /// (issue 19) filters on them in the kernel.
+    ports: std::sync::OnceLock<PortHook>,
+}
+
+/// See [`Registry::watch_ports`].
+pub(crate) type PortHook = Box<dyn Fn(u16) + Send + Sync>;
+
+/// Whose a packet is: the endpoint (and connection) that sent it, or else received it, and
+/// whether it sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Owner {
+    pub(crate) endpoint: EndpointId,
+    pub(crate) conn: Option<ConnId>,
+    pub(crate) sent: bool,
 }
 
 impl Registry {
+    /// Calls `hook` with every port an endpoint is given or learns from now on.
+    pub(crate) fn watch_ports(&self, hook: PortHook) {
+        let _ = self.ports.set(hook);
+    }
+
+    fn port_of(&self, addr: &str) {
+        if let (Some(hook), Ok(addr)) = (self.ports.get(), addr.parse::<std::net::SocketAddr>()) {
+            if addr.port() != 0 {
+                hook(addr.port());
+            }
+        }
+    }
+
+    /// Whose the packet from `src` to `dst` is: its sender's socket if that is one of the
+    /// bridge's (a connection's addresses, then an endpoint's), else its receiver's.
+    pub(crate) fn owner(&self, src: &str, dst: &str) -> Option<Owner> {
+        let entries = self.entries();
+        let find = |from: &str, to: &str| {
+            entries.values().find_map(|e| {
+                let conn = e
+                    .info
+                    .connections
+                    .iter()
+                    .find(|c| c.local == from && c.peer == to);
+                match conn {
+                    Some(c) => Some((e.info.id, Some(c.id))),
+                    None => (e.info.local.as_deref() == Some(from)
+                        && e.info.peer.as_deref().is_none_or(|p| p == to))
+                    .then_some((e.info.id, None)),
+                }
+            })
+        };
+        find(src, dst)
+            .map(|(endpoint, conn)| Owner {
+                endpoint,
+                conn,
+                sent: true,
+            })
+            .or_else(|| {
+                find(dst, src).map(|(endpoint, conn)| Owner {
+                    endpoint,
+                    conn,
+                    sent: false,
+                })
+            })
+    }
+
     pub(crate) fn new(log: Arc<EventLog>, max_endpoints: usize, root: Lifeline) -> Arc<Self> {
         Arc::new(Registry {
             log,
@@ -61,6 +123,7 @@ impl Registry {
             next_endpoint: AtomicU32::new(1),
             next_conn: AtomicU32::new(1),
             root,
+            ports: std::sync::OnceLock::new(),
         })
     }
 
@@ -112,6 +175,17 @@ impl Registry {
     ) -> Result<Handle, ErrorInfo> {
         if let Some(impairment) = spec.impairment() {
             check_impairment(impairment)?;
+        }
+        // A client's server and a server's own port are watched before the first packet.
+        let port = match &spec {
+            EndpointSpec::TcpServer(s) => s.port,
+            EndpointSpec::UdpServer(s) => s.port,
+            EndpointSpec::TcpClient(c) => c.port,
+            EndpointSpec::UdpClient(c) => c.port,
+            EndpointSpec::Program(_) | EndpointSpec::Traced(_) => 0,
+        };
+        if let (Some(hook), true) = (self.ports.get(), port != 0) {
+            hook(port);
         }
         let mut entries = self.entries();
         if entries.len() >= self.max_endpoints {
@@ -309,6 +383,10 @@ impl Handle {
     /// Records that the socket now has `local` (and, for a client, `peer`) and emits `kind`
     /// (bind or connect).
     pub(crate) fn set_addresses(&mut self, local: String, peer: Option<String>, kind: EventKind) {
+        self.registry.port_of(&local);
+        if let Some(peer) = &peer {
+            self.registry.port_of(peer);
+        }
         let mut entries = self.registry.entries();
         if let Some(entry) = entries.get_mut(&self.ctx.origin.endpoint) {
             entry.info.local = Some(local.clone());
@@ -322,6 +400,7 @@ impl Handle {
     /// Records that the socket now has `local`, without an event: a traced UDP socket that
     /// the OS bound at its first sendto().
     pub(crate) fn learn_local(&mut self, local: String) {
+        self.registry.port_of(&local);
         if let Some(entry) = self.registry.entries().get_mut(&self.ctx.origin.endpoint) {
             entry.info.local = Some(local.clone());
         }

@@ -1,6 +1,7 @@
 //! A TCP client: socket(), connect() with a timeout, then send()/recv() until either side
 //! closes. Every recv() chunk is its own event, so a long message visibly arrives in pieces.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,13 +57,23 @@ pub(crate) async fn connect(
     for addr in &addrs {
         endpoint.ctx.origin.peer = Some(addr.to_string());
         endpoint.emit(EventKind::Connecting);
-        let attempt = async {
-            let socket = if addr.is_ipv4() {
-                TcpSocket::new_v4()
-            } else {
-                TcpSocket::new_v6()
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }
+        .map_err(|err| explain(&err, Op::Connect, Proto::Tcp, &addr.to_string()));
+        // On loopback the port is taken before connect(), so that the packet capture knows
+        // the SYN as this client's: it learns the address now, not after the handshake.
+        if let Ok(socket) = &socket {
+            if addr.ip().is_loopback() && socket.bind(SocketAddr::new(addr.ip(), 0)).is_ok() {
+                if let Ok(local) = socket.local_addr() {
+                    endpoint.learn_local(local.to_string());
+                }
             }
-            .map_err(|err| explain(&err, Op::Connect, Proto::Tcp, &addr.to_string()))?;
+        }
+        let attempt = async {
+            let socket = socket?;
             match tokio::time::timeout(wait, socket.connect(*addr)).await {
                 Ok(Ok(stream)) => Ok(stream),
                 Ok(Err(err)) => Err(explain(&err, Op::Connect, Proto::Tcp, &addr.to_string())),

@@ -79,6 +79,7 @@ pub fn Sequence(props: &Props) -> Html {
                         | EventKind::Output { .. }
                         | EventKind::Exit { .. }
                         | EventKind::Dropped { .. }
+                        | EventKind::Packet(_)
                 )
                 && !matches!(
                     log.specs.get(&e.endpoint),

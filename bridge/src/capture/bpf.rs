@@ -1,0 +1,163 @@
+//! The kernel-side filter of the capture socket: a classic BPF program that keeps only the
+//! loopback packets whose TCP or UDP source or destination port is one of the playground's
+//! (and ICMP, which carries the ports of the datagram it is about inside), and drops the
+//! second copy loopback shows of each packet (the outgoing one). Unrelated traffic is never
+//! copied to user space.
+//!
+//! Written by hand: the crates that compile filter expressions wrap libpcap (a C library the
+//! single binary of issue 21 should not need), and the program is a few dozen instructions of
+//! one fixed shape. Every jump is at most one instruction forward (each test is followed by
+//! its own `ret`), so the program stays valid however many ports it lists; the one long jump,
+//! to the IPv6 part, is a `ja` with a 32-bit offset.
+
+use libc::sock_filter;
+
+const LD: u16 = 0x00;
+const LDX: u16 = 0x01;
+const JMP: u16 = 0x05;
+const RET: u16 = 0x06;
+const W: u16 = 0x00;
+const H: u16 = 0x08;
+const B: u16 = 0x10;
+const ABS: u16 = 0x20;
+const IND: u16 = 0x40;
+const MSH: u16 = 0xa0;
+const JA: u16 = 0x00;
+const JEQ: u16 = 0x10;
+const JSET: u16 = 0x40;
+const K: u16 = 0x00;
+
+/// Where the kernel's ancillary data starts (`SKF_AD_OFF`) and the packet type in it.
+const SKF_AD_PKTTYPE: u32 = (-0x1000i32) as u32 + 4;
+/// `PACKET_OUTGOING`: loopback's copy of a packet on its way out.
+const PACKET_OUTGOING: u32 = 4;
+/// Bytes of a packet copied to the bridge: its headers and the first 4 KiB of its payload,
+/// what an event keeps (a 64 KiB loopback segment of a bulk transfer is not copied whole).
+pub(crate) const SNAPLEN: u32 = 4096 + 256;
+/// Most ports one filter lists (4 instructions each, within the kernel's 4096).
+pub(crate) const MAX_PORTS: usize = 900;
+
+fn op(code: u16, k: u32) -> sock_filter {
+    sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+
+/// `if A == k` go on, else skip one instruction.
+fn is(k: u32) -> sock_filter {
+    sock_filter {
+        code: JMP | JEQ | K,
+        jt: 0,
+        jf: 1,
+        k,
+    }
+}
+
+/// `if A == k` skip `n` instructions, else go on.
+fn skip_if(k: u32, n: u8) -> sock_filter {
+    sock_filter {
+        code: JMP | JEQ | K,
+        jt: n,
+        jf: 0,
+        k,
+    }
+}
+
+fn accept() -> sock_filter {
+    op(RET | K, SNAPLEN)
+}
+
+fn drop() -> sock_filter {
+    op(RET | K, 0)
+}
+
+/// Each port: `if A == port return the packet`.
+fn ports_test(out: &mut Vec<sock_filter>, ports: &[u16]) {
+    for port in ports {
+        out.push(is(u32::from(*port)));
+        out.push(accept());
+    }
+}
+
+/// The filter for these ports (at most [`MAX_PORTS`]; more are left out).
+pub(crate) fn program(ports: &[u16]) -> Vec<sock_filter> {
+    let ports = &ports[..ports.len().min(MAX_PORTS)];
+    let mut p = vec![
+        // Loopback shows each packet twice: keep the copy that arrives.
+        op(LD | W | ABS, SKF_AD_PKTTYPE),
+        is(PACKET_OUTGOING),
+        drop(),
+        op(LD | H | ABS, 12),
+        is(0x86dd),
+        op(0, 0), // patched below: `ja` to the IPv6 part
+        skip_if(0x0800, 1),
+        drop(),
+        // IPv4: ICMP is kept; TCP and UDP by port, unfragmented only.
+        op(LD | B | ABS, 23),
+        is(1),
+        accept(),
+        skip_if(6, 2),
+        skip_if(17, 1),
+        drop(),
+        op(LD | H | ABS, 20),
+        sock_filter {
+            code: JMP | JSET | K,
+            jt: 0,
+            jf: 1,
+            k: 0x1fff,
+        },
+        drop(),
+        op(LDX | B | MSH, 14),
+        op(LD | H | IND, 14),
+    ];
+    ports_test(&mut p, ports);
+    p.push(op(LD | H | IND, 16));
+    ports_test(&mut p, ports);
+    p.push(drop());
+    // IPv6 without extension headers (what loopback sockets send): ICMPv6 kept, TCP and UDP
+    // by port.
+    let v6 = p.len();
+    p[5] = op(JMP | JA, (v6 - 6) as u32);
+    p.extend([
+        op(LD | B | ABS, 20),
+        is(58),
+        accept(),
+        skip_if(6, 2),
+        skip_if(17, 1),
+        drop(),
+        op(LD | H | ABS, 54),
+    ]);
+    ports_test(&mut p, ports);
+    p.push(op(LD | H | ABS, 56));
+    ports_test(&mut p, ports);
+    p.push(drop());
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_jump_lands_inside_the_program() {
+        for n in [0usize, 1, 5, MAX_PORTS, MAX_PORTS + 10] {
+            let ports: Vec<u16> = (1..=n as u16).collect();
+            let p = program(&ports);
+            assert!(p.len() <= 4096, "{n} ports: {} instructions", p.len());
+            for (i, ins) in p.iter().enumerate() {
+                if ins.code & 0x07 == JMP {
+                    let far = if ins.code & 0xf0 == JA {
+                        ins.k as usize
+                    } else {
+                        usize::from(ins.jt.max(ins.jf))
+                    };
+                    assert!(i + 1 + far < p.len(), "jump at {i} leaves the program");
+                }
+            }
+            assert_eq!(p.last().map(|i| i.code), Some(RET | K));
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Packets on the wire, as the bridge captures them (issue 19): one [`PacketInfo`] per TCP
+//! segment, UDP datagram or ICMP message of the playground's sockets, tied to the socket that
+//! sent or received it, so the page shows each beside the call that caused it.
+
+use serde::Serialize;
+
+use crate::Payload;
+
+/// One captured packet, decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PacketInfo {
+    /// `tcp`, `udp` or `icmp`.
+    pub proto: String,
+    /// `out` when the event's socket sent it, `in` when it received it.
+    pub dir: String,
+    /// When it crossed the wire, by the kernel's timestamp, on the bridge's clock (`t_us` is
+    /// when the bridge read it, a little later): the order of packets and calls.
+    pub wire_us: u64,
+    /// Where it came from and went to (`127.0.0.1:12000`; for ICMP, the addresses only).
+    pub src: String,
+    pub dst: String,
+    /// TCP flags in the order Wireshark shows them, joined by commas: `SYN`, `SYN,ACK`,
+    /// `PSH,ACK`, `FIN,ACK`, `RST`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub flags: String,
+    /// TCP: sequence and acknowledgement numbers relative to each side's first (the SYN's),
+    /// as Wireshark shows them (named apart from the event's own `seq`); the window as sent
+    /// (unscaled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_seq: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_ack: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<u32>,
+    /// TCP options of the handshake, in words: `mss 65495, sack_ok, ts, wscale 7`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub options: String,
+    /// The payload (TCP data, the UDP datagram), its length exact and its first bytes kept.
+    pub data: Payload,
+    /// ICMP: what it says, and about which datagram (`port unreachable: the datagram to
+    /// 127.0.0.1:9 found no socket`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// Whether and how the bridge captures packets, for the page to say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CaptureStatus {
+    /// Packets are captured.
+    pub on: bool,
+    /// What is captured, or why nothing is.
+    pub detail: String,
+    /// What would allow it (`sudo setcap cap_net_raw+ep /path/to/bridge`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
