@@ -1816,3 +1816,86 @@ async fn a_check_recording_replays_in_the_page() {
     browser.close().await;
     bridge.shutdown().await;
 }
+
+/// Packets on the wire in the page (issue 19): where the bridge captures (CI runs as root),
+/// the handshake and the data segments are timeline rows of their own, filtered with
+/// "packets", and the capture downloads as a pcapng file; where it does not, the timeline says
+/// so instead of showing anything made up.
+#[tokio::test]
+async fn the_timeline_shows_the_packets_and_saves_them_for_wireshark() {
+    let Some(dist) = dist() else { return };
+    let _ports = fixed_ports().await;
+    let downloads = TempDir::new("packets-downloads");
+    let data = TempDir::new("packets-data");
+    let (static_dir, dir) = (dist.clone(), data.0.clone());
+    let bridge = Bridge::start_with(move |c| {
+        c.static_dir = Some(static_dir);
+        c.data_dir = dir;
+    })
+    .await;
+    let browser = Browser::start_in(Some(&downloads.0)).await;
+    browser.open_connected(&bridge).await;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        browser.wait_text("#capture-status", "not captured").await;
+        eprintln!("skipped the packets: capturing needs root here");
+        return;
+    }
+    browser.uppercase_with_client().await;
+    browser.type_into("#composer-input", "hello\u{E007}").await;
+    browser.wait_text(".msg.received .text", "HELLO").await;
+    browser.wait_text(".row[data-kind='packet']", "⇄ SYN").await;
+    browser
+        .wait_text(".row[data-kind='packet']", "⇄ SYN,ACK")
+        .await;
+    browser
+        .wait_text(".row[data-kind='packet']", "\"hello\"")
+        .await;
+    browser.screenshot("packets-timeline").await;
+    // The "packets" box hides them.
+    browser.click("label.check.packets input").await;
+    browser.wait_gone(".row[data-kind='packet']").await;
+    browser.click("label.check.packets input").await;
+    browser.wait_text(".row[data-kind='packet']", "⇄ SYN").await;
+    browser.click("#capture-save").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let saved = loop {
+        let found = std::fs::read_dir(&downloads.0)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|x| x == "pcapng"));
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no pcapng was downloaded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let out = tokio::process::Command::new("tshark")
+        .arg("-r")
+        .arg(&saved)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("[SYN]") && text.contains("[PSH, ACK]"),
+        "{text}"
+    );
+    browser.close().await;
+    bridge.shutdown().await;
+
+    // A bridge that does not capture says so where the packets would be.
+    let bridge = Bridge::start_with(move |c| {
+        c.static_dir = Some(dist);
+        c.capture = false;
+    })
+    .await;
+    let browser = Browser::start().await;
+    browser.open_connected(&bridge).await;
+    browser.wait_text("#capture-status", "not captured").await;
+    browser.close().await;
+    bridge.shutdown().await;
+}

@@ -279,6 +279,13 @@ pub fn App() -> Html {
             },
         )
     };
+    let on_capture_save = {
+        let bridge = bridge.clone();
+        Callback::from(move |()| {
+            let bridge = bridge.clone();
+            yew::platform::spawn_local(async move { bridge.capture_save().await });
+        })
+    };
     let on_compare = {
         let bridge = bridge.clone();
         Callback::from(move |command: shared::Command| {
@@ -751,6 +758,8 @@ pub fn App() -> Html {
                         on_select={on_select}
                         on_pick={on_pick.clone()}
                         highlight={state.highlight}
+                        capture={state.bridge.as_ref().and_then(|b| b.capture.clone())}
+                        on_capture_save={on_capture_save}
                     />
                 </section>
             </main>

@@ -63,6 +63,8 @@ pub struct BridgeInfo {
     pub limits: Limits,
     /// Where the data directory is, as the bridge said.
     pub data_dir: String,
+    /// Whether it captures packets, and if not what would allow it.
+    pub capture: Option<shared::CaptureStatus>,
 }
 
 /// What a view shows of a command that failed.
@@ -584,6 +586,7 @@ impl State {
                     limits,
                     snapshot,
                     data_dir,
+                    capture,
                     ..
                 } = *welcome;
                 // Back after a lost connection: say what the page now shows.
@@ -615,6 +618,7 @@ impl State {
                     scope,
                     limits,
                     data_dir,
+                    capture,
                 });
                 self.link = Link::Open;
             }

@@ -56,6 +56,7 @@ fn every_message_to_the_bridge_parses_and_each_command_is_shown() {
         "trace_exit",
         "check_list",
         "check_run",
+        "capture_save",
     ];
     for name in all {
         assert!(
@@ -72,7 +73,11 @@ fn every_message_from_the_bridge_parses_and_each_kind_is_shown() {
     let mut check_events = |events: &[Event]| {
         for event in events {
             kinds.insert(event.kind.name());
-            if let Some(data) = event.kind.data() {
+            let packet = match &event.kind {
+                shared::EventKind::Packet(p) => Some(&p.data),
+                _ => None,
+            };
+            if let Some(data) = event.kind.data().or(packet) {
                 let bytes = data.bytes().expect("valid base64");
                 assert_eq!(bytes.len() + data.omitted, data.len);
                 if data.omitted == 0 {
@@ -148,6 +153,7 @@ fn every_message_from_the_bridge_parses_and_each_kind_is_shown() {
         "dropped",
         "check_started",
         "check_step",
+        "packet",
     ] {
         assert!(kinds.contains(kind), "docs/protocol.md has no {kind} event");
     }

@@ -224,14 +224,20 @@ pub(crate) fn ensure_chromium() -> Result<(), String> {
 }
 
 /// The tools the benchmarks compare the bridge with: iperf3, socat, ncat (`--broker`) and
-/// strace (the anchor for tracing a program).
+/// strace (the anchor for tracing a program) and tcpdump (for capturing packets).
 pub(crate) fn ensure_bench_anchors() -> Result<(), String> {
     ensure_debian(&[
         ("/usr/bin/iperf3", "iperf3"),
         ("/usr/bin/socat", "socat"),
         ("/usr/bin/ncat", "ncat"),
         ("/usr/bin/strace", "strace"),
+        ("/usr/bin/tcpdump", "tcpdump"),
     ])
+}
+
+/// Debian's tshark: the packet-capture tests read the bridge's pcapng files with it.
+pub(crate) fn ensure_tshark() -> Result<(), String> {
+    ensure_debian(&[("/usr/bin/tshark", "tshark")])
 }
 
 /// Installs the Debian packages whose programs (paths) are missing; skips when all are there.
@@ -245,6 +251,8 @@ fn ensure_debian(wanted: &[(&str, &str)]) -> Result<(), String> {
         return Ok(());
     }
     eprintln!("xtask: installing Debian's {}", missing.join(", "));
+    // No questions (wireshark-common asks who may capture): the packages' defaults.
+    std::env::set_var("DEBIAN_FRONTEND", "noninteractive");
     run("apt-get", &["update", "-q"])?;
     let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
     args.extend(missing);
@@ -276,6 +284,7 @@ pub(crate) fn ensure_all() -> Result<PathBuf, String> {
     ensure_python()?;
     ensure_python_cryptography()?;
     ensure_chromium()?;
+    ensure_tshark()?;
     let wasm_opt = ensure_wasm_opt()?;
     ensure_wasm_bindgen()?;
     ensure_trunk()?;

@@ -34,8 +34,9 @@ const PACKET_OUTGOING: u32 = 4;
 /// Bytes of a packet copied to the bridge: its headers and the first 4 KiB of its payload,
 /// what an event keeps (a 64 KiB loopback segment of a bulk transfer is not copied whole).
 pub(crate) const SNAPLEN: u32 = 4096 + 256;
-/// Most ports one filter lists (4 instructions each, within the kernel's 4096).
-pub(crate) const MAX_PORTS: usize = 900;
+/// Most ports one filter lists: 8 instructions each (a test and a `ret`, for the source and
+/// the destination port, over IPv4 and over IPv6), within the kernel's 4096.
+pub(crate) const MAX_PORTS: usize = 500;
 
 fn op(code: u16, k: u32) -> sock_filter {
     sock_filter {

@@ -296,12 +296,13 @@ impl Client {
     }
 
     /// The events of one endpoint (and connection, if given) seen so far, as kind names; the
-    /// kernel state observations (`tcp_state`) are left out, their timing being the OS's.
+    /// kernel state observations (`tcp_state`) and the captured packets are left out, their
+    /// timing being the OS's.
     pub fn kinds(&self, endpoint: u32, conn: Option<u32>) -> Vec<&'static str> {
         self.events
             .iter()
             .filter(|e| e.endpoint == endpoint && (conn.is_none() || e.conn == conn))
-            .filter(|e| e.kind.name() != "tcp_state")
+            .filter(|e| !matches!(e.kind.name(), "tcp_state" | "packet"))
             .map(|e| e.kind.name())
             .collect()
     }

@@ -25,6 +25,10 @@ pub struct Props {
     pub on_pick: Callback<std::rc::Rc<shared::Event>>,
     /// An event picked elsewhere: scrolled to and marked.
     pub highlight: Option<u64>,
+    /// Whether the bridge captures packets (what the welcome said).
+    pub capture: Option<shared::CaptureStatus>,
+    /// Saves the captured packets as a pcapng file and downloads it.
+    pub on_capture_save: Callback<()>,
 }
 
 impl PartialEq for Props {
@@ -35,6 +39,7 @@ impl PartialEq for Props {
             && self.started_unix_ms == other.started_unix_ms
             && self.lecture == other.lecture
             && self.highlight == other.highlight
+            && self.capture == other.capture
             && self.on_select == other.on_select
             && self.on_pick == other.on_pick
     }
@@ -209,7 +214,16 @@ pub fn Timeline(props: &Props) -> Html {
                 <h2>{ "Timeline" }</h2>
                 <span class="muted" id="event-count">{ format!("{total} events") }</span>
                 <button type="button" class="small" onclick={on_clock}>{ if *clock { "relative time" } else { "clock time" } }</button>
+                if props.capture.as_ref().is_some_and(|c| c.on) {
+                    <button type="button" class="small" id="capture-save" title="The captured packets as a pcapng file, for Wireshark"
+                            onclick={props.on_capture_save.reform(|_: MouseEvent| ())}>{ "Packets (pcapng)" }</button>
+                }
             </div>
+            if let Some(off) = props.capture.as_ref().filter(|c| !c.on) {
+                <p class="muted small-print" id="capture-status">{ off.detail.clone() }
+                    if let Some(hint) = &off.hint { { " To allow it: " }<code>{ hint.clone() }</code> }
+                </p>
+            }
             <p class="muted small-print" id="timeline-hint">{ "Click a row to see its conversation (or, for your program's calls, its line)." }</p>
             <div class="filters">
                 <select aria-label="Show the events of" onchange={on_endpoint}>

@@ -223,6 +223,25 @@ impl Bridge {
         }
     }
 
+    /// Saves the captured packets as a pcapng file of the data directory, then downloads it.
+    pub async fn capture_save(&self) {
+        let command = Command::CaptureSave {
+            endpoint: None,
+            conn: None,
+        };
+        match self.request(command).await {
+            Outcome::Ok(ReplyData::Capture { file, .. }) => {
+                self.download(&file).await;
+                self.refresh_files().await;
+            }
+            Outcome::Error(error) => self.0.dispatch.dispatch(Action::Failed {
+                title: "Save the packets".into(),
+                error,
+            }),
+            Outcome::Ok(_) => {}
+        }
+    }
+
     /// Lists the bridge's checks into the state.
     pub async fn check_list(&self) {
         match self.request(Command::CheckList).await {
