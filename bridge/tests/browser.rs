@@ -1173,7 +1173,12 @@ async fn number_in(browser: &Browser, css: &str) -> usize {
 async fn slow_motion_pauses_steps_and_marks_the_newest() {
     let Some(dist) = dist() else { return };
     let _ports = fixed_ports().await;
-    let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
+    // The calls alone: captured packets would add to what waits, on their own timing.
+    let bridge = Bridge::start_with(|c| {
+        c.static_dir = Some(dist);
+        c.capture = false;
+    })
+    .await;
     let browser = Browser::start().await;
     browser.open_connected(&bridge).await;
     browser.preset("udp-echo").await;
@@ -1852,6 +1857,26 @@ async fn the_timeline_shows_the_packets_and_saves_them_for_wireshark() {
         .wait_text(".row[data-kind='packet']", "\"hello\"")
         .await;
     browser.screenshot("packets-timeline").await;
+    // The sequence diagram draws them between the lanes, beside the calls; a box hides them.
+    browser
+        .click(".middle-tabs button[data-tab='Sequence']")
+        .await;
+    browser.wait_text(".sequence .wire", "[SYN] seq 0").await;
+    browser
+        .wait_text(".sequence .wire", "[SYN,ACK] seq 0 ack 1")
+        .await;
+    browser.screenshot("packets-sequence").await;
+    browser.viewport(1024, 768).await;
+    browser.click("#lecture").await;
+    browser.wait_text("#lecture", "Normal size").await;
+    browser
+        .screenshot("packets-sequence-1024x768-lecture")
+        .await;
+    browser.click("#lecture").await;
+    browser.viewport(1600, 1000).await;
+    browser.click("#sequence-wire").await;
+    browser.wait_gone(".sequence .wire").await;
+    browser.click("#sequence-wire").await;
     // The "packets" box hides them.
     browser.click("label.check.packets input").await;
     browser.wait_gone(".row[data-kind='packet']").await;

@@ -54,6 +54,8 @@ pub fn App() -> Html {
     // What the sequence diagram draws: "lab" (since the last preset or Reset), "selected"
     // (the selected conversation) or "all"; kept while the page is open.
     let seq_scope = use_state(|| "lab".to_string());
+    // Whether the sequence diagram draws the packets on the wire (when there are any).
+    let seq_wire = use_state(|| true);
     // The lab the last preset set up, shown as a card until closed, reset or replaced.
     let lab = use_state(|| None::<usize>);
     // The state of views that are plain functions (see their modules): the Labs menu, whether
@@ -737,10 +739,15 @@ pub fn App() -> Html {
                                 }) }
                             </select>
                         </label>
+                        if state.bridge.as_ref().and_then(|b| b.capture.as_ref()).is_some_and(|c| c.on) {
+                            <label class="only"><input type="checkbox" id="sequence-wire" checked={*seq_wire}
+                                onchange={{ let w = seq_wire.clone(); Callback::from(move |_: Event| w.set(!*w)) }} />
+                                { " packets on the wire" }</label>
+                        }
                         <Sequence log={state.log.clone()} version={state.version} large={*lecture}
                                   only={(*seq_scope == "selected").then_some(state.selected).flatten()}
                                   start={if *seq_scope == "lab" { log.lab_start } else { 0 }}
-                                  highlight={state.highlight}
+                                  highlight={state.highlight} wire={*seq_wire}
                                   on_select={on_pick.clone()} />
                     } else if *tab == Tab::Compare {
                         <Compare report={state.comparison.clone()} on_run={on_compare} enabled={connected} />

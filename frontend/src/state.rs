@@ -810,6 +810,7 @@ mod tests {
                 history_events: 10_000,
             },
             data_dir: String::new(),
+            capture: None,
             snapshot: Snapshot {
                 endpoints,
                 events,

@@ -420,7 +420,8 @@ impl EventKind {
             EventKind::FetchStep { step, detail } => step.len() + detail.len(),
             EventKind::Transfer(report) => report.file.len() + report.sha256.len(),
             EventKind::Packet(p) => {
-                p.data.kept_bytes()
+                std::mem::size_of::<crate::PacketInfo>()
+                    + p.data.kept_bytes()
                     + p.src.len()
                     + p.dst.len()
                     + p.flags.len()

@@ -35,8 +35,11 @@ const HISTORY_BYTES: usize = 4 << 20;
 /// Packet events shown at once before the rate applies, and per second after: a flood's
 /// packets are all kept for the pcapng file, but only so many become events (the rest are
 /// counted in a `dropped` event).
-const EVENT_BURST: f64 = 5000.0;
-const EVENT_RATE: f64 = 2000.0;
+const EVENT_BURST: f64 = 2000.0;
+const EVENT_RATE: f64 = 500.0;
+/// Packets of one socket shown as events; after these only its SYN, FIN and RST segments
+/// are (a bulk transfer's thousands of data segments are counted, and kept for pcapng).
+const PER_SOCKET: u32 = 200;
 /// The capture socket's receive buffer: what the kernel holds while the bridge is busy.
 const RECEIVE_BUFFER: libc::c_int = 8 << 20;
 /// How often the kernel's drop count is read.
@@ -142,6 +145,8 @@ impl Capture {
             .saturating_sub(log.now_us());
         let mut decoder = decode::Decoder::default();
         let mut flows = Flows::default();
+        let mut per_socket: std::collections::HashMap<(EndpointId, Option<shared::ConnId>), u32> =
+            std::collections::HashMap::new();
         let (mut tokens, mut refilled, mut unshown) =
             (EVENT_BURST, std::time::Instant::now(), 0u64);
         let mut buf = vec![0u8; bpf::SNAPLEN as usize];
@@ -179,6 +184,16 @@ impl Capture {
                         let wire_us = (since_epoch.as_micros() as u64).saturating_sub(clock_offset);
                         let owner = decoder.decode(frame).and_then(|decoded| {
                             let owner = flows.owner(&registry, &decoded.from, &decoded.to)?;
+                            let shown = per_socket.entry((owner.endpoint, owner.conn)).or_insert(0);
+                            *shown += 1;
+                            let control = ["SYN", "FIN", "RST"].iter().any(|f| decoded.info.flags.contains(f));
+                            if *shown > PER_SOCKET && !control {
+                                unshown += 1;
+                                return Some(owner);
+                            }
+                            if per_socket.len() > Flows::MAX {
+                                per_socket.clear();
+                            }
                             let now = std::time::Instant::now();
                             tokens = (tokens + now.duration_since(refilled).as_secs_f64() * EVENT_RATE).min(EVENT_BURST);
                             refilled = now;
@@ -273,8 +288,12 @@ impl Flows {
     /// The sending socket if the bridge knows it (alive, or remembered), else the receiving
     /// one.
     fn owner(&mut self, registry: &Registry, src: &str, dst: &str) -> Option<Owner> {
-        let live = registry.owner(src, dst);
         let key = (src.to_string(), dst.to_string());
+        // A connection's last packets, after it left the registry, match its listener's
+        // address: the connection remembered for the flow is the better answer.
+        let live = registry.owner(src, dst).filter(|o| {
+            o.conn.is_some() || self.0.get(&key).is_none_or(|known| known.conn.is_none())
+        });
         let owner = match live {
             Some(owner) if owner.sent => Some(owner),
             _ => self.0.get(&key).copied().or(live).or_else(|| {

@@ -32,6 +32,8 @@ pub struct Props {
     pub large: bool,
     /// An event picked elsewhere (a check's failing step): marked and scrolled to.
     pub highlight: Option<u64>,
+    /// Draw the captured packets between the lanes, each where it crossed the wire.
+    pub wire: bool,
     pub on_select: Callback<Rc<Event>>,
 }
 
@@ -43,6 +45,7 @@ impl PartialEq for Props {
             && self.start == other.start
             && self.large == other.large
             && self.highlight == other.highlight
+            && self.wire == other.wire
     }
 }
 
@@ -79,8 +82,8 @@ pub fn Sequence(props: &Props) -> Html {
                         | EventKind::Output { .. }
                         | EventKind::Exit { .. }
                         | EventKind::Dropped { .. }
-                        | EventKind::Packet(_)
                 )
+                && (props.wire || !matches!(e.kind, EventKind::Packet(_)))
                 && !matches!(
                     log.specs.get(&e.endpoint),
                     Some((shared::EndpointSpec::Program(_), _))
@@ -91,7 +94,11 @@ pub fn Sequence(props: &Props) -> Html {
     // (Sorted vectors, not hash maps: each map type brought its own code into the page.)
     let mut connected: VecMap<(String, String), ConvKey> = VecMap::new();
     let mut listening: VecMap<String, ConvKey> = VecMap::new();
-    for e in &events {
+    // (From the calls only: a packet names its socket's addresses before its accept() does.)
+    for e in events
+        .iter()
+        .filter(|e| !matches!(e.kind, EventKind::Packet(_)))
+    {
         let key = ConvKey::of(e);
         match (&e.local, &e.peer, &e.kind) {
             (Some(local), None, EventKind::Bind | EventKind::Listen { .. }) => {
@@ -129,7 +136,21 @@ pub fn Sequence(props: &Props) -> Html {
         None => true,
         Some(only) => ConvKey::of(e) == only || other_side(e) == Some(Lane::Socket(only)),
     };
-    let shown: Vec<&Rc<Event>> = events.into_iter().filter(|e| wanted(e)).collect();
+    // In time order: a packet where it crossed the wire (it is read, and logged, a little
+    // after), every call where it happened. Packets move back past what came later (an
+    // insertion by hand: a sort brought its own code into the page).
+    let time = |e: &Event| match &e.kind {
+        EventKind::Packet(p) => p.wire_us,
+        _ => e.t_us,
+    };
+    let mut shown: Vec<&Rc<Event>> = Vec::new();
+    for e in events.into_iter().filter(|e| wanted(e)) {
+        let mut at = shown.len();
+        while at > 0 && time(shown[at - 1]) > time(e) {
+            at -= 1;
+        }
+        shown.insert(at, e);
+    }
     let shown = &shown[shown.len().saturating_sub(MAX_ROWS)..];
 
     let mut lanes: Vec<Lane> = Vec::new();
@@ -155,6 +176,7 @@ pub fn Sequence(props: &Props) -> Html {
                 conn: None,
             })),
             EventKind::Close { .. } if e.peer.is_some() => other_side(e),
+            EventKind::Packet(_) => other_side(e),
             _ => None,
         };
         let to = arrow_to.map(|lane| lane_of(lane, &mut lanes));
@@ -171,6 +193,7 @@ pub fn Sequence(props: &Props) -> Html {
             ),
             EventKind::Close { .. } => "close() → FIN".into(),
             EventKind::Shutdown => "shutdown → FIN".into(),
+            EventKind::Packet(p) => wire_label(p),
             other => format::call(other),
         };
         let label = match &e.at {
@@ -182,17 +205,28 @@ pub fn Sequence(props: &Props) -> Html {
         let event = (*e).clone();
         let on_click = props.on_select.reform(move |_: MouseEvent| event.clone());
         let group = format::Group::of(&e.kind).label();
-        let item = match to {
-            // Accept points from the listener to the new socket.
-            Some(to) if matches!(e.kind, EventKind::Accept) => {
-                arrow(x(to), x(from), y, &label, group)
+        let item = match (to, &e.kind) {
+            // A packet slants from its sender down to its receiver, as a lecture draws it.
+            (Some(to), EventKind::Packet(p)) if to != from => {
+                let (a, b) = if p.dir == "out" {
+                    (from, to)
+                } else {
+                    (to, from)
+                };
+                wire(x(a), x(b), y, &label)
             }
-            Some(to) if to != from => arrow(x(from), x(to), y, &label, group),
-            _ => html! {
-                <g class={format::classes(&["mark", group])}>
-                    <circle cx={x(from).to_string()} cy={y.to_string()} r="4" />
-                    <text x={(x(from) + 8).to_string()} y={(y + 4).to_string()}>{ label }</text>
-                </g>
+            _ => match to {
+                // Accept points from the listener to the new socket.
+                Some(to) if matches!(e.kind, EventKind::Accept) => {
+                    arrow(x(to), x(from), y, &label, group)
+                }
+                Some(to) if to != from => arrow(x(from), x(to), y, &label, group),
+                _ => html! {
+                    <g class={format::classes(&["mark", group])}>
+                        <circle cx={x(from).to_string()} cy={y.to_string()} r="4" />
+                        <text x={(x(from) + 8).to_string()} y={(y + 4).to_string()}>{ label }</text>
+                    </g>
+                },
             },
         };
         let class = format::classes(&[
@@ -253,6 +287,38 @@ fn arrow(x1: i64, x2: i64, y: i64, label: &str, group: &'static str) -> Html {
             <line x1={x1.to_string()} y1={y.to_string()} x2={x2.to_string()} y2={y.to_string()} marker-end="url(#head)" />
             <text x={middle.to_string()} y={(y - 4).to_string()} text-anchor="middle">{ label.to_string() }</text>
         </g>
+    }
+}
+
+/// A packet's arrow: dashed and slanted (it takes time on the wire), its label above.
+fn wire(x1: i64, x2: i64, y: i64, label: &str) -> Html {
+    let middle = (x1 + x2) / 2;
+    html! {
+        <g class="wire">
+            <line x1={x1.to_string()} y1={(y - 7).to_string()} x2={x2.to_string()} y2={(y + 7).to_string()} marker-end="url(#head)" />
+            <text x={middle.to_string()} y={(y - 3).to_string()} text-anchor="middle">{ label.to_string() }</text>
+        </g>
+    }
+}
+
+/// What a packet's arrow says: its flags and numbers, or what kind of datagram it is.
+fn wire_label(p: &shared::PacketInfo) -> String {
+    match p.proto.as_str() {
+        "tcp" => {
+            let mut label = format!("[{}]", p.flags);
+            if let Some(seq) = p.tcp_seq {
+                label.push_str(&format!(" seq {seq}"));
+            }
+            if let Some(ack) = p.tcp_ack {
+                label.push_str(&format!(" ack {ack}"));
+            }
+            if p.data.len > 0 {
+                label.push_str(&format!(" · {}", format::bytes(p.data.len)));
+            }
+            label
+        }
+        "udp" => format!("UDP {}", format::bytes(p.data.len)),
+        _ => "ICMP port unreachable".into(),
     }
 }
 
