@@ -158,9 +158,12 @@ fn capture_save(
         _ => format!("capture-{stamp}.pcapng"),
     };
     hub.data.write_whole(&file, &bytes)?;
+    let (captured, dropped) = hub.capture.counts();
     Ok(ReplyData::Capture {
         file,
         packets: packets as u64,
+        captured,
+        dropped,
     })
 }
 

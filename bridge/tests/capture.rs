@@ -169,12 +169,15 @@ async fn a_tcp_conversation_and_a_lost_datagram_on_the_wire() {
     let ReplyData::Capture {
         file,
         packets: saved,
+        captured,
+        ..
     } = page.ok(cmd(json!({"op": "capture_save"}))).await
     else {
         panic!("capture_save replies with the file");
     };
     let seen = packets(&page.events).len() as u64;
     assert!(saved >= seen, "{saved} saved, {seen} shown");
+    assert!(captured >= saved, "{captured} captured since the start");
     let tshark = tokio::process::Command::new("tshark")
         .args(["-r"])
         .arg(data.0.join(&file))

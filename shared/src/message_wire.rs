@@ -106,6 +106,8 @@ impl FromJson for ReplyData {
                 "capture" => ReplyData::Capture {
                     file: f.req("file")?,
                     packets: f.req("packets")?,
+                    captured: f.req("captured")?,
+                    dropped: f.req("dropped")?,
                 },
                 "checks" => ReplyData::Checks {
                     checks: f.req("checks")?,

@@ -255,6 +255,10 @@ pub enum ReplyData {
         file: String,
         /// How many packets it holds.
         packets: u64,
+        /// Packets captured since the bridge started.
+        captured: u64,
+        /// Packets the kernel dropped before the bridge could read them, since it started.
+        dropped: u64,
     },
     /// The checks there are (`check_list`).
     Checks {

@@ -32,6 +32,7 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
         "page_bench",
         "programs_bench",
         "checks_bench",
+        "capture_bench",
     ] {
         let command = [
             "test",

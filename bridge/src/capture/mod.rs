@@ -63,6 +63,11 @@ struct History {
 
 struct Inner {
     fd: AsyncFd<OwnedFd>,
+    /// Packets read, and dropped by the kernel, since the start.
+    captured: std::sync::atomic::AtomicU64,
+    dropped: std::sync::atomic::AtomicU64,
+    /// Of those drops, how many a `dropped` event has shown.
+    reported: std::sync::atomic::AtomicU64,
     ports: Mutex<BTreeSet<u16>>,
     history: Mutex<History>,
 }
@@ -80,6 +85,9 @@ impl Capture {
             Ok(fd) => {
                 let inner = Arc::new(Inner {
                     fd,
+                    captured: Default::default(),
+                    dropped: Default::default(),
+                    reported: Default::default(),
                     ports: Mutex::new(BTreeSet::new()),
                     history: Mutex::default(),
                 });
@@ -157,7 +165,7 @@ impl Capture {
             tokio::select! {
                 () = stop.cancelled() => return,
                 _ = drops.tick() => {
-                    let dropped = kernel_drops(inner.fd.get_ref());
+                    let dropped = inner.unreported_drops();
                     if dropped > 0 {
                         log.emit(&Origin::endpoint(0), EventKind::Dropped { what: "packets".into(), count: dropped });
                     }
@@ -179,6 +187,7 @@ impl Capture {
                             break;
                         }
                         let wire_len = n as usize;
+                        inner.captured.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let frame = &buf[..wire_len.min(buf.len())];
                         let since_epoch = stamp(inner.fd.get_ref());
                         let wire_us = (since_epoch.as_micros() as u64).saturating_sub(clock_offset);
@@ -227,6 +236,15 @@ impl Capture {
                 }
             }
         }
+    }
+
+    /// Packets captured and dropped by the kernel since the start (drops up to now).
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.inner.as_ref().map_or((0, 0), |inner| {
+            inner.sync_drops();
+            (inner.captured.load(Relaxed), inner.dropped.load(Relaxed))
+        })
     }
 
     /// The kept packets (of one endpoint, and one connection of it, if given) as a pcapng
@@ -328,6 +346,22 @@ impl Flows {
 }
 
 impl Inner {
+    /// Adds the kernel's drops since its last count to the total (reading them resets the
+    /// kernel's count).
+    fn sync_drops(&self) {
+        let recent = kernel_drops(self.fd.get_ref());
+        self.dropped
+            .fetch_add(recent, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Drops no `dropped` event has shown yet, now taken as shown.
+    fn unreported_drops(&self) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.sync_drops();
+        let total = self.dropped.load(Relaxed);
+        total - self.reported.swap(total, Relaxed)
+    }
+
     /// Adds `port` to the filter (now, before the socket's first packet).
     fn watch(&self, port: u16) {
         let Ok(mut ports) = self.ports.lock() else {
