@@ -60,6 +60,9 @@ impl Hub {
                 "Packets are not captured: the bridge was started with --no-capture.",
             )
         };
+        if !capture.status().on {
+            log.show_counters();
+        }
         Ok(Arc::new(Hub {
             fetcher,
             capture,

@@ -2,8 +2,9 @@
 //! insist on capture there) on loopback: the handshake before accept() returns, each send's
 //! bytes in a data segment, FIN both ways, RST for a close with unread data, ICMP port
 //! unreachable for a datagram to a closed port; the pcapng file read back by Debian's tshark;
-//! and without CAP_NET_RAW (dropped with setpriv) the welcome says what to run, and
-//! everything else works.
+//! a SYN dropped by a full accept queue, retransmitted and marked; and without CAP_NET_RAW
+//! (dropped with setpriv) the welcome says what to run, the kernel's TCP_INFO counters are
+//! shown instead, and everything else works.
 
 mod common;
 
@@ -222,6 +223,88 @@ async fn a_tcp_conversation_and_a_lost_datagram_on_the_wire() {
     bridge.shutdown().await;
 }
 
+/// A real retransmission on loopback, with nothing simulated: a server whose accept queue is
+/// full (listen(0), one connection waiting that nobody accepts) drops the next SYN, and the
+/// client's kernel sends it again a second later. The second SYN is marked as such, and the
+/// connection is made once the queue has room.
+#[tokio::test]
+async fn a_syn_dropped_by_a_full_accept_queue_is_retransmitted() {
+    let bridge = Bridge::start().await;
+    let mut page = bridge.client().await;
+    if !page.welcome.capture.as_ref().is_some_and(|c| c.on) {
+        assert!(!root(), "as root the bridge captures");
+        eprintln!("skipped: no capture");
+        return;
+    }
+    // SAFETY: plain socket calls on a descriptor this test owns; the listener takes it over.
+    let listener = unsafe {
+        use std::os::fd::FromRawFd;
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0);
+        let address = libc::sockaddr_in {
+            sin_family: libc::AF_INET as u16,
+            sin_port: 0,
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(
+            libc::bind(fd, (&address as *const libc::sockaddr_in).cast(), len),
+            0
+        );
+        assert_eq!(libc::listen(fd, 0), 0);
+        std::net::TcpListener::from_raw_fd(fd)
+    };
+    let port = listener.local_addr().unwrap().port();
+    // The one place in the queue, taken.
+    let _waiting = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut asker = bridge.client().await;
+    let id = asker
+        .send_request(cmd(
+            json!({"op": "tcp_client_connect", "port": port, "timeout_ms": 8000}),
+        ))
+        .await;
+    let to_port = format!("127.0.0.1:{port}");
+    page.wait_until_within(
+        "the SYN sent again",
+        std::time::Duration::from_secs(5),
+        |events| {
+            packets(events)
+                .iter()
+                .filter(|p| p.2.dst == to_port && p.2.flags == "SYN")
+                .count()
+                >= 2
+        },
+    )
+    .await;
+    let syns: Vec<_> = packets(&page.events)
+        .into_iter()
+        .filter(|p| p.2.dst == to_port && p.2.flags == "SYN")
+        .collect();
+    assert_eq!(syns[0].2.detail, "", "the first SYN is no retransmission");
+    assert!(
+        syns[1].2.detail.starts_with("retransmission"),
+        "{:?}",
+        syns[1].2
+    );
+    assert_eq!(syns[1].2.tcp_seq, Some(0), "the same SYN");
+    assert!(
+        syns[1].2.wire_us >= syns[0].2.wire_us + 500_000,
+        "sent again after the kernel's timeout (1 s): {} then {}",
+        syns[0].2.wire_us,
+        syns[1].2.wire_us
+    );
+    // Room in the queue: the next try is answered, and connect() returns.
+    let (_first, _) = listener.accept().unwrap();
+    match asker.reply_to(Some(id)).await {
+        shared::Outcome::Ok(ReplyData::Endpoint(_)) => {}
+        other => panic!("connect() returns once the server has room: {other:?}"),
+    }
+    bridge.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_cap_net_raw_the_page_is_told_what_to_run_and_all_else_works() {
     if !root() {
@@ -263,6 +346,21 @@ async fn without_cap_net_raw_the_page_is_told_what_to_run_and_all_else_works() {
     })
     .await;
     assert!(packets(&page.events).is_empty(), "nothing is made up");
+    // What needs no permission: the kernel's own counters of the connection, as they change.
+    // (The kernel counts the SYN and the FIN as a byte each.)
+    let counted = page
+        .wait_for("the kernel's counters after the reply", |e| {
+            e.endpoint == client.id
+                && matches!(&e.kind, EventKind::TcpCounters(c)
+                    if c.bytes_received >= 10 && c.bytes_acked >= 10)
+        })
+        .await;
+    let EventKind::TcpCounters(c) = counted.kind else {
+        unreachable!()
+    };
+    assert!(c.segs_out >= 3 && c.segs_in >= 2, "{c:?}");
+    assert_eq!(c.retransmits, 0, "{c:?}");
+    assert!(c.window > 0 && c.rtt_us > 0, "{c:?}");
     let error = page.err(cmd(json!({"op": "capture_save"}))).await;
     assert!(error.hint.unwrap_or_default().contains("setcap"));
 }

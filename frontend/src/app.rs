@@ -56,6 +56,9 @@ pub fn App() -> Html {
     let seq_scope = use_state(|| "lab".to_string());
     // Whether the sequence diagram draws the packets on the wire (when there are any).
     let seq_wire = use_state(|| true);
+    // Whether the conversation shows its packets between the messages (off: the calls alone,
+    // as a student's program sees them).
+    let conv_wire = use_state(|| false);
     // The lab the last preset set up, shown as a card until closed, reset or replaced.
     let lab = use_state(|| None::<usize>);
     // The state of views that are plain functions (see their modules): the Labs menu, whether
@@ -281,11 +284,12 @@ pub fn App() -> Html {
             },
         )
     };
+    // The session's packets (None), or one conversation's.
     let on_capture_save = {
         let bridge = bridge.clone();
-        Callback::from(move |()| {
+        Callback::from(move |key: Option<ConvKey>| {
             let bridge = bridge.clone();
-            yew::platform::spawn_local(async move { bridge.capture_save().await });
+            yew::platform::spawn_local(async move { bridge.capture_save(key).await });
         })
     };
     let on_compare = {
@@ -421,9 +425,9 @@ pub fn App() -> Html {
                     Some((EndpointSpec::TcpServer(_), _))
                 );
             let (events, skipped) = if server {
-                log.server_conversation(key.endpoint, CONVERSATION_LIMIT)
+                log.server_conversation(key.endpoint, CONVERSATION_LIMIT, *conv_wire)
             } else {
-                log.conversation(key, CONVERSATION_LIMIT)
+                log.conversation(key, CONVERSATION_LIMIT, *conv_wire)
             };
             let title = conversation_title(&state, key);
             (Some((events, skipped)), title, send_target(&state, key))
@@ -431,6 +435,11 @@ pub fn App() -> Html {
         None => (None, String::new(), None),
     };
     let started_unix_ms = state.bridge.as_ref().map_or(0, |b| b.started_unix_ms);
+    let capturing = state
+        .bridge
+        .as_ref()
+        .and_then(|b| b.capture.as_ref())
+        .is_some_and(|c| c.on);
     // The timeline's filter: the endpoints of this demo, each name once (a second server on
     // the same port, after the first stopped, gets its number).
     let mut names: Vec<(shared::EndpointId, String)> = Vec::new();
@@ -570,7 +579,7 @@ pub fn App() -> Html {
         let EndpointSpec::Program(spec) = spec else {
             return None;
         };
-        let (events, _) = log.conversation(key, CONVERSATION_LIMIT);
+        let (events, _) = log.conversation(key, CONVERSATION_LIMIT, false);
         let program = key.endpoint;
         let stuck = waiting
             .iter()
@@ -590,7 +599,7 @@ pub fn App() -> Html {
             .filter(|e| e.at.is_some() && in_program(e))
             .or_else(|| {
                 state.selected.and_then(|key| {
-                    let (events, _) = log.conversation(key, 50);
+                    let (events, _) = log.conversation(key, 50, false);
                     events
                         .into_iter()
                         .rev()
@@ -706,6 +715,11 @@ pub fn App() -> Html {
                             sent_hashes={sent_hashes}
                             arrivals={arrivals}
                             conn_base={log.base.1}
+                            wire={(capturing || log.packets).then_some(*conv_wire)}
+                            on_wire={{ let w = conv_wire.clone(); Callback::from(move |()| w.set(!*w)) }}
+                            on_capture_save={on_capture_save.clone()}
+                            counters={state.selected.and_then(|key| log.counters(key))}
+                            conv={state.selected}
                         />
                         <Composer target={target} on_command={run.clone()} enabled={connected} />
                         if let Some((endpoint, udp, initial)) = trouble {
@@ -739,7 +753,7 @@ pub fn App() -> Html {
                                 }) }
                             </select>
                         </label>
-                        if state.bridge.as_ref().and_then(|b| b.capture.as_ref()).is_some_and(|c| c.on) {
+                        if capturing || log.packets {
                             <label class="only"><input type="checkbox" id="sequence-wire" checked={*seq_wire}
                                 onchange={{ let w = seq_wire.clone(); Callback::from(move |_: Event| w.set(!*w)) }} />
                                 { " packets on the wire" }</label>
@@ -766,7 +780,7 @@ pub fn App() -> Html {
                         on_pick={on_pick.clone()}
                         highlight={state.highlight}
                         capture={state.bridge.as_ref().and_then(|b| b.capture.clone())}
-                        on_capture_save={on_capture_save}
+                        on_capture_save={on_capture_save.reform(|()| None)}
                     />
                 </section>
             </main>
@@ -812,7 +826,7 @@ fn send_target(state: &State, key: ConvKey) -> Option<SendTarget> {
         (EndpointSpec::UdpServer(_), None) => {
             // A UDP server answers whoever wrote to it last.
             let log = state.log.borrow();
-            let (events, _) = log.conversation(key, 50);
+            let (events, _) = log.conversation(key, 50, false);
             let last_sender = events
                 .iter()
                 .rev()

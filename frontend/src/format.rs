@@ -182,6 +182,7 @@ pub fn call(kind: &EventKind) -> String {
         EventKind::FetchStep { step, .. } => format!("HTTP {step}"),
         EventKind::Impaired { .. } => "simulated".into(),
         EventKind::TcpState { .. } => "TCP state".into(),
+        EventKind::TcpCounters(_) => "kernel counters".into(),
         EventKind::Waiting { op } => format!("{op}() waiting…"),
         EventKind::Call { op, .. } => format!("{op}()"),
         EventKind::Output { stream, .. } if stream == "stdin" => "input".into(),
@@ -196,6 +197,44 @@ pub fn call(kind: &EventKind) -> String {
         },
         EventKind::CheckStep { index, verdict, .. } => format!("step {} {verdict}", index + 1),
     }
+}
+
+/// What a packet's arrow says: its flags and numbers, or what kind of datagram it is.
+pub fn wire_label(p: &shared::PacketInfo) -> String {
+    match p.proto.as_str() {
+        "tcp" => {
+            let mut label = format!("[{}]", p.flags);
+            if p.detail.starts_with("retransmission") {
+                label = format!("retransmission {label}");
+            }
+            if let Some(seq) = p.tcp_seq {
+                label.push_str(&format!(" seq {seq}"));
+            }
+            if let Some(ack) = p.tcp_ack {
+                label.push_str(&format!(" ack {ack}"));
+            }
+            if p.data.len > 0 {
+                label.push_str(&format!(" · {}", bytes(p.data.len)));
+            }
+            label
+        }
+        "udp" => format!("UDP {}", bytes(p.data.len)),
+        _ => "ICMP port unreachable".into(),
+    }
+}
+
+/// A connection's kernel counters in words.
+pub fn counters(c: &shared::TcpCounters) -> String {
+    format!(
+        "{} segments out, {} in, {} sent again · {} acknowledged, {} received · window {} · round trip {} ms",
+        c.segs_out,
+        c.segs_in,
+        c.retransmits,
+        bytes(c.bytes_acked as usize),
+        bytes(c.bytes_received as usize),
+        bytes(c.window as usize),
+        shared::decimal(u64::from(c.rtt_us), 3)
+    )
 }
 
 /// What else to say about an event in one line.
@@ -254,6 +293,7 @@ pub fn detail(event: &Event) -> String {
         EventKind::Auth { detail, .. } => detail.clone(),
         EventKind::Impaired { action, bytes: n } => format!("{} ({})", action, bytes(*n)),
         EventKind::TcpState { state } => format!("{state} (as the kernel reports it)"),
+        EventKind::TcpCounters(c) => counters(c),
         EventKind::FetchStep { detail, .. } => detail.clone(),
         EventKind::Waiting { .. } => "the program is blocked here until this call returns".into(),
         EventKind::Call { detail, .. } => detail.clone(),
@@ -471,7 +511,7 @@ impl Group {
             EventKind::Dropped { .. } => Group::Problems,
             EventKind::CheckStep { verdict, .. } if verdict == "failed" => Group::Problems,
             EventKind::CheckStarted { .. } | EventKind::CheckStep { .. } => Group::Setup,
-            EventKind::Packet(_) => Group::Wire,
+            EventKind::Packet(_) | EventKind::TcpCounters(_) => Group::Wire,
             EventKind::Send { .. }
             | EventKind::Recv { .. }
             | EventKind::SendTo { .. }

@@ -81,6 +81,11 @@ pub struct Log {
     pub events: Vec<Rc<Event>>,
     /// Positions in `events` of each conversation's events.
     pub conversations: VecMap<ConvKey, Vec<usize>>,
+    /// Positions of each conversation's packets on the wire and kernel counters: apart from
+    /// its calls, so what a conversation last did (waiting in recv()) stays a call.
+    pub wire: VecMap<ConvKey, Vec<usize>>,
+    /// Some packet on the wire was seen (live, or in a recording replayed).
+    pub packets: bool,
     /// Spec and address of every endpoint seen, including closed ones, for naming.
     pub specs: VecMap<EndpointId, (EndpointSpec, Option<String>)>,
     /// Events the bridge skipped for this tab because it read too slowly.
@@ -179,13 +184,19 @@ impl Log {
         if matches!(event.kind, EventKind::CheckStarted { .. }) {
             self.check = Some(index);
         }
-        // Packets are on the timeline, not in the conversations: those are the calls.
-        if event.endpoint != 0 && !matches!(event.kind, EventKind::Packet(_)) {
+        if event.endpoint != 0 {
             let key = ConvKey::of(&event);
-            match self.conversations.get_mut(&key) {
+            let index_of = if matches!(event.kind, EventKind::Packet(_) | EventKind::TcpCounters(_))
+            {
+                self.packets |= matches!(event.kind, EventKind::Packet(_));
+                &mut self.wire
+            } else {
+                &mut self.conversations
+            };
+            match index_of.get_mut(&key) {
                 Some(indexes) => indexes.push(index),
                 None => {
-                    self.conversations.insert(key, vec![index]);
+                    index_of.insert(key, vec![index]);
                 }
             }
         }
@@ -198,6 +209,7 @@ impl Log {
         earlier.append(&mut self.events);
         self.earlier = earlier;
         self.conversations.clear();
+        self.wire.clear();
         self.lab_start = 0;
         self.check = None;
     }
@@ -230,13 +242,34 @@ impl Log {
         &self,
         endpoint: EndpointId,
         limit: usize,
+        wire: bool,
     ) -> (Vec<Rc<Event>>, usize) {
-        let lists: Vec<&Vec<usize>> = self
-            .conversations
-            .iter()
-            .filter(|(key, _)| key.endpoint == endpoint)
-            .map(|(_, at)| at)
-            .collect();
+        fn of(index: &VecMap<ConvKey, Vec<usize>>, endpoint: EndpointId) -> Vec<&Vec<usize>> {
+            index
+                .iter()
+                .filter(|(key, _)| key.endpoint == endpoint)
+                .map(|(_, at)| at)
+                .collect()
+        }
+        let mut lists = of(&self.conversations, endpoint);
+        if wire {
+            lists.extend(of(&self.wire, endpoint));
+        }
+        self.latest(&lists, limit)
+    }
+
+    /// The events of these ascending lists of positions, merged in order, at most the last
+    /// `limit`, and how many earlier were left out.
+    fn latest(&self, lists: &[&Vec<usize>], limit: usize) -> (Vec<Rc<Event>>, usize) {
+        if let [only] = lists {
+            // One list (the usual case): only its tail is looked at.
+            let skip = only.len().saturating_sub(limit);
+            let events = only[skip..]
+                .iter()
+                .map(|i| self.events[*i].clone())
+                .collect();
+            return (events, skip);
+        }
         let mut next = vec![0usize; lists.len()];
         let mut merged = Vec::new();
         loop {
@@ -292,17 +325,25 @@ impl Log {
             .map(|i| &self.events[*i])
     }
 
-    /// A conversation's events, at most the last `limit`, and how many earlier were left out.
-    pub fn conversation(&self, key: ConvKey, limit: usize) -> (Vec<Rc<Event>>, usize) {
-        let Some(indexes) = self.conversations.get(&key) else {
-            return (Vec::new(), 0);
-        };
-        let skip = indexes.len().saturating_sub(limit);
-        let events = indexes[skip..]
-            .iter()
-            .map(|i| self.events[*i].clone())
-            .collect();
-        (events, skip)
+    /// A conversation's events (with its packets if `wire`), at most the last `limit`, and
+    /// how many earlier were left out.
+    pub fn conversation(&self, key: ConvKey, limit: usize, wire: bool) -> (Vec<Rc<Event>>, usize) {
+        let mut lists: Vec<&Vec<usize>> = self.conversations.get(&key).into_iter().collect();
+        if wire {
+            lists.extend(self.wire.get(&key));
+        }
+        self.latest(&lists, limit)
+    }
+
+    /// The kernel's last counters of a connection (when packets are not captured), and when.
+    pub fn counters(&self, key: ConvKey) -> Option<(shared::TcpCounters, u64)> {
+        self.wire.get(&key)?.iter().rev().find_map(|i| {
+            let e = &self.events[*i];
+            match &e.kind {
+                EventKind::TcpCounters(c) => Some((*c, e.t_us)),
+                _ => None,
+            }
+        })
     }
 
     /// Positions of the events the timeline filter lets through.
@@ -883,14 +924,84 @@ mod tests {
             endpoint: 1,
             conn: Some(3),
         };
-        let (events, skipped) = state.log.borrow().conversation(key, 4);
+        let (events, skipped) = state.log.borrow().conversation(key, 4, false);
         assert_eq!(skipped, 6);
         assert_eq!(events.first().unwrap().seq, 7);
         let other = ConvKey {
             endpoint: 2,
             conn: None,
         };
-        assert!(state.log.borrow().conversation(other, 4).0.is_empty());
+        assert!(state
+            .log
+            .borrow()
+            .conversation(other, 4, false)
+            .0
+            .is_empty());
+    }
+
+    #[test]
+    fn packets_join_a_conversation_only_when_asked() {
+        let packet = |seq| {
+            event(
+                seq,
+                1,
+                None,
+                EventKind::Packet(Box::new(shared::PacketInfo {
+                    proto: "tcp".into(),
+                    dir: "out".into(),
+                    wire_us: seq,
+                    src: "127.0.0.1:5000".into(),
+                    dst: "127.0.0.1:12000".into(),
+                    flags: "ACK".into(),
+                    tcp_seq: Some(1),
+                    tcp_ack: Some(1),
+                    window: Some(512),
+                    options: String::new(),
+                    data: Payload::from_bytes(b""),
+                    detail: String::new(),
+                })),
+            )
+        };
+        let counters = |seq, segs_out| {
+            event(
+                seq,
+                1,
+                None,
+                EventKind::TcpCounters(shared::TcpCounters {
+                    segs_out,
+                    ..Default::default()
+                }),
+            )
+        };
+        let state = State::default()
+            .apply(welcome(vec![], vec![]))
+            .apply(Action::Events(vec![
+                event(1, 1, None, EventKind::Connect),
+                packet(2),
+                counters(3, 2),
+                event(4, 1, None, EventKind::Waiting { op: "recv".into() }),
+                packet(5),
+                counters(6, 3),
+            ]));
+        let log = state.log.borrow();
+        let key = ConvKey {
+            endpoint: 1,
+            conn: None,
+        };
+        let seqs = |wire| -> Vec<u64> {
+            log.conversation(key, 10, wire)
+                .0
+                .iter()
+                .map(|e| e.seq)
+                .collect()
+        };
+        assert_eq!(seqs(false), [1, 4]);
+        assert_eq!(seqs(true), [1, 2, 3, 4, 5, 6]);
+        assert_eq!(log.conversation(key, 3, true).1, 3, "cut to the latest");
+        // What it last did is still the call that waits.
+        assert_eq!(log.last_of(key).unwrap().seq, 4);
+        assert_eq!(log.counters(key).map(|(c, _)| c.segs_out), Some(3));
+        assert!(log.packets);
     }
 
     #[test]
@@ -907,10 +1018,10 @@ mod tests {
                 event(6, 1, Some(2), EventKind::Eof),
             ]));
         let log = state.log.borrow();
-        let (events, skipped) = log.server_conversation(1, 10);
+        let (events, skipped) = log.server_conversation(1, 10, false);
         let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
         assert_eq!((seqs, skipped), (vec![1, 2, 3, 4, 6], 0));
-        let (last, skipped) = log.server_conversation(1, 2);
+        let (last, skipped) = log.server_conversation(1, 2, false);
         assert_eq!((last.len(), skipped), (2, 3));
         let conns: Vec<u32> = log.connections_of(1).iter().map(|(c, _)| *c).collect();
         assert_eq!(conns, [1, 2]);

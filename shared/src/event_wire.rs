@@ -104,6 +104,15 @@ impl FromJson for Event {
                 "tcp_state" => EventKind::TcpState {
                     state: f.req("state")?,
                 },
+                "tcp_counters" => EventKind::TcpCounters(crate::TcpCounters {
+                    segs_out: f.req("segs_out")?,
+                    segs_in: f.req("segs_in")?,
+                    retransmits: f.req("retransmits")?,
+                    bytes_acked: f.req("bytes_acked")?,
+                    bytes_received: f.req("bytes_received")?,
+                    window: f.req("window")?,
+                    rtt_us: f.req("rtt_us")?,
+                }),
                 "relayed" => EventKind::Relayed {
                     data: f.req("data")?,
                     members: f.req("members")?,
@@ -355,6 +364,15 @@ mod tests {
                 what: "console".into(),
                 count: 7,
             },
+            EventKind::TcpCounters(crate::TcpCounters {
+                segs_out: 5,
+                segs_in: 4,
+                retransmits: 1,
+                bytes_acked: 11,
+                bytes_received: 10,
+                window: 65483,
+                rtt_us: 52,
+            }),
             EventKind::Packet(Box::new(crate::PacketInfo {
                 proto: "tcp".into(),
                 dir: "out".into(),

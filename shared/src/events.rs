@@ -198,6 +198,10 @@ pub enum EventKind {
         /// Such as `ESTABLISHED`, `CLOSE_WAIT`, `TIME_WAIT`.
         state: String,
     },
+    /// The kernel's own counters of this connection (Linux `TCP_INFO`): what needs no
+    /// permission to see when packets are not captured. Sent when they change, at most once
+    /// a second, and the last ones when the connection ends.
+    TcpCounters(crate::TcpCounters),
     /// An HTTP GET made for a `fetch_send`; the body follows as a `send`.
     Fetch {
         /// The URL.
@@ -428,6 +432,7 @@ impl EventKind {
                     + p.options.len()
                     + p.detail.len()
             }
+            EventKind::TcpCounters(_) => std::mem::size_of::<crate::TcpCounters>(),
             EventKind::Bind
             | EventKind::Listen { .. }
             | EventKind::Backlog { .. }
@@ -471,6 +476,7 @@ impl EventKind {
             EventKind::FetchStep { .. } => "fetch_step",
             EventKind::Impaired { .. } => "impaired",
             EventKind::TcpState { .. } => "tcp_state",
+            EventKind::TcpCounters(_) => "tcp_counters",
             EventKind::Waiting { .. } => "waiting",
             EventKind::Call { .. } => "call",
             EventKind::Output { .. } => "output",

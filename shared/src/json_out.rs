@@ -460,6 +460,15 @@ fn event(o: &mut Obj, e: &Event, secrets: bool) {
         EventKind::TcpState { state } => {
             o.str("state", state);
         }
+        EventKind::TcpCounters(c) => {
+            o.num("segs_out", c.segs_out.into())
+                .num("segs_in", c.segs_in.into())
+                .num("retransmits", c.retransmits.into())
+                .num("bytes_acked", c.bytes_acked)
+                .num("bytes_received", c.bytes_received)
+                .num("window", c.window.into())
+                .num("rtt_us", c.rtt_us.into());
+        }
         EventKind::Fetch { url, status, bytes } => {
             o.str("url", url)
                 .num("status", (*status).into())

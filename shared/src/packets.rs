@@ -54,3 +54,21 @@ pub struct CaptureStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
 }
+
+/// A TCP connection's counters as the kernel keeps them (`TCP_INFO`), read without any
+/// permission: segments each way, segments sent again, the peer's window and the round trip.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TcpCounters {
+    /// Segments sent and received, handshake included.
+    pub segs_out: u32,
+    pub segs_in: u32,
+    /// Segments sent again since the connection began (`tcpi_total_retrans`).
+    pub retransmits: u32,
+    /// Bytes of this side's data the peer acknowledged, and bytes received.
+    pub bytes_acked: u64,
+    pub bytes_received: u64,
+    /// The window the peer last advertised, in bytes (scaled).
+    pub window: u32,
+    /// The kernel's smoothed round-trip time, in microseconds.
+    pub rtt_us: u32,
+}

@@ -24,10 +24,13 @@ pub(crate) struct Decoded {
     pub(crate) to: String,
 }
 
-/// What decoding keeps between packets: each direction's first sequence number.
+/// What decoding keeps between packets: each direction's first sequence number, and the
+/// end of the furthest sequence it has sent (relative), so a segment that sends again what
+/// was sent before is marked a retransmission, as Wireshark marks it.
 #[derive(Default)]
 pub(crate) struct Decoder {
     isn: HashMap<(SocketAddr, SocketAddr), u32>,
+    sent_to: HashMap<(SocketAddr, SocketAddr), u32>,
 }
 
 impl Decoder {
@@ -70,10 +73,13 @@ impl Decoder {
                 let dst = SocketAddr::new(dst_ip, tcp.destination_port());
                 if self.isn.len() >= MAX_FLOWS {
                     self.isn.clear();
+                    self.sent_to.clear();
                 }
-                // A SYN starts the direction's numbering; without one seen, its first packet.
-                if tcp.syn() {
+                // A SYN starts the direction's numbering (a new one, a new connection on the
+                // same ports); without one seen, its first packet does.
+                if tcp.syn() && self.isn.get(&(src, dst)) != Some(&tcp.sequence_number()) {
                     self.isn.insert((src, dst), tcp.sequence_number());
+                    self.sent_to.remove(&(src, dst));
                 }
                 let isn = *self.isn.entry((src, dst)).or_insert(tcp.sequence_number());
                 let peer_isn = self.isn.get(&(dst, src)).copied();
@@ -123,6 +129,26 @@ impl Decoder {
                 }
                 info.window = Some(u32::from(tcp.window_size()));
                 info.options = options.join(", ");
+                // What the segment takes of the sequence: its bytes, and one each for SYN and FIN.
+                let seq = tcp.sequence_number().wrapping_sub(isn);
+                let taken = len as u32 + u32::from(tcp.syn()) + u32::from(tcp.fin());
+                let end = seq.wrapping_add(taken);
+                if let Some(&furthest) = self.sent_to.get(&(src, dst)) {
+                    // All of it sent before (a keep-alive's one old byte is not a resend).
+                    let again = taken > 0 && (furthest.wrapping_sub(end) as i32) >= 0;
+                    let keepalive = taken <= 1 && !tcp.syn() && !tcp.fin() && end == furthest;
+                    if again && !keepalive {
+                        info.detail = if tcp.syn() {
+                            "retransmission: the SYN sent again, no answer came in time".into()
+                        } else {
+                            "retransmission: sent again, no acknowledgement came in time".into()
+                        };
+                    }
+                }
+                let furthest = self.sent_to.entry((src, dst)).or_insert(end);
+                if (end.wrapping_sub(*furthest) as i32) > 0 {
+                    *furthest = end;
+                }
                 Some(Decoded {
                     from: info.src.clone(),
                     to: info.dst.clone(),
@@ -206,5 +232,51 @@ fn inner_udp(inner: &[u8]) -> Option<(SocketAddr, SocketAddr)> {
             ))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Decoder;
+
+    /// A loopback frame of one TCP segment from port 1000 to 2000.
+    fn segment(seq: u32, syn: bool, fin: bool, payload: &[u8]) -> Vec<u8> {
+        let mut builder = etherparse::PacketBuilder::ethernet2([0; 6], [0; 6])
+            .ipv4([127, 0, 0, 1], [127, 0, 0, 1], 64)
+            .tcp(1000, 2000, seq, 65535);
+        if syn {
+            builder = builder.syn();
+        }
+        if fin {
+            builder = builder.fin();
+        }
+        let mut frame = Vec::new();
+        builder.write(&mut frame, payload).unwrap();
+        frame
+    }
+
+    fn detail(decoder: &mut Decoder, frame: &[u8]) -> String {
+        decoder.decode(frame).unwrap().info.detail
+    }
+
+    #[test]
+    fn a_segment_sent_again_is_a_retransmission() {
+        let mut d = Decoder::default();
+        assert_eq!(detail(&mut d, &segment(7000, true, false, b"")), "");
+        assert!(
+            detail(&mut d, &segment(7000, true, false, b"")).starts_with("retransmission: the SYN")
+        );
+        assert_eq!(detail(&mut d, &segment(7001, false, false, b"hello")), "");
+        assert_eq!(detail(&mut d, &segment(7006, false, false, b"world")), "");
+        assert!(detail(&mut d, &segment(7001, false, false, b"hello"))
+            .starts_with("retransmission: sent again"));
+        // A keep-alive (one old byte, or none) and a bare ACK are not.
+        assert_eq!(detail(&mut d, &segment(7010, false, false, b"d")), "");
+        assert_eq!(detail(&mut d, &segment(7011, false, false, b"")), "");
+        assert_eq!(detail(&mut d, &segment(7011, false, true, b"")), "");
+        assert!(detail(&mut d, &segment(7011, false, true, b"")).starts_with("retransmission"));
+        // A new connection on the same ports numbers afresh.
+        assert_eq!(detail(&mut d, &segment(90, true, false, b"")), "");
+        assert_eq!(detail(&mut d, &segment(91, false, false, b"hi")), "");
     }
 }

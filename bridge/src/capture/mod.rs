@@ -30,8 +30,11 @@ use crate::core::registry::{Owner, Registry};
 
 /// Packets kept for a pcapng file, at most.
 const HISTORY_PACKETS: usize = 20_000;
-/// Bytes of packets kept, at most (each is cut to [`bpf::SNAPLEN`]).
-const HISTORY_BYTES: usize = 4 << 20;
+/// Bytes of packets kept, at most (each is cut to [`KEPT_BYTES`]).
+const HISTORY_BYTES: usize = 2 << 20;
+/// Bytes of each packet kept for the pcapng file: its headers and the start of its payload
+/// (the file says each packet's length on the wire).
+const KEPT_BYTES: usize = 512;
 /// Packet events shown at once before the rate applies, and per second after: a flood's
 /// packets are all kept for the pcapng file, but only so many become events (the rest are
 /// counted in a `dropped` event).
@@ -231,7 +234,7 @@ impl Capture {
                             );
                             Some(owner)
                         });
-                        inner.keep(Frame { since_epoch, data: frame.to_vec(), wire_len, owner });
+                        inner.keep(Frame { since_epoch, data: frame[..frame.len().min(KEPT_BYTES)].to_vec(), wire_len, owner });
                     }
                 }
             }
@@ -264,7 +267,7 @@ impl Capture {
         writer
             .write_pcapng_block(InterfaceDescriptionBlock {
                 linktype: pcap_file::DataLink::ETHERNET,
-                snaplen: bpf::SNAPLEN,
+                snaplen: KEPT_BYTES as u32,
                 options: vec![
                     InterfaceDescriptionOption::IfName("lo".into()),
                     // pcap-file writes nanoseconds.

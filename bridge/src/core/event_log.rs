@@ -51,6 +51,9 @@ pub(crate) struct EventLog {
     started_unix_ms: u64,
     max_events: usize,
     max_bytes: usize,
+    /// TCP sockets report the kernel's counters (`tcp_counters` events): set when packets
+    /// are not captured, so the page has what needs no permission.
+    counters: std::sync::atomic::AtomicBool,
 }
 
 /// The events waiting for one viewer, filled by [`EventLog::emit`] as they happen and emptied
@@ -125,6 +128,17 @@ pub(crate) struct Subscription {
 }
 
 impl EventLog {
+    /// Whether TCP sockets report the kernel's counters ([`Self::show_counters`]).
+    pub(crate) fn counters(&self) -> bool {
+        self.counters.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// TCP sockets report the kernel's counters from now on (packets are not captured).
+    pub(crate) fn show_counters(&self) {
+        self.counters
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// `max_events`/`max_bytes` bound the history.
     pub(crate) fn new(max_events: usize, max_bytes: usize) -> Self {
         let started_unix_ms = SystemTime::now()
@@ -143,6 +157,7 @@ impl EventLog {
             started_unix_ms,
             max_events,
             max_bytes,
+            counters: Default::default(),
         }
     }
 

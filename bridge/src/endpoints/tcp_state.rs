@@ -31,12 +31,19 @@ fn name(state: u8) -> Option<&'static str> {
     })
 }
 
+/// What TCP_INFO says of an open socket: its state, and its counters.
+#[derive(Clone, Copy)]
+pub(crate) struct Reading {
+    state: Option<&'static str>,
+    counters: shared::TcpCounters,
+}
+
 /// The state of an open socket, from TCP_INFO. CLOSE is left out: once the peer's FIN has come
 /// after this side's own, Linux hands the connection over to a small TIME_WAIT entry in its
 /// table and calls the socket itself CLOSE, which would show FIN_WAIT2, CLOSE, TIME_WAIT. The
 /// state after close comes from the table instead ([`after_close`]), CLOSE included.
 #[cfg(target_os = "linux")]
-pub(crate) fn of_socket(fd: std::os::fd::RawFd) -> Option<&'static str> {
+pub(crate) fn of_socket(fd: std::os::fd::RawFd) -> Option<Reading> {
     // SAFETY: tcp_info is plain old data, and getsockopt writes at most `len` bytes into it.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
@@ -49,30 +56,78 @@ pub(crate) fn of_socket(fd: std::os::fd::RawFd) -> Option<&'static str> {
             &mut len,
         )
     };
-    (rc == 0)
-        .then(|| name(info.tcpi_state))
-        .flatten()
-        .filter(|state| *state != "CLOSE")
+    (rc == 0).then(|| Reading {
+        state: name(info.tcpi_state).filter(|state| *state != "CLOSE"),
+        // Fields an older kernel does not fill stay zero (the struct was zeroed).
+        counters: shared::TcpCounters {
+            segs_out: info.tcpi_segs_out,
+            segs_in: info.tcpi_segs_in,
+            retransmits: info.tcpi_total_retrans,
+            bytes_acked: info.tcpi_bytes_acked,
+            bytes_received: info.tcpi_bytes_received,
+            window: info.tcpi_snd_wnd,
+            rtt_us: info.tcpi_rtt,
+        },
+    })
 }
 
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn of_socket(_fd: i32) -> Option<&'static str> {
+pub(crate) fn of_socket(_fd: i32) -> Option<Reading> {
     None
 }
 
-/// Records a socket's state each time it changes.
+/// How often a connection's counters are reported at most while they change.
+const COUNTERS_EVERY: Duration = Duration::from_secs(1);
+
+/// Records a socket's state each time it changes, and (where the log asks for them) its
+/// counters when they change, at most every [`COUNTERS_EVERY`]; the last ones not yet
+/// reported are when the watch ends with its socket.
 #[derive(Default)]
 pub(crate) struct Watch {
     last: Option<&'static str>,
+    reported: Option<(shared::TcpCounters, std::time::Instant)>,
+    /// Counters newer than the reported ones, and where to report them.
+    pending: Option<(shared::TcpCounters, Ctx)>,
 }
 
 impl Watch {
-    pub(crate) fn check(&mut self, ctx: &Ctx, state: Option<&'static str>) {
+    pub(crate) fn check(&mut self, ctx: &Ctx, reading: Option<Reading>) {
+        let Some(reading) = reading else { return };
+        self.state(ctx, reading.state);
+        if !ctx.log.counters() {
+            return;
+        }
+        let counters = reading.counters;
+        match self.reported {
+            Some((seen, _)) if seen == counters => self.pending = None,
+            Some((_, at)) if at.elapsed() < COUNTERS_EVERY => match &mut self.pending {
+                Some((newer, _)) => *newer = counters,
+                None => self.pending = Some((counters, ctx.clone())),
+            },
+            _ => {
+                ctx.emit(EventKind::TcpCounters(counters));
+                self.reported = Some((counters, std::time::Instant::now()));
+                self.pending = None;
+            }
+        }
+    }
+
+    /// Records `state` if it is new.
+    pub(crate) fn state(&mut self, ctx: &Ctx, state: Option<&'static str>) {
         if state.is_some() && state != self.last {
             self.last = state;
             ctx.emit(EventKind::TcpState {
                 state: state.unwrap_or_default().to_string(),
             });
+        }
+    }
+}
+
+impl Drop for Watch {
+    /// The connection's last counters, when they were not reported yet.
+    fn drop(&mut self) {
+        if let Some((counters, ctx)) = self.pending.take() {
+            ctx.emit(EventKind::TcpCounters(counters));
         }
     }
 }
@@ -108,7 +163,7 @@ pub(crate) fn after_close(ctx: Ctx) {
             // Give the FIN/ACK exchange a moment to finish.
             tokio::time::sleep(POLL).await;
             let state = in_table(local, peer).unwrap_or("CLOSE");
-            watch.check(&ctx, Some(state));
+            watch.state(&ctx, Some(state));
             if matches!(state, "CLOSE" | "TIME_WAIT") {
                 return;
             }

@@ -22,6 +22,22 @@ pub struct Props {
     pub arrivals: Vec<Rc<Event>>,
     /// Connection numbers shown count from this (the last Reset's highest).
     pub conn_base: u32,
+    /// Whether the packets on the wire are shown between the messages; `None` when nothing
+    /// is captured (no switch then).
+    #[prop_or_default]
+    pub wire: Option<bool>,
+    #[prop_or_default]
+    pub on_wire: Callback<()>,
+    /// Downloads this conversation's packets as pcapng.
+    #[prop_or_default]
+    pub on_capture_save: Callback<Option<crate::state::ConvKey>>,
+    /// The conversation shown.
+    #[prop_or_default]
+    pub conv: Option<crate::state::ConvKey>,
+    /// The kernel's last counters of this connection, and when (sent when packets are not
+    /// captured).
+    #[prop_or_default]
+    pub counters: Option<(shared::TcpCounters, u64)>,
 }
 
 /// The last TCP state the kernel reported for this conversation, and when.
@@ -62,6 +78,23 @@ pub fn Conversation(props: &Props) -> Html {
         <div class="conversation-view" ref={view}>
             <h2>{ "Conversation" }</h2>
             <p class="conv-title">{ &props.title }</p>
+            if let Some(on) = props.wire {
+                <p class="wire-switch">
+                    <label><input type="checkbox" id="conversation-wire" checked={on}
+                        onchange={props.on_wire.reform(|_: Event| ())} />{ " packets on the wire" }</label>
+                    if let Some(key) = props.conv {
+                        <button type="button" class="small" id="conversation-pcapng"
+                                title="This conversation's captured packets as a pcapng file, for Wireshark"
+                                onclick={props.on_capture_save.reform(move |_: MouseEvent| Some(key))}>{ "its packets (pcapng)" }</button>
+                    }
+                </p>
+            }
+            if let Some((counters, t_us)) = props.counters {
+                <p class="counters small-print" id="tcp-counters">
+                    <strong>{ "The kernel counts (TCP_INFO): " }</strong>{ format::counters(&counters) }
+                    <span class="muted">{ format!(" · at {}", format::relative(t_us)) }</span>
+                </p>
+            }
             if let Some((state, t_us)) = tcp_state(events) {
                 { crate::components::tcp_machine::tcp_machine(&crate::components::tcp_machine::Props {
                     state, at: crate::format::relative(t_us),
@@ -74,7 +107,7 @@ pub fn Conversation(props: &Props) -> Html {
                 if events.is_empty() {
                     <li class="line muted">{ "Nothing yet." }</li>
                 }
-                { for events.iter().enumerate().filter(|(i, e)| !superseded(events, *i, e)).map(|(_, e)| {
+                { for events.iter().enumerate().filter(|(i, e)| !superseded(events, *i, e) && !matches!(e.kind, EventKind::TcpCounters(_))).map(|(_, e)| {
                     // A server's own line holds all its connections: say whose each is.
                     let theirs = match e.conn {
                         Some(conn) if merged => {
@@ -258,6 +291,24 @@ fn message_body(event: &Event, mine: &str, theirs: &str, props: &Props) -> Html 
         EventKind::Close { reason, .. } => html! {
             <li class="line" data-kind="close">{ format!("— close(): {reason} · {t} —") }</li>
         },
+        // A packet between the messages: on the side of the socket that sent it.
+        EventKind::Packet(p) => {
+            let side = if p.dir == "out" { "sent" } else { "received" };
+            let again = !p.detail.is_empty() && p.proto == "tcp";
+            html! {
+                <li class={format::classes(&["wire-line", side, format::on(again, "warn")])} data-kind="packet"
+                    title={format::detail(event)}>
+                    { format!("⇄ {}", format::wire_label(p)) }
+                    if p.data.len > 0 {
+                        <span class="text">{ format!(" {}", format::short_preview(&p.data, 24)) }</span>
+                    }
+                    if !p.detail.is_empty() {
+                        <span class="meta">{ format!(" · {}", p.detail) }</span>
+                    }
+                    <span class="meta">{ format!(" · {t}") }</span>
+                </li>
+            }
+        }
         EventKind::Accept => html! {
             <li class="line" data-kind="accept">{ format!("— accepted a connection from {peer} · {t} —") }</li>
         },

@@ -78,6 +78,7 @@ pub fn Sequence(props: &Props) -> Html {
                 && !matches!(
                     e.kind,
                     EventKind::TcpState { .. }
+                        | EventKind::TcpCounters(_)
                         | EventKind::Progress { .. }
                         | EventKind::Output { .. }
                         | EventKind::Exit { .. }
@@ -193,7 +194,7 @@ pub fn Sequence(props: &Props) -> Html {
             ),
             EventKind::Close { .. } => "close() → FIN".into(),
             EventKind::Shutdown => "shutdown → FIN".into(),
-            EventKind::Packet(p) => wire_label(p),
+            EventKind::Packet(p) => format::wire_label(p),
             other => format::call(other),
         };
         let label = match &e.at {
@@ -298,27 +299,6 @@ fn wire(x1: i64, x2: i64, y: i64, label: &str) -> Html {
             <line x1={x1.to_string()} y1={(y - 7).to_string()} x2={x2.to_string()} y2={(y + 7).to_string()} marker-end="url(#head)" />
             <text x={middle.to_string()} y={(y - 3).to_string()} text-anchor="middle">{ label.to_string() }</text>
         </g>
-    }
-}
-
-/// What a packet's arrow says: its flags and numbers, or what kind of datagram it is.
-fn wire_label(p: &shared::PacketInfo) -> String {
-    match p.proto.as_str() {
-        "tcp" => {
-            let mut label = format!("[{}]", p.flags);
-            if let Some(seq) = p.tcp_seq {
-                label.push_str(&format!(" seq {seq}"));
-            }
-            if let Some(ack) = p.tcp_ack {
-                label.push_str(&format!(" ack {ack}"));
-            }
-            if p.data.len > 0 {
-                label.push_str(&format!(" · {}", format::bytes(p.data.len)));
-            }
-            label
-        }
-        "udp" => format!("UDP {}", format::bytes(p.data.len)),
-        _ => "ICMP port unreachable".into(),
     }
 }
 

@@ -223,11 +223,12 @@ impl Bridge {
         }
     }
 
-    /// Saves the captured packets as a pcapng file of the data directory, then downloads it.
-    pub async fn capture_save(&self) {
+    /// Saves the captured packets (of the session, or of one conversation) as a pcapng file
+    /// of the data directory, then downloads it.
+    pub async fn capture_save(&self, of: Option<crate::state::ConvKey>) {
         let command = Command::CaptureSave {
-            endpoint: None,
-            conn: None,
+            endpoint: of.map(|key| key.endpoint),
+            conn: of.and_then(|key| key.conn),
         };
         match self.request(command).await {
             Outcome::Ok(ReplyData::Capture { file, .. }) => {
