@@ -54,7 +54,7 @@ impl Hub {
         let fetcher = crate::fetch::Fetcher::new(config.reach(), &config.extra_root_certs)?;
         let registry = Registry::new(log.clone(), config.max_endpoints, root.clone());
         let capture = if config.capture {
-            crate::capture::Capture::open(&registry)
+            crate::capture::Capture::open(&registry, config.scope == shared::Scope::Lan)
         } else {
             crate::capture::Capture::off(
                 "Packets are not captured: the bridge was started with --no-capture.",

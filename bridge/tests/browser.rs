@@ -1914,10 +1914,73 @@ async fn the_timeline_shows_the_packets_and_saves_them_for_wireshark() {
         text.contains("[SYN]") && text.contains("[PSH, ACK]"),
         "{text}"
     );
+    // The conversation shows its packets between the messages when asked, and saves its own.
+    browser
+        .click(".middle-tabs button[data-tab='Conversation']")
+        .await;
+    assert!(
+        browser.count(".wire-line").await == 0,
+        "the calls alone at first"
+    );
+    browser.click("#conversation-wire").await;
+    browser.wait_text(".wire-line", "[SYN] seq 0").await;
+    browser.wait_text(".wire-line", "\"hello\"").await;
+    browser.screenshot("packets-conversation").await;
+    browser.click("#conversation-pcapng").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let one = loop {
+        let found = std::fs::read_dir(&downloads.0)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| {
+                p.to_string_lossy().contains("-endpoint")
+                    && p.extension().is_some_and(|x| x == "pcapng")
+            });
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no pcapng of the conversation was downloaded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let out = tokio::process::Command::new("tshark")
+        .arg("-r")
+        .arg(&one)
+        .output()
+        .await
+        .unwrap();
+    let mine = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        mine.contains("[SYN]") && mine.lines().count() <= text.lines().count(),
+        "{mine}"
+    );
+    // Export keeps the packets: the recording replays them.
+    browser.click("#export").await;
+    let recording = downloads.0.join("socket-playground-session.json");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while shared::Recording::parse(&std::fs::read_to_string(&recording).unwrap_or_default())
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the export was not saved"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let exported = shared::Recording::parse(&std::fs::read_to_string(&recording).unwrap()).unwrap();
+    let packets = exported
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind, shared::EventKind::Packet(_)))
+        .count();
+    assert!(packets >= 3, "{packets} packets in the recording");
     browser.close().await;
     bridge.shutdown().await;
 
-    // A bridge that does not capture says so where the packets would be.
+    // A bridge that does not capture says so where the packets would be, and shows the
+    // kernel's counters of each connection instead.
     let bridge = Bridge::start_with(move |c| {
         c.static_dir = Some(dist);
         c.capture = false;
@@ -1926,6 +1989,34 @@ async fn the_timeline_shows_the_packets_and_saves_them_for_wireshark() {
     let browser = Browser::start().await;
     browser.open_connected(&bridge).await;
     browser.wait_text("#capture-status", "not captured").await;
+    browser.wait_text("#capture-status", "kernel").await;
+    browser.uppercase_with_client().await;
+    browser.type_into("#composer-input", "hello\u{E007}").await;
+    browser.wait_text(".msg.received .text", "HELLO").await;
+    browser.wait_text("#tcp-counters", "segments out").await;
+    browser
+        .wait_text(".row[data-kind='tcp_counters']", "kernel counters")
+        .await;
+    browser.screenshot("packets-off-counters").await;
+    assert_eq!(
+        browser.count(".row[data-kind='packet']").await,
+        0,
+        "nothing made up"
+    );
+    // The recording made where packets were captured shows them here too.
+    let input = browser
+        .client
+        .find(Locator::Css("#open-recording"))
+        .await
+        .unwrap();
+    input.send_keys(recording.to_str().unwrap()).await.unwrap();
+    browser.wait_text("#replay-position", "0 / ").await;
+    browser.click("#replay-end").await;
+    browser.wait_text(".row[data-kind='packet']", "⇄ SYN").await;
+    browser
+        .click(".middle-tabs button[data-tab='Sequence']")
+        .await;
+    browser.wait_text(".sequence .wire", "[SYN] seq 0").await;
     browser.close().await;
     bridge.shutdown().await;
 }

@@ -223,6 +223,82 @@ async fn a_tcp_conversation_and_a_lost_datagram_on_the_wire() {
     bridge.shutdown().await;
 }
 
+/// With `--allow-lan` the capture listens on every interface (a LAN endpoint's packets cross
+/// its own): loopback's packets are still each seen once, and the file names the interface.
+#[tokio::test]
+async fn on_every_interface_loopback_still_shows_each_packet_once() {
+    let data = TempDir::new("capture-lan");
+    let dir = data.0.clone();
+    let bridge = Bridge::start_with(move |c| {
+        c.data_dir = dir;
+        c.scope = shared::Scope::Lan;
+    })
+    .await;
+    let mut page = bridge.client().await;
+    let status = page.welcome.capture.clone().unwrap();
+    if !status.on {
+        assert!(!root(), "as root the bridge captures: {}", status.detail);
+        eprintln!("skipped: {}", status.detail);
+        return;
+    }
+    assert!(
+        status.detail.contains("network interfaces"),
+        "{}",
+        status.detail
+    );
+    let server = page
+        .endpoint(cmd(json!({"op": "tcp_server_start", "port": 0,
+                             "behaviour": {"kind": "echo"}, "policy": {"kind": "persistent"},
+                             "concurrency": "concurrent"})))
+        .await;
+    let client = page
+        .endpoint(cmd(
+            json!({"op": "tcp_client_connect", "host": "127.0.0.1", "port": port_of(&server)}),
+        ))
+        .await;
+    page.ok(send_text(client.id, None, "once")).await;
+    page.wait_until("the data and its echo", |events| {
+        packets(events).iter().filter(|p| p.2.data.len == 4).count() >= 2
+    })
+    .await;
+    page.ok(cmd(json!({"op": "close", "endpoint": client.id})))
+        .await;
+    page.wait_until("FIN both ways", |events| {
+        let all = packets(events);
+        all.iter()
+            .any(|p| p.0 == client.id && p.2.flags.contains("FIN"))
+            && all
+                .iter()
+                .any(|p| p.0 == server.id && p.2.flags.contains("FIN"))
+    })
+    .await;
+    let all = packets(&page.events);
+    let count = |flags: &str, len: usize| {
+        all.iter()
+            .filter(|p| p.2.flags == flags && p.2.data.len == len)
+            .count()
+    };
+    assert_eq!(count("SYN", 0), 1, "one SYN: {all:#?}");
+    assert_eq!(count("SYN,ACK", 0), 1, "one SYN-ACK");
+    assert_eq!(count("PSH,ACK", 4), 2, "the data and its echo, once each");
+    let ReplyData::Capture { file, .. } = page.ok(cmd(json!({"op": "capture_save"}))).await else {
+        panic!("capture_save replies with the file");
+    };
+    let out = tokio::process::Command::new("tshark")
+        .arg("-r")
+        .arg(data.0.join(&file))
+        .args(["-T", "fields", "-e", "frame.interface_name"])
+        .output()
+        .await
+        .expect("tshark runs (cargo xtask test installs it)");
+    let names = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        !names.is_empty() && names.lines().all(|l| l == "lo"),
+        "{names}"
+    );
+    bridge.shutdown().await;
+}
+
 /// A real retransmission on loopback, with nothing simulated: a server whose accept queue is
 /// full (listen(0), one connection waiting that nobody accepts) drops the next SYN, and the
 /// client's kernel sends it again a second later. The second SYN is marked as such, and the

@@ -1,8 +1,9 @@
 //! The kernel-side filter of the capture socket: a classic BPF program that keeps only the
-//! loopback packets whose TCP or UDP source or destination port is one of the playground's
-//! (and ICMP, which carries the ports of the datagram it is about inside), and drops the
-//! second copy loopback shows of each packet (the outgoing one). Unrelated traffic is never
-//! copied to user space.
+//! packets whose TCP or UDP source or destination port is one of the playground's (and ICMP,
+//! which carries the ports of the datagram it is about inside), and drops the second copy
+//! loopback shows of each packet (the outgoing one). On loopback alone, or (with
+//! `--allow-lan`) on every Ethernet interface too, where a packet's way out is its only copy.
+//! Unrelated traffic is never copied to user space.
 //!
 //! Written by hand: the crates that compile filter expressions wrap libpcap (a C library the
 //! single binary of issue 21 should not need), and the program is a few dozen instructions of
@@ -27,8 +28,15 @@ const JEQ: u16 = 0x10;
 const JSET: u16 = 0x40;
 const K: u16 = 0x00;
 
-/// Where the kernel's ancillary data starts (`SKF_AD_OFF`) and the packet type in it.
+/// Where the kernel's ancillary data starts (`SKF_AD_OFF`), and in it the packet type, the
+/// interface's index and its hardware type.
 const SKF_AD_PKTTYPE: u32 = (-0x1000i32) as u32 + 4;
+const SKF_AD_IFINDEX: u32 = (-0x1000i32) as u32 + 8;
+const SKF_AD_HATYPE: u32 = (-0x1000i32) as u32 + 28;
+/// `ARPHRD_ETHER` and `ARPHRD_LOOPBACK`: the interfaces whose frames start with an Ethernet
+/// header (loopback's with zero addresses), the only ones the offsets below fit.
+const ARPHRD_ETHER: u32 = 1;
+const ARPHRD_LOOPBACK: u32 = 772;
 /// `PACKET_OUTGOING`: loopback's copy of a packet on its way out.
 const PACKET_OUTGOING: u32 = 4;
 /// Bytes of a packet copied to the bridge: its headers and the first 4 KiB of its payload,
@@ -83,14 +91,39 @@ fn ports_test(out: &mut Vec<sock_filter>, ports: &[u16]) {
     }
 }
 
-/// The filter for these ports (at most [`MAX_PORTS`]; more are left out).
-pub(crate) fn program(ports: &[u16]) -> Vec<sock_filter> {
+/// The filter for these ports (at most [`MAX_PORTS`]; more are left out). `lan`: the socket
+/// is bound to every interface, and this is loopback's index (its outgoing copies are the
+/// ones dropped; other Ethernet interfaces show a packet once either way).
+pub(crate) fn program(ports: &[u16], lan: Option<u32>) -> Vec<sock_filter> {
     let ports = &ports[..ports.len().min(MAX_PORTS)];
-    let mut p = vec![
-        // Loopback shows each packet twice: keep the copy that arrives.
-        op(LD | W | ABS, SKF_AD_PKTTYPE),
-        is(PACKET_OUTGOING),
-        drop(),
+    let mut p = match lan {
+        None => vec![
+            // Loopback shows each packet twice: keep the copy that arrives.
+            op(LD | W | ABS, SKF_AD_PKTTYPE),
+            is(PACKET_OUTGOING),
+            drop(),
+        ],
+        Some(lo) => vec![
+            // Ethernet framing only (a tunnel's raw IP would be misread).
+            op(LD | W | ABS, SKF_AD_HATYPE),
+            skip_if(ARPHRD_ETHER, 2),
+            skip_if(ARPHRD_LOOPBACK, 1),
+            drop(),
+            // Loopback's outgoing copy is dropped; elsewhere it is the packet sent.
+            op(LD | W | ABS, SKF_AD_PKTTYPE),
+            sock_filter {
+                code: JMP | JEQ | K,
+                jt: 0,
+                jf: 3,
+                k: PACKET_OUTGOING,
+            },
+            op(LD | W | ABS, SKF_AD_IFINDEX),
+            is(lo),
+            drop(),
+        ],
+    };
+    let to_v6 = p.len() + 2;
+    p.extend([
         op(LD | H | ABS, 12),
         is(0x86dd),
         op(0, 0), // patched below: `ja` to the IPv6 part
@@ -113,7 +146,7 @@ pub(crate) fn program(ports: &[u16]) -> Vec<sock_filter> {
         drop(),
         op(LDX | B | MSH, 14),
         op(LD | H | IND, 14),
-    ];
+    ]);
     ports_test(&mut p, ports);
     p.push(op(LD | H | IND, 16));
     ports_test(&mut p, ports);
@@ -121,7 +154,7 @@ pub(crate) fn program(ports: &[u16]) -> Vec<sock_filter> {
     // IPv6 without extension headers (what loopback sockets send): ICMPv6 kept, TCP and UDP
     // by port.
     let v6 = p.len();
-    p[5] = op(JMP | JA, (v6 - 6) as u32);
+    p[to_v6] = op(JMP | JA, (v6 - to_v6 - 1) as u32);
     p.extend([
         op(LD | B | ABS, 20),
         is(58),
@@ -144,9 +177,12 @@ mod tests {
 
     #[test]
     fn every_jump_lands_inside_the_program() {
-        for n in [0usize, 1, 5, MAX_PORTS, MAX_PORTS + 10] {
+        for (n, lan) in [0usize, 1, 5, MAX_PORTS, MAX_PORTS + 10]
+            .into_iter()
+            .flat_map(|n| [(n, None), (n, Some(1))])
+        {
             let ports: Vec<u16> = (1..=n as u16).collect();
-            let p = program(&ports);
+            let p = program(&ports, lan);
             assert!(p.len() <= 4096, "{n} ports: {} instructions", p.len());
             for (i, ins) in p.iter().enumerate() {
                 if ins.code & 0x07 == JMP {
@@ -159,6 +195,10 @@ mod tests {
                 }
             }
             assert_eq!(p.last().map(|i| i.code), Some(RET | K));
+            // The long jump lands on the IPv6 part's first load (of the next header).
+            let ja = p.iter().position(|i| i.code == JMP | JA).unwrap();
+            let target = &p[ja + 1 + p[ja].k as usize];
+            assert_eq!((target.code, target.k), (LD | B | ABS, 20));
         }
     }
 }

@@ -3,7 +3,8 @@
 //! `packet` events beside the calls that caused them, and kept (bounded) for a pcapng file
 //! Wireshark opens.
 //!
-//! How: an `AF_PACKET` raw socket bound to the loopback interface, with a kernel filter
+//! How: an `AF_PACKET` raw socket bound to the loopback interface (with `--allow-lan`, to
+//! every interface, so a LAN endpoint's packets are seen where they cross), with a kernel filter
 //! ([`bpf`]) on the ports the bridge's endpoints use. The registry tells the capture of each
 //! port before its first packet ([`Registry::watch_ports`]): a server's port when it starts, a
 //! client's server port before it connects, every address an endpoint learns. The filter is
@@ -51,7 +52,9 @@ const DROPS_EVERY: Duration = Duration::from_secs(1);
 /// One captured frame, as it was on the wire.
 struct Frame {
     since_epoch: Duration,
-    /// Its first [`bpf::SNAPLEN`] bytes.
+    /// The index of the interface it crossed.
+    interface: i32,
+    /// Its first [`KEPT_BYTES`] bytes.
     data: Vec<u8>,
     /// Its length on the wire.
     wire_len: usize,
@@ -73,6 +76,8 @@ struct Inner {
     reported: std::sync::atomic::AtomicU64,
     ports: Mutex<BTreeSet<u16>>,
     history: Mutex<History>,
+    /// Bound to every interface (`--allow-lan`): loopback's index, for the filter.
+    lan: Option<u32>,
 }
 
 /// The bridge's packet capture: on, or off with the reason.
@@ -82,10 +87,11 @@ pub(crate) struct Capture {
 }
 
 impl Capture {
-    /// Opens the capture socket if the bridge may; the reading task starts with [`run`].
-    pub(crate) fn open(registry: &Registry) -> Capture {
-        match open_socket() {
-            Ok(fd) => {
+    /// Opens the capture socket if the bridge may (on every interface when `lan`); the
+    /// reading task starts with [`run`].
+    pub(crate) fn open(registry: &Registry, lan: bool) -> Capture {
+        match open_socket(lan) {
+            Ok((fd, lan)) => {
                 let inner = Arc::new(Inner {
                     fd,
                     captured: Default::default(),
@@ -93,14 +99,20 @@ impl Capture {
                     reported: Default::default(),
                     ports: Mutex::new(BTreeSet::new()),
                     history: Mutex::default(),
+                    lan,
                 });
+                let where_ = if lan.is_some() {
+                    "on loopback and on the network interfaces (--allow-lan)"
+                } else {
+                    "on loopback"
+                };
                 let watcher = inner.clone();
                 registry.watch_ports(Box::new(move |port| watcher.watch(port)));
                 Capture {
                     inner: Some(inner),
                     status: CaptureStatus {
                         on: true,
-                        detail: "The packets of the playground's sockets on loopback are captured: each TCP segment, UDP datagram and ICMP message is shown beside the call that caused it.".into(),
+                        detail: format!("The packets of the playground's sockets {where_} are captured: each TCP segment, UDP datagram and ICMP message is shown beside the call that caused it."),
                         hint: None,
                     },
                 }
@@ -160,9 +172,8 @@ impl Capture {
             std::collections::HashMap::new();
         let (mut tokens, mut refilled, mut unshown) =
             (EVENT_BURST, std::time::Instant::now(), 0u64);
+        // Frames come cut by the filter; the pcapng file says each one's length on the wire.
         let mut buf = vec![0u8; bpf::SNAPLEN as usize];
-        // Kept frames are cut as the filter cut them (the pcapng file says each one's length
-        // on the wire).
         let mut drops = tokio::time::interval(DROPS_EVERY);
         loop {
             tokio::select! {
@@ -180,10 +191,15 @@ impl Capture {
                     let Ok(mut guard) = ready else { return };
                     // Everything waiting, then back to waiting.
                     loop {
-                        // SAFETY: recv writes at most `buf.len()` bytes into `buf`; with
-                        // MSG_TRUNC it returns the frame's length on the wire.
+                        // SAFETY: an all-zero sockaddr_ll is a valid value.
+                        let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+                        let mut from_len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+                        // SAFETY: recvfrom writes at most `buf.len()` bytes into `buf` and at
+                        // most `from_len` into `from`; with MSG_TRUNC it returns the frame's
+                        // length on the wire.
                         let n = unsafe {
-                            libc::recv(inner.fd.get_ref().as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT | libc::MSG_TRUNC)
+                            libc::recvfrom(inner.fd.get_ref().as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+                                (&mut from as *mut libc::sockaddr_ll).cast(), &mut from_len)
                         };
                         if n < 0 {
                             guard.clear_ready();
@@ -234,7 +250,7 @@ impl Capture {
                             );
                             Some(owner)
                         });
-                        inner.keep(Frame { since_epoch, data: frame[..frame.len().min(KEPT_BYTES)].to_vec(), wire_len, owner });
+                        inner.keep(Frame { since_epoch, interface: from.sll_ifindex, data: frame[..frame.len().min(KEPT_BYTES)].to_vec(), wire_len, owner });
                     }
                 }
             }
@@ -264,17 +280,8 @@ impl Capture {
         let inner = self.inner.as_ref()?;
         let history = inner.history.lock().ok()?;
         let mut writer = pcap_file::pcapng::PcapNgWriter::new(Vec::new()).ok()?;
-        writer
-            .write_pcapng_block(InterfaceDescriptionBlock {
-                linktype: pcap_file::DataLink::ETHERNET,
-                snaplen: KEPT_BYTES as u32,
-                options: vec![
-                    InterfaceDescriptionOption::IfName("lo".into()),
-                    // pcap-file writes nanoseconds.
-                    InterfaceDescriptionOption::IfTsResol(9),
-                ],
-            })
-            .ok()?;
+        // One interface block for each interface the file's packets crossed, as met.
+        let mut interfaces: Vec<i32> = Vec::new();
         let mut count = 0;
         for frame in history.frames.iter().filter(|f| {
             endpoint.is_none_or(|e| {
@@ -282,9 +289,29 @@ impl Capture {
                     .is_some_and(|o| o.endpoint == e && (conn.is_none() || o.conn == conn))
             })
         }) {
+            let interface_id = match interfaces.iter().position(|i| *i == frame.interface) {
+                Some(known) => known,
+                None => {
+                    writer
+                        .write_pcapng_block(InterfaceDescriptionBlock {
+                            linktype: pcap_file::DataLink::ETHERNET,
+                            snaplen: KEPT_BYTES as u32,
+                            options: vec![
+                                InterfaceDescriptionOption::IfName(
+                                    interface_name(frame.interface).into(),
+                                ),
+                                // pcap-file writes nanoseconds.
+                                InterfaceDescriptionOption::IfTsResol(9),
+                            ],
+                        })
+                        .ok()?;
+                    interfaces.push(frame.interface);
+                    interfaces.len() - 1
+                }
+            } as u32;
             writer
                 .write_pcapng_block(EnhancedPacketBlock {
-                    interface_id: 0,
+                    interface_id,
                     timestamp: frame.since_epoch,
                     original_len: frame.wire_len as u32,
                     data: std::borrow::Cow::Borrowed(&frame.data),
@@ -379,7 +406,7 @@ impl Inner {
             ports.remove(&oldest);
         }
         let list: Vec<u16> = ports.iter().copied().collect();
-        let _ = attach(self.fd.get_ref(), &bpf::program(&list));
+        let _ = attach(self.fd.get_ref(), &bpf::program(&list, self.lan));
     }
 
     fn keep(&self, frame: Frame) {
@@ -397,8 +424,9 @@ impl Inner {
     }
 }
 
-/// The packet socket on loopback, filtered to nothing until the first port is known.
-fn open_socket() -> std::io::Result<AsyncFd<OwnedFd>> {
+/// The packet socket on loopback (on every interface when `lan`, with loopback's index),
+/// filtered to nothing until the first port is known.
+fn open_socket(lan: bool) -> std::io::Result<(AsyncFd<OwnedFd>, Option<u32>)> {
     let protocol = (libc::ETH_P_ALL as u16).to_be() as libc::c_int;
     // SAFETY: socket() returns a new descriptor or -1.
     let raw = unsafe {
@@ -413,7 +441,13 @@ fn open_socket() -> std::io::Result<AsyncFd<OwnedFd>> {
     }
     // SAFETY: `raw` is a new descriptor that nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    attach(&fd, &bpf::program(&[]))?;
+    // SAFETY: the name is a NUL-terminated string.
+    let lo = unsafe { libc::if_nametoindex(c"lo".as_ptr()) };
+    if lo == 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let lan = lan.then_some(lo);
+    attach(&fd, &bpf::program(&[], lan))?;
     // Every packet gets the kernel's timestamp ([`stamp`] reads it).
     set_int(&fd, libc::SOL_SOCKET, SO_TIMESTAMP, 1)?;
     // A larger buffer than the default where the bridge may (root), else the default.
@@ -422,11 +456,8 @@ fn open_socket() -> std::io::Result<AsyncFd<OwnedFd>> {
             break;
         }
     }
-    // SAFETY: the name is a NUL-terminated string.
-    let index = unsafe { libc::if_nametoindex(c"lo".as_ptr()) };
-    if index == 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    // Index 0 binds to every interface.
+    let index = if lan.is_some() { 0 } else { lo };
     let address = libc::sockaddr_ll {
         sll_family: libc::AF_PACKET as u16,
         sll_protocol: protocol as u16,
@@ -465,7 +496,22 @@ fn open_socket() -> std::io::Result<AsyncFd<OwnedFd>> {
     }
     // SAFETY: the descriptor is open and owned by the OwnedFd that the AsyncFd now holds
     // for its whole life.
-    unsafe { AsyncFd::register(fd) }.map_err(|e| e.into_parts().1)
+    let fd = unsafe { AsyncFd::register(fd) }.map_err(|e| e.into_parts().1)?;
+    Ok((fd, lan))
+}
+
+/// An interface's name (`lo`, `eth0`), for the pcapng file; its number if it is gone.
+fn interface_name(index: i32) -> String {
+    let mut name = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: if_indextoname writes at most IF_NAMESIZE bytes, NUL included, into `name`.
+    let found = unsafe { libc::if_indextoname(index as u32, name.as_mut_ptr()) };
+    if found.is_null() {
+        return format!("interface {index}");
+    }
+    // SAFETY: on success `name` holds a NUL-terminated string.
+    unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn attach(fd: &OwnedFd, program: &[libc::sock_filter]) -> std::io::Result<()> {

@@ -155,6 +155,14 @@ impl Browser {
         }
     }
 
+    /// How many elements match `css` now.
+    pub async fn count(&self, css: &str) -> usize {
+        self.client
+            .find_all(Locator::Css(css))
+            .await
+            .map_or(0, |found| found.len())
+    }
+
     /// Waits until no element matches `css` (what the page stopped showing).
     pub async fn wait_gone(&self, css: &str) {
         let deadline = tokio::time::Instant::now() + WAIT;

@@ -81,7 +81,7 @@ pub fn Conversation(props: &Props) -> Html {
             if let Some(on) = props.wire {
                 <p class="wire-switch">
                     <label><input type="checkbox" id="conversation-wire" checked={on}
-                        onchange={props.on_wire.reform(|_: Event| ())} />{ " packets on the wire" }</label>
+                        onchange={props.on_wire.reform(|_: web_sys::Event| ())} />{ " packets on the wire" }</label>
                     if let Some(key) = props.conv {
                         <button type="button" class="small" id="conversation-pcapng"
                                 title="This conversation's captured packets as a pcapng file, for Wireshark"
