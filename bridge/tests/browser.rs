@@ -1995,7 +1995,7 @@ async fn the_timeline_shows_the_packets_and_saves_them_for_wireshark() {
     browser.wait_text(".msg.received .text", "HELLO").await;
     browser.wait_text("#tcp-counters", "segments out").await;
     browser
-        .wait_text(".row[data-kind='tcp_counters']", "kernel counters")
+        .wait_text(".row[data-kind='tcp_counters']", "segments out")
         .await;
     browser.screenshot("packets-off-counters").await;
     assert_eq!(

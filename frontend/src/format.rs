@@ -182,7 +182,7 @@ pub fn call(kind: &EventKind) -> String {
         EventKind::FetchStep { step, .. } => format!("HTTP {step}"),
         EventKind::Impaired { .. } => "simulated".into(),
         EventKind::TcpState { .. } => "TCP state".into(),
-        EventKind::TcpCounters(_) => "kernel counters".into(),
+        EventKind::TcpCounters(_) => "counters".into(),
         EventKind::Waiting { op } => format!("{op}() waiting…"),
         EventKind::Call { op, .. } => format!("{op}()"),
         EventKind::Output { stream, .. } if stream == "stdin" => "input".into(),

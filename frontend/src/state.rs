@@ -86,6 +86,8 @@ pub struct Log {
     pub wire: VecMap<ConvKey, Vec<usize>>,
     /// Some packet on the wire was seen (live, or in a recording replayed).
     pub packets: bool,
+    /// Which conversation each (local, peer) address pair is, to find a packet's receiver.
+    sockets: VecMap<(String, String), ConvKey>,
     /// Spec and address of every endpoint seen, including closed ones, for naming.
     pub specs: VecMap<EndpointId, (EndpointSpec, Option<String>)>,
     /// Events the bridge skipped for this tab because it read too slowly.
@@ -186,18 +188,31 @@ impl Log {
         }
         if event.endpoint != 0 {
             let key = ConvKey::of(&event);
-            let index_of = if matches!(event.kind, EventKind::Packet(_) | EventKind::TcpCounters(_))
-            {
-                self.packets |= matches!(event.kind, EventKind::Packet(_));
-                &mut self.wire
-            } else {
-                &mut self.conversations
-            };
-            match index_of.get_mut(&key) {
-                Some(indexes) => indexes.push(index),
-                None => {
-                    index_of.insert(key, vec![index]);
+            let packet = matches!(event.kind, EventKind::Packet(_));
+            // Whose addresses these are: a call says best, a packet until a call does. (A
+            // connection's data calls add nothing its connect or accept did not say.)
+            let data = matches!(event.kind, EventKind::Send { .. } | EventKind::Recv { .. });
+            if let (Some(local), Some(peer), false) = (&event.local, &event.peer, data) {
+                let pair = (local.clone(), peer.clone());
+                if !packet || !self.sockets.contains_key(&pair) {
+                    self.sockets.insert(pair, key);
                 }
+            }
+            if packet || matches!(event.kind, EventKind::TcpCounters(_)) {
+                self.packets |= packet;
+                push_to(&mut self.wire, key, index);
+                // A packet is the receiving socket's too, where the page knows that socket.
+                let receiver = match (&event.local, &event.peer) {
+                    (Some(local), Some(peer)) if packet => {
+                        self.sockets.get(&(peer.clone(), local.clone())).copied()
+                    }
+                    _ => None,
+                };
+                if let Some(receiver) = receiver.filter(|r| *r != key) {
+                    push_to(&mut self.wire, receiver, index);
+                }
+            } else {
+                push_to(&mut self.conversations, key, index);
             }
         }
         self.events.push(Rc::new(event));
@@ -205,6 +220,7 @@ impl Log {
 
     /// Moves what is shown into `earlier`: the views start empty, the names stay known.
     fn start_over(&mut self) {
+        self.sockets.clear();
         let mut earlier = std::mem::take(&mut self.earlier);
         earlier.append(&mut self.events);
         self.earlier = earlier;
@@ -354,6 +370,16 @@ impl Log {
             .filter(|(_, e)| filter.accepts(e))
             .map(|(i, _)| i)
             .collect()
+    }
+}
+
+/// Adds an event's position to a conversation's list.
+fn push_to(index: &mut VecMap<ConvKey, Vec<usize>>, key: ConvKey, at: usize) {
+    match index.get_mut(&key) {
+        Some(list) => list.push(at),
+        None => {
+            index.insert(key, vec![at]);
+        }
     }
 }
 
@@ -1002,6 +1028,29 @@ mod tests {
         assert_eq!(log.last_of(key).unwrap().seq, 4);
         assert_eq!(log.counters(key).map(|(c, _)| c.segs_out), Some(3));
         assert!(log.packets);
+        drop(log);
+        // A packet the other side sent is this conversation's too: client 2 talks to
+        // server 1's connection 7 (127.0.0.1:12000 ⇄ 127.0.0.1:50007).
+        let mut from_peer = packet(8);
+        from_peer.endpoint = 1;
+        from_peer.conn = Some(7);
+        from_peer.peer = Some("127.0.0.1:50007".into());
+        let mut client_connect = event(7, 2, None, EventKind::Connect);
+        client_connect.local = Some("127.0.0.1:50007".into());
+        client_connect.peer = Some("127.0.0.1:12000".into());
+        let state = state.apply(Action::Events(vec![client_connect, from_peer]));
+        let log = state.log.borrow();
+        let client = ConvKey {
+            endpoint: 2,
+            conn: None,
+        };
+        let seqs: Vec<u64> = log
+            .conversation(client, 10, true)
+            .0
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(seqs, [7, 8], "the connection's packet reached its client");
     }
 
     #[test]

@@ -72,15 +72,18 @@ impl Bridge {
         }
     }
 
-    /// Stops the bridge and waits until it has closed everything.
+    /// Stops the bridge and waits until it has closed everything: at most its own two
+    /// bounded waits (5 s for the web connections to drain, 5 s for the sockets' tasks), and
+    /// a margin for a machine loaded by a browser (tests/shutdown.rs checks that Ctrl-C closes
+    /// every socket and exits).
     pub async fn shutdown(mut self) {
         let _ = self.stop.take().unwrap().send(());
         let task = self.task.take().unwrap();
-        tokio::time::timeout(WAIT, task)
+        tokio::time::timeout(WAIT * 2, task)
             .await
             .expect("bridge shut down in time")
-            .unwrap()
-            .unwrap();
+            .expect("the bridge's task ended without panicking")
+            .expect("the bridge ended without an error");
     }
 
     pub fn ws_url(&self) -> String {

@@ -91,8 +91,7 @@ pub fn Conversation(props: &Props) -> Html {
             }
             if let Some((counters, t_us)) = props.counters {
                 <p class="counters small-print" id="tcp-counters">
-                    <strong>{ "The kernel counts (TCP_INFO): " }</strong>{ format::counters(&counters) }
-                    <span class="muted">{ format!(" · at {}", format::relative(t_us)) }</span>
+                    { format!("The kernel counts (TCP_INFO, at {}): {}", format::relative(t_us), format::counters(&counters)) }
                 </p>
             }
             if let Some((state, t_us)) = tcp_state(events) {
@@ -291,21 +290,26 @@ fn message_body(event: &Event, mine: &str, theirs: &str, props: &Props) -> Html 
         EventKind::Close { reason, .. } => html! {
             <li class="line" data-kind="close">{ format!("— close(): {reason} · {t} —") }</li>
         },
-        // A packet between the messages: on the side of the socket that sent it.
+        // A packet between the messages: on the side of the socket that sent it; what a
+        // retransmission or an ICMP message says follows its numbers.
         EventKind::Packet(p) => {
-            let side = if p.dir == "out" { "sent" } else { "received" };
-            let again = !p.detail.is_empty() && p.proto == "tcp";
+            // Sent by this conversation's socket, or by its peer (then it came in here).
+            let own = props.conv.is_none_or(|key| {
+                key.endpoint == event.endpoint && (key.conn.is_none() || key.conn == event.conn)
+            });
+            let side = if (p.dir == "out") == own {
+                "sent"
+            } else {
+                "received"
+            };
+            let data = if p.data.len > 0 {
+                format::short_preview(&p.data, 24)
+            } else {
+                String::new()
+            };
             html! {
-                <li class={format::classes(&["wire-line", side, format::on(again, "warn")])} data-kind="packet"
-                    title={format::detail(event)}>
-                    { format!("⇄ {}", format::wire_label(p)) }
-                    if p.data.len > 0 {
-                        <span class="text">{ format!(" {}", format::short_preview(&p.data, 24)) }</span>
-                    }
-                    if !p.detail.is_empty() {
-                        <span class="meta">{ format!(" · {}", p.detail) }</span>
-                    }
-                    <span class="meta">{ format!(" · {t}") }</span>
+                <li class={format::classes(&["wire-line", side, format::on(!p.detail.is_empty(), "warn")])} data-kind="packet">
+                    { format!("⇄ {} {data} {} · {t}", format::wire_label(p), p.detail) }
                 </li>
             }
         }
