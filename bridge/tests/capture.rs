@@ -223,6 +223,71 @@ async fn a_tcp_conversation_and_a_lost_datagram_on_the_wire() {
     bridge.shutdown().await;
 }
 
+/// A traced program's sockets are captured too: the handout's echo server, run from the page,
+/// and a plain client (untraced, so only the program's own socket tells the bridge the port).
+#[tokio::test]
+async fn a_traced_programs_packets_are_its_own() {
+    let data = TempDir::new("capture-program");
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/programs/elen_echo_server.py");
+    std::fs::copy(&fixture, data.0.join("elen_echo_server.py")).unwrap();
+    let dir = data.0.clone();
+    let bridge = Bridge::start_with(move |c| c.data_dir = dir).await;
+    let mut page = bridge.client().await;
+    if !page.welcome.capture.as_ref().is_some_and(|c| c.on) {
+        assert!(!root(), "as root the bridge captures");
+        eprintln!("skipped: no capture");
+        return;
+    }
+    let port = free_tcp_port();
+    page.endpoint(cmd(
+        json!({"op": "program_run", "file": "elen_echo_server.py",
+                             "args": [port.to_string()]}),
+    ))
+    .await;
+    let listen = page
+        .wait_for("the program's listen()", |e| {
+            matches!(e.kind, EventKind::Listen { .. })
+        })
+        .await;
+    let mut peer = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    peer.write_all(b"hi").await.unwrap();
+    let mut echo = [0u8; 2];
+    peer.read_exact(&mut echo).await.unwrap();
+    assert_eq!(&echo, b"hi");
+    peer.write_all(b"exit").await.unwrap();
+    let server_addr = format!("127.0.0.1:{port}");
+    page.wait_until("the program's SYN-ACK and its echo on the wire", |events| {
+        let all = packets(events);
+        all.iter()
+            .any(|p| p.2.src == server_addr && p.2.flags == "SYN,ACK")
+            && all
+                .iter()
+                .any(|p| p.2.src == server_addr && p.2.data.preview == "hi")
+    })
+    .await;
+    let all = packets(&page.events);
+    let syn_ack = all
+        .iter()
+        .find(|p| p.2.src == server_addr && p.2.flags == "SYN,ACK")
+        .unwrap();
+    assert_eq!(
+        syn_ack.0, listen.endpoint,
+        "the program's listening socket's"
+    );
+    assert_eq!(syn_ack.2.dir, "out");
+    let echoed = all
+        .iter()
+        .find(|p| p.2.src == server_addr && p.2.data.preview == "hi")
+        .unwrap();
+    assert_ne!(echoed.0, 0, "tied to one of the program's sockets");
+    assert_eq!(echoed.2.dir, "out");
+    bridge.shutdown().await;
+}
+
 /// With `--allow-lan` the capture listens on every interface (a LAN endpoint's packets cross
 /// its own): loopback's packets are still each seen once, and the file names the interface.
 #[tokio::test]

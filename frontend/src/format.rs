@@ -330,6 +330,8 @@ pub fn detail(event: &Event) -> String {
                 "{} of console output beyond what the page shows",
                 bytes(*count as usize)
             ),
+            "packets" => format!("{count} packets the kernel dropped before the bridge read them"),
+            "packet events" => format!("{count} packets captured, kept for pcapng, not shown"),
             _ => format!("{count} calls beyond what the page shows (the program went on)"),
         },
         EventKind::Fetch {
@@ -548,6 +550,55 @@ impl Group {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_the_capture_could_not_show_is_said_as_such() {
+        let dropped = |what: &str| Event {
+            seq: 1,
+            t_us: 0,
+            endpoint: 0,
+            conn: None,
+            local: None,
+            peer: None,
+            at: None,
+            kind: EventKind::Dropped {
+                what: what.into(),
+                count: 7,
+            },
+        };
+        assert!(detail(&dropped("packets")).contains("kernel dropped"));
+        assert!(detail(&dropped("packet events")).contains("kept for pcapng"));
+        assert!(detail(&dropped("calls")).contains("calls"));
+        let retransmitted = shared::PacketInfo {
+            proto: "tcp".into(),
+            dir: "out".into(),
+            wire_us: 0,
+            src: "127.0.0.1:5000".into(),
+            dst: "127.0.0.1:12000".into(),
+            flags: "SYN".into(),
+            tcp_seq: Some(0),
+            tcp_ack: None,
+            window: None,
+            options: String::new(),
+            data: shared::Payload::from_bytes(b""),
+            detail: "retransmission: the SYN sent again".into(),
+        };
+        assert_eq!(wire_label(&retransmitted), "retransmission [SYN] seq 0");
+        let c = shared::TcpCounters {
+            segs_out: 5,
+            segs_in: 4,
+            retransmits: 1,
+            bytes_acked: 11,
+            bytes_received: 10,
+            window: 65483,
+            rtt_us: 52,
+        };
+        assert!(
+            counters(&c).starts_with("5 segments out, 4 in, 1 sent again"),
+            "{}",
+            counters(&c)
+        );
+    }
 
     #[test]
     fn times_and_sizes() {
