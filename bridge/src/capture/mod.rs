@@ -29,8 +29,10 @@ use tokio::io::unix::AsyncFd;
 use crate::core::event_log::{EventLog, Origin};
 use crate::core::registry::{Owner, Registry};
 
-/// Packets kept for a pcapng file, at most.
+/// Packets kept for a pcapng file, at most, and of one endpoint (a flood on one keeps the
+/// others' packets).
 const HISTORY_PACKETS: usize = 20_000;
+const ENDPOINT_PACKETS: usize = 5_000;
 /// Bytes of packets kept, at most (each is cut to [`KEPT_BYTES`]).
 const HISTORY_BYTES: usize = 2 << 20;
 /// Bytes of each packet kept for the pcapng file: its headers and the start of its payload
@@ -61,10 +63,65 @@ struct Frame {
     owner: Option<Owner>,
 }
 
+/// The packets kept, oldest first, with each endpoint's in its own list too: when one
+/// endpoint has more than [`ENDPOINT_PACKETS`], its oldest leaves a hole where it was (holes
+/// leave with the packets before them, and count toward twice [`HISTORY_PACKETS`]).
 #[derive(Default)]
 struct History {
-    frames: VecDeque<Frame>,
+    frames: VecDeque<Option<Frame>>,
+    /// The number of `frames[0]` (each frame is numbered as it is kept).
+    first: u64,
+    /// Packets and bytes kept (the holes not counted).
+    live: usize,
     bytes: usize,
+    /// Each endpoint's kept packets by number, oldest first (`None`: no socket's).
+    of: std::collections::HashMap<Option<EndpointId>, VecDeque<u64>>,
+}
+
+impl History {
+    fn keep(&mut self, frame: Frame) {
+        let number = self.first + self.frames.len() as u64;
+        let key = frame.owner.map(|o| o.endpoint);
+        self.live += 1;
+        self.bytes += frame.data.len();
+        self.frames.push_back(Some(frame));
+        let mine = self.of.entry(key).or_default();
+        mine.push_back(number);
+        if mine.len() > ENDPOINT_PACKETS {
+            if let Some(oldest) = mine.pop_front() {
+                let slot = (oldest - self.first) as usize;
+                if let Some(gone) = self.frames.get_mut(slot).and_then(Option::take) {
+                    self.live -= 1;
+                    self.bytes -= gone.data.len();
+                }
+            }
+        }
+        while self.live > HISTORY_PACKETS
+            || self.bytes > HISTORY_BYTES
+            || self.frames.len() > 2 * HISTORY_PACKETS
+        {
+            let Some(slot) = self.frames.pop_front() else {
+                break;
+            };
+            self.first += 1;
+            if let Some(gone) = slot {
+                self.live -= 1;
+                self.bytes -= gone.data.len();
+                let key = gone.owner.map(|o| o.endpoint);
+                if let Some(theirs) = self.of.get_mut(&key) {
+                    theirs.pop_front();
+                    if theirs.is_empty() {
+                        self.of.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The kept packets, oldest first.
+    fn frames(&self) -> impl Iterator<Item = &Frame> {
+        self.frames.iter().flatten()
+    }
 }
 
 struct Inner {
@@ -283,7 +340,7 @@ impl Capture {
         // One interface block for each interface the file's packets crossed, as met.
         let mut interfaces: Vec<i32> = Vec::new();
         let mut count = 0;
-        for frame in history.frames.iter().filter(|f| {
+        for frame in history.frames().filter(|f| {
             endpoint.is_none_or(|e| {
                 f.owner
                     .is_some_and(|o| o.endpoint == e && (conn.is_none() || o.conn == conn))
@@ -410,16 +467,8 @@ impl Inner {
     }
 
     fn keep(&self, frame: Frame) {
-        let Ok(mut history) = self.history.lock() else {
-            return;
-        };
-        history.bytes += frame.data.len();
-        history.frames.push_back(frame);
-        while history.frames.len() > HISTORY_PACKETS || history.bytes > HISTORY_BYTES {
-            match history.frames.pop_front() {
-                Some(old) => history.bytes -= old.data.len(),
-                None => break,
-            }
+        if let Ok(mut history) = self.history.lock() {
+            history.keep(frame);
         }
     }
 }
@@ -601,5 +650,63 @@ fn kernel_drops(fd: &OwnedFd) -> u64 {
         0
     } else {
         u64::from(stats.tp_drops)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(endpoint: EndpointId, len: usize) -> Frame {
+        Frame {
+            since_epoch: Duration::ZERO,
+            interface: 1,
+            data: vec![0; len],
+            wire_len: len,
+            owner: Some(Owner {
+                endpoint,
+                conn: None,
+                sent: true,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_flooding_endpoint_keeps_its_newest_and_leaves_the_others_theirs() {
+        let mut history = History::default();
+        for _ in 0..10 {
+            history.keep(frame(1, 10));
+        }
+        for _ in 0..3 * ENDPOINT_PACKETS {
+            history.keep(frame(2, 10));
+        }
+        let count = |h: &History, e| {
+            h.frames()
+                .filter(|f| f.owner.unwrap().endpoint == e)
+                .count()
+        };
+        assert_eq!(count(&history, 1), 10, "the quiet endpoint's packets stay");
+        assert_eq!(count(&history, 2), ENDPOINT_PACKETS);
+        assert_eq!(history.live, 10 + ENDPOINT_PACKETS);
+        assert_eq!(history.bytes, 10 * history.live);
+        assert!(
+            history.frames.len() <= 2 * HISTORY_PACKETS,
+            "holes are bounded"
+        );
+        // Many endpoints: the total stays bounded, the oldest go first.
+        for e in 3..3 + 2 * HISTORY_PACKETS as u32 {
+            history.keep(frame(e, 10));
+        }
+        assert_eq!(history.live, HISTORY_PACKETS);
+        assert_eq!(history.frames().count(), HISTORY_PACKETS);
+        assert!(history.of.len() <= HISTORY_PACKETS);
+        assert_eq!(count(&history, 1), 0);
+        // Bytes bound it too.
+        let mut big = History::default();
+        for e in 0..ENDPOINT_PACKETS as u32 {
+            big.keep(frame(e, KEPT_BYTES));
+        }
+        assert_eq!(big.live, HISTORY_BYTES / KEPT_BYTES);
+        assert!(big.bytes <= HISTORY_BYTES);
     }
 }
