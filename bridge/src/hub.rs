@@ -43,7 +43,7 @@ pub(crate) struct Hub {
     /// The person's programs running now, traced.
     pub(crate) programs: crate::programs::Programs,
     /// The packets of the endpoints' sockets, where the bridge may capture them.
-    pub(crate) capture: crate::capture::Capture,
+    pub(crate) capture: crate::wire::Capture,
 }
 
 impl Hub {
@@ -54,9 +54,9 @@ impl Hub {
         let fetcher = crate::fetch::Fetcher::new(config.reach(), &config.extra_root_certs)?;
         let registry = Registry::new(log.clone(), config.max_endpoints, root.clone());
         let capture = if config.capture {
-            crate::capture::Capture::open(&registry, config.scope == shared::Scope::Lan)
+            crate::wire::Capture::open(&registry, config.scope == shared::Scope::Lan)
         } else {
-            crate::capture::Capture::off(
+            crate::wire::Capture::off(
                 "Packets are not captured: the bridge was started with --no-capture.",
             )
         };

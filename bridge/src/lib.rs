@@ -10,14 +10,15 @@
 //! - `commands`: one command in, one outcome out; `hub`: what a running bridge holds;
 //! - `endpoints/`: the playground's own sockets, one file per kind, and the chat room;
 //! - `programs/`: the person's own programs, run from the page or a terminal and traced
-//!   (the Python shim, its channel, the tracer, `bridge trace`, the runtime file);
+//!   (the Python shim, its channel, the tracer, `bridge trace`, the runtime file, and the
+//!   system-call tracer for programs in any language);
+//! - `wire/`: packets on the wire (capture on loopback, pcapng);
 //! - `files/`: the data directory, uploads, file transfers and message logs;
 //! - `core/`: what runs now (the registry), lifelines, the event log, simulated trouble;
 //! - leaves: `config`, `security` (token, address policy), `explain` (OS errors in plain
 //!   words), `crypto`, `fetch`, `compare`, `python` (the Python mirror of each endpoint);
 //! - `checks/`: `bridge check`, a lab's scenario played against a student's program.
 
-mod capture;
 pub mod checks;
 mod commands;
 mod compare;
@@ -33,6 +34,7 @@ mod programs;
 mod python;
 mod security;
 mod web;
+mod wire;
 
 use std::future::Future;
 use std::time::Duration;

@@ -826,7 +826,7 @@ async fn bridge_trace_without_a_bridge_says_how_to_start_one() {
         "{said}"
     );
     assert!(said.contains("cargo xtask run"), "{said}");
-    // Not a Python program: said so.
+    // Any other program would run under the system-call tracer: without a bridge, the same.
     let out = tokio::process::Command::new(bridge_binary())
         .args(["trace", "--", "ls"])
         .env("XDG_RUNTIME_DIR", &runtime.0)
@@ -834,7 +834,16 @@ async fn bridge_trace_without_a_bridge_says_how_to_start_one() {
         .await
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("python3 your_program.py"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no Socket Playground bridge is running"));
+    // Nothing to run: said so.
+    let out = tokio::process::Command::new(bridge_binary())
+        .args(["trace", "--"])
+        .env("XDG_RUNTIME_DIR", &runtime.0)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("<COMMAND>"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -235,9 +235,10 @@ pub(crate) fn ensure_bench_anchors() -> Result<(), String> {
     ])
 }
 
-/// Debian's tshark: the packet-capture tests read the bridge's pcapng files with it.
-pub(crate) fn ensure_tshark() -> Result<(), String> {
-    ensure_debian(&[("/usr/bin/tshark", "tshark")])
+/// Debian's tshark (the packet-capture tests read the bridge's pcapng files with it) and gcc
+/// (the tracing tests compile C socket programs).
+pub(crate) fn ensure_test_tools() -> Result<(), String> {
+    ensure_debian(&[("/usr/bin/tshark", "tshark"), ("/usr/bin/gcc", "gcc")])
 }
 
 /// Installs the Debian packages whose programs (paths) are missing; skips when all are there.
@@ -284,7 +285,7 @@ pub(crate) fn ensure_all() -> Result<PathBuf, String> {
     ensure_python()?;
     ensure_python_cryptography()?;
     ensure_chromium()?;
-    ensure_tshark()?;
+    ensure_test_tools()?;
     let wasm_opt = ensure_wasm_opt()?;
     ensure_wasm_bindgen()?;
     ensure_trunk()?;

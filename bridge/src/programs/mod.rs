@@ -10,6 +10,7 @@
 
 pub(crate) mod channel;
 pub(crate) mod merge;
+pub(crate) mod ptrace;
 pub(crate) mod runner;
 pub mod runtime;
 pub(crate) mod shim;

@@ -1,6 +1,8 @@
 //! `bridge trace -- python3 tcp_server.py 12000`: runs a program in this terminal, with its
 //! own stdin and stdout, traced by the same shim as the page's programs, and shows its calls in
 //! the running bridge: found through the runtime file (see `runtime`), or named with `--url`.
+//! A program in another language (`bridge trace -- ./server 12000`, C, Java, Go...) runs under
+//! the system-call tracer instead (`ptrace`, Linux), whose records are the shim's.
 //!
 //! The records go to the bridge over a WebSocket session that asks for replies only
 //! (`watch: false`), in `trace_records` batches (at most every [`FLUSH_EVERY`], within the
@@ -46,18 +48,20 @@ pub async fn run(args: TraceArgs) -> i32 {
             eprintln!("bridge trace: {why}");
             2
         }
-        Ok((argv, script)) => match find_bridge(args.url.as_deref()) {
+        Ok((argv, script, python)) => match find_bridge(args.url.as_deref()) {
             Err(why) => {
                 eprintln!("bridge trace: {why}");
                 2
             }
-            Ok((base, token)) => trace(argv, script, &base, &token).await,
+            Ok((base, token)) if python => trace(argv, script, &base, &token).await,
+            Ok((base, token)) => trace_native(argv, &base, &token).await,
         },
     }
 }
 
-/// The command line to run (a `.py` file alone runs with python3) and its script.
-fn prepare(command: &[String]) -> Result<(Vec<String>, Option<String>), String> {
+/// The command line to run (a `.py` file alone runs with python3), its script, and whether
+/// it is Python (traced by the shim; any other program by the system-call tracer).
+fn prepare(command: &[String]) -> Result<(Vec<String>, Option<String>, bool), String> {
     let Some(first) = command.first() else {
         return Err("name the program to run: bridge trace -- python3 your_program.py".into());
     };
@@ -67,17 +71,14 @@ fn prepare(command: &[String]) -> Result<(Vec<String>, Option<String>), String> 
     }
     let name = argv[0].rsplit('/').next().unwrap_or_default();
     if !name.starts_with("python") {
-        return Err(format!(
-            "`{first}` is not a Python program; bridge trace runs Python ones: \
-             bridge trace -- python3 your_program.py"
-        ));
+        return Ok((argv, None, false));
     }
     let script = argv[1..]
         .iter()
         .find(|a| !a.starts_with('-'))
         .filter(|a| a.ends_with(".py"))
         .cloned();
-    Ok((argv, script))
+    Ok((argv, script, true))
 }
 
 /// The bridge's base URL and token.
@@ -170,7 +171,7 @@ async fn reply(ws: &mut Socket, id: u64) -> Result<shared::ReplyData, String> {
 }
 
 async fn trace(argv: Vec<String>, script: Option<String>, base: &str, token: &str) -> i32 {
-    let mut ws = match connect(base, token).await {
+    let ws = match connect(base, token).await {
         Ok(ws) => Some(ws),
         Err(why) => {
             eprintln!("bridge trace: {why}; running the program untraced");
@@ -214,40 +215,7 @@ async fn trace(argv: Vec<String>, script: Option<String>, base: &str, token: &st
         chan.spawned();
     }
     let pid = child.id().unwrap_or(0);
-    let mut program = None;
-    if let Some(socket) = ws.as_mut() {
-        let source = script
-            .as_deref()
-            .and_then(|s| std::fs::read_to_string(s).ok())
-            .filter(|s| s.len() <= MAX_PROGRAM_SOURCE);
-        let attach = shared::Command::TraceAttach {
-            argv: argv.clone(),
-            pid,
-            script: script.clone(),
-            source,
-        };
-        let _ = socket.send(Message::text(request(1, &attach))).await;
-        match reply(socket, 1).await {
-            Ok(shared::ReplyData::Endpoint(info)) => {
-                eprintln!(
-                    "bridge trace: {} is program #{} in the playground ({base}/)",
-                    argv.join(" "),
-                    info.id
-                );
-                program = Some(info.id);
-            }
-            Ok(_) | Err(_) => {
-                eprintln!("bridge trace: the bridge did not take the program; it runs untraced");
-            }
-        }
-    }
-    let mut sender = Sender {
-        ws: ws.filter(|_| program.is_some()),
-        program: program.unwrap_or(0),
-        batch: Vec::new(),
-        bytes: 0,
-        next_id: 2,
-    };
+    let mut sender = attach(ws, &argv, pid, script, base).await;
     let mut flush = tokio::time::interval(FLUSH_EVERY);
     let status = loop {
         tokio::select! {
@@ -277,6 +245,123 @@ async fn trace(argv: Vec<String>, script: Option<String>, base: &str, token: &st
         Ok(status) => (status.code(), status.signal()),
         Err(_) => (None, None),
     };
+    sender.exit(code, signal).await;
+    match (code, signal) {
+        (Some(code), _) => code,
+        (None, Some(signal)) => 128 + signal,
+        _ => 1,
+    }
+}
+
+/// Tells the bridge about the program (`trace_attach`); the sender of its records, which
+/// sends nothing when the bridge did not take it.
+async fn attach(
+    mut ws: Option<Socket>,
+    argv: &[String],
+    pid: u32,
+    script: Option<String>,
+    base: &str,
+) -> Sender {
+    let mut program = None;
+    if let Some(socket) = ws.as_mut() {
+        let source = script
+            .as_deref()
+            .and_then(|s| std::fs::read_to_string(s).ok())
+            .filter(|s| s.len() <= MAX_PROGRAM_SOURCE);
+        let attach = shared::Command::TraceAttach {
+            argv: argv.to_vec(),
+            pid,
+            script: script.clone(),
+            source,
+        };
+        let _ = socket.send(Message::text(request(1, &attach))).await;
+        match reply(socket, 1).await {
+            Ok(shared::ReplyData::Endpoint(info)) => {
+                eprintln!(
+                    "bridge trace: {} is program #{} in the playground ({base}/)",
+                    argv.join(" "),
+                    info.id
+                );
+                program = Some(info.id);
+            }
+            Ok(_) | Err(_) => {
+                eprintln!("bridge trace: the bridge did not take the program; it runs untraced");
+            }
+        }
+    }
+    Sender {
+        ws: ws.filter(|_| program.is_some()),
+        program: program.unwrap_or(0),
+        batch: Vec::new(),
+        bytes: 0,
+        next_id: 2,
+    }
+}
+
+/// A program in any language, under the system-call tracer (on a thread of its own: ptrace
+/// takes every request from the thread that started the program).
+async fn trace_native(argv: Vec<String>, base: &str, token: &str) -> i32 {
+    use super::ptrace::Report;
+    let ws = match connect(base, token).await {
+        Ok(ws) => Some(ws),
+        Err(why) => {
+            eprintln!("bridge trace: {why}; the program runs untraced");
+            None
+        }
+    };
+    // Bounded: a tracer ahead of the bridge waits, and the program with it.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Report>(4096);
+    let program = argv.clone();
+    let dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    // Ctrl-C is for the program (it gets it too, from the terminal): wait for it to end.
+    tokio::spawn(async { while tokio::signal::ctrl_c().await.is_ok() {} });
+    std::thread::spawn(move || {
+        let failed = tx.clone();
+        if let Err(e) = super::ptrace::run(&program[0], &program[1..], &dir, |report| {
+            let _ = tx.blocking_send(report);
+        }) {
+            let _ = failed.blocking_send(Report::Failed(e.to_string()));
+        }
+    });
+    let pid = match rx.recv().await {
+        Some(Report::Started(pid)) => pid,
+        Some(Report::Failed(why)) => {
+            eprintln!("bridge trace: cannot trace {}: {why}", argv[0]);
+            return 127;
+        }
+        _ => {
+            eprintln!("bridge trace: cannot trace {}", argv[0]);
+            return 127;
+        }
+    };
+    let mut sender = attach(ws, &argv, pid, None, base).await;
+    let mut flush = tokio::time::interval(FLUSH_EVERY);
+    let (code, signal) = loop {
+        tokio::select! {
+            report = rx.recv() => match report {
+                Some(Report::Call(record)) => sender.push(*record).await,
+                Some(Report::Exit { code, signal }) => break (code, signal),
+                Some(Report::Failed(why)) => {
+                    eprintln!("bridge trace: the tracer stopped: {why}");
+                    break (None, None);
+                }
+                Some(Report::Started(_)) => {}
+                None => break (None, None),
+            },
+            _ = flush.tick() => sender.flush().await,
+            gone = sender.closed() => if gone {
+                eprintln!("bridge trace: the playground stopped showing this program");
+                sender.ws = None;
+            },
+        }
+    };
+    // What the program's children still do is reported until the tracer ends.
+    while let Ok(Some(report)) = tokio::time::timeout(WAIT, rx.recv()).await {
+        if let Report::Call(record) = report {
+            sender.push(*record).await;
+        }
+    }
+    sender.flush().await;
     sender.exit(code, signal).await;
     match (code, signal) {
         (Some(code), _) => code,

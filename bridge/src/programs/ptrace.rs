@@ -1,0 +1,622 @@
+//! Tracing a program in any language (issue 20, Linux x86-64): the program runs under a
+//! tracer in the bridge that sees its socket system calls, whatever language made them, and
+//! reports each as the same [`TraceRecord`] the Python shim sends, so the rest of the tracing
+//! (events, the one order of several programs, the page) is shared.
+//!
+//! How, as strace does it, with one difference that makes it cheap: a seccomp filter installed
+//! in the child before `execve` hands only the socket-related system calls to the tracer
+//! (`SECCOMP_RET_TRACE`); every other call runs at full speed without a stop. At a call's
+//! seccomp stop the tracer reads its arguments, asks for the stop at its return
+//! (`PTRACE_SYSCALL`), and there reads the result and the bytes (`process_vm_readv`, at most
+//! [`MAX_BYTES`] of them; the length is always exact). Addresses a call does not carry (the
+//! local address after `connect`, both of an accepted socket) are read from a duplicate of the
+//! program's descriptor (`pidfd_getfd`), closed at once. Threads, `fork`, `vfork`, `clone` and
+//! `execve` are followed (`PTRACE_O_TRACE*`); the program dies with the tracer
+//! (`PTRACE_O_EXITKILL`). `read`, `write` and `close` are reported only on sockets: a
+//! descriptor is looked at once (`/proc/PID/fd/N`) and remembered until it is closed.
+//!
+//! Written on `nix` (ptrace, waitpid, process_vm_readv); the seccomp program is a few
+//! instructions of classic BPF, written here like the capture's filter.
+
+use std::collections::{HashMap, HashSet};
+use std::os::unix::process::CommandExt;
+
+use base64::Engine as _;
+use nix::sys::ptrace;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use shared::TraceRecord;
+
+/// Bytes of one call's data read from the program, at most (its `len` stays exact).
+pub(crate) const MAX_BYTES: usize = 64 << 10;
+
+/// The system calls handed to the tracer.
+const TRACED: [libc::c_long; 17] = [
+    libc::SYS_socket,
+    libc::SYS_bind,
+    libc::SYS_listen,
+    libc::SYS_accept,
+    libc::SYS_accept4,
+    libc::SYS_connect,
+    libc::SYS_sendto,
+    libc::SYS_recvfrom,
+    libc::SYS_sendmsg,
+    libc::SYS_recvmsg,
+    libc::SYS_shutdown,
+    libc::SYS_close,
+    libc::SYS_read,
+    libc::SYS_write,
+    libc::SYS_setsockopt,
+    libc::SYS_sendfile,
+    libc::SYS_socketpair,
+];
+
+/// What the tracer reports as the program runs.
+#[derive(Debug)]
+pub(crate) enum Report {
+    /// The program runs, with this process id (its first report).
+    Started(u32),
+    /// It could not be started under the tracer, or the tracer failed.
+    Failed(String),
+    /// A socket call, as the shim would report it.
+    Call(Box<TraceRecord>),
+    /// The program (its first process) ended: its status, or the signal that ended it.
+    Exit {
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
+}
+
+/// A call between its seccomp stop and its return.
+struct Pending {
+    nr: libc::c_long,
+    args: [u64; 6],
+    began_us: u64,
+}
+
+/// What the tracer knows of one process's descriptors.
+#[derive(Default)]
+struct Fds {
+    /// Sockets, with their family and transport.
+    sockets: HashMap<i32, (&'static str, &'static str)>,
+    /// Descriptors looked at and found not to be sockets.
+    others: HashSet<i32>,
+}
+
+/// Runs `program` with `args` in `dir` under the tracer, on the calling thread (ptrace wants
+/// every request from the thread that started the tracee), and calls `report` with each call
+/// and at the end. Returns once every traced process has ended.
+pub(crate) fn run(
+    program: &str,
+    args: &[String],
+    dir: &std::path::Path,
+    mut report: impl FnMut(Report),
+) -> std::io::Result<()> {
+    let filter = seccomp_program();
+    let mut command = std::process::Command::new(program);
+    command.args(args).current_dir(dir);
+    // SAFETY: between fork and exec only async-signal-safe calls are made: ptrace, prctl
+    // and seccomp, on memory prepared before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            ptrace::traceme().map_err(std::io::Error::from)?;
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let prog = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr() as *mut libc::sock_filter,
+            };
+            if libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0,
+                &prog as *const libc::sock_fprog,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn()?;
+    let main = Pid::from_raw(child.id() as i32);
+    report(Report::Started(child.id()));
+    // The first stop: the exec, before the program's first instruction.
+    match waitpid(main, Some(WaitPidFlag::__WALL)).map_err(std::io::Error::from)? {
+        WaitStatus::Stopped(_, Signal::SIGTRAP) => {}
+        other => {
+            return Err(std::io::Error::other(format!(
+                "the program did not start under the tracer: {other:?}"
+            )))
+        }
+    }
+    let options = ptrace::Options::PTRACE_O_TRACESECCOMP
+        | ptrace::Options::PTRACE_O_TRACESYSGOOD
+        | ptrace::Options::PTRACE_O_TRACEFORK
+        | ptrace::Options::PTRACE_O_TRACEVFORK
+        | ptrace::Options::PTRACE_O_TRACECLONE
+        | ptrace::Options::PTRACE_O_TRACEEXEC
+        | ptrace::Options::PTRACE_O_EXITKILL;
+    ptrace::setoptions(main, options).map_err(std::io::Error::from)?;
+    ptrace::cont(main, None).map_err(std::io::Error::from)?;
+    let mut pending: HashMap<Pid, Pending> = HashMap::new();
+    // Each thread's process (its tgid), and each process's descriptors.
+    let mut process_of: HashMap<Pid, i32> = HashMap::from([(main, main.as_raw())]);
+    let mut fds: HashMap<i32, Fds> = HashMap::new();
+    loop {
+        let status = match waitpid(None, Some(WaitPidFlag::__WALL)) {
+            Ok(status) => status,
+            Err(nix::errno::Errno::ECHILD) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        match status {
+            WaitStatus::PtraceEvent(pid, _, event) if event == libc::PTRACE_EVENT_SECCOMP => {
+                if let Ok(regs) = ptrace::getregs(pid) {
+                    pending.insert(
+                        pid,
+                        Pending {
+                            nr: regs.orig_rax as libc::c_long,
+                            args: [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9],
+                            began_us: monotonic_us(),
+                        },
+                    );
+                }
+                // On to the call's return.
+                let _ = ptrace::syscall(pid, None);
+            }
+            WaitStatus::PtraceSyscall(pid) => {
+                if let (Some(call), Ok(regs)) = (pending.remove(&pid), ptrace::getregs(pid)) {
+                    let tgid = *process_of
+                        .entry(pid)
+                        .or_insert_with(|| tgid_of(pid).unwrap_or(pid.as_raw()));
+                    let fds = fds.entry(tgid).or_default();
+                    if let Some(record) = finish(tgid, fds, &call, regs.rax as i64) {
+                        report(Report::Call(Box::new(record)));
+                    }
+                }
+                let _ = ptrace::cont(pid, None);
+            }
+            WaitStatus::PtraceEvent(pid, _, event) => {
+                // A new thread or process is traced from its start (it stops with SIGSTOP,
+                // seen below); a fork's child has its parent's descriptors.
+                if event == libc::PTRACE_EVENT_FORK || event == libc::PTRACE_EVENT_VFORK {
+                    if let Ok(child) = ptrace::getevent(pid) {
+                        let parent = process_of.get(&pid).copied().unwrap_or(pid.as_raw());
+                        let copy = fds.get(&parent).map(|f| Fds {
+                            sockets: f.sockets.clone(),
+                            others: f.others.clone(),
+                        });
+                        fds.insert(child as i32, copy.unwrap_or_default());
+                        process_of.insert(Pid::from_raw(child as i32), child as i32);
+                    }
+                } else if event == libc::PTRACE_EVENT_CLONE {
+                    if let Ok(thread) = ptrace::getevent(pid) {
+                        let tid = Pid::from_raw(thread as i32);
+                        let tgid = tgid_of(tid).unwrap_or(thread as i32);
+                        process_of.insert(tid, tgid);
+                    }
+                } else if event == libc::PTRACE_EVENT_EXEC {
+                    // A new program in the same process: descriptors marked close-on-exec
+                    // are gone, so what is known is looked at again.
+                    let tgid = process_of.get(&pid).copied().unwrap_or(pid.as_raw());
+                    fds.insert(tgid, Fds::default());
+                }
+                let _ = ptrace::cont(pid, None);
+            }
+            WaitStatus::Stopped(pid, Signal::SIGSTOP) if !pending.contains_key(&pid) => {
+                // A new tracee's first stop (or a SIGSTOP sent to it, delivered on).
+                let _ = ptrace::cont(pid, None);
+            }
+            WaitStatus::Stopped(pid, signal) => {
+                // A signal for the program: delivered as if nobody watched.
+                let _ = ptrace::cont(pid, Some(signal));
+            }
+            WaitStatus::Exited(pid, code) => {
+                pending.remove(&pid);
+                if pid == main {
+                    report(Report::Exit {
+                        code: Some(code),
+                        signal: None,
+                    });
+                }
+            }
+            WaitStatus::Signaled(pid, signal, _) => {
+                pending.remove(&pid);
+                if pid == main {
+                    report(Report::Exit {
+                        code: None,
+                        signal: Some(signal as i32),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The record of a call that returned `ret` (a negative errno when it failed), or `None`
+/// for what is not about a socket.
+fn finish(tgid: i32, fds: &mut Fds, call: &Pending, ret: i64) -> Option<TraceRecord> {
+    let pid = Pid::from_raw(tgid);
+    let [a0, a1, a2, a3, a4, _] = call.args;
+    let fd = a0 as i32;
+    let failed = (-4095..0).contains(&ret);
+    let mut record = TraceRecord {
+        sock: Some(format!("{tgid}:{fd}")),
+        t_us: Some(call.began_us),
+        end_us: Some(monotonic_us()),
+        errno: failed.then_some(-ret as i32),
+        ..Default::default()
+    };
+    let is_socket = |fds: &mut Fds, fd: i32| -> bool {
+        if fds.sockets.contains_key(&fd) {
+            return true;
+        }
+        if fds.others.contains(&fd) {
+            return false;
+        }
+        match socket_kind(tgid, fd) {
+            Some(kind) => {
+                fds.sockets.insert(fd, kind);
+                true
+            }
+            None => {
+                fds.others.insert(fd);
+                false
+            }
+        }
+    };
+    match call.nr {
+        libc::SYS_socket => {
+            let family = match a0 as i32 {
+                libc::AF_INET => "ipv4",
+                libc::AF_INET6 => "ipv6",
+                libc::AF_UNIX => "unix",
+                _ => return None,
+            };
+            let transport = match a1 as i32 & 0xf {
+                libc::SOCK_STREAM => "tcp",
+                libc::SOCK_DGRAM => "udp",
+                _ => return None,
+            };
+            record.op = "socket".into();
+            record.family = Some(family.into());
+            record.transport = Some(transport.into());
+            if failed {
+                record.sock = None;
+            } else {
+                record.sock = Some(format!("{tgid}:{ret}"));
+                fds.sockets.insert(ret as i32, (family, transport));
+                fds.others.remove(&(ret as i32));
+            }
+        }
+        libc::SYS_bind | libc::SYS_connect => {
+            if !is_socket(fds, fd) {
+                return None;
+            }
+            let address = read_sockaddr(pid, a1, a2 as usize);
+            if call.nr == libc::SYS_bind {
+                record.op = "bind".into();
+                record.local = address;
+            } else {
+                record.op = "connect".into();
+                record.peer = address;
+                if !failed || ret == -(libc::EINPROGRESS as i64) {
+                    record.local = names_of(tgid, fd).map(|(local, _)| local);
+                }
+            }
+        }
+        libc::SYS_listen => {
+            if !is_socket(fds, fd) {
+                return None;
+            }
+            record.op = "listen".into();
+            record.backlog = Some(a1 as u32);
+            record.local = names_of(tgid, fd).map(|(local, _)| local);
+        }
+        libc::SYS_accept | libc::SYS_accept4 => {
+            if !is_socket(fds, fd) {
+                return None;
+            }
+            record.op = "accept".into();
+            if !failed {
+                let new = ret as i32;
+                if let Some(kind) = fds.sockets.get(&fd).copied() {
+                    fds.sockets.insert(new, kind);
+                }
+                fds.others.remove(&new);
+                record.new = Some(format!("{tgid}:{new}"));
+                if let Some((local, peer)) = names_of(tgid, new) {
+                    record.local = Some(local);
+                    record.peer = peer;
+                }
+            }
+        }
+        libc::SYS_sendto | libc::SYS_write | libc::SYS_sendmsg => {
+            if !is_socket(fds, fd) {
+                return None;
+            }
+            let (op, data) = match call.nr {
+                libc::SYS_sendmsg => (
+                    "send",
+                    (!failed).then(|| read_msg(pid, a1, ret as usize)).flatten(),
+                ),
+                _ => ("send", (!failed).then(|| read_bytes(pid, a1, ret as usize))),
+            };
+            record.op = op.into();
+            if call.nr == libc::SYS_sendto && a4 != 0 {
+                record.op = "sendto".into();
+                record.peer = read_sockaddr(pid, a4, call.args[5] as usize);
+            }
+            if !failed {
+                record.len = Some(ret as u64);
+                record.data = data.map(|d| base64::engine::general_purpose::STANDARD.encode(d));
+            }
+        }
+        libc::SYS_recvfrom | libc::SYS_read | libc::SYS_recvmsg => {
+            if !is_socket(fds, fd) {
+                return None;
+            }
+            record.op = "recv".into();
+            if !failed {
+                let data = match call.nr {
+                    libc::SYS_recvmsg => read_msg(pid, a1, ret as usize),
+                    _ => Some(read_bytes(pid, a1, ret as usize)),
+                };
+                record.len = Some(ret as u64);
+                record.data = data.map(|d| base64::engine::general_purpose::STANDARD.encode(d));
+                if call.nr == libc::SYS_recvfrom && a4 != 0 {
+                    let len = read_bytes(pid, call.args[5], 4);
+                    let len = u32::from_ne_bytes(len.try_into().unwrap_or([0; 4])) as usize;
+                    if let Some(peer) = read_sockaddr(pid, a4, len) {
+                        record.op = "recvfrom".into();
+                        record.peer = Some(peer);
+                    }
+                }
+            }
+            let _ = a3;
+        }
+        libc::SYS_shutdown => {
+            if !is_socket(fds, fd) {
+                return None;
+            }
+            record.op = "shutdown".into();
+            record.detail = Some(
+                match a1 as i32 {
+                    libc::SHUT_RD => "SHUT_RD",
+                    libc::SHUT_WR => "SHUT_WR",
+                    _ => "SHUT_RDWR",
+                }
+                .into(),
+            );
+        }
+        libc::SYS_close => {
+            let socket = fds.sockets.remove(&fd).is_some();
+            fds.others.remove(&fd);
+            if !socket {
+                return None;
+            }
+            record.op = "close".into();
+        }
+        libc::SYS_setsockopt => {
+            if !is_socket(fds, fd) {
+                return None;
+            }
+            record.op = "call".into();
+            record.call = Some("setsockopt".into());
+            record.detail = Some(format!(
+                "setsockopt(level {}, option {})",
+                a1 as i32, a2 as i32
+            ));
+        }
+        _ => return None,
+    }
+    Some(record)
+}
+
+/// The seccomp program: the traced calls go to the tracer, every other call runs. A program
+/// of another architecture's calls (x32, i386) runs untraced rather than misread.
+fn seccomp_program() -> Vec<libc::sock_filter> {
+    const LD_W_ABS: u16 = 0x20;
+    const JEQ_K: u16 = 0x15;
+    const RET_K: u16 = 0x06;
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let mut p = vec![
+        // seccomp_data: nr at 0, arch at 4.
+        op(LD_W_ABS, 0, 0, 4),
+        op(JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
+        op(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+        op(LD_W_ABS, 0, 0, 0),
+    ];
+    for nr in TRACED {
+        p.push(op(JEQ_K, 0, 1, nr as u32));
+        p.push(op(RET_K, 0, 0, libc::SECCOMP_RET_TRACE));
+    }
+    p.push(op(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW));
+    p
+}
+
+/// Microseconds of the monotonic clock, the shim's clock too.
+fn monotonic_us() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000 + now.tv_nsec as u64 / 1000
+}
+
+/// A thread's process (`Tgid:` of /proc/TID/status).
+fn tgid_of(tid: Pid) -> Option<i32> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Whether a process's descriptor is an IPv4, IPv6 or Unix socket, and of which transport,
+/// read from a duplicate of it.
+fn socket_kind(tgid: i32, fd: i32) -> Option<(&'static str, &'static str)> {
+    let link = std::fs::read_link(format!("/proc/{tgid}/fd/{fd}")).ok()?;
+    if !link.to_string_lossy().starts_with("socket:") {
+        return None;
+    }
+    let dup = Duplicate::of(tgid, fd)?;
+    let int = |option| -> Option<i32> {
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `value`.
+        let done = unsafe {
+            libc::getsockopt(
+                dup.0,
+                libc::SOL_SOCKET,
+                option,
+                (&mut value as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        (done == 0).then_some(value)
+    };
+    let family = match int(libc::SO_DOMAIN)? {
+        libc::AF_INET => "ipv4",
+        libc::AF_INET6 => "ipv6",
+        libc::AF_UNIX => "unix",
+        _ => return None,
+    };
+    let transport = match int(libc::SO_TYPE)? {
+        libc::SOCK_STREAM => "tcp",
+        libc::SOCK_DGRAM => "udp",
+        _ => return None,
+    };
+    Some((family, transport))
+}
+
+/// A copy of one of the program's descriptors in the bridge, closed when dropped.
+struct Duplicate(i32);
+
+impl Duplicate {
+    fn of(tgid: i32, fd: i32) -> Option<Duplicate> {
+        // SAFETY: plain system calls on numbers; the descriptors they return are owned here.
+        unsafe {
+            let pidfd = libc::syscall(libc::SYS_pidfd_open, tgid, 0) as i32;
+            if pidfd < 0 {
+                return None;
+            }
+            let dup = libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) as i32;
+            libc::close(pidfd);
+            (dup >= 0).then_some(Duplicate(dup))
+        }
+    }
+}
+
+impl Drop for Duplicate {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor is this value's own.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+/// A socket's own address and its peer's (none for an unconnected one).
+fn names_of(tgid: i32, fd: i32) -> Option<(String, Option<String>)> {
+    let dup = Duplicate::of(tgid, fd)?;
+    let name = |peer: bool| -> Option<String> {
+        // SAFETY: an all-zero sockaddr_storage is valid; the call writes at most `len` bytes.
+        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let at = (&mut storage as *mut libc::sockaddr_storage).cast();
+        let done = unsafe {
+            if peer {
+                libc::getpeername(dup.0, at, &mut len)
+            } else {
+                libc::getsockname(dup.0, at, &mut len)
+            }
+        };
+        if done != 0 {
+            return None;
+        }
+        // SAFETY: `storage` holds `len` bytes of a socket address.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                (&storage as *const libc::sockaddr_storage).cast::<u8>(),
+                len as usize,
+            )
+        };
+        sockaddr_text(bytes)
+    };
+    Some((name(false)?, name(true)))
+}
+
+/// `len` bytes of the program's memory at `address` (at most [`MAX_BYTES`]).
+fn read_bytes(pid: Pid, address: u64, len: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; len.min(MAX_BYTES)];
+    if buf.is_empty() || address == 0 {
+        return Vec::new();
+    }
+    let remote = [nix::sys::uio::RemoteIoVec {
+        base: address as usize,
+        len: buf.len(),
+    }];
+    let read =
+        nix::sys::uio::process_vm_readv(pid, &mut [std::io::IoSliceMut::new(&mut buf)], &remote)
+            .unwrap_or(0);
+    buf.truncate(read);
+    buf
+}
+
+/// The first `len` bytes a `msghdr`'s buffers hold (sendmsg, recvmsg), at most
+/// [`MAX_BYTES`].
+fn read_msg(pid: Pid, msghdr: u64, len: usize) -> Option<Vec<u8>> {
+    // struct msghdr on x86-64: name, namelen(+pad), iov at 16, iovlen at 24.
+    let header = read_bytes(pid, msghdr, 56);
+    let word = |at: usize| -> Option<u64> {
+        Some(u64::from_ne_bytes(header.get(at..at + 8)?.try_into().ok()?))
+    };
+    let (iov, count) = (word(16)?, word(24)?.min(64));
+    let mut out = Vec::new();
+    let wanted = len.min(MAX_BYTES);
+    for i in 0..count {
+        if out.len() >= wanted {
+            break;
+        }
+        let entry = read_bytes(pid, iov + i * 16, 16);
+        let base = u64::from_ne_bytes(entry.get(0..8)?.try_into().ok()?);
+        let size = u64::from_ne_bytes(entry.get(8..16)?.try_into().ok()?) as usize;
+        out.extend(read_bytes(pid, base, size.min(wanted - out.len())));
+    }
+    Some(out)
+}
+
+/// A socket address in the program's memory, as text.
+fn read_sockaddr(pid: Pid, address: u64, len: usize) -> Option<String> {
+    sockaddr_text(&read_bytes(pid, address, len.min(128)))
+}
+
+/// `127.0.0.1:12000`, `[::1]:5000`, or a Unix socket's path.
+fn sockaddr_text(bytes: &[u8]) -> Option<String> {
+    let family = u16::from_ne_bytes(bytes.get(0..2)?.try_into().ok()?) as i32;
+    let port = || -> Option<u16> { Some(u16::from_be_bytes(bytes.get(2..4)?.try_into().ok()?)) };
+    match family {
+        libc::AF_INET => {
+            let ip: [u8; 4] = bytes.get(4..8)?.try_into().ok()?;
+            Some(std::net::SocketAddr::from((ip, port()?)).to_string())
+        }
+        libc::AF_INET6 => {
+            let ip: [u8; 16] = bytes.get(8..24)?.try_into().ok()?;
+            Some(std::net::SocketAddr::from((ip, port()?)).to_string())
+        }
+        libc::AF_UNIX => {
+            let path = bytes.get(2..)?;
+            let end = path.iter().position(|b| *b == 0).unwrap_or(path.len());
+            Some(String::from_utf8_lossy(&path[..end]).into_owned())
+        }
+        _ => None,
+    }
+}

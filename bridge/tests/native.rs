@@ -1,0 +1,197 @@
+//! Programs in any language (issue 20): C programs written the textbook way, compiled with
+//! Debian's gcc, run under `bridge trace` (the system-call tracer) and shown in a real bridge
+//! call by call, with the right bytes and addresses.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use common::*;
+use shared::{EndpointSpec, Event, EventKind};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/c")
+}
+
+/// `name.c` compiled into `dir`; `None` (the test says it skipped) without gcc.
+fn compile(dir: &Path, name: &str) -> Option<PathBuf> {
+    let out = dir.join(name);
+    let status = std::process::Command::new("gcc")
+        .arg("-O1")
+        .arg("-o")
+        .arg(&out)
+        .arg(fixtures().join(format!("{name}.c")))
+        .status();
+    match status {
+        Ok(status) if status.success() => Some(out),
+        Ok(status) => panic!("gcc failed on {name}.c: {status}"),
+        Err(e) => {
+            eprintln!("skipped: gcc cannot run ({e}); cargo xtask test installs it");
+            None
+        }
+    }
+}
+
+fn trace(runtime: &Path, program: &Path, args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(bridge_binary());
+    command
+        .args(["trace", "--"])
+        .arg(program)
+        .args(args)
+        .env("XDG_RUNTIME_DIR", runtime)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// The program endpoint whose command line ran `name`.
+fn program(events: &[Event], name: &str) -> Option<u32> {
+    events.iter().find_map(|e| match &e.kind {
+        EventKind::Socket {
+            spec: EndpointSpec::Program(p),
+        } if p.argv.first().is_some_and(|a| a.ends_with(name)) => Some(e.endpoint),
+        _ => None,
+    })
+}
+
+/// The sockets of a program (their endpoints).
+fn sockets_of(events: &[Event], program: u32) -> Vec<u32> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Socket {
+                spec: EndpointSpec::Traced(t),
+            } if t.program == program => Some(e.endpoint),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The calls on a program's sockets, in order: kind, and the bytes of a send or recv.
+fn calls(events: &[Event], program: u32) -> Vec<(String, String)> {
+    let mine = sockets_of(events, program);
+    events
+        .iter()
+        .filter(|e| mine.contains(&e.endpoint))
+        .filter(|e| !matches!(e.kind, EventKind::Socket { .. } | EventKind::Packet(_)))
+        .map(|e| {
+            let data = match &e.kind {
+                EventKind::Send { .. }
+                | EventKind::Recv { .. }
+                | EventKind::SendTo { .. }
+                | EventKind::RecvFrom { .. } => text(e),
+                _ => String::new(),
+            };
+            (e.kind.name().to_string(), data)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_c_client_and_server_are_traced_call_by_call() {
+    let build = TempDir::new("native-build");
+    let (Some(server_bin), Some(client_bin)) = (
+        compile(&build.0, "uppercase_server"),
+        compile(&build.0, "uppercase_client"),
+    ) else {
+        return;
+    };
+    let runtime = TempDir::new("native-runtime");
+    let data = TempDir::new("native-data");
+    let mut command = tokio::process::Command::new(bridge_binary());
+    command
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--token",
+            TOKEN,
+            "--no-capture",
+            "--data-dir",
+        ])
+        .arg(&data.0)
+        .env("XDG_RUNTIME_DIR", &runtime.0)
+        .stderr(Stdio::null());
+    let bridge = BridgeProcess::spawn(command).await;
+    let mut c = bridge.client().await;
+    let port = free_tcp_port().to_string();
+    let mut server = trace(&runtime.0, &server_bin, &[&port]).spawn().unwrap();
+    c.wait_until("the C server listens", |ev| {
+        program(ev, "uppercase_server")
+            .is_some_and(|p| calls(ev, p).iter().any(|(kind, _)| kind == "listen"))
+    })
+    .await;
+    let out = tokio::time::timeout(
+        WAIT,
+        trace(&runtime.0, &client_bin, &[&port, "hello from c"]).output(),
+    )
+    .await
+    .expect("the client ends")
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "From Server: HELLO FROM C\n",
+        "the program's own output is the terminal's"
+    );
+    let status = tokio::time::timeout(WAIT, server.wait())
+        .await
+        .expect("the server ends")
+        .unwrap();
+    assert!(status.success());
+    c.wait_until("both programs ended", |ev| {
+        ev.iter()
+            .filter(|e| matches!(e.kind, EventKind::Exit { .. }))
+            .count()
+            >= 2
+    })
+    .await;
+    let server_id = program(&c.events, "uppercase_server").unwrap();
+    let client_id = program(&c.events, "uppercase_client").unwrap();
+    let kinds = |calls: Vec<(String, String)>| -> Vec<String> {
+        calls.into_iter().map(|(k, _)| k).collect()
+    };
+    let server_calls = calls(&c.events, server_id);
+    assert_eq!(
+        kinds(server_calls.clone()),
+        ["call", "bind", "listen", "accept", "recv", "send", "close", "close"],
+        "{server_calls:#?}"
+    );
+    assert!(server_calls.contains(&("recv".into(), "hello from c".into())));
+    assert!(server_calls.contains(&("send".into(), "HELLO FROM C".into())));
+    let client_calls = calls(&c.events, client_id);
+    assert_eq!(
+        kinds(client_calls.clone()),
+        ["connect", "send", "recv", "close"],
+        "{client_calls:#?}"
+    );
+    // Addresses: the server bound its port; the client's connect and the accept agree.
+    let listen_addr = format!("127.0.0.1:{port}");
+    let connect = c
+        .events
+        .iter()
+        .find(|e| {
+            sockets_of(&c.events, client_id).contains(&e.endpoint) && e.kind.name() == "connect"
+        })
+        .unwrap()
+        .clone();
+    assert_eq!(connect.peer.as_deref(), Some(listen_addr.as_str()));
+    let accept = c
+        .events
+        .iter()
+        .find(|e| {
+            sockets_of(&c.events, server_id).contains(&e.endpoint) && e.kind.name() == "accept"
+        })
+        .unwrap()
+        .clone();
+    assert_eq!(
+        accept.peer, connect.local,
+        "the accepted peer is the client's address"
+    );
+}
