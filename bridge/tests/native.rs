@@ -195,3 +195,156 @@ async fn a_c_client_and_server_are_traced_call_by_call() {
         "the accepted peer is the client's address"
     );
 }
+
+/// A bridge to trace into, found through its runtime file.
+async fn bridge_in(runtime: &Path, data: &Path) -> BridgeProcess {
+    let mut command = tokio::process::Command::new(bridge_binary());
+    command
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--token",
+            TOKEN,
+            "--no-capture",
+            "--data-dir",
+        ])
+        .arg(data)
+        .env("XDG_RUNTIME_DIR", runtime)
+        .stderr(Stdio::null());
+    BridgeProcess::spawn(command).await
+}
+
+/// Waits until the program made by `name` has made call `kind`.
+async fn wait_call(c: &mut Client, name: &str, kind: &str) -> u32 {
+    c.wait_until(&format!("{name}'s {kind}()"), |ev| {
+        program(ev, name).is_some_and(|p| calls(ev, p).iter().any(|(k, _)| k == kind))
+    })
+    .await;
+    program(&c.events, name).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_c_udp_echo_server_shows_each_datagram_and_its_sender() {
+    let build = TempDir::new("native-udp-build");
+    let Some(server_bin) = compile(&build.0, "udp_echo_server") else {
+        return;
+    };
+    let (runtime, data) = (
+        TempDir::new("native-udp-rt"),
+        TempDir::new("native-udp-data"),
+    );
+    let bridge = bridge_in(&runtime.0, &data.0).await;
+    let mut c = bridge.client().await;
+    let port = free_udp_port();
+    let mut server = trace(&runtime.0, &server_bin, &[&port.to_string()])
+        .spawn()
+        .unwrap();
+    let server_id = wait_call(&mut c, "udp_echo_server", "bind").await;
+    let peer = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let me = peer.local_addr().unwrap().to_string();
+    for word in ["one", "two"] {
+        peer.send_to(word.as_bytes(), ("127.0.0.1", port))
+            .await
+            .unwrap();
+        let mut buf = [0u8; 16];
+        let (n, _) = tokio::time::timeout(WAIT, peer.recv_from(&mut buf))
+            .await
+            .expect("the echo")
+            .unwrap();
+        assert_eq!(&buf[..n], word.as_bytes());
+    }
+    peer.send_to(b"exit", ("127.0.0.1", port)).await.unwrap();
+    assert!(tokio::time::timeout(WAIT, server.wait())
+        .await
+        .expect("the server ends")
+        .unwrap()
+        .success());
+    c.wait_until("the server's close", |ev| {
+        calls(ev, server_id).iter().any(|(k, _)| k == "close")
+    })
+    .await;
+    let got = calls(&c.events, server_id);
+    let expected: Vec<(String, String)> = [
+        ("bind", ""),
+        ("recv_from", "one"),
+        ("send_to", "one"),
+        ("recv_from", "two"),
+        ("send_to", "two"),
+        ("recv_from", "exit"),
+        ("close", ""),
+    ]
+    .iter()
+    .map(|(k, d)| (k.to_string(), d.to_string()))
+    .collect();
+    assert_eq!(got, expected);
+    let mine = sockets_of(&c.events, server_id);
+    for e in c.events.iter().filter(|e| mine.contains(&e.endpoint)) {
+        if matches!(
+            e.kind,
+            EventKind::RecvFrom { .. } | EventKind::SendTo { .. }
+        ) {
+            assert_eq!(e.peer.as_deref(), Some(me.as_str()), "{e:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forking_c_server_shows_its_childrens_calls() {
+    let build = TempDir::new("native-fork-build");
+    let Some(server_bin) = compile(&build.0, "forking_server") else {
+        return;
+    };
+    let (runtime, data) = (
+        TempDir::new("native-fork-rt"),
+        TempDir::new("native-fork-data"),
+    );
+    let bridge = bridge_in(&runtime.0, &data.0).await;
+    let mut c = bridge.client().await;
+    let port = free_tcp_port();
+    let mut server = trace(&runtime.0, &server_bin, &[&port.to_string(), "2"])
+        .spawn()
+        .unwrap();
+    let server_id = wait_call(&mut c, "forking_server", "listen").await;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for word in ["first", "second"] {
+        let mut client = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        client.write_all(word.as_bytes()).await.unwrap();
+        let mut echo = Vec::new();
+        tokio::time::timeout(WAIT, client.read_to_end(&mut echo))
+            .await
+            .expect("the child echoes and closes")
+            .unwrap();
+        assert_eq!(echo, word.as_bytes());
+    }
+    assert!(tokio::time::timeout(WAIT, server.wait())
+        .await
+        .expect("the server ends")
+        .unwrap()
+        .success());
+    c.wait_until("both children's echoes", |ev| {
+        let got = calls(ev, server_id);
+        ["first", "second"].iter().all(|w| {
+            got.contains(&("recv".into(), w.to_string()))
+                && got.contains(&("send".into(), w.to_string()))
+        })
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_program_that_cannot_start_is_said_so() {
+    let (runtime, data) = (
+        TempDir::new("native-none-rt"),
+        TempDir::new("native-none-data"),
+    );
+    let _bridge = bridge_in(&runtime.0, &data.0).await;
+    let out = trace(&runtime.0, Path::new("/nonexistent/server"), &[])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(127));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("cannot trace /nonexistent/server"), "{said}");
+}

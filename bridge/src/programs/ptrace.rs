@@ -19,7 +19,6 @@
 //! instructions of classic BPF, written here like the capture's filter.
 
 use std::collections::{HashMap, HashSet};
-use std::os::unix::process::CommandExt;
 
 use base64::Engine as _;
 use nix::sys::ptrace;
@@ -30,6 +29,24 @@ use shared::TraceRecord;
 
 /// Bytes of one call's data read from the program, at most (its `len` stays exact).
 pub(crate) const MAX_BYTES: usize = 64 << 10;
+
+/// How the child says it could not start the program (its exit status before exec).
+const NO_DIRECTORY: i32 = 121;
+const NO_PTRACE: i32 = 122;
+const NO_SECCOMP: i32 = 123;
+const NO_PROGRAM: i32 = 127;
+
+/// Why the program did not start, from the child's exit status.
+fn not_started(program: &str, code: i32) -> std::io::Error {
+    std::io::Error::other(match code {
+        NO_DIRECTORY => "the folder to run it in cannot be entered".to_string(),
+        NO_PTRACE => "ptrace is not permitted here (Operation not permitted)".to_string(),
+        NO_SECCOMP => {
+            "the kernel refused the seccomp filter that picks the socket calls".to_string()
+        }
+        _ => format!("no such program, or not executable: {program}"),
+    })
+}
 
 /// The system calls handed to the tracer.
 const TRACED: [libc::c_long; 17] = [
@@ -75,11 +92,18 @@ struct Pending {
     began_us: u64,
 }
 
+/// A socket the program has: the name its records give it (`PID:FD` where it was made; a
+/// forked child's copy keeps its parent's name, as the same socket).
+#[derive(Clone)]
+struct Sock {
+    id: String,
+}
+
 /// What the tracer knows of one process's descriptors.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Fds {
-    /// Sockets, with their family and transport.
-    sockets: HashMap<i32, (&'static str, &'static str)>,
+    /// Sockets, by descriptor.
+    sockets: HashMap<i32, Sock>,
     /// Descriptors looked at and found not to be sockets.
     others: HashSet<i32>,
 }
@@ -93,39 +117,57 @@ pub(crate) fn run(
     dir: &std::path::Path,
     mut report: impl FnMut(Report),
 ) -> std::io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt as _;
+    let text =
+        |t: &[u8]| CString::new(t).map_err(|_| std::io::Error::other("a NUL in the command line"));
+    let c_program = text(program.as_bytes())?;
+    let c_args = std::iter::once(program)
+        .chain(args.iter().map(String::as_str))
+        .map(|a| text(a.as_bytes()))
+        .collect::<std::io::Result<Vec<CString>>>()?;
+    let mut argv: Vec<*const libc::c_char> = c_args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let c_dir = text(dir.as_os_str().as_bytes())?;
     let filter = seccomp_program();
-    let mut command = std::process::Command::new(program);
-    command.args(args).current_dir(dir);
-    // SAFETY: between fork and exec only async-signal-safe calls are made: ptrace, prctl
-    // and seccomp, on memory prepared before the fork.
-    unsafe {
-        command.pre_exec(move || {
-            ptrace::traceme().map_err(std::io::Error::from)?;
-            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut libc::sock_filter,
+    };
+    // Forked by hand, not with std's Command: the child stops for the tracer before exec, and
+    // a failed exec must not wait on a parent that is busy being its tracer. Between fork and
+    // exec the child makes only system calls, on memory prepared before the fork; how it
+    // failed is its exit status (see [`NOT_STARTED`]).
+    // SAFETY: see above.
+    let main = match unsafe { nix::unistd::fork() }.map_err(std::io::Error::from)? {
+        nix::unistd::ForkResult::Child => unsafe {
+            if libc::chdir(c_dir.as_ptr()) != 0 {
+                libc::_exit(NO_DIRECTORY);
             }
-            let prog = libc::sock_fprog {
-                len: filter.len() as u16,
-                filter: filter.as_ptr() as *mut libc::sock_filter,
-            };
-            if libc::syscall(
-                libc::SYS_seccomp,
-                libc::SECCOMP_SET_MODE_FILTER,
-                0,
-                &prog as *const libc::sock_fprog,
-            ) != 0
+            if libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) != 0 {
+                libc::_exit(NO_PTRACE);
+            }
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::syscall(
+                    libc::SYS_seccomp,
+                    libc::SECCOMP_SET_MODE_FILTER,
+                    0,
+                    &prog as *const libc::sock_fprog,
+                ) != 0
             {
-                return Err(std::io::Error::last_os_error());
+                libc::_exit(NO_SECCOMP);
             }
-            Ok(())
-        });
-    }
-    let child = command.spawn()?;
-    let main = Pid::from_raw(child.id() as i32);
-    report(Report::Started(child.id()));
-    // The first stop: the exec, before the program's first instruction.
+            // The tracer sets its options now, before the program's first instruction.
+            libc::raise(libc::SIGSTOP);
+            libc::execvp(c_program.as_ptr(), argv.as_ptr());
+            libc::_exit(NO_PROGRAM)
+        },
+        nix::unistd::ForkResult::Parent { child } => child,
+    };
+    report(Report::Started(main.as_raw() as u32));
     match waitpid(main, Some(WaitPidFlag::__WALL)).map_err(std::io::Error::from)? {
-        WaitStatus::Stopped(_, Signal::SIGTRAP) => {}
+        WaitStatus::Stopped(_, Signal::SIGSTOP) => {}
+        WaitStatus::Exited(_, code) => return Err(not_started(program, code)),
         other => {
             return Err(std::io::Error::other(format!(
                 "the program did not start under the tracer: {other:?}"
@@ -141,10 +183,15 @@ pub(crate) fn run(
         | ptrace::Options::PTRACE_O_EXITKILL;
     ptrace::setoptions(main, options).map_err(std::io::Error::from)?;
     ptrace::cont(main, None).map_err(std::io::Error::from)?;
+    // Whether the first process reached its program (exec); an exit before is a failure.
+    let mut started = false;
     let mut pending: HashMap<Pid, Pending> = HashMap::new();
     // Each thread's process (its tgid), and each process's descriptors.
     let mut process_of: HashMap<Pid, i32> = HashMap::from([(main, main.as_raw())]);
     let mut fds: HashMap<i32, Fds> = HashMap::new();
+    // How many processes hold each socket: a forked child's copy is the same socket, closed
+    // only when the last copy is.
+    let mut holders: HashMap<String, u32> = HashMap::new();
     loop {
         let status = match waitpid(None, Some(WaitPidFlag::__WALL)) {
             Ok(status) => status,
@@ -173,7 +220,7 @@ pub(crate) fn run(
                         .entry(pid)
                         .or_insert_with(|| tgid_of(pid).unwrap_or(pid.as_raw()));
                     let fds = fds.entry(tgid).or_default();
-                    if let Some(record) = finish(tgid, fds, &call, regs.rax as i64) {
+                    if let Some(record) = finish(tgid, fds, &mut holders, &call, regs.rax as i64) {
                         report(Report::Call(Box::new(record)));
                     }
                 }
@@ -185,11 +232,11 @@ pub(crate) fn run(
                 if event == libc::PTRACE_EVENT_FORK || event == libc::PTRACE_EVENT_VFORK {
                     if let Ok(child) = ptrace::getevent(pid) {
                         let parent = process_of.get(&pid).copied().unwrap_or(pid.as_raw());
-                        let copy = fds.get(&parent).map(|f| Fds {
-                            sockets: f.sockets.clone(),
-                            others: f.others.clone(),
-                        });
-                        fds.insert(child as i32, copy.unwrap_or_default());
+                        let copy = fds.get(&parent).cloned().unwrap_or_default();
+                        for sock in copy.sockets.values() {
+                            *holders.entry(sock.id.clone()).or_insert(0) += 1;
+                        }
+                        fds.insert(child as i32, copy);
                         process_of.insert(Pid::from_raw(child as i32), child as i32);
                     }
                 } else if event == libc::PTRACE_EVENT_CLONE {
@@ -199,6 +246,7 @@ pub(crate) fn run(
                         process_of.insert(tid, tgid);
                     }
                 } else if event == libc::PTRACE_EVENT_EXEC {
+                    started |= pid == main;
                     // A new program in the same process: descriptors marked close-on-exec
                     // are gone, so what is known is looked at again.
                     let tgid = process_of.get(&pid).copied().unwrap_or(pid.as_raw());
@@ -214,8 +262,14 @@ pub(crate) fn run(
                 // A signal for the program: delivered as if nobody watched.
                 let _ = ptrace::cont(pid, Some(signal));
             }
+            WaitStatus::Exited(pid, code) if pid == main && !started => {
+                return Err(not_started(program, code));
+            }
             WaitStatus::Exited(pid, code) => {
                 pending.remove(&pid);
+                for record in ended(pid, &mut process_of, &mut fds, &mut holders) {
+                    report(Report::Call(Box::new(record)));
+                }
                 if pid == main {
                     report(Report::Exit {
                         code: Some(code),
@@ -225,6 +279,9 @@ pub(crate) fn run(
             }
             WaitStatus::Signaled(pid, signal, _) => {
                 pending.remove(&pid);
+                for record in ended(pid, &mut process_of, &mut fds, &mut holders) {
+                    report(Report::Call(Box::new(record)));
+                }
                 if pid == main {
                     report(Report::Exit {
                         code: None,
@@ -239,19 +296,36 @@ pub(crate) fn run(
 
 /// The record of a call that returned `ret` (a negative errno when it failed), or `None`
 /// for what is not about a socket.
-fn finish(tgid: i32, fds: &mut Fds, call: &Pending, ret: i64) -> Option<TraceRecord> {
+fn finish(
+    tgid: i32,
+    fds: &mut Fds,
+    holders: &mut HashMap<String, u32>,
+    call: &Pending,
+    ret: i64,
+) -> Option<TraceRecord> {
     let pid = Pid::from_raw(tgid);
     let [a0, a1, a2, a3, a4, _] = call.args;
     let fd = a0 as i32;
     let failed = (-4095..0).contains(&ret);
     let mut record = TraceRecord {
-        sock: Some(format!("{tgid}:{fd}")),
+        sock: Some(
+            fds.sockets
+                .get(&fd)
+                .map_or_else(|| format!("{tgid}:{fd}"), |s| s.id.clone()),
+        ),
         t_us: Some(call.began_us),
         end_us: Some(monotonic_us()),
-        errno: failed.then_some(-ret as i32),
         ..Default::default()
     };
-    let is_socket = |fds: &mut Fds, fd: i32| -> bool {
+    if failed {
+        // As the shim names a failure: the error's name and the system's words for it.
+        let errno = nix::errno::Errno::from_raw(-ret as i32);
+        record.errno = Some(-ret as i32);
+        record.error = Some(format!("{errno:?}"));
+        record.message = Some(errno.desc().to_string());
+    }
+    let mut hold = |id: &str| *holders.entry(id.to_string()).or_insert(0) += 1;
+    let is_socket = |fds: &mut Fds, hold: &mut dyn FnMut(&str), fd: i32| -> bool {
         if fds.sockets.contains_key(&fd) {
             return true;
         }
@@ -259,8 +333,10 @@ fn finish(tgid: i32, fds: &mut Fds, call: &Pending, ret: i64) -> Option<TraceRec
             return false;
         }
         match socket_kind(tgid, fd) {
-            Some(kind) => {
-                fds.sockets.insert(fd, kind);
+            Some(_) => {
+                let id = format!("{tgid}:{fd}");
+                hold(&id);
+                fds.sockets.insert(fd, Sock { id });
                 true
             }
             None => {
@@ -288,13 +364,15 @@ fn finish(tgid: i32, fds: &mut Fds, call: &Pending, ret: i64) -> Option<TraceRec
             if failed {
                 record.sock = None;
             } else {
-                record.sock = Some(format!("{tgid}:{ret}"));
-                fds.sockets.insert(ret as i32, (family, transport));
+                let id = format!("{tgid}:{ret}");
+                record.sock = Some(id.clone());
+                hold(&id);
+                fds.sockets.insert(ret as i32, Sock { id });
                 fds.others.remove(&(ret as i32));
             }
         }
         libc::SYS_bind | libc::SYS_connect => {
-            if !is_socket(fds, fd) {
+            if !is_socket(fds, &mut hold, fd) {
                 return None;
             }
             let address = read_sockaddr(pid, a1, a2 as usize);
@@ -310,7 +388,7 @@ fn finish(tgid: i32, fds: &mut Fds, call: &Pending, ret: i64) -> Option<TraceRec
             }
         }
         libc::SYS_listen => {
-            if !is_socket(fds, fd) {
+            if !is_socket(fds, &mut hold, fd) {
                 return None;
             }
             record.op = "listen".into();
@@ -318,17 +396,17 @@ fn finish(tgid: i32, fds: &mut Fds, call: &Pending, ret: i64) -> Option<TraceRec
             record.local = names_of(tgid, fd).map(|(local, _)| local);
         }
         libc::SYS_accept | libc::SYS_accept4 => {
-            if !is_socket(fds, fd) {
+            if !is_socket(fds, &mut hold, fd) {
                 return None;
             }
             record.op = "accept".into();
             if !failed {
                 let new = ret as i32;
-                if let Some(kind) = fds.sockets.get(&fd).copied() {
-                    fds.sockets.insert(new, kind);
-                }
+                let id = format!("{tgid}:{new}");
+                hold(&id);
+                fds.sockets.insert(new, Sock { id: id.clone() });
                 fds.others.remove(&new);
-                record.new = Some(format!("{tgid}:{new}"));
+                record.new = Some(id);
                 if let Some((local, peer)) = names_of(tgid, new) {
                     record.local = Some(local);
                     record.peer = peer;
@@ -336,7 +414,7 @@ fn finish(tgid: i32, fds: &mut Fds, call: &Pending, ret: i64) -> Option<TraceRec
             }
         }
         libc::SYS_sendto | libc::SYS_write | libc::SYS_sendmsg => {
-            if !is_socket(fds, fd) {
+            if !is_socket(fds, &mut hold, fd) {
                 return None;
             }
             let (op, data) = match call.nr {
@@ -357,7 +435,7 @@ fn finish(tgid: i32, fds: &mut Fds, call: &Pending, ret: i64) -> Option<TraceRec
             }
         }
         libc::SYS_recvfrom | libc::SYS_read | libc::SYS_recvmsg => {
-            if !is_socket(fds, fd) {
+            if !is_socket(fds, &mut hold, fd) {
                 return None;
             }
             record.op = "recv".into();
@@ -380,7 +458,7 @@ fn finish(tgid: i32, fds: &mut Fds, call: &Pending, ret: i64) -> Option<TraceRec
             let _ = a3;
         }
         libc::SYS_shutdown => {
-            if !is_socket(fds, fd) {
+            if !is_socket(fds, &mut hold, fd) {
                 return None;
             }
             record.op = "shutdown".into();
@@ -394,15 +472,17 @@ fn finish(tgid: i32, fds: &mut Fds, call: &Pending, ret: i64) -> Option<TraceRec
             );
         }
         libc::SYS_close => {
-            let socket = fds.sockets.remove(&fd).is_some();
             fds.others.remove(&fd);
-            if !socket {
+            let sock = fds.sockets.remove(&fd)?;
+            // Another process's copy keeps the socket open: nothing closed yet.
+            if release(holders, &sock.id) > 0 {
                 return None;
             }
+            record.sock = Some(sock.id);
             record.op = "close".into();
         }
         libc::SYS_setsockopt => {
-            if !is_socket(fds, fd) {
+            if !is_socket(fds, &mut hold, fd) {
                 return None;
             }
             record.op = "call".into();
@@ -415,6 +495,48 @@ fn finish(tgid: i32, fds: &mut Fds, call: &Pending, ret: i64) -> Option<TraceRec
         _ => return None,
     }
     Some(record)
+}
+
+/// One holder fewer for a socket; how many are left (its count is gone at none).
+fn release(holders: &mut HashMap<String, u32>, id: &str) -> u32 {
+    let left = holders.get_mut(id).map_or(0, |n| {
+        *n = n.saturating_sub(1);
+        *n
+    });
+    if left == 0 {
+        holders.remove(id);
+    }
+    left
+}
+
+/// A traced thread or process ended: a process's sockets that no other process holds are
+/// closed with it (the kernel closes them), as `close` records.
+fn ended(
+    pid: Pid,
+    process_of: &mut HashMap<Pid, i32>,
+    fds: &mut HashMap<i32, Fds>,
+    holders: &mut HashMap<String, u32>,
+) -> Vec<TraceRecord> {
+    let tgid = process_of.remove(&pid).unwrap_or(pid.as_raw());
+    if tgid != pid.as_raw() {
+        return Vec::new();
+    }
+    let Some(mine) = fds.remove(&tgid) else {
+        return Vec::new();
+    };
+    let now = monotonic_us();
+    mine.sockets
+        .into_values()
+        .filter(|sock| release(holders, &sock.id) == 0)
+        .map(|sock| TraceRecord {
+            op: "close".into(),
+            sock: Some(sock.id),
+            detail: Some(format!("closed when process {tgid} ended")),
+            t_us: Some(now),
+            end_us: Some(now),
+            ..Default::default()
+        })
+        .collect()
 }
 
 /// The seccomp program: the traced calls go to the tracer, every other call runs. A program

@@ -325,14 +325,8 @@ async fn trace_native(argv: Vec<String>, base: &str, token: &str) -> i32 {
     });
     let pid = match rx.recv().await {
         Some(Report::Started(pid)) => pid,
-        Some(Report::Failed(why)) => {
-            eprintln!("bridge trace: cannot trace {}: {why}", argv[0]);
-            return 127;
-        }
-        _ => {
-            eprintln!("bridge trace: cannot trace {}", argv[0]);
-            return 127;
-        }
+        Some(Report::Failed(why)) => return cannot_trace(&argv[0], &why),
+        _ => return cannot_trace(&argv[0], "the tracer ended"),
     };
     let mut sender = attach(ws, &argv, pid, None, base).await;
     let mut flush = tokio::time::interval(FLUSH_EVERY);
@@ -342,8 +336,8 @@ async fn trace_native(argv: Vec<String>, base: &str, token: &str) -> i32 {
                 Some(Report::Call(record)) => sender.push(*record).await,
                 Some(Report::Exit { code, signal }) => break (code, signal),
                 Some(Report::Failed(why)) => {
-                    eprintln!("bridge trace: the tracer stopped: {why}");
-                    break (None, None);
+                    let code = cannot_trace(&argv[0], &why);
+                    break (Some(code), None);
                 }
                 Some(Report::Started(_)) => {}
                 None => break (None, None),
@@ -368,6 +362,20 @@ async fn trace_native(argv: Vec<String>, base: &str, token: &str) -> i32 {
         (None, Some(signal)) => 128 + signal,
         _ => 1,
     }
+}
+
+/// Says why the program cannot be traced (and what would allow ptrace, where that is the
+/// reason); the status to exit with.
+fn cannot_trace(program: &str, why: &str) -> i32 {
+    eprintln!("bridge trace: cannot trace {program}: {why}");
+    if why.contains("not permitted") {
+        eprintln!(
+            "bridge trace: this system does not allow ptrace here. In a container, run it with \
+             --cap-add SYS_PTRACE; where kernel.yama.ptrace_scope is 3, \
+             `sudo sysctl kernel.yama.ptrace_scope=1` allows tracing a program the bridge starts"
+        );
+    }
+    127
 }
 
 async fn next_records(channel: &mut Option<Channel>) -> Option<Vec<shared::TraceRecord>> {

@@ -207,11 +207,14 @@ impl Tracer {
         };
         if record.op == "close" {
             if let Some(mut sock) = self.socks.remove(&id) {
-                let line = at.as_ref().map_or(0, |at| at.line);
-                sock.handle.ctx.origin.at = at;
                 let how = record.detail.as_deref().unwrap_or("close()");
-                sock.handle
-                    .close(ClosedBy::Local, format!("{how} at line {line}"));
+                // A program traced by its system calls has no lines.
+                let reason = match &at {
+                    Some(at) => format!("{how} at line {}", at.line),
+                    None => how.to_string(),
+                };
+                sock.handle.ctx.origin.at = at;
+                sock.handle.close(ClosedBy::Local, reason);
             }
             return;
         }
