@@ -348,3 +348,147 @@ async fn a_program_that_cannot_start_is_said_so() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("cannot trace /nonexistent/server"), "{said}");
 }
+
+/// Two clients at once: each sends `word`, reads the echo, and closes.
+async fn two_clients(port: u16) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut a = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut b = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    for (client, word) in [(&mut a, "alpha"), (&mut b, "bravo")] {
+        client.write_all(word.as_bytes()).await.unwrap();
+        let mut echo = vec![0u8; word.len()];
+        tokio::time::timeout(WAIT, client.read_exact(&mut echo))
+            .await
+            .expect("the echo")
+            .unwrap();
+        assert_eq!(echo, word.as_bytes());
+    }
+}
+
+/// Runs a compiled fixture server under `bridge trace` with two clients at once, and waits
+/// until both echoes are shown; the events.
+async fn serve_two(name: &str) -> Option<(Vec<Event>, u32)> {
+    let build = TempDir::new("native-two-build");
+    let server_bin = compile(&build.0, name)?;
+    let (runtime, data) = (
+        TempDir::new("native-two-rt"),
+        TempDir::new("native-two-data"),
+    );
+    let bridge = bridge_in(&runtime.0, &data.0).await;
+    let mut c = bridge.client().await;
+    let port = free_tcp_port();
+    let mut server = trace(&runtime.0, &server_bin, &[&port.to_string(), "2"])
+        .spawn()
+        .unwrap();
+    let server_id = wait_call(&mut c, name, "listen").await;
+    two_clients(port).await;
+    assert!(tokio::time::timeout(WAIT, server.wait())
+        .await
+        .expect("the server ends")
+        .unwrap()
+        .success());
+    c.wait_until("both echoes and the program's end", |ev| {
+        let got = calls(ev, server_id);
+        ["alpha", "bravo"].iter().all(|w| {
+            got.contains(&("recv".into(), w.to_string()))
+                && got.contains(&("send".into(), w.to_string()))
+        }) && ev
+            .iter()
+            .any(|e| e.endpoint == server_id && matches!(e.kind, EventKind::Exit { .. }))
+    })
+    .await;
+    Some((c.events.clone(), server_id))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_select_server_shows_its_waits_and_both_clients() {
+    let Some((events, server)) = serve_two("select_server").await else {
+        return;
+    };
+    let waits: Vec<&str> = events
+        .iter()
+        .filter(|e| e.endpoint == server)
+        .filter_map(|e| match &e.kind {
+            EventKind::Call { op, detail } if op == "select" => Some(detail.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        waits.len() >= 3,
+        "select() before each accept and recv: {waits:?}"
+    );
+    assert!(waits.iter().all(|d| d.contains("ready")), "{waits:?}");
+    let accepts = calls(&events, server)
+        .iter()
+        .filter(|(k, _)| k == "accept")
+        .count();
+    assert_eq!(accepts, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_threaded_server_shows_each_threads_connection() {
+    let Some((events, server)) = serve_two("threaded_server").await else {
+        return;
+    };
+    // Each connection's recv, send and close, made by its own thread.
+    let closes = calls(&events, server)
+        .iter()
+        .filter(|(k, _)| k == "close")
+        .count();
+    assert_eq!(closes, 3, "two connections and the listener");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_crashes_mid_connection_ends_with_its_signal() {
+    let build = TempDir::new("native-crash-build");
+    let Some(server_bin) = compile(&build.0, "crashing_server") else {
+        return;
+    };
+    let (runtime, data) = (
+        TempDir::new("native-crash-rt"),
+        TempDir::new("native-crash-data"),
+    );
+    let bridge = bridge_in(&runtime.0, &data.0).await;
+    let mut c = bridge.client().await;
+    let port = free_tcp_port();
+    let mut server = trace(&runtime.0, &server_bin, &[&port.to_string()])
+        .spawn()
+        .unwrap();
+    let server_id = wait_call(&mut c, "crashing_server", "listen").await;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut client = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    client.write_all(b"boom").await.unwrap();
+    // The kernel closes the crashed program's connection: the client reads its end.
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(WAIT, client.read_to_end(&mut rest))
+        .await
+        .expect("the connection ends with the program");
+    let status = tokio::time::timeout(WAIT, server.wait())
+        .await
+        .expect("bridge trace ends")
+        .unwrap();
+    assert_eq!(
+        status.code(),
+        Some(128 + libc::SIGSEGV),
+        "it exits as its program did"
+    );
+    c.wait_until("the program's end, by its signal", |ev| {
+        ev.iter().any(|e| {
+            e.endpoint == server_id
+                && matches!(e.kind, EventKind::Exit { signal: Some(s), .. } if s == libc::SIGSEGV)
+        })
+    })
+    .await;
+    c.wait_until("its sockets closed with it", |ev| {
+        let got = calls(ev, server_id);
+        got.contains(&("recv".into(), "boom".into()))
+            && got.iter().filter(|(k, _)| k == "close").count() == 2
+    })
+    .await;
+}

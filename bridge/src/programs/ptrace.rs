@@ -49,7 +49,7 @@ fn not_started(program: &str, code: i32) -> std::io::Error {
 }
 
 /// The system calls handed to the tracer.
-const TRACED: [libc::c_long; 17] = [
+const TRACED: [libc::c_long; 23] = [
     libc::SYS_socket,
     libc::SYS_bind,
     libc::SYS_listen,
@@ -67,6 +67,12 @@ const TRACED: [libc::c_long; 17] = [
     libc::SYS_setsockopt,
     libc::SYS_sendfile,
     libc::SYS_socketpair,
+    libc::SYS_select,
+    libc::SYS_pselect6,
+    libc::SYS_poll,
+    libc::SYS_ppoll,
+    libc::SYS_epoll_wait,
+    libc::SYS_epoll_pwait,
 ];
 
 /// What the tracer reports as the program runs.
@@ -480,6 +486,32 @@ fn finish(
             }
             record.sock = Some(sock.id);
             record.op = "close".into();
+        }
+        libc::SYS_select
+        | libc::SYS_pselect6
+        | libc::SYS_poll
+        | libc::SYS_ppoll
+        | libc::SYS_epoll_wait
+        | libc::SYS_epoll_pwait => {
+            // Waiting for sockets (and maybe other descriptors) to be ready: a call of the
+            // program's, with how many were.
+            let name = match call.nr {
+                libc::SYS_select | libc::SYS_pselect6 => "select",
+                libc::SYS_poll | libc::SYS_ppoll => "poll",
+                _ => "epoll_wait",
+            };
+            record.op = "call".into();
+            record.sock = None;
+            record.call = Some(name.into());
+            record.detail = Some(if failed {
+                format!("{name}() failed")
+            } else {
+                match ret {
+                    0 => format!("{name}(): nothing ready (timed out)"),
+                    1 => format!("{name}(): 1 descriptor ready"),
+                    n => format!("{name}(): {n} descriptors ready"),
+                }
+            });
         }
         libc::SYS_setsockopt => {
             if !is_socket(fds, &mut hold, fd) {
