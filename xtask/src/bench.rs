@@ -33,6 +33,7 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
         "programs_bench",
         "checks_bench",
         "capture_bench",
+        "native_bench",
     ] {
         let command = [
             "test",
