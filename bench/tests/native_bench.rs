@@ -9,8 +9,9 @@
 #[path = "../../bridge/tests/common/mod.rs"]
 mod common;
 
-use std::process::Stdio;
+mod client_loop;
 
+use client_loop::{loop_seconds, median};
 use common::*;
 
 const ROUND_TRIPS: usize = 10_000;
@@ -49,36 +50,6 @@ int main(int argc, char **argv) {
     return 0;
 }
 "#;
-
-/// Runs `program args...` and returns the loop time the client printed (seconds).
-async fn loop_seconds(program: &str, args: &[&str]) -> f64 {
-    let out = tokio::time::timeout(
-        std::time::Duration::from_secs(300),
-        tokio::process::Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .output(),
-    )
-    .await
-    .expect("the client ends")
-    .unwrap();
-    let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {printed} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    printed
-        .lines()
-        .last()
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no time in {printed:?}"))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark: run with cargo xtask bench"]

@@ -101,20 +101,7 @@ async fn a_c_client_and_server_are_traced_call_by_call() {
     };
     let runtime = TempDir::new("native-runtime");
     let data = TempDir::new("native-data");
-    let mut command = tokio::process::Command::new(bridge_binary());
-    command
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--token",
-            TOKEN,
-            "--no-capture",
-            "--data-dir",
-        ])
-        .arg(&data.0)
-        .env("XDG_RUNTIME_DIR", &runtime.0)
-        .stderr(Stdio::null());
-    let bridge = BridgeProcess::spawn(command).await;
+    let bridge = bridge_in(&runtime.0, &data.0).await;
     let mut c = bridge.client().await;
     let port = free_tcp_port().to_string();
     let mut server = trace(&runtime.0, &server_bin, &[&port]).spawn().unwrap();

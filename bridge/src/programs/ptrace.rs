@@ -49,7 +49,7 @@ fn not_started(program: &str, code: i32) -> std::io::Error {
 }
 
 /// The system calls handed to the tracer.
-const TRACED: [libc::c_long; 23] = [
+const TRACED: [libc::c_long; 21] = [
     libc::SYS_socket,
     libc::SYS_bind,
     libc::SYS_listen,
@@ -65,8 +65,6 @@ const TRACED: [libc::c_long; 23] = [
     libc::SYS_read,
     libc::SYS_write,
     libc::SYS_setsockopt,
-    libc::SYS_sendfile,
-    libc::SYS_socketpair,
     libc::SYS_select,
     libc::SYS_pselect6,
     libc::SYS_poll,
@@ -310,7 +308,7 @@ fn finish(
     ret: i64,
 ) -> Option<TraceRecord> {
     let pid = Pid::from_raw(tgid);
-    let [a0, a1, a2, a3, a4, _] = call.args;
+    let [a0, a1, a2, _, a4, _] = call.args;
     let fd = a0 as i32;
     let failed = (-4095..0).contains(&ret);
     let mut record = TraceRecord {
@@ -338,17 +336,14 @@ fn finish(
         if fds.others.contains(&fd) {
             return false;
         }
-        match socket_kind(tgid, fd) {
-            Some(_) => {
-                let id = format!("{tgid}:{fd}");
-                hold(&id);
-                fds.sockets.insert(fd, Sock { id });
-                true
-            }
-            None => {
-                fds.others.insert(fd);
-                false
-            }
+        if is_inet_socket(tgid, fd) {
+            let id = format!("{tgid}:{fd}");
+            hold(&id);
+            fds.sockets.insert(fd, Sock { id });
+            true
+        } else {
+            fds.others.insert(fd);
+            false
         }
     };
     match call.nr {
@@ -461,7 +456,6 @@ fn finish(
                     }
                 }
             }
-            let _ = a3;
         }
         libc::SYS_shutdown => {
             if !is_socket(fds, &mut hold, fd) {
@@ -616,41 +610,37 @@ fn tgid_of(tid: Pid) -> Option<i32> {
         .ok()
 }
 
-/// Whether a process's descriptor is an IPv4, IPv6 or Unix socket, and of which transport,
-/// read from a duplicate of it.
-fn socket_kind(tgid: i32, fd: i32) -> Option<(&'static str, &'static str)> {
-    let link = std::fs::read_link(format!("/proc/{tgid}/fd/{fd}")).ok()?;
-    if !link.to_string_lossy().starts_with("socket:") {
-        return None;
-    }
-    let dup = Duplicate::of(tgid, fd)?;
-    let int = |option| -> Option<i32> {
-        let mut value: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: getsockopt writes at most `len` bytes into `value`.
-        let done = unsafe {
-            libc::getsockopt(
-                dup.0,
-                libc::SOL_SOCKET,
-                option,
-                (&mut value as *mut libc::c_int).cast(),
-                &mut len,
-            )
+/// Whether a process's descriptor is an IPv4, IPv6 or Unix stream or datagram socket, read
+/// from a duplicate of it.
+fn is_inet_socket(tgid: i32, fd: i32) -> bool {
+    let kind = || -> Option<()> {
+        let link = std::fs::read_link(format!("/proc/{tgid}/fd/{fd}")).ok()?;
+        link.to_string_lossy()
+            .starts_with("socket:")
+            .then_some(())?;
+        let dup = Duplicate::of(tgid, fd)?;
+        let int = |option| -> Option<i32> {
+            let mut value: libc::c_int = 0;
+            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: getsockopt writes at most `len` bytes into `value`.
+            let done = unsafe {
+                libc::getsockopt(
+                    dup.0,
+                    libc::SOL_SOCKET,
+                    option,
+                    (&mut value as *mut libc::c_int).cast(),
+                    &mut len,
+                )
+            };
+            (done == 0).then_some(value)
         };
-        (done == 0).then_some(value)
+        let family = int(libc::SO_DOMAIN)?;
+        let transport = int(libc::SO_TYPE)?;
+        ([libc::AF_INET, libc::AF_INET6, libc::AF_UNIX].contains(&family)
+            && [libc::SOCK_STREAM, libc::SOCK_DGRAM].contains(&transport))
+        .then_some(())
     };
-    let family = match int(libc::SO_DOMAIN)? {
-        libc::AF_INET => "ipv4",
-        libc::AF_INET6 => "ipv6",
-        libc::AF_UNIX => "unix",
-        _ => return None,
-    };
-    let transport = match int(libc::SO_TYPE)? {
-        libc::SOCK_STREAM => "tcp",
-        libc::SOCK_DGRAM => "udp",
-        _ => return None,
-    };
-    Some((family, transport))
+    kind().is_some()
 }
 
 /// A copy of one of the program's descriptors in the bridge, closed when dropped.
