@@ -72,7 +72,11 @@ fn sockets_of(events: &[Event], program: u32) -> Vec<u32> {
 
 /// The calls on a program's sockets, in order: kind, and the bytes of a send or recv.
 fn calls(events: &[Event], program: u32) -> Vec<(String, String)> {
-    let mine = sockets_of(events, program);
+    calls_on(events, &sockets_of(events, program))
+}
+
+/// The calls on some sockets, in order: kind, and the bytes of a send or recv.
+fn calls_on(events: &[Event], mine: &[u32]) -> Vec<(String, String)> {
     events
         .iter()
         .filter(|e| mine.contains(&e.endpoint))
@@ -478,4 +482,254 @@ async fn a_server_that_crashes_mid_connection_ends_with_its_signal() {
             && got.iter().filter(|(k, _)| k == "close").count() == 2
     })
     .await;
+}
+
+/// Runs `file` with `args` from the page (`program_run`): its program endpoint.
+async fn run_from_page(c: &mut Client, file: &str, args: &[&str]) -> u32 {
+    c.endpoint(cmd(
+        serde_json::json!({"op": "program_run", "file": file, "args": args}),
+    ))
+    .await
+    .id
+}
+
+/// What a program printed (its console), in order.
+fn console(events: &[Event], program: u32) -> String {
+    events
+        .iter()
+        .filter(|e| e.endpoint == program)
+        .filter_map(|e| match &e.kind {
+            EventKind::Output { data, stream } if stream != "stdin" => {
+                String::from_utf8(data.bytes()?).ok()
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A program's exit status, once it has one.
+fn exit_code(events: &[Event], program: u32) -> Option<Option<i32>> {
+    events.iter().find_map(|e| match &e.kind {
+        EventKind::Exit { code, .. } if e.endpoint == program => Some(*code),
+        _ => None,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_runs_a_c_program_and_shows_every_kind_of_call() {
+    let runtime = TempDir::new("native-page-runtime");
+    let data = TempDir::new("native-page-data");
+    let Some(_) = compile(&data.0, "page_calls") else {
+        return;
+    };
+    let bridge = bridge_in(&runtime.0, &data.0).await;
+    let mut c = bridge.client().await;
+    let program = run_from_page(&mut c, "./page_calls", &[]).await;
+    // Printed without fflush, shown before the program ends: its output is line-buffered.
+    c.wait_until("the prompt", |ev| console(ev, program).contains("type go"))
+        .await;
+    c.ok(cmd(
+        serde_json::json!({"op": "program_input", "program": program, "text": "go\n"}),
+    ))
+    .await;
+    c.wait_until("the program ended", |ev| exit_code(ev, program).is_some())
+        .await;
+    let ev = &c.events;
+    assert_eq!(
+        exit_code(ev, program),
+        Some(Some(0)),
+        "{}",
+        console(ev, program)
+    );
+    assert!(console(ev, program).ends_with("done\n"));
+    let socks = sockets_of(ev, program);
+    assert_eq!(socks.len(), 4, "two UDP, a listener, a client: {socks:?}");
+    let of = |sock: u32| calls_on(ev, &[sock]);
+    let pair = |kind: &str, data: &str| (kind.to_string(), data.to_string());
+    // sendmmsg: two datagrams to the receiver; recvmmsg: both, with their sender.
+    let (rx, tx, listener, client) = (socks[0], socks[1], socks[2], socks[3]);
+    // The accepted connection's calls are the listener's, on its connection.
+    let on_conn = |e: &&Event| e.endpoint == listener && e.conn.is_some();
+    let sent: Vec<_> = of(tx).into_iter().filter(|(k, _)| k == "send_to").collect();
+    assert_eq!(sent, [pair("send_to", "one"), pair("send_to", "two")]);
+    let got: Vec<_> = of(rx)
+        .into_iter()
+        .filter(|(k, _)| k == "recv_from")
+        .collect();
+    assert_eq!(got, [pair("recv_from", "one"), pair("recv_from", "two")]);
+    let rx_port = ev.iter().find_map(|e| match &e.kind {
+        EventKind::Bind if e.endpoint == rx => e.local.clone(),
+        _ => None,
+    });
+    let to_rx = ev
+        .iter()
+        .filter(|e| e.endpoint == tx && matches!(e.kind, EventKind::SendTo { .. }));
+    for e in to_rx {
+        assert_eq!(e.peer, rx_port, "sendmmsg's destination is the receiver");
+    }
+    // writev, sendfile (the file's bytes), splice (only the count: the bytes never left the
+    // kernel).
+    let client_sends: Vec<&Event> = ev
+        .iter()
+        .filter(|e| e.endpoint == client && matches!(e.kind, EventKind::Send { .. }))
+        .collect();
+    assert_eq!(client_sends.len(), 3, "{client_sends:?}");
+    assert_eq!(text(client_sends[0]), "hello");
+    assert_eq!(text(client_sends[1]), "file bytes");
+    assert_eq!(client_sends[2].kind.data().unwrap().len, 5);
+    // readv, and the connection's other reads.
+    let received: String = ev
+        .iter()
+        .filter(on_conn)
+        .filter(|e| matches!(e.kind, EventKind::Recv { .. }))
+        .map(text)
+        .collect();
+    assert_eq!(received, "hellofile bytespiped");
+    let getsockopt = ev.iter().filter(on_conn).find_map(|e| match &e.kind {
+        EventKind::Call { op, detail } if op == "getsockopt" => Some(detail.clone()),
+        _ => None,
+    });
+    assert!(
+        getsockopt
+            .as_deref()
+            .is_some_and(|d| d.starts_with("getsockopt(SOL_SOCKET, SO_RCVBUF) = ")),
+        "{getsockopt:?}"
+    );
+    // The file and the pipe are not sockets: nothing of theirs is shown.
+    assert!(
+        !ev.iter().any(|e| e.kind.data().is_some_and(|d| d.len == 10)
+            && e.endpoint != client
+            && e.endpoint != listener)
+    );
+    // Each call names its thread and process; a program without source has no line.
+    let pid = ev.iter().find_map(|e| match &e.kind {
+        EventKind::Socket {
+            spec: EndpointSpec::Program(p),
+        } if e.endpoint == program => Some(p.pid),
+        _ => None,
+    });
+    for e in ev
+        .iter()
+        .filter(|e| socks.contains(&e.endpoint) && !is_close(e))
+    {
+        let at =
+            e.at.as_ref()
+                .unwrap_or_else(|| panic!("{e:?} says where it was made"));
+        assert_eq!((at.line, at.thread.as_str()), (0, "main thread"));
+        assert_eq!(Some(at.pid), pid);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_runs_programs_of_other_languages_against_a_c_server() {
+    let runtime = TempDir::new("native-lang-runtime");
+    let data = TempDir::new("native-lang-data");
+    let Some(_) = compile(&data.0, "uppercase_server") else {
+        return;
+    };
+    std::fs::write(
+        data.0.join("upper_client.js"),
+        "const net = require('net');\n\
+         const [port, text] = process.argv.slice(2);\n\
+         const s = net.connect(Number(port), '127.0.0.1', () => s.write(text));\n\
+         s.on('data', (d) => { console.log('From Server: ' + d); s.end(); });\n",
+    )
+    .unwrap();
+    std::fs::write(
+        data.0.join("UpperClient.java"),
+        "import java.net.Socket;\n\
+         public class UpperClient {\n\
+           public static void main(String[] a) throws Exception {\n\
+             try (Socket s = new Socket(\"127.0.0.1\", Integer.parseInt(a[0]))) {\n\
+               s.getOutputStream().write(a[1].getBytes());\n\
+               byte[] b = new byte[1024];\n\
+               int n = s.getInputStream().read(b);\n\
+               System.out.println(\"From Server: \" + new String(b, 0, n));\n\
+             }\n\
+           }\n\
+         }\n",
+    )
+    .unwrap();
+    let java = std::process::Command::new("javac")
+        .arg("UpperClient.java")
+        .current_dir(&data.0)
+        .status()
+        .is_ok_and(|s| s.success());
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let bridge = bridge_in(&runtime.0, &data.0).await;
+    let mut c = bridge.client().await;
+    let mut peers: Vec<(&str, Vec<&str>, &str)> = Vec::new();
+    if node {
+        peers.push(("node", vec!["upper_client.js"], "hello from node"));
+    } else {
+        eprintln!("skipped the Node client: node is not installed (Debian's nodejs)");
+    }
+    if java {
+        peers.push(("java", vec!["-cp", ".", "UpperClient"], "hello from java"));
+    } else {
+        eprintln!("skipped the Java client: javac is not installed (Debian's openjdk)");
+    }
+    for (command, first, sentence) in peers {
+        let port = free_tcp_port().to_string();
+        let server = run_from_page(&mut c, "uppercase_server", &[&port]).await;
+        c.wait_until("the C server listens", |ev| {
+            calls(ev, server).iter().any(|(kind, _)| kind == "listen")
+        })
+        .await;
+        let mut args = first.clone();
+        args.extend([port.as_str(), sentence]);
+        let client = run_from_page(&mut c, command, &args).await;
+        c.wait_until_within(
+            &format!("the {command} client and the server ended"),
+            std::time::Duration::from_secs(60),
+            |ev| exit_code(ev, client).is_some() && exit_code(ev, server).is_some(),
+        )
+        .await;
+        let ev = &c.events;
+        let upper = sentence.to_uppercase();
+        assert_eq!(
+            console(ev, client),
+            format!("From Server: {upper}\n"),
+            "{command}"
+        );
+        assert_eq!(exit_code(ev, client), Some(Some(0)), "{command}");
+        // The same bytes on both sides: what the client sent, the server received.
+        let server_calls = calls(ev, server);
+        assert!(
+            server_calls.contains(&("recv".into(), sentence.into())),
+            "{server_calls:?}"
+        );
+        assert!(
+            server_calls.contains(&("send".into(), upper.clone())),
+            "{server_calls:?}"
+        );
+        let client_calls = calls(ev, client);
+        let sent: String = client_calls
+            .iter()
+            .filter(|(k, _)| k == "send")
+            .map(|(_, d)| d.as_str())
+            .collect();
+        let got: String = client_calls
+            .iter()
+            .filter(|(k, _)| k == "recv")
+            .map(|(_, d)| d.as_str())
+            .collect();
+        assert_eq!(
+            (sent.as_str(), got.as_str()),
+            (sentence, upper.as_str()),
+            "{command}: {client_calls:?}"
+        );
+        let connect = ev.iter().find(|e| {
+            sockets_of(ev, client).contains(&e.endpoint) && matches!(e.kind, EventKind::Connect)
+        });
+        let peer = connect.and_then(|e| e.peer.clone()).unwrap_or_default();
+        assert!(
+            peer.ends_with(&format!(":{port}")),
+            "{command} connected to {peer}"
+        );
+    }
 }

@@ -25,15 +25,19 @@ use nix::sys::ptrace;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use shared::TraceRecord;
+use shared::{CodeAt, TraceRecord};
 
 /// Bytes of one call's data read from the program, at most (its `len` stays exact).
 pub(crate) const MAX_BYTES: usize = 64 << 10;
+
+/// The name of a process's first thread in its records.
+const MAIN_THREAD: &str = "main thread";
 
 /// How the child says it could not start the program (its exit status before exec).
 const NO_DIRECTORY: i32 = 121;
 const NO_PTRACE: i32 = 122;
 const NO_SECCOMP: i32 = 123;
+const NO_STDIO: i32 = 124;
 const NO_PROGRAM: i32 = 127;
 
 /// Why the program did not start, from the child's exit status.
@@ -44,12 +48,13 @@ fn not_started(program: &str, code: i32) -> std::io::Error {
         NO_SECCOMP => {
             "the kernel refused the seccomp filter that picks the socket calls".to_string()
         }
+        NO_STDIO => "its console could not be set up".to_string(),
         _ => format!("no such program, or not executable: {program}"),
     })
 }
 
 /// The system calls handed to the tracer.
-const TRACED: [libc::c_long; 21] = [
+const TRACED: [libc::c_long; 28] = [
     libc::SYS_socket,
     libc::SYS_bind,
     libc::SYS_listen,
@@ -71,6 +76,13 @@ const TRACED: [libc::c_long; 21] = [
     libc::SYS_ppoll,
     libc::SYS_epoll_wait,
     libc::SYS_epoll_pwait,
+    libc::SYS_readv,
+    libc::SYS_writev,
+    libc::SYS_sendmmsg,
+    libc::SYS_recvmmsg,
+    libc::SYS_getsockopt,
+    libc::SYS_sendfile,
+    libc::SYS_splice,
 ];
 
 /// What the tracer reports as the program runs.
@@ -112,24 +124,38 @@ struct Fds {
     others: HashSet<i32>,
 }
 
-/// Runs `program` with `args` in `dir` under the tracer, on the calling thread (ptrace wants
-/// every request from the thread that started the tracee), and calls `report` with each call
-/// and at the end. Returns once every traced process has ended.
-pub(crate) fn run(
-    program: &str,
-    args: &[String],
-    dir: &std::path::Path,
-    mut report: impl FnMut(Report),
-) -> std::io::Result<()> {
+/// What to run under the tracer, and where.
+pub(crate) struct Launch<'a> {
+    /// The command line; its first word is looked up on `PATH` unless it holds a `/`.
+    pub(crate) argv: &'a [String],
+    /// What the records call the program (`CodeAt::file`).
+    pub(crate) name: &'a str,
+    /// The folder it runs in.
+    pub(crate) dir: &'a std::path::Path,
+    /// Its stdin, stdout and stderr, and a process group of its own (the page's programs);
+    /// `None`: the bridge's own, in its group (a terminal's, which Ctrl-C reaches).
+    pub(crate) stdio: Option<[std::os::fd::RawFd; 3]>,
+}
+
+/// Runs `launch` under the tracer, on the calling thread (ptrace wants every request from
+/// the thread that started the tracee), and calls `report` with each call and at the end.
+/// Returns once every traced process has ended.
+pub(crate) fn run(launch: &Launch<'_>, mut report: impl FnMut(Report)) -> std::io::Result<()> {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt as _;
+    let (program, dir) = (launch.name, launch.dir);
+    let Some(first) = launch.argv.first() else {
+        return Err(std::io::Error::other("no program to run"));
+    };
     let text =
         |t: &[u8]| CString::new(t).map_err(|_| std::io::Error::other("a NUL in the command line"));
-    let c_program = text(program.as_bytes())?;
-    let c_args = std::iter::once(program)
-        .chain(args.iter().map(String::as_str))
+    let c_program = text(first.as_bytes())?;
+    let c_args = launch
+        .argv
+        .iter()
         .map(|a| text(a.as_bytes()))
         .collect::<std::io::Result<Vec<CString>>>()?;
+    let stdio = launch.stdio;
     let mut argv: Vec<*const libc::c_char> = c_args.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let c_dir = text(dir.as_os_str().as_bytes())?;
@@ -141,12 +167,21 @@ pub(crate) fn run(
     // Forked by hand, not with std's Command: the child stops for the tracer before exec, and
     // a failed exec must not wait on a parent that is busy being its tracer. Between fork and
     // exec the child makes only system calls, on memory prepared before the fork; how it
-    // failed is its exit status (see [`NOT_STARTED`]).
+    // failed is its exit status (see [`not_started`]).
     // SAFETY: see above.
     let main = match unsafe { nix::unistd::fork() }.map_err(std::io::Error::from)? {
         nix::unistd::ForkResult::Child => unsafe {
             if libc::chdir(c_dir.as_ptr()) != 0 {
                 libc::_exit(NO_DIRECTORY);
+            }
+            if let Some(fds) = stdio {
+                // dup2 clears close-on-exec on the copies, so just these three stay open.
+                for (to, from) in fds.into_iter().enumerate() {
+                    if libc::dup2(from, to as libc::c_int) < 0 {
+                        libc::_exit(NO_STDIO);
+                    }
+                }
+                libc::setpgid(0, 0);
             }
             if libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) != 0 {
                 libc::_exit(NO_PTRACE);
@@ -171,7 +206,7 @@ pub(crate) fn run(
     report(Report::Started(main.as_raw() as u32));
     match waitpid(main, Some(WaitPidFlag::__WALL)).map_err(std::io::Error::from)? {
         WaitStatus::Stopped(_, Signal::SIGSTOP) => {}
-        WaitStatus::Exited(_, code) => return Err(not_started(program, code)),
+        WaitStatus::Exited(_, code) => return Err(not_started(first, code)),
         other => {
             return Err(std::io::Error::other(format!(
                 "the program did not start under the tracer: {other:?}"
@@ -196,8 +231,14 @@ pub(crate) fn run(
     // How many processes hold each socket: a forked child's copy is the same socket, closed
     // only when the last copy is.
     let mut holders: HashMap<String, u32> = HashMap::new();
+    // Each thread's name, looked up at its first call.
+    let mut threads: HashMap<Pid, String> = HashMap::new();
+    // A program of its own group is waited for by its group: the bridge has other children
+    // (the Python programs it runs), whose ends are not this tracer's to collect. (A tracee
+    // that leaves the group is then not seen; it is killed when the tracer ends, EXITKILL.)
+    let whom = launch.stdio.map(|_| Pid::from_raw(-main.as_raw()));
     loop {
-        let status = match waitpid(None, Some(WaitPidFlag::__WALL)) {
+        let status = match waitpid(whom, Some(WaitPidFlag::__WALL)) {
             Ok(status) => status,
             Err(nix::errno::Errno::ECHILD) => return Ok(()),
             Err(nix::errno::Errno::EINTR) => continue,
@@ -224,7 +265,20 @@ pub(crate) fn run(
                         .entry(pid)
                         .or_insert_with(|| tgid_of(pid).unwrap_or(pid.as_raw()));
                     let fds = fds.entry(tgid).or_default();
-                    if let Some(record) = finish(tgid, fds, &mut holders, &call, regs.rax as i64) {
+                    let thread = threads
+                        .entry(pid)
+                        .or_insert_with(|| thread_name(tgid, pid))
+                        .clone();
+                    let at = CodeAt {
+                        file: program.to_string(),
+                        line: 0,
+                        code: String::new(),
+                        thread,
+                        pid: tgid as u32,
+                        blocked_us: None,
+                    };
+                    for mut record in finish(tgid, fds, &mut holders, &call, regs.rax as i64) {
+                        record.at = Some(at.clone());
                         report(Report::Call(Box::new(record)));
                     }
                 }
@@ -242,6 +296,22 @@ pub(crate) fn run(
                         }
                         fds.insert(child as i32, copy);
                         process_of.insert(Pid::from_raw(child as i32), child as i32);
+                        let now = monotonic_us();
+                        report(Report::Call(Box::new(TraceRecord {
+                            op: "fork".into(),
+                            detail: Some(parent.to_string()),
+                            at: Some(CodeAt {
+                                file: program.to_string(),
+                                line: 0,
+                                code: String::new(),
+                                thread: MAIN_THREAD.into(),
+                                pid: child as u32,
+                                blocked_us: None,
+                            }),
+                            t_us: Some(now),
+                            end_us: Some(now),
+                            ..Default::default()
+                        })));
                     }
                 } else if event == libc::PTRACE_EVENT_CLONE {
                     if let Ok(thread) = ptrace::getevent(pid) {
@@ -267,11 +337,12 @@ pub(crate) fn run(
                 let _ = ptrace::cont(pid, Some(signal));
             }
             WaitStatus::Exited(pid, code) if pid == main && !started => {
-                return Err(not_started(program, code));
+                return Err(not_started(first, code));
             }
             WaitStatus::Exited(pid, code) => {
                 pending.remove(&pid);
-                for record in ended(pid, &mut process_of, &mut fds, &mut holders) {
+                threads.remove(&pid);
+                for record in ended(program, pid, &mut process_of, &mut fds, &mut holders) {
                     report(Report::Call(Box::new(record)));
                 }
                 if pid == main {
@@ -283,7 +354,8 @@ pub(crate) fn run(
             }
             WaitStatus::Signaled(pid, signal, _) => {
                 pending.remove(&pid);
-                for record in ended(pid, &mut process_of, &mut fds, &mut holders) {
+                threads.remove(&pid);
+                for record in ended(program, pid, &mut process_of, &mut fds, &mut holders) {
                     report(Report::Call(Box::new(record)));
                 }
                 if pid == main {
@@ -298,9 +370,69 @@ pub(crate) fn run(
     }
 }
 
-/// The record of a call that returned `ret` (a negative errno when it failed), or `None`
-/// for what is not about a socket.
+/// What the thread that made the calls is called: the process's first thread is
+/// [`MAIN_THREAD`]; another is its id, with the name it gave itself where that differs from
+/// the program's (`/proc/PID/task/TID/comm`).
+fn thread_name(tgid: i32, tid: Pid) -> String {
+    if tid.as_raw() == tgid {
+        return MAIN_THREAD.into();
+    }
+    let comm = |path: String| std::fs::read_to_string(path).map(|t| t.trim().to_string());
+    match (
+        comm(format!("/proc/{tgid}/task/{tid}/comm")),
+        comm(format!("/proc/{tgid}/comm")),
+    ) {
+        (Ok(name), Ok(main)) if name != main && !name.is_empty() => {
+            format!("thread {tid} ({name})")
+        }
+        _ => format!("thread {tid}"),
+    }
+}
+
+/// The records of a call that returned `ret` (a negative errno when it failed): none for
+/// what is not about a socket, one per message for `sendmmsg` and `recvmmsg`, else one.
 fn finish(
+    tgid: i32,
+    fds: &mut Fds,
+    holders: &mut HashMap<String, u32>,
+    call: &Pending,
+    ret: i64,
+) -> Vec<TraceRecord> {
+    let failed = (-4095..0).contains(&ret);
+    match call.nr {
+        libc::SYS_sendmmsg | libc::SYS_recvmmsg if !failed => {
+            let Some(one) = finish_one(tgid, fds, holders, call, ret) else {
+                return Vec::new();
+            };
+            let pid = Pid::from_raw(tgid);
+            let send = call.nr == libc::SYS_sendmmsg;
+            // struct mmsghdr on x86-64: a msghdr (56 bytes), then msg_len; 64 bytes each.
+            (0..ret.clamp(0, 1024) as u64)
+                .map(|i| {
+                    let header = call.args[1] + i * 64;
+                    let len = read_bytes(pid, header + 56, 4);
+                    let len = u32::from_ne_bytes(len.try_into().unwrap_or([0; 4])) as usize;
+                    let mut record = one.clone();
+                    record.len = Some(len as u64);
+                    record.data = read_msg(pid, header, len)
+                        .map(|d| base64::engine::general_purpose::STANDARD.encode(d));
+                    if let Some(peer) = msg_name(pid, header) {
+                        record.op = if send { "sendto" } else { "recvfrom" }.into();
+                        record.peer = Some(peer);
+                    }
+                    record
+                })
+                .collect()
+        }
+        _ => finish_one(tgid, fds, holders, call, ret)
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// The record of a call that returned `ret` (a negative errno when it failed), or `None`
+/// for what is not about a socket. `sendmmsg` and `recvmmsg` get one to copy per message.
+fn finish_one(
     tgid: i32,
     fds: &mut Fds,
     holders: &mut HashMap<String, u32>,
@@ -310,6 +442,15 @@ fn finish(
     let pid = Pid::from_raw(tgid);
     let [a0, a1, a2, _, a4, _] = call.args;
     let fd = a0 as i32;
+    // A non-blocking socket's "not now" is how an event loop (Node, Java's NIO, Go) asks, not
+    // a failure: a read or write that would block is not shown, and a connect in progress is
+    // shown as the connect it is.
+    let would_block = ret == -(libc::EAGAIN as i64);
+    let ret = if matches!(call.nr, libc::SYS_connect) && ret == -(libc::EINPROGRESS as i64) {
+        0
+    } else {
+        ret
+    };
     let failed = (-4095..0).contains(&ret);
     let mut record = TraceRecord {
         sock: Some(
@@ -379,11 +520,15 @@ fn finish(
             let address = read_sockaddr(pid, a1, a2 as usize);
             if call.nr == libc::SYS_bind {
                 record.op = "bind".into();
-                record.local = address;
+                // The address it got (the port the system chose for port 0).
+                record.local = (!failed)
+                    .then(|| names_of(tgid, fd).map(|(local, _)| local))
+                    .flatten()
+                    .or(address);
             } else {
                 record.op = "connect".into();
                 record.peer = address;
-                if !failed || ret == -(libc::EINPROGRESS as i64) {
+                if !failed {
                     record.local = names_of(tgid, fd).map(|(local, _)| local);
                 }
             }
@@ -400,6 +545,9 @@ fn finish(
             if !is_socket(fds, &mut hold, fd) {
                 return None;
             }
+            if would_block {
+                return None;
+            }
             record.op = "accept".into();
             if !failed {
                 let new = ret as i32;
@@ -414,47 +562,107 @@ fn finish(
                 }
             }
         }
-        libc::SYS_sendto | libc::SYS_write | libc::SYS_sendmsg => {
+        libc::SYS_sendto
+        | libc::SYS_write
+        | libc::SYS_sendmsg
+        | libc::SYS_writev
+        | libc::SYS_sendmmsg => {
             if !is_socket(fds, &mut hold, fd) {
                 return None;
             }
-            let (op, data) = match call.nr {
-                libc::SYS_sendmsg => (
-                    "send",
-                    (!failed).then(|| read_msg(pid, a1, ret as usize)).flatten(),
-                ),
-                _ => ("send", (!failed).then(|| read_bytes(pid, a1, ret as usize))),
+            if would_block {
+                return None;
+            }
+            let data = match call.nr {
+                _ if failed => None,
+                libc::SYS_sendmsg => read_msg(pid, a1, ret as usize),
+                libc::SYS_writev => read_iov(pid, a1, a2, ret as usize),
+                libc::SYS_sendmmsg => None,
+                _ => Some(read_bytes(pid, a1, ret as usize)),
             };
-            record.op = op.into();
-            if call.nr == libc::SYS_sendto && a4 != 0 {
+            record.op = "send".into();
+            let peer = match call.nr {
+                libc::SYS_sendto if a4 != 0 => read_sockaddr(pid, a4, call.args[5] as usize),
+                libc::SYS_sendmsg => msg_name(pid, a1),
+                _ => None,
+            };
+            if peer.is_some() {
                 record.op = "sendto".into();
-                record.peer = read_sockaddr(pid, a4, call.args[5] as usize);
+                record.peer = peer;
             }
             if !failed {
                 record.len = Some(ret as u64);
                 record.data = data.map(|d| base64::engine::general_purpose::STANDARD.encode(d));
             }
         }
-        libc::SYS_recvfrom | libc::SYS_read | libc::SYS_recvmsg => {
+        libc::SYS_recvfrom
+        | libc::SYS_read
+        | libc::SYS_recvmsg
+        | libc::SYS_readv
+        | libc::SYS_recvmmsg => {
             if !is_socket(fds, &mut hold, fd) {
+                return None;
+            }
+            if would_block {
                 return None;
             }
             record.op = "recv".into();
             if !failed {
                 let data = match call.nr {
                     libc::SYS_recvmsg => read_msg(pid, a1, ret as usize),
+                    libc::SYS_readv => read_iov(pid, a1, a2, ret as usize),
+                    libc::SYS_recvmmsg => None,
                     _ => Some(read_bytes(pid, a1, ret as usize)),
                 };
                 record.len = Some(ret as u64);
                 record.data = data.map(|d| base64::engine::general_purpose::STANDARD.encode(d));
-                if call.nr == libc::SYS_recvfrom && a4 != 0 {
-                    let len = read_bytes(pid, call.args[5], 4);
-                    let len = u32::from_ne_bytes(len.try_into().unwrap_or([0; 4])) as usize;
-                    if let Some(peer) = read_sockaddr(pid, a4, len) {
-                        record.op = "recvfrom".into();
-                        record.peer = Some(peer);
+                let peer = match call.nr {
+                    libc::SYS_recvfrom if a4 != 0 => {
+                        let len = read_bytes(pid, call.args[5], 4);
+                        let len = u32::from_ne_bytes(len.try_into().unwrap_or([0; 4])) as usize;
+                        read_sockaddr(pid, a4, len)
                     }
+                    libc::SYS_recvmsg => msg_name(pid, a1),
+                    _ => None,
+                };
+                if peer.is_some() {
+                    record.op = "recvfrom".into();
+                    record.peer = peer;
                 }
+            }
+        }
+        libc::SYS_sendfile => {
+            // sendfile(socket, file, offset, count): the bytes go from the file, not from
+            // the program's memory; they are read from the file where the call read them.
+            if !is_socket(fds, &mut hold, fd) {
+                return None;
+            }
+            record.op = "send".into();
+            if !failed {
+                record.len = Some(ret as u64);
+                record.data = file_bytes(tgid, a1 as i32, a2, ret as usize)
+                    .map(|d| base64::engine::general_purpose::STANDARD.encode(d));
+                record.detail = Some("sendfile()".into());
+            }
+        }
+        libc::SYS_splice => {
+            // splice(in, _, out, _, len, _) between a pipe and a socket: the bytes move
+            // inside the kernel and are never in the program's memory, so only their count
+            // is known.
+            let (fd_in, fd_out) = (a0 as i32, a2 as i32);
+            let fd = if is_socket(fds, &mut hold, fd_out) {
+                record.op = "send".into();
+                fd_out
+            } else if is_socket(fds, &mut hold, fd_in) {
+                record.op = "recv".into();
+                fd_in
+            } else {
+                return None;
+            };
+            record.sock = fds.sockets.get(&fd).map(|s| s.id.clone());
+            if !failed {
+                record.len = Some(ret as u64);
+                record.detail = Some("splice(): the bytes moved inside the kernel".into());
             }
         }
         libc::SYS_shutdown => {
@@ -507,16 +715,31 @@ fn finish(
                 }
             });
         }
-        libc::SYS_setsockopt => {
+        libc::SYS_setsockopt | libc::SYS_getsockopt => {
             if !is_socket(fds, &mut hold, fd) {
                 return None;
             }
+            let set = call.nr == libc::SYS_setsockopt;
+            let name = if set { "setsockopt" } else { "getsockopt" };
+            // An int option's value: what was set, or (after getsockopt) what was read.
+            let optlen = if set {
+                call.args[4] as usize
+            } else {
+                let len = read_bytes(pid, call.args[4], 4);
+                u32::from_ne_bytes(len.try_into().unwrap_or([0; 4])) as usize
+            };
+            let value = (optlen == 4 && !failed)
+                .then(|| read_bytes(pid, call.args[3], 4).try_into().ok())
+                .flatten()
+                .map(i32::from_ne_bytes);
+            let option = option_name(a1 as i32, a2 as i32);
             record.op = "call".into();
-            record.call = Some("setsockopt".into());
-            record.detail = Some(format!(
-                "setsockopt(level {}, option {})",
-                a1 as i32, a2 as i32
-            ));
+            record.call = Some(name.into());
+            record.detail = Some(match value {
+                Some(v) if set => format!("{name}({option}, {v})"),
+                Some(v) => format!("{name}({option}) = {v}"),
+                None => format!("{name}({option})"),
+            });
         }
         _ => return None,
     }
@@ -538,6 +761,7 @@ fn release(holders: &mut HashMap<String, u32>, id: &str) -> u32 {
 /// A traced thread or process ended: a process's sockets that no other process holds are
 /// closed with it (the kernel closes them), as `close` records.
 fn ended(
+    program: &str,
     pid: Pid,
     process_of: &mut HashMap<Pid, i32>,
     fds: &mut HashMap<i32, Fds>,
@@ -558,6 +782,14 @@ fn ended(
             op: "close".into(),
             sock: Some(sock.id),
             detail: Some(format!("closed when process {tgid} ended")),
+            at: Some(CodeAt {
+                file: program.to_string(),
+                line: 0,
+                code: String::new(),
+                thread: MAIN_THREAD.into(),
+                pid: tgid as u32,
+                blocked_us: None,
+            }),
             t_us: Some(now),
             end_us: Some(now),
             ..Default::default()
@@ -723,7 +955,23 @@ fn read_msg(pid: Pid, msghdr: u64, len: usize) -> Option<Vec<u8>> {
     let word = |at: usize| -> Option<u64> {
         Some(u64::from_ne_bytes(header.get(at..at + 8)?.try_into().ok()?))
     };
-    let (iov, count) = (word(16)?, word(24)?.min(64));
+    read_iov(pid, word(16)?, word(24)?, len)
+}
+
+/// The address a `msghdr` names (sendmsg's destination, recvmsg's sender), if any.
+fn msg_name(pid: Pid, msghdr: u64) -> Option<String> {
+    let header = read_bytes(pid, msghdr, 16);
+    let name = u64::from_ne_bytes(header.get(0..8)?.try_into().ok()?);
+    let len = u32::from_ne_bytes(header.get(8..12)?.try_into().ok()?) as usize;
+    (name != 0 && len > 0)
+        .then(|| read_sockaddr(pid, name, len))
+        .flatten()
+}
+
+/// The first `len` bytes of an array of `count` iovecs (writev, readv, a msghdr's), at most
+/// [`MAX_BYTES`] (and at most 64 buffers are looked at).
+fn read_iov(pid: Pid, iov: u64, count: u64, len: usize) -> Option<Vec<u8>> {
+    let count = count.min(64);
     let mut out = Vec::new();
     let wanted = len.min(MAX_BYTES);
     for i in 0..count {
@@ -763,4 +1011,48 @@ fn sockaddr_text(bytes: &[u8]) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// A socket option by the name a textbook gives it (`SOL_SOCKET, SO_REUSEADDR`), or its
+/// numbers for one that is not common.
+fn option_name(level: i32, option: i32) -> String {
+    let name = match (level, option) {
+        (libc::SOL_SOCKET, libc::SO_REUSEADDR) => "SOL_SOCKET, SO_REUSEADDR",
+        (libc::SOL_SOCKET, libc::SO_REUSEPORT) => "SOL_SOCKET, SO_REUSEPORT",
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => "SOL_SOCKET, SO_KEEPALIVE",
+        (libc::SOL_SOCKET, libc::SO_BROADCAST) => "SOL_SOCKET, SO_BROADCAST",
+        (libc::SOL_SOCKET, libc::SO_RCVBUF) => "SOL_SOCKET, SO_RCVBUF",
+        (libc::SOL_SOCKET, libc::SO_SNDBUF) => "SOL_SOCKET, SO_SNDBUF",
+        (libc::SOL_SOCKET, libc::SO_RCVTIMEO) => "SOL_SOCKET, SO_RCVTIMEO",
+        (libc::SOL_SOCKET, libc::SO_SNDTIMEO) => "SOL_SOCKET, SO_SNDTIMEO",
+        (libc::SOL_SOCKET, libc::SO_LINGER) => "SOL_SOCKET, SO_LINGER",
+        (libc::SOL_SOCKET, libc::SO_ERROR) => "SOL_SOCKET, SO_ERROR",
+        (libc::SOL_SOCKET, libc::SO_TYPE) => "SOL_SOCKET, SO_TYPE",
+        (libc::IPPROTO_TCP, libc::TCP_NODELAY) => "IPPROTO_TCP, TCP_NODELAY",
+        (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) => "IPPROTO_IPV6, IPV6_V6ONLY",
+        (libc::IPPROTO_IP, libc::IP_TTL) => "IPPROTO_IP, IP_TTL",
+        _ => return format!("level {level}, option {option}"),
+    };
+    name.into()
+}
+
+/// The `len` bytes (at most [`MAX_BYTES`]) a `sendfile` just sent from the program's
+/// descriptor `fd`: from `*offset` before the call when it gave one (the kernel moved it on
+/// by `len`), else from before the file's position (which the call moved on). Read with
+/// `pread` on a duplicate, which leaves the program's position alone.
+fn file_bytes(tgid: i32, fd: i32, offset: u64, len: usize) -> Option<Vec<u8>> {
+    let dup = Duplicate::of(tgid, fd)?;
+    let end = if offset != 0 {
+        let at = read_bytes(Pid::from_raw(tgid), offset, 8);
+        i64::from_ne_bytes(at.try_into().ok()?)
+    } else {
+        // SAFETY: lseek on a descriptor owned here.
+        unsafe { libc::lseek(dup.0, 0, libc::SEEK_CUR) }
+    };
+    let start = end.checked_sub(len as i64).filter(|s| *s >= 0)?;
+    let mut buf = vec![0u8; len.min(MAX_BYTES)];
+    // SAFETY: pread writes at most `buf.len()` bytes into `buf`.
+    let read = unsafe { libc::pread(dup.0, buf.as_mut_ptr().cast(), buf.len(), start) };
+    buf.truncate(usize::try_from(read).ok()?);
+    Some(buf)
 }

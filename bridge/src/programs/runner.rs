@@ -14,7 +14,7 @@ use shared::{
     MAX_PROGRAM_SOURCE,
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::process::{Child, ChildStderr, ChildStdout};
+use tokio::process::Child;
 use tokio::sync::mpsc;
 
 use super::channel::{self, Channel};
@@ -49,11 +49,7 @@ pub(crate) async fn run(
 ) -> Result<EndpointInfo, ErrorInfo> {
     check_allowed(hub)?;
     if !file.ends_with(".py") {
-        return Err(ErrorInfo::new(
-            ErrorKind::InvalidRequest,
-            format!("'{file}' is not a Python program: the page runs .py files."),
-        )
-        .with_hint("Save your program with a name ending in .py."));
+        return run_native(hub, file, args, tee).await;
     }
     let source = hub.data.read_text(&file, MAX_PROGRAM_SOURCE)?;
     let root = hub.data.root()?.to_path_buf();
@@ -102,6 +98,10 @@ pub(crate) async fn run(
     };
     let info = handle.info().ok_or_else(|| super::not_running(0))?;
     let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
+    let pipes = match (child.stdout.take(), child.stderr.take()) {
+        (Some(out), Some(err)) => Pipes::new(Box::pin(out), Box::pin(err)),
+        _ => Pipes::closed(),
+    };
     if let Some(stdin) = child.stdin.take() {
         hub.tasks
             .spawn(feed_stdin(stdin, stdin_rx, handle.ctx.clone()));
@@ -127,8 +127,221 @@ pub(crate) async fn run(
         tracer,
         tee,
     };
-    hub.tasks.spawn(supervise(child, pid, channel, life, shown));
+    let traced = Traced::Shim {
+        child: Box::new(child),
+        channel,
+    };
+    hub.tasks.spawn(supervise(traced, pid, pipes, life, shown));
     Ok(info)
+}
+
+/// `program_run` of any other program (C, Java, Node ...): a program of the data directory
+/// (`server`, `./server`) or a command on `PATH` (`java`, `node`, `gcc`), run in the data
+/// directory under the system-call tracer (`ptrace`), with its console and stdin as a Python
+/// program's. Its output is line-buffered where C's stdio would buffer it by the block on a
+/// pipe, by running it through coreutils' `stdbuf -oL -eL` when that is at hand.
+async fn run_native(
+    hub: &Arc<Hub>,
+    file: String,
+    args: Vec<String>,
+    tee: Option<crate::checks::run::Output>,
+) -> Result<EndpointInfo, ErrorInfo> {
+    use super::ptrace::{Launch, Report};
+    let root = hub.data.root()?.to_path_buf();
+    let program = resolve(&hub.data, &file)?;
+    let slot = hub.programs.reserve()?;
+    let io_error = |e: std::io::Error| ErrorInfo {
+        os_message: Some(e.to_string()),
+        ..ErrorInfo::new(ErrorKind::Other, format!("'{file}' could not be started."))
+    };
+    let (stdin_child, stdin_ours) = pipe().map_err(io_error)?;
+    let (stdout_ours, stdout_child) = pipe().map_err(io_error)?;
+    let (stderr_ours, stderr_child) = pipe().map_err(io_error)?;
+    let stdin = tokio::net::unix::pipe::Sender::from_owned_fd(stdin_ours).map_err(io_error)?;
+    let stdout = tokio::net::unix::pipe::Receiver::from_owned_fd(stdout_ours).map_err(io_error)?;
+    let stderr = tokio::net::unix::pipe::Receiver::from_owned_fd(stderr_ours).map_err(io_error)?;
+    let mut command = match find_on_path("stdbuf") {
+        Some(stdbuf) => vec![stdbuf, "-oL".into(), "-eL".into()],
+        None => Vec::new(),
+    };
+    command.push(program);
+    command.extend(args.iter().cloned());
+    // Bounded: a tracer ahead of the page waits, and the program with it.
+    let (tx, mut reports) = mpsc::channel::<Report>(4096);
+    let name = file.clone();
+    std::thread::Builder::new()
+        .name("ptrace".into())
+        .spawn(move || {
+            use std::os::fd::AsRawFd as _;
+            let mut child_ends = Some([stdin_child, stdout_child, stderr_child]);
+            let stdio = child_ends
+                .as_ref()
+                .map(|fds| fds.each_ref().map(|f| f.as_raw_fd()));
+            let launch = Launch {
+                argv: &command,
+                name: &name,
+                dir: &root,
+                stdio,
+            };
+            let failed = tx.clone();
+            let result = super::ptrace::run(&launch, |report| {
+                if matches!(report, Report::Started(_)) {
+                    // The child has its copies: the pipes end when it (and what it forked) does.
+                    child_ends = None;
+                }
+                let _ = tx.blocking_send(report);
+            });
+            if let Err(e) = result {
+                let _ = failed.blocking_send(Report::Failed(e.to_string()));
+            }
+        })
+        .map_err(io_error)?;
+    let pid = match reports.recv().await {
+        Some(Report::Started(pid)) => pid,
+        Some(Report::Failed(why)) => return Err(cannot_trace(&file, &why)),
+        _ => return Err(cannot_trace(&file, "the tracer ended")),
+    };
+    let mut argv = vec![file.clone()];
+    argv.extend(args);
+    let spec = ProgramSpec {
+        argv,
+        from: ProgramFrom::Page,
+        pid,
+        script: None,
+    };
+    let handle = match hub.registry.create_endpoint(EndpointSpec::Program(spec)) {
+        Ok(handle) => handle,
+        Err(error) => {
+            signal_group(pid, libc::SIGKILL);
+            return Err(error);
+        }
+    };
+    let info = handle.info().ok_or_else(|| super::not_running(0))?;
+    let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
+    hub.tasks
+        .spawn(feed_stdin(stdin, stdin_rx, handle.ctx.clone()));
+    let life = handle.life().clone();
+    let tracer: Shared = Arc::new(std::sync::Mutex::new(Some(Tracer::new(
+        hub.registry.clone(),
+        handle,
+    ))));
+    slot.fill(
+        info.id,
+        Entry {
+            stdin: Some(stdin_tx),
+            source: None,
+            tracer: tracer.clone(),
+            terminal: false,
+        },
+    );
+    hub.programs.merger.register(info.id);
+    let shown = Shown {
+        programs: hub.programs.clone(),
+        id: info.id,
+        tracer,
+        tee,
+    };
+    let pipes = Pipes::new(Box::pin(stdout), Box::pin(stderr));
+    let traced = Traced::Native { reports };
+    hub.tasks.spawn(supervise(traced, pid, pipes, life, shown));
+    Ok(info)
+}
+
+/// The program `program_run` names: a file of the data directory (which must be executable),
+/// else a command on `PATH`.
+fn resolve(data: &crate::files::datadir::DataDir, file: &str) -> Result<String, ErrorInfo> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let name = file.strip_prefix("./").unwrap_or(file);
+    if let Ok(path) = data.path(name) {
+        if let Ok(meta) = std::fs::symlink_metadata(&path) {
+            if !meta.is_file() {
+                return Err(ErrorInfo::new(
+                    ErrorKind::NotAllowed,
+                    format!("'{name}' is not a regular file, so it cannot be run."),
+                ));
+            }
+            if meta.permissions().mode() & 0o111 == 0 {
+                return Err(ErrorInfo::new(
+                    ErrorKind::InvalidRequest,
+                    format!("'{name}' is not executable, so it cannot be run."),
+                )
+                .with_hint(format!(
+                    "Compile it into a program (gcc -o server {name}), make it executable \
+                     (chmod +x {name}), or run its interpreter (java, node, bash) with the \
+                     file as the first argument."
+                )));
+            }
+            return Ok(path.to_string_lossy().into_owned());
+        }
+    }
+    if file.contains('/') || file.is_empty() {
+        return Err(ErrorInfo::new(
+            ErrorKind::InvalidRequest,
+            format!(
+                "'{}' is not a program the page can run.",
+                file.escape_debug()
+            ),
+        )
+        .with_hint(
+            "Name a .py file or a program of the data directory (server, ./server), or a \
+             command on PATH (java, node, gcc).",
+        ));
+    }
+    find_on_path(file).ok_or_else(|| {
+        ErrorInfo::new(
+            ErrorKind::InvalidRequest,
+            format!(
+                "'{file}' is neither a file of the data directory nor a command found on PATH."
+            ),
+        )
+        .with_hint("Check the name, or install the program on the machine the bridge runs on.")
+    })
+}
+
+/// Where `PATH` finds the executable `name`.
+fn find_on_path(name: &str) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// Why a program cannot be run under the tracer, and what would allow it.
+fn cannot_trace(file: &str, why: &str) -> ErrorInfo {
+    let error = ErrorInfo::new(
+        ErrorKind::Other,
+        format!("'{file}' cannot be run under the tracer: {why}."),
+    );
+    if why.contains("not permitted") {
+        error.with_hint(
+            "This system does not allow ptrace here. In a container, run the bridge with \
+             --cap-add SYS_PTRACE; where kernel.yama.ptrace_scope is 3, `sudo sysctl \
+             kernel.yama.ptrace_scope=1` allows tracing a program the bridge starts.",
+        )
+    } else {
+        error
+    }
+}
+
+/// A pipe whose two ends are closed on exec: (read end, write end).
+fn pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use std::os::fd::FromRawFd as _;
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors, owned here from now on.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both are new descriptors nothing else owns.
+    Ok(unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    })
 }
 
 /// Where a running program's reports and console go: into the one order of every program's.
@@ -174,7 +387,7 @@ fn spawn_error(python: &str, err: &std::io::Error) -> ErrorInfo {
 
 /// Writes what the page types to the program, and shows it in its console.
 async fn feed_stdin(
-    mut stdin: tokio::process::ChildStdin,
+    mut stdin: impl tokio::io::AsyncWrite + Unpin,
     mut lines: mpsc::Receiver<Vec<u8>>,
     ctx: Ctx,
 ) {
@@ -245,20 +458,9 @@ impl Console {
     }
 }
 
-/// One of the console's two pipes, read until it closes.
-enum Pipe {
-    Out(ChildStdout),
-    Err(ChildStderr),
-}
-
-impl Pipe {
-    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Pipe::Out(p) => p.read(buf).await,
-            Pipe::Err(p) => p.read(buf).await,
-        }
-    }
-}
+/// One of the console's two pipes (a Python program's, or a traced program's), read until
+/// it closes.
+type Pipe = std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>;
 
 /// Reads `pipe` (if open) into `buf`; pending forever once it is closed.
 async fn read_pipe(pipe: &mut Option<Pipe>, buf: &mut [u8]) -> Option<usize> {
@@ -282,6 +484,25 @@ struct Pipes {
 }
 
 impl Pipes {
+    fn new(out: Pipe, err: Pipe) -> Pipes {
+        Pipes {
+            out: Some(out),
+            err: Some(err),
+            out_buf: [0; CONSOLE_CHUNK],
+            err_buf: [0; CONSOLE_CHUNK],
+            console: Console::new(),
+        }
+    }
+
+    /// No console to read (pipes that could not be had).
+    fn closed() -> Pipes {
+        Pipes {
+            out: None,
+            err: None,
+            ..Pipes::new(Box::pin(tokio::io::empty()), Box::pin(tokio::io::empty()))
+        }
+    }
+
     fn open(&self) -> bool {
         self.out.is_some() || self.err.is_some()
     }
@@ -302,21 +523,88 @@ impl Pipes {
     }
 }
 
+/// How a running program's calls are seen: the Python shim's reports (and the child the
+/// bridge waits for), or the system-call tracer's.
+enum Traced {
+    Shim {
+        child: Box<Child>,
+        channel: Channel,
+    },
+    Native {
+        reports: mpsc::Receiver<super::ptrace::Report>,
+    },
+}
+
+/// What [`Traced::next`] saw.
+enum Step {
+    Records(Vec<shared::TraceRecord>),
+    /// The program ended: its status or signal, or why the tracer could not go on.
+    Ended(Option<i32>, Option<i32>, Option<String>),
+    Nothing,
+}
+
+impl Traced {
+    /// The next calls, or the end. Cancel-safe.
+    async fn next(&mut self, reporting: &mut bool) -> Step {
+        use super::ptrace::Report;
+        match self {
+            Traced::Shim { child, channel } => tokio::select! {
+                biased;
+                status = child.wait() => match status {
+                    Ok(status) => Step::Ended(status.code(), status.signal(), None),
+                    Err(_) => Step::Ended(None, None, None),
+                },
+                records = channel.next(), if *reporting => match records {
+                    Ok(records) => Step::Records(records),
+                    Err(_) => {
+                        *reporting = false;
+                        Step::Nothing
+                    }
+                },
+            },
+            Traced::Native { reports } => match reports.recv().await {
+                Some(Report::Call(record)) => Step::Records(vec![*record]),
+                Some(Report::Exit { code, signal }) => Step::Ended(code, signal, None),
+                Some(Report::Failed(why)) => Step::Ended(None, None, Some(why)),
+                Some(Report::Started(_)) => Step::Nothing,
+                None => Step::Ended(None, None, None),
+            },
+        }
+    }
+
+    /// The calls reported before the end and not yet shown (what the program's children did
+    /// as they were killed), within a bound.
+    async fn rest(&mut self) -> Vec<shared::TraceRecord> {
+        match self {
+            Traced::Shim { channel, .. } => channel.drain(10_000),
+            Traced::Native { reports } => {
+                let mut rest = Vec::new();
+                let deadline = tokio::time::Instant::now() + KILL_AFTER;
+                while rest.len() < 10_000 {
+                    match tokio::time::timeout_at(deadline, reports.recv()).await {
+                        Ok(Some(super::ptrace::Report::Call(record))) => rest.push(*record),
+                        Ok(Some(_)) => {}
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+                rest
+            }
+        }
+    }
+}
+
 /// Watches the program until it ends: its reports, its console, a stop.
-async fn supervise(mut child: Child, pid: u32, mut channel: Channel, life: Lifeline, shown: Shown) {
-    let mut pipes = Pipes {
-        out: child.stdout.take().map(Pipe::Out),
-        err: child.stderr.take().map(Pipe::Err),
-        out_buf: [0; CONSOLE_CHUNK],
-        err_buf: [0; CONSOLE_CHUNK],
-        console: Console::new(),
-    };
+async fn supervise(mut traced: Traced, pid: u32, mut pipes: Pipes, life: Lifeline, shown: Shown) {
     let mut kill_at: Option<tokio::time::Instant> = None;
     let mut reporting = true;
-    let status = loop {
+    let (code, signal, failure) = loop {
         tokio::select! {
             biased;
-            status = child.wait() => break status,
+            step = traced.next(&mut reporting) => match step {
+                Step::Ended(code, signal, failure) => break (code, signal, failure),
+                Step::Records(records) => records.into_iter().for_each(|r| shown.push(Item::Record(Box::new(r)))),
+                Step::Nothing => {}
+            },
             _ = life.stopped(), if kill_at.is_none() => {
                 signal_group(pid, libc::SIGTERM);
                 kill_at = Some(tokio::time::Instant::now() + KILL_AFTER);
@@ -325,16 +613,12 @@ async fn supervise(mut child: Child, pid: u32, mut channel: Channel, life: Lifel
                 signal_group(pid, libc::SIGKILL);
                 kill_at = Some(tokio::time::Instant::now() + Duration::from_secs(3600));
             }
-            records = channel.next(), if reporting => match records {
-                Ok(records) => records.into_iter().for_each(|r| shown.push(Item::Record(Box::new(r)))),
-                Err(_) => reporting = false,
-            },
             () = pipes.show_next(&shown) => {}
         }
     };
     // What it forked goes with it.
     signal_group(pid, libc::SIGKILL);
-    for record in channel.drain(10_000) {
+    for record in traced.rest().await {
         shown.push(Item::Record(Box::new(record)));
     }
     // The last of its console, which it wrote just before it ended.
@@ -347,11 +631,9 @@ async fn supervise(mut child: Child, pid: u32, mut channel: Channel, life: Lifel
     }
     let console = &mut pipes.console;
     console.report(&shown);
-    let (code, signal) = match &status {
-        Ok(status) => (status.code(), status.signal()),
-        Err(_) => (None, None),
-    };
-    let detail = if kill_at.is_some() {
+    let detail = if let Some(why) = failure {
+        format!("could not be traced: {why}")
+    } else if kill_at.is_some() {
         let (_, reason) = life.reason();
         let why = if reason.starts_with("closed") {
             "you stopped it".to_string()

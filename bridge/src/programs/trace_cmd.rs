@@ -317,7 +317,13 @@ async fn trace_native(argv: Vec<String>, base: &str, token: &str) -> i32 {
     tokio::spawn(async { while tokio::signal::ctrl_c().await.is_ok() {} });
     std::thread::spawn(move || {
         let failed = tx.clone();
-        if let Err(e) = super::ptrace::run(&program[0], &program[1..], &dir, |report| {
+        let launch = super::ptrace::Launch {
+            argv: &program,
+            name: &program[0],
+            dir: &dir,
+            stdio: None,
+        };
+        if let Err(e) = super::ptrace::run(&launch, |report| {
             let _ = tx.blocking_send(report);
         }) {
             let _ = failed.blocking_send(Report::Failed(e.to_string()));
