@@ -938,6 +938,101 @@ async fn the_students_own_programs_run_from_the_page() {
     bridge.shutdown().await;
 }
 
+/// A C server and client (issue 20), compiled into the data directory and run from the
+/// Programs tab by name: their calls appear with their thread instead of a line, and the
+/// sequence diagram faces the two programs.
+#[tokio::test]
+async fn c_programs_run_from_the_page_face_each_other() {
+    let Some(dist) = dist() else { return };
+    let data = TempDir::new("page-c-programs");
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/c");
+    for name in ["uppercase_server", "uppercase_client"] {
+        let built = std::process::Command::new("gcc")
+            .arg("-o")
+            .arg(data.0.join(name))
+            .arg(fixtures.join(format!("{name}.c")))
+            .status();
+        if !built.is_ok_and(|s| s.success()) {
+            eprintln!("skipped: gcc cannot build {name}.c; cargo xtask test installs gcc");
+            return;
+        }
+    }
+    let dir = data.0.clone();
+    let bridge = Bridge::start_with(move |c| {
+        c.static_dir = Some(dist);
+        c.data_dir = dir;
+    })
+    .await;
+    let browser = Browser::start().await;
+    browser.open_connected(&bridge).await;
+    let port = free_tcp_port().to_string();
+    browser
+        .click(".middle-tabs button[data-tab='Programs']")
+        .await;
+    browser
+        .type_into("#program-name", "./uppercase_server")
+        .await;
+    browser.type_into("#program-args", &port).await;
+    browser.click("#program-run").await;
+    browser
+        .wait_text(".endpoint-list .program .label", "uppercase_server")
+        .await;
+    browser
+        .wait_text(".timeline .row[data-kind='listen']", "main thread")
+        .await;
+    browser
+        .click(".middle-tabs button[data-tab='Programs']")
+        .await;
+    browser
+        .type_into("#program-name", "./uppercase_client")
+        .await;
+    browser
+        .type_into("#program-args", &format!("{port} hello"))
+        .await;
+    browser.click("#program-run").await;
+    browser.wait_text(".console", "From Server: HELLO").await;
+    browser
+        .wait_text("#program-state", "exited normally (status 0)")
+        .await;
+    browser
+        .click(".middle-tabs button[data-tab='Sequence']")
+        .await;
+    browser
+        .wait_text(
+            ".sequence-svg .item[data-kind='send']",
+            "send() \"hello\" 5 B",
+        )
+        .await;
+    let lanes = browser
+        .client
+        .execute(
+            "return [...document.querySelectorAll('.sequence-svg .lane-name')].map(t => t.textContent)",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .to_string();
+    assert!(!lanes.contains("outside"), "{lanes}");
+    assert!(lanes.contains("./uppercase_"), "{lanes}");
+    assert!(lanes.contains(&format!(":{port} conn 1")), "{lanes}");
+    let labels = browser
+        .client
+        .execute(
+            "return [...document.querySelectorAll('.sequence-svg .item')].map(t => t.textContent).join('|')",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .to_string();
+    assert!(
+        !labels.contains("· L0"),
+        "a C program has no lines: {labels}"
+    );
+    browser.screenshot("programs-c-sequence").await;
+    browser.close().await;
+    bridge.shutdown().await;
+}
+
 /// While a recording is on screen nothing reaches the bridge (issue 17, item 1): Stop on a
 /// replayed server whose id is a live server's leaves the live one running, and says why.
 #[tokio::test]

@@ -178,14 +178,16 @@ pub fn App() -> Html {
     };
     let on_run_program = {
         let (bridge, tab) = (bridge.clone(), tab.clone());
-        Callback::from(move |(file, source, args): (String, String, String)| {
-            let bridge = bridge.clone();
-            // The new program gets selected: show its console.
-            tab.set(Tab::Conversation);
-            yew::platform::spawn_local(async move {
-                bridge.run_program(&file, &source, &args).await;
-            });
-        })
+        Callback::from(
+            move |(file, source, args): (String, Option<String>, String)| {
+                let bridge = bridge.clone();
+                // The new program gets selected: show its console.
+                tab.set(Tab::Conversation);
+                yew::platform::spawn_local(async move {
+                    bridge.run_program(&file, source.as_deref(), &args).await;
+                });
+            },
+        )
     };
     let on_preset = {
         let (bridge, lab, dispatch) = (bridge.clone(), lab.clone(), state.dispatcher());
@@ -567,6 +569,7 @@ pub fn App() -> Html {
                     let line = last
                         .at
                         .as_ref()
+                        .filter(|at| at.line > 0)
                         .map_or(String::new(), |at| format!(" at line {}", at.line));
                     Some((*key, format!("{op}(){line}")))
                 }

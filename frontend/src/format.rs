@@ -401,7 +401,17 @@ pub fn detail(event: &Event) -> String {
 
 /// The line of a traced program's call, `line 19`, if the event has one.
 pub fn line(event: &Event) -> Option<String> {
-    event.at.as_ref().map(|at| format!("line {}", at.line))
+    event.at.as_deref().map(where_at)
+}
+
+/// Where a traced call was made: its line, or for a program traced by its system calls
+/// (C, Java ...: no source, line 0) its thread.
+pub fn where_at(at: &shared::CodeAt) -> String {
+    if at.line == 0 {
+        at.thread.clone()
+    } else {
+        format!("line {}", at.line)
+    }
 }
 
 /// Where a traced call came from, for a tooltip: `tcp_server.py:19  message = ...`, and how
@@ -414,6 +424,12 @@ pub fn code_at(event: &Event) -> Option<String> {
         .map_or(String::new(), |us| {
             format!(" (waited {} s)", shared::decimal(us / 1000, 3))
         });
+    if at.line == 0 {
+        return Some(format!(
+            "{}, {}, process {}{waited}",
+            at.file, at.thread, at.pid
+        ));
+    }
     Some(format!("{}:{}  {}{waited}", at.file, at.line, at.code))
 }
 

@@ -7,10 +7,11 @@ use std::process::Command;
 
 use crate::tools::{self, root};
 
-/// Most bytes the page's wasm and JavaScript may take, gzipped: 225 KB (docs/benchmarks.md,
-/// "Page size": 200 KB until issue 16's views of the person's own programs). Counted in
-/// thousands, the stricter reading.
-pub(crate) const BUDGET_GZIP_BYTES: u64 = 225 * 1000;
+/// Most bytes the page's wasm and JavaScript may take, gzipped: 226 KB (docs/benchmarks.md,
+/// "Page size": 200 KB until issue 16's views of the person's own programs, 225 KB until
+/// issue 20's programs in any language). Issue 17 still asks for 200. Counted in thousands,
+/// the stricter reading.
+pub(crate) const BUDGET_GZIP_BYTES: u64 = 226 * 1000;
 
 /// Where trunk puts the built page.
 pub(crate) fn dist() -> PathBuf {

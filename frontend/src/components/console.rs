@@ -134,7 +134,7 @@ fn problem(event: &Event) -> Option<Html> {
     let at = event
         .at
         .as_ref()
-        .map(|at| format!("line {}: {}", at.line, at.code));
+        .map(|at| format!("{}: {}", crate::format::where_at(at), at.code));
     let trace = error
         .os_message
         .clone()

@@ -141,7 +141,7 @@ fn message(event: &Event, mine: &str, theirs: &str, props: &Props) -> Html {
                 { body }
                 <li class={format::classes(&["code-at", call_side(event)])} data-line={at.line.to_string()}
                     title={format::code_at(event).unwrap_or_default()}>
-                    <span class="n">{ format!("line {}", at.line) }</span>
+                    <span class="n">{ format::where_at(at) }</span>
                     <code>{ at.code.clone() }</code>
                     if let Some(us) = at.blocked_us.filter(|us| *us >= 100_000) {
                         <span class="muted">{ format!(" waited {} s", shared::decimal(us / 1000, 3)) }</span>

@@ -1,7 +1,10 @@
 //! The Programs tab: write or paste a Python program (or open a `.py` file of the data
 //! directory), give it arguments and run it, traced: every socket call it makes then shows up
 //! with its line. The text stays in this view until it is saved (Save, or Run, which saves
-//! first).
+//! first). A name that does not end in `.py` is any other program (C, Java, Node: a file of
+//! the data directory or a command), run with the arguments and traced by its system calls,
+//! without lines; the editor's text is then left alone. One field for both keeps the page
+//! small (its size budget).
 
 use shared::FileInfo;
 use web_sys::{HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
@@ -20,8 +23,8 @@ pub struct Props {
     pub on_open: Callback<String>,
     /// Saves (file, text).
     pub on_save: Callback<(String, String)>,
-    /// Saves and runs (file, text, arguments).
-    pub on_run: Callback<(String, String, String)>,
+    /// Runs (file, arguments), having saved the editor's text as it first when it is given.
+    pub on_run: Callback<(String, Option<String>, String)>,
     pub enabled: bool,
 }
 
@@ -79,7 +82,9 @@ pub fn Programs(props: &Props) -> Html {
             props.on_run.clone(),
         );
         Callback::from(move |_: MouseEvent| {
-            run.emit(((*name).clone(), (*source).clone(), (*args).clone()))
+            let python = name.ends_with(".py");
+            let source = python.then(|| (*source).clone());
+            run.emit((name.trim().to_string(), source, (*args).clone()))
         })
     };
     let python_files: Vec<&FileInfo> = props
@@ -88,6 +93,7 @@ pub fn Programs(props: &Props) -> Html {
         .filter(|f| f.name.ends_with(".py"))
         .collect();
     let named_ok = name.ends_with(".py") && name.len() > 3;
+    let runnable = !name.trim().is_empty();
     html! {
         <div class="programs-view">
             <h2>{ "Your program" }</h2>
@@ -103,7 +109,7 @@ pub fn Programs(props: &Props) -> Html {
                         { for python_files.iter().map(|f| html! { <option value={f.name.clone()}>{ f.name.clone() }</option> }) }
                     </select>
                 </label>
-                <label>{ "Save as " }
+                <label>{ "Name " }
                     <input type="text" id="program-name" value={(*name).clone()} oninput={on_name}
                            aria-invalid={(!named_ok).then_some("true")} />
                 </label>
@@ -115,12 +121,9 @@ pub fn Programs(props: &Props) -> Html {
                     <input type="text" id="program-args" placeholder="such as 12000" value={(*args).clone()} oninput={on_args} />
                 </label>
                 <button type="button" id="program-save" onclick={on_save} disabled={!props.enabled || !named_ok}>{ "Save" }</button>
-                <button type="button" id="program-run" class="primary" onclick={on_run} disabled={!props.enabled || !named_ok}>{ "▶ Run" }</button>
+                <button type="button" id="program-run" class="primary" onclick={on_run} disabled={!props.enabled || !runnable}>{ "▶ Run" }</button>
             </div>
-            if !named_ok {
-                <p class="problem">{ "The name must end in .py." }</p>
-            }
-            <p class="muted small-print">{ "It runs with python3 in the bridge's data directory, as you. It shows up on the left; select it there to see its output, type into its input(), or stop it." }</p>
+            <p class="muted small-print">{ "It runs with python3 in the bridge's data directory, as you. It shows up on the left; select it there to see its output, type into its input(), or stop it. Not Python? Name a program or command (./server, java) instead." }</p>
         </div>
     }
 }

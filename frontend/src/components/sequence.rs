@@ -198,8 +198,8 @@ pub fn Sequence(props: &Props) -> Html {
             other => format::call(other),
         };
         let label = match &e.at {
-            Some(at) => format!("{label} · L{}", at.line),
-            None => label,
+            Some(at) if at.line > 0 => format!("{label} · L{}", at.line),
+            _ => label,
         };
         let y = TOP + row as i64 * ROW_H + ROW_H / 2;
         let x = |lane: i64| lane * LANE_W + LANE_W / 2;

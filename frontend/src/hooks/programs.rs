@@ -36,11 +36,13 @@ impl Bridge {
         }
     }
 
-    /// Saves and runs the editor's program with `args` (split at spaces); the new program is
-    /// selected.
-    pub async fn run_program(&self, file: &str, source: &str, args: &str) {
-        if !self.save_program(file, source).await {
-            return;
+    /// Runs `file` with `args` (split at spaces), having saved `source` as it first when it is
+    /// given (the editor's program; a command has none); the new program is selected.
+    pub async fn run_program(&self, file: &str, source: Option<&str>, args: &str) {
+        if let Some(source) = source {
+            if !self.save_program(file, source).await {
+                return;
+            }
         }
         let command = Command::ProgramRun {
             file: file.to_string(),
