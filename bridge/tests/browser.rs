@@ -825,6 +825,19 @@ async fn run_program_from_the_page(browser: &Browser, file: &str, args: &str) {
     browser.click("#program-run").await;
 }
 
+/// The sequence diagram's lane names, as JSON text.
+async fn lane_names(browser: &Browser) -> String {
+    browser
+        .client
+        .execute(
+            "return [...document.querySelectorAll('.sequence-svg .lane-name')].map(t => t.textContent)",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .to_string()
+}
+
 /// The handout's own server and client (Kurose & Ross), run from the page: the client's
 /// input() is answered in its console, each call shows up with the line that made it, the
 /// Source tab marks the line of a picked call, and the sequence diagram faces the two.
@@ -915,15 +928,7 @@ async fn the_students_own_programs_run_from_the_page() {
             "send() \"hello world\" 11 B · L16",
         )
         .await;
-    let lanes = browser
-        .client
-        .execute(
-            "return [...document.querySelectorAll('.sequence-svg .lane-name')].map(t => t.textContent)",
-            vec![],
-        )
-        .await
-        .unwrap();
-    let lanes = lanes.to_string();
+    let lanes = lane_names(&browser).await;
     assert!(!lanes.contains("outside"), "{lanes}");
     assert!(lanes.contains("kurose_tcp_c"), "{lanes}");
     browser.screenshot("programs-sequence").await;
@@ -1003,15 +1008,7 @@ async fn c_programs_run_from_the_page_face_each_other() {
             "send() \"hello\" 5 B",
         )
         .await;
-    let lanes = browser
-        .client
-        .execute(
-            "return [...document.querySelectorAll('.sequence-svg .lane-name')].map(t => t.textContent)",
-            vec![],
-        )
-        .await
-        .unwrap()
-        .to_string();
+    let lanes = lane_names(&browser).await;
     assert!(!lanes.contains("outside"), "{lanes}");
     assert!(lanes.contains("./uppercase_"), "{lanes}");
     assert!(lanes.contains(&format!(":{port} conn 1")), "{lanes}");
@@ -1029,6 +1026,22 @@ async fn c_programs_run_from_the_page_face_each_other() {
         "a C program has no lines: {labels}"
     );
     browser.screenshot("programs-c-sequence").await;
+    // What a person sees: the tab where the C programs were named, and the client's calls.
+    browser.viewport(1600, 1000).await;
+    browser
+        .click(".middle-tabs button[data-tab='Programs']")
+        .await;
+    browser.screenshot("programs-c-1600x1000").await;
+    browser.viewport(1024, 768).await;
+    browser.click("#lecture").await;
+    browser.wait_text("#lecture", "Normal size").await;
+    browser.screenshot("programs-c-1024x768-lecture").await;
+    browser
+        .click(".middle-tabs button[data-tab='Conversation']")
+        .await;
+    browser
+        .screenshot("programs-c-conversation-1024x768-lecture")
+        .await;
     browser.close().await;
     bridge.shutdown().await;
 }

@@ -30,6 +30,12 @@ use shared::{CodeAt, TraceRecord};
 /// Bytes of one call's data read from the program, at most (its `len` stays exact).
 pub(crate) const MAX_BYTES: usize = 64 << 10;
 
+/// What to change where ptrace is refused (a container, `kernel.yama.ptrace_scope` 3): said
+/// by `bridge trace` and by the page's `program_run`.
+pub(crate) const NOT_PERMITTED_HINT: &str = "This system does not allow ptrace here. In a \
+    container, run it with --cap-add SYS_PTRACE; where kernel.yama.ptrace_scope is 3, `sudo \
+    sysctl kernel.yama.ptrace_scope=1` allows tracing a program the bridge starts.";
+
 /// The name of a process's first thread in its records.
 const MAIN_THREAD: &str = "main thread";
 

@@ -96,13 +96,47 @@ pub(crate) async fn run(
             return Err(error);
         }
     };
-    let info = handle.info().ok_or_else(|| super::not_running(0))?;
-    let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
     let pipes = match (child.stdout.take(), child.stderr.take()) {
         (Some(out), Some(err)) => Pipes::new(Box::pin(out), Box::pin(err)),
         _ => Pipes::closed(),
     };
-    if let Some(stdin) = child.stdin.take() {
+    let stdin = child.stdin.take();
+    let traced = Traced::Shim {
+        child: Box::new(child),
+        channel,
+    };
+    let started = Started {
+        pid,
+        pipes,
+        traced,
+        source: Some((file, source)),
+        tee,
+    };
+    watch(hub, slot, handle, stdin, started)
+}
+
+/// A program just started, for [`watch`].
+struct Started {
+    pid: u32,
+    pipes: Pipes,
+    traced: Traced,
+    /// The script's name and text (a Python program's).
+    source: Option<(String, String)>,
+    tee: Option<crate::checks::run::Output>,
+}
+
+/// Shows a started program: its stdin fed from the page, its tracer made, its place among
+/// the running programs filled, and [`supervise`] watching it until it ends. Its endpoint.
+fn watch(
+    hub: &Arc<Hub>,
+    slot: super::Slot,
+    handle: crate::core::registry::Handle,
+    stdin: Option<impl tokio::io::AsyncWrite + Unpin + Send + 'static>,
+    started: Started,
+) -> Result<EndpointInfo, ErrorInfo> {
+    let info = handle.info().ok_or_else(|| super::not_running(0))?;
+    let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
+    if let Some(stdin) = stdin {
         hub.tasks
             .spawn(feed_stdin(stdin, stdin_rx, handle.ctx.clone()));
     }
@@ -115,7 +149,7 @@ pub(crate) async fn run(
         info.id,
         Entry {
             stdin: Some(stdin_tx),
-            source: Some((file, source)),
+            source: started.source,
             tracer: tracer.clone(),
             terminal: false,
         },
@@ -125,12 +159,11 @@ pub(crate) async fn run(
         programs: hub.programs.clone(),
         id: info.id,
         tracer,
-        tee,
+        tee: started.tee,
     };
-    let traced = Traced::Shim {
-        child: Box::new(child),
-        channel,
-    };
+    let Started {
+        pid, pipes, traced, ..
+    } = started;
     hub.tasks.spawn(supervise(traced, pid, pipes, life, shown));
     Ok(info)
 }
@@ -216,35 +249,14 @@ async fn run_native(
             return Err(error);
         }
     };
-    let info = handle.info().ok_or_else(|| super::not_running(0))?;
-    let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
-    hub.tasks
-        .spawn(feed_stdin(stdin, stdin_rx, handle.ctx.clone()));
-    let life = handle.life().clone();
-    let tracer: Shared = Arc::new(std::sync::Mutex::new(Some(Tracer::new(
-        hub.registry.clone(),
-        handle,
-    ))));
-    slot.fill(
-        info.id,
-        Entry {
-            stdin: Some(stdin_tx),
-            source: None,
-            tracer: tracer.clone(),
-            terminal: false,
-        },
-    );
-    hub.programs.merger.register(info.id);
-    let shown = Shown {
-        programs: hub.programs.clone(),
-        id: info.id,
-        tracer,
+    let started = Started {
+        pid,
+        pipes: Pipes::new(Box::pin(stdout), Box::pin(stderr)),
+        traced: Traced::Native { reports },
+        source: None,
         tee,
     };
-    let pipes = Pipes::new(Box::pin(stdout), Box::pin(stderr));
-    let traced = Traced::Native { reports };
-    hub.tasks.spawn(supervise(traced, pid, pipes, life, shown));
-    Ok(info)
+    watch(hub, slot, handle, Some(stdin), started)
 }
 
 /// The program `program_run` names: a file of the data directory (which must be executable),
@@ -317,11 +329,7 @@ fn cannot_trace(file: &str, why: &str) -> ErrorInfo {
         format!("'{file}' cannot be run under the tracer: {why}."),
     );
     if why.contains("not permitted") {
-        error.with_hint(
-            "This system does not allow ptrace here. In a container, run the bridge with \
-             --cap-add SYS_PTRACE; where kernel.yama.ptrace_scope is 3, `sudo sysctl \
-             kernel.yama.ptrace_scope=1` allows tracing a program the bridge starts.",
-        )
+        error.with_hint(super::ptrace::NOT_PERMITTED_HINT)
     } else {
         error
     }

@@ -375,11 +375,7 @@ async fn trace_native(argv: Vec<String>, base: &str, token: &str) -> i32 {
 fn cannot_trace(program: &str, why: &str) -> i32 {
     eprintln!("bridge trace: cannot trace {program}: {why}");
     if why.contains("not permitted") {
-        eprintln!(
-            "bridge trace: this system does not allow ptrace here. In a container, run it with \
-             --cap-add SYS_PTRACE; where kernel.yama.ptrace_scope is 3, \
-             `sudo sysctl kernel.yama.ptrace_scope=1` allows tracing a program the bridge starts"
-        );
+        eprintln!("bridge trace: {}", super::ptrace::NOT_PERMITTED_HINT);
     }
     127
 }

@@ -210,8 +210,8 @@ impl Tracer {
                 let how = record.detail.as_deref().unwrap_or("close()");
                 // A program traced by its system calls has no lines.
                 let reason = match &at {
-                    Some(at) => format!("{how} at line {}", at.line),
-                    None => how.to_string(),
+                    Some(at) if at.line > 0 => format!("{how} at line {}", at.line),
+                    _ => how.to_string(),
                 };
                 sock.handle.ctx.origin.at = at;
                 sock.handle.close(ClosedBy::Local, reason);
