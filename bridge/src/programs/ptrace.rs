@@ -271,21 +271,15 @@ pub(crate) fn run(launch: &Launch<'_>, mut report: impl FnMut(Report)) -> std::i
                         .entry(pid)
                         .or_insert_with(|| tgid_of(pid).unwrap_or(pid.as_raw()));
                     let fds = fds.entry(tgid).or_default();
-                    let thread = threads
-                        .entry(pid)
-                        .or_insert_with(|| thread_name(tgid, pid))
-                        .clone();
-                    let at = CodeAt {
-                        file: program.to_string(),
-                        line: 0,
-                        code: String::new(),
-                        thread,
-                        pid: tgid as u32,
-                        blocked_us: None,
-                    };
-                    for mut record in finish(tgid, fds, &mut holders, &call, regs.rax as i64) {
-                        record.at = Some(at.clone());
-                        report(Report::Call(Box::new(record)));
+                    let records = finish(tgid, fds, &mut holders, &call, regs.rax as i64);
+                    // Most stops are reads and writes of files: named only when shown.
+                    if !records.is_empty() {
+                        let thread = threads.entry(pid).or_insert_with(|| thread_name(tgid, pid));
+                        let at = code_at(program, thread, tgid);
+                        for mut record in records {
+                            record.at = Some(at.clone());
+                            report(Report::Call(Box::new(record)));
+                        }
                     }
                 }
                 let _ = ptrace::cont(pid, None);
@@ -306,14 +300,7 @@ pub(crate) fn run(launch: &Launch<'_>, mut report: impl FnMut(Report)) -> std::i
                         report(Report::Call(Box::new(TraceRecord {
                             op: "fork".into(),
                             detail: Some(parent.to_string()),
-                            at: Some(CodeAt {
-                                file: program.to_string(),
-                                line: 0,
-                                code: String::new(),
-                                thread: MAIN_THREAD.into(),
-                                pid: child as u32,
-                                blocked_us: None,
-                            }),
+                            at: Some(code_at(program, MAIN_THREAD, child as i32)),
                             t_us: Some(now),
                             end_us: Some(now),
                             ..Default::default()
@@ -376,6 +363,25 @@ pub(crate) fn run(launch: &Launch<'_>, mut report: impl FnMut(Report)) -> std::i
     }
 }
 
+/// Where a call of `program` was made: no source line (0), the thread and the process.
+fn code_at(program: &str, thread: &str, tgid: i32) -> CodeAt {
+    CodeAt {
+        file: program.to_string(),
+        line: 0,
+        code: String::new(),
+        thread: thread.to_string(),
+        pid: tgid as u32,
+        blocked_us: None,
+    }
+}
+
+/// An int the program's memory holds at `address` (a length the kernel wrote back); 0 if it
+/// cannot be read.
+fn read_u32(pid: Pid, address: u64) -> usize {
+    let bytes = read_bytes(pid, address, 4);
+    u32::from_ne_bytes(bytes.try_into().unwrap_or([0; 4])) as usize
+}
+
 /// What the thread that made the calls is called: the process's first thread is
 /// [`MAIN_THREAD`]; another is its id, with the name it gave itself where that differs from
 /// the program's (`/proc/PID/task/TID/comm`).
@@ -416,8 +422,7 @@ fn finish(
             (0..ret.clamp(0, 1024) as u64)
                 .map(|i| {
                     let header = call.args[1] + i * 64;
-                    let len = read_bytes(pid, header + 56, 4);
-                    let len = u32::from_ne_bytes(len.try_into().unwrap_or([0; 4])) as usize;
+                    let len = read_u32(pid, header + 56);
                     let mut record = one.clone();
                     record.len = Some(len as u64);
                     record.data = read_msg(pid, header, len)
@@ -624,9 +629,7 @@ fn finish_one(
                 record.data = data.map(|d| base64::engine::general_purpose::STANDARD.encode(d));
                 let peer = match call.nr {
                     libc::SYS_recvfrom if a4 != 0 => {
-                        let len = read_bytes(pid, call.args[5], 4);
-                        let len = u32::from_ne_bytes(len.try_into().unwrap_or([0; 4])) as usize;
-                        read_sockaddr(pid, a4, len)
+                        read_sockaddr(pid, a4, read_u32(pid, call.args[5]))
                     }
                     libc::SYS_recvmsg => msg_name(pid, a1),
                     _ => None,
@@ -731,8 +734,7 @@ fn finish_one(
             let optlen = if set {
                 call.args[4] as usize
             } else {
-                let len = read_bytes(pid, call.args[4], 4);
-                u32::from_ne_bytes(len.try_into().unwrap_or([0; 4])) as usize
+                read_u32(pid, call.args[4])
             };
             let value = (optlen == 4 && !failed)
                 .then(|| read_bytes(pid, call.args[3], 4).try_into().ok())
@@ -788,14 +790,7 @@ fn ended(
             op: "close".into(),
             sock: Some(sock.id),
             detail: Some(format!("closed when process {tgid} ended")),
-            at: Some(CodeAt {
-                file: program.to_string(),
-                line: 0,
-                code: String::new(),
-                thread: MAIN_THREAD.into(),
-                pid: tgid as u32,
-                blocked_us: None,
-            }),
+            at: Some(code_at(program, MAIN_THREAD, tgid)),
             t_us: Some(now),
             end_us: Some(now),
             ..Default::default()
