@@ -655,6 +655,30 @@ async fn the_page_runs_programs_of_other_languages_against_a_c_server() {
         .current_dir(&data.0)
         .status()
         .is_ok_and(|s| s.success());
+    // Go's runtime makes its own system calls (no libc), on threads of its own, with
+    // non-blocking sockets and epoll: the tracer must see through all of that too.
+    std::fs::write(
+        data.0.join("upper_client.go"),
+        "package main\n\
+         import (\"fmt\"; \"net\"; \"os\")\n\
+         func main() {\n\
+           conn, err := net.Dial(\"tcp\", \"127.0.0.1:\"+os.Args[1])\n\
+           if err != nil { fmt.Println(err); os.Exit(1) }\n\
+           defer conn.Close()\n\
+           conn.Write([]byte(os.Args[2]))\n\
+           buf := make([]byte, 1024)\n\
+           n, _ := conn.Read(buf)\n\
+           fmt.Println(\"From Server: \" + string(buf[:n]))\n\
+         }\n",
+    )
+    .unwrap();
+    let go = std::process::Command::new("go")
+        .args(["build", "-o", "upper_client_go", "upper_client.go"])
+        .current_dir(&data.0)
+        .env("GOCACHE", data.0.join(".gocache"))
+        .env("GOPATH", data.0.join(".gopath"))
+        .status()
+        .is_ok_and(|s| s.success());
     let node = std::process::Command::new("node")
         .arg("--version")
         .stdout(Stdio::null())
@@ -673,7 +697,17 @@ async fn the_page_runs_programs_of_other_languages_against_a_c_server() {
     } else {
         eprintln!("skipped the Java client: javac is not installed (Debian's openjdk)");
     }
+    if go {
+        peers.push(("./upper_client_go", vec![], "hello from go"));
+    } else {
+        eprintln!("skipped the Go client: go is not installed (Debian's golang-go)");
+    }
+    assert!(
+        !peers.is_empty() || std::env::var_os("CI").is_none(),
+        "CI installs node, java and go: none of them ran"
+    );
     for (command, first, sentence) in peers {
+        eprintln!("the {command} client against the C server");
         let port = free_tcp_port().to_string();
         let server = run_from_page(&mut c, "uppercase_server", &[&port]).await;
         c.wait_until("the C server listens", |ev| {

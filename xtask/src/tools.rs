@@ -235,10 +235,15 @@ pub(crate) fn ensure_bench_anchors() -> Result<(), String> {
     ])
 }
 
-/// Debian's tshark (the packet-capture tests read the bridge's pcapng files with it) and gcc
-/// (the tracing tests compile C socket programs).
+/// Debian's tshark (the packet-capture tests read the bridge's pcapng files with it), gcc
+/// (the tracing tests compile C socket programs) and Go (a Go client, whose runtime makes its
+/// system calls without libc, is traced against a C server).
 pub(crate) fn ensure_test_tools() -> Result<(), String> {
-    ensure_debian(&[("/usr/bin/tshark", "tshark"), ("/usr/bin/gcc", "gcc")])
+    ensure_debian(&[
+        ("/usr/bin/tshark", "tshark"),
+        ("/usr/bin/gcc", "gcc"),
+        ("/usr/bin/go", "golang-go"),
+    ])
 }
 
 /// Installs the Debian packages whose programs (paths) are missing; skips when all are there.

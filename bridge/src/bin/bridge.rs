@@ -25,8 +25,9 @@ struct Cli {
 enum Sub {
     /// Run the bridge (what `bridge` alone does).
     Serve(Args),
-    /// Run a Python program in this terminal and show its every socket call in the running
-    /// bridge: `bridge trace -- python3 tcp_server.py`.
+    /// Run a program in this terminal and show its every socket call in the running bridge:
+    /// `bridge trace -- python3 tcp_server.py` (with the line of each call), or any other
+    /// program, `bridge trace -- ./tcp_server 12000` (its system calls, Linux).
     Trace {
         /// The bridge to show it in, as it printed its URL (http://HOST:PORT/#token=...).
         /// Default: the one running on this machine (from its runtime file).
