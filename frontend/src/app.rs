@@ -24,7 +24,7 @@ use crate::components::timeline::Timeline;
 use crate::components::trouble::Trouble;
 use crate::hooks::{use_bridge, use_replay, use_slow_motion};
 use crate::labs::PRESETS;
-use crate::state::{Action, ConvKey, Link, State};
+use crate::state::{Action, ConvKey, Events, Link, State};
 
 /// How many events of one conversation are drawn at most.
 const CONVERSATION_LIMIT: usize = 400;
@@ -432,7 +432,11 @@ pub fn App() -> Html {
                 log.conversation(key, CONVERSATION_LIMIT, *conv_wire)
             };
             let title = conversation_title(&state, key);
-            (Some((events, skipped)), title, send_target(&state, key))
+            (
+                Some((Events(events), skipped)),
+                title,
+                send_target(&state, key),
+            )
         }
         None => (None, String::new(), None),
     };
@@ -589,7 +593,7 @@ pub fn App() -> Html {
             .filter(|(k, _)| log.program_of(k.endpoint) == Some(program))
             .map(|(_, w)| w.clone())
             .collect::<Vec<_>>();
-        Some((program, spec.clone(), events, stuck))
+        Some((program, spec.clone(), Events(events), stuck))
     });
     // The Source tab: the picked call's line if it is this program's, else the latest call's.
     let source_view = {
@@ -716,7 +720,7 @@ pub fn App() -> Html {
                             conversation={conversation}
                             started_unix_ms={started_unix_ms}
                             sent_hashes={sent_hashes}
-                            arrivals={arrivals}
+                            arrivals={Events(arrivals)}
                             conn_base={log.base.1}
                             wire={(capturing || log.packets).then_some(*conv_wire)}
                             on_wire={{ let w = conv_wire.clone(); Callback::from(move |()| w.set(!*w)) }}

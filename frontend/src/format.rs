@@ -3,7 +3,6 @@
 
 use shared::{Behaviour, ClosedBy, ConnectionPolicy, EndpointSpec, Event, EventKind, Payload};
 
-/// Seconds since the bridge started, with milliseconds: `3.512`.
 /// A class attribute from its parts, the empty ones left out. Used instead of yew's `classes!`,
 /// whose ordered set brings a hash table into the page's wasm (its size budget).
 pub fn classes(parts: &[&str]) -> String {

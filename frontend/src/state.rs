@@ -165,7 +165,7 @@ impl Log {
         }
     }
 
-    fn push(&mut self, event: Event) {
+    fn push(&mut self, event: Rc<Event>) {
         self.note_nick(&event);
         self.seen.0 = self.seen.0.max(event.endpoint);
         self.seen.1 = self.seen.1.max(event.conn.unwrap_or(0));
@@ -215,7 +215,7 @@ impl Log {
                 push_to(&mut self.conversations, key, index);
             }
         }
-        self.events.push(Rc::new(event));
+        self.events.push(event);
     }
 
     /// Moves what is shown into `earlier`: the views start empty, the names stay known.
@@ -448,11 +448,21 @@ pub struct State {
     pub queued: usize,
 }
 
-/// A recording on screen: its events, and how many of them are shown.
-#[derive(Debug, PartialEq)]
+/// A recording on screen: its events, and how many of them are shown. Each step shares the
+/// recording's events (and the log shares each event) instead of copying them.
+#[derive(Debug)]
 pub struct Replay {
-    pub events: Vec<Event>,
+    pub events: Rc<[Rc<Event>]>,
     pub position: usize,
+}
+
+/// The same recording at the same step: events never change once read, so comparing the
+/// list's address says what comparing every event would, without that comparison's code in
+/// the page.
+impl PartialEq for Replay {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.events, &other.events) && self.position == other.position
+    }
 }
 
 /// An upload from this tab, as its progress bar shows it.
@@ -487,6 +497,25 @@ impl Default for State {
             replay: None,
             queued: 0,
         }
+    }
+}
+
+/// Events handed to a view. Two lists are equal when they hold the same events (the same
+/// `Rc`s, in order): a logged event never changes, so this says what comparing contents
+/// would, and the page carries no comparison of every kind of event.
+#[derive(Debug, Clone, Default)]
+pub struct Events(pub Vec<Rc<Event>>);
+
+impl PartialEq for Events {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len() && self.0.iter().zip(&other.0).all(|(a, b)| Rc::ptr_eq(a, b))
+    }
+}
+
+impl std::ops::Deref for Events {
+    type Target = [Rc<Event>];
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
@@ -620,7 +649,7 @@ impl State {
                 self.notice = None;
                 self.highlight = None;
                 self.replay = Some(Rc::new(Replay {
-                    events: recording.events,
+                    events: recording.events.into_iter().map(Rc::new).collect(),
                     position: 0,
                 }));
                 if let Some(bridge) = &mut self.bridge {
@@ -635,12 +664,12 @@ impl State {
                     self.endpoints.clear();
                     for event in &replay.events[..position] {
                         track_endpoint(&mut self.endpoints, event);
-                        log.push(event.clone());
+                        log.push(Rc::clone(event));
                     }
                     self.log = SharedLog(Rc::new(RefCell::new(log)));
                     self.version += 1;
                     self.replay = Some(Rc::new(Replay {
-                        events: replay.events.clone(),
+                        events: Rc::clone(&replay.events),
                         position,
                     }));
                 }
@@ -674,7 +703,7 @@ impl State {
                         .insert(endpoint.id, (endpoint.spec.clone(), endpoint.local.clone()));
                 }
                 for event in snapshot.events {
-                    log.push(event);
+                    log.push(Rc::new(event));
                 }
                 self.log = SharedLog(Rc::new(RefCell::new(log)));
                 self.version += 1;
@@ -699,7 +728,7 @@ impl State {
                         }
                         reset |= matches!(event.kind, EventKind::Reset);
                         track_endpoint(&mut self.endpoints, &event);
-                        log.push(event);
+                        log.push(Rc::new(event));
                     }
                 }
                 self.version += 1;

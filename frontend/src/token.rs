@@ -32,12 +32,18 @@ pub(crate) fn load() -> Option<String> {
 /// A new Fernet key from the browser's random source: 32 bytes, URL-safe base64, as Python's
 /// `Fernet.generate_key()` makes them.
 pub(crate) fn random_fernet_key() -> Option<String> {
-    use base64::Engine as _;
     let mut bytes = [0u8; 32];
     web_sys::window()?
         .crypto()
         .ok()?
         .get_random_values_with_u8_array(&mut bytes)
         .ok()?;
-    Some(base64::engine::general_purpose::URL_SAFE.encode(bytes))
+    Some(base64(&bytes)?.replace('+', "-").replace('/', "_"))
+}
+
+/// Standard base64 (with padding) by the browser's own `btoa`, which reads a string of
+/// characters U+0000 to U+00FF as bytes: the page then carries no base64 encoder of its own.
+pub(crate) fn base64(bytes: &[u8]) -> Option<String> {
+    let latin1: String = bytes.iter().map(|&b| char::from(b)).collect();
+    web_sys::window()?.btoa(&latin1).ok()
 }

@@ -7,6 +7,7 @@
 //! - `cargo xtask bench`: benchmarks, never part of the tests.
 //! - `cargo xtask fuzz [SECONDS]`: the fuzz targets, each for a bounded time.
 //! - `cargo xtask soak [SECONDS]`: the soak test.
+//! - `cargo xtask page`: only build the page (and check its size).
 
 mod bench;
 mod frontend;
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz::fuzz(&rest),
         Some("soak") => soak::soak(&rest),
         Some("setup") => tools::ensure_all().map(|_| ()),
+        Some("page") => frontend::build().map(|_| ()),
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -53,4 +55,5 @@ tasks:
   bench         measure the bridge and the page next to the tools people use instead
   fuzz [SECS]   run each fuzz target for SECS seconds (default 60)
   soak [SECS]   clients connect, send and disconnect for SECS seconds (default 180); no leaks
+  page          only build the page into dist/ and check its size budget
   setup         only install what run and test need (they do it themselves too)";

@@ -131,6 +131,16 @@ pub(crate) fn ensure_wasm_target() -> Result<(), String> {
     run("rustup", &["target", "add", "wasm32-unknown-unknown"])
 }
 
+/// The standard library's source (rustup's `rust-src`): the page builds its own `std`, for
+/// size (`frontend::SMALL_STD`).
+pub(crate) fn ensure_rust_src() -> Result<(), String> {
+    let installed = output("rustup", &["component", "list", "--installed"]).unwrap_or_default();
+    if installed.lines().any(|l| l.trim().starts_with("rust-src")) {
+        return Ok(());
+    }
+    run("rustup", &["component", "add", "rust-src"])
+}
+
 /// python3 is the outside peer the tests talk to; it is on every machine of this kind.
 pub(crate) fn ensure_python() -> Result<(), String> {
     output("python3", &["--version"])
@@ -287,6 +297,7 @@ pub(crate) fn ensure_python_cryptography() -> Result<(), String> {
 /// (wasm-opt) that trunk must see.
 pub(crate) fn ensure_all() -> Result<PathBuf, String> {
     ensure_wasm_target()?;
+    ensure_rust_src()?;
     ensure_python()?;
     ensure_python_cryptography()?;
     ensure_chromium()?;

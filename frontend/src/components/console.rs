@@ -14,7 +14,7 @@ use crate::format;
 pub struct Props {
     pub spec: ProgramSpec,
     /// The program endpoint's events (its console, errors, exit).
-    pub events: Vec<Rc<Event>>,
+    pub events: crate::state::Events,
     /// Whether it still runs.
     pub running: bool,
     /// Where its sockets are stuck now, in words (`accept() at line 15`).

@@ -12,14 +12,14 @@ use crate::format;
 pub struct Props {
     pub title: String,
     /// The selected conversation: its latest events, and how many earlier were left out.
-    pub conversation: Option<(Vec<Rc<Event>>, usize)>,
+    pub conversation: Option<(crate::state::Events, usize)>,
     pub started_unix_ms: u64,
     /// Who the two sides are, as a student would name them: ("client", "server").
     pub roles: (String, String),
     /// SHA-256 of every file sent in this session, to tell a receiver whether its copy matches.
     pub sent_hashes: Vec<String>,
     /// Every receiver's transfer report in this session, to tell a sender what arrived.
-    pub arrivals: Vec<Rc<Event>>,
+    pub arrivals: crate::state::Events,
     /// Connection numbers shown count from this (the last Reset's highest).
     pub conn_base: u32,
     /// Whether the packets on the wire are shown between the messages; `None` when nothing

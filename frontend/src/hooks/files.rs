@@ -29,7 +29,6 @@ impl Bridge {
     /// Streams a file picked in the browser into the data directory, one chunk at a time (the
     /// whole file is never in memory), reporting progress into the state.
     pub async fn upload(&self, file: web_sys::File) {
-        use base64::Engine as _;
         let name = file.name();
         let size = file.size() as u64;
         let mut progress = crate::state::Upload {
@@ -75,7 +74,12 @@ impl Bridge {
                 );
             };
             let bytes = js_sys::Uint8Array::new(&buffer).to_vec();
-            let chunk = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            let Some(chunk) = crate::token::base64(&bytes) else {
+                return fail(
+                    ErrorInfo::new(ErrorKind::Other, "The browser could not encode the file."),
+                    progress,
+                );
+            };
             match self
                 .request(Command::UploadChunk {
                     upload: id,
