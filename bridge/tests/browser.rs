@@ -2129,3 +2129,96 @@ async fn the_timeline_shows_the_packets_and_saves_them_for_wireshark() {
     browser.close().await;
     bridge.shutdown().await;
 }
+
+/// Set by `cargo xtask test`: the release bridge, built with the page inside it.
+const RELEASE_BRIDGE: &str = "SOCKET_PLAYGROUND_RELEASE_BRIDGE";
+
+/// What a student downloads is one file (issue 21): the release binary, copied alone into an
+/// empty folder, serves the page (gzipped, cached by name) and a lab works in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_release_binary_alone_serves_the_page() {
+    let Some(_) = dist() else { return };
+    let binary = std::env::var_os(RELEASE_BRIDGE)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            panic!(
+                "cargo xtask test sets {RELEASE_BRIDGE} with {}",
+                browser::DIST
+            )
+        });
+    let _ports = fixed_ports().await;
+    let folder = TempDir::new("one-file");
+    let alone = folder.0.join("bridge");
+    std::fs::copy(&binary, &alone).expect("the release bridge is there");
+    let mut command = tokio::process::Command::new(&alone);
+    command
+        .current_dir(&folder.0)
+        .args(["--listen", "127.0.0.1:0", "--token", TOKEN, "--no-capture"])
+        .stderr(Stdio::null());
+    let process = BridgeProcess::spawn(command).await;
+    let bridge = Bridge::elsewhere(process.addr);
+
+    // The page and its files, as a browser asks for them.
+    let index = http_get(process.addr, "/", "").await;
+    assert!(index.starts_with("http/1.1 200"), "{index}");
+    assert!(index.contains("cache-control: no-cache"), "{index}");
+    let script = index
+        .split(['\'', '"', ' ', '=', '>'])
+        .find(|s| s.starts_with("/frontend-") && s.ends_with(".js"))
+        .unwrap_or_else(|| panic!("the page names its script: {index}"))
+        .to_string();
+    let js = http_get(process.addr, &script, "Accept-Encoding: gzip\r\n").await;
+    assert!(js.contains("content-encoding: gzip"), "{js}");
+    assert!(js.contains("max-age=31536000, immutable"), "{js}");
+    let etag = index
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .expect("an ETag")
+        .trim()
+        .to_string();
+    let again = http_get(process.addr, "/", &format!("If-None-Match: {etag}\r\n")).await;
+    assert!(again.starts_with("http/1.1 304"), "{again}");
+
+    // A lab, end to end, in the page it serves.
+    let browser = Browser::start().await;
+    browser.open_connected(&bridge).await;
+    browser.uppercase_with_client().await;
+    browser
+        .type_into("#composer-input", "one file\u{E007}")
+        .await;
+    browser.wait_text(".msg.received .text", "ONE FILE").await;
+    browser.screenshot("one-file").await;
+    browser.close().await;
+    // Nothing but the binary and the data it keeps: the page came from inside it.
+    let mut left: Vec<String> = std::fs::read_dir(&folder.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["bridge", "playground-data"]);
+}
+
+/// One HTTP/1.1 GET with `extra` headers; the response's head (lower-case header names) and,
+/// for text, its body.
+async fn http_get(addr: std::net::SocketAddr, path: &str, extra: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut bytes = Vec::new();
+    tokio::time::timeout(
+        WAIT,
+        tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut bytes),
+    )
+    .await
+    .expect("the bridge answers in time")
+    .unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut out = head.to_ascii_lowercase().replace("\r\n", "\n");
+    if !head.to_ascii_lowercase().contains("content-encoding") {
+        out.push_str("\n\n");
+        out.push_str(body);
+    }
+    out
+}

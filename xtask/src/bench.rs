@@ -13,6 +13,7 @@ const END: &str = "<!-- bench:end -->";
 pub(crate) fn bench(args: &[String]) -> Result<(), String> {
     no_args(args, "bench")?;
     let size = frontend::build()?;
+    crate::tools::ensure_test()?;
     crate::tools::ensure_bench_anchors()?;
     let mut results = vec![format!(
         "page size: wasm + JS {:.1} KB gzipped (budget {} KB)",

@@ -38,7 +38,7 @@ pub(crate) fn dist() -> PathBuf {
 /// `trunk build --release --offline`, then gzip and the size check. Returns the gzipped size
 /// of wasm + JS.
 pub(crate) fn build() -> Result<u64, String> {
-    let wasm_opt_dir = tools::ensure_all()?;
+    let wasm_opt_dir = tools::ensure_build()?;
     eprintln!("$ trunk build --release --offline");
     let mut trunk = Command::new("trunk");
     trunk

@@ -7,9 +7,11 @@
 //! - `cargo xtask bench`: benchmarks, never part of the tests.
 //! - `cargo xtask fuzz [SECONDS]`: the fuzz targets, each for a bounded time.
 //! - `cargo xtask soak [SECONDS]`: the soak test.
+//! - `cargo xtask dist`: the release archives for students (Linux, Windows).
 //! - `cargo xtask page`: only build the page (and check its size).
 
 mod bench;
+mod dist;
 mod frontend;
 mod fuzz;
 mod run;
@@ -29,7 +31,8 @@ fn main() -> ExitCode {
         Some("bench") => bench::bench(&rest),
         Some("fuzz") => fuzz::fuzz(&rest),
         Some("soak") => soak::soak(&rest),
-        Some("setup") => tools::ensure_all().map(|_| ()),
+        Some("setup") => tools::ensure_build().and_then(|_| tools::ensure_test()),
+        Some("dist") => dist::dist(&rest),
         Some("page") => frontend::build().map(|_| ()),
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");
@@ -55,5 +58,6 @@ tasks:
   bench         measure the bridge and the page next to the tools people use instead
   fuzz [SECS]   run each fuzz target for SECS seconds (default 60)
   soak [SECS]   clients connect, send and disconnect for SECS seconds (default 180); no leaks
+  dist          release archives: one executable with the page inside, Linux and Windows
   page          only build the page into dist/ and check its size budget
   setup         only install what run and test need (they do it themselves too)";

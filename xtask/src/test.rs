@@ -9,6 +9,8 @@ use crate::tools::{self, cargo, no_args, run};
 /// Environment variable that points the browser tests at the built page; when it is set they
 /// fail rather than skip if anything they need is missing.
 pub(crate) const BROWSER_TESTS: &str = "SOCKET_PLAYGROUND_DIST";
+/// Environment variable that names the release bridge (the page inside it) for its test.
+const RELEASE_BRIDGE: &str = "SOCKET_PLAYGROUND_RELEASE_BRIDGE";
 
 pub(crate) fn test(args: &[String]) -> Result<(), String> {
     no_args(args, "test")?;
@@ -25,10 +27,29 @@ pub(crate) fn test(args: &[String]) -> Result<(), String> {
         "-D",
         "warnings",
     ];
+    tools::ensure_test()?;
     frontend::build()?;
     run(&cargo, &wasm_lint)?;
+    // The one-file bridge a student downloads: release, with the page inside (its browser
+    // test runs a copy of it alone in an empty folder).
+    run(
+        &cargo,
+        &[
+            "build",
+            "--release",
+            "--package",
+            "bridge",
+            "--bin",
+            "bridge",
+        ],
+    )?;
+    let release = tools::root().join("target/release/bridge");
+    let release = release.to_string_lossy().into_owned();
     let dist = frontend::dist().to_string_lossy().into_owned();
-    let env = [(BROWSER_TESTS, dist.as_str())];
+    let env = [
+        (BROWSER_TESTS, dist.as_str()),
+        (RELEASE_BRIDGE, release.as_str()),
+    ];
     let mut passed = 0;
     let mut failed = 0;
     for command in [

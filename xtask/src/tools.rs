@@ -121,14 +121,16 @@ pub(crate) fn cargo() -> String {
 
 /// `rustup target add wasm32-unknown-unknown`, unless it is installed.
 pub(crate) fn ensure_wasm_target() -> Result<(), String> {
+    ensure_target("wasm32-unknown-unknown")
+}
+
+/// `rustup target add TARGET`, unless it is installed.
+pub(crate) fn ensure_target(target: &str) -> Result<(), String> {
     let installed = output("rustup", &["target", "list", "--installed"]).unwrap_or_default();
-    if installed
-        .lines()
-        .any(|l| l.trim() == "wasm32-unknown-unknown")
-    {
+    if installed.lines().any(|l| l.trim() == target) {
         return Ok(());
     }
-    run("rustup", &["target", "add", "wasm32-unknown-unknown"])
+    run("rustup", &["target", "add", target])
 }
 
 /// The standard library's source (rustup's `rust-src`): the page builds its own `std`, for
@@ -257,7 +259,7 @@ pub(crate) fn ensure_test_tools() -> Result<(), String> {
 }
 
 /// Installs the Debian packages whose programs (paths) are missing; skips when all are there.
-fn ensure_debian(wanted: &[(&str, &str)]) -> Result<(), String> {
+pub(crate) fn ensure_debian(wanted: &[(&str, &str)]) -> Result<(), String> {
     let missing: Vec<&str> = wanted
         .iter()
         .filter(|(path, _)| !std::path::Path::new(path).exists())
@@ -293,19 +295,25 @@ pub(crate) fn ensure_python_cryptography() -> Result<(), String> {
     )
 }
 
-/// Everything the frontend build and the browser tests need; returns the extra PATH folder
-/// (wasm-opt) that trunk must see.
-pub(crate) fn ensure_all() -> Result<PathBuf, String> {
+/// What building the page needs (also for running the playground, which builds it); returns
+/// the extra PATH folder (wasm-opt, terser) that trunk must see. No browser: running the
+/// playground needs none of the test tools.
+pub(crate) fn ensure_build() -> Result<PathBuf, String> {
     ensure_wasm_target()?;
     ensure_rust_src()?;
-    ensure_python()?;
-    ensure_python_cryptography()?;
-    ensure_chromium()?;
-    ensure_test_tools()?;
     let wasm_opt = ensure_wasm_opt()?;
     ensure_wasm_bindgen()?;
     ensure_trunk()?;
     Ok(wasm_opt)
+}
+
+/// What the tests need beyond the build: python3 and its `cryptography` (the labs' peers),
+/// Debian's Chromium and ChromeDriver (browser tests), tshark, gcc and Go.
+pub(crate) fn ensure_test() -> Result<(), String> {
+    ensure_python()?;
+    ensure_python_cryptography()?;
+    ensure_chromium()?;
+    ensure_test_tools()
 }
 
 /// Where Debian puts the browser and its driver.

@@ -118,7 +118,8 @@ struct Args {
     /// Use this token instead of a random one (for scripts and tests; at least 16 characters).
     #[arg(long)]
     token: Option<String>,
-    /// The built frontend to serve (trunk's dist folder). Default: ./dist if it holds a page.
+    /// Serve the page from this folder (trunk's dist) instead of the one inside the binary:
+    /// for working on the page.
     #[arg(long, value_name = "DIR")]
     dist: Option<PathBuf>,
     /// Most connections one server keeps open at once (a chat room for a load test may need
@@ -314,11 +315,9 @@ async fn serve(args: Args) -> Result<(), String> {
                 dir.display()
             ))
         }
-        None => Some(PathBuf::from("dist")).filter(|d| d.join("index.html").is_file()),
+        // The page inside the binary (the repository's dist/, read from disk, in debug builds).
+        None => None,
     };
-    if config.static_dir.is_none() {
-        tracing::warn!("no built page to serve (see --dist): only the WebSocket is available");
-    }
     config.allow_programs = listen.ip().is_loopback() || args.allow_programs;
     config.capture = !args.no_capture;
     if args.allow_programs && !listen.ip().is_loopback() {

@@ -1,5 +1,5 @@
-//! The HTTP side of the bridge: the built frontend (static files from `dist/`) and the WebSocket
-//! endpoint, all behind the Host check (against DNS rebinding); the WebSocket also behind the
+//! The HTTP side of the bridge: the built frontend (inside the binary, `page`, or a folder given
+//! with `--dist`) and the WebSocket endpoint, all behind the Host check (against DNS rebinding); the WebSocket also behind the
 //! Origin allowlist (against other web pages). The token is checked inside the session, in its
 //! hello; until then a connection holds only a place in a small budget that newcomers push the
 //! oldest out of (`admission`), so idle peers without the token cannot lock the page out.
@@ -129,10 +129,11 @@ struct AppState {
 /// The bridge's routes, for a server listening on `listen`.
 pub(crate) fn router(hub: Arc<Hub>, listen: SocketAddr, origins: Vec<String>) -> Router {
     let static_dir = hub.config.static_dir.clone();
-    let page = static_dir
-        .as_ref()
-        .and_then(|dir| std::fs::read_to_string(dir.join("index.html")).ok())
-        .unwrap_or_default();
+    let page = match &static_dir {
+        Some(dir) => std::fs::read_to_string(dir.join("index.html")).ok(),
+        None => super::page::index_html(),
+    }
+    .unwrap_or_default();
     let policy =
         HeaderValue::from_str(&content_security_policy(&page)).expect("the policy is plain ASCII");
     let state = AppState {
@@ -148,7 +149,11 @@ pub(crate) fn router(hub: Arc<Hub>, listen: SocketAddr, origins: Vec<String>) ->
         .route("/status", get(status));
     let routes = match static_dir {
         Some(dir) => routes.fallback_service(frontend(&dir)),
-        None => routes.fallback(no_frontend),
+        None if super::page::embedded() => routes.fallback(super::page::serve),
+        None => {
+            tracing::warn!("{NO_PAGE}");
+            routes.fallback(no_frontend)
+        }
     };
     routes
         // The page must not be framed by another site (clickjacking its buttons).
@@ -339,16 +344,19 @@ async fn status(State(state): State<AppState>, headers: HeaderMap) -> Response {
 }
 
 /// Without a built frontend, say what this is and how to get the page.
+/// What a bridge built without its page says, in its log and to a browser.
+const NO_PAGE: &str = "this bridge was built without its page: only the WebSocket (/ws) is \
+                       available. Build the page into the binary with `cargo xtask run` (or \
+                       `cargo xtask page`, then `cargo build --release -p bridge`), serve a \
+                       built page with --dist DIR, or use `trunk serve` for development";
+
 async fn no_frontend() -> Response {
     (
         StatusCode::NOT_FOUND,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        concat!(
-            "Socket Playground bridge ",
-            env!("CARGO_PKG_VERSION"),
-            " is running, but it was started without the built page.\n",
-            "Run `cargo xtask run` to build and serve it, or `trunk serve` for development.\n",
-            "WebSocket clients connect to /ws (see docs/protocol.md).\n"
+        format!(
+            "Socket Playground bridge {}: {NO_PAGE}.\nWebSocket clients connect to /ws (see docs/protocol.md).\n",
+            env!("CARGO_PKG_VERSION")
         ),
     )
         .into_response()

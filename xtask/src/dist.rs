@@ -1,0 +1,143 @@
+//! `cargo xtask dist`: the release archives a student downloads. Each holds one executable with
+//! the page inside it (the bridge embeds trunk's `dist/` when built in release mode) and a short
+//! README: Linux x86_64 as `.tar.gz`, Windows x86_64 as `.zip` (cross-compiled with Debian's
+//! MinGW-w64). macOS has no archive yet (it needs Apple's linker and SDK, which these machines
+//! lack): `cargo xtask test` checks that the bridge compiles for it.
+//!
+//! The archives go to `target/release-archives/`.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::frontend;
+use crate::tools::{self, cargo, no_args, root, run};
+
+/// The Windows target and the Debian package whose linker it uses.
+pub(crate) const WINDOWS: &str = "x86_64-pc-windows-gnu";
+const MINGW: (&str, &str) = ("/usr/bin/x86_64-w64-mingw32-gcc", "gcc-mingw-w64-x86-64");
+
+/// Where the archives are written.
+fn out_dir() -> PathBuf {
+    root().join("target").join("release-archives")
+}
+
+pub(crate) fn dist(args: &[String]) -> Result<(), String> {
+    no_args(args, "dist")?;
+    let version = env!("CARGO_PKG_VERSION");
+    frontend::build()?;
+    let out = out_dir();
+    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+
+    let linux = build_bridge(None)?;
+    let linux_archive = out.join(format!("socket-playground-{version}-linux-x86_64.tar.gz"));
+    write_tar_gz(&linux_archive, &linux, &readme(version, ""))?;
+    report(&linux_archive, &linux);
+
+    ensure_windows_tools()?;
+    let windows = build_bridge(Some(WINDOWS))?;
+    let windows_archive = out.join(format!("socket-playground-{version}-windows-x86_64.zip"));
+    let notes = "\n- Windows may ask whether to let bridge.exe use the network: it only needs \
+                 127.0.0.1\n  (Private networks is enough). Tracing programs in other \
+                 languages than Python, and\n  capturing packets, work on Linux only.\n";
+    write_zip(&windows_archive, &windows, &readme(version, notes))?;
+    report(&windows_archive, &windows);
+    Ok(())
+}
+
+/// `rustup target add` and Debian's MinGW-w64 linker, unless they are there.
+pub(crate) fn ensure_windows_tools() -> Result<(), String> {
+    tools::ensure_target(WINDOWS)?;
+    tools::ensure_debian(&[MINGW])
+}
+
+/// Builds the bridge in release mode (for `target`, or this machine) and returns its path.
+fn build_bridge(target: Option<&str>) -> Result<PathBuf, String> {
+    let mut args = vec![
+        "build",
+        "--release",
+        "--package",
+        "bridge",
+        "--bin",
+        "bridge",
+    ];
+    if let Some(target) = target {
+        args.extend(["--target", target]);
+    }
+    run(&cargo(), &args)?;
+    let mut path = root().join("target");
+    if let Some(target) = target {
+        path.push(target);
+    }
+    path.push("release");
+    path.push(if target == Some(WINDOWS) {
+        "bridge.exe"
+    } else {
+        "bridge"
+    });
+    Ok(path)
+}
+
+/// The students' README, with what is particular to one system.
+fn readme(version: &str, notes: &str) -> String {
+    include_str!("dist/README.txt")
+        .replace("{version}", version)
+        .replace("{notes}", notes)
+}
+
+fn report(archive: &Path, binary: &Path) {
+    let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len()) as f64 / 1e6;
+    eprintln!(
+        "xtask: {} ({:.1} MB; the executable {:.1} MB)",
+        archive.display(),
+        size(archive),
+        size(binary)
+    );
+}
+
+/// `socket-playground/bridge` (executable) and `socket-playground/README.txt`, gzipped.
+fn write_tar_gz(archive: &Path, binary: &Path, readme: &str) -> Result<(), String> {
+    let fail = |e: std::io::Error| format!("cannot write {}: {e}", archive.display());
+    let file = std::fs::File::create(archive).map_err(fail)?;
+    let gz = flate2::write::GzEncoder::new(file, flate2::Compression::best());
+    let mut tar = tar::Builder::new(gz);
+    let mut exe = std::fs::File::open(binary).map_err(fail)?;
+    tar.append_file("socket-playground/bridge", &mut exe)
+        .map_err(fail)?;
+    let mut header = tar::Header::new_gnu();
+    header.set_size(readme.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    );
+    header.set_cksum();
+    tar.append_data(
+        &mut header,
+        "socket-playground/README.txt",
+        readme.as_bytes(),
+    )
+    .map_err(fail)?;
+    tar.into_inner()
+        .and_then(|gz| gz.finish())
+        .map(|_| ())
+        .map_err(fail)
+}
+
+/// `socket-playground/bridge.exe` and `socket-playground/README.txt` (with Windows line ends).
+fn write_zip(archive: &Path, binary: &Path, readme: &str) -> Result<(), String> {
+    let fail = |e: &dyn std::fmt::Display| format!("cannot write {}: {e}", archive.display());
+    let file = std::fs::File::create(archive).map_err(|e| fail(&e))?;
+    let mut zip = zip::ZipWriter::new(file);
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    let exe = std::fs::read(binary).map_err(|e| fail(&e))?;
+    zip.start_file("socket-playground/bridge.exe", options)
+        .map_err(|e| fail(&e))?;
+    zip.write_all(&exe).map_err(|e| fail(&e))?;
+    zip.start_file("socket-playground/README.txt", options)
+        .map_err(|e| fail(&e))?;
+    zip.write_all(readme.replace('\n', "\r\n").as_bytes())
+        .map_err(|e| fail(&e))?;
+    zip.finish().map(|_| ()).map_err(|e| fail(&e))
+}
