@@ -34,6 +34,11 @@ mod programs;
 mod python;
 mod security;
 mod web;
+#[cfg(target_os = "linux")]
+mod wire;
+/// Elsewhere packets are not captured, and the page says so (`wire/elsewhere.rs`).
+#[cfg(not(target_os = "linux"))]
+#[path = "wire/elsewhere.rs"]
 mod wire;
 
 use std::future::Future;
@@ -41,6 +46,7 @@ use std::time::Duration;
 
 pub use config::{Config, DEFAULT_MAX_FILE_BYTES};
 pub use files::datadir::check_confined;
+#[cfg(unix)]
 pub use programs::runtime::{RuntimeFile, RuntimeInfo};
 pub use programs::trace_cmd::{run as trace, TraceArgs};
 pub use python::{file_name as python_file_name, program as python_program};
@@ -54,7 +60,14 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
 /// Every socket is a file descriptor, and the usual soft limit (1024) is below what many
 /// connections need: raises it to the hard limit, as servers do. Returns the limit now in force
-/// (None if it cannot be read).
+/// (None if it cannot be read, or on Windows, whose sockets have no such limit).
+#[cfg(not(unix))]
+pub fn raise_open_files_limit() -> Option<u64> {
+    None
+}
+
+/// See the other [`raise_open_files_limit`].
+#[cfg(unix)]
 pub fn raise_open_files_limit() -> Option<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,

@@ -470,6 +470,17 @@ fn is_host_name(name: &str) -> bool {
         })
 }
 
+/// Makes the folder `path` (not its parents) so that only this user can enter it: mode 0700 on
+/// Unix, where others could otherwise put code or read tokens there; on Windows a new folder
+/// under the user's own profile or temporary folder is already theirs alone.
+pub(crate) fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    return std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+        .create(path);
+    #[cfg(not(unix))]
+    return std::fs::DirBuilder::new().create(path);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
 //! `cargo xtask test`: what CI runs. Formatting and lints first (cheap, and they catch the
-//! most), then the release build of the page (with its size budget), then every test: the
+//! most), then the release build of the page (with its size budget), the lints of the Windows
+//! build and the release bridge with the page inside, then every test: the
 //! native ones, the frontend's state tests, and the browser tests that drive Debian's Chromium
 //! against a real bridge serving that build.
 
@@ -30,6 +31,24 @@ pub(crate) fn test(args: &[String]) -> Result<(), String> {
     tools::ensure_test()?;
     frontend::build()?;
     run(&cargo, &wasm_lint)?;
+    // The bridge for Windows, as `cargo xtask dist` cross-compiles it: it must build, lint-clean,
+    // with what is Linux-only behind its interfaces.
+    crate::dist::ensure_windows_tools()?;
+    run(
+        &cargo,
+        &[
+            "clippy",
+            "-p",
+            "bridge",
+            "--lib",
+            "--bins",
+            "--target",
+            crate::dist::WINDOWS,
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
     // The one-file bridge a student downloads: release, with the page inside (its browser
     // test runs a copy of it alone in an empty folder).
     run(

@@ -520,7 +520,8 @@ async fn start(
         .unwrap_or(std::path::Path::new("."));
     let file = program.file_name().unwrap_or_default();
     let python = args.python.as_deref().unwrap_or("python3");
-    let mut child = tokio::process::Command::new(python)
+    let mut command = tokio::process::Command::new(python);
+    command
         .arg("-u")
         .arg(file)
         .args(&args.args)
@@ -528,8 +529,11 @@ async fn start(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true)
+        .kill_on_drop(true);
+    // A group of its own, so that `stop` ends whatever it started too.
+    #[cfg(unix)]
+    command.process_group(0);
+    let mut child = command
         .spawn()
         .map_err(|e| format!("cannot run {python}: {e}"))?;
     for pipe in [
@@ -600,16 +604,13 @@ struct Workdir {
 
 impl Workdir {
     fn new(program: &std::path::Path) -> Result<Workdir, String> {
-        use std::os::unix::fs::DirBuilderExt;
         if !program.is_file() {
             return Err(format!("{}: no such program", program.display()));
         }
         let mut nonce = [0u8; 8];
         getrandom::fill(&mut nonce).map_err(|e| format!("no randomness: {e}"))?;
         let path = std::env::temp_dir().join(format!("bridge-check-{}", hex::encode(nonce)));
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&path)
+        crate::security::create_private_dir(&path)
             .map_err(|e| format!("cannot make a working folder: {e}"))?;
         let name = program.file_name().unwrap_or_default();
         let copy = path.join(name);
@@ -629,6 +630,7 @@ impl Drop for Workdir {
 }
 
 /// Stops the program and everything it started: SIGTERM, then SIGKILL after a second.
+#[cfg(unix)]
 async fn stop(child: &mut tokio::process::Child) {
     if let Some(pid) = child.id() {
         // SAFETY: kill() with a process group id only sends a signal.
@@ -641,6 +643,12 @@ async fn stop(child: &mut tokio::process::Child) {
             let _ = child.wait().await;
         }
     }
+}
+
+/// Windows: the program ends at once (it has no process group of its own here).
+#[cfg(not(unix))]
+async fn stop(child: &mut tokio::process::Child) {
+    let _ = child.kill().await;
 }
 
 /// Whether some socket on this machine listens on `port` (TCP) or is bound to it (UDP), from

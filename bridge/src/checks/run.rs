@@ -1443,19 +1443,5 @@ async fn read_until(
 /// Closes with a reset (SO_LINGER 0), as the kernel does for a killed program with unread
 /// data or a crash: the server's next recv() fails instead of returning 0.
 fn reset(stream: &TcpStream) {
-    use std::os::fd::AsRawFd;
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt reads `size_of::<linger>()` bytes from a live struct.
-    unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
+    let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
 }

@@ -61,6 +61,7 @@ pub(crate) type PortHook = Box<dyn Fn(u16) + Send + Sync>;
 /// Whose a packet is: the endpoint (and connection) that sent it, or else received it, and
 /// whether it sent it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // packets are captured on Linux only
 pub(crate) struct Owner {
     pub(crate) endpoint: EndpointId,
     pub(crate) conn: Option<ConnId>,
@@ -69,6 +70,7 @@ pub(crate) struct Owner {
 
 impl Registry {
     /// Calls `hook` with every port an endpoint is given or learns from now on.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn watch_ports(&self, hook: PortHook) {
         let _ = self.ports.set(hook);
     }
@@ -83,6 +85,7 @@ impl Registry {
 
     /// Whose the packet from `src` to `dst` is: its sender's socket if that is one of the
     /// bridge's (a connection's addresses, then an endpoint's), else its receiver's.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn owner(&self, src: &str, dst: &str) -> Option<Owner> {
         let entries = self.entries();
         let find = |from: &str, to: &str| {

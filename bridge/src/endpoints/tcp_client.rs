@@ -144,7 +144,7 @@ async fn run(
 ) {
     let ctx = endpoint.ctx.clone();
     let (mut reader, mut writer) = stream.into_split();
-    let fd = std::os::fd::AsRawFd::as_raw_fd(reader.as_ref());
+    let fd = tcp_state::handle(reader.as_ref());
     let mut watch = tcp_state::Watch::default();
     watch.check(&ctx, tcp_state::of_socket(fd));
     let mut poll = tokio::time::interval(tcp_state::POLL);

@@ -43,7 +43,7 @@ pub(crate) struct Reading {
 /// table and calls the socket itself CLOSE, which would show FIN_WAIT2, CLOSE, TIME_WAIT. The
 /// state after close comes from the table instead ([`after_close`]), CLOSE included.
 #[cfg(target_os = "linux")]
-pub(crate) fn of_socket(fd: std::os::fd::RawFd) -> Option<Reading> {
+pub(crate) fn of_socket(fd: Handle) -> Option<Reading> {
     // SAFETY: tcp_info is plain old data, and getsockopt writes at most `len` bytes into it.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
@@ -71,9 +71,27 @@ pub(crate) fn of_socket(fd: std::os::fd::RawFd) -> Option<Reading> {
     })
 }
 
+/// Other systems: no reading yet (their TCP state views are still to come), and the page shows
+/// none.
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn of_socket(_fd: i32) -> Option<Reading> {
+pub(crate) fn of_socket(_socket: Handle) -> Option<Reading> {
     None
+}
+
+/// The system's handle of a socket, to read its state with: a descriptor on Unix, a `SOCKET`
+/// on Windows.
+#[cfg(unix)]
+pub(crate) type Handle = std::os::fd::RawFd;
+/// See the Unix [`Handle`].
+#[cfg(windows)]
+pub(crate) type Handle = std::os::windows::io::RawSocket;
+
+/// The handle of `stream`, valid while it is open.
+pub(crate) fn handle(stream: &tokio::net::TcpStream) -> Handle {
+    #[cfg(unix)]
+    return std::os::fd::AsRawFd::as_raw_fd(stream);
+    #[cfg(windows)]
+    return std::os::windows::io::AsRawSocket::as_raw_socket(stream);
 }
 
 /// How often a connection's counters are reported at most while they change.

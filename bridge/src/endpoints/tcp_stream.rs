@@ -168,7 +168,7 @@ pub(crate) async fn carry_out(
         Control::ShutdownWrite { done } => {
             let _ = done.send(shutdown_write(ctx, writer).await);
             // The FIN is out: FIN_WAIT1 (or already FIN_WAIT2), shown now, not at the next poll.
-            let fd = std::os::fd::AsRawFd::as_raw_fd(writer.as_ref());
+            let fd = tcp_state::handle(writer.as_ref());
             watch.check(ctx, tcp_state::of_socket(fd));
         }
         Control::SendFile { file, done, .. } => {

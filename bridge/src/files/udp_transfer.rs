@@ -278,7 +278,6 @@ struct UdpWriter {
 
 impl UdpWriter {
     fn run(self, mut incoming: mpsc::Receiver<(u32, Vec<u8>)>) {
-        use std::os::unix::fs::FileExt;
         let Header { count, chunk, .. } = self.header;
         let mut seen = vec![0u64; (count as usize).div_ceil(64)];
         let is_seen = |seen: &[u64], seq: u32| seen[seq as usize / 64] & (1 << (seq % 64)) != 0;
@@ -303,7 +302,7 @@ impl UdpWriter {
                 duplicates += 1;
                 continue;
             }
-            if let Err(err) = self.part.file.write_all_at(&payload, offset(seq)) {
+            if let Err(err) = write_all_at(&self.part.file, &payload, offset(seq)) {
                 self.error(&err);
                 break TransferEnd::DiskError;
             }
@@ -327,10 +326,8 @@ impl UdpWriter {
                     } else {
                         chunk as usize
                     };
-                    if let Err(err) = self
-                        .part
-                        .file
-                        .read_exact_at(&mut back[..len], offset(hashed))
+                    if let Err(err) =
+                        read_exact_at(&self.part.file, &mut back[..len], offset(hashed))
                     {
                         self.error(&err);
                         break;
@@ -386,6 +383,48 @@ impl UdpWriter {
             error,
         });
     }
+}
+
+/// Writes `data` at `offset` of `file`, whatever its cursor (datagrams arrive out of order).
+#[cfg(unix)]
+fn write_all_at(file: &std::fs::File, data: &[u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, data, offset)
+}
+
+/// Reads `buf.len()` bytes at `offset` of `file`, whatever its cursor.
+#[cfg(unix)]
+fn read_exact_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+/// Windows' positioned write may write less than asked: the rest follows.
+#[cfg(windows)]
+fn write_all_at(file: &std::fs::File, mut data: &[u8], mut offset: u64) -> std::io::Result<()> {
+    while !data.is_empty() {
+        match std::os::windows::fs::FileExt::seek_write(file, data, offset)? {
+            0 => return Err(std::io::ErrorKind::WriteZero.into()),
+            n => {
+                data = &data[n..];
+                offset += n as u64;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Windows' positioned read may read less than asked: the rest follows.
+#[cfg(windows)]
+fn read_exact_at(file: &std::fs::File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match std::os::windows::fs::FileExt::seek_read(file, buf, offset)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

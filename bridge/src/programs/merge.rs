@@ -35,6 +35,7 @@ pub(crate) enum Item {
     /// A call.
     Record(Box<TraceRecord>),
     /// An event of the program itself (its console, what was dropped).
+    #[cfg_attr(not(unix), allow(dead_code))] // only the page's own programs have one
     Program(EventKind),
     /// The program ended (or is no longer traced): its sockets close, then the program.
     Finish {
@@ -87,6 +88,7 @@ pub(crate) struct Merger {
 
 /// The system's monotonic clock in microseconds: the clock the shim's `time.monotonic_ns()`
 /// reads.
+#[cfg(unix)]
 pub(crate) fn now_us() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -97,6 +99,16 @@ pub(crate) fn now_us() -> u64 {
         libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
     }
     ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
+}
+
+/// Where no shim reports (Windows, for now), a monotonic clock of this process's own.
+#[cfg(not(unix))]
+pub(crate) fn now_us() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_micros() as u64
 }
 
 /// When a record's call counts as having happened (see the module header).

@@ -8,21 +8,36 @@
 //! at once. A program's own sockets are its own: the address policy applies to the
 //! playground's endpoints, not to what a person's program does (docs/security.md).
 
+#[cfg(unix)]
 pub(crate) mod channel;
 pub(crate) mod merge;
+#[cfg(target_os = "linux")]
 pub(crate) mod ptrace;
+#[cfg(unix)]
 pub(crate) mod runner;
+/// Where programs cannot be run traced yet (Windows): the page and `bridge trace` say so.
+#[cfg(not(unix))]
+#[path = "elsewhere.rs"]
+pub(crate) mod runner;
+#[cfg(unix)]
 pub mod runtime;
+#[cfg(unix)]
 pub(crate) mod shim;
+#[cfg(unix)]
 pub mod trace_cmd;
+#[cfg(not(unix))]
+pub mod trace_cmd {
+    //! `bridge trace` where it cannot trace yet (Windows): it says so.
+    pub use super::runner::{trace as run, TraceArgs};
+}
 pub(crate) mod tracer;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use shared::{
-    EndpointId, EndpointInfo, EndpointSpec, ErrorInfo, ErrorKind, EventKind, ProgramFrom,
-    ProgramSpec, TraceRecord, MAX_PROGRAM_SOURCE,
+    EndpointId, EndpointInfo, EndpointSpec, ErrorInfo, ErrorKind, ProgramFrom, ProgramSpec,
+    TraceRecord, MAX_PROGRAM_SOURCE,
 };
 use tokio::sync::mpsc;
 
@@ -60,6 +75,7 @@ const ENDED_SOURCES: usize = 8;
 pub(crate) struct Programs {
     table: Arc<Mutex<Table>>,
     max: usize,
+    #[cfg(unix)]
     shim: shim::Shim,
     /// Where every program's reports are put in one order.
     pub(crate) merger: Merger,
@@ -93,6 +109,7 @@ impl Programs {
         Programs {
             table: Arc::default(),
             max,
+            #[cfg(unix)]
             shim: shim::Shim::default(),
             merger: Merger::default(),
         }
@@ -131,6 +148,7 @@ impl Programs {
     }
 
     /// The directory holding the shim, written at first use.
+    #[cfg(unix)]
     pub(crate) fn shim_dir(&self) -> Result<std::path::PathBuf, ErrorInfo> {
         self.shim.dir()
     }
@@ -269,7 +287,7 @@ pub(crate) fn exited(
     detail: Option<String>,
 ) -> Result<(), ErrorInfo> {
     let tracer = hub.programs.terminal(id)?;
-    let detail = detail.unwrap_or_else(|| runner::describe_exit(code, signal));
+    let detail = detail.unwrap_or_else(|| describe_exit(code, signal));
     hub.programs.merger.push(
         id,
         &tracer,
@@ -284,14 +302,16 @@ pub(crate) fn exited(
 }
 
 /// Records a line of a page program's console (or what was typed into it).
-pub(crate) fn console_event(stream: &str, bytes: &[u8]) -> EventKind {
-    EventKind::Output {
+#[cfg(unix)]
+pub(crate) fn console_event(stream: &str, bytes: &[u8]) -> shared::EventKind {
+    shared::EventKind::Output {
         stream: stream.into(),
         data: shared::Payload::from_bytes(bytes),
     }
 }
 
 /// Why the page may not run a program here.
+#[cfg(unix)]
 pub(crate) fn check_allowed(hub: &Hub) -> Result<(), ErrorInfo> {
     if hub.config.allow_programs {
         return Ok(());
@@ -314,4 +334,34 @@ pub(crate) fn detach_all(hub: &Hub, ids: &[EndpointId]) {
             Some("no longer traced: `bridge trace` went away".into()),
         );
     }
+}
+
+/// How a program ended, in words.
+pub(crate) fn describe_exit(code: Option<i32>, signal: Option<i32>) -> String {
+    match (code, signal) {
+        (Some(0), _) => "exited normally (status 0)".into(),
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => format!("was stopped by signal {signal} ({})", signal_name(signal)),
+        (None, None) => "ended".into(),
+    }
+}
+
+#[cfg(unix)]
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGINT => "SIGINT, Ctrl-C",
+        libc::SIGSEGV => "SIGSEGV, a crash",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGHUP => "SIGHUP",
+        _ => "a signal",
+    }
+}
+
+/// Windows ends programs without signals.
+#[cfg(not(unix))]
+fn signal_name(_signal: i32) -> &'static str {
+    "a signal"
 }

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use super::channel::{self, Channel};
 use super::merge::{Item, Shared};
 use super::tracer::Tracer;
-use super::{check_allowed, console_event, Entry, Programs};
+use super::{check_allowed, console_event, describe_exit, Entry, Programs};
 use crate::core::ctx::Ctx;
 use crate::core::lifeline::Lifeline;
 use crate::hub::Hub;
@@ -666,27 +666,4 @@ async fn supervise(mut traced: Traced, pid: u32, mut pipes: Pipes, life: Lifelin
         detail,
     });
     shown.programs.remove(shown.id);
-}
-
-/// How a program ended, in words.
-pub(crate) fn describe_exit(code: Option<i32>, signal: Option<i32>) -> String {
-    match (code, signal) {
-        (Some(0), _) => "exited normally (status 0)".into(),
-        (Some(code), _) => format!("exited with status {code}"),
-        (None, Some(signal)) => format!("was stopped by signal {signal} ({})", signal_name(signal)),
-        (None, None) => "ended".into(),
-    }
-}
-
-fn signal_name(signal: i32) -> &'static str {
-    match signal {
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGINT => "SIGINT, Ctrl-C",
-        libc::SIGSEGV => "SIGSEGV, a crash",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGPIPE => "SIGPIPE",
-        libc::SIGHUP => "SIGHUP",
-        _ => "a signal",
-    }
 }

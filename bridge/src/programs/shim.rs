@@ -3,7 +3,6 @@
 //! program's path), put first on the program's PYTHONPATH, and removed when the bridge (or
 //! `bridge trace`) exits.
 
-use std::os::unix::fs::DirBuilderExt as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -55,7 +54,7 @@ fn write() -> std::io::Result<ShimDir> {
         hex::encode(random)
     ));
     // `create` fails if the path exists: the directory is new, and this process's.
-    std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+    crate::security::create_private_dir(&path)?;
     let dir = ShimDir(path);
     std::fs::write(dir.0.join("sitecustomize.py"), SITECUSTOMIZE)?;
     Ok(dir)
