@@ -103,7 +103,7 @@ fn parse_hex(hex: &str) -> Result<Vec<u8>, String> {
         .flat_map(|word| word.strip_prefix("0x").unwrap_or(word).chars())
         .filter(|c| *c != ':' && *c != '-')
         .collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(format!(
             "hex needs two digits per byte, and {} digits is an odd number",
             digits.len()

@@ -1,8 +1,10 @@
 //! `cargo xtask dist`: the release archives a student downloads. Each holds one executable with
 //! the page inside it (the bridge embeds trunk's `dist/` when built in release mode) and a short
 //! README: Linux x86_64 as `.tar.gz`, Windows x86_64 as `.zip` (cross-compiled with Debian's
-//! MinGW-w64). macOS has no archive yet (it needs Apple's linker and SDK, which these machines
-//! lack): `cargo xtask test` checks that the bridge compiles for it.
+//! MinGW-w64). macOS has no archive yet: linking needs Apple's linker and SDK, which these
+//! machines lack (a macOS machine builds it with `cargo build --release -p bridge` after
+//! `cargo xtask page`); `cargo xtask test` checks that the bridge compiles for it
+//! ([`check_macos`]).
 //!
 //! The archives go to `target/release-archives/`.
 
@@ -15,6 +17,31 @@ use crate::tools::{self, cargo, no_args, root, run};
 /// The Windows target and the Debian package whose linker it uses.
 pub(crate) const WINDOWS: &str = "x86_64-pc-windows-gnu";
 const MINGW: (&str, &str) = ("/usr/bin/x86_64-w64-mingw32-gcc", "gcc-mingw-w64-x86-64");
+
+/// The macOS targets the bridge is checked for (no archive: see the module header).
+pub(crate) const MACOS: [&str; 2] = ["x86_64-apple-darwin", "aarch64-apple-darwin"];
+
+/// `cargo clippy` of the bridge for each macOS target, warnings denied. The only C the bridge
+/// pulls in is ring's, whose build script needs Apple's SDK; a check links nothing, so ring's
+/// build script is overridden (Cargo's `links` override) with an empty result instead of run.
+pub(crate) fn check_macos() -> Result<(), String> {
+    let links = format!(
+        "ring_core_{}_",
+        tools::locked_version("ring")?.replace('.', "_")
+    );
+    for target in MACOS {
+        tools::ensure_target(target)?;
+        let ring = format!("target.{target}.{links}.rustc-link-lib=[]");
+        run(
+            &cargo(),
+            &[
+                "clippy", "-p", "bridge", "--lib", "--bins", "--target", target, "--config", &ring,
+                "--", "-D", "warnings",
+            ],
+        )?;
+    }
+    Ok(())
+}
 
 /// Where the archives are written.
 fn out_dir() -> PathBuf {

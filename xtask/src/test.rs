@@ -1,6 +1,6 @@
 //! `cargo xtask test`: what CI runs. Formatting and lints first (cheap, and they catch the
 //! most), then the release build of the page (with its size budget), the lints of the Windows
-//! build and the release bridge with the page inside, then every test: the
+//! and macOS builds and the release bridge with the page inside, then every test: the
 //! native ones, the frontend's state tests, and the browser tests that drive Debian's Chromium
 //! against a real bridge serving that build.
 
@@ -49,6 +49,7 @@ pub(crate) fn test(args: &[String]) -> Result<(), String> {
             "warnings",
         ],
     )?;
+    crate::dist::check_macos()?;
     // The one-file bridge a student downloads: release, with the page inside (its browser
     // test runs a copy of it alone in an empty folder).
     run(

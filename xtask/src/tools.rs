@@ -169,17 +169,23 @@ pub(crate) fn ensure_trunk() -> Result<(), String> {
 
 /// The wasm-bindgen version in Cargo.lock: the CLI must match it exactly.
 pub(crate) fn wasm_bindgen_version() -> Result<String, String> {
+    locked_version("wasm-bindgen")
+}
+
+/// The version of `package` in Cargo.lock (the first, if several).
+pub(crate) fn locked_version(package: &str) -> Result<String, String> {
     let lock = std::fs::read_to_string(root().join("Cargo.lock"))
         .map_err(|e| format!("cannot read Cargo.lock: {e}"))?;
+    let name = format!("name = \"{package}\"\n");
     lock.split("[[package]]")
-        .find(|block| block.contains("name = \"wasm-bindgen\"\n"))
+        .find(|block| block.contains(&name))
         .and_then(|block| {
             block
                 .lines()
                 .find_map(|l| l.strip_prefix("version = \""))
                 .map(|v| v.trim_end_matches('"').to_string())
         })
-        .ok_or_else(|| "Cargo.lock has no wasm-bindgen package".to_string())
+        .ok_or_else(|| format!("Cargo.lock has no {package} package"))
 }
 
 /// wasm-bindgen-cli at exactly the crate's version. Not `--locked`: one of its locked

@@ -13,6 +13,10 @@ pub(crate) mod channel;
 pub(crate) mod merge;
 #[cfg(target_os = "linux")]
 pub(crate) mod ptrace;
+/// Other Unix systems: no system-call tracer, the same interface (`ptrace_elsewhere.rs`).
+#[cfg(all(unix, not(target_os = "linux")))]
+#[path = "ptrace_elsewhere.rs"]
+pub(crate) mod ptrace;
 #[cfg(unix)]
 pub(crate) mod runner;
 /// Where programs cannot be run traced yet (Windows): the page and `bridge trace` say so.
