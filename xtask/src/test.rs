@@ -12,6 +12,8 @@ use crate::tools::{self, cargo, no_args, run};
 pub(crate) const BROWSER_TESTS: &str = "SOCKET_PLAYGROUND_DIST";
 /// Environment variable that names the release bridge (the page inside it) for its test.
 const RELEASE_BRIDGE: &str = "SOCKET_PLAYGROUND_RELEASE_BRIDGE";
+/// Environment variable that names the Windows bridge for its test under wine.
+const WINDOWS_BRIDGE: &str = "SOCKET_PLAYGROUND_WINDOWS_BRIDGE";
 
 pub(crate) fn test(args: &[String]) -> Result<(), String> {
     no_args(args, "test")?;
@@ -65,10 +67,30 @@ pub(crate) fn test(args: &[String]) -> Result<(), String> {
     )?;
     let release = tools::root().join("target/release/bridge");
     let release = release.to_string_lossy().into_owned();
+    // And the Windows one, which a test runs under wine.
+    run(
+        &cargo,
+        &[
+            "build",
+            "--release",
+            "--package",
+            "bridge",
+            "--bin",
+            "bridge",
+            "--target",
+            crate::dist::WINDOWS,
+        ],
+    )?;
+    let windows = tools::root()
+        .join("target")
+        .join(crate::dist::WINDOWS)
+        .join("release/bridge.exe");
+    let windows = windows.to_string_lossy().into_owned();
     let dist = frontend::dist().to_string_lossy().into_owned();
     let env = [
         (BROWSER_TESTS, dist.as_str()),
         (RELEASE_BRIDGE, release.as_str()),
+        (WINDOWS_BRIDGE, windows.as_str()),
     ];
     let mut passed = 0;
     let mut failed = 0;

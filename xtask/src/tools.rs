@@ -255,12 +255,15 @@ pub(crate) fn ensure_bench_anchors() -> Result<(), String> {
 
 /// Debian's tshark (the packet-capture tests read the bridge's pcapng files with it), gcc
 /// (the tracing tests compile C socket programs) and Go (a Go client, whose runtime makes its
-/// system calls without libc, is traced against a C server).
+/// system calls without libc, is traced against a C server) and wine (the Windows build runs
+/// under it).
 pub(crate) fn ensure_test_tools() -> Result<(), String> {
     ensure_debian(&[
         ("/usr/bin/tshark", "tshark"),
         ("/usr/bin/gcc", "gcc"),
         ("/usr/bin/go", "golang-go"),
+        // The Windows build's test runs it under wine.
+        ("/usr/lib/wine/wine64", "wine64"),
     ])
 }
 
