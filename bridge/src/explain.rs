@@ -68,8 +68,16 @@ pub(crate) fn connect_timed_out(addr: &str, after_ms: u64) -> ErrorInfo {
     )
 }
 
+/// EMSGSIZE, by the system's own number (Windows' sockets say WSAEMSGSIZE, 10040); the other
+/// kinds come through `io::ErrorKind`, which Rust maps from either (WSAECONNREFUSED, 10061, is
+/// `ConnectionRefused` as ECONNREFUSED is).
+#[cfg(unix)]
+const EMSGSIZE: i32 = libc::EMSGSIZE;
+#[cfg(windows)]
+const EMSGSIZE: i32 = 10040;
+
 fn classify(err: &io::Error) -> ErrorKind {
-    if err.raw_os_error() == Some(libc::EMSGSIZE) {
+    if err.raw_os_error() == Some(EMSGSIZE) {
         return ErrorKind::MessageTooLong;
     }
     match err.kind() {

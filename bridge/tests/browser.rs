@@ -2178,6 +2178,10 @@ async fn the_release_binary_alone_serves_the_page() {
         .to_string();
     let again = http_get(process.addr, "/", &format!("If-None-Match: {etag}\r\n")).await;
     assert!(again.starts_with("http/1.1 304"), "{again}");
+    for missing in ["/no/such/page", "/index.html.gz", "/../Cargo.toml"] {
+        let answer = http_get(process.addr, missing, "").await;
+        assert!(answer.starts_with("http/1.1 404"), "{missing}: {answer}");
+    }
 
     // A lab, end to end, in the page it serves.
     let browser = Browser::start().await;

@@ -124,6 +124,27 @@ async fn the_windows_bridge_runs_an_echo_server_under_wine() {
         e.endpoint == server.id && matches!(e.kind, EventKind::Send { .. })
     })
     .await;
+    // Windows' own error numbers (WSAECONNREFUSED, 10061) are the same kinds, in the same
+    // words.
+    let closed = free_tcp_port();
+    let refused = c
+        .err(Command::TcpClientConnect(shared::TcpClientSpec::to(
+            "127.0.0.1",
+            closed,
+        )))
+        .await;
+    assert_eq!(
+        refused.kind,
+        shared::ErrorKind::ConnectionRefused,
+        "{refused:?}"
+    );
+    assert!(
+        refused
+            .explanation
+            .contains(&format!("nothing is listening on 127.0.0.1:{closed}")),
+        "{}",
+        refused.explanation
+    );
     let welcome_capture = c
         .events
         .iter()

@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower_http::services::{ServeDir, ServeFile};
+use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::admission::Gate;
@@ -214,11 +214,10 @@ pub(crate) fn content_security_policy(index_html: &str) -> String {
     )
 }
 
-/// The built frontend; unknown paths get the page itself (it is a single-page app).
-fn frontend(dir: &Path) -> ServeDir<ServeFile> {
-    ServeDir::new(dir)
-        .precompressed_gzip()
-        .fallback(ServeFile::new(dir.join("index.html")))
+/// The built frontend from a folder (`--dist`); as inside the binary (`page`), a path that is
+/// not one of its files is not found.
+fn frontend(dir: &Path) -> ServeDir {
+    ServeDir::new(dir).precompressed_gzip()
 }
 
 /// Refuses any request whose Host is not this bridge: a page on another domain that rebinds its
