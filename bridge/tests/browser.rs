@@ -2178,10 +2178,17 @@ async fn the_release_binary_alone_serves_the_page() {
         .to_string();
     let again = http_get(process.addr, "/", &format!("If-None-Match: {etag}\r\n")).await;
     assert!(again.starts_with("http/1.1 304"), "{again}");
-    for missing in ["/no/such/page", "/index.html.gz", "/../Cargo.toml"] {
-        let answer = http_get(process.addr, missing, "").await;
-        assert!(answer.starts_with("http/1.1 404"), "{missing}: {answer}");
+    // A link into the page opens it; nothing else of the build folder or around it is served.
+    for other in ["/some/deep/link", "/index.html.gz", "/../Cargo.toml"] {
+        let answer = http_get(process.addr, other, "").await;
+        assert!(answer.starts_with("http/1.1 200"), "{other}: {answer}");
+        assert!(
+            answer.contains("<title>Socket Playground</title>"),
+            "{other}: {answer}"
+        );
     }
+    let answer = http_get(process.addr, "/files/../Cargo.toml", "").await;
+    assert!(!answer.starts_with("http/1.1 200"), "{answer}");
 
     // A lab, end to end, in the page it serves.
     let browser = Browser::start().await;

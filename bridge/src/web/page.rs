@@ -34,20 +34,18 @@ pub(crate) fn embedded() -> bool {
     Dist::get("index.html").is_some()
 }
 
-/// One file of the embedded page (`/` is `index.html`); the gzipped copy goes to browsers that
-/// accept gzip. Any other path is not found: the page has no paths of its own (its state is in
-/// the tab, its token in the fragment), and a mistyped `/files/...` says so rather than showing
-/// the page.
+/// One file of the embedded page; any other path gets `index.html` (a single-page app: a
+/// link into it still opens it). The gzipped copy goes to browsers that accept gzip.
 pub(crate) async fn serve(uri: Uri, headers: HeaderMap) -> Response {
     let name = match uri.path().trim_start_matches('/') {
-        "" => "index.html",
         // No way out of the folder (debug builds read it from disk), and the gzipped copies
         // only as an encoding of their file.
-        path if path.contains("..") || path.contains('\\') || path.ends_with(".gz") => "",
-        path => path,
+        path if path.contains("..") || path.contains('\\') || path.ends_with(".gz") => "index.html",
+        path if Dist::get(path).is_some() => path,
+        _ => "index.html",
     };
-    let Some(file) = Dist::get(name).filter(|_| !name.is_empty()) else {
-        return (StatusCode::NOT_FOUND, "Not found\n").into_response();
+    let Some(file) = Dist::get(name) else {
+        return StatusCode::NOT_FOUND.into_response();
     };
     let etag = format!("\"{}\"", hex::encode(&file.metadata.sha256_hash()[..16]));
     let cache = if name == "index.html" {

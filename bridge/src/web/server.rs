@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower_http::services::ServeDir;
+use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::admission::Gate;
@@ -145,7 +145,10 @@ pub(crate) fn router(hub: Arc<Hub>, listen: SocketAddr, origins: Vec<String>) ->
     };
     let routes = Router::new()
         .route(shared::WS_PATH, get(websocket))
-        .route("/files/{name}", get(download))
+        // Every path below /files/ is a download (one that names no file of the data
+        // directory is refused there), never the page.
+        .route("/files/{*name}", get(download))
+        .route("/files/", get(no_file_named))
         .route("/status", get(status));
     let routes = match static_dir {
         Some(dir) => routes.fallback_service(frontend(&dir)),
@@ -214,10 +217,12 @@ pub(crate) fn content_security_policy(index_html: &str) -> String {
     )
 }
 
-/// The built frontend from a folder (`--dist`); as inside the binary (`page`), a path that is
-/// not one of its files is not found.
-fn frontend(dir: &Path) -> ServeDir {
-    ServeDir::new(dir).precompressed_gzip()
+/// The built frontend from a folder (`--dist`); as inside the binary (`page`), unknown paths
+/// get the page itself (it is a single-page app).
+fn frontend(dir: &Path) -> ServeDir<ServeFile> {
+    ServeDir::new(dir)
+        .precompressed_gzip()
+        .fallback(ServeFile::new(dir.join("index.html")))
 }
 
 /// Refuses any request whose Host is not this bridge: a page on another domain that rebinds its
@@ -281,6 +286,11 @@ fn unauthorized() -> Response {
 
 /// Downloads a file of the data directory. The page sends the session token as a bearer token
 /// (never in the URL); the name is confined to the data directory like every other.
+/// `/files/` alone names no file.
+async fn no_file_named() -> Response {
+    (StatusCode::NOT_FOUND, "Name a file: /files/NAME\n").into_response()
+}
+
 async fn download(
     State(state): State<AppState>,
     UrlPath(name): UrlPath<String>,
