@@ -78,7 +78,7 @@ pub(crate) fn ensure_windows_tools() -> Result<(), String> {
 }
 
 /// Builds the bridge in release mode (for `target`, or this machine) and returns its path.
-fn build_bridge(target: Option<&str>) -> Result<PathBuf, String> {
+pub(crate) fn build_bridge(target: Option<&str>) -> Result<PathBuf, String> {
     let mut args = vec![
         "build",
         "--release",

@@ -52,39 +52,12 @@ pub(crate) fn test(args: &[String]) -> Result<(), String> {
         ],
     )?;
     crate::dist::check_macos()?;
-    // The one-file bridge a student downloads: release, with the page inside (its browser
-    // test runs a copy of it alone in an empty folder).
-    run(
-        &cargo,
-        &[
-            "build",
-            "--release",
-            "--package",
-            "bridge",
-            "--bin",
-            "bridge",
-        ],
-    )?;
-    let release = tools::root().join("target/release/bridge");
+    // The one-file bridge a student downloads, as `cargo xtask dist` builds it: release, with
+    // the page inside (its browser test runs a copy alone in an empty folder), and the Windows
+    // one, which a test runs under wine.
+    let release = crate::dist::build_bridge(None)?;
     let release = release.to_string_lossy().into_owned();
-    // And the Windows one, which a test runs under wine.
-    run(
-        &cargo,
-        &[
-            "build",
-            "--release",
-            "--package",
-            "bridge",
-            "--bin",
-            "bridge",
-            "--target",
-            crate::dist::WINDOWS,
-        ],
-    )?;
-    let windows = tools::root()
-        .join("target")
-        .join(crate::dist::WINDOWS)
-        .join("release/bridge.exe");
+    let windows = crate::dist::build_bridge(Some(crate::dist::WINDOWS))?;
     let windows = windows.to_string_lossy().into_owned();
     let dist = frontend::dist().to_string_lossy().into_owned();
     let env = [

@@ -37,14 +37,16 @@ pub(crate) fn embedded() -> bool {
 /// One file of the embedded page; any other path gets `index.html` (a single-page app: a
 /// link into it still opens it). The gzipped copy goes to browsers that accept gzip.
 pub(crate) async fn serve(uri: Uri, headers: HeaderMap) -> Response {
-    let name = match uri.path().trim_start_matches('/') {
-        // No way out of the folder (debug builds read it from disk), and the gzipped copies
-        // only as an encoding of their file.
-        path if path.contains("..") || path.contains('\\') || path.ends_with(".gz") => "index.html",
-        path if Dist::get(path).is_some() => path,
-        _ => "index.html",
-    };
-    let Some(file) = Dist::get(name) else {
+    let path = uri.path().trim_start_matches('/');
+    // No way out of the folder (debug builds read it from disk), and the gzipped copies only
+    // as an encoding of their file.
+    let own = !(path.contains("..") || path.contains('\\') || path.ends_with(".gz"));
+    let found = own
+        .then(|| Dist::get(path))
+        .flatten()
+        .map(|file| (path, file));
+    let Some((name, file)) = found.or_else(|| Dist::get("index.html").map(|f| ("index.html", f)))
+    else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let etag = format!("\"{}\"", hex::encode(&file.metadata.sha256_hash()[..16]));
@@ -82,36 +84,34 @@ pub(crate) async fn serve(uri: Uri, headers: HeaderMap) -> Response {
     response
 }
 
-/// Whether the request names this version of the file (`If-None-Match`).
-fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+/// The items of a comma-separated header, over all its lines.
+fn items(headers: &HeaderMap, name: header::HeaderName) -> impl Iterator<Item = &str> {
     headers
-        .get_all(header::IF_NONE_MATCH)
+        .get_all(name)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|tag| {
-            let tag = tag.trim();
-            tag == "*" || tag.trim_start_matches("W/") == etag
-        })
+        .map(str::trim)
+}
+
+/// Whether the request names this version of the file (`If-None-Match`).
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    items(headers, header::IF_NONE_MATCH)
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag)
 }
 
 /// Whether the browser takes gzip (every browser does; a script may not).
 fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|coding| {
-            let mut parts = coding.split(';');
-            let name = parts.next().unwrap_or("").trim();
-            let refused = parts.any(|p| {
-                p.trim()
-                    .strip_prefix("q=")
-                    .is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q == 0.0))
-            });
-            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
-        })
+    items(headers, header::ACCEPT_ENCODING).any(|coding| {
+        let mut parts = coding.split(';');
+        let name = parts.next().unwrap_or("").trim();
+        let refused = parts.any(|p| {
+            p.trim()
+                .strip_prefix("q=")
+                .is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q == 0.0))
+        });
+        (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+    })
 }
 
 #[cfg(test)]
