@@ -10,6 +10,11 @@ use crate::security::{Reach, Token};
 /// Largest received file by default: far above any lab's, far below a disk.
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 4 << 30;
 
+/// The Python a `.py` file runs with: `python3` where Python 3 is installed under that name,
+/// `python` on Windows (python.org's installer names it so; `python3` there is the Store's
+/// stand-in).
+pub const PYTHON: &str = if cfg!(windows) { "python" } else { "python3" };
+
 /// What the bridge allows and how much it keeps. [`Config::new`] gives the safe defaults.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -35,7 +40,7 @@ pub struct Config {
     /// Whether to capture the endpoints' packets where the bridge may (`--no-capture` turns
     /// it off).
     pub capture: bool,
-    /// The Python the page's programs run with.
+    /// The Python the page's programs run with ([`PYTHON`]).
     pub python: String,
     /// Most programs running at once (from the page and from terminals together).
     pub max_programs: usize,
@@ -83,7 +88,7 @@ impl Config {
             allow_privileged_ports: false,
             allow_programs: true,
             capture: true,
-            python: "python3".into(),
+            python: PYTHON.into(),
             max_programs: 8,
             max_endpoints: 64,
             max_connections_per_server: 64,

@@ -46,7 +46,6 @@ use std::time::Duration;
 
 pub use config::{Config, DEFAULT_MAX_FILE_BYTES};
 pub use files::datadir::check_confined;
-#[cfg(unix)]
 pub use programs::runtime::{RuntimeFile, RuntimeInfo};
 pub use programs::trace_cmd::{run as trace, TraceArgs};
 pub use python::{file_name as python_file_name, program as python_program};

@@ -613,7 +613,7 @@ async fn programs_are_limited_and_their_environment_is_their_own() {
     })
     .await;
     let env = console(&c.events, running[0]);
-    assert!(!env.contains("SOCKET_PLAYGROUND_TRACE_FD"), "{env}");
+    assert!(!env.contains("SOCKET_PLAYGROUND_TRACE"), "{env}");
     assert!(!env.contains(TOKEN), "{env}");
     assert!(!env.contains("socket-playground-shim"), "{env}");
     // What is not a program is refused with a reason.

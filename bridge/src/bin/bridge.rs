@@ -333,12 +333,9 @@ async fn serve(args: Args) -> Result<(), String> {
         listen
     };
     // `bridge trace` finds this bridge through it (written before the URL is printed, so it
-    // is there once the URL is); removed when this function returns. Windows has no `bridge
-    // trace` yet, and so no runtime file.
-    #[cfg(unix)]
+    // is there once the URL is); removed when this function returns.
     let data_dir =
         std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
-    #[cfg(unix)]
     let runtime_file = bridge::RuntimeFile::write(&bridge::RuntimeInfo {
         url: format!("http://{host}/"),
         token: token.expose().to_string(),
@@ -348,7 +345,6 @@ async fn serve(args: Args) -> Result<(), String> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64),
     });
-    #[cfg(unix)]
     match &runtime_file {
         Ok(file) => {
             tracing::info!(path = %file.path().display(), "wrote the runtime file for `bridge trace`")

@@ -1,39 +1,27 @@
 //! The student's own programs, traced: the ones the page runs (`runner`) and the ones a
 //! terminal runs under `bridge trace` (`terminal` here, `trace_cmd` on the other side), the
 //! Python shim both inject (`shim/sitecustomize.py`), the channel it reports on (`channel`),
-//! the one order for several programs' calls (`merge`), and the tracer that turns reports
-//! into events (`tracer`).
+//! how a program and what it started are ended on each system (`process`), the one order for
+//! several programs' calls (`merge`), and the tracer that turns reports into events
+//! (`tracer`).
 //!
 //! Only the token's holder can start or attach a program; at most `Config::max_programs` run
 //! at once. A program's own sockets are its own: the address policy applies to the
 //! playground's endpoints, not to what a person's program does (docs/security.md).
 
-#[cfg(unix)]
 pub(crate) mod channel;
 pub(crate) mod merge;
+pub(crate) mod process;
 #[cfg(target_os = "linux")]
 pub(crate) mod ptrace;
 /// Other Unix systems: no system-call tracer, the same interface (`ptrace_elsewhere.rs`).
 #[cfg(all(unix, not(target_os = "linux")))]
 #[path = "ptrace_elsewhere.rs"]
 pub(crate) mod ptrace;
-#[cfg(unix)]
 pub(crate) mod runner;
-/// Where programs cannot be run traced yet (Windows): the page and `bridge trace` say so.
-#[cfg(not(unix))]
-#[path = "elsewhere.rs"]
-pub(crate) mod runner;
-#[cfg(unix)]
 pub mod runtime;
-#[cfg(unix)]
 pub(crate) mod shim;
-#[cfg(unix)]
 pub mod trace_cmd;
-#[cfg(not(unix))]
-pub mod trace_cmd {
-    //! `bridge trace` where it cannot trace yet (Windows): it says so.
-    pub use super::runner::{trace as run, TraceArgs};
-}
 pub(crate) mod tracer;
 
 use std::collections::HashMap;
@@ -79,7 +67,6 @@ const ENDED_SOURCES: usize = 8;
 pub(crate) struct Programs {
     table: Arc<Mutex<Table>>,
     max: usize,
-    #[cfg(unix)]
     shim: shim::Shim,
     /// Where every program's reports are put in one order.
     pub(crate) merger: Merger,
@@ -113,7 +100,6 @@ impl Programs {
         Programs {
             table: Arc::default(),
             max,
-            #[cfg(unix)]
             shim: shim::Shim::default(),
             merger: Merger::default(),
         }
@@ -152,7 +138,6 @@ impl Programs {
     }
 
     /// The directory holding the shim, written at first use.
-    #[cfg(unix)]
     pub(crate) fn shim_dir(&self) -> Result<std::path::PathBuf, ErrorInfo> {
         self.shim.dir()
     }
@@ -306,7 +291,6 @@ pub(crate) fn exited(
 }
 
 /// Records a line of a page program's console (or what was typed into it).
-#[cfg(unix)]
 pub(crate) fn console_event(stream: &str, bytes: &[u8]) -> shared::EventKind {
     shared::EventKind::Output {
         stream: stream.into(),
@@ -315,7 +299,6 @@ pub(crate) fn console_event(stream: &str, bytes: &[u8]) -> shared::EventKind {
 }
 
 /// Why the page may not run a program here.
-#[cfg(unix)]
 pub(crate) fn check_allowed(hub: &Hub) -> Result<(), ErrorInfo> {
     if hub.config.allow_programs {
         return Ok(());

@@ -2,9 +2,13 @@
 //! traced, in a process group of its own, with its console shown (bounded) and its stdin fed
 //! from the page. Stopping it (a close, a reset, the bridge shutting down) sends SIGTERM to
 //! the group, then SIGKILL after [`KILL_AFTER`]; when it ends, whatever it forked is killed
-//! too, and the bridge waits for it, so no process and no zombie is left.
+//! too, and the bridge waits for it, so no process and no zombie is left (`process`: how
+//! each system does this; on Windows a job object, ended at once).
+//!
+//! Python programs run on every system (their shim reports over loopback TCP). Programs in
+//! other languages run under Linux's system-call tracer (`run_native`, Unix only; the tracer
+//! of other Unix systems says it cannot).
 
-use std::os::unix::process::ExitStatusExt as _;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +23,7 @@ use tokio::sync::mpsc;
 
 use super::channel::{self, Channel};
 use super::merge::{Item, Shared};
+use super::process::{self, Group};
 use super::tracer::Tracer;
 use super::{check_allowed, console_event, describe_exit, Entry, Programs};
 use crate::core::ctx::Ctx;
@@ -55,30 +60,27 @@ pub(crate) async fn run(
     let root = hub.data.root()?.to_path_buf();
     let slot = hub.programs.reserve()?;
     let shim = hub.programs.shim_dir()?;
-    let mut channel = Channel::new().map_err(|e| spawn_error(&hub.config.python, &e))?;
-    let fd = channel.program_end();
+    let channel = Channel::new()
+        .await
+        .map_err(|e| spawn_error(&hub.config.python, &e))?;
     let mut command = tokio::process::Command::new(&hub.config.python);
     command
         .arg(&file)
         .args(&args)
         .current_dir(&root)
         .env("PYTHONPATH", python_path(&shim))
-        .env(channel::FD_VAR, fd.to_string())
+        .env(channel::VAR, channel.address())
         // The console is shown as it is written, not when a buffer fills.
         .env("PYTHONUNBUFFERED", "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
         .kill_on_drop(true);
-    // SAFETY: only fcntl runs between fork and exec.
-    unsafe {
-        command.pre_exec(move || channel::inherit(fd));
-    }
+    Group::prepare(&mut command);
     let mut child = command
         .spawn()
         .map_err(|e| spawn_error(&hub.config.python, &e))?;
-    channel.spawned();
+    let group = Group::of(&child);
     let pid = child.id().unwrap_or(0);
     let mut argv = vec![hub.config.python.clone(), file.clone()];
     argv.extend(args);
@@ -91,7 +93,7 @@ pub(crate) async fn run(
     let handle = match hub.registry.create_endpoint(EndpointSpec::Program(spec)) {
         Ok(handle) => handle,
         Err(error) => {
-            signal_group(pid, libc::SIGKILL);
+            group.kill();
             let _ = child.wait().await;
             return Err(error);
         }
@@ -106,7 +108,7 @@ pub(crate) async fn run(
         channel,
     };
     let started = Started {
-        pid,
+        group,
         pipes,
         traced,
         source: Some((file, source)),
@@ -117,7 +119,7 @@ pub(crate) async fn run(
 
 /// A program just started, for [`watch`].
 struct Started {
-    pid: u32,
+    group: Group,
     pipes: Pipes,
     traced: Traced,
     /// The script's name and text (a Python program's).
@@ -162,9 +164,12 @@ fn watch(
         tee: started.tee,
     };
     let Started {
-        pid, pipes, traced, ..
+        group,
+        pipes,
+        traced,
+        ..
     } = started;
-    hub.tasks.spawn(supervise(traced, pid, pipes, life, shown));
+    hub.tasks.spawn(supervise(traced, group, pipes, life, shown));
     Ok(info)
 }
 
@@ -173,6 +178,7 @@ fn watch(
 /// directory under the system-call tracer (`ptrace`), with its console and stdin as a Python
 /// program's. Its output is line-buffered where C's stdio would buffer it by the block on a
 /// pipe, by running it through coreutils' `stdbuf -oL -eL` when that is at hand.
+#[cfg(unix)]
 async fn run_native(
     hub: &Arc<Hub>,
     file: String,
@@ -245,12 +251,12 @@ async fn run_native(
     let handle = match hub.registry.create_endpoint(EndpointSpec::Program(spec)) {
         Ok(handle) => handle,
         Err(error) => {
-            signal_group(pid, libc::SIGKILL);
+            Group::led_by(pid).kill();
             return Err(error);
         }
     };
     let started = Started {
-        pid,
+        group: Group::led_by(pid),
         pipes: Pipes::new(Box::pin(stdout), Box::pin(stderr)),
         traced: Traced::Native { reports },
         source: None,
@@ -259,8 +265,25 @@ async fn run_native(
     watch(hub, slot, handle, Some(stdin), started)
 }
 
+/// `program_run` of a program that is not Python, where there is no system-call tracer
+/// (Windows): refused, with what does work.
+#[cfg(not(unix))]
+async fn run_native(
+    _hub: &Arc<Hub>,
+    file: String,
+    _args: Vec<String>,
+    _tee: Option<crate::checks::run::Output>,
+) -> Result<EndpointInfo, ErrorInfo> {
+    Err(ErrorInfo::new(
+        ErrorKind::Unsupported,
+        format!("'{file}' is not a Python program: on Windows only Python programs run from the page in this version."),
+    )
+    .with_hint("Name a .py file, or run the program in a terminal: it talks to the playground's servers and clients as any peer does."))
+}
+
 /// The program `program_run` names: a file of the data directory (which must be executable),
 /// else a command on `PATH`.
+#[cfg(unix)]
 fn resolve(data: &crate::files::datadir::DataDir, file: &str) -> Result<String, ErrorInfo> {
     use std::os::unix::fs::PermissionsExt as _;
     let name = file.strip_prefix("./").unwrap_or(file);
@@ -311,6 +334,7 @@ fn resolve(data: &crate::files::datadir::DataDir, file: &str) -> Result<String, 
 }
 
 /// Where `PATH` finds the executable `name`.
+#[cfg(unix)]
 fn find_on_path(name: &str) -> Option<String> {
     use std::os::unix::fs::PermissionsExt as _;
     let path = std::env::var_os("PATH")?;
@@ -323,6 +347,7 @@ fn find_on_path(name: &str) -> Option<String> {
 }
 
 /// Why a program cannot be run under the tracer, and what would allow it.
+#[cfg(unix)]
 fn cannot_trace(file: &str, why: &str) -> ErrorInfo {
     let error = ErrorInfo::new(
         ErrorKind::Other,
@@ -336,6 +361,7 @@ fn cannot_trace(file: &str, why: &str) -> ErrorInfo {
 }
 
 /// A pipe whose two ends are closed on exec: (read end, write end).
+#[cfg(unix)]
 fn pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
     let (read, write) = std::io::pipe()?;
     Ok((read.into(), write.into()))
@@ -355,14 +381,14 @@ impl Shown {
     }
 }
 
-/// PYTHONPATH with the shim first, then what the bridge itself was given.
-fn python_path(shim: &std::path::Path) -> std::ffi::OsString {
-    let mut path = shim.as_os_str().to_owned();
-    if let Some(existing) = std::env::var_os("PYTHONPATH").filter(|p| !p.is_empty()) {
-        path.push(":");
-        path.push(existing);
+/// PYTHONPATH with the shim first, then what the bridge itself was given (joined with the
+/// system's separator: `;` on Windows, `:` elsewhere).
+pub(crate) fn python_path(shim: &std::path::Path) -> std::ffi::OsString {
+    let mut parts = vec![shim.to_path_buf()];
+    if let Some(existing) = std::env::var_os("PYTHONPATH") {
+        parts.extend(std::env::split_paths(&existing).filter(|p| !p.as_os_str().is_empty()));
     }
-    path
+    std::env::join_paths(&parts).unwrap_or_else(|_| shim.as_os_str().to_owned())
 }
 
 fn spawn_error(python: &str, err: &std::io::Error) -> ErrorInfo {
@@ -396,18 +422,6 @@ async fn feed_stdin(
             return;
         }
         ctx.emit(console_event("stdin", &bytes));
-    }
-}
-
-/// Sends `signal` to the program's process group (the program and what it forked).
-fn signal_group(pid: u32, signal: libc::c_int) {
-    if let Ok(pid) = libc::pid_t::try_from(pid) {
-        if pid > 0 {
-            // SAFETY: kill only sends a signal; a negative pid names the process group.
-            unsafe {
-                libc::kill(-pid, signal);
-            }
-        }
     }
 }
 
@@ -527,6 +541,7 @@ enum Traced {
         child: Box<Child>,
         channel: Channel,
     },
+    #[cfg(unix)]
     Native {
         reports: mpsc::Receiver<super::ptrace::Report>,
     },
@@ -543,12 +558,16 @@ enum Step {
 impl Traced {
     /// The next calls, or the end. Cancel-safe.
     async fn next(&mut self, reporting: &mut bool) -> Step {
+        #[cfg(unix)]
         use super::ptrace::Report;
         match self {
             Traced::Shim { child, channel } => tokio::select! {
                 biased;
                 status = child.wait() => match status {
-                    Ok(status) => Step::Ended(status.code(), status.signal(), None),
+                    Ok(status) => {
+                        let (code, signal) = process::ended(&status);
+                        Step::Ended(code, signal, None)
+                    }
                     Err(_) => Step::Ended(None, None, None),
                 },
                 records = channel.next(), if *reporting => match records {
@@ -559,6 +578,7 @@ impl Traced {
                     }
                 },
             },
+            #[cfg(unix)]
             Traced::Native { reports } => match reports.recv().await {
                 Some(Report::Call(record)) => Step::Records(vec![*record]),
                 Some(Report::Exit { code, signal }) => Step::Ended(code, signal, None),
@@ -573,7 +593,8 @@ impl Traced {
     /// as they were killed), within a bound.
     async fn rest(&mut self) -> Vec<shared::TraceRecord> {
         match self {
-            Traced::Shim { channel, .. } => channel.drain(10_000),
+            Traced::Shim { channel, .. } => channel.rest(KILL_AFTER, 10_000).await,
+            #[cfg(unix)]
             Traced::Native { reports } => {
                 let mut rest = Vec::new();
                 let deadline = tokio::time::Instant::now() + KILL_AFTER;
@@ -591,7 +612,13 @@ impl Traced {
 }
 
 /// Watches the program until it ends: its reports, its console, a stop.
-async fn supervise(mut traced: Traced, pid: u32, mut pipes: Pipes, life: Lifeline, shown: Shown) {
+async fn supervise(
+    mut traced: Traced,
+    group: Group,
+    mut pipes: Pipes,
+    life: Lifeline,
+    shown: Shown,
+) {
     let mut kill_at: Option<tokio::time::Instant> = None;
     let mut reporting = true;
     let (code, signal, failure) = loop {
@@ -603,18 +630,18 @@ async fn supervise(mut traced: Traced, pid: u32, mut pipes: Pipes, life: Lifelin
                 Step::Nothing => {}
             },
             _ = life.stopped(), if kill_at.is_none() => {
-                signal_group(pid, libc::SIGTERM);
+                group.stop();
                 kill_at = Some(tokio::time::Instant::now() + KILL_AFTER);
             }
             _ = tokio::time::sleep_until(kill_at.unwrap_or_else(tokio::time::Instant::now)), if kill_at.is_some() => {
-                signal_group(pid, libc::SIGKILL);
+                group.kill();
                 kill_at = Some(tokio::time::Instant::now() + Duration::from_secs(3600));
             }
             () = pipes.show_next(&shown) => {}
         }
     };
     // What it forked goes with it.
-    signal_group(pid, libc::SIGKILL);
+    group.kill();
     for record in traced.rest().await {
         shown.push(Item::Record(Box::new(record)));
     }
@@ -640,7 +667,8 @@ async fn supervise(mut traced: Traced, pid: u32, mut pipes: Pipes, life: Lifelin
             reason
         };
         match signal {
-            Some(libc::SIGKILL) => format!(
+            _ if cfg!(windows) => format!("{why}: it was ended"),
+            killed if killed == process::KILLED => format!(
                 "{why}: it ignored SIGTERM, so it was killed (SIGKILL) {} s later",
                 KILL_AFTER.as_secs()
             ),

@@ -4,13 +4,12 @@
 //! user, and removes it at exit; a file whose bridge is gone (killed) is ignored and removed.
 //!
 //! The directory is `$XDG_RUNTIME_DIR/socket-playground` where the system provides one (it is
-//! the user's own, and emptied at logout), else `~/.local/share/socket-playground/runtime`.
+//! the user's own, and emptied at logout), else `~/.local/share/socket-playground/runtime`;
+//! on Windows `%LOCALAPPDATA%\socket-playground\runtime`, inside the user's profile, which
+//! Windows keeps to its user.
 
-use std::fs::{DirBuilder, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write as _;
-use std::os::unix::fs::{
-    DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _,
-};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -31,6 +30,14 @@ pub struct RuntimeInfo {
 }
 
 /// The directory the runtime files are in.
+#[cfg(windows)]
+pub fn runtime_dir() -> Option<PathBuf> {
+    let local = std::env::var_os("LOCALAPPDATA").filter(|d| !d.is_empty())?;
+    Some(PathBuf::from(local).join("socket-playground").join("runtime"))
+}
+
+/// The directory the runtime files are in.
+#[cfg(not(windows))]
 pub fn runtime_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         return Some(PathBuf::from(dir).join("socket-playground"));
@@ -41,8 +48,13 @@ pub fn runtime_dir() -> Option<PathBuf> {
 
 /// Creates the directory (0700) or checks that the existing one is this user's and closed to
 /// everyone else: a file with the token must not land where others can read it.
+#[cfg(unix)]
 fn private_dir(dir: &Path) -> std::io::Result<()> {
-    DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as _};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     let meta = std::fs::metadata(dir)?;
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
@@ -56,6 +68,12 @@ fn private_dir(dir: &Path) -> std::io::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Creates the directory, inside the user's profile (whose access list is the user's).
+#[cfg(not(unix))]
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
 }
 
 /// The file, removed when dropped (the bridge's normal exit).
@@ -81,11 +99,11 @@ impl RuntimeFile {
         private_dir(&dir)?;
         let path = dir.join(format!("bridge-{}.json", info.pid));
         let _ = std::fs::remove_file(&path);
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)?;
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&path)?;
         file.write_all(&serde_json::to_vec_pretty(info).map_err(std::io::Error::other)?)?;
         Ok(RuntimeFile { path })
     }
@@ -97,6 +115,27 @@ impl RuntimeFile {
 }
 
 /// Whether process `pid` is alive.
+#[cfg(windows)]
+fn alive(pid: u32) -> bool {
+    use windows_sys::Win32::Foundation::{CloseHandle, STILL_ACTIVE};
+    use windows_sys::Win32::System::Threading::{
+        GetExitCodeProcess, OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION,
+    };
+    // SAFETY: opens a handle only to query it, and closes it; `code` is a local.
+    unsafe {
+        let process = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid);
+        if process.is_null() {
+            return false;
+        }
+        let mut code = 0u32;
+        let ok = GetExitCodeProcess(process, &mut code);
+        CloseHandle(process);
+        ok != 0 && code == STILL_ACTIVE as u32
+    }
+}
+
+/// Whether process `pid` is alive.
+#[cfg(unix)]
 fn alive(pid: u32) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return false;

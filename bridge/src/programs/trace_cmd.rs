@@ -9,8 +9,9 @@
 //! bridge's frame limit), in order. If the bridge goes away, the program goes on untraced.
 //! Ctrl-C reaches the program (it is in the terminal's foreground group); this process waits
 //! for it and exits with its status.
+//!
+//! On Windows, Python programs are traced as everywhere; other programs are not (no tracer).
 
-use std::os::unix::process::ExitStatusExt as _;
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -18,7 +19,7 @@ use shared::{ClientMessage, Hello, Outcome, ServerMessage, MAX_PROGRAM_SOURCE, P
 use tokio_tungstenite::tungstenite::Message;
 
 use super::channel::{self, Channel};
-use super::runtime;
+use super::{process, runtime};
 use super::shim::Shim;
 
 /// Longest time a record waits before it is sent.
@@ -67,10 +68,13 @@ fn prepare(command: &[String]) -> Result<(Vec<String>, Option<String>, bool), St
     };
     let mut argv = command.to_vec();
     if first.ends_with(".py") {
-        argv.insert(0, "python3".into());
+        argv.insert(0, crate::config::PYTHON.into());
     }
-    let name = argv[0].rsplit('/').next().unwrap_or_default();
-    if !name.starts_with("python") {
+    let name = std::path::Path::new(&argv[0])
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    if !name.starts_with("python") && name != "py" && name != "py.exe" {
         return Ok((argv, None, false));
     }
     let script = argv[1..]
@@ -179,7 +183,7 @@ async fn trace(argv: Vec<String>, script: Option<String>, base: &str, token: &st
         }
     };
     let shim = Shim::default();
-    let traced = match (shim.dir(), Channel::new()) {
+    let traced = match (shim.dir(), Channel::new().await) {
         (Ok(dir), Ok(channel)) => Some((dir, channel)),
         _ => None,
     };
@@ -187,19 +191,9 @@ async fn trace(argv: Vec<String>, script: Option<String>, base: &str, token: &st
     command.args(&argv[1..]).kill_on_drop(false);
     let mut channel = None;
     if let (Some((dir, chan)), Some(_)) = (traced, &ws) {
-        let fd = chan.program_end();
-        let mut path = dir.into_os_string();
-        if let Some(existing) = std::env::var_os("PYTHONPATH").filter(|p| !p.is_empty()) {
-            path.push(":");
-            path.push(existing);
-        }
         command
-            .env("PYTHONPATH", path)
-            .env(channel::FD_VAR, fd.to_string());
-        // SAFETY: only fcntl runs between fork and exec.
-        unsafe {
-            command.pre_exec(move || channel::inherit(fd));
-        }
+            .env("PYTHONPATH", super::runner::python_path(&dir))
+            .env(channel::VAR, chan.address());
         channel = Some(chan);
     }
     // Ctrl-C is for the program (it gets it too, from the terminal): wait for it to end.
@@ -211,9 +205,6 @@ async fn trace(argv: Vec<String>, script: Option<String>, base: &str, token: &st
             return 127;
         }
     };
-    if let Some(chan) = channel.as_mut() {
-        chan.spawned();
-    }
     let pid = child.id().unwrap_or(0);
     let mut sender = attach(ws, &argv, pid, script, base).await;
     let mut flush = tokio::time::interval(FLUSH_EVERY);
@@ -235,14 +226,16 @@ async fn trace(argv: Vec<String>, script: Option<String>, base: &str, token: &st
             },
         }
     };
+    // What it sent last is read until its connections close (what it forked may go on, so
+    // within a bound).
     if let Some(chan) = channel.as_mut() {
-        for record in chan.drain(10_000) {
+        for record in chan.rest(Duration::from_secs(1), 10_000).await {
             sender.push(record).await;
         }
     }
     sender.flush().await;
     let (code, signal) = match &status {
-        Ok(status) => (status.code(), status.signal()),
+        Ok(status) => process::ended(status),
         Err(_) => (None, None),
     };
     sender.exit(code, signal).await;
@@ -298,8 +291,21 @@ async fn attach(
     }
 }
 
+/// A program that is not Python, where there is no system-call tracer (Windows): says so.
+#[cfg(not(unix))]
+async fn trace_native(argv: Vec<String>, _base: &str, _token: &str) -> i32 {
+    eprintln!(
+        "bridge trace: {} is not a Python program: on Windows only Python programs are traced \
+         in this version. Run it without `bridge trace`: it talks to the playground's servers \
+         and clients as any peer does.",
+        argv[0]
+    );
+    2
+}
+
 /// A program in any language, under the system-call tracer (on a thread of its own: ptrace
 /// takes every request from the thread that started the program).
+#[cfg(unix)]
 async fn trace_native(argv: Vec<String>, base: &str, token: &str) -> i32 {
     use super::ptrace::Report;
     let ws = match connect(base, token).await {
@@ -372,6 +378,7 @@ async fn trace_native(argv: Vec<String>, base: &str, token: &str) -> i32 {
 
 /// Says why the program cannot be traced (and what would allow ptrace, where that is the
 /// reason); the status to exit with.
+#[cfg(unix)]
 fn cannot_trace(program: &str, why: &str) -> i32 {
     eprintln!("bridge trace: cannot trace {program}: {why}");
     if why.contains("not permitted") {

@@ -3,9 +3,11 @@
 The bridge (or `bridge trace`) starts Python with this directory first on PYTHONPATH, so
 Python imports this file at start, before the student's program. It wraps `socket.socket`,
 `socket.getaddrinfo`, `select.select` and the selectors, and reports every call on an
-internet socket, with the student's line that made it, as one JSON record per datagram on
-the Unix socket named by SOCKET_PLAYGROUND_TRACE_FD. It never changes what a call does or
-returns: each wrapper calls the real method and reports what happened, also when it raised.
+internet socket, with the student's line that made it, as JSON lines on a TCP connection to
+the bridge on 127.0.0.1 (SOCKET_PLAYGROUND_TRACE gives its address and the one-time secret
+that opens it; each process of the program has a connection of its own). It never changes
+what a call does or returns: each wrapper calls the real method and reports what happened,
+also when it raised.
 
 What the program sees is its own: the variable and this directory are removed from its
 environment and sys.path at once, and a sitecustomize of its own is still imported.
@@ -16,10 +18,10 @@ import sys
 
 
 def _install():
-    fd = os.environ.pop("SOCKET_PLAYGROUND_TRACE_FD", None)
+    where = os.environ.pop("SOCKET_PLAYGROUND_TRACE", None)
     here = os.path.dirname(os.path.abspath(__file__))
     _forget_path(here)
-    if fd is None:
+    if where is None:
         return
     import _socket
     import _thread
@@ -36,13 +38,30 @@ def _install():
     real_getaddrinfo = socket.getaddrinfo
     real_select = select.select
     try:
-        chan = real_socket(fileno=int(fd))
-    except (OSError, ValueError):
+        host_port, secret = where.split(" ", 1)
+        host, port = host_port.rsplit(":", 1)
+        target = (host, int(port))
+    except ValueError:
         return
-    if chan.family != socket.AF_UNIX or chan.type != socket.SOCK_DGRAM:
-        chan.detach()
+
+    def connect():
+        """A connection of this process's own to the bridge, opened by the secret (made with
+        the real socket class: the channel is never traced)."""
+        conn = real_socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            conn.settimeout(5)
+            conn.connect(target)
+            conn.settimeout(None)
+            conn.sendall(secret.encode("ascii") + b"\n")
+        except OSError:
+            conn.close()
+            raise
+        return conn
+
+    try:
+        chan = connect()
+    except OSError:
         return
-    os.set_inheritable(chan.fileno(), False)
 
     traced_families = (socket.AF_INET, socket.AF_INET6)
     stdlib = os.path.dirname(socket.__file__) + os.sep
@@ -118,29 +137,37 @@ def _install():
             thread = names[name] = dumps(name)
         return place + thread + ',"pid":' + state["pids"] + "}"
 
-    # Records wait here and go as one datagram (one line of JSON each) when the program is
-    # about to block, every 100 ms, before it forks and when it exits: a datagram for every
-    # call woke the reader for each, which cost more than the calls.
+    # Records wait here and go as one write (one line of JSON each) when the program is
+    # about to block, every 100 ms, before it forks and when it exits: a write for every
+    # call woke the reader for each, which cost more than the calls. One thread writes at a
+    # time (a stream interleaves two writers' bytes); a flush that finds the channel busy
+    # from a signal handler on the writing thread gives up rather than wait for itself.
     buf = []
     size = [0]
-    buf_lock = _thread.allocate_lock()
+    locks = {"buf": _thread.allocate_lock(), "send": _thread.allocate_lock()}
     max_batch = 32 * 1024
 
-    def flush():
+    def flush(wait=True):
         state["flushed"] = now_us()
-        with buf_lock:
+        with locks["buf"]:
             if not buf:
                 return
-            batch = "\n".join(buf)
+            batch = "\n".join(buf) + "\n"
             del buf[:]
             size[0] = 0
+        sending = locks["send"]
+        if not sending.acquire(wait):
+            state["lost"] += batch.count("\n")
+            return
         try:
-            chan.send(batch.encode("utf-8", "replace"))
+            chan.sendall(batch.encode("utf-8", "replace"))
         except InterruptedError:
-            state["lost"] += batch.count("\n") + 1
+            state["lost"] += batch.count("\n")
         except OSError:
             # The bridge is gone: the program goes on untraced.
             state["on"] = False
+        finally:
+            sending.release()
 
     def send(record, at=None):
         """Queues one record (its `at` already written as JSON). When the call returned is
@@ -159,7 +186,7 @@ def _install():
             text = text[:-1] + ',"at":' + at + "}"
         if size[0] + len(text) > max_batch:
             flush()
-        with buf_lock:
+        with locks["buf"]:
             buf.append(text)
             size[0] += len(text) + 1
 
@@ -170,7 +197,7 @@ def _install():
             send({"op": "lost", "count": lost})
         if size[0] + len(text) > max_batch:
             flush()
-        with buf_lock:
+        with locks["buf"]:
             buf.append(text)
             size[0] += len(text) + 1
 
@@ -677,7 +704,18 @@ def _install():
         real_thread_excepthook(args)
 
     def after_fork():
+        nonlocal chan
         parent = state["pid"]
+        # Another thread may have held a lock at the fork: this process's are new. The
+        # parent's connection stays the parent's; this process opens its own.
+        locks["buf"] = _thread.allocate_lock()
+        locks["send"] = _thread.allocate_lock()
+        chan.close()
+        try:
+            chan = connect()
+        except OSError:
+            state["on"] = False
+            return
         state["pid"] = os.getpid()
         state["pids"] = str(state["pid"])
         state["next"] = 0
@@ -717,7 +755,7 @@ def _install():
     import signal
 
     def on_term(signum, frame):
-        flush()
+        flush(False)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
 
