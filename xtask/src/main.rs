@@ -31,7 +31,10 @@ fn main() -> ExitCode {
         Some("bench") => bench::bench(&rest),
         Some("fuzz") => fuzz::fuzz(&rest),
         Some("soak") => soak::soak(&rest),
-        Some("setup") => tools::ensure_build().and_then(|_| tools::ensure_test()),
+        Some("setup") => tools::ensure_build()
+            .and_then(|_| tools::ensure_test())
+            .and_then(|_| dist::ensure_windows_tools())
+            .and_then(|_| dist::ensure_windows_python().map(|_| ())),
         Some("dist") => dist::dist(&rest),
         Some("page") => frontend::build().map(|_| ()),
         Some("help" | "--help" | "-h") | None => {

@@ -14,6 +14,8 @@ pub(crate) const BROWSER_TESTS: &str = "SOCKET_PLAYGROUND_DIST";
 const RELEASE_BRIDGE: &str = "SOCKET_PLAYGROUND_RELEASE_BRIDGE";
 /// Environment variable that names the Windows bridge for its test under wine.
 const WINDOWS_BRIDGE: &str = "SOCKET_PLAYGROUND_WINDOWS_BRIDGE";
+/// Names python.org's Windows Python for the test that runs bridge.exe under wine.
+const WINDOWS_PYTHON: &str = "SOCKET_PLAYGROUND_WINDOWS_PYTHON";
 
 pub(crate) fn test(args: &[String]) -> Result<(), String> {
     no_args(args, "test")?;
@@ -59,11 +61,14 @@ pub(crate) fn test(args: &[String]) -> Result<(), String> {
     let release = release.to_string_lossy().into_owned();
     let windows = crate::dist::build_bridge(Some(crate::dist::WINDOWS))?;
     let windows = windows.to_string_lossy().into_owned();
+    let windows_python = crate::dist::ensure_windows_python()?;
+    let windows_python = windows_python.to_string_lossy().into_owned();
     let dist = frontend::dist().to_string_lossy().into_owned();
     let env = [
         (BROWSER_TESTS, dist.as_str()),
         (RELEASE_BRIDGE, release.as_str()),
         (WINDOWS_BRIDGE, windows.as_str()),
+        (WINDOWS_PYTHON, windows_python.as_str()),
     ];
     let mut passed = 0;
     let mut failed = 0;

@@ -140,6 +140,10 @@ struct Args {
     /// Do not capture packets, even where the bridge may (root or CAP_NET_RAW).
     #[arg(long)]
     no_capture: bool,
+    /// The Python the page runs `.py` files with: a command on PATH or a path (`py` or
+    /// `C:\Python313\python.exe` on Windows, where the default is `python`).
+    #[arg(long, value_name = "PROGRAM", default_value = bridge::PYTHON)]
+    python: String,
 }
 
 /// Event payloads are copied into buffers of tens of kilobytes, many per second under load.
@@ -320,6 +324,7 @@ async fn serve(args: Args) -> Result<(), String> {
     };
     config.allow_programs = listen.ip().is_loopback() || args.allow_programs;
     config.capture = !args.no_capture;
+    config.python = args.python;
     if args.allow_programs && !listen.ip().is_loopback() {
         tracing::warn!("--allow-programs: anyone with the token can run programs on this machine");
     }

@@ -229,7 +229,11 @@ mod tests {
         let got = channel.next().await.unwrap();
         assert_eq!(got[0].len, Some(0));
         // A batch: two records, and a line that is not one; and a second process's.
-        let batch = format!("{}\nnot a record\n{}\n", record("send", 1), record("send", 2));
+        let batch = format!(
+            "{}\nnot a record\n{}\n",
+            record("send", 1),
+            record("send", 2)
+        );
         parent.write_all(batch.as_bytes()).await.unwrap();
         child
             .write_all(format!("{secret}\n{}\n", record("recv", 9)).as_bytes())
@@ -237,7 +241,11 @@ mod tests {
             .unwrap();
         drop((parent, child));
         let rest = channel.rest(Duration::from_secs(5), 100).await;
-        let sends: Vec<_> = rest.iter().filter(|r| r.op == "send").map(|r| r.len).collect();
+        let sends: Vec<_> = rest
+            .iter()
+            .filter(|r| r.op == "send")
+            .map(|r| r.len)
+            .collect();
         assert_eq!(sends, [Some(1), Some(2)]);
         assert!(rest.iter().any(|r| r.op == "recv" && r.len == Some(9)));
     }
@@ -259,18 +267,25 @@ mod tests {
         let (mut silent, _) = connect(&channel).await;
         let closed = tokio::time::timeout(SECRET_WAIT * 3, silent.read(&mut buf)).await;
         assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
-        assert!(channel.rest(Duration::from_millis(200), 10).await.is_empty());
+        assert!(channel
+            .rest(Duration::from_millis(200), 10)
+            .await
+            .is_empty());
     }
 
     #[tokio::test]
     async fn a_line_longer_than_the_limit_ends_its_connection() {
         let mut channel = Channel::new().await.unwrap();
         let (mut peer, secret) = connect(&channel).await;
-        peer.write_all(format!("{secret}\n").as_bytes()).await.unwrap();
+        peer.write_all(format!("{secret}\n").as_bytes())
+            .await
+            .unwrap();
         let long = vec![b'x'; MAX_LINE + 10];
         // The channel stops reading and closes; the write may fail part way.
         let _ = peer.write_all(&long).await;
-        let _ = peer.write_all(format!("\n{}\n", record("send", 3)).as_bytes()).await;
+        let _ = peer
+            .write_all(format!("\n{}\n", record("send", 3)).as_bytes())
+            .await;
         let rest = channel.rest(Duration::from_secs(5), 10).await;
         assert!(rest.is_empty(), "{rest:?}");
     }

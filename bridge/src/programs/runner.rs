@@ -169,7 +169,8 @@ fn watch(
         traced,
         ..
     } = started;
-    hub.tasks.spawn(supervise(traced, group, pipes, life, shown));
+    hub.tasks
+        .spawn(supervise(traced, group, pipes, life, shown));
     Ok(info)
 }
 

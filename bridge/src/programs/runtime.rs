@@ -33,7 +33,11 @@ pub struct RuntimeInfo {
 #[cfg(windows)]
 pub fn runtime_dir() -> Option<PathBuf> {
     let local = std::env::var_os("LOCALAPPDATA").filter(|d| !d.is_empty())?;
-    Some(PathBuf::from(local).join("socket-playground").join("runtime"))
+    Some(
+        PathBuf::from(local)
+            .join("socket-playground")
+            .join("runtime"),
+    )
 }
 
 /// The directory the runtime files are in.

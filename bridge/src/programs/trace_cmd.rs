@@ -19,8 +19,8 @@ use shared::{ClientMessage, Hello, Outcome, ServerMessage, MAX_PROGRAM_SOURCE, P
 use tokio_tungstenite::tungstenite::Message;
 
 use super::channel::{self, Channel};
-use super::{process, runtime};
 use super::shim::Shim;
+use super::{process, runtime};
 
 /// Longest time a record waits before it is sent.
 const FLUSH_EVERY: Duration = Duration::from_millis(20);

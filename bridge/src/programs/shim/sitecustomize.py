@@ -77,11 +77,18 @@ def _install():
     def now_us():
         return time.monotonic_ns() // 1000
 
-    def is_user(filename):
+    def is_user(frame):
+        """Whether `frame` runs the student's code: not the standard library's, nor this
+        file's. Judged by the module's file as well as the code's: python.org's embeddable
+        Python (Windows) keeps the standard library in a zip whose code names only
+        `socket.py`."""
+        filename = frame.f_code.co_filename
         known = user_files.get(filename)
         if known is None:
+            module = frame.f_globals.get("__file__")
             known = not (
                 filename.startswith(stdlib)
+                or (isinstance(module, str) and module.startswith(stdlib))
                 or filename.startswith("<")
                 or os.path.abspath(filename) == shim_file
             )
@@ -114,7 +121,7 @@ def _install():
             code = frame.f_code
             if first is None and code.co_filename != shim_file:
                 first = frame
-            if is_user(code.co_filename):
+            if is_user(frame):
                 break
             frame = frame.f_back
         frame = frame or first
@@ -678,10 +685,11 @@ def _install():
         try:
             import traceback
             at = None
-            for frame in reversed(traceback.extract_tb(tb)):
-                if is_user(frame.filename):
-                    at = {"file": shown_name(frame.filename), "line": frame.lineno or 0,
-                          "code": (frame.line or "").strip()[:300],
+            for frame, line in reversed(list(traceback.walk_tb(tb))):
+                if is_user(frame):
+                    filename = frame.f_code.co_filename
+                    at = {"file": shown_name(filename), "line": line or 0,
+                          "code": linecache.getline(filename, line or 0).strip()[:300],
                           "thread": threading.current_thread().name, "pid": state["pid"]}
                     break
             text = "".join(traceback.format_exception(kind, value, tb))
