@@ -47,6 +47,16 @@ pub(crate) struct Hub {
 }
 
 impl Hub {
+    /// Whether packets are captured, as the welcome says it: when they are not, with what
+    /// the page shows instead on this system (or that it shows no TCP states either).
+    pub(crate) fn capture_status(&self) -> shared::CaptureStatus {
+        let mut status = self.capture.status();
+        if !status.on {
+            status.detail = format!("{} {}", status.detail, crate::endpoints::tcp_state::note());
+        }
+        status
+    }
+
     /// Puts the bridge together; fails only on an unreadable `--extra-root-cert`.
     pub(crate) fn new(config: Config) -> Result<Arc<Hub>, String> {
         let log = Arc::new(EventLog::new(config.history_events, config.history_bytes));
@@ -62,6 +72,8 @@ impl Hub {
         };
         if !capture.status().on {
             log.show_counters();
+            // Found out now, not while a page waits for its welcome.
+            let _ = crate::endpoints::tcp_state::note();
         }
         Ok(Arc::new(Hub {
             fetcher,

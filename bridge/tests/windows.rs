@@ -190,6 +190,21 @@ async fn the_windows_bridge_serves_runs_and_traces_programs_under_wine() {
         .expect("the echo in time")
         .unwrap();
     assert_eq!(&back, b"hello from linux");
+    // The kernel's TCP states on Windows (SIO_TCP_INFO, else the connection table, which is
+    // what wine gives): the welcome says in one line what this system reports, and the
+    // events agree with it.
+    let detail = c
+        .welcome
+        .capture
+        .as_ref()
+        .expect("a capture line")
+        .detail
+        .clone();
+    let states_shown = detail.contains("Shown instead: the system's state");
+    assert!(
+        states_shown || detail.contains("TCP states are not shown either"),
+        "{detail}"
+    );
     // Every call is an event, as on Linux.
     let recv = c
         .wait_for("the server's recv", |e| {
@@ -197,6 +212,34 @@ async fn the_windows_bridge_serves_runs_and_traces_programs_under_wine() {
         })
         .await;
     assert_eq!(text(&recv), "hello from linux");
+    let established = c.events.iter().any(|e| {
+        e.endpoint == server.id
+            && matches!(&e.kind, EventKind::TcpState { state } if state == "ESTABLISHED")
+    });
+    if states_shown {
+        c.wait_for("ESTABLISHED from SIO_TCP_INFO", |e| {
+            e.endpoint == server.id
+                && matches!(&e.kind, EventKind::TcpState { state } if state == "ESTABLISHED")
+        })
+        .await;
+    } else {
+        assert!(
+            !established,
+            "no state where the welcome says there is none"
+        );
+    }
+    eprintln!("wine: {detail}");
+    // The one-shot server closed first; once the peer closes too, the server's side waits
+    // out TIME_WAIT: read from the system's connection table after close, as /proc/net/tcp on
+    // Linux.
+    drop(peer);
+    if states_shown {
+        c.wait_for("TIME_WAIT on Windows", |e| {
+            e.endpoint == server.id
+                && matches!(&e.kind, EventKind::TcpState { state } if state == "TIME_WAIT")
+        })
+        .await;
+    }
     c.wait_for("the server's send", |e| {
         e.endpoint == server.id && matches!(e.kind, EventKind::Send { .. })
     })

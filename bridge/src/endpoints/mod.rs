@@ -4,7 +4,7 @@
 mod chat;
 pub(crate) mod tcp_client;
 pub(crate) mod tcp_server;
-mod tcp_state;
+pub(crate) mod tcp_state;
 mod tcp_stream;
 pub(crate) mod udp_client;
 pub(crate) mod udp_server;

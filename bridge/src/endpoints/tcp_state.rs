@@ -1,6 +1,15 @@
 //! The kernel's own TCP state of a socket (ESTABLISHED, CLOSE_WAIT, TIME_WAIT, ...), read from
-//! the OS as the connection lives (Linux `TCP_INFO`) and, once the socket is closed, from the
-//! system's connection table (`/proc/net/tcp`), where TIME_WAIT lingers.
+//! the OS as the connection lives and, once the socket is closed, from the system's connection
+//! table, where TIME_WAIT lingers. Each system has its own way, behind [`of_socket`] and
+//! `in_table`; states keep Linux's names everywhere:
+//!
+//! | system  | open socket                      | after close (TIME_WAIT)            |
+//! |---------|----------------------------------|------------------------------------|
+//! | Linux   | `TCP_INFO`                       | `/proc/net/tcp`, `/proc/net/tcp6`  |
+//! | macOS   | `TCP_CONNECTION_INFO`            | not followed (no table to read)    |
+//! | Windows | `SIO_TCP_INFO` (10, 1703 and on) | `GetTcpTable2` (IPv4)              |
+//!
+//! Where a system gives nothing, the welcome says so in one line ([`note`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,6 +23,7 @@ use crate::core::ctx::Ctx;
 pub(crate) const POLL: Duration = Duration::from_millis(50);
 
 /// The names Linux uses, by `tcpi_state` number.
+#[cfg(target_os = "linux")]
 fn name(state: u8) -> Option<&'static str> {
     Some(match state {
         1 => "ESTABLISHED",
@@ -31,11 +41,11 @@ fn name(state: u8) -> Option<&'static str> {
     })
 }
 
-/// What TCP_INFO says of an open socket: its state, and its counters.
+/// What the system says of an open socket: its state, and its counters where it keeps them.
 #[derive(Clone, Copy)]
 pub(crate) struct Reading {
     state: Option<&'static str>,
-    counters: shared::TcpCounters,
+    counters: Option<shared::TcpCounters>,
 }
 
 /// The state of an open socket, from TCP_INFO. CLOSE is left out: once the peer's FIN has come
@@ -59,7 +69,7 @@ pub(crate) fn of_socket(fd: Handle) -> Option<Reading> {
     (rc == 0).then(|| Reading {
         state: name(info.tcpi_state).filter(|state| *state != "CLOSE"),
         // Fields an older kernel does not fill stay zero (the struct was zeroed).
-        counters: shared::TcpCounters {
+        counters: Some(shared::TcpCounters {
             segs_out: info.tcpi_segs_out,
             segs_in: info.tcpi_segs_in,
             retransmits: info.tcpi_total_retrans,
@@ -67,15 +77,167 @@ pub(crate) fn of_socket(fd: Handle) -> Option<Reading> {
             bytes_received: info.tcpi_bytes_received,
             window: info.tcpi_snd_wnd,
             rtt_us: info.tcpi_rtt,
-        },
+        }),
     })
 }
 
-/// Other systems: no reading yet (their TCP state views are still to come), and the page shows
-/// none.
-#[cfg(not(target_os = "linux"))]
+/// macOS: `TCP_CONNECTION_INFO`, whose states are BSD's (`netinet/tcp_fsm.h`).
+#[cfg(target_os = "macos")]
+pub(crate) fn of_socket(fd: Handle) -> Option<Reading> {
+    // SAFETY: tcp_connection_info is plain old data; getsockopt writes at most `len` bytes.
+    let mut info: libc::tcp_connection_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_connection_info>() as libc::socklen_t;
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_CONNECTION_INFO,
+            (&mut info as *mut libc::tcp_connection_info).cast(),
+            &mut len,
+        )
+    };
+    let state = match info.tcpi_state {
+        1 => "LISTEN",
+        2 => "SYN_SENT",
+        3 => "SYN_RECV",
+        4 => "ESTABLISHED",
+        5 => "CLOSE_WAIT",
+        6 => "FIN_WAIT1",
+        7 => "CLOSING",
+        8 => "LAST_ACK",
+        9 => "FIN_WAIT2",
+        10 => "TIME_WAIT",
+        _ => return None,
+    };
+    let clip = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+    (rc == 0).then(|| Reading {
+        state: Some(state),
+        counters: Some(shared::TcpCounters {
+            segs_out: clip(info.tcpi_txpackets),
+            segs_in: clip(info.tcpi_rxpackets),
+            // Bytes, not segments, are what macOS counts again: in segments of the MSS.
+            retransmits: clip(info.tcpi_txretransmitbytes / u64::from(info.tcpi_maxseg.max(1))),
+            bytes_acked: info.tcpi_txbytes,
+            bytes_received: info.tcpi_rxbytes,
+            window: info.tcpi_snd_wnd,
+            // Milliseconds there.
+            rtt_us: info.tcpi_srtt.saturating_mul(1000),
+        }),
+    })
+}
+
+/// Windows: `SIO_TCP_INFO`, else (before Windows 10 version 1703, and under wine) the state
+/// alone from the connection table.
+#[cfg(windows)]
+pub(crate) fn of_socket(socket: Handle) -> Option<Reading> {
+    sio_tcp_info(socket).or_else(|| {
+        use std::os::windows::io::FromRawSocket as _;
+        // SAFETY: the socket stays open while this borrowed view of it lives, and the view
+        // is never dropped (so never closes it).
+        let stream =
+            std::mem::ManuallyDrop::new(unsafe { std::net::TcpStream::from_raw_socket(socket) });
+        let state = in_table(stream.local_addr().ok()?, stream.peer_addr().ok()?)??;
+        Some(Reading {
+            state: Some(state).filter(|state| *state != "CLOSE"),
+            counters: None,
+        })
+    })
+}
+
+/// `SIO_TCP_INFO` (version 0), from Windows 10 version 1703 on. Windows counts bytes, not
+/// segments: the segment counters stay zero.
+#[cfg(windows)]
+fn sio_tcp_info(socket: Handle) -> Option<Reading> {
+    use windows_sys::Win32::Networking::WinSock::{TCP_INFO_v0, WSAIoctl, SIO_TCP_INFO};
+    let version: u32 = 0;
+    let mut info = TCP_INFO_v0::default();
+    let mut returned = 0u32;
+    // SAFETY: the in buffer is a u32 and the out buffer a TCP_INFO_v0, each of the size given;
+    // no overlapped I/O, so the call completes before it returns.
+    let rc = unsafe {
+        WSAIoctl(
+            socket as usize,
+            SIO_TCP_INFO,
+            std::ptr::addr_of!(version).cast(),
+            4,
+            std::ptr::addr_of_mut!(info).cast(),
+            std::mem::size_of::<TCP_INFO_v0>() as u32,
+            &mut returned,
+            std::ptr::null_mut(),
+            None,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    let state = match info.State {
+        1 => "LISTEN",
+        2 => "SYN_SENT",
+        3 => "SYN_RECV",
+        4 => "ESTABLISHED",
+        5 => "FIN_WAIT1",
+        6 => "FIN_WAIT2",
+        7 => "CLOSE_WAIT",
+        8 => "CLOSING",
+        9 => "LAST_ACK",
+        10 => "TIME_WAIT",
+        _ => return None,
+    };
+    Some(Reading {
+        state: Some(state),
+        counters: Some(shared::TcpCounters {
+            segs_out: 0,
+            segs_in: 0,
+            retransmits: info.BytesRetrans / info.Mss.max(1),
+            bytes_acked: info.BytesOut.saturating_sub(u64::from(info.BytesInFlight)),
+            bytes_received: info.BytesIn,
+            window: info.SndWnd,
+            rtt_us: info.RttUs,
+        }),
+    })
+}
+
+/// Other systems: no reading, and the welcome says so ([`note`]).
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 pub(crate) fn of_socket(_socket: Handle) -> Option<Reading> {
     None
+}
+
+/// What the welcome adds to its capture line when packets are not captured: what the page
+/// shows instead, or that this system gives no TCP states either. Found out once, on a real
+/// loopback connection, so the line is true of this machine (an old Windows, or wine, may
+/// refuse `SIO_TCP_INFO`).
+pub(crate) fn note() -> &'static str {
+    static NOTE: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    NOTE.get_or_init(|| {
+        if cfg!(target_os = "linux") {
+            return "Shown instead: the kernel's counters of each TCP connection.";
+        }
+        match probe() {
+            Some(Reading {
+                counters: Some(_), ..
+            }) => "Shown instead: the system's state and counters of each TCP connection.",
+            Some(_) => {
+                "Shown instead: the system's state of each TCP connection (its counters need \
+                 Windows 10 version 1703 or later)."
+            }
+            None => "TCP states are not shown either: this system does not report them.",
+        }
+    })
+}
+
+/// What can be read of an open loopback connection here, if anything.
+fn probe() -> Option<Reading> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).ok()?;
+    let client = std::net::TcpStream::connect(listener.local_addr().ok()?).ok()?;
+    let _accepted = listener.accept();
+    of_socket(handle(&client)).filter(|r| r.state == Some("ESTABLISHED"))
+}
+
+/// Whether this system gives the bridge TCP states at all (found out once, with [`note`]):
+/// where it does not, nothing is followed after close either, as the welcome says.
+fn available() -> bool {
+    !note().starts_with("TCP states are not shown")
 }
 
 /// The system's handle of a socket, to read its state with: a descriptor on Unix, a `SOCKET`
@@ -86,12 +248,16 @@ pub(crate) type Handle = std::os::fd::RawFd;
 #[cfg(windows)]
 pub(crate) type Handle = std::os::windows::io::RawSocket;
 
-/// The handle of `stream`, valid while it is open.
-pub(crate) fn handle(stream: &tokio::net::TcpStream) -> Handle {
-    #[cfg(unix)]
-    return std::os::fd::AsRawFd::as_raw_fd(stream);
-    #[cfg(windows)]
-    return std::os::windows::io::AsRawSocket::as_raw_socket(stream);
+/// The handle of `stream` (tokio's or std's), valid while it is open.
+#[cfg(unix)]
+pub(crate) fn handle(stream: &impl std::os::fd::AsRawFd) -> Handle {
+    stream.as_raw_fd()
+}
+
+/// The handle of `stream` (tokio's or std's), valid while it is open.
+#[cfg(windows)]
+pub(crate) fn handle(stream: &impl std::os::windows::io::AsRawSocket) -> Handle {
+    stream.as_raw_socket()
 }
 
 /// How often a connection's counters are reported at most while they change.
@@ -112,10 +278,9 @@ impl Watch {
     pub(crate) fn check(&mut self, ctx: &Ctx, reading: Option<Reading>) {
         let Some(reading) = reading else { return };
         self.state(ctx, reading.state);
-        if !ctx.log.counters() {
+        let Some(counters) = reading.counters.filter(|_| ctx.log.counters()) else {
             return;
-        }
-        let counters = reading.counters;
+        };
         match self.reported {
             Some((seen, _)) if seen == counters => self.pending = None,
             Some((_, at)) if at.elapsed() < COUNTERS_EVERY => match &mut self.pending {
@@ -173,6 +338,9 @@ pub(crate) fn after_close(ctx: Ctx) {
     let Ok(permit) = FOLLOWERS.try_acquire() else {
         return;
     };
+    if !available() {
+        return;
+    }
     tokio::spawn(async move {
         // Held until this follower ends, however it ends.
         let _permit = permit;
@@ -180,7 +348,11 @@ pub(crate) fn after_close(ctx: Ctx) {
         for _ in 0..FOLLOW.as_millis() / POLL.as_millis() {
             // Give the FIN/ACK exchange a moment to finish.
             tokio::time::sleep(POLL).await;
-            let state = in_table(local, peer).unwrap_or("CLOSE");
+            // No table to read here: the state after close is not known, and not guessed.
+            let Some(state) = in_table(local, peer) else {
+                return;
+            };
+            let state = state.unwrap_or("CLOSE");
             watch.state(&ctx, Some(state));
             if matches!(state, "CLOSE" | "TIME_WAIT") {
                 return;
@@ -196,8 +368,10 @@ static FOLLOWERS: Semaphore = Semaphore::const_new(64);
 /// side in FIN_WAIT2 for a minute; the last state seen stays on the picture).
 const FOLLOW: Duration = Duration::from_secs(2);
 
-/// Looks the connection up in /proc/net/tcp (IPv4) or /proc/net/tcp6.
-fn in_table(local: SocketAddr, peer: SocketAddr) -> Option<&'static str> {
+/// Looks the connection up in /proc/net/tcp (IPv4) or /proc/net/tcp6: `Some(None)` when it
+/// is not there (gone), `None` when the table cannot be read.
+#[cfg(target_os = "linux")]
+fn in_table(local: SocketAddr, peer: SocketAddr) -> Option<Option<&'static str>> {
     let path = if local.is_ipv4() {
         "/proc/net/tcp"
     } else {
@@ -205,13 +379,79 @@ fn in_table(local: SocketAddr, peer: SocketAddr) -> Option<&'static str> {
     };
     let table = std::fs::read_to_string(path).ok()?;
     let (want_local, want_peer) = (hex_addr(local), hex_addr(peer));
-    table.lines().skip(1).find_map(|line| {
+    Some(table.lines().skip(1).find_map(|line| {
         let mut fields = line.split_whitespace().skip(1);
         let (l, p, state) = (fields.next()?, fields.next()?, fields.next()?);
         (l.eq_ignore_ascii_case(&want_local) && p.eq_ignore_ascii_case(&want_peer))
             .then(|| name(u8::from_str_radix(state, 16).ok()?))
             .flatten()
-    })
+    }))
+}
+
+/// Windows: looks an IPv4 connection up in the system's table (`GetTcpTable2`), as
+/// [`in_table`] on Linux; IPv6 connections are not followed.
+#[cfg(windows)]
+fn in_table(local: SocketAddr, peer: SocketAddr) -> Option<Option<&'static str>> {
+    use windows_sys::Win32::NetworkManagement::IpHelper::{GetTcpTable2, MIB_TCPROW2};
+    let (SocketAddr::V4(local), SocketAddr::V4(peer)) = (local, peer) else {
+        return None;
+    };
+    let mut size = 0u32;
+    let mut buf: Vec<u64> = Vec::new();
+    for _ in 0..4 {
+        // SAFETY: the table is written into `buf`, whose size in bytes is `size`; a call with
+        // a buffer too small only says how big it must be (ERROR_INSUFFICIENT_BUFFER, 122).
+        let rc = unsafe { GetTcpTable2(buf.as_mut_ptr().cast(), &mut size, 0) };
+        match rc {
+            0 => break,
+            122 => buf = vec![0u64; (size as usize).div_ceil(8) + 64],
+            _ => return None,
+        }
+    }
+    if buf.is_empty() {
+        return None;
+    }
+    let count = buf[0] as u32 as usize;
+    // The rows follow the count, aligned as a MIB_TCPROW2 (seven u32s).
+    let rows_at = std::mem::size_of::<u32>();
+    let row_size = std::mem::size_of::<MIB_TCPROW2>();
+    let bytes = buf.len() * 8;
+    let port = |p: u32| u16::from_be(p as u16);
+    let ip = |a: u32| std::net::Ipv4Addr::from(a.to_ne_bytes());
+    Some((0..count).find_map(|i| {
+        let at = rows_at + i * row_size;
+        if at + row_size > bytes {
+            return None;
+        }
+        // SAFETY: within `buf` (checked above); read unaligned, a copy of plain data.
+        let row: MIB_TCPROW2 =
+            unsafe { std::ptr::read_unaligned(buf.as_ptr().cast::<u8>().add(at).cast()) };
+        let matches = ip(row.dwLocalAddr) == *local.ip()
+            && port(row.dwLocalPort) == local.port()
+            && ip(row.dwRemoteAddr) == *peer.ip()
+            && port(row.dwRemotePort) == peer.port();
+        matches.then_some(())?;
+        Some(match row.dwState {
+            1 => "CLOSE",
+            2 => "LISTEN",
+            3 => "SYN_SENT",
+            4 => "SYN_RECV",
+            5 => "ESTABLISHED",
+            6 => "FIN_WAIT1",
+            7 => "FIN_WAIT2",
+            8 => "CLOSE_WAIT",
+            9 => "CLOSING",
+            10 => "LAST_ACK",
+            11 => "TIME_WAIT",
+            _ => return None,
+        })
+    }))
+}
+
+/// Systems without a connection table the bridge reads (macOS): nothing is followed.
+#[cfg(not(any(target_os = "linux", windows)))]
+fn in_table(_local: SocketAddr, _peer: SocketAddr) -> Option<Option<&'static str>> {
+    None
 }
 
 /// The addresses of this machine where a TCP server listens on `port` (from /proc/net/tcp and
@@ -253,6 +493,7 @@ fn parse_hex_addr(text: &str, v6: bool) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // the table is Linux's; tests use it
 /// An address as /proc/net/tcp writes it: the IP in the kernel's byte order, then the port.
 fn hex_addr(addr: SocketAddr) -> String {
     let ip = match addr.ip() {

@@ -118,7 +118,7 @@ pub(crate) async fn run(
             .unwrap_or_else(|_| hub.config.data_dir.clone())
             .display()
             .to_string(),
-        capture: Some(hub.capture.status()),
+        capture: Some(hub.capture_status()),
         snapshot: Snapshot {
             endpoints,
             events: first.iter().map(|e| Event::clone(e)).collect(),

@@ -222,7 +222,6 @@ pub fn Timeline(props: &Props) -> Html {
             if let Some(off) = props.capture.as_ref().filter(|c| !c.on) {
                 <p class="muted small-print" id="capture-status">{ off.detail.clone() }
                     if let Some(hint) = &off.hint { { " To allow it: " }<code>{ hint.clone() }</code> }
-                    { " Shown instead: the kernel's counters of each TCP connection." }
                 </p>
             }
             <p class="muted small-print" id="timeline-hint">{ "Click a row to see its conversation (or, for your program's calls, its line)." }</p>
