@@ -519,7 +519,7 @@ async fn start(
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
     let file = program.file_name().unwrap_or_default();
-    let python = args.python.as_deref().unwrap_or("python3");
+    let python = args.python.as_deref().unwrap_or(crate::config::PYTHON);
     let mut command = tokio::process::Command::new(python);
     command
         .arg("-u")

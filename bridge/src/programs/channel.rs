@@ -130,7 +130,11 @@ async fn serve(
             _ = &mut stopped => break,
             Some(_) = readers.join_next(), if !readers.is_empty() => {}
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((stream, _)) = accepted else {
+                    // Out of descriptors, say: not a loop that spins until there are some.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
                 if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
                     continue;
                 }

@@ -398,7 +398,10 @@ fn spawn_error(python: &str, err: &std::io::Error) -> ErrorInfo {
             ErrorKind::Other,
             format!("'{python}' was not found, so the program cannot run."),
         )
-        .with_hint("Install Python 3 (python3) on the machine the bridge runs on.");
+        .with_hint(
+            "Install Python 3 on the machine the bridge runs on, or name yours when starting \
+             the bridge (--python py, or the path of python.exe).",
+        );
     }
     ErrorInfo {
         os_message: Some(err.to_string()),
