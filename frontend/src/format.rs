@@ -222,12 +222,16 @@ pub fn wire_label(p: &shared::PacketInfo) -> String {
     }
 }
 
-/// A connection's kernel counters in words.
+/// A connection's kernel counters in words. Segments are left out where the system counts
+/// none (Windows: both 0, where any real connection has its handshake's).
 pub fn counters(c: &shared::TcpCounters) -> String {
+    let segments = if c.segs_out + c.segs_in > 0 {
+        format!("{} segments out, {} in, ", c.segs_out, c.segs_in)
+    } else {
+        String::new()
+    };
     format!(
-        "{} segments out, {} in, {} sent again · {} acknowledged, {} received · window {} · round trip {} ms",
-        c.segs_out,
-        c.segs_in,
+        "{segments}{} sent again · {} acknowledged, {} received · window {} · round trip {} ms",
         c.retransmits,
         bytes(c.bytes_acked as usize),
         bytes(c.bytes_received as usize),
@@ -612,6 +616,17 @@ mod tests {
             counters(&c).starts_with("5 segments out, 4 in, 1 sent again"),
             "{}",
             counters(&c)
+        );
+        // Windows counts no segments: none are shown, rather than a wrong 0.
+        let windows = shared::TcpCounters {
+            segs_out: 0,
+            segs_in: 0,
+            ..c
+        };
+        assert!(
+            counters(&windows).starts_with("1 sent again"),
+            "{}",
+            counters(&windows)
         );
     }
 

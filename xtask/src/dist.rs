@@ -64,8 +64,11 @@ pub(crate) fn dist(args: &[String]) -> Result<(), String> {
     let windows = build_bridge(Some(WINDOWS))?;
     let windows_archive = out.join(format!("socket-playground-{version}-windows-x86_64.zip"));
     let notes = "\n- Windows may ask whether to let bridge.exe use the network: it only needs \
-                 127.0.0.1\n  (Private networks is enough). Tracing programs in other \
-                 languages than Python, and\n  capturing packets, work on Linux only.\n";
+                 127.0.0.1\n  (Private networks is enough). On Windows Python is `python` \
+                 (python.org's installer):\n    bridge.exe trace -- python tcp_server.py \
+                 12000\n  and `bridge.exe --python py` if yours is `py`. Tracing programs \
+                 in other\n  languages than Python, and capturing packets, work on Linux \
+                 only.\n";
     write_zip(&windows_archive, &windows, &readme(version, notes))?;
     report(&windows_archive, &windows);
     Ok(())
