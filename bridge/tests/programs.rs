@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -31,43 +30,6 @@ fn data_dir(tag: &str) -> TempDir {
 async fn bridge_for(data: &TempDir) -> Bridge {
     let dir = data.0.clone();
     Bridge::start_with(move |c| c.data_dir = dir).await
-}
-
-/// The traced sockets of program `program`.
-fn sockets_of(events: &[Event], program: u32) -> HashSet<u32> {
-    events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::Socket {
-                spec: EndpointSpec::Traced(t),
-            } if t.program == program => Some(e.endpoint),
-            _ => None,
-        })
-        .collect()
-}
-
-/// What program `program`'s sockets did, with the line of each call, in order (closes made
-/// by the program's end carry no line and are left out).
-fn calls(events: &[Event], program: u32) -> Vec<(&'static str, u32)> {
-    let socks = sockets_of(events, program);
-    events
-        .iter()
-        .filter(|e| socks.contains(&e.endpoint))
-        .filter_map(|e| Some((e.kind.name(), e.at.as_ref()?.line)))
-        .filter(|(kind, _)| *kind != "waiting")
-        .collect()
-}
-
-/// What program `program` wrote to stdout (and was given on stdin) so far.
-fn console(events: &[Event], program: u32) -> String {
-    events
-        .iter()
-        .filter(|e| e.endpoint == program)
-        .filter_map(|e| match &e.kind {
-            EventKind::Output { data, .. } => Some(String::from_utf8(data.bytes()?).ok()?),
-            _ => None,
-        })
-        .collect()
 }
 
 fn exit_of(events: &[Event], program: u32) -> Option<(Option<i32>, Option<i32>, String)> {

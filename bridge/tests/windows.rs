@@ -4,7 +4,7 @@
 //! test starts the bridge on loopback, as a student would on Windows, and drives it over its
 //! WebSocket: an echo server answers a real peer from this test, and every call is an event;
 //! a student's Python program runs from the page and from `bridge trace` in a terminal, each
-//! call with its line, and a stop ends it. Without the variables (a plain `cargo test`) it
+//! call with its line, and a stop ends it; the Check tab checks the handout's server. Without the variables (a plain `cargo test`) it
 //! says so and passes without running.
 
 mod common;
@@ -47,37 +47,6 @@ srv.accept()
 /// A path of this machine as wine's programs name it (its Z: drive is `/`).
 fn windows_path(path: &std::path::Path) -> String {
     format!("Z:{}", path.display()).replace('/', "\\")
-}
-
-/// The calls of the sockets of program `program`, with their lines, in order.
-fn calls(events: &[shared::Event], program: u32) -> Vec<(&'static str, u32)> {
-    let socks: std::collections::HashSet<u32> = events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::Socket {
-                spec: shared::EndpointSpec::Traced(t),
-            } if t.program == program => Some(e.endpoint),
-            _ => None,
-        })
-        .collect();
-    events
-        .iter()
-        .filter(|e| socks.contains(&e.endpoint))
-        .filter_map(|e| Some((e.kind.name(), e.at.as_ref()?.line)))
-        .filter(|(kind, _)| *kind != "waiting")
-        .collect()
-}
-
-/// What program `program` printed.
-fn console(events: &[shared::Event], program: u32) -> String {
-    events
-        .iter()
-        .filter(|e| e.endpoint == program)
-        .filter_map(|e| match &e.kind {
-            EventKind::Output { data, .. } => String::from_utf8(data.bytes()?).ok(),
-            _ => None,
-        })
-        .collect()
 }
 
 /// How program `program` ended, in words, once it has.
@@ -397,6 +366,29 @@ async fn the_windows_bridge_serves_runs_and_traces_programs_under_wine() {
     let made = calls(&c.events, traced);
     assert!(made.contains(&("recv", 7)), "{made:?}");
     assert!(made.contains(&("send", 8)), "{made:?}");
+    // The Check tab on Windows: the handout's server, run on the lab's port, is found
+    // listening through Windows' own tables, and passes every step.
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/programs/kurose_tcp_server.py"),
+        home.0.join("data").join("TCPServer.py"),
+    )
+    .unwrap();
+    let reply = c
+        .ok(Command::CheckRun {
+            lab: "kurose-uppercase-server".into(),
+            target: None,
+            program: Some("TCPServer.py".into()),
+            args: Vec::new(),
+        })
+        .await;
+    let shared::ReplyData::Check { passed, total, .. } = reply else {
+        panic!("check_run replies with the summary, got {reply:?}");
+    };
+    assert_eq!(
+        passed, total,
+        "the handout's server passes every step on Windows"
+    );
     let native = c
         .err(Command::ProgramRun {
             file: "server.exe".into(),

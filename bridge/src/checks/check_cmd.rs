@@ -651,21 +651,6 @@ async fn stop(child: &mut tokio::process::Child) {
     let _ = child.kill().await;
 }
 
-/// Whether some socket on this machine listens on `port` (TCP) or is bound to it (UDP), from
-/// the kernel's tables (`/proc/net/tcp`, `tcp6`, `udp`, `udp6`).
-pub(crate) fn listening(port: u16, tcp: bool) -> bool {
-    let (files, state) = if tcp {
-        (["/proc/net/tcp", "/proc/net/tcp6"], "0A")
-    } else {
-        (["/proc/net/udp", "/proc/net/udp6"], "07")
-    };
-    let wanted = format!(":{port:04X}");
-    files.iter().any(|file| {
-        std::fs::read_to_string(file).is_ok_and(|table| {
-            table.lines().skip(1).any(|line| {
-                let fields: Vec<&str> = line.split_whitespace().collect();
-                fields.len() > 3 && fields[1].ends_with(&wanted) && fields[3] == state
-            })
-        })
-    })
-}
+/// Whether some socket on this machine listens on `port` (TCP) or is bound to it (UDP): the
+/// system's tables, read the way each system allows (`endpoints/tcp_state.rs`).
+pub(crate) use crate::endpoints::tcp_state::listening;

@@ -9,7 +9,10 @@
 //! | macOS   | `TCP_CONNECTION_INFO`            | not followed (no table to read)    |
 //! | Windows | `SIO_TCP_INFO` (10, 1703 and on) | `GetTcpTable2` (IPv4)              |
 //!
-//! Where a system gives nothing, the welcome says so in one line ([`note`]).
+//! Where a system gives nothing, the welcome says so in one line ([`note`]). Whether some
+//! program listens on a port ([`listening`], for checks) is read from the same tables: Linux's
+//! `/proc/net`, Windows' `GetTcpTable2`/`GetTcp6Table2`/`GetUdpTable`/`GetUdp6Table`, and on
+//! macOS, which has no such table to read, `lsof`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -396,36 +399,14 @@ fn in_table(local: SocketAddr, peer: SocketAddr) -> Option<Option<&'static str>>
     let (SocketAddr::V4(local), SocketAddr::V4(peer)) = (local, peer) else {
         return None;
     };
-    let mut size = 0u32;
-    let mut buf: Vec<u64> = Vec::new();
-    for _ in 0..4 {
-        // SAFETY: the table is written into `buf`, whose size in bytes is `size`; a call with
-        // a buffer too small only says how big it must be (ERROR_INSUFFICIENT_BUFFER, 122).
-        let rc = unsafe { GetTcpTable2(buf.as_mut_ptr().cast(), &mut size, 0) };
-        match rc {
-            0 => break,
-            122 => buf = vec![0u64; (size as usize).div_ceil(8) + 64],
-            _ => return None,
-        }
-    }
-    if buf.is_empty() {
-        return None;
-    }
-    let count = buf[0] as u32 as usize;
-    // The rows follow the count, aligned as a MIB_TCPROW2 (seven u32s).
-    let rows_at = std::mem::size_of::<u32>();
-    let row_size = std::mem::size_of::<MIB_TCPROW2>();
-    let bytes = buf.len() * 8;
-    let port = |p: u32| u16::from_be(p as u16);
+    use windows_sys::Win32::NetworkManagement::IpHelper::MIB_TCPTABLE2;
+    let rows: Vec<MIB_TCPROW2> = windows_table(
+        std::mem::offset_of!(MIB_TCPTABLE2, table),
+        // SAFETY: writes at most `size` bytes into the buffer given (windows_table's contract).
+        |buf, size| unsafe { GetTcpTable2(buf.cast(), size, 0) },
+    )?;
     let ip = |a: u32| std::net::Ipv4Addr::from(a.to_ne_bytes());
-    Some((0..count).find_map(|i| {
-        let at = rows_at + i * row_size;
-        if at + row_size > bytes {
-            return None;
-        }
-        // SAFETY: within `buf` (checked above); read unaligned, a copy of plain data.
-        let row: MIB_TCPROW2 =
-            unsafe { std::ptr::read_unaligned(buf.as_ptr().cast::<u8>().add(at).cast()) };
+    Some(rows.into_iter().find_map(|row| {
         let matches = ip(row.dwLocalAddr) == *local.ip()
             && port(row.dwLocalPort) == local.port()
             && ip(row.dwRemoteAddr) == *peer.ip()
@@ -446,6 +427,120 @@ fn in_table(local: SocketAddr, peer: SocketAddr) -> Option<Option<&'static str>>
             _ => return None,
         })
     }))
+}
+
+/// A port as Windows' tables keep it: in network order, in the low 16 bits.
+#[cfg(windows)]
+fn port(p: u32) -> u16 {
+    u16::from_be(p as u16)
+}
+
+/// One of Windows' tables, read whole: its rows of type `R`, which `get` writes after a
+/// `u32` count, the first at `offset`. `get(buffer, size)` is one of the `Get...Table` calls:
+/// it writes at most `size` bytes, or says how many it needs (ERROR_INSUFFICIENT_BUFFER).
+#[cfg(windows)]
+fn windows_table<R: Copy>(offset: usize, get: impl Fn(*mut u8, &mut u32) -> u32) -> Option<Vec<R>> {
+    let mut buf: Vec<u64> = Vec::new();
+    let mut read = false;
+    // The table may grow between the two calls: a few tries.
+    for _ in 0..4 {
+        let mut size = u32::try_from(buf.len() * 8).ok()?;
+        match get(buf.as_mut_ptr().cast(), &mut size) {
+            0 => {
+                read = true;
+                break;
+            }
+            122 => buf = vec![0u64; (size as usize).div_ceil(8) + 64],
+            _ => return None,
+        }
+    }
+    if !read || buf.is_empty() {
+        return None;
+    }
+    let count = buf[0] as u32 as usize;
+    let row = std::mem::size_of::<R>();
+    let bytes = buf.len() * 8;
+    Some(
+        (0..count)
+            .map(|i| offset + i * row)
+            .take_while(|at| at + row <= bytes)
+            // SAFETY: within `buf` (checked just above); a copy of plain data, unaligned.
+            .map(|at| unsafe { std::ptr::read_unaligned(buf.as_ptr().cast::<u8>().add(at).cast()) })
+            .collect(),
+    )
+}
+
+/// Whether some socket listens on TCP `port` (or is bound to UDP `port`): `/proc/net`.
+#[cfg(target_os = "linux")]
+pub(crate) fn listening(port: u16, tcp: bool) -> bool {
+    let (files, state) = if tcp {
+        (["/proc/net/tcp", "/proc/net/tcp6"], "0A")
+    } else {
+        (["/proc/net/udp", "/proc/net/udp6"], "07")
+    };
+    let wanted = format!(":{port:04X}");
+    files.iter().any(|file| {
+        std::fs::read_to_string(file).is_ok_and(|table| {
+            table.lines().skip(1).any(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                fields.len() > 3 && fields[1].ends_with(&wanted) && fields[3] == state
+            })
+        })
+    })
+}
+
+/// Windows: the TCP tables' LISTEN rows (IPv4 and IPv6), or the UDP tables' bound ports.
+#[cfg(windows)]
+pub(crate) fn listening(wanted: u16, tcp: bool) -> bool {
+    use std::mem::offset_of;
+    use windows_sys::Win32::NetworkManagement::IpHelper::{
+        GetTcp6Table2, GetTcpTable2, GetUdp6Table, GetUdpTable, MIB_TCP6ROW2, MIB_TCP6TABLE2,
+        MIB_TCPROW2, MIB_TCPTABLE2, MIB_UDP6ROW, MIB_UDP6TABLE, MIB_UDPROW, MIB_UDPTABLE,
+    };
+    // SAFETY (each call): writes at most `size` bytes into the buffer given.
+    if tcp {
+        let v4 = windows_table::<MIB_TCPROW2>(offset_of!(MIB_TCPTABLE2, table), |b, s| unsafe {
+            GetTcpTable2(b.cast(), s, 0)
+        });
+        let v6 = windows_table::<MIB_TCP6ROW2>(offset_of!(MIB_TCP6TABLE2, table), |b, s| unsafe {
+            GetTcp6Table2(b.cast(), s, 0)
+        });
+        // MIB_TCP_STATE_LISTEN is 2.
+        v4.is_some_and(|rows| {
+            rows.iter()
+                .any(|r| r.dwState == 2 && port(r.dwLocalPort) == wanted)
+        }) || v6.is_some_and(|rows| {
+            rows.iter()
+                .any(|r| r.State == 2 && port(r.dwLocalPort) == wanted)
+        })
+    } else {
+        let v4 = windows_table::<MIB_UDPROW>(offset_of!(MIB_UDPTABLE, table), |b, s| unsafe {
+            GetUdpTable(b.cast(), s, 0)
+        });
+        let v6 = windows_table::<MIB_UDP6ROW>(offset_of!(MIB_UDP6TABLE, table), |b, s| unsafe {
+            GetUdp6Table(b.cast(), s, 0)
+        });
+        v4.is_some_and(|rows| rows.iter().any(|r| port(r.dwLocalPort) == wanted))
+            || v6.is_some_and(|rows| rows.iter().any(|r| port(r.dwLocalPort) == wanted))
+    }
+}
+
+/// macOS, which has no table a program can read without privileges: `lsof`, which every Mac
+/// has, and which finds the user's own sockets (exit status 0 when one matches).
+#[cfg(not(any(target_os = "linux", windows)))]
+pub(crate) fn listening(port: u16, tcp: bool) -> bool {
+    let mut command = std::process::Command::new("lsof");
+    command.arg("-nP");
+    if tcp {
+        command.args([format!("-iTCP:{port}"), "-sTCP:LISTEN".to_string()]);
+    } else {
+        command.arg(format!("-iUDP:{port}"));
+    }
+    command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 /// Systems without a connection table the bridge reads (macOS): nothing is followed.

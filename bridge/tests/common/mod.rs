@@ -766,3 +766,40 @@ pub async fn tcp_echo_server() -> SocketAddr {
     });
     addr
 }
+
+/// The traced sockets of program `program`.
+pub fn sockets_of(events: &[Event], program: u32) -> std::collections::HashSet<u32> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Socket {
+                spec: shared::EndpointSpec::Traced(t),
+            } if t.program == program => Some(e.endpoint),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What program `program`'s sockets did, with the line of each call, in order (closes made
+/// by the program's end carry no line and are left out).
+pub fn calls(events: &[Event], program: u32) -> Vec<(&'static str, u32)> {
+    let socks = sockets_of(events, program);
+    events
+        .iter()
+        .filter(|e| socks.contains(&e.endpoint))
+        .filter_map(|e| Some((e.kind.name(), e.at.as_ref()?.line)))
+        .filter(|(kind, _)| *kind != "waiting")
+        .collect()
+}
+
+/// What program `program` wrote to stdout (and was given on stdin) so far.
+pub fn console(events: &[Event], program: u32) -> String {
+    events
+        .iter()
+        .filter(|e| e.endpoint == program)
+        .filter_map(|e| match &e.kind {
+            EventKind::Output { data, .. } => Some(String::from_utf8(data.bytes()?).ok()?),
+            _ => None,
+        })
+        .collect()
+}
