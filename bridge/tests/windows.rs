@@ -95,34 +95,57 @@ async fn the_windows_bridge_serves_runs_and_traces_programs_under_wine() {
         .status()
         .expect("cargo xtask test installs MinGW-w64");
     assert!(built.success(), "the ProcessPrng stand-in compiles");
-    let mut child = tokio::process::Command::new(&wine)
-        .arg(&alone)
-        .current_dir(&home.0)
-        .args(["--listen", "127.0.0.1:0", "--token", TOKEN, "--no-capture"])
-        .arg("--python")
-        .arg(windows_path(&python))
-        .arg("--data-dir")
-        .arg(home.0.join("data"))
-        .env("WINEPREFIX", home.0.join("prefix"))
-        .env("WINEDEBUG", "-all")
-        .env_remove("DISPLAY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("wine starts");
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = tokio::time::timeout(FIRST_START, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(url) = line.trim_end().strip_prefix("URL: http://") {
-                return url.to_string();
+    // wine itself now and then fails to start a program at all (its loader cannot reserve
+    // the address range it wants, and it exits at once): what it said is kept, and the start
+    // is tried again, at most three times.
+    let mut said = Vec::new();
+    let (mut child, url) = loop {
+        let stderr = home.0.join(format!("stderr-{}.txt", said.len()));
+        let mut child = tokio::process::Command::new(&wine)
+            .arg(&alone)
+            .current_dir(&home.0)
+            .args(["--listen", "127.0.0.1:0", "--token", TOKEN, "--no-capture"])
+            .arg("--python")
+            .arg(windows_path(&python))
+            .arg("--data-dir")
+            .arg(home.0.join("data"))
+            .env("WINEPREFIX", home.0.join("prefix"))
+            .env("WINEDEBUG", "-all")
+            .env_remove("DISPLAY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("wine starts");
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = tokio::time::timeout(FIRST_START, async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(url) = line.trim_end().strip_prefix("URL: http://") {
+                    return Some(url.to_string());
+                }
             }
+            None
+        })
+        .await
+        .expect("bridge.exe prints its URL under wine in time");
+        if let Some(url) = url {
+            break (child, url);
         }
-        panic!("bridge.exe ended before printing its URL");
-    })
-    .await
-    .expect("bridge.exe prints its URL under wine in time");
+        let status = child.wait().await;
+        said.push(format!(
+            "{status:?}: {}",
+            std::fs::read_to_string(&stderr).unwrap_or_default()
+        ));
+        eprintln!(
+            "bridge.exe ended before printing its URL: {}",
+            said.last().unwrap()
+        );
+        assert!(
+            said.len() < 3,
+            "bridge.exe did not start under wine: {said:#?}"
+        );
+    };
     let addr = url.split_once("/#token=").expect("a token").0;
     let bridge = Bridge::elsewhere(addr.parse().unwrap());
 
