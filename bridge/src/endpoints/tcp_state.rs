@@ -395,24 +395,17 @@ fn in_table(local: SocketAddr, peer: SocketAddr) -> Option<Option<&'static str>>
 /// [`in_table`] on Linux; IPv6 connections are not followed.
 #[cfg(windows)]
 fn in_table(local: SocketAddr, peer: SocketAddr) -> Option<Option<&'static str>> {
-    use windows_sys::Win32::NetworkManagement::IpHelper::{GetTcpTable2, MIB_TCPROW2};
     let (SocketAddr::V4(local), SocketAddr::V4(peer)) = (local, peer) else {
         return None;
     };
-    use windows_sys::Win32::NetworkManagement::IpHelper::MIB_TCPTABLE2;
-    let rows: Vec<MIB_TCPROW2> = windows_table(
-        std::mem::offset_of!(MIB_TCPTABLE2, table),
-        // SAFETY: writes at most `size` bytes into the buffer given (windows_table's contract).
-        |buf, size| unsafe { GetTcpTable2(buf.cast(), size, 0) },
-    )?;
-    let ip = |a: u32| std::net::Ipv4Addr::from(a.to_ne_bytes());
-    Some(rows.into_iter().find_map(|row| {
-        let matches = ip(row.dwLocalAddr) == *local.ip()
-            && port(row.dwLocalPort) == local.port()
-            && ip(row.dwRemoteAddr) == *peer.ip()
-            && port(row.dwRemotePort) == peer.port();
-        matches.then_some(())?;
-        Some(match row.dwState {
+    // A connection missing from a table read a moment ago may be newer than it: read again.
+    let key = (local, peer);
+    let state = match tcp_table_v4(false)?.get(&key) {
+        Some(state) => Some(*state),
+        None => tcp_table_v4(true)?.get(&key).copied(),
+    };
+    Some(state.and_then(|state| {
+        Some(match state {
             1 => "CLOSE",
             2 => "LISTEN",
             3 => "SYN_SENT",
@@ -428,6 +421,51 @@ fn in_table(local: SocketAddr, peer: SocketAddr) -> Option<Option<&'static str>>
         })
     }))
 }
+
+/// Windows' IPv4 connections and their states (`MIB_TCP_STATE`), by local and remote
+/// address. The table is read at most once per half [`POLL`] for every connection that asks:
+/// with many connections followed through it (a Windows without `SIO_TCP_INFO`), each reading
+/// the whole table every 50 ms would cost the square of their number. Half: a look after
+/// close, which waits a whole `POLL`, never gets a table read before the close. `fresh` reads
+/// it now whatever its age.
+#[cfg(windows)]
+fn tcp_table_v4(fresh: bool) -> Option<std::sync::Arc<TcpTable>> {
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    use windows_sys::Win32::NetworkManagement::IpHelper::{
+        GetTcpTable2, MIB_TCPROW2, MIB_TCPTABLE2,
+    };
+    type Cached = Option<(std::time::Instant, std::sync::Arc<TcpTable>)>;
+    static CACHE: std::sync::Mutex<Cached> = std::sync::Mutex::new(None);
+    let mut cache = CACHE.lock().ok()?;
+    if let Some((read, table)) = &*cache {
+        if !fresh && read.elapsed() < POLL / 2 {
+            return Some(table.clone());
+        }
+    }
+    let rows: Vec<MIB_TCPROW2> = windows_table(
+        std::mem::offset_of!(MIB_TCPTABLE2, table),
+        // SAFETY: writes at most `size` bytes into the buffer given (windows_table's contract).
+        |buf, size| unsafe { GetTcpTable2(buf.cast(), size, 0) },
+    )?;
+    let at = |ip: u32, p: u32| SocketAddrV4::new(Ipv4Addr::from(ip.to_ne_bytes()), port(p));
+    let table: TcpTable = rows
+        .iter()
+        .map(|r| {
+            let key = (
+                at(r.dwLocalAddr, r.dwLocalPort),
+                at(r.dwRemoteAddr, r.dwRemotePort),
+            );
+            (key, r.dwState)
+        })
+        .collect();
+    let table = std::sync::Arc::new(table);
+    *cache = Some((std::time::Instant::now(), table.clone()));
+    Some(table)
+}
+
+/// See [`tcp_table_v4`].
+#[cfg(windows)]
+type TcpTable = std::collections::HashMap<(std::net::SocketAddrV4, std::net::SocketAddrV4), u32>;
 
 /// A port as Windows' tables keep it: in network order, in the low 16 bits.
 #[cfg(windows)]
