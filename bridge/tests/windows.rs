@@ -257,6 +257,22 @@ async fn the_windows_bridge_serves_runs_and_traces_programs_under_wine() {
         "{}",
         refused.explanation
     );
+    // A server on another loopback address (127.0.0.2, here a listener of this test's): the
+    // refusal says where it is, from Windows' own TCP table.
+    let elsewhere = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+    let port = elsewhere.local_addr().unwrap().port();
+    let refused = c
+        .err(Command::TcpClientConnect(shared::TcpClientSpec::to(
+            "127.0.0.1",
+            port,
+        )))
+        .await;
+    let hint = refused.hint.clone().unwrap_or_default();
+    assert!(
+        hint.contains(&format!("at 127.0.0.2:{port}")),
+        "{refused:?}"
+    );
+    drop(elsewhere);
     // The page runs a student's Python program on Windows, traced by the same shim over
     // loopback TCP: every call with its line, the console, and a real peer from this test.
     std::fs::create_dir_all(home.0.join("data")).unwrap();

@@ -10,7 +10,8 @@
 //! | Windows | `SIO_TCP_INFO` (10, 1703 and on) | `GetTcpTable2` (IPv4)              |
 //!
 //! Where a system gives nothing, the welcome says so in one line ([`note`]). Whether some
-//! program listens on a port ([`listening`], for checks) is read from the same tables: Linux's
+//! program listens on a port ([`listening`], for checks, and [`listening_on`], for the hint of
+//! a refused connect) is read from the same tables: Linux's
 //! `/proc/net`, Windows' `GetTcpTable2`/`GetTcp6Table2`/`GetUdpTable`/`GetUdp6Table`, and on
 //! macOS, which has no such table to read, `lsof`.
 
@@ -587,8 +588,40 @@ fn in_table(_local: SocketAddr, _peer: SocketAddr) -> Option<Option<&'static str
     None
 }
 
+/// The addresses of this machine where a TCP server listens on `port`: Windows' TCP tables'
+/// LISTEN rows, IPv4 and IPv6.
+#[cfg(windows)]
+pub(crate) fn listening_on(wanted: u16) -> Vec<SocketAddr> {
+    use std::mem::offset_of;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    use windows_sys::Win32::NetworkManagement::IpHelper::{
+        GetTcp6Table2, GetTcpTable2, MIB_TCP6ROW2, MIB_TCP6TABLE2, MIB_TCPROW2, MIB_TCPTABLE2,
+    };
+    // SAFETY (each call): writes at most `size` bytes into the buffer given.
+    let v4 = windows_table::<MIB_TCPROW2>(offset_of!(MIB_TCPTABLE2, table), |b, s| unsafe {
+        GetTcpTable2(b.cast(), s, 0)
+    });
+    let v6 = windows_table::<MIB_TCP6ROW2>(offset_of!(MIB_TCP6TABLE2, table), |b, s| unsafe {
+        GetTcp6Table2(b.cast(), s, 0)
+    });
+    // MIB_TCP_STATE_LISTEN is 2.
+    let v4 = v4
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.dwState == 2 && port(r.dwLocalPort) == wanted)
+        .map(|r| SocketAddr::from((Ipv4Addr::from(r.dwLocalAddr.to_ne_bytes()), wanted)));
+    let v6 = v6
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.State == 2 && port(r.dwLocalPort) == wanted)
+        // SAFETY: both views of the union are plain bytes.
+        .map(|r| SocketAddr::from((Ipv6Addr::from(unsafe { r.LocalAddr.u.Byte }), wanted)));
+    v4.chain(v6).collect()
+}
+
 /// The addresses of this machine where a TCP server listens on `port` (from /proc/net/tcp and
-/// tcp6; empty where the system has no such table).
+/// tcp6; empty where the system has no such table, as macOS).
+#[cfg(not(windows))]
 pub(crate) fn listening_on(port: u16) -> Vec<SocketAddr> {
     let mut found = Vec::new();
     for (path, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
@@ -610,6 +643,7 @@ pub(crate) fn listening_on(port: u16) -> Vec<SocketAddr> {
 }
 
 /// The reverse of [`hex_addr`].
+#[cfg_attr(windows, allow(dead_code))] // Windows reads its own tables
 fn parse_hex_addr(text: &str, v6: bool) -> Option<SocketAddr> {
     let (ip, port) = text.split_once(':')?;
     let port = u16::from_str_radix(port, 16).ok()?;
