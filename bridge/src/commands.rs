@@ -118,7 +118,10 @@ pub(crate) async fn execute(hub: &Arc<Hub>, command: Command) -> Outcome {
             pid,
             script,
             source,
-        } => programs::attach(hub, argv, pid, script, source).map(ReplyData::Endpoint),
+            channel_port,
+        } => {
+            programs::attach(hub, argv, pid, script, source, channel_port).map(ReplyData::Endpoint)
+        }
         Command::TraceRecords { program, records } => {
             programs::records(hub, program, records).map(|()| ReplyData::Done)
         }

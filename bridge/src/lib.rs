@@ -98,6 +98,9 @@ pub async fn run(
     let mut origins = security::default_origins(listen);
     origins.extend(config.extra_origins.iter().cloned());
     let hub = hub::Hub::new(config).map_err(std::io::Error::other)?;
+    // The page's own traffic is never captured (first: this port is always left out), while
+    // the bridge serves.
+    let _page = hub.capture.leave_out(listen.port());
     {
         let hub = hub.clone();
         let stop = hub.root.token.clone();

@@ -303,7 +303,16 @@ async fn file_upload_and_transfer_with_matching_hashes() {
     browser
         .wait_text(".msg.transfer", "lab.bin sent 2.9 MiB, all of it sent")
         .await;
-    // The receiving side's report, opened from the timeline, says the hashes match.
+    // The receiving side's report, opened from the timeline, says the hashes match. It comes
+    // once the file is on disk (an fsync), which waits behind whatever else is being written:
+    // the gigabyte tests run beside this one.
+    browser
+        .wait_text_within(
+            ".row[data-kind='transfer']",
+            "received",
+            std::time::Duration::from_secs(120),
+        )
+        .await;
     browser
         .click(".row[data-kind='transfer'][title*='received']")
         .await;
@@ -705,6 +714,7 @@ async fn a_hung_tab_while_a_gigabyte_streams_in() {
         )
         .await
         .unwrap();
+    data.assert_room_for(1 << 30);
     let saving_peak = stream_pattern_into(port_of(&saver), 1 << 30, pid).await;
     let printing_peak = stream_pattern_into(port_of(&printer), 256 << 20, pid).await;
     let peak = saving_peak.max(printing_peak);
@@ -881,6 +891,39 @@ async fn the_students_own_programs_run_from_the_page() {
     // Each call on the timeline, with its line.
     browser.wait_text(".row[data-kind='send']", "line 16").await;
     browser.wait_text(".row[data-kind='recv']", "line 19").await;
+    // In the order things happened, with those times: the bridge reads a program's calls in
+    // batches, so without this its packets (where captured) came before the send() that sent
+    // them, or after the accept() that their SYN led to.
+    let rows: Vec<(f64, String)> = browser
+        .strings("[...document.querySelectorAll('.timeline .row')].map(r => r.querySelector('.t').textContent + '|' + r.dataset.kind + ' ' + r.querySelector('.call').textContent + ' ' + r.querySelector('.detail').textContent)")
+        .await
+        .into_iter()
+        .map(|row| {
+            let (time, text) = row.split_once('|').unwrap();
+            (time.parse().expect("seconds"), text.to_string())
+        })
+        .collect();
+    assert!(
+        rows.windows(2).all(|w| w[0].0 <= w[1].0),
+        "timeline rows in time order: {rows:#?}"
+    );
+    let first = |what: &str| rows.iter().position(|(_, r)| r.starts_with(what));
+    if let (Some(send), Some(data)) = (first("send send() line 16"), first("packet ⇄ PSH,ACK")) {
+        assert!(send < data, "send() before its data: {rows:#?}");
+    }
+    let (typed, sent) = (first("output input"), first("send send() line 16"));
+    assert!(
+        typed.is_some() && typed < sent,
+        "what was typed before the send() it led to: {rows:#?}"
+    );
+    // The client's connect() is its call, where it began: before its SYN.
+    let connect = first("connect connect() line 10").expect("the client's connect() call");
+    if let Some(syn) = first("packet ⇄ SYN") {
+        assert!(connect < syn, "connect() before its SYN: {rows:#?}");
+    }
+    if let (Some(syn), Some(accept)) = (first("packet ⇄ SYN"), first("accept accept() line 15")) {
+        assert!(syn < accept, "the SYN before accept() returns: {rows:#?}");
+    }
     // A picked call's line, marked in the Source tab.
     browser
         .click(".row[data-kind='recv'][title*='kurose_tcp_server.py:19']")
@@ -1025,6 +1068,22 @@ async fn c_programs_run_from_the_page_face_each_other() {
         !labels.contains("· L0"),
         "a C program has no lines: {labels}"
     );
+    // Where the bridge captures (root), each packet is drawn where it crossed the wire: after
+    // the call that sent it, though the calls reached the bridge later than their packets.
+    let items = browser
+        .strings("[...document.querySelectorAll('.sequence-svg .item')].map(t => t.dataset.kind + ' ' + t.textContent)")
+        .await;
+    let first = |what: &str| items.iter().position(|i| i.starts_with(what));
+    if let Some(syn) = first("packet [SYN]") {
+        let connect = first("connect").expect("the client's connect()");
+        assert!(connect < syn, "connect() before its SYN: {items:?}");
+        let send = first("send send() \"hello\"").expect("the client's send()");
+        let data = items
+            .iter()
+            .position(|i| i.starts_with("packet [PSH,ACK]"))
+            .expect("the data on the wire");
+        assert!(send < data, "send() before its data: {items:?}");
+    }
     browser.screenshot("programs-c-sequence").await;
     // What a person sees: the tab where the C programs were named, and the client's calls.
     browser.viewport(1600, 1000).await;
@@ -1032,9 +1091,21 @@ async fn c_programs_run_from_the_page_face_each_other() {
         .click(".middle-tabs button[data-tab='Programs']")
         .await;
     browser.screenshot("programs-c-1600x1000").await;
+    browser
+        .click(".middle-tabs button[data-tab='Sequence']")
+        .await;
+    browser.screenshot("programs-c-sequence-1600x1000").await;
     browser.viewport(1024, 768).await;
     browser.click("#lecture").await;
     browser.wait_text("#lecture", "Normal size").await;
+    browser.click("#focus-sequence").await;
+    browser
+        .screenshot("programs-c-sequence-1024x768-lecture")
+        .await;
+    browser.click("#focus-all").await;
+    browser
+        .click(".middle-tabs button[data-tab='Programs']")
+        .await;
     browser.screenshot("programs-c-1024x768-lecture").await;
     browser
         .click(".middle-tabs button[data-tab='Conversation']")
@@ -1979,6 +2050,20 @@ async fn the_timeline_shows_the_packets_and_saves_them_for_wireshark() {
     browser
         .wait_text(".sequence .wire", "[SYN,ACK] seq 0 ack 1")
         .await;
+    // The handshake crosses between the client and the server's connection (the socket its
+    // addresses name once accept() has said so), both ways: each arrow ends on the lane the
+    // other one starts from.
+    let ends = browser
+        .client
+        .execute(
+            "const ends = t => { const g = [...document.querySelectorAll('.sequence .wire')].find(w => w.textContent.startsWith(t)); const l = g.querySelector('line'); return [l.getAttribute('x1'), l.getAttribute('x2')]; };
+             return [ends('[SYN] seq 0'), ends('[SYN,ACK] seq 0 ack 1')];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(ends[0][0], ends[1][1], "SYN from, SYN,ACK to: {ends}");
+    assert_eq!(ends[0][1], ends[1][0], "SYN to, SYN,ACK from: {ends}");
     browser.screenshot("packets-sequence").await;
     browser.viewport(1024, 768).await;
     browser.click("#lecture").await;

@@ -223,28 +223,57 @@ async fn a_tcp_conversation_and_a_lost_datagram_on_the_wire() {
     bridge.shutdown().await;
 }
 
+/// A bridge whose data directory holds these handout programs (tests/fixtures/programs), and
+/// a page connected to it; `None` (the test is skipped) where the bridge may not capture.
+async fn capturing_bridge(tag: &str, programs: &[&str]) -> Option<(TempDir, Bridge, Client)> {
+    let data = TempDir::new(tag);
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/programs");
+    for file in programs {
+        std::fs::copy(fixtures.join(file), data.0.join(file)).unwrap();
+    }
+    let dir = data.0.clone();
+    let bridge = Bridge::start_with(move |c| c.data_dir = dir).await;
+    let page = bridge.client().await;
+    if !page.welcome.capture.as_ref().is_some_and(|c| c.on) {
+        assert!(!root(), "as root the bridge captures");
+        eprintln!("skipped: no capture");
+        return None;
+    }
+    Some((data, bridge, page))
+}
+
+/// Packets the capture has read since the bridge started (`capture_save`'s count).
+async fn captured(page: &mut Client) -> u64 {
+    match page.ok(cmd(json!({"op": "capture_save"}))).await {
+        ReplyData::Capture { captured, .. } => captured,
+        other => panic!("capture_save replies with the counts: {other:?}"),
+    }
+}
+
+/// Runs the handout's kurose client from the page against `port`, and waits for its prompt
+/// (it is traced then, and waits in input()); returns its program endpoint.
+async fn kurose_client_at_its_prompt(page: &mut Client, port: u16) -> u32 {
+    let client = run_program(page, "kurose_tcp_client.py", &[&port.to_string()]).await;
+    page.wait_until("the client's prompt", |events| {
+        events
+            .iter()
+            .any(|e| e.endpoint == client && matches!(e.kind, EventKind::Output { .. }))
+    })
+    .await;
+    client
+}
+
 /// A traced program's sockets are captured too: the handout's echo server, run from the page,
 /// and a plain client (untraced, so only the program's own socket tells the bridge the port).
 #[tokio::test]
 async fn a_traced_programs_packets_are_its_own() {
-    let data = TempDir::new("capture-program");
-    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/programs/elen_echo_server.py");
-    std::fs::copy(&fixture, data.0.join("elen_echo_server.py")).unwrap();
-    let dir = data.0.clone();
-    let bridge = Bridge::start_with(move |c| c.data_dir = dir).await;
-    let mut page = bridge.client().await;
-    if !page.welcome.capture.as_ref().is_some_and(|c| c.on) {
-        assert!(!root(), "as root the bridge captures");
-        eprintln!("skipped: no capture");
+    let Some((_data, bridge, mut page)) =
+        capturing_bridge("capture-program", &["elen_echo_server.py"]).await
+    else {
         return;
-    }
+    };
     let port = free_tcp_port();
-    page.endpoint(cmd(
-        json!({"op": "program_run", "file": "elen_echo_server.py",
-                             "args": [port.to_string()]}),
-    ))
-    .await;
+    run_program(&mut page, "elen_echo_server.py", &[&port.to_string()]).await;
     let listen = page
         .wait_for("the program's listen()", |e| {
             matches!(e.kind, EventKind::Listen { .. })
@@ -286,6 +315,218 @@ async fn a_traced_programs_packets_are_its_own() {
     assert_ne!(echoed.0, 0, "tied to one of the program's sockets");
     assert_eq!(echoed.2.dir, "out");
     bridge.shutdown().await;
+}
+
+/// A traced client to a server the bridge knows nothing of (here the test's own, in place of
+/// `nc -l` or the handout's server run in a terminal): its handshake crosses before its
+/// connect() reaches the bridge, so while programs are traced the capture keeps every loopback
+/// port, and shows what belongs to a traced socket. Other loopback traffic in that time is
+/// neither shown nor saved.
+#[tokio::test]
+async fn a_traced_client_to_a_server_the_bridge_does_not_run_shows_its_handshake() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some((data, bridge, mut page)) =
+        capturing_bridge("capture-outside", &["kurose_tcp_client.py"]).await
+    else {
+        return;
+    };
+    let server = tokio::net::TcpListener::bind(("127.0.0.1", free_tcp_port()))
+        .await
+        .unwrap();
+    let port = server.local_addr().unwrap().port();
+    let answering = tokio::spawn(async move {
+        let (mut conn, _) = server.accept().await.unwrap();
+        let mut buf = [0u8; 64];
+        let n = conn.read(&mut buf).await.unwrap();
+        conn.write_all(&buf[..n].to_ascii_uppercase())
+            .await
+            .unwrap();
+    });
+    let client = kurose_client_at_its_prompt(&mut page, port).await;
+    // Unrelated loopback traffic while the program is traced.
+    let other = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut near = tokio::net::TcpStream::connect(other.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (mut far, _) = other.accept().await.unwrap();
+    near.write_all(b"none of the bridge's business")
+        .await
+        .unwrap();
+    let mut got = [0u8; 29];
+    far.read_exact(&mut got).await.unwrap();
+    page.ok(cmd(
+        json!({"op": "program_input", "program": client, "text": "hello\n"}),
+    ))
+    .await;
+    answering.await.unwrap();
+    let connected = page
+        .wait_for("the client's connect()", |e| {
+            matches!(e.kind, EventKind::Connect) && e.at.as_ref().is_some_and(|a| a.line == 10)
+        })
+        .await;
+    let socket = connected.endpoint;
+    page.wait_until("the handshake and both data segments", |events| {
+        let all = packets(events);
+        let on_socket = |flags: &str, text: &str| {
+            all.iter().any(|p| {
+                p.0 == socket && p.2.flags == flags && (text.is_empty() || p.2.data.preview == text)
+            })
+        };
+        on_socket("SYN", "")
+            && on_socket("SYN,ACK", "")
+            && on_socket("PSH,ACK", "hello")
+            && on_socket("PSH,ACK", "HELLO")
+    })
+    .await;
+    let all = packets(&page.events);
+    let find = |flags: &str| {
+        all.iter()
+            .find(|p| p.0 == socket && p.2.flags == flags)
+            .unwrap()
+    };
+    let server_addr = format!("127.0.0.1:{port}");
+    assert_eq!(
+        (find("SYN").2.dir.as_str(), find("SYN").2.dst.as_str()),
+        ("out", server_addr.as_str())
+    );
+    assert_eq!(find("SYN,ACK").2.dir, "in");
+    assert!(
+        all.iter().all(|p| p.0 == socket),
+        "only the traced socket's packets are shown: {all:#?}"
+    );
+    let ReplyData::Capture { file, .. } = page.ok(cmd(json!({"op": "capture_save"}))).await else {
+        panic!("capture_save replies with the file");
+    };
+    let saved = std::fs::read(data.0.join(&file)).unwrap();
+    let has = |needle: &[u8]| saved.windows(needle.len()).any(|w| w == needle);
+    assert!(has(b"hello") && has(b"HELLO"), "the client's data is saved");
+    assert!(
+        !has(b"none of the bridge's business"),
+        "other traffic is not saved"
+    );
+    // Once no program is traced, the filter narrows again (within a second): other traffic
+    // is no longer even copied to the bridge.
+    page.wait_for("the client's exit", |e| {
+        e.endpoint == client && matches!(e.kind, EventKind::Exit { .. })
+    })
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let before = captured(&mut page).await;
+        for _ in 0..5 {
+            near.write_all(b"still none").await.unwrap();
+            let mut back = [0u8; 10];
+            far.read_exact(&mut back).await.unwrap();
+        }
+        let after = captured(&mut page).await;
+        if after == before {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "other traffic is still captured after the program ended ({before} -> {after})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    bridge.shutdown().await;
+}
+
+/// The port where `bridge trace` takes the shim's reports, named in `trace_attach`, is left
+/// out of the capture while that program is shown, though the filter keeps every other
+/// loopback port while programs are traced: those reports are the playground's own traffic.
+/// Once the program has ended, the port is the system's to give again, and captured.
+#[tokio::test]
+async fn a_trace_commands_channel_is_left_out_of_the_capture() {
+    let Some((_data, bridge, mut page)) = capturing_bridge("capture-channel", &[]).await else {
+        return;
+    };
+    // Stands in for the command's channel and a shim's connection to it.
+    let channel = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = channel.local_addr().unwrap().port();
+    let shim = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (command, _) = channel.accept().await.unwrap();
+    let mut reports = (shim, command);
+    let attach = |channel_port: Option<u16>| {
+        cmd(json!({"op": "trace_attach", "argv": ["python3", "x.py"],
+            "pid": std::process::id(), "channel_port": channel_port}))
+    };
+    let ReplyData::Endpoint(traced) = page.ok(attach(Some(port))).await else {
+        panic!("trace_attach replies with the program");
+    };
+    // Another program keeps the filter wide after the first has ended.
+    page.ok(attach(None)).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    // Other tests' traffic may cross in a round; one quiet round is enough.
+    loop {
+        let copied = reports_copied(&mut page, &mut reports, deadline).await;
+        if copied == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the channel's packets are captured: {copied} in the last round"
+        );
+    }
+    page.ok(cmd(
+        json!({"op": "trace_exit", "program": traced.id, "code": 0}),
+    ))
+    .await;
+    page.wait_for("the first program's end", |e| {
+        e.endpoint == traced.id && matches!(e.kind, EventKind::Exit { .. })
+    })
+    .await;
+    loop {
+        let copied = reports_copied(&mut page, &mut reports, deadline).await;
+        if copied >= 20 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the port is still left out after its program ended"
+        );
+    }
+    bridge.shutdown().await;
+}
+
+/// One round of `a_trace_commands_channel_is_left_out_of_the_capture`: 20 reports and their
+/// answers over `reports`, then one datagram elsewhere, which is captured (the filter is
+/// wide) and read after them (the capture reads in order); returns how many frames the
+/// capture read in the round beside that datagram.
+async fn reports_copied(
+    page: &mut Client,
+    reports: &mut (tokio::net::TcpStream, tokio::net::TcpStream),
+    deadline: std::time::Instant,
+) -> u64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (shim, command) = reports;
+    let before = captured(page).await;
+    for _ in 0..20 {
+        shim.write_all(b"{\"op\":\"send\"}\n").await.unwrap();
+        let mut line = [0u8; 14];
+        command.read_exact(&mut line).await.unwrap();
+        command.write_all(b"k").await.unwrap();
+        shim.read_exact(&mut line[..1]).await.unwrap();
+    }
+    let marker = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let marking = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    marking
+        .send_to(b"marker", marker.local_addr().unwrap())
+        .await
+        .unwrap();
+    marker.recv_from(&mut [0u8; 8]).await.unwrap();
+    loop {
+        let now = captured(page).await;
+        if now > before {
+            return now - before - 1;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the marker datagram was not captured: is the filter wide while traced?"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// With `--allow-lan` the capture listens on every interface (a LAN endpoint's packets cross
@@ -504,4 +745,217 @@ async fn without_cap_net_raw_the_page_is_told_what_to_run_and_all_else_works() {
     assert!(c.window > 0 && c.rtt_us > 0, "{c:?}");
     let error = page.err(cmd(json!({"op": "capture_save"}))).await;
     assert!(error.hint.unwrap_or_default().contains("setcap"));
+}
+
+/// A traced program's calls reach the bridge in batches, after the packets they caused: each
+/// call says when it was made (`at.call_us`, on the clock of `wire_us`), so the page can put
+/// the handout's client's connect() before its SYN and its send() before its data, and the
+/// server's accept() and recv() after what they waited for. And the bridge waits for those
+/// calls before it says whose a packet is, so each is its sender's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_traced_programs_calls_are_timed_when_made_not_when_read() {
+    let Some((_data, bridge, mut page)) = capturing_bridge(
+        "capture-timed",
+        &["kurose_tcp_server.py", "kurose_tcp_client.py"],
+    )
+    .await
+    else {
+        return;
+    };
+    let port = free_tcp_port();
+    run_program(&mut page, "kurose_tcp_server.py", &[&port.to_string()]).await;
+    page.wait_for("the server's listen()", |e| {
+        matches!(e.kind, EventKind::Listen { .. })
+    })
+    .await;
+    let client = kurose_client_at_its_prompt(&mut page, port).await;
+    page.ok(cmd(
+        json!({"op": "program_input", "program": client, "text": "hello\n"}),
+    ))
+    .await;
+    // Both sides' calls up to the client's recv() of the answer, and the packets of both.
+    const CLIENT: &str = "kurose_tcp_client.py";
+    const SERVER: &str = "kurose_tcp_server.py";
+    let made = |events: &[Event], file: &str, kind: &str, line: u32| {
+        events
+            .iter()
+            .find(|e| {
+                e.kind.name() == kind
+                    && e.at
+                        .as_ref()
+                        .is_some_and(|a| a.line == line && a.file.ends_with(file))
+            })
+            .cloned()
+    };
+    let carrying = |events: &[Event], text: &str| {
+        packets(events)
+            .into_iter()
+            .find(|p| p.2.data.preview == text)
+            .map(|p| p.2)
+    };
+    page.wait_until("the answer's recv() and both data packets", |events| {
+        made(events, CLIENT, "recv", 19).is_some()
+            && carrying(events, "hello").is_some()
+            && carrying(events, "HELLO").is_some()
+    })
+    .await;
+    let events = page.events.clone();
+    let call = |file: &str, kind: &str, line: u32| {
+        let event = made(&events, file, kind, line)
+            .unwrap_or_else(|| panic!("no {kind} at line {line} of {file}"));
+        let at = event.at.as_ref().unwrap();
+        let when = at
+            .call_us
+            .unwrap_or_else(|| panic!("{kind} at line {line} says when it was made: {at:?}"));
+        assert!(
+            when <= event.t_us,
+            "made ({when}) before it was read ({})",
+            event.t_us
+        );
+        when
+    };
+    let syn = packets(&events)
+        .into_iter()
+        .find(|p| p.2.flags == "SYN")
+        .expect("the client's SYN")
+        .2;
+    let hello = carrying(&events, "hello").unwrap();
+    let answer = carrying(&events, "HELLO").unwrap();
+    // The kernel's stamp and the calls' clock are read apart: a millisecond of slack, far
+    // below the batching this is about (100 ms and more).
+    const SLACK: u64 = 1_000;
+    // Each packet is shown on the socket that sent it: the bridge waits for a traced
+    // program's calls before it says whose a packet is.
+    let sender_of = |packet: &PacketInfo| {
+        events
+            .iter()
+            .find(|e| matches!(&e.kind, EventKind::Packet(p) if **p == *packet))
+            .map(|e| (e.endpoint, e.conn))
+            .unwrap()
+    };
+    let socket_of = |file: &str, kind: &str, line: u32| {
+        made(&events, file, kind, line)
+            .map(|e| (e.endpoint, e.conn))
+            .unwrap()
+    };
+    assert_eq!(
+        sender_of(&syn),
+        socket_of(CLIENT, "connect", 10),
+        "the SYN is the client's"
+    );
+    assert_eq!(
+        sender_of(&hello),
+        socket_of(CLIENT, "send", 16),
+        "the client's data is its socket's"
+    );
+    assert_eq!(
+        sender_of(&answer),
+        socket_of(SERVER, "send", 26),
+        "the answer is the server's connection's"
+    );
+    assert_eq!((hello.dir.as_str(), answer.dir.as_str()), ("out", "out"));
+    // (whose call, which, at which line, the packet, whether the call comes before it)
+    let order = [
+        (
+            CLIENT,
+            "connect",
+            10,
+            &syn,
+            true,
+            "connect() before its SYN",
+        ),
+        (SERVER, "accept", 15, &syn, false, "accept() after the SYN"),
+        (
+            CLIENT,
+            "send",
+            16,
+            &hello,
+            true,
+            "the client's send() before its data",
+        ),
+        (
+            SERVER,
+            "recv",
+            19,
+            &hello,
+            false,
+            "the server's recv() after the data",
+        ),
+        (
+            SERVER,
+            "send",
+            26,
+            &answer,
+            true,
+            "the server's send() before its data",
+        ),
+        (
+            CLIENT,
+            "recv",
+            19,
+            &answer,
+            false,
+            "the client's recv() after the answer",
+        ),
+    ];
+    for (file, kind, line, packet, first, what) in order {
+        let made = call(file, kind, line);
+        let in_order = if first {
+            made <= packet.wire_us + SLACK
+        } else {
+            made + SLACK >= packet.wire_us
+        };
+        assert!(
+            in_order,
+            "{what}: call at {made}, packet at {}",
+            packet.wire_us
+        );
+    }
+    // A line a program prints says when it was read, though with two programs traced it is
+    // shown later, in one order with their calls: the server's line after accept() comes
+    // between that accept() and the recv() that waited for the client's typing.
+    let printed = events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::Output {
+                data,
+                read_us: Some(read),
+                ..
+            } if data.preview.starts_with("Connection established") => Some((*read, e.t_us)),
+            _ => None,
+        })
+        .expect("the server's line after accept(), with when it was read");
+    let (accepted, received) = (call(SERVER, "accept", 15), call(SERVER, "recv", 19));
+    // Held for the other program's calls (120 ms): read that much before it was shown.
+    assert!(
+        printed.0 + 100_000 <= printed.1,
+        "read ({}) well before shown ({})",
+        printed.0,
+        printed.1
+    );
+    assert!(
+        accepted <= printed.0 + SLACK && printed.0 <= received,
+        "printed at {}: accept() returned at {accepted}, recv() at {received}",
+        printed.0
+    );
+    // What the page typed is timed as it was given, before the send() it led to.
+    let typed = events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::Output {
+                stream,
+                read_us: Some(given),
+                ..
+            } if stream == "stdin" => Some((*given, e.t_us)),
+            _ => None,
+        })
+        .expect("the line typed into the client, with when it was given");
+    let sent = call(CLIENT, "send", 16);
+    assert!(
+        typed.0 <= typed.1 && typed.0 <= sent,
+        "typed at {} (shown {}), sent at {sent}",
+        typed.0,
+        typed.1
+    );
+    bridge.shutdown().await;
 }

@@ -281,6 +281,7 @@ async fn a_page_that_stops_reading_while_a_gigabyte_streams_in() {
     // From here on this page reads nothing: its socket fills, then the bridge's queue for it.
     let before = allocated_kib(pid);
     let gib = 1u64 << 30;
+    data.assert_room_for(gib);
     let saving_peak = stream_pattern_into(port_of(&saver), gib, pid).await;
     // Every recv() of this one is an event with its bytes (64 KiB each), which the page never
     // takes: the history and the queue are bounded, so memory is too.

@@ -484,22 +484,13 @@ async fn a_server_that_crashes_mid_connection_ends_with_its_signal() {
     .await;
 }
 
-/// Runs `file` with `args` from the page (`program_run`): its program endpoint.
-async fn run_from_page(c: &mut Client, file: &str, args: &[&str]) -> u32 {
-    c.endpoint(cmd(
-        serde_json::json!({"op": "program_run", "file": file, "args": args}),
-    ))
-    .await
-    .id
-}
-
 /// What a program printed (its console), in order.
 fn console(events: &[Event], program: u32) -> String {
     events
         .iter()
         .filter(|e| e.endpoint == program)
         .filter_map(|e| match &e.kind {
-            EventKind::Output { data, stream } if stream != "stdin" => {
+            EventKind::Output { data, stream, .. } if stream != "stdin" => {
                 String::from_utf8(data.bytes()?).ok()
             }
             _ => None,
@@ -524,7 +515,7 @@ async fn the_page_runs_a_c_program_and_shows_every_kind_of_call() {
     };
     let bridge = bridge_in(&runtime.0, &data.0).await;
     let mut c = bridge.client().await;
-    let program = run_from_page(&mut c, "./page_calls", &[]).await;
+    let program = run_program(&mut c, "./page_calls", &[]).await;
     // Printed without fflush, shown before the program ends: its output is line-buffered.
     c.wait_until("the prompt", |ev| console(ev, program).contains("type go"))
         .await;
@@ -709,14 +700,14 @@ async fn the_page_runs_programs_of_other_languages_against_a_c_server() {
     for (command, first, sentence) in peers {
         eprintln!("the {command} client against the C server");
         let port = free_tcp_port().to_string();
-        let server = run_from_page(&mut c, "uppercase_server", &[&port]).await;
+        let server = run_program(&mut c, "uppercase_server", &[&port]).await;
         c.wait_until("the C server listens", |ev| {
             calls(ev, server).iter().any(|(kind, _)| kind == "listen")
         })
         .await;
         let mut args = first.clone();
         args.extend([port.as_str(), sentence]);
-        let client = run_from_page(&mut c, command, &args).await;
+        let client = run_program(&mut c, command, &args).await;
         c.wait_until_within(
             &format!("the {command} client and the server ended"),
             std::time::Duration::from_secs(60),

@@ -64,14 +64,6 @@ async fn stops_running(pid: u32) -> bool {
     false
 }
 
-async fn run(c: &mut Client, file: &str, args: &[String]) -> u32 {
-    c.endpoint(cmd(
-        json!({"op": "program_run", "file": file, "args": args}),
-    ))
-    .await
-    .id
-}
-
 async fn wait_exit(c: &mut Client, program: u32) -> (Option<i32>, Option<i32>, String) {
     c.wait_until("the program's exit", |ev| exit_of(ev, program).is_some())
         .await;
@@ -290,9 +282,9 @@ async fn the_handouts_programs_run_from_the_page_call_by_call() {
     let mut c = bridge.client().await;
     for lab in LABS {
         let port = port_for(lab).to_string();
-        let server = run(&mut c, lab.server, std::slice::from_ref(&port)).await;
+        let server = run_program(&mut c, lab.server, &[&port]).await;
         wait_call(&mut c, server, lab.ready.0, lab.ready.1).await;
-        let client = run(&mut c, lab.client, &[port]).await;
+        let client = run_program(&mut c, lab.client, &[&port]).await;
         if let Some((prompt, answer)) = lab.input {
             c.wait_until(&format!("the prompt of {}", lab.client), |ev| {
                 console(ev, client).contains(prompt)
@@ -354,7 +346,7 @@ async fn a_waiting_call_says_where_the_program_is_stuck() {
     let bridge = bridge_for(&data).await;
     let mut c = bridge.client().await;
     let port = free_tcp_port().to_string();
-    let server = run(&mut c, "kurose_tcp_server.py", &[port]).await;
+    let server = run_program(&mut c, "kurose_tcp_server.py", &[&port]).await;
     let waiting = c
         .wait_for(
             "accept() waiting",
@@ -408,7 +400,7 @@ async fn a_crash_is_explained_with_its_line_and_traceback() {
     .unwrap();
     let bridge = bridge_for(&data).await;
     let mut c = bridge.client().await;
-    let program = run(&mut c, "refused.py", &[]).await;
+    let program = run_program(&mut c, "refused.py", &[]).await;
     let (code, _, _) = wait_exit(&mut c, program).await;
     assert_eq!(code, Some(1));
     // The failed call, on its socket, with its line and the bridge's own explanation.
@@ -470,10 +462,10 @@ async fn a_program_that_loops_ignores_sigterm_or_floods_is_stopped_and_bounded()
     .unwrap();
     let bridge = bridge_for(&data).await;
     let mut c = bridge.client().await;
-    let stubborn = run(&mut c, "stubborn.py", &[]).await;
+    let stubborn = run_program(&mut c, "stubborn.py", &[]).await;
     c.wait_until("it loops", |ev| console(ev, stubborn).contains("looping"))
         .await;
-    let flood = run(&mut c, "flood.py", &[]).await;
+    let flood = run_program(&mut c, "flood.py", &[]).await;
     // A loaded machine runs the flood slowly: give it time to pass both rates.
     c.wait_until_within("console and calls beyond the rate are counted", 6 * WAIT, |ev| {
         let dropped = |what: &str| {
@@ -522,7 +514,7 @@ async fn a_forked_child_is_traced_and_stopped_with_its_parent() {
     .unwrap();
     let bridge = bridge_for(&data).await;
     let mut c = bridge.client().await;
-    let program = run(&mut c, "forks.py", &[]).await;
+    let program = run_program(&mut c, "forks.py", &[]).await;
     c.wait_until("the child's bind and its pid", |ev| {
         calls(ev, program).contains(&("bind", 5))
             && console(ev, program)
@@ -564,7 +556,7 @@ async fn programs_are_limited_and_their_environment_is_their_own() {
     let mut c = bridge.client().await;
     let mut running = Vec::new();
     for _ in 0..8 {
-        running.push(run(&mut c, "env.py", &[]).await);
+        running.push(run_program(&mut c, "env.py", &[]).await);
     }
     let error = c
         .err(cmd(json!({"op": "program_run", "file": "env.py"})))
@@ -619,7 +611,7 @@ async fn the_editor_saves_and_reads_a_program() {
         }
         other => panic!("{other:?}"),
     }
-    let program = run(&mut c, "mine.py", &[]).await;
+    let program = run_program(&mut c, "mine.py", &[]).await;
     match c
         .ok(cmd(json!({"op": "program_source", "program": program})))
         .await
@@ -875,7 +867,7 @@ t.join()
     .unwrap();
     let bridge = bridge_for(&data).await;
     let mut c = bridge.client().await;
-    let program = run(&mut c, "threads.py", &[]).await;
+    let program = run_program(&mut c, "threads.py", &[]).await;
     let (code, _, _) = wait_exit(&mut c, program).await;
     assert_eq!(code, Some(0), "{}", console(&c.events, program));
     assert!(console(&c.events, program).contains("b'HI\\n'"));
@@ -1017,7 +1009,7 @@ if __name__ == "__main__":
     .unwrap();
     let bridge = bridge_for(&data).await;
     let mut c = bridge.client().await;
-    let program = run(&mut c, "mp.py", &[]).await;
+    let program = run_program(&mut c, "mp.py", &[]).await;
     let (code, _, _) = wait_exit(&mut c, program).await;
     assert_eq!(code, Some(0), "{}", console(&c.events, program));
     let printed = console(&c.events, program);

@@ -318,6 +318,20 @@ async fn the_windows_bridge_serves_runs_and_traces_programs_under_wine() {
     ] {
         assert!(made.contains(&call), "{call:?} in {made:?}");
     }
+    // Each call says when it was made, on the events' clock: the bridge reads the clock that
+    // Python 3.13's time.monotonic() reads on Windows (the performance counter).
+    let socks = sockets_of(&c.events, program);
+    let timed: Vec<(u64, u64)> = c
+        .events
+        .iter()
+        .filter(|e| socks.contains(&e.endpoint))
+        .filter_map(|e| Some((e.at.as_ref()?.call_us?, e.t_us)))
+        .collect();
+    assert!(timed.len() >= 7, "every call timed: {timed:?}");
+    for (made, read) in &timed {
+        assert!(made <= read, "made at {made}, read at {read}");
+        assert!(read - made < 5_000_000, "made at {made}, read at {read}");
+    }
     // A program stopped from the page ends, with whatever it started (its job), at once.
     let port = free_tcp_port();
     let waiting = c

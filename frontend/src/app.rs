@@ -18,7 +18,7 @@ use crate::components::notice::{self, notice_bar};
 use crate::components::programs::Programs;
 use crate::components::python::{save_text, Python};
 use crate::components::replay::{self, replay_bar};
-use crate::components::sequence::Sequence;
+use crate::components::sequence;
 use crate::components::source::Source;
 use crate::components::timeline::Timeline;
 use crate::components::trouble::Trouble;
@@ -104,6 +104,20 @@ pub fn App() -> Html {
             },
         );
     }
+    // The event picked (a check's failing step) comes into view in the sequence diagram.
+    use_effect_with(
+        (state.highlight, *tab == Tab::Sequence),
+        |(highlight, shown)| {
+            if highlight.is_some() && *shown {
+                let found = web_sys::window()
+                    .and_then(|w| w.document())
+                    .and_then(|d| d.query_selector(sequence::SCROLL_TO).ok().flatten());
+                if let Some(item) = found {
+                    item.scroll_into_view();
+                }
+            }
+        },
+    );
     // The Python tab asks the bridge for the selected endpoint's program.
     {
         let bridge = bridge.clone();
@@ -634,7 +648,7 @@ pub fn App() -> Html {
             program.map(|p| log.name(p)),
             code,
             picked.and_then(|e| e.at.as_ref().map(|at| at.line)),
-            picked.map(|e| crate::format::call(&e.kind)),
+            picked.map(|e| crate::format::call(e)),
             calls,
         )
     };
@@ -765,11 +779,11 @@ pub fn App() -> Html {
                                 onchange={{ let w = seq_wire.clone(); Callback::from(move |_: Event| w.set(!*w)) }} />
                                 { " packets on the wire" }</label>
                         }
-                        <Sequence log={state.log.clone()} version={state.version} large={*lecture}
-                                  only={(*seq_scope == "selected").then_some(state.selected).flatten()}
-                                  start={if *seq_scope == "lab" { log.lab_start } else { 0 }}
-                                  highlight={state.highlight} wire={*seq_wire}
-                                  on_select={on_pick.clone()} />
+                        { sequence::sequence(&sequence::Props { log: state.log.clone(), large: *lecture,
+                                  only: (*seq_scope == "selected").then_some(state.selected).flatten(),
+                                  start: if *seq_scope == "lab" { log.lab_start } else { 0 },
+                                  highlight: state.highlight, wire: *seq_wire,
+                                  on_select: on_pick.clone() }) }
                     } else if *tab == Tab::Compare {
                         <Compare report={state.comparison.clone()} on_run={on_compare} enabled={connected} />
                     } else {

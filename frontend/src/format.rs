@@ -144,9 +144,11 @@ pub fn server_summary(spec: &EndpointSpec) -> String {
     }
 }
 
-/// The socket call an event stands for, as a student knows it from Python.
-pub fn call(kind: &EventKind) -> String {
-    match kind {
+/// The socket call an event stands for, as a student knows it from Python. A traced program's
+/// connect is its call, shown where the call began (before its SYN); the playground's own
+/// client says when it is connected.
+pub fn call(event: &Event) -> String {
+    match &event.kind {
         EventKind::Socket { spec } => match spec {
             EndpointSpec::TcpServer(_) | EndpointSpec::TcpClient(_) => "socket(TCP)".into(),
             EndpointSpec::UdpServer(_) | EndpointSpec::UdpClient(_) => "socket(UDP)".into(),
@@ -159,6 +161,7 @@ pub fn call(kind: &EventKind) -> String {
         EventKind::Backlog { .. } => "backlog".into(),
         EventKind::Accept => "accept()".into(),
         EventKind::Connecting => "connect()…".into(),
+        EventKind::Connect if event.at.is_some() => "connect()".into(),
         EventKind::Connect => "connected".into(),
         EventKind::Send { .. } => "send()".into(),
         EventKind::Recv { .. } => "recv()".into(),
@@ -569,6 +572,31 @@ impl Group {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_programs_connect_is_its_call_and_the_playgrounds_is_connected() {
+        let mut connect = Event {
+            seq: 1,
+            t_us: 0,
+            endpoint: 1,
+            conn: None,
+            local: Some("127.0.0.1:50000".into()),
+            peer: Some("127.0.0.1:12000".into()),
+            at: None,
+            kind: EventKind::Connect,
+        };
+        assert_eq!(call(&connect), "connected");
+        connect.at = Some(Box::new(shared::CodeAt {
+            file: "client.py".into(),
+            line: 10,
+            code: "s.connect(('127.0.0.1', 12000))".into(),
+            thread: "MainThread".into(),
+            pid: 7,
+            blocked_us: None,
+            call_us: Some(0),
+        }));
+        assert_eq!(call(&connect), "connect()");
+    }
 
     #[test]
     fn what_the_capture_could_not_show_is_said_as_such() {

@@ -303,7 +303,7 @@ impl Log {
                     *at += 1;
                 }
             }
-            merged.push(index);
+            place_by_time(&mut merged, index, &self.events);
         }
         let skip = merged.len().saturating_sub(limit);
         let events = merged[skip..]
@@ -362,14 +362,21 @@ impl Log {
         })
     }
 
-    /// Positions of the events the timeline filter lets through.
+    /// The timeline's rows: positions of the events the filter accepts, in the order they
+    /// happened ([`place_by_time`]).
     pub fn filtered(&self, filter: &Filter) -> Vec<usize> {
-        self.events
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| filter.accepts(e))
-            .map(|(i, _)| i)
-            .collect()
+        let mut rows: Vec<usize> = Vec::new();
+        for (i, e) in self.events.iter().enumerate() {
+            // A program's own close follows its exit, which already says it ended: no
+            // socket call, and not a second row a student would read as one.
+            let program_closed = matches!(e.kind, EventKind::Close { .. })
+                && e.conn.is_none()
+                && self.program_of(e.endpoint) == Some(e.endpoint);
+            if filter.accepts(e) && !program_closed {
+                place_by_time(&mut rows, i, &self.events);
+            }
+        }
+        rows
     }
 }
 
@@ -869,6 +876,22 @@ impl yew::Reducible for State {
     }
 }
 
+/// Adds the position `i` of one of `events` to `rows`, positions kept in the order their
+/// events happened ([`Event::when`]): a packet where it crossed the wire, a traced call where
+/// it was made, though the bridge read both a little later than the events around them (a
+/// traced program's calls come in batches, up to a quarter of a second late). Most go at the
+/// end; one read late goes after the last that happened before it or with it, found by a
+/// binary search (by hand, not a sort: a sort brought its own code into the page).
+pub fn place_by_time(rows: &mut Vec<usize>, i: usize, events: &[Rc<Event>]) {
+    let when = events[i].when();
+    if rows.last().is_none_or(|&last| events[last].when() <= when) {
+        rows.push(i);
+    } else {
+        let at = rows.partition_point(|&r| events[r].when() <= when);
+        rows.insert(at, i);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -994,6 +1017,15 @@ mod tests {
             .is_empty());
     }
 
+    /// The events of a conversation (with its packets if `wire`), by their numbers.
+    fn conversation_seqs(log: &Log, key: ConvKey, wire: bool) -> Vec<u64> {
+        log.conversation(key, 10, wire)
+            .0
+            .iter()
+            .map(|e| e.seq)
+            .collect()
+    }
+
     #[test]
     fn packets_join_a_conversation_only_when_asked() {
         let packet = |seq| {
@@ -1004,7 +1036,8 @@ mod tests {
                 EventKind::Packet(Box::new(shared::PacketInfo {
                     proto: "tcp".into(),
                     dir: "out".into(),
-                    wire_us: seq,
+                    // On the wire a little before the bridge read it.
+                    wire_us: seq * 1000 - 10,
                     src: "127.0.0.1:5000".into(),
                     dst: "127.0.0.1:12000".into(),
                     flags: "ACK".into(),
@@ -1043,13 +1076,7 @@ mod tests {
             endpoint: 1,
             conn: None,
         };
-        let seqs = |wire| -> Vec<u64> {
-            log.conversation(key, 10, wire)
-                .0
-                .iter()
-                .map(|e| e.seq)
-                .collect()
-        };
+        let seqs = |wire| conversation_seqs(&log, key, wire);
         assert_eq!(seqs(false), [1, 4]);
         assert_eq!(seqs(true), [1, 2, 3, 4, 5, 6]);
         assert_eq!(log.conversation(key, 3, true).1, 3, "cut to the latest");
@@ -1080,6 +1107,100 @@ mod tests {
             .map(|e| e.seq)
             .collect();
         assert_eq!(seqs, [7, 8], "the connection's packet reached its client");
+    }
+
+    /// A traced program's calls come in batches, so the packets a call caused can be read
+    /// before it: its conversation and the sequence diagram put each where it happened.
+    #[test]
+    fn a_traced_call_comes_before_the_packets_it_caused() {
+        let at = |call_us| {
+            Some(Box::new(shared::CodeAt {
+                file: "client.py".into(),
+                line: 9,
+                code: "s.send(b'hi')".into(),
+                thread: "MainThread".into(),
+                pid: 7,
+                blocked_us: None,
+                call_us,
+            }))
+        };
+        let mut packet = event(
+            2,
+            1,
+            None,
+            EventKind::Packet(Box::new(shared::PacketInfo {
+                proto: "tcp".into(),
+                dir: "out".into(),
+                wire_us: 1990,
+                src: "127.0.0.1:5000".into(),
+                dst: "127.0.0.1:12000".into(),
+                flags: "PSH,ACK".into(),
+                tcp_seq: Some(1),
+                tcp_ack: Some(1),
+                window: Some(512),
+                options: String::new(),
+                data: Payload::from_bytes(b"hi"),
+                detail: String::new(),
+            })),
+        );
+        packet.t_us = 2000;
+        let mut connect = event(1, 1, None, EventKind::Connect);
+        connect.at = at(Some(500));
+        let mut send = event(
+            3,
+            1,
+            None,
+            EventKind::Send {
+                data: Payload::from_bytes(b"hi"),
+            },
+        );
+        send.at = at(Some(1900));
+        // A call without its time (an older recording) counts from when it was read.
+        let mut close = event(
+            4,
+            1,
+            None,
+            EventKind::Close {
+                by: ClosedBy::Local,
+                reason: String::new(),
+            },
+        );
+        close.at = at(None);
+        // Another program's line, read before the packet and shown after all of them.
+        let printed = event(
+            5,
+            2,
+            None,
+            EventKind::Output {
+                stream: "stdout".into(),
+                data: Payload::from_bytes(b"sent\n"),
+                read_us: Some(1950),
+            },
+        );
+        let state = State::default()
+            .apply(welcome(vec![], vec![]))
+            .apply(Action::Events(vec![connect, packet, send, close, printed]));
+        let log = state.log.borrow();
+        let key = ConvKey {
+            endpoint: 1,
+            conn: None,
+        };
+        let seqs = |wire| conversation_seqs(&log, key, wire);
+        assert_eq!(seqs(true), [1, 3, 2, 4]);
+        assert_eq!(seqs(false), [1, 3, 4]);
+        let mut all = Vec::new();
+        for i in 0..log.events.len() {
+            place_by_time(&mut all, i, &log.events);
+        }
+        let shown: Vec<u64> = all.iter().map(|&i| log.events[i].seq).collect();
+        assert_eq!(shown, [1, 3, 5, 2, 4]);
+        // The timeline lists them in that order too, whatever order they were read in.
+        let rows: Vec<u64> = log
+            .filtered(&Filter::default())
+            .iter()
+            .map(|&i| log.events[i].seq)
+            .collect();
+        assert_eq!(rows, [1, 3, 5, 2, 4]);
     }
 
     #[test]
@@ -1268,6 +1389,49 @@ mod tests {
             ..Filter::default()
         };
         assert_eq!(log.filtered(&data_only), [2]);
+    }
+
+    #[test]
+    fn a_programs_own_close_after_its_exit_is_not_a_row() {
+        let spec: EndpointSpec = serde_json::from_str(
+            r#"{"type":"program","argv":["python3","c.py"],"from":"page","pid":7,"script":"c.py"}"#,
+        )
+        .unwrap();
+        let ended = "exited normally (status 0)".to_string();
+        let state = State::default()
+            .apply(welcome(vec![], vec![]))
+            .apply(Action::Events(vec![
+                event(1, 1, None, EventKind::Socket { spec }),
+                event(
+                    2,
+                    1,
+                    None,
+                    EventKind::Exit {
+                        code: Some(0),
+                        signal: None,
+                        detail: ended.clone(),
+                    },
+                ),
+                event(
+                    3,
+                    1,
+                    None,
+                    EventKind::Close {
+                        by: ClosedBy::Local,
+                        reason: ended,
+                    },
+                ),
+                event(
+                    4,
+                    2,
+                    None,
+                    EventKind::Close {
+                        by: ClosedBy::Local,
+                        reason: "closed".into(),
+                    },
+                ),
+            ]));
+        assert_eq!(state.log.borrow().filtered(&Filter::default()), [0, 1, 3]);
     }
 
     #[test]

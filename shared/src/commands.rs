@@ -135,6 +135,10 @@ pub enum Command {
         /// The script's text (at most 256 KiB), for the source view.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         source: Option<String>,
+        /// The port (on 127.0.0.1) where `bridge trace` takes the shim's reports: not the
+        /// program's traffic, so the bridge's capture leaves it out.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel_port: Option<u16>,
     },
     /// What the shim reported, in order (at most 1024 records a command).
     TraceRecords {

@@ -125,6 +125,7 @@ impl FromJson for Event {
                 "output" => EventKind::Output {
                     stream: f.req("stream")?,
                     data: f.req("data")?,
+                    read_us: f.opt("read_us")?,
                 },
                 "exit" => EventKind::Exit {
                     code: f.opt("code")?,
@@ -354,6 +355,7 @@ mod tests {
             EventKind::Output {
                 stream: "stdout".into(),
                 data: Payload::from_bytes(b"ready\n"),
+                read_us: Some(1_234_000),
             },
             EventKind::Exit {
                 code: Some(1),
@@ -420,6 +422,7 @@ mod tests {
                 thread: "MainThread".into(),
                 pid: 42,
                 blocked_us: (n % 2 == 0).then_some(7),
+                call_us: (n % 3 == 0).then_some(1),
             };
             let event = Event {
                 seq: 1,

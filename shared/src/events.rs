@@ -31,6 +31,27 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+impl Event {
+    /// When it happened, to order calls and packets by: a packet when it crossed the wire, a
+    /// traced program's call when it was made, a program's console line when the bridge read
+    /// it, anything else when the bridge recorded it (`t_us` of those is when the bridge
+    /// showed them, a little later).
+    pub fn when(&self) -> u64 {
+        match (&self.kind, &self.at) {
+            (EventKind::Packet(p), _) => p.wire_us,
+            (
+                EventKind::Output {
+                    read_us: Some(read),
+                    ..
+                },
+                _,
+            ) => *read,
+            (_, Some(at)) => at.call_us.unwrap_or(self.t_us),
+            _ => self.t_us,
+        }
+    }
+}
+
 /// Who ended a connection or endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -241,6 +262,12 @@ pub enum EventKind {
         stream: String,
         /// What was written.
         data: Payload,
+        /// When the bridge read it from the program (for `stdin`, began to write it to the
+        /// program), on `t_us`'s clock. While two or more programs are traced, their console
+        /// output waits with their calls to be put in one order, so `t_us` is later than this
+        /// (as a traced call's `at.call_us` is earlier).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        read_us: Option<u64>,
     },
     /// A program ended.
     Exit {
@@ -423,15 +450,7 @@ impl EventKind {
             EventKind::Error { op, error } => op.len() + error.kept_bytes(),
             EventKind::FetchStep { step, detail } => step.len() + detail.len(),
             EventKind::Transfer(report) => report.file.len() + report.sha256.len(),
-            EventKind::Packet(p) => {
-                std::mem::size_of::<crate::PacketInfo>()
-                    + p.data.kept_bytes()
-                    + p.src.len()
-                    + p.dst.len()
-                    + p.flags.len()
-                    + p.options.len()
-                    + p.detail.len()
-            }
+            EventKind::Packet(p) => p.kept_bytes(),
             EventKind::TcpCounters(_) => std::mem::size_of::<crate::TcpCounters>(),
             EventKind::Bind
             | EventKind::Listen { .. }

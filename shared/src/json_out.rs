@@ -365,7 +365,8 @@ fn event(o: &mut Obj, e: &Event, secrets: bool) {
                 .str("code", &at.code)
                 .str("thread", &at.thread)
                 .num("pid", at.pid.into())
-                .opt_num("blocked_us", at.blocked_us);
+                .opt_num("blocked_us", at.blocked_us)
+                .opt_num("call_us", at.call_us);
         });
     }
     o.str("kind", e.kind.name());
@@ -483,9 +484,14 @@ fn event(o: &mut Obj, e: &Event, secrets: bool) {
         EventKind::Call { op, detail } => {
             o.str("op", op).str("detail", detail);
         }
-        EventKind::Output { stream, data } => {
+        EventKind::Output {
+            stream,
+            data,
+            read_us,
+        } => {
             o.str("stream", stream);
             payload(o, "data", data);
+            o.opt_num("read_us", *read_us);
         }
         EventKind::Exit {
             code,

@@ -43,6 +43,20 @@ pub struct PacketInfo {
     pub detail: String,
 }
 
+impl PacketInfo {
+    /// The bytes it holds (see `Event::kept_bytes`): a packet waiting to be shown counts
+    /// toward the capture's bound with this, as a shown one counts toward the history's.
+    pub fn kept_bytes(&self) -> usize {
+        std::mem::size_of::<PacketInfo>()
+            + self.data.kept_bytes()
+            + self.src.len()
+            + self.dst.len()
+            + self.flags.len()
+            + self.options.len()
+            + self.detail.len()
+    }
+}
+
 /// Whether and how the bridge captures packets, for the page to say.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CaptureStatus {

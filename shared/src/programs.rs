@@ -97,6 +97,13 @@ pub struct CodeAt {
     /// in microseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocked_us: Option<u64>,
+    /// When the call happened, on the events' clock (`t_us`'s): when it began, or when it
+    /// returned for a call that waits for the other side (accept, recv, recvfrom, select).
+    /// The event is shown later than that (a program's calls come in batches and are put in
+    /// one order with other programs'), so its `t_us` is later; a packet's `wire_us` is on
+    /// the same clock as this. Set by the bridge: what a trace record says here is ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_us: Option<u64>,
 }
 
 impl CodeAt {
@@ -223,6 +230,7 @@ impl FromJson for CodeAt {
             thread: f.req("thread")?,
             pid: f.req("pid")?,
             blocked_us: f.opt("blocked_us")?,
+            call_us: f.opt("call_us")?,
         })
     }
 }

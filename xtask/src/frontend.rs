@@ -67,7 +67,7 @@ pub(crate) fn build() -> Result<u64, String> {
         }
     }
     eprintln!(
-        "xtask: frontend built: wasm + JS are {:.1} KB gzipped (budget {} KB)",
+        "xtask: frontend built: wasm + JS are {:.1} KB gzipped ({shipped} bytes; budget {} KB)",
         shipped as f64 / 1000.0,
         BUDGET_GZIP_BYTES / 1000
     );

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use shared::{
@@ -53,10 +53,35 @@ pub(crate) struct Registry {
     /// Told of every port an endpoint will use, before its first packet: the packet capture
     /// (issue 19) filters on them in the kernel.
     ports: std::sync::OnceLock<PortHook>,
+    /// Told when a program is registered, before it can make its first call: the capture
+    /// then keeps every loopback port (its sockets' ports are not known in time).
+    programs: std::sync::OnceLock<ProgramHook>,
+    /// Programs registered now: the capture asks for every batch of packets it reads, so
+    /// this is counted rather than found among the entries.
+    traced: AtomicUsize,
+    /// Sockets closed in the last [`DEPARTED_FOR`] with their addresses, newest last: a
+    /// traced program's packets are shown after its calls, and a short program's sockets have
+    /// often closed by then (see [`Registry::owner`]).
+    departed: Mutex<std::collections::VecDeque<Departed>>,
+}
+
+/// How long, and how many, closed sockets are remembered for [`Registry::owner`].
+const DEPARTED_FOR: std::time::Duration = std::time::Duration::from_secs(2);
+const DEPARTED_MAX: usize = 256;
+
+/// A closed socket: its addresses (a listener's `peer` is `None`) and whose it was.
+struct Departed {
+    local: String,
+    peer: Option<String>,
+    endpoint: EndpointId,
+    conn: Option<ConnId>,
+    at: std::time::Instant,
 }
 
 /// See [`Registry::watch_ports`].
 pub(crate) type PortHook = Box<dyn Fn(u16) + Send + Sync>;
+/// See [`Registry::watch_programs`].
+pub(crate) type ProgramHook = Box<dyn Fn() + Send + Sync>;
 
 /// Whose a packet is: the endpoint (and connection) that sent it, or else received it, and
 /// whether it sent it.
@@ -66,6 +91,9 @@ pub(crate) struct Owner {
     pub(crate) endpoint: EndpointId,
     pub(crate) conn: Option<ConnId>,
     pub(crate) sent: bool,
+    /// The socket has exactly the packet's addresses (a connection, a connected client), not
+    /// only its own (a listener, an unconnected UDP socket).
+    pub(crate) exact: bool,
 }
 
 impl Registry {
@@ -73,6 +101,12 @@ impl Registry {
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn watch_ports(&self, hook: PortHook) {
         let _ = self.ports.set(hook);
+    }
+
+    /// Calls `hook` whenever a program is registered from now on.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub(crate) fn watch_programs(&self, hook: ProgramHook) {
+        let _ = self.programs.set(hook);
     }
 
     fn port_of(&self, addr: &str) {
@@ -84,12 +118,16 @@ impl Registry {
     }
 
     /// Whose the packet from `src` to `dst` is: its sender's socket if that is one of the
-    /// bridge's (a connection's addresses, then an endpoint's), else its receiver's.
+    /// bridge's, else its receiver's. For each side, a socket with exactly these addresses (a
+    /// connection, a connected client) comes before one that only has the address (a
+    /// listener, an unconnected UDP socket), and a live socket before one closed a moment ago.
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn owner(&self, src: &str, dst: &str) -> Option<Owner> {
         let entries = self.entries();
+        let departed = self.departed.lock().expect("departed lock");
+        // (endpoint, connection, exact) of the socket at `from` talking to `to`.
         let find = |from: &str, to: &str| {
-            entries.values().find_map(|e| {
+            let live_exact = entries.values().find_map(|e| {
                 let conn = e
                     .info
                     .connections
@@ -98,24 +136,54 @@ impl Registry {
                 match conn {
                     Some(c) => Some((e.info.id, Some(c.id))),
                     None => (e.info.local.as_deref() == Some(from)
-                        && e.info.peer.as_deref().is_none_or(|p| p == to))
+                        && e.info.peer.as_deref() == Some(to))
                     .then_some((e.info.id, None)),
                 }
-            })
-        };
-        find(src, dst)
-            .map(|(endpoint, conn)| Owner {
-                endpoint,
-                conn,
-                sent: true,
-            })
-            .or_else(|| {
-                find(dst, src).map(|(endpoint, conn)| Owner {
-                    endpoint,
-                    conn,
-                    sent: false,
+            });
+            let recent = || {
+                departed
+                    .iter()
+                    .rev()
+                    .filter(|d| d.at.elapsed() < DEPARTED_FOR)
+            };
+            let gone_exact = || {
+                recent()
+                    .find(|d| d.local == from && d.peer.as_deref() == Some(to))
+                    .map(|d| (d.endpoint, d.conn))
+            };
+            let live_loose = || {
+                entries.values().find_map(|e| {
+                    (e.info.local.as_deref() == Some(from) && e.info.peer.is_none())
+                        .then_some((e.info.id, None))
                 })
-            })
+            };
+            let gone_loose = || {
+                recent()
+                    .find(|d| d.local == from && d.peer.is_none())
+                    .map(|d| (d.endpoint, d.conn))
+            };
+            match live_exact.or_else(gone_exact) {
+                Some(found) => Some((found, true)),
+                None => live_loose().or_else(gone_loose).map(|found| (found, false)),
+            }
+        };
+        let (((endpoint, conn), exact), sent) = match find(src, dst) {
+            Some(found) => (found, true),
+            None => (find(dst, src)?, false),
+        };
+        Some(Owner {
+            endpoint,
+            conn,
+            sent,
+            exact,
+        })
+    }
+
+    /// Whether a program is traced now (its calls reach the bridge in batches, after the
+    /// packets they send: the capture waits for them, see `wire::WAIT_FOR_SENDER`).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // packets are captured on Linux only
+    pub(crate) fn traces_programs(&self) -> bool {
+        self.traced.load(Ordering::Relaxed) > 0
     }
 
     pub(crate) fn new(log: Arc<EventLog>, max_endpoints: usize, root: Lifeline) -> Arc<Self> {
@@ -127,6 +195,9 @@ impl Registry {
             next_conn: AtomicU32::new(1),
             root,
             ports: std::sync::OnceLock::new(),
+            programs: std::sync::OnceLock::new(),
+            traced: AtomicUsize::new(0),
+            departed: Mutex::new(std::collections::VecDeque::new()),
         })
     }
 
@@ -190,6 +261,9 @@ impl Registry {
         if let (Some(hook), true) = (self.ports.get(), port != 0) {
             hook(port);
         }
+        if let (Some(hook), EndpointSpec::Program(_)) = (self.programs.get(), &spec) {
+            hook();
+        }
         let mut entries = self.entries();
         if entries.len() >= self.max_endpoints {
             return Err(ErrorInfo::new(
@@ -205,6 +279,9 @@ impl Registry {
         let life = self.root.child();
         let impair = Knob::new(spec.impairment().cloned());
         let finished = CancellationToken::new();
+        if matches!(spec, EndpointSpec::Program(_)) {
+            self.traced.fetch_add(1, Ordering::Relaxed);
+        }
         entries.insert(
             id,
             EndpointEntry {
@@ -500,16 +577,36 @@ impl Handle {
         self.closed = true;
         let mut entries = self.registry.entries();
         let endpoint = self.ctx.origin.endpoint;
-        match self.ctx.origin.conn {
-            None => {
-                entries.remove(&endpoint);
-            }
-            Some(conn) => {
-                if let Some(entry) = entries.get_mut(&endpoint) {
-                    entry.conns.remove(&conn);
-                    entry.info.connections.retain(|c| c.id != conn);
+        let gone = match self.ctx.origin.conn {
+            None => entries.remove(&endpoint).and_then(|e| {
+                if matches!(e.info.spec, EndpointSpec::Program(_)) {
+                    self.registry.traced.fetch_sub(1, Ordering::Relaxed);
                 }
+                Some((e.info.local?, e.info.peer))
+            }),
+            Some(conn) => entries.get_mut(&endpoint).and_then(|entry| {
+                entry.conns.remove(&conn);
+                let at = entry.info.connections.iter().position(|c| c.id == conn)?;
+                let c = entry.info.connections.remove(at);
+                Some((c.local, Some(c.peer)))
+            }),
+        };
+        if let Some((local, peer)) = gone {
+            let mut departed = self.registry.departed.lock().expect("departed lock");
+            while departed.len() >= DEPARTED_MAX
+                || departed
+                    .front()
+                    .is_some_and(|d| d.at.elapsed() > DEPARTED_FOR)
+            {
+                departed.pop_front();
             }
+            departed.push_back(Departed {
+                local,
+                peer,
+                endpoint,
+                conn: self.ctx.origin.conn,
+                at: std::time::Instant::now(),
+            });
         }
         self.ctx.emit(EventKind::Close { by, reason });
         drop(entries);
@@ -524,5 +621,38 @@ impl Drop for Handle {
             Some(_) => "the connection stopped unexpectedly",
         };
         self.finish(ClosedBy::Bridge, what.into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SERVER: &str = "127.0.0.1:9000";
+    const CLIENT: &str = "127.0.0.1:50000";
+
+    /// Whose a packet is, as the capture asks while a program is traced: a listener's address
+    /// alone is not its sender's for sure (an accept() not yet reported), a connection's
+    /// addresses are, and a connection closed a moment ago still owns its last packets.
+    #[test]
+    fn a_packet_is_its_senders_by_both_addresses_also_just_after_close() {
+        let registry = Registry::new(Arc::new(EventLog::new(100, 1 << 20)), 8, Lifeline::root());
+        let mut listener = registry
+            .create_endpoint(EndpointSpec::TcpServer(shared::TcpServerSpec::default()))
+            .unwrap();
+        listener.set_addresses(SERVER.into(), None, EventKind::Listen { backlog: 1 });
+        let out = registry.owner(SERVER, CLIENT).unwrap();
+        assert!(out.sent && !out.exact && out.conn.is_none(), "{out:?}");
+        let conn = listener.accept_named(SERVER.into(), CLIENT.into(), None);
+        let id = conn.ctx.origin.conn;
+        let out = registry.owner(SERVER, CLIENT).unwrap();
+        assert!(out.sent && out.exact && out.conn == id, "{out:?}");
+        // The client is nobody's: the packet is its receiver's, the connection.
+        let back = registry.owner(CLIENT, SERVER).unwrap();
+        assert!(!back.sent && back.exact && back.conn == id, "{back:?}");
+        conn.close(ClosedBy::Local, "done");
+        let after = registry.owner(SERVER, CLIENT).unwrap();
+        assert!(after.sent && after.exact && after.conn == id, "{after:?}");
+        assert!(registry.owner("127.0.0.1:1", "127.0.0.1:2").is_none());
     }
 }

@@ -619,9 +619,44 @@ pub(crate) fn listening_on(wanted: u16) -> Vec<SocketAddr> {
     v4.chain(v6).collect()
 }
 
+/// The addresses of this machine where a TCP server listens on `port`: `lsof`'s listening
+/// TCP sockets of this user (macOS has no table to read; another user's servers are not
+/// found, and then the hint is simply absent).
+#[cfg(not(any(target_os = "linux", windows)))]
+pub(crate) fn listening_on(port: u16) -> Vec<SocketAddr> {
+    lsof_listening_on(port)
+}
+
+/// [`listening_on`] by `lsof` (macOS's; Linux has lsof too, so it is tested there).
+#[cfg_attr(any(target_os = "linux", windows), allow(dead_code))]
+fn lsof_listening_on(port: u16) -> Vec<SocketAddr> {
+    let out = std::process::Command::new("lsof")
+        .args(["-nP", &format!("-iTCP:{port}"), "-sTCP:LISTEN", "-Fn"])
+        .stderr(std::process::Stdio::null())
+        .output();
+    out.map(|o| lsof_names(&String::from_utf8_lossy(&o.stdout), port))
+        .unwrap_or_default()
+}
+
+/// The addresses in `lsof -F n` output (`n127.0.0.1:12000`, `n[::1]:12000`, `n*:12000` for
+/// every address), those on `port` only, each once.
+#[cfg_attr(any(target_os = "linux", windows), allow(dead_code))]
+fn lsof_names(text: &str, port: u16) -> Vec<SocketAddr> {
+    let mut found: Vec<SocketAddr> = Vec::new();
+    for name in text.lines().filter_map(|l| l.strip_prefix('n')) {
+        let name = name.replacen("*:", "0.0.0.0:", 1);
+        if let Ok(addr) = name.parse::<SocketAddr>() {
+            if addr.port() == port && !found.contains(&addr) {
+                found.push(addr);
+            }
+        }
+    }
+    found
+}
+
 /// The addresses of this machine where a TCP server listens on `port` (from /proc/net/tcp and
-/// tcp6; empty where the system has no such table, as macOS).
-#[cfg(not(windows))]
+/// tcp6).
+#[cfg(target_os = "linux")]
 pub(crate) fn listening_on(port: u16) -> Vec<SocketAddr> {
     let mut found = Vec::new();
     for (path, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
@@ -643,7 +678,7 @@ pub(crate) fn listening_on(port: u16) -> Vec<SocketAddr> {
 }
 
 /// The reverse of [`hex_addr`].
-#[cfg_attr(windows, allow(dead_code))] // Windows reads its own tables
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // Linux's /proc only
 fn parse_hex_addr(text: &str, v6: bool) -> Option<SocketAddr> {
     let (ip, port) = text.split_once(':')?;
     let port = u16::from_str_radix(port, 16).ok()?;
@@ -688,5 +723,43 @@ mod tests {
         assert_eq!(parse_hex_addr(&hex_addr(v6), true), Some(v6));
         assert_eq!(name(6), Some("TIME_WAIT"));
         assert_eq!(name(99), None);
+    }
+
+    /// macOS finds where a server listens with `lsof` (for the refused-connect hint); Linux
+    /// has the same lsof, so it is run here against real listeners, and `/proc` must agree.
+    #[cfg(unix)]
+    #[test]
+    fn lsof_finds_where_a_server_listens() {
+        let text =
+            "p42\nf5\nn127.0.0.1:12000\nn[::1]:12000\nn*:12000\nn127.0.0.1:12000\nn10.0.0.1:9\n";
+        let found = lsof_names(text, 12000);
+        let want: Vec<SocketAddr> = ["127.0.0.1:12000", "[::1]:12000", "0.0.0.0:12000"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        assert_eq!(found, want);
+        let v4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = v4.local_addr().unwrap().port();
+        let v6 = std::net::TcpListener::bind(("::1", port)).ok();
+        if std::process::Command::new("lsof")
+            .arg("-v")
+            .output()
+            .is_err()
+        {
+            eprintln!("skipped the real lsof: not installed");
+            return;
+        }
+        let mut seen = lsof_listening_on(port);
+        seen.sort();
+        let mut expected = vec![v4.local_addr().unwrap()];
+        expected.extend(v6.as_ref().map(|l| l.local_addr().unwrap()));
+        expected.sort();
+        assert_eq!(seen, expected);
+        #[cfg(target_os = "linux")]
+        {
+            let mut proc = listening_on(port);
+            proc.sort();
+            assert_eq!(proc, expected, "/proc agrees");
+        }
     }
 }

@@ -52,6 +52,8 @@ const QUEUE: usize = 64;
 /// closes the listener and every connection.
 pub(crate) struct Channel {
     address: String,
+    /// The listener's port (also in `address`).
+    port: u16,
     records: mpsc::Receiver<Vec<TraceRecord>>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
@@ -76,6 +78,7 @@ impl Channel {
         let task = tokio::spawn(serve(listener, secret.clone(), tx, stopped));
         Ok(Channel {
             address: format!("127.0.0.1:{port} {secret}"),
+            port,
             records,
             stop: Some(stop),
             task,
@@ -85,6 +88,11 @@ impl Channel {
     /// The value of [`VAR`] for the program.
     pub(crate) fn address(&self) -> &str {
         &self.address
+    }
+
+    /// The listener's port (the packet capture leaves the channel's traffic out).
+    pub(crate) fn port(&self) -> u16 {
+        self.port
     }
 
     /// The next records, in the order each process sent them. Cancel-safe. An error once the

@@ -8,7 +8,8 @@
 //! it began: a send begins before the recv it feeds returns, and a connect before its accept.
 //!
 //! Programs' console output goes through here too, timed as it arrives, so a line printed
-//! after a call is shown after it.
+//! after a call is shown after it; each line also says when it was read (`read_us`), since
+//! while programs are held it is shown later.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashSet};
@@ -87,32 +88,45 @@ pub(crate) struct Merger {
 }
 
 /// The system's monotonic clock in microseconds: the clock the shim's `time.monotonic_ns()`
-/// reads.
+/// reads (CPython: `CLOCK_MONOTONIC` on Linux, `mach_absolute_time`, which is
+/// `CLOCK_UPTIME_RAW`, on macOS; `QueryPerformanceCounter` on Windows, since Python 3.13).
 #[cfg(unix)]
 pub(crate) fn now_us() -> u64 {
+    #[cfg(target_vendor = "apple")]
+    const CLOCK: libc::clockid_t = libc::CLOCK_UPTIME_RAW;
+    #[cfg(not(target_vendor = "apple"))]
+    const CLOCK: libc::clockid_t = libc::CLOCK_MONOTONIC;
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes the struct given.
     unsafe {
-        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
+        libc::clock_gettime(CLOCK, &mut ts);
     }
     ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
 }
 
-/// Where no shim reports (Windows, for now), a monotonic clock of this process's own.
-#[cfg(not(unix))]
+/// Windows: the performance counter, as Python 3.13's `time.monotonic()` reads it (an older
+/// Python's clock differs: its reports are then timed as they arrive, see [`PLAUSIBLE`]).
+#[cfg(windows)]
 pub(crate) fn now_us() -> u64 {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    START
-        .get_or_init(std::time::Instant::now)
-        .elapsed()
-        .as_micros() as u64
+    use windows_sys::Win32::System::Performance::{
+        QueryPerformanceCounter, QueryPerformanceFrequency,
+    };
+    let (mut ticks, mut per_second) = (0i64, 0i64);
+    // SAFETY: each writes the i64 given.
+    unsafe {
+        QueryPerformanceCounter(&mut ticks);
+        QueryPerformanceFrequency(&mut per_second);
+    }
+    (ticks.max(0) as u128 * 1_000_000 / per_second.max(1) as u128) as u64
 }
 
-/// When a record's call counts as having happened (see the module header).
-fn key_of(record: &TraceRecord, now: u64) -> u64 {
+/// When a record's call counts as having happened (see the module header), on the system's
+/// monotonic clock, if the record says it and its clock is this machine's (`now`, read from
+/// [`now_us`]).
+fn moment(record: &TraceRecord, now: u64) -> Option<u64> {
     let waits_for_peer = matches!(record.op.as_str(), "accept" | "recv" | "recvfrom")
         || (record.op == "call" && record.call.as_deref() == Some("select"));
     let key = if waits_for_peer {
@@ -120,7 +134,26 @@ fn key_of(record: &TraceRecord, now: u64) -> u64 {
     } else {
         record.t_us.or(record.end_us)
     };
-    key.filter(|k| k.abs_diff(now) < PLAUSIBLE).unwrap_or(now)
+    key.filter(|k| k.abs_diff(now) < PLAUSIBLE)
+}
+
+/// The place of a record in the merged order: its call's moment, else when it arrives.
+fn key_of(record: &TraceRecord, now: u64) -> u64 {
+    moment(record, now).unwrap_or(now)
+}
+
+/// When a record's call happened on the events' clock (`log_now` is that clock read now), for
+/// `CodeAt::call_us`: the event is shown later (batched, held), and packets, timed on the
+/// wire, are compared with this.
+pub(crate) fn on_log_clock(record: &TraceRecord, log_now: u64) -> Option<u64> {
+    let now = now_us();
+    moment(record, now).map(|at| moved(at, now, log_now))
+}
+
+/// A moment `at` of the system's monotonic clock (read `now`) on the events' clock (read
+/// `log_now` at about the same time).
+fn moved(at: u64, now: u64, log_now: u64) -> u64 {
+    log_now.saturating_sub(now.saturating_sub(at))
 }
 
 impl Merger {
@@ -206,8 +239,13 @@ fn show(pending: Pending) {
                 tracer.record(*record);
             }
         }
-        Item::Program(kind) => {
+        Item::Program(mut kind) => {
             if let Some(tracer) = slot.as_ref() {
+                if let EventKind::Output { read_us, .. } = &mut kind {
+                    // Read at `key`, shown now (after the other programs' calls of before).
+                    let log_now = tracer.program().ctx.log.now_us();
+                    *read_us = Some(moved(pending.key, now_us(), log_now));
+                }
                 tracer.program().emit(kind);
             }
         }

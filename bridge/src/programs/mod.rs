@@ -47,6 +47,9 @@ struct Entry {
     tracer: Shared,
     /// Whether it runs in a terminal (fed by `trace_records`).
     terminal: bool,
+    /// The port of its shim's channel (the page's, or its `bridge trace` command's), left
+    /// out of the packet capture while the program is shown (held for its drop).
+    _left_out: Option<crate::wire::LeftOut>,
 }
 
 #[derive(Default)]
@@ -205,8 +208,14 @@ pub(crate) fn attach(
     pid: u32,
     script: Option<String>,
     source: Option<String>,
+    channel_port: Option<u16>,
 ) -> Result<EndpointInfo, ErrorInfo> {
     let slot = hub.programs.reserve()?;
+    // The command's channel is left out of the capture before the program is registered (then
+    // the filter widens), until the program is no longer shown (`Programs::remove`).
+    let left_out = channel_port
+        .filter(|&p| p != 0)
+        .map(|p| hub.capture.leave_out(p));
     let spec = ProgramSpec {
         argv,
         from: ProgramFrom::Terminal,
@@ -230,6 +239,7 @@ pub(crate) fn attach(
                 .zip(source.filter(|s| s.len() <= MAX_PROGRAM_SOURCE)),
             tracer: tracer.clone(),
             terminal: true,
+            _left_out: left_out,
         },
     );
     hub.programs.merger.register(id);
@@ -290,11 +300,13 @@ pub(crate) fn exited(
     Ok(())
 }
 
-/// Records a line of a page program's console (or what was typed into it).
-pub(crate) fn console_event(stream: &str, bytes: &[u8]) -> shared::EventKind {
+/// Records a line of a page program's console (or what was typed into it), with when it was
+/// read (or written to the program), if known now: the merge sets it for console output.
+pub(crate) fn console_event(stream: &str, bytes: &[u8], read_us: Option<u64>) -> shared::EventKind {
     shared::EventKind::Output {
         stream: stream.into(),
         data: shared::Payload::from_bytes(bytes),
+        read_us,
     }
 }
 

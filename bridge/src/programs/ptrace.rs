@@ -372,6 +372,7 @@ fn code_at(program: &str, thread: &str, tgid: i32) -> CodeAt {
         thread: thread.to_string(),
         pid: tgid as u32,
         blocked_us: None,
+        call_us: None,
     }
 }
 

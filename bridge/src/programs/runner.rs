@@ -63,6 +63,7 @@ pub(crate) async fn run(
     let channel = Channel::new()
         .await
         .map_err(|e| spawn_error(&hub.config.python, &e))?;
+    let left_out = hub.capture.leave_out(channel.port());
     let mut command = tokio::process::Command::new(&hub.config.python);
     command
         .arg(&file)
@@ -113,6 +114,7 @@ pub(crate) async fn run(
         traced,
         source: Some((file, source)),
         tee,
+        left_out: Some(left_out),
     };
     watch(hub, slot, handle, stdin, started)
 }
@@ -125,6 +127,8 @@ struct Started {
     /// The script's name and text (a Python program's).
     source: Option<(String, String)>,
     tee: Option<crate::checks::run::Output>,
+    /// Its shim's channel's port, left out of the packet capture (a Python program's).
+    left_out: Option<crate::wire::LeftOut>,
 }
 
 /// Shows a started program: its stdin fed from the page, its tracer made, its place among
@@ -154,6 +158,7 @@ fn watch(
             source: started.source,
             tracer: tracer.clone(),
             terminal: false,
+            _left_out: started.left_out,
         },
     );
     hub.programs.merger.register(info.id);
@@ -262,6 +267,7 @@ async fn run_native(
         traced: Traced::Native { reports },
         source: None,
         tee,
+        left_out: None,
     };
     watch(hub, slot, handle, Some(stdin), started)
 }
@@ -422,10 +428,13 @@ async fn feed_stdin(
         line = lines.recv() => line,
         _ = ctx.life.stopped() => None,
     } {
+        // Timed before it is written: the program may read it and send before the event is
+        // made, and what it typed comes before what it caused.
+        let written_us = ctx.log.now_us();
         if stdin.write_all(&bytes).await.is_err() || stdin.flush().await.is_err() {
             return;
         }
-        ctx.emit(console_event("stdin", &bytes));
+        ctx.emit(console_event("stdin", &bytes, Some(written_us)));
     }
 }
 
@@ -460,7 +469,7 @@ impl Console {
         }
         self.tokens -= bytes.len() as f64;
         self.report(shown);
-        shown.push(Item::Program(console_event(stream, bytes)));
+        shown.push(Item::Program(console_event(stream, bytes, None)));
     }
 
     fn report(&mut self, shown: &Shown) {

@@ -206,7 +206,8 @@ async fn trace(argv: Vec<String>, script: Option<String>, base: &str, token: &st
         }
     };
     let pid = child.id().unwrap_or(0);
-    let mut sender = attach(ws, &argv, pid, script, base).await;
+    let channel_port = channel.as_ref().map(Channel::port);
+    let mut sender = attach(ws, &argv, pid, script, channel_port, base).await;
     let mut flush = tokio::time::interval(FLUSH_EVERY);
     let status = loop {
         tokio::select! {
@@ -246,13 +247,15 @@ async fn trace(argv: Vec<String>, script: Option<String>, base: &str, token: &st
     }
 }
 
-/// Tells the bridge about the program (`trace_attach`); the sender of its records, which
-/// sends nothing when the bridge did not take it.
+/// Tells the bridge about the program (`trace_attach`, with the port of the shim's channel
+/// when there is one, for the capture to leave out); the sender of its records, which sends
+/// nothing when the bridge did not take it.
 async fn attach(
     mut ws: Option<Socket>,
     argv: &[String],
     pid: u32,
     script: Option<String>,
+    channel_port: Option<u16>,
     base: &str,
 ) -> Sender {
     let mut program = None;
@@ -266,6 +269,7 @@ async fn attach(
             pid,
             script: script.clone(),
             source,
+            channel_port,
         };
         let _ = socket.send(Message::text(request(1, &attach))).await;
         match reply(socket, 1).await {
@@ -340,7 +344,7 @@ async fn trace_native(argv: Vec<String>, base: &str, token: &str) -> i32 {
         Some(Report::Failed(why)) => return cannot_trace(&argv[0], &why),
         _ => return cannot_trace(&argv[0], "the tracer ended"),
     };
-    let mut sender = attach(ws, &argv, pid, None, base).await;
+    let mut sender = attach(ws, &argv, pid, None, None, base).await;
     let mut flush = tokio::time::interval(FLUSH_EVERY);
     let (code, signal) = loop {
         tokio::select! {

@@ -115,6 +115,9 @@ impl Tracer {
         }
         self.report_dropped();
         let mut at = record.at.take().map(|at| Box::new(trimmed(at)));
+        if let Some(at) = at.as_mut() {
+            at.call_us = super::merge::on_log_clock(&record, self.program.ctx.log.now_us());
+        }
         if let (Some(at), Some(began), Some(ended)) = (at.as_mut(), record.t_us, record.end_us) {
             // A call that can wait says how long it did, when that was long enough to notice.
             let can_wait = matches!(

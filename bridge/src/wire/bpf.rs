@@ -3,7 +3,11 @@
 //! which carries the ports of the datagram it is about inside), and drops the second copy
 //! loopback shows of each packet (the outgoing one). On loopback alone, or (with
 //! `--allow-lan`) on every Ethernet interface too, where a packet's way out is its only copy.
-//! Unrelated traffic is never copied to user space.
+//! Unrelated traffic is never copied to user space, but for one case: while a program is
+//! traced, on loopback alone, every TCP and UDP port is kept but for the bridge's own (its page
+//! and the programs' trace channels). A traced program's packets cross before its calls reach
+//! the bridge, so its ports are not known in time (a client's first SYN to a server the bridge
+//! does not run); the bridge keeps those it can tie to a traced socket, the rest not at all.
 //!
 //! Written by hand: the crates that compile filter expressions wrap libpcap (a C library the
 //! single binary of issue 21 should not need), and the program is a few dozen instructions of
@@ -45,6 +49,9 @@ pub(crate) const SNAPLEN: u32 = 4096 + 256;
 /// Most ports one filter lists: 8 instructions each (a test and a `ret`, for the source and
 /// the destination port, over IPv4 and over IPv6), within the kernel's 4096.
 pub(crate) const MAX_PORTS: usize = 500;
+/// Most of the bridge's own ports left out in the wide mode (8 instructions each too; the
+/// watched ports are not listed then, all being kept).
+pub(crate) const MAX_OWN: usize = 64;
 
 fn op(code: u16, k: u32) -> sock_filter {
     sock_filter {
@@ -91,11 +98,43 @@ fn ports_test(out: &mut Vec<sock_filter>, ports: &[u16]) {
     }
 }
 
+/// Each port: `if A == port drop the packet`.
+fn ports_refused(out: &mut Vec<sock_filter>, ports: &[u16]) {
+    for port in ports {
+        out.push(is(u32::from(*port)));
+        out.push(drop());
+    }
+}
+
+/// A family's port tests, its source port loaded and its destination port loaded by `load_dst`:
+/// the packets of these ports, or in the wide mode of every port but the bridge's own.
+fn by_port(out: &mut Vec<sock_filter>, ports: &[u16], wide: Option<&[u16]>, load_dst: sock_filter) {
+    match wide {
+        None => {
+            ports_test(out, ports);
+            out.push(load_dst);
+            ports_test(out, ports);
+            out.push(drop());
+        }
+        Some(own) => {
+            ports_refused(out, own);
+            out.push(load_dst);
+            ports_refused(out, own);
+            out.push(accept());
+        }
+    }
+}
+
 /// The filter for these ports (at most [`MAX_PORTS`]; more are left out). `lan`: the socket
 /// is bound to every interface, and this is loopback's index (its outgoing copies are the
-/// ones dropped; other Ethernet interfaces show a packet once either way).
-pub(crate) fn program(ports: &[u16], lan: Option<u32>) -> Vec<sock_filter> {
+/// ones dropped; other Ethernet interfaces show a packet once either way). `wide`: programs
+/// are traced, so every port is kept but these (the bridge's own; at most [`MAX_OWN`]); on
+/// loopback alone, never with `lan`.
+pub(crate) fn program(ports: &[u16], lan: Option<u32>, wide: Option<&[u16]>) -> Vec<sock_filter> {
     let ports = &ports[..ports.len().min(MAX_PORTS)];
+    let wide = wide
+        .filter(|_| lan.is_none())
+        .map(|own| &own[..own.len().min(MAX_OWN)]);
     let mut p = match lan {
         None => vec![
             // Loopback shows each packet twice: keep the copy that arrives.
@@ -147,10 +186,7 @@ pub(crate) fn program(ports: &[u16], lan: Option<u32>) -> Vec<sock_filter> {
         op(LDX | B | MSH, 14),
         op(LD | H | IND, 14),
     ]);
-    ports_test(&mut p, ports);
-    p.push(op(LD | H | IND, 16));
-    ports_test(&mut p, ports);
-    p.push(drop());
+    by_port(&mut p, ports, wide, op(LD | H | IND, 16));
     // IPv6 without extension headers (what loopback sockets send): ICMPv6 kept, TCP and UDP
     // by port.
     let v6 = p.len();
@@ -164,10 +200,7 @@ pub(crate) fn program(ports: &[u16], lan: Option<u32>) -> Vec<sock_filter> {
         drop(),
         op(LD | H | ABS, 54),
     ]);
-    ports_test(&mut p, ports);
-    p.push(op(LD | H | ABS, 56));
-    ports_test(&mut p, ports);
-    p.push(drop());
+    by_port(&mut p, ports, wide, op(LD | H | ABS, 56));
     p
 }
 
@@ -177,12 +210,21 @@ mod tests {
 
     #[test]
     fn every_jump_lands_inside_the_program() {
-        for (n, lan) in [0usize, 1, 5, MAX_PORTS, MAX_PORTS + 10]
+        let own: Vec<u16> = (40000..40000 + MAX_OWN as u16 + 3).collect();
+        for (n, lan, wide) in [0usize, 1, 5, MAX_PORTS, MAX_PORTS + 10]
             .into_iter()
-            .flat_map(|n| [(n, None), (n, Some(1))])
+            .flat_map(|n| {
+                [
+                    (n, None, None),
+                    (n, Some(1), None),
+                    (n, None, Some(&own[..1])),
+                    (n, None, Some(&own[..])),
+                    (n, Some(1), Some(&own[..])),
+                ]
+            })
         {
-            let ports: Vec<u16> = (1..=n as u16).collect();
-            let p = program(&ports, lan);
+            let ports: Vec<u16> = (1000..1000 + n as u16).collect();
+            let p = program(&ports, lan, wide);
             assert!(p.len() <= 4096, "{n} ports: {} instructions", p.len());
             for (i, ins) in p.iter().enumerate() {
                 if ins.code & 0x07 == JMP {
@@ -199,6 +241,20 @@ mod tests {
             let ja = p.iter().position(|i| i.code == JMP | JA).unwrap();
             let target = &p[ja + 1 + p[ja].k as usize];
             assert_eq!((target.code, target.k), (LD | B | ABS, 20));
+            // Wide (loopback only): the bridge's own ports are the only ones tested, and
+            // each family ends by keeping the packet.
+            let tested = |k: u32| p.iter().any(|i| i.code == JMP | JEQ | K && i.k == k);
+            if wide.is_some() && lan.is_none() {
+                assert!(tested(40000) && !tested(40000 + MAX_OWN as u32));
+                assert!(
+                    !tested(1000),
+                    "watched ports need no test when all are kept"
+                );
+                assert_eq!(p.last().map(|i| i.k), Some(SNAPLEN));
+            } else {
+                assert!(!tested(40000) && (n == 0 || tested(1000)));
+                assert_eq!(p.last().map(|i| i.k), Some(0));
+            }
         }
     }
 }

@@ -39,6 +39,11 @@ impl Capture {
         self.status.clone()
     }
 
+    /// Nothing is captured, so nothing to leave out.
+    pub(crate) fn leave_out(&self, _port: u16) -> LeftOut {
+        LeftOut
+    }
+
     /// Nothing to read.
     pub(crate) async fn run(
         &self,
@@ -62,3 +67,7 @@ impl Capture {
         None
     }
 }
+
+/// What `Capture::leave_out` returns on Linux, to take the port back when dropped; nothing
+/// here.
+pub(crate) struct LeftOut;

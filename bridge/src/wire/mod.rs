@@ -8,9 +8,13 @@
 //! ([`bpf`]) on the ports the bridge's endpoints use. The registry tells the capture of each
 //! port before its first packet ([`Registry::watch_ports`]): a server's port when it starts, a
 //! client's server port before it connects, every address an endpoint learns. The filter is
-//! replaced whenever the set grows, so unrelated traffic never reaches user space. The
-//! socket's receive buffer is fixed; what the kernel had to drop is read from
-//! `PACKET_STATISTICS` and shown as a `dropped` event, never made up.
+//! replaced whenever the set grows, so unrelated traffic never reaches user space, but while
+//! a program is traced ([`Registry::watch_programs`]): a traced socket's first packets cross
+//! before its calls reach the bridge, so the filter then keeps every loopback port but the
+//! bridge's own ([`Capture::leave_out`]), and what no socket of the bridge owns and no watched
+//! port names is dropped as read, neither shown nor kept. The socket's receive buffer is
+//! fixed; what the kernel had to drop is read from `PACKET_STATISTICS` and shown as a
+//! `dropped` event, never made up.
 //!
 //! It needs root or `CAP_NET_RAW`. Without it the bridge runs as ever, and the welcome says
 //! what to run to allow it ([`Capture::status`]).
@@ -50,6 +54,19 @@ const PER_SOCKET: u32 = 200;
 const RECEIVE_BUFFER: libc::c_int = 8 << 20;
 /// How often the kernel's drop count is read.
 const DROPS_EVERY: Duration = Duration::from_secs(1);
+/// How long a packet whose sender the bridge does not know yet waits for it, while programs
+/// are traced: a traced program's calls reach the bridge in batches (at least every 100 ms)
+/// and are held 120 ms more to be put in order with other programs', so its packets come
+/// first. Waiting, the packet is shown on the socket that sent it (its `connect()`, its
+/// `accept()`), not on the listening socket or the peer that received it.
+pub(crate) const WAIT_FOR_SENDER: Duration = Duration::from_millis(300);
+/// Bytes of packets waiting at most (each about a KiB: its first [`KEPT_BYTES`] and its
+/// decoded headers, with at most 128 bytes of payload); past this the oldest is shown at once.
+const WAITING_BYTES: usize = 4 << 20;
+/// Frames read from the kernel in one go before those read are shown: a burst waits in the
+/// kernel's fixed buffer, not in this process, where each frame costs about a KiB once
+/// decoded (the read loop used to drain the buffer whole, while a fast stream refilled it).
+const READ_BATCH: usize = 64;
 
 /// One captured frame, as it was on the wire.
 struct Frame {
@@ -132,6 +149,11 @@ struct Inner {
     /// Of those drops, how many a `dropped` event has shown.
     reported: std::sync::atomic::AtomicU64,
     ports: Mutex<BTreeSet<u16>>,
+    /// The bridge's own ports (its page's first, then the trace channels' of the programs
+    /// traced now, newest last): left out while the filter is wide.
+    own: Mutex<Vec<u16>>,
+    /// Programs are traced: the filter keeps every loopback port but `own` (see [`bpf`]).
+    wide: std::sync::atomic::AtomicBool,
     history: Mutex<History>,
     /// Bound to every interface (`--allow-lan`): loopback's index, for the filter.
     lan: Option<u32>,
@@ -155,6 +177,8 @@ impl Capture {
                     dropped: Default::default(),
                     reported: Default::default(),
                     ports: Mutex::new(BTreeSet::new()),
+                    own: Mutex::default(),
+                    wide: Default::default(),
                     history: Mutex::default(),
                     lan,
                 });
@@ -165,6 +189,8 @@ impl Capture {
                 };
                 let watcher = inner.clone();
                 registry.watch_ports(Box::new(move |port| watcher.watch(port)));
+                let widener = inner.clone();
+                registry.watch_programs(Box::new(move || widener.set_wide(true)));
                 Capture {
                     inner: Some(inner),
                     status: CaptureStatus {
@@ -206,6 +232,16 @@ impl Capture {
         self.status.clone()
     }
 
+    /// A port of the bridge's own traffic (its page's, a trace channel's): not captured while
+    /// the returned guard lives. A port is a name only while its listener lives: once that has
+    /// closed, the system may give the port to a traced program's socket, to be captured.
+    pub(crate) fn leave_out(&self, port: u16) -> LeftOut {
+        LeftOut {
+            inner: self.inner.clone().filter(|inner| inner.leave_out(port)),
+            port,
+        }
+    }
+
     /// Reads packets until `stop`: each one tied to its socket becomes a `packet` event.
     pub(crate) async fn run(
         &self,
@@ -224,91 +260,100 @@ impl Capture {
             .as_micros() as u64)
             .saturating_sub(log.now_us());
         let mut decoder = decode::Decoder::default();
-        let mut flows = Flows::default();
-        let mut per_socket: std::collections::HashMap<(EndpointId, Option<shared::ConnId>), u32> =
-            std::collections::HashMap::new();
-        let (mut tokens, mut refilled, mut unshown) =
-            (EVENT_BURST, std::time::Instant::now(), 0u64);
+        let mut shown = Shown {
+            flows: Flows::default(),
+            per_socket: std::collections::HashMap::new(),
+            tokens: EVENT_BURST,
+            refilled: std::time::Instant::now(),
+            unshown: 0,
+        };
+        // Read, in order, not yet shown (see [`WAIT_FOR_SENDER`]).
+        let mut waiting: VecDeque<Waiting> = VecDeque::new();
+        // What `waiting` holds ([`Waiting::cost`]).
+        let mut waiting_bytes = 0;
         // Frames come cut by the filter; the pcapng file says each one's length on the wire.
         let mut buf = vec![0u8; bpf::SNAPLEN as usize];
+        let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeVal);
         let mut drops = tokio::time::interval(DROPS_EVERY);
         loop {
+            let due = waiting.front().map(|w| w.due);
             tokio::select! {
                 () = stop.cancelled() => return,
+                () = async {
+                    match due {
+                        Some(due) => tokio::time::sleep_until(due).await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
                 _ = drops.tick() => {
+                    // The last traced program has ended: back to the playground's own ports.
+                    if !registry.traces_programs() {
+                        inner.set_wide(false);
+                    }
                     let dropped = inner.unreported_drops();
                     if dropped > 0 {
                         log.emit(&Origin::endpoint(0), EventKind::Dropped { what: "packets".into(), count: dropped });
                     }
-                    if unshown > 0 {
-                        log.emit(&Origin::endpoint(0), EventKind::Dropped { what: "packet events".into(), count: std::mem::take(&mut unshown) });
+                    if shown.unshown > 0 {
+                        log.emit(&Origin::endpoint(0), EventKind::Dropped { what: "packet events".into(), count: std::mem::take(&mut shown.unshown) });
                     }
                 }
                 ready = inner.fd.readable() => {
                     let Ok(mut guard) = ready else { return };
-                    // Everything waiting, then back to waiting.
-                    loop {
-                        // SAFETY: an all-zero sockaddr_ll is a valid value.
-                        let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-                        let mut from_len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-                        // SAFETY: recvfrom writes at most `buf.len()` bytes into `buf` and at
-                        // most `from_len` into `from`; with MSG_TRUNC it returns the frame's
-                        // length on the wire.
-                        let n = unsafe {
-                            libc::recvfrom(inner.fd.get_ref().as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT | libc::MSG_TRUNC,
-                                (&mut from as *mut libc::sockaddr_ll).cast(), &mut from_len)
-                        };
-                        if n < 0 {
+                    let due = tokio::time::Instant::now() + WAIT_FOR_SENDER;
+                    // Up to a batch; once all is read, back to waiting for more. Left ready
+                    // after a full batch, the socket is read again at the loop's next turn.
+                    for _ in 0..READ_BATCH {
+                        let Some((wire_len, interface, since_epoch)) = read_frame(inner.fd.get_ref(), &mut buf, &mut cmsg) else {
                             guard.clear_ready();
                             break;
-                        }
-                        let wire_len = n as usize;
+                        };
                         inner.captured.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let frame = &buf[..wire_len.min(buf.len())];
-                        let since_epoch = stamp(inner.fd.get_ref());
-                        let wire_us = (since_epoch.as_micros() as u64).saturating_sub(clock_offset);
-                        let owner = decoder.decode(frame).and_then(|decoded| {
-                            let owner = flows.owner(&registry, &decoded.from, &decoded.to)?;
-                            let shown = per_socket.entry((owner.endpoint, owner.conn)).or_insert(0);
-                            *shown += 1;
-                            let control = ["SYN", "FIN", "RST"].iter().any(|f| decoded.info.flags.contains(f));
-                            if *shown > PER_SOCKET && !control {
-                                unshown += 1;
-                                return Some(owner);
-                            }
-                            if per_socket.len() > Flows::MAX {
-                                per_socket.clear();
-                            }
-                            let now = std::time::Instant::now();
-                            tokens = (tokens + now.duration_since(refilled).as_secs_f64() * EVENT_RATE).min(EVENT_BURST);
-                            refilled = now;
-                            if tokens < 1.0 {
-                                unshown += 1;
-                                return Some(owner);
-                            }
-                            tokens -= 1.0;
-                            let mut info = decoded.info;
-                            info.dir = if owner.sent { "out" } else { "in" }.into();
-                            info.wire_us = wire_us;
-                            let (local, peer) = if owner.sent {
-                                (decoded.from, decoded.to)
-                            } else {
-                                (decoded.to, decoded.from)
-                            };
-                            log.emit(
-                                &Origin {
-                                    endpoint: owner.endpoint,
-                                    conn: owner.conn,
-                                    local: Some(local),
-                                    peer: Some(peer),
-                                    at: None,
-                                },
-                                EventKind::Packet(Box::new(info)),
-                            );
-                            Some(owner)
-                        });
-                        inner.keep(Frame { since_epoch, interface: from.sll_ifindex, data: frame[..frame.len().min(KEPT_BYTES)].to_vec(), wire_len, owner });
+                        let read = Waiting {
+                            decoded: decoder.decode(frame),
+                            wire_us: (since_epoch.as_micros() as u64).saturating_sub(clock_offset),
+                            frame: Frame { since_epoch, interface, data: frame[..frame.len().min(KEPT_BYTES)].to_vec(), wire_len, owner: None },
+                            due,
+                        };
+                        waiting_bytes += read.cost();
+                        waiting.push_back(read);
                     }
+                }
+            }
+            // In the order read: each once its sender is known, or once it has waited long
+            // enough, or at once while no program is traced.
+            let traced = registry.traces_programs();
+            let now = tokio::time::Instant::now();
+            while let Some(next) = waiting.front() {
+                let wait = traced
+                    && next.due > now
+                    && waiting_bytes <= WAITING_BYTES
+                    && next
+                        .decoded
+                        .as_ref()
+                        .is_some_and(|d| !shown.sender_known(&registry, d));
+                if wait {
+                    break;
+                }
+                let Some(next) = waiting.pop_front() else {
+                    break;
+                };
+                waiting_bytes -= next.cost();
+                let Waiting {
+                    decoded,
+                    wire_us,
+                    mut frame,
+                    ..
+                } = next;
+                // The narrow filter lets through only the watched ports. Of the wide one's
+                // catch, only what is a socket's of the bridge, or on a port it watches, is
+                // kept: other programs' traffic is none of its business.
+                let wide = inner.is_wide();
+                let watched = !wide || decoded.as_ref().is_some_and(|d| inner.watches(d));
+                frame.owner = decoded.and_then(|d| shown.show(&registry, &log, d, wire_us));
+                if frame.owner.is_some() || watched {
+                    inner.keep(frame);
                 }
             }
         }
@@ -381,6 +426,126 @@ impl Capture {
     }
 }
 
+/// A port left out of the capture until this is dropped ([`Capture::leave_out`]).
+#[must_use = "the port is captured again once this is dropped"]
+pub(crate) struct LeftOut {
+    /// `None` where the port was left out already (by whoever left it out first).
+    inner: Option<Arc<Inner>>,
+    port: u16,
+}
+
+impl Drop for LeftOut {
+    fn drop(&mut self) {
+        if let Some(inner) = &self.inner {
+            inner.take_back(self.port);
+        }
+    }
+}
+
+/// A packet read and not yet shown.
+struct Waiting {
+    decoded: Option<decode::Decoded>,
+    wire_us: u64,
+    /// Its owner is filled in when it is shown.
+    frame: Frame,
+    /// When it is shown even if its sender is still not known.
+    due: tokio::time::Instant,
+}
+
+impl Waiting {
+    /// The bytes it holds: the frame's kept bytes, and the decoded packet's texts and payload.
+    fn cost(&self) -> usize {
+        std::mem::size_of::<Waiting>()
+            + self.frame.data.len()
+            + self
+                .decoded
+                .as_ref()
+                .map_or(0, |d| d.from.len() + d.to.len() + d.info.kept_bytes())
+    }
+}
+
+/// Packets shown as events: whose they are, and the limits on how many.
+struct Shown {
+    flows: Flows,
+    /// Packets of each socket so far (see [`PER_SOCKET`]).
+    per_socket: std::collections::HashMap<(EndpointId, Option<shared::ConnId>), u32>,
+    /// The rate's token bucket (see [`EVENT_RATE`]).
+    tokens: f64,
+    refilled: std::time::Instant,
+    /// Packets not shown as events since the last `dropped` event.
+    unshown: u64,
+}
+
+impl Shown {
+    /// Whether the socket that sent it is known by its addresses (a listener's packets may be
+    /// a connection's that a traced program has not shown yet), in the registry or
+    /// remembered.
+    fn sender_known(&self, registry: &Registry, d: &decode::Decoded) -> bool {
+        registry
+            .owner(&d.from, &d.to)
+            .is_some_and(|o| o.sent && o.exact)
+            || self
+                .flows
+                .0
+                .get(&(d.from.clone(), d.to.clone()))
+                .is_some_and(|o| o.exact)
+    }
+
+    /// Shows a packet as an event on its socket (within the limits); returns whose it is.
+    fn show(
+        &mut self,
+        registry: &Registry,
+        log: &EventLog,
+        decoded: decode::Decoded,
+        wire_us: u64,
+    ) -> Option<Owner> {
+        let owner = self.flows.owner(registry, &decoded.from, &decoded.to)?;
+        let shown = self
+            .per_socket
+            .entry((owner.endpoint, owner.conn))
+            .or_insert(0);
+        *shown += 1;
+        let control = ["SYN", "FIN", "RST"]
+            .iter()
+            .any(|f| decoded.info.flags.contains(f));
+        if *shown > PER_SOCKET && !control {
+            self.unshown += 1;
+            return Some(owner);
+        }
+        if self.per_socket.len() > Flows::MAX {
+            self.per_socket.clear();
+        }
+        let now = std::time::Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * EVENT_RATE)
+            .min(EVENT_BURST);
+        self.refilled = now;
+        if self.tokens < 1.0 {
+            self.unshown += 1;
+            return Some(owner);
+        }
+        self.tokens -= 1.0;
+        let mut info = decoded.info;
+        info.dir = if owner.sent { "out" } else { "in" }.into();
+        info.wire_us = wire_us;
+        let (local, peer) = if owner.sent {
+            (decoded.from, decoded.to)
+        } else {
+            (decoded.to, decoded.from)
+        };
+        log.emit(
+            &Origin {
+                endpoint: owner.endpoint,
+                conn: owner.conn,
+                local: Some(local),
+                peer: Some(peer),
+                at: None,
+            },
+            EventKind::Packet(Box::new(info)),
+        );
+        Some(owner)
+    }
+}
+
 /// Whose each flow's packets are, remembered while its socket lives: a socket's last
 /// packets (its FIN, the final ACK) come after it has left the registry.
 #[derive(Default)]
@@ -390,8 +555,8 @@ impl Flows {
     /// Most flows remembered; past this the memory starts again.
     const MAX: usize = 4096;
 
-    /// The sending socket if the bridge knows it (alive, or remembered), else the receiving
-    /// one.
+    /// The sending socket if the bridge knows it (alive, closed a moment ago, or
+    /// remembered), else the receiving one.
     fn owner(&mut self, registry: &Registry, src: &str, dst: &str) -> Option<Owner> {
         let key = (src.to_string(), dst.to_string());
         // A connection's last packets, after it left the registry, match its listener's
@@ -462,8 +627,83 @@ impl Inner {
             let oldest = *ports.iter().next().unwrap_or(&port);
             ports.remove(&oldest);
         }
+        self.refilter(&ports);
+    }
+
+    /// Whether a port of the packet is one the playground's sockets use.
+    fn watches(&self, d: &decode::Decoded) -> bool {
+        let port = |addr: &str| {
+            addr.rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok())
+        };
+        self.ports.lock().is_ok_and(|ports| {
+            [port(&d.from), port(&d.to)]
+                .into_iter()
+                .flatten()
+                .any(|p| ports.contains(&p))
+        })
+    }
+
+    fn is_wide(&self) -> bool {
+        self.wide.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Widens the filter while programs are traced (`on`), or narrows it again.
+    fn set_wide(&self, on: bool) {
+        let Ok(ports) = self.ports.lock() else {
+            return;
+        };
+        if self.wide.swap(on, std::sync::atomic::Ordering::Relaxed) != on {
+            self.refilter(&ports);
+        }
+    }
+
+    /// Leaves a port of the bridge's own traffic out of the wide filter (its page's port is
+    /// the first one given, and kept; past [`bpf::MAX_OWN`] the oldest channel's goes).
+    /// Whether it was added: a port left out already stays the first giver's to take back
+    /// (a `trace_attach` naming the page's port cannot end with the page's traffic copied).
+    fn leave_out(&self, port: u16) -> bool {
+        let Ok(ports) = self.ports.lock() else {
+            return false;
+        };
+        if let Ok(mut own) = self.own.lock() {
+            if own.contains(&port) {
+                return false;
+            }
+            if own.len() >= bpf::MAX_OWN {
+                own.remove(1);
+            }
+            own.push(port);
+        }
+        if self.is_wide() {
+            self.refilter(&ports);
+        }
+        true
+    }
+
+    /// `port` is no longer the bridge's own ([`LeftOut`]).
+    fn take_back(&self, port: u16) {
+        let Ok(ports) = self.ports.lock() else {
+            return;
+        };
+        if let Ok(mut own) = self.own.lock() {
+            let before = own.len();
+            own.retain(|p| *p != port);
+            if own.len() == before {
+                return;
+            }
+        }
+        if self.is_wide() {
+            self.refilter(&ports);
+        }
+    }
+
+    /// Installs the filter for `ports` (the lock on them held: one change at a time).
+    fn refilter(&self, ports: &BTreeSet<u16>) {
         let list: Vec<u16> = ports.iter().copied().collect();
-        let _ = attach(self.fd.get_ref(), &bpf::program(&list, self.lan));
+        let own = self.own.lock().map(|own| own.clone()).unwrap_or_default();
+        let wide = self.is_wide().then_some(own.as_slice());
+        let _ = attach(self.fd.get_ref(), &bpf::program(&list, self.lan, wide));
     }
 
     fn keep(&self, frame: Frame) {
@@ -496,8 +736,8 @@ fn open_socket(lan: bool) -> std::io::Result<(AsyncFd<OwnedFd>, Option<u32>)> {
         return Err(std::io::Error::last_os_error());
     }
     let lan = lan.then_some(lo);
-    attach(&fd, &bpf::program(&[], lan))?;
-    // Every packet gets the kernel's timestamp ([`stamp`] reads it).
+    attach(&fd, &bpf::program(&[], lan, None))?;
+    // Every packet gets the kernel's timestamp ([`read_frame`] reads it).
     set_int(&fd, libc::SOL_SOCKET, SO_TIMESTAMP, 1)?;
     // A larger buffer than the default where the bridge may (root), else the default.
     for option in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
@@ -606,27 +846,42 @@ fn set_int(
     Ok(())
 }
 
-/// `SO_TIMESTAMP` and `SIOCGSTAMP` (struct timeval) of Linux's generic socket ABI; the libc
-/// crate names neither for this target.
+/// `SO_TIMESTAMP` of Linux's generic socket ABI; the libc crate does not name it for this
+/// target.
 const SO_TIMESTAMP: libc::c_int = 29;
-const SIOCGSTAMP: libc::c_ulong = 0x8906;
 
-/// When the packet just read crossed loopback (the kernel's timestamp), since the epoch;
-/// the time now should the kernel not say.
-fn stamp(fd: &OwnedFd) -> Duration {
-    let mut tv = libc::timeval {
-        tv_sec: 0,
-        tv_usec: 0,
-    };
-    // SAFETY: the ioctl writes one timeval.
-    let done = unsafe { libc::ioctl(fd.as_raw_fd(), SIOCGSTAMP, &mut tv as *mut libc::timeval) };
-    if done == 0 && tv.tv_sec > 0 {
-        Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64)
-    } else {
+/// Reads the next waiting frame into `buf` (cut to its length, `MSG_TRUNC` says its length on
+/// the wire): that length, the interface it crossed, and when it crossed (the kernel's
+/// timestamp, `SCM_TIMESTAMP`, taken as the packet was sent: the bridge may read it
+/// milliseconds later); `None` when nothing waits. (Not `SIOCGSTAMP` after the read: for a
+/// packet socket with `SO_TIMESTAMP` it has nothing to say, and the time of the read is what
+/// a fallback would show.)
+fn read_frame(fd: &OwnedFd, buf: &mut [u8], cmsg: &mut [u8]) -> Option<(usize, i32, Duration)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, LinkAddr, MsgFlags};
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let got = recvmsg::<LinkAddr>(
+        fd.as_raw_fd(),
+        &mut iov,
+        Some(cmsg),
+        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC,
+    )
+    .ok()?;
+    let stamp = got.cmsgs().ok().and_then(|mut all| {
+        all.find_map(|c| match c {
+            ControlMessageOwned::ScmTimestamp(tv) => Some(
+                Duration::from_secs(tv.tv_sec().max(0) as u64)
+                    + Duration::from_micros(tv.tv_usec().max(0) as u64),
+            ),
+            _ => None,
+        })
+    });
+    let interface = got.address.map_or(0, |a| a.ifindex() as i32);
+    let since_epoch = stamp.unwrap_or_else(|| {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
-    }
+    });
+    Some((got.bytes, interface, since_epoch))
 }
 
 /// Packets the kernel dropped since the last call (reading the statistics resets them).
@@ -667,8 +922,71 @@ mod tests {
                 endpoint,
                 conn: None,
                 sent: true,
+                exact: true,
             }),
         }
+    }
+
+    /// A packet the bridge reads late (a busy runtime, a burst) still says when it crossed
+    /// loopback: the calls of a traced program are ordered against this time. Where the
+    /// bridge may not capture (not root), there is nothing to read.
+    #[tokio::test]
+    async fn a_packet_read_late_says_when_it_crossed_not_when_it_was_read() {
+        let Ok((fd, _)) = open_socket(false) else {
+            // SAFETY: geteuid has no preconditions.
+            assert_ne!(unsafe { libc::geteuid() }, 0, "root may capture");
+            eprintln!("skipped: this user may not capture");
+            return;
+        };
+        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = receiver.local_addr().unwrap().port();
+        attach(fd.get_ref(), &bpf::program(&[port], None, None)).unwrap();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sent = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        sender.send_to(b"late", ("127.0.0.1", port)).unwrap();
+        // The subject of the test, not a wait for something: the read comes 200 ms late.
+        std::thread::sleep(Duration::from_millis(200));
+        let read = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let mut buf = vec![0u8; bpf::SNAPLEN as usize];
+        let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeVal);
+        let (len, interface, crossed) =
+            read_frame(fd.get_ref(), &mut buf, &mut cmsg).expect("the datagram was captured");
+        assert_eq!(&buf[len - 4..len], b"late");
+        assert!(interface > 0, "loopback's index");
+        assert!(
+            crossed >= sent && crossed < read - Duration::from_millis(100),
+            "sent at {sent:?}, crossed at {crossed:?}, read at {read:?}"
+        );
+        assert!(
+            read_frame(fd.get_ref(), &mut buf, &mut cmsg).is_none(),
+            "one copy of it"
+        );
+    }
+
+    /// A port is left out while its guard lives; a second guard for a port left out already
+    /// (a `trace_attach` naming the page's port) gives nothing back when dropped.
+    #[tokio::test]
+    async fn a_port_is_left_out_while_its_first_guard_lives() {
+        let log = Arc::new(EventLog::new(100, 1 << 20));
+        let registry = Registry::new(log, 8, crate::core::lifeline::Lifeline::root());
+        let capture = Capture::open(&registry, false);
+        let Some(inner) = capture.inner.clone() else {
+            // SAFETY: geteuid has no preconditions.
+            assert_ne!(unsafe { libc::geteuid() }, 0, "root may capture");
+            eprintln!("skipped: this user may not capture");
+            return;
+        };
+        let own = || inner.own.lock().unwrap().clone();
+        let page = capture.leave_out(7777);
+        let channel = capture.leave_out(40405);
+        assert_eq!(own(), [7777, 40405]);
+        let again = capture.leave_out(7777);
+        drop(again);
+        assert_eq!(own(), [7777, 40405], "the page's port stays left out");
+        drop(channel);
+        assert_eq!(own(), [7777], "a channel's port is given back");
+        drop(page);
+        assert!(own().is_empty());
     }
 
     #[test]

@@ -128,9 +128,28 @@ impl Browser {
         self.client.goto(&url).await.unwrap();
     }
 
+    /// What `expr` (JavaScript giving an array of strings, such as a map over elements) gives
+    /// now: the order of rows or items as the page draws them.
+    pub async fn strings(&self, expr: &str) -> Vec<String> {
+        self.client
+            .execute(&format!("return {expr}"), vec![])
+            .await
+            .unwrap()
+            .as_array()
+            .expect("an array")
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
     /// Waits until some element matching `css` has text containing `needle`; returns that text.
     pub async fn wait_text(&self, css: &str, needle: &str) -> String {
-        let deadline = tokio::time::Instant::now() + WAIT;
+        self.wait_text_within(css, needle, WAIT).await
+    }
+
+    /// [`Browser::wait_text`], for what may take longer than [`WAIT`] on a busy machine.
+    pub async fn wait_text_within(&self, css: &str, needle: &str, within: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + within;
         let mut seen = Vec::new();
         loop {
             seen.clear();

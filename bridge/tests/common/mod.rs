@@ -475,21 +475,35 @@ pub fn received(events: &[Event], endpoint: u32, conn: Option<u32>) -> Vec<u8> {
         .collect()
 }
 
-/// A loopback port nothing listens on (bound once by the OS, then released).
+/// A loopback TCP port that a program may bind without `SO_REUSEADDR` (as the handouts'
+/// servers do), taken below Linux's ephemeral range (32768-60999): a port the system chose
+/// could be chosen again for a connection's own end (the shim's channel, a client) and be
+/// left in TIME_WAIT when the program binds it. Each test binary walks its own stretch of
+/// 20000-31999 from its process id, and each port is checked by binding it as such a program.
 pub fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    free_port(socket2::Type::STREAM)
 }
 
+/// The same for UDP.
 pub fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    free_port(socket2::Type::DGRAM)
+}
+
+fn free_port(kind: socket2::Type) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    let start = std::process::id().wrapping_mul(7919) % COUNT;
+    for _ in 0..COUNT {
+        let port = (FIRST + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % COUNT) as u16;
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, kind, None).unwrap();
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        if socket.bind(&addr.into()).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {FIRST}..{}", FIRST + COUNT)
 }
 
 /// A folder for one test, removed when dropped.
@@ -504,6 +518,31 @@ impl TempDir {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
+    }
+
+    /// Fails plainly when this folder's disk has less than `bytes` (plus a margin) free: a test
+    /// that saves a gigabyte would otherwise fail as a broken pipe, its server having ended the
+    /// transfer when the disk filled (which is right, and tested on its own in faults.rs).
+    pub fn assert_room_for(&self, bytes: u64) {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(self.0.as_os_str().as_bytes()).unwrap();
+        // SAFETY: statvfs fills the zeroed struct it is given and reads only the path.
+        let mut fs: libc::statvfs = unsafe { std::mem::zeroed() };
+        assert_eq!(
+            unsafe { libc::statvfs(path.as_ptr(), &mut fs) },
+            0,
+            "statvfs"
+        );
+        let free = fs.f_bavail as u64 * fs.f_frsize as u64;
+        let margin = 512 << 20;
+        assert!(
+            free >= bytes + margin,
+            "{} has {} MiB free; this test saves {} MiB there (and wants {} MiB to spare)",
+            self.0.display(),
+            free >> 20,
+            bytes >> 20,
+            margin >> 20
+        );
     }
 }
 
@@ -790,6 +829,15 @@ pub fn calls(events: &[Event], program: u32) -> Vec<(&'static str, u32)> {
         .filter_map(|e| Some((e.kind.name(), e.at.as_ref()?.line)))
         .filter(|(kind, _)| *kind != "waiting")
         .collect()
+}
+
+/// Runs `file` with `args` from the page (`program_run`): its program endpoint.
+pub async fn run_program(c: &mut Client, file: &str, args: &[&str]) -> u32 {
+    c.endpoint(cmd(
+        serde_json::json!({"op": "program_run", "file": file, "args": args}),
+    ))
+    .await
+    .id
 }
 
 /// What program `program` wrote to stdout (and was given on stdin) so far.

@@ -91,7 +91,7 @@ pub fn Conversation(props: &Props) -> Html {
             }
             if let Some((counters, t_us)) = props.counters {
                 <p class="counters small-print" id="tcp-counters">
-                    { format!("The kernel counts (TCP_INFO, at {}): {}", format::relative(t_us), format::counters(&counters)) }
+                    { format!("The kernel counts (at {}): {}", format::relative(t_us), format::counters(&counters)) }
                 </p>
             }
             if let Some((state, t_us)) = tcp_state(events) {
@@ -174,7 +174,7 @@ fn arrival<'a>(event: &Event, arrivals: &'a [Rc<Event>]) -> Option<&'a shared::T
 
 fn message_body(event: &Event, mine: &str, theirs: &str, props: &Props) -> Html {
     let (sent_hashes, arrivals) = (&props.sent_hashes, &props.arrivals);
-    let t = format::relative(event.t_us);
+    let t = format::relative(event.when());
     let peer = event.peer.clone().unwrap_or_default();
     match &event.kind {
         EventKind::Send { data } | EventKind::SendTo { data } => html! {
@@ -317,7 +317,7 @@ fn message_body(event: &Event, mine: &str, theirs: &str, props: &Props) -> Html 
             <li class="line" data-kind="accept">{ format!("— accepted a connection from {peer} · {t} —") }</li>
         },
         _ => html! {
-            <li class="line muted" data-kind={event.kind.name()}>{ format!("{} {} · {t}", format::call(&event.kind), format::detail(event)) }</li>
+            <li class="line muted" data-kind={event.kind.name()}>{ format!("{} {} · {t}", format::call(event), format::detail(event)) }</li>
         },
     }
 }

@@ -123,7 +123,7 @@ pub fn Programs(props: &Props) -> Html {
                 <button type="button" id="program-save" onclick={on_save} disabled={!props.enabled || !named_ok}>{ "Save" }</button>
                 <button type="button" id="program-run" class="primary" onclick={on_run} disabled={!props.enabled || !runnable}>{ "▶ Run" }</button>
             </div>
-            <p class="muted small-print">{ "It runs with python3 in the bridge's data directory, as you. It shows up on the left; select it there to see its output, type into its input(), or stop it. Not Python? Name a program or command (./server, java) instead." }</p>
+            <p class="muted small-print">{ "It runs with python3 in the bridge's data directory, as you. Select it on the left to see its output, type into its input() or stop it. Not Python? Name a program (./server, java) instead." }</p>
         </div>
     }
 }

@@ -14,39 +14,28 @@ use crate::format;
 use crate::state::{ConvKey, SharedLog};
 use crate::vec_map::VecMap;
 
+/// The picked event's item, which the app scrolls into view.
+pub const SCROLL_TO: &str = ".sequence .item.highlight";
+
 /// Events drawn at most (the latest ones).
 const MAX_ROWS: usize = 300;
 const LANE_W: i64 = 180;
 const ROW_H: i64 = 26;
 const TOP: i64 = 44;
 
-#[derive(Properties)]
 pub struct Props {
     pub log: SharedLog,
-    pub version: u64,
     /// Only this conversation's lanes (its socket and its peer's), if set.
     pub only: Option<ConvKey>,
     /// Where in the log to begin: the current lab's start, or 0 for everything.
     pub start: usize,
     /// Drawn half as large again, for a projector (lecture mode).
     pub large: bool,
-    /// An event picked elsewhere (a check's failing step): marked and scrolled to.
+    /// An event picked elsewhere (a check's failing step): marked (and scrolled to by the app).
     pub highlight: Option<u64>,
     /// Draw the captured packets between the lanes, each where it crossed the wire.
     pub wire: bool,
     pub on_select: Callback<Rc<Event>>,
-}
-
-impl PartialEq for Props {
-    fn eq(&self, other: &Self) -> bool {
-        self.version == other.version
-            && self.log == other.log
-            && self.only == other.only
-            && self.start == other.start
-            && self.large == other.large
-            && self.highlight == other.highlight
-            && self.wire == other.wire
-    }
 }
 
 /// A lane: a socket of the bridge, or a peer outside it.
@@ -56,24 +45,15 @@ enum Lane {
     Outside(String),
 }
 
-#[function_component]
-pub fn Sequence(props: &Props) -> Html {
-    // The picked event comes into view.
-    use_effect_with(props.highlight, |highlight| {
-        if highlight.is_some() {
-            let found = web_sys::window()
-                .and_then(|w| w.document())
-                .and_then(|d| d.query_selector(".sequence .item.highlight").ok().flatten());
-            if let Some(item) = found {
-                item.scroll_into_view();
-            }
-        }
-    });
+/// The diagram. A plain function, not a component (a component's lifecycle code cost the page
+/// about 600 bytes): the app scrolls a picked event into view ([`SCROLL_TO`]).
+pub fn sequence(props: &Props) -> Html {
     let log = props.log.borrow();
     let start = props.start.min(log.events.len());
-    let events: Vec<&Rc<Event>> = log.events[start..]
-        .iter()
-        .filter(|e| {
+    // Positions of the events drawn.
+    let events: Vec<usize> = (start..log.events.len())
+        .filter(|&i| {
+            let e = &log.events[i];
             e.endpoint != 0
                 && !matches!(
                     e.kind,
@@ -98,6 +78,7 @@ pub fn Sequence(props: &Props) -> Html {
     // (From the calls only: a packet names its socket's addresses before its accept() does.)
     for e in events
         .iter()
+        .map(|&i| &log.events[i])
         .filter(|e| !matches!(e.kind, EventKind::Packet(_)))
     {
         let key = ConvKey::of(e);
@@ -137,22 +118,16 @@ pub fn Sequence(props: &Props) -> Html {
         None => true,
         Some(only) => ConvKey::of(e) == only || other_side(e) == Some(Lane::Socket(only)),
     };
-    // In time order: a packet where it crossed the wire (it is read, and logged, a little
-    // after), every call where it happened. Packets move back past what came later (an
-    // insertion by hand: a sort brought its own code into the page).
-    let time = |e: &Event| match &e.kind {
-        EventKind::Packet(p) => p.wire_us,
-        _ => e.t_us,
-    };
-    let mut shown: Vec<&Rc<Event>> = Vec::new();
-    for e in events.into_iter().filter(|e| wanted(e)) {
-        let mut at = shown.len();
-        while at > 0 && time(shown[at - 1]) > time(e) {
-            at -= 1;
+    let mut rows = Vec::new();
+    for i in events {
+        if wanted(&log.events[i]) {
+            crate::state::place_by_time(&mut rows, i, &log.events);
         }
-        shown.insert(at, e);
     }
-    let shown = &shown[shown.len().saturating_sub(MAX_ROWS)..];
+    let shown: Vec<&Rc<Event>> = rows[rows.len().saturating_sub(MAX_ROWS)..]
+        .iter()
+        .map(|&i| &log.events[i])
+        .collect();
 
     let mut lanes: Vec<Lane> = Vec::new();
     let lane_of = |lane: Lane, lanes: &mut Vec<Lane>| -> i64 {
@@ -166,7 +141,18 @@ pub fn Sequence(props: &Props) -> Html {
     };
     let mut items = Vec::new();
     for (row, e) in shown.iter().enumerate() {
-        let from = lane_of(Lane::Socket(ConvKey::of(e)), &mut lanes);
+        // A packet crosses from the socket with its addresses where a call names one: a
+        // server's connection, not the listener that had it before accept() said so.
+        let own = match (&e.kind, &e.local, &e.peer) {
+            (EventKind::Packet(_), Some(local), Some(peer)) => {
+                connected.get(&(local.clone(), peer.clone())).copied()
+            }
+            _ => None,
+        };
+        let from = lane_of(
+            Lane::Socket(own.unwrap_or_else(|| ConvKey::of(e))),
+            &mut lanes,
+        );
         let arrow_to = match &e.kind {
             EventKind::Connect
             | EventKind::Send { .. }
@@ -188,14 +174,14 @@ pub fn Sequence(props: &Props) -> Html {
             | EventKind::Recv { data, .. }
             | EventKind::RecvFrom { data, .. } => format!(
                 "{} {} {}",
-                format::call(&e.kind),
+                format::call(e),
                 format::short_preview(data, 14),
                 format::bytes(data.len)
             ),
             EventKind::Close { .. } => "close() → FIN".into(),
             EventKind::Shutdown => "shutdown → FIN".into(),
             EventKind::Packet(p) => format::wire_label(p),
-            other => format::call(other),
+            _ => format::call(e),
         };
         let label = match &e.at {
             Some(at) if at.line > 0 => format!("{label} · L{}", at.line),

@@ -35,7 +35,7 @@ pub fn Source(props: &Props) -> Html {
     let Some(name) = &props.name else {
         return html! {
             <div class="source-view">
-                <p class="muted">{ "Select your program, or one of its sockets, to see its source here; pick a call in the timeline or the sequence diagram to see the line that made it." }</p>
+                <p class="muted">{ "Select your program or one of its sockets to see its source; pick a call in the timeline or sequence diagram to see its line." }</p>
             </div>
         };
     };

@@ -133,10 +133,12 @@ pub fn Timeline(props: &Props) -> Html {
     let row_views = rows[start..end].iter().enumerate().map(|(i, index)| {
         let event = &log.events[*index];
         let top = (start + i) as f64 * row_height;
+        // When it happened (a packet on the wire, a traced call when made), as rows are ordered.
+        let when = event.when();
         let time = if *clock {
-            format::clock(props.started_unix_ms + event.t_us / 1000, tz_offset)
+            format::clock(props.started_unix_ms + when / 1000, tz_offset)
         } else {
-            format::relative(event.t_us)
+            format::relative(when)
         };
         let key = ConvKey::of(event);
         // A traced call is picked (its line shows in the Source tab), anything else selects
@@ -164,7 +166,7 @@ pub fn Timeline(props: &Props) -> Html {
                     title={title}>
                 <span class="t">{ time }</span>
                 <span class="ep">{ log.name(event.endpoint) }{ event.conn.map(|c| format!(" {}", log.conn_name(c))).unwrap_or_default() }</span>
-                <span class="call">{ format::call(&event.kind) }</span>
+                <span class="call">{ format::call(event) }</span>
                 <span class="detail">{ detail }</span>
             </button>
         }
