@@ -143,6 +143,46 @@ pub(crate) fn ensure_rust_src() -> Result<(), String> {
     run("rustup", &["component", "add", "rust-src"])
 }
 
+/// The crates the standard library's source depends on, as its own `Cargo.lock` names them,
+/// in cargo's cache: `-Zbuild-std` resolves that whole lock file (every system's crates, such
+/// as `moto-rt`), and the page builds `--offline`. Nothing else fetches them: on a fresh
+/// machine the page's build failed with "no matching package named `moto-rt` found".
+/// Fetched once per toolchain; `--offline` first, so a machine that has them needs no network.
+pub(crate) fn ensure_std_crates() -> Result<(), String> {
+    let sysroot = output("rustc", &["--print", "sysroot"])
+        .ok_or("cannot ask rustc where its standard library is")?;
+    let manifest = PathBuf::from(sysroot.trim()).join("lib/rustlib/src/rust/library/Cargo.toml");
+    let manifest = manifest.to_string_lossy();
+    let fetch = |offline: bool| {
+        let mut command = Command::new(cargo());
+        command
+            .args(["fetch", "--locked", "--manifest-path", &manifest])
+            .args(offline.then_some("--offline"))
+            // The library's manifest uses unstable cargo features (`profile-rustflags`).
+            .env("RUSTC_BOOTSTRAP", "1")
+            .current_dir(root());
+        command
+    };
+    let quiet = fetch(true)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    if quiet.is_ok_and(|s| s.success()) {
+        return Ok(());
+    }
+    eprintln!("$ cargo fetch --locked --manifest-path {manifest}");
+    let status = fetch(false)
+        .status()
+        .map_err(|e| format!("cannot start cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "cannot fetch the crates of the standard library's source ({status})"
+        ))
+    }
+}
+
 /// python3 is the outside peer the tests talk to; it is on every machine of this kind.
 pub(crate) fn ensure_python() -> Result<(), String> {
     output("python3", &["--version"])
@@ -310,6 +350,7 @@ pub(crate) fn ensure_python_cryptography() -> Result<(), String> {
 pub(crate) fn ensure_build() -> Result<PathBuf, String> {
     ensure_wasm_target()?;
     ensure_rust_src()?;
+    ensure_std_crates()?;
     let wasm_opt = ensure_wasm_opt()?;
     ensure_wasm_bindgen()?;
     ensure_trunk()?;
