@@ -490,10 +490,89 @@ async fn a_trace_commands_channel_is_left_out_of_the_capture() {
     bridge.shutdown().await;
 }
 
+/// The same end to end, with the real command: `bridge trace` names its channel in
+/// `trace_attach`, so a terminal's program whose calls send nothing on the wire adds no
+/// packet to the capture, though each of its calls is reported over loopback TCP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridge_trace_reports_are_not_captured() {
+    let Some((data, bridge, mut page)) = capturing_bridge("capture-trace-command", &[]).await
+    else {
+        return;
+    };
+    // 600 calls, none of which sends a packet; then it waits for its stdin, shown and traced.
+    let program = data.0.join("quiet_calls.py");
+    std::fs::write(
+        &program,
+        "import socket, sys\n\
+         for _ in range(200):\n\
+         \x20   s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         \x20   s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         \x20   s.close()\n\
+         sys.stdin.readline()\n",
+    )
+    .unwrap();
+    let url = format!("http://{}/#token={TOKEN}", bridge.addr);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    // Other tests' traffic may cross in a round; one quiet round of 20 is enough.
+    for round in 1..=20 {
+        let seen = page.events.len();
+        let before = captured(&mut page).await;
+        let mut command = tokio::process::Command::new(bridge_binary());
+        command
+            .args(["trace", "--url", &url, "--", "python3"])
+            .arg(&program)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().unwrap();
+        page.wait_until("the program's 200 close() calls", |events| {
+            let events = &events[seen.min(events.len())..];
+            let sockets: Vec<u32> = events
+                .iter()
+                .filter(|e| {
+                    matches!(
+                        &e.kind,
+                        EventKind::Socket {
+                            spec: shared::EndpointSpec::Traced(_)
+                        }
+                    )
+                })
+                .map(|e| e.endpoint)
+                .collect();
+            events
+                .iter()
+                .filter(|e| matches!(e.kind, EventKind::Close { .. }))
+                .filter(|e| sockets.contains(&e.endpoint))
+                .count()
+                >= 200
+        })
+        .await;
+        let copied = marked(&mut page, before, deadline).await;
+        drop(child.stdin.take());
+        let out = tokio::time::timeout(WAIT, child.wait_with_output())
+            .await
+            .expect("bridge trace ends with its program")
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if copied == 0 {
+            break;
+        }
+        assert!(
+            round < 20 && std::time::Instant::now() < deadline,
+            "{copied} packets captured in round {round}: the reports' channel is not left out"
+        );
+    }
+    bridge.shutdown().await;
+}
+
 /// One round of `a_trace_commands_channel_is_left_out_of_the_capture`: 20 reports and their
-/// answers over `reports`, then one datagram elsewhere, which is captured (the filter is
-/// wide) and read after them (the capture reads in order); returns how many frames the
-/// capture read in the round beside that datagram.
+/// answers over `reports`, then [`marked`]; returns how many frames the capture read in the
+/// round beside the marker.
 async fn reports_copied(
     page: &mut Client,
     reports: &mut (tokio::net::TcpStream, tokio::net::TcpStream),
@@ -509,6 +588,14 @@ async fn reports_copied(
         command.write_all(b"k").await.unwrap();
         shim.read_exact(&mut line[..1]).await.unwrap();
     }
+    marked(page, before, deadline).await
+}
+
+/// Sends one datagram between two loopback sockets of this test, which is captured (the
+/// filter is wide while a program is traced) and read after all that crossed loopback before
+/// it (the capture reads in order); returns how many frames the capture read since it
+/// counted `before`, beside that datagram.
+async fn marked(page: &mut Client, before: u64, deadline: std::time::Instant) -> u64 {
     let marker = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let marking = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     marking
