@@ -1192,6 +1192,92 @@ async fn a_replay_never_acts_on_the_live_bridge() {
     bridge.shutdown().await;
 }
 
+/// The timeline keeps following while events pour in, and shows the newest at the end. Yew
+/// yields to the browser between drawing new rows and scrolling to them when a render takes
+/// long: a scroll event then comes while the list has grown, which is not the person
+/// scrolling away. A CI run once found the timeline stopped mid-transfer that way.
+#[tokio::test]
+async fn the_timeline_follows_a_flood_of_events() {
+    let Some(dist) = dist() else { return };
+    let _ports = fixed_ports().await;
+    let bridge = Bridge::start_with(|c| c.static_dir = Some(dist)).await;
+    let browser = Browser::start().await;
+    browser.open_connected(&bridge).await;
+    // A slow laptop's page: a render then takes longer than yew's 16 ms before it yields.
+    browser.throttle_cpu(20).await;
+    let mut c = bridge.client().await;
+    let server = c
+        .endpoint(cmd(json!({"op": "udp_server_start", "port": 0})))
+        .await;
+    browser.wait_text("#event-count", "events").await;
+    let peer = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let to = ("127.0.0.1", port_of(&server));
+    // Bursts of datagrams, each a recvfrom() row, as fast as the page takes them in.
+    for burst in 0..40 {
+        for i in 0..50 {
+            peer.send_to(format!("flood {burst}.{i}").as_bytes(), to)
+                .await
+                .unwrap();
+        }
+        c.wait_until("the burst's last datagram", |events| {
+            let last = format!("flood {burst}.49");
+            events
+                .iter()
+                .rev()
+                .take(400)
+                .any(|e| e.kind.data().is_some() && text(e) == last)
+        })
+        .await;
+    }
+    peer.send_to(b"the newest", to).await.unwrap();
+    browser.wait_text(".row", "the newest").await;
+    assert_eq!(
+        browser.count("button.follow").await,
+        0,
+        "the timeline stopped following by itself"
+    );
+    // Scrolled up by the person, it stays where they are until asked to follow again. Like
+    // a wheel's several steps: one may come as the page still scrolls to rows it is drawing.
+    browser.throttle_cpu(1).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while browser.count("button.follow").await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "scrolled to the top, the timeline still follows"
+        );
+        browser
+            .client
+            .execute(
+                "document.querySelector('.timeline-body').scrollTop = 0",
+                vec![],
+            )
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let count = || async {
+        let shown = browser.wait_text("#event-count", "events").await;
+        shown.split(' ').next().unwrap().parse::<usize>().unwrap()
+    };
+    let before = count().await;
+    peer.send_to(b"after scrolling up", to).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while count().await == before {
+        assert!(tokio::time::Instant::now() < deadline, "no new event shown");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let rows = timeline_rows(&browser).await;
+    assert!(
+        rows.iter().any(|r| r.contains("\"flood 0.0\""))
+            && !rows.iter().any(|r| r.contains("after scrolling up")),
+        "the view stays at the top: {rows:?}"
+    );
+    browser.click("button.follow").await;
+    browser.wait_text(".row", "after scrolling up").await;
+    browser.close().await;
+    bridge.shutdown().await;
+}
+
 /// The timeline's time and endpoint columns show their whole text, in relative and in clock
 /// time, and the page says rows can be clicked (issue 17, item 5).
 #[tokio::test]

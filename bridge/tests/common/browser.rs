@@ -42,6 +42,8 @@ pub async fn fixed_ports() -> tokio::sync::MutexGuard<'static, ()> {
 pub struct Browser {
     pub client: Client,
     _driver: tokio::process::Child,
+    /// chromedriver's port on 127.0.0.1.
+    driver_port: u16,
     profile: PathBuf,
 }
 
@@ -98,8 +100,35 @@ impl Browser {
         Browser {
             client,
             _driver: driver,
+            driver_port: port,
             profile,
         }
+    }
+
+    /// Makes the page's CPU `rate` times slower (DevTools' `Emulation.setCPUThrottlingRate`,
+    /// sent through chromedriver's `goog/cdp/execute`), as on a busy laptop: what depends on
+    /// how long the page takes to draw shows on any machine, not only on a loaded one.
+    pub async fn throttle_cpu(&self, rate: u32) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let session = self.client.session_id().await.unwrap().unwrap();
+        let body =
+            json!({"cmd": "Emulation.setCPUThrottlingRate", "params": {"rate": rate}}).to_string();
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.driver_port))
+            .await
+            .unwrap();
+        let request = format!(
+            "POST /session/{session}/goog/cdp/execute HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        // Its status line is the answer (chromedriver keeps the connection open).
+        let mut answer = vec![0u8; 12];
+        tokio::time::timeout(WAIT, stream.read_exact(&mut answer))
+            .await
+            .expect("chromedriver answers in time")
+            .unwrap();
+        assert_eq!(answer, b"HTTP/1.1 200", "chromedriver ran the command");
     }
 
     /// Opens the page and waits until it is connected to the bridge.

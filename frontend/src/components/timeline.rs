@@ -108,12 +108,16 @@ pub fn Timeline(props: &Props) -> Html {
             if let Some(el) = body.cast::<HtmlElement>() {
                 let top = f64::from(el.scroll_top());
                 let height = f64::from(el.client_height());
-                scroll_top.set(top);
-                viewport.set(height);
                 let at_bottom = top + height >= f64::from(el.scroll_height()) - row_height * 1.5;
-                if *follow != at_bottom {
+                // Only a scroll up leaves the newest rows. Yew may yield to the browser
+                // between drawing new rows and the effect that scrolls to them, so a scroll
+                // event can find the list grown below it: that is not the person moving.
+                // (Read before the `set` below: yew's state handles read the newest value.)
+                if *follow != at_bottom && (at_bottom || top < *scroll_top) {
                     follow.set(at_bottom);
                 }
+                scroll_top.set(top);
+                viewport.set(height);
             }
         })
     };
