@@ -107,7 +107,8 @@ impl Browser {
 
     /// Makes the page's CPU `rate` times slower (DevTools' `Emulation.setCPUThrottlingRate`,
     /// sent through chromedriver's `goog/cdp/execute`), as on a busy laptop: what depends on
-    /// how long the page takes to draw shows on any machine, not only on a loaded one.
+    /// how long the page takes to draw shows on any machine, not only on a loaded one. A plain
+    /// HTTP request: fantoccini has no call for chromedriver's DevTools endpoint.
     pub async fn throttle_cpu(&self, rate: u32) {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let session = self.client.session_id().await.unwrap().unwrap();
